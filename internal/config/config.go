@@ -1,0 +1,369 @@
+// Package config loads prism's YAML configuration and checks every value
+// before anything listens. Each component owns the struct of its own section
+// (origins, tls, ip_firewall, udp, log_jobs) and its Validate method; this
+// package decodes the file strictly (unknown keys are errors), applies
+// defaults, runs every Validate, checks what spans sections (port ranges
+// against origin ranges, unique ids), and reports each problem as
+// "file:line: key: reason" so an operator can go straight to it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/origin"
+)
+
+// Config is the whole file.
+type Config struct {
+	Node     Node       `yaml:"node"`
+	GeoIP    yaml.Node  `yaml:"geoip"`
+	Shutdown Shutdown   `yaml:"shutdown"`
+	Log      Diagnostic `yaml:"log"`
+	Apps     []App      `yaml:"apps"`
+	LogJobs  yaml.Node  `yaml:"log_jobs"`
+
+	// File is the path the config was read from.
+	File string `yaml:"-"`
+}
+
+// Node is this proxy's identity in every record.
+type Node struct {
+	Colo       string `yaml:"colo"`        // IATA-style location code (ColoCode, gatewayRegion)
+	ID         string `yaml:"id"`          // node id (gatewayId)
+	RegionName string `yaml:"region_name"` // human name of the location (gatewayRegionName)
+}
+
+// Shutdown controls the graceful stop on SIGINT/SIGTERM.
+type Shutdown struct {
+	// DrainTimeout is how long open connections may go on after the
+	// listeners close; the rest are then closed with a recorded cause.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Diagnostic configures the proxy's own log (not connection events).
+type Diagnostic struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// App is one proxied service.
+type App struct {
+	ID             string        `yaml:"id"`
+	Protocol       string        `yaml:"protocol"` // tcp | udp
+	Listen         []string      `yaml:"listen"`
+	Origins        origin.Config `yaml:"origins"`
+	ProxyProtocol  string        `yaml:"proxy_protocol"` // off | v1 | v2 | simple
+	InboundProxy   InboundProxy  `yaml:"inbound_proxy_protocol"`
+	Timeouts       Timeouts      `yaml:"timeouts"`
+	MaxConnections int           `yaml:"max_connections"`
+	// OriginBlock lists CIDRs an origin must never resolve to. Unset means
+	// origin.DefaultBlock; an empty list blocks nothing.
+	OriginBlock []string  `yaml:"origin_block"`
+	TLS         yaml.Node `yaml:"tls"`
+	IPFirewall  yaml.Node `yaml:"ip_firewall"`
+	UDP         yaml.Node `yaml:"udp"`
+
+	// Parsed forms, filled by Load.
+	ListenSpecs []Listen       `yaml:"-"`
+	Trusted     []netip.Prefix `yaml:"-"`
+	Block       []netip.Prefix `yaml:"-"`
+}
+
+// InboundProxy says which front load balancers may send a PROXY v1/v2
+// header. A connection from any other address is never parsed for one.
+type InboundProxy struct {
+	TrustedCIDRs  []string      `yaml:"trusted_cidrs"`
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+}
+
+// Timeouts of one app.
+type Timeouts struct {
+	Connect time.Duration `yaml:"connect"` // origin dial, per attempt
+	Idle    time.Duration `yaml:"idle"`    // no bytes either way
+}
+
+// Listen is one parsed listen entry.
+type Listen struct {
+	Raw    string
+	Host   string // "" for all addresses
+	Lo, Hi uint16 // port range (Lo == Hi for one port)
+	Path   string // unix socket path
+}
+
+// Ports is how many ports the entry covers (0 for a unix socket).
+func (l Listen) Ports() int {
+	if l.Path != "" {
+		return 0
+	}
+	return int(l.Hi-l.Lo) + 1
+}
+
+// Defaults.
+const (
+	DefaultDrainTimeout  = 30 * time.Second
+	DefaultConnect       = 5 * time.Second
+	DefaultIdle          = time.Hour
+	DefaultHeaderTimeout = 3 * time.Second
+	MaxListenRange       = 4096
+)
+
+// Error is every problem found in one file, one per line.
+type Error struct {
+	File   string
+	Issues []Issue
+}
+
+// Issue is one problem: where, which key, why.
+type Issue struct {
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, is := range e.Issues {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.File)
+		if is.Line > 0 {
+			fmt.Fprintf(&b, ":%d", is.Line)
+		}
+		b.WriteString(": ")
+		if is.Key != "" {
+			b.WriteString(is.Key)
+			b.WriteString(": ")
+		}
+		b.WriteString(is.Msg)
+	}
+	return b.String()
+}
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Issues: yamlIssues(err, nil)}
+	}
+	idx := newIndex(&root)
+	cfg := &Config{File: name}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Issues: yamlIssues(err, idx)}
+	}
+	cfg.setDefaults()
+	errs := cfg.validate()
+	if len(errs) > 0 {
+		e := &Error{File: name}
+		for _, ce := range errs {
+			e.Issues = append(e.Issues, Issue{Line: idx.line(ce.Key), Key: ce.Key, Msg: ce.Msg})
+		}
+		return nil, e
+	}
+	return cfg, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Shutdown.DrainTimeout == 0 {
+		c.Shutdown.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		if a.Protocol == "" {
+			a.Protocol = "tcp"
+		}
+		if a.ProxyProtocol == "" {
+			a.ProxyProtocol = "off"
+		}
+		if a.Timeouts.Connect == 0 {
+			a.Timeouts.Connect = DefaultConnect
+		}
+		if a.Timeouts.Idle == 0 {
+			a.Timeouts.Idle = DefaultIdle
+		}
+		if a.InboundProxy.HeaderTimeout == 0 {
+			a.InboundProxy.HeaderTimeout = DefaultHeaderTimeout
+		}
+		a.Origins.SetDefaults()
+	}
+}
+
+func (c *Config) validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	if c.Node.Colo == "" {
+		errs.Add("node.colo", "missing: this node's location code (IATA style, e.g. SJC), written as ColoCode in every record")
+	}
+	if c.Shutdown.DrainTimeout < 0 {
+		errs.Add("shutdown.drain_timeout", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs.Add("log.level", "unknown level %q (use debug, info, warn or error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs.Add("log.format", "unknown format %q (use text or json)", c.Log.Format)
+	}
+	if len(c.Apps) == 0 {
+		errs.Add("apps", "no apps: configure at least one app to proxy")
+	}
+	ids := map[string]int{}
+	binds := map[string]string{}
+	for i := range c.Apps {
+		key := cfgerr.Index("apps", i)
+		a := &c.Apps[i]
+		if prev, dup := ids[a.ID]; dup && a.ID != "" {
+			errs.Add(key+".id", "duplicate app id %q (also apps[%d])", a.ID, prev)
+		}
+		ids[a.ID] = i
+		errs.Merge(key, a.validate())
+		for j, l := range a.ListenSpecs {
+			for p := int(l.Lo); l.Path == "" && p <= int(l.Hi); p++ {
+				b := fmt.Sprintf("%s/%s:%d", a.Protocol, l.Host, p)
+				if other, dup := binds[b]; dup {
+					errs.Add(cfgerr.Index(key+".listen", j), "port %d is already used by %s", p, other)
+					break
+				}
+				binds[b] = fmt.Sprintf("apps[%d].listen", i)
+			}
+		}
+	}
+	return errs
+}
+
+func (a *App) validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	if a.ID == "" {
+		errs.Add("id", "missing: every app needs an id (written as Application/ServiceID)")
+	}
+	switch a.Protocol {
+	case "tcp", "udp":
+	default:
+		errs.Add("protocol", "unknown protocol %q (use tcp or udp)", a.Protocol)
+	}
+	if len(a.Listen) == 0 {
+		errs.Add("listen", "missing: give at least one listen address (host:port, host:low-high or unix:/path)")
+	}
+	a.ListenSpecs = a.ListenSpecs[:0]
+	maxSpan := 0
+	for i, s := range a.Listen {
+		l, err := ParseListen(s)
+		if err != nil {
+			errs.Add(cfgerr.Index("listen", i), "%v", err)
+			continue
+		}
+		if l.Path != "" && a.Protocol == "udp" {
+			errs.Add(cfgerr.Index("listen", i), "unix sockets are for tcp apps only")
+		}
+		maxSpan = max(maxSpan, l.Ports())
+		a.ListenSpecs = append(a.ListenSpecs, l)
+	}
+	errs.Merge("origins", a.Origins.Validate())
+	if span := a.Origins.PortSpan(); span > 1 {
+		for i, l := range a.ListenSpecs {
+			if l.Path == "" && l.Ports() != span {
+				errs.Add(cfgerr.Index("listen", i), "listen range %q has %d ports but the origin port range has %d: a range maps by offset, so the lengths must match", l.Raw, l.Ports(), span)
+			}
+		}
+	}
+	switch a.ProxyProtocol {
+	case "off", "v1", "v2":
+	case "simple":
+		if a.Protocol != "udp" {
+			errs.Add("proxy_protocol", "simple (Simple Proxy Protocol) is for udp apps only; use v1 or v2 for tcp")
+		}
+	default:
+		errs.Add("proxy_protocol", "unknown value %q (use off, v1, v2 or simple)", a.ProxyProtocol)
+	}
+	if a.Protocol == "udp" && a.ProxyProtocol == "v1" {
+		errs.Add("proxy_protocol", "v1 is a TCP-only format; use v2 or simple for udp")
+	}
+	a.Trusted = a.Trusted[:0]
+	for i, s := range a.InboundProxy.TrustedCIDRs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if ad, err2 := netip.ParseAddr(s); err2 == nil {
+				p = netip.PrefixFrom(ad, ad.BitLen())
+			} else {
+				errs.Add(cfgerr.Index("inbound_proxy_protocol.trusted_cidrs", i), "bad CIDR %q", s)
+				continue
+			}
+		}
+		a.Trusted = append(a.Trusted, p.Masked())
+	}
+	if a.InboundProxy.HeaderTimeout < 0 {
+		errs.Add("inbound_proxy_protocol.header_timeout", "must not be negative")
+	}
+	if a.Timeouts.Connect < 0 {
+		errs.Add("timeouts.connect", "must not be negative")
+	}
+	if a.Timeouts.Idle < 0 {
+		errs.Add("timeouts.idle", "must not be negative")
+	}
+	if a.MaxConnections < 0 {
+		errs.Add("max_connections", "must not be negative (0 means no limit)")
+	}
+	if e := origin.ValidateBlock(a.OriginBlock); len(e) > 0 {
+		errs.Merge("origin_block", e)
+	} else {
+		a.Block, _ = origin.ParseBlock(a.OriginBlock)
+	}
+	return errs
+}
+
+// ParseListen parses "host:port", "host:low-high", ":port" or "unix:/path".
+func ParseListen(s string) (Listen, error) {
+	if p, ok := strings.CutPrefix(s, "unix:"); ok {
+		if p == "" {
+			return Listen{}, fmt.Errorf("empty unix socket path")
+		}
+		return Listen{Raw: s, Path: p}, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return Listen{}, fmt.Errorf("bad listen address %q: want host:port, host:low-high or unix:/path", s)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			return Listen{}, fmt.Errorf("bad listen host %q in %q: use an IP address", host, s)
+		}
+	}
+	lo, hi, err := origin.ParsePortRange(port)
+	if err != nil {
+		return Listen{}, err
+	}
+	if int(hi-lo)+1 > MaxListenRange {
+		return Listen{}, fmt.Errorf("port range %q is wider than %d ports", port, MaxListenRange)
+	}
+	return Listen{Raw: s, Host: host, Lo: lo, Hi: hi}, nil
+}

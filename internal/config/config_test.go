@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+node: {colo: SJC, id: n1, region_name: "San Jose (CA)"}
+apps:
+  - id: web
+    listen: ["127.0.0.1:8080", "127.0.0.1:9000-9009", "unix:/tmp/p.sock"]
+    origins:
+      addresses: ["127.0.0.1:3000-3009"]
+      balance: least_conn
+    proxy_protocol: v2
+    inbound_proxy_protocol: {trusted_cidrs: ["10.0.0.0/8", "127.0.0.1"]}
+    timeouts: {connect: 2s}
+`
+
+func TestParseGood(t *testing.T) {
+	// 8080 is a single port while the origin is a 10-port range: that is a
+	// mismatch, so use a config whose single listen port maps to a single origin.
+	cfg, err := Parse("good.yaml", []byte(strings.Replace(good, `"127.0.0.1:8080", `, "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Apps[0]
+	if a.Protocol != "tcp" || a.Timeouts.Connect != 2*time.Second || a.Timeouts.Idle != DefaultIdle {
+		t.Fatalf("defaults: %+v", a)
+	}
+	if len(a.ListenSpecs) != 2 || a.ListenSpecs[0].Ports() != 10 || a.ListenSpecs[1].Path != "/tmp/p.sock" {
+		t.Fatalf("listen: %+v", a.ListenSpecs)
+	}
+	if len(a.Trusted) != 2 || a.Trusted[1].Bits() != 32 {
+		t.Fatalf("trusted: %v", a.Trusted)
+	}
+	if len(a.Block) == 0 {
+		t.Fatal("default origin block list not applied")
+	}
+}
+
+func TestParseErrorsNameFileLineKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "node: {colo: X}\napps:\n  - id: a\n    lisen: [\":1\"]\n", `bad.yaml:4: apps[0].lisen: unknown key "lisen"`},
+		{"bad duration", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    timeouts:\n      idle: soon\n", `bad.yaml:7: apps[0].timeouts.idle: "soon" is not a duration`},
+		{"bad listen", "node: {colo: X}\napps:\n  - id: a\n    listen:\n      - \"127.0.0.1:99999\"\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:5: apps[0].listen[0]: bad port"},
+		{"range mismatch", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1000-1004\"]\n    origins: {addresses: [\"127.0.0.1:2000-2009\"]}\n", "apps[0].listen[0]: listen range"},
+		{"missing colo", "apps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml: node.colo: missing"},
+		{"simple on tcp", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    proxy_protocol: simple\n", "bad.yaml:6: apps[0].proxy_protocol: simple"},
+		{"bad balance", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins:\n      addresses: [\"127.0.0.1:2\"]\n      balance: fastest\n", "bad.yaml:7: apps[0].origins.balance: unknown policy"},
+		{"duplicate port", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used"},
+		{"bad yaml", "node: [\n", "bad.yaml:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
