@@ -1,0 +1,573 @@
+package tlsedge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// TLS alert descriptions the edge sends itself, before crypto/tls is
+// involved.
+const (
+	alertHandshakeFailure = 40
+	alertProtocolVersion  = 70
+	alertInternalError    = 80
+	alertUnrecognizedName = 112
+)
+
+// Edge is one app's TLS: its certificates, the server and client
+// configurations built from them, and the watcher that reloads them. It is
+// safe for concurrent use by every connection of the app.
+type Edge struct {
+	cfg    Config
+	logger *slog.Logger
+
+	minVersion uint16
+	sniAllow   []string // normalised patterns
+	routes     []string // normalised SNI patterns of PassthroughRoutes
+
+	serverConf *tls.Config // shared by all client handshakes (session tickets work across them)
+	originConf *tls.Config // template, cloned per origin handshake
+
+	certs      atomic.Pointer[certSet]
+	originCert atomic.Pointer[tls.Certificate]
+	roots      atomic.Pointer[x509.CertPool]
+
+	mu       sync.Mutex
+	slots    []*tls.Certificate // per configured certificate; nil until it loads
+	problems map[string]error   // source name → why its last load failed
+
+	sources []*source
+	onLoad  func(src string, err error) // test hook, called after each (re)load
+	stop    chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+// NewEdge builds the TLS side of an app from its (defaulted, validated)
+// config. It loads every certificate and CA file; a file that fails to load
+// is logged and reported by Ready, and connections that need it fail (540
+// when no edge certificate at all is usable) until a good file appears. It
+// returns an error only for settings that cannot work at all.
+func NewEdge(cfg Config, logger *slog.Logger) (*Edge, error) {
+	return newEdge(cfg, logger, nil)
+}
+
+func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge, error) {
+	cfg.SetDefaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("tls config: %s", strings.Join(msgs, "; "))
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	e := &Edge{
+		cfg:      cfg,
+		logger:   logger,
+		problems: map[string]error{},
+		onLoad:   onLoad,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	e.minVersion, _ = parseVersion(cfg.MinVersion)
+	for _, p := range cfg.SNIAllow {
+		e.sniAllow = append(e.sniAllow, normName(p))
+	}
+	for _, r := range cfg.PassthroughRoutes {
+		e.routes = append(e.routes, normName(r.SNI))
+	}
+	e.certs.Store(newCertSet(nil))
+
+	if cfg.Terminates() {
+		e.serverConf = &tls.Config{
+			MinVersion: e.minVersion,
+			NextProtos: cfg.ALPN,
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if c := e.certs.Load().pick(hello); c != nil {
+					return c, nil
+				}
+				return nil, errNoCertificate
+			},
+		}
+		e.slots = make([]*tls.Certificate, len(cfg.Certificates))
+		for i, cf := range cfg.Certificates {
+			i, cf := i, cf
+			e.sources = append(e.sources, &source{
+				name:  fmt.Sprintf("certificates[%d]", i),
+				paths: []string{cf.Cert, cf.Key},
+				load: func() error {
+					c, err := loadPair(cf.Cert, cf.Key)
+					if err != nil {
+						return err
+					}
+					e.warnValidity(cf.Cert, c.Leaf)
+					e.mu.Lock()
+					e.slots[i] = c
+					e.certs.Store(newCertSet(e.slots))
+					e.mu.Unlock()
+					return nil
+				},
+			})
+		}
+	}
+	if cfg.OriginTLS() {
+		omin, _ := parseVersion(cfg.Origin.MinVersion)
+		e.originConf = &tls.Config{
+			MinVersion:         omin,
+			InsecureSkipVerify: cfg.Mode == ModeFull, // full: encrypted, not verified (Spectrum "Full")
+			ClientSessionCache: tls.NewLRUClientSessionCache(256),
+		}
+		if o := cfg.Origin; o.Cert != "" {
+			e.originConf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if c := e.originCert.Load(); c != nil {
+					return c, nil
+				}
+				return &tls.Certificate{}, nil // no certificate: the origin decides
+			}
+			e.sources = append(e.sources, &source{
+				name:  "origin client certificate",
+				paths: []string{o.Cert, o.Key},
+				load: func() error {
+					c, err := loadPair(o.Cert, o.Key)
+					if err != nil {
+						return err
+					}
+					e.originCert.Store(c)
+					return nil
+				},
+			})
+		}
+		if f := cfg.Origin.CAFile; f != "" && cfg.Mode == ModeStrict {
+			e.sources = append(e.sources, &source{
+				name:  "origin.ca_file",
+				paths: []string{f},
+				load: func() error {
+					pool, err := loadPool(f)
+					if err != nil {
+						return err
+					}
+					e.roots.Store(pool)
+					return nil
+				},
+			})
+		}
+	}
+
+	for _, s := range e.sources {
+		s.snapshot()
+		e.runLoad(s, false)
+	}
+	if len(e.sources) > 0 && cfg.ReloadInterval > 0 {
+		go e.watch(cfg.ReloadInterval)
+	} else {
+		close(e.done)
+	}
+	return e, nil
+}
+
+// runLoad loads one source and records the outcome.
+func (e *Edge) runLoad(s *source, reload bool) {
+	err := s.load()
+	e.mu.Lock()
+	if err != nil {
+		e.problems[s.name] = err
+	} else {
+		delete(e.problems, s.name)
+	}
+	e.mu.Unlock()
+	switch {
+	case err != nil && reload:
+		e.logger.Error("tls: reload failed; keeping the previous version", "source", s.name, "error", err)
+	case err != nil:
+		e.logger.Error("tls: load failed; connections that need it will fail until the file is fixed", "source", s.name, "error", err)
+	case reload:
+		e.logger.Info("tls: reloaded", "source", s.name, "files", s.paths)
+	}
+	if e.onLoad != nil {
+		e.onLoad(s.name, err)
+	}
+}
+
+func (e *Edge) warnValidity(file string, leaf *x509.Certificate) {
+	now := time.Now()
+	if now.After(leaf.NotAfter) {
+		e.logger.Warn("tls: certificate has expired; serving it anyway", "file", file, "not_after", leaf.NotAfter)
+	} else if now.Before(leaf.NotBefore) {
+		e.logger.Warn("tls: certificate is not valid yet; serving it anyway", "file", file, "not_before", leaf.NotBefore)
+	}
+}
+
+// watch re-stats the watched files every interval and reloads what changed.
+// Polling (rather than inotify) survives editors and secret managers that
+// replace files by rename or swap a symlinked directory, and costs a few
+// stat calls per app per interval.
+func (e *Edge) watch(every time.Duration) {
+	defer close(e.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			for _, s := range e.sources {
+				if s.changed() {
+					e.runLoad(s, true)
+				}
+			}
+		}
+	}
+}
+
+// Reload re-reads every certificate and CA file now, whether or not it
+// changed (for SIGHUP). It returns the joined load errors; a source that
+// fails keeps its previous version.
+func (e *Edge) Reload() error {
+	for _, s := range e.sources {
+		s.snapshot()
+		e.runLoad(s, true)
+	}
+	return e.Ready()
+}
+
+// Ready returns why a configured file is not in use (joined, one per
+// source), or nil when every certificate and CA file loaded.
+func (e *Edge) Ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for _, s := range e.sources {
+		if err := e.problems[s.name]; err != nil {
+			errs = append(errs, fmt.Errorf("tls %s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the file watcher.
+func (e *Edge) Close() error {
+	e.closeMu.Do(func() { close(e.stop) })
+	<-e.done
+	return nil
+}
+
+// Mode is the app's TLS mode.
+func (e *Edge) Mode() string { return e.cfg.Mode }
+
+// Config is the defaulted configuration the Edge was built from.
+func (e *Edge) Config() Config { return e.cfg }
+
+// NeedsPeek reports whether a mode-off app must read the ClientHello before
+// choosing an origin (SNI routes or an SNI allow list). Peeking delays
+// protocols where the server speaks first by up to handshake_timeout, so
+// apps without either skip it.
+func (e *Edge) NeedsPeek() bool {
+	return e.cfg.Mode == ModeOff && (len(e.routes) > 0 || len(e.sniAllow) > 0)
+}
+
+// sniAllowed applies sni_allow; with no list every name (and none) passes.
+func (e *Edge) sniAllowed(sni string) bool {
+	if len(e.sniAllow) == 0 {
+		return true
+	}
+	if sni == "" {
+		return false
+	}
+	n := normName(sni)
+	for _, p := range e.sniAllow {
+		if nameMatches(p, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// RouteFor returns the index in Config.PassthroughRoutes of the route for
+// sni: the first exact match, else the first wildcard match.
+func (e *Edge) RouteFor(sni string) (routeIndex int, ok bool) {
+	if sni == "" || len(e.routes) == 0 {
+		return 0, false
+	}
+	n := normName(sni)
+	for i, p := range e.routes {
+		if p == n {
+			return i, true
+		}
+	}
+	for i, p := range e.routes {
+		if nameMatches(p, n) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// failedTLS is the client leg of a handshake that did not complete.
+func failedTLS(status, sni string) event.TLS {
+	return event.TLS{Protocol: event.TLSProtocolUnknown, Cipher: event.TLSCipherUnknown, Status: status, ServerName: sni}
+}
+
+// sendAlert writes a fatal TLS alert record. It is best effort: the
+// connection is closed right after by the caller anyway.
+func sendAlert(w io.Writer, desc byte) {
+	_, _ = w.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc})
+}
+
+// Terminate reads the ClientHello and runs the server handshake (modes
+// flexible, full, strict) under the handshake timeout, filling ev.ClientTLS.
+// On failure it returns the Spectrum status of the tlsError event:
+// 400 INVALID_SNI (SNI not allowed), 443 HANDSHAKE_FAILED (not TLS, too old a
+// version, handshake error or timeout), 540 INVALID_CONFIG (no usable
+// certificate), 500 INTERNAL_ERROR. The caller closes conn on failure.
+func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error) {
+	ev.TLSMode = e.cfg.Mode
+	if e.serverConf == nil {
+		ev.ClientTLS = failedTLS(StatusInternalError, "")
+		return nil, event.StatusInternal, fmt.Errorf("tls terminate: mode %s does not terminate TLS", e.cfg.Mode)
+	}
+	if err := conn.SetDeadline(time.Now().Add(e.cfg.HandshakeTimeout)); err != nil {
+		ev.ClientTLS = failedTLS(StatusInternalError, "")
+		return nil, event.StatusInternal, fmt.Errorf("tls terminate: set handshake deadline: %w", err)
+	}
+	hello, peeked, err := readClientHello(conn)
+	if err != nil {
+		ev.ClientTLS = failedTLS(StatusHandshakeFailed, "")
+		if errors.Is(err, errBadHello) {
+			sendAlert(conn, 50) // decode_error
+		}
+		return nil, event.StatusClientHandshake, fmt.Errorf("tls handshake: read ClientHello (%d bytes): %w", len(peeked), err)
+	}
+	sni := hello.serverName
+	if !e.sniAllowed(sni) {
+		ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
+		sendAlert(conn, alertUnrecognizedName)
+		return nil, event.StatusInvalidSNI, fmt.Errorf("tls handshake: server name %q is not in sni_allow", sni)
+	}
+	if hello.maxVersion < e.minVersion {
+		ev.ClientTLS = failedTLS(StatusHandshakeFailed, sni)
+		sendAlert(conn, alertProtocolVersion)
+		return nil, event.StatusClientHandshake, fmt.Errorf("tls handshake: client offers at most %s, minimum is %s",
+			versionText(hello.maxVersion), ProtocolName(e.minVersion))
+	}
+	if len(e.certs.Load().all) == 0 {
+		ev.ClientTLS = failedTLS(StatusInvalidConfig, sni)
+		sendAlert(conn, alertInternalError)
+		return nil, event.StatusEdgeTLSConfig, fmt.Errorf("tls handshake for %q: %w (%v)", sni, errNoCertificate, e.Ready())
+	}
+	tc := tls.Server(&prefixConn{Conn: conn, prefix: peeked}, e.serverConf)
+	if err := tc.Handshake(); err != nil {
+		ev.ClientTLS = failedTLS(StatusHandshakeFailed, sni)
+		if errors.Is(err, errNoCertificate) { // every certificate vanished between the check and now
+			ev.ClientTLS.Status = StatusInvalidConfig
+			return nil, event.StatusEdgeTLSConfig, fmt.Errorf("tls handshake for %q: %w", sni, err)
+		}
+		return nil, event.StatusClientHandshake, fmt.Errorf("tls handshake for %q: %w", sni, err)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		ev.ClientTLS = failedTLS(StatusInternalError, sni)
+		return nil, event.StatusInternal, fmt.Errorf("tls terminate: clear deadline: %w", err)
+	}
+	st := tc.ConnectionState()
+	ev.ClientTLS = event.TLS{
+		Protocol:   ProtocolName(st.Version),
+		Cipher:     CipherName(st.CipherSuite),
+		Status:     StatusOK,
+		ServerName: sni,
+	}
+	return tc, event.StatusConnect, nil
+}
+
+func versionText(v uint16) string {
+	if n := ProtocolName(v); n != event.TLSProtocolUnknown {
+		return n
+	}
+	return fmt.Sprintf("0x%04x", v)
+}
+
+// Peek (mode off) reads the ClientHello without terminating TLS, under the
+// handshake timeout. It returns the SNI (also written to ev.ClientTLS
+// .ServerName, with Protocol "unknown" since the version is negotiated
+// end to end) and every byte read, which the caller must send to the origin
+// before relaying the rest. Input that is not TLS, or a client that sends
+// nothing before the timeout, passes with sni "" and no error, unless
+// sni_allow is set: then, like a name that is not allowed, it ends with
+// 400 INVALID_SNI. A read error other than EOF or the timeout is 443.
+func (e *Edge) Peek(conn net.Conn, ev *event.Event) (sni string, peeked []byte, status int, err error) {
+	ev.TLSMode = e.cfg.Mode
+	if err := conn.SetReadDeadline(time.Now().Add(e.cfg.HandshakeTimeout)); err != nil {
+		return "", nil, event.StatusInternal, fmt.Errorf("tls peek: set deadline: %w", err)
+	}
+	hello, peeked, rerr := readClientHello(conn)
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return "", peeked, event.StatusInternal, fmt.Errorf("tls peek: clear deadline: %w", err)
+	}
+	if rerr == nil {
+		sni = hello.serverName
+		ev.ClientTLS = event.TLS{Protocol: event.TLSProtocolUnknown, Cipher: event.TLSCipherUnknown,
+			Status: event.TLSStatusUnknown, ServerName: sni}
+	}
+	var ne net.Error
+	benign := rerr == nil || errors.Is(rerr, errNotTLS) || errors.Is(rerr, errBadHello) ||
+		errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) ||
+		(errors.As(rerr, &ne) && ne.Timeout())
+	if !benign {
+		ev.ClientTLS.Status = StatusHandshakeFailed
+		return "", peeked, event.StatusClientHandshake, fmt.Errorf("tls peek: read ClientHello: %w", rerr)
+	}
+	if !e.sniAllowed(sni) {
+		ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
+		if rerr == nil {
+			sendAlert(conn, alertUnrecognizedName)
+			return sni, peeked, event.StatusInvalidSNI, fmt.Errorf("tls peek: server name %q is not in sni_allow", sni)
+		}
+		return "", peeked, event.StatusInvalidSNI, fmt.Errorf("tls peek: no ClientHello to check against sni_allow: %w", rerr)
+	}
+	return sni, peeked, event.StatusConnect, nil
+}
+
+// originServerName picks the name sent to (and in strict mode verified
+// against) the origin: origin.server_name, else the origin's DNS name, else
+// the client's SNI, else the origin IP.
+func (e *Edge) originServerName(ev *event.Event) string {
+	switch {
+	case e.cfg.Origin.ServerName != "":
+		return e.cfg.Origin.ServerName
+	case ev.OriginName != "":
+		return ev.OriginName
+	case ev.ClientTLS.ServerName != "":
+		return ev.ClientTLS.ServerName
+	case ev.OriginAddr.IsValid():
+		return ev.OriginAddr.Addr().Unmap().String()
+	}
+	return ""
+}
+
+// DialTLS runs the client handshake on a dialed origin connection (modes
+// full and strict) under ctx and the handshake timeout, and fills
+// ev.OriginTLS, including Fingerprint: the lowercase hex SHA-256 of the leaf
+// certificate, which is recorded even when strict verification rejects it.
+// On failure ev.OriginTLS.Status is HANDSHAKE_FAILED (INVALID_CONFIG when
+// the CA file never loaded) and the caller emits originError 520.
+func (e *Edge) DialTLS(ctx context.Context, conn net.Conn, ev *event.Event) (*tls.Conn, error) {
+	ev.TLSMode = e.cfg.Mode
+	name := e.originServerName(ev)
+	sentSNI := name
+	if _, err := netip.ParseAddr(name); err == nil {
+		sentSNI = "" // crypto/tls sends no SNI for an IP, and verifies IP SANs
+	}
+	ev.OriginTLS = event.TLS{Protocol: event.TLSProtocolUnknown, Cipher: event.TLSCipherUnknown,
+		Status: StatusHandshakeFailed, ServerName: sentSNI}
+	if e.originConf == nil {
+		ev.OriginTLS.Status = StatusInternalError
+		return nil, fmt.Errorf("origin tls: mode %s does not speak TLS to origins", e.cfg.Mode)
+	}
+	cfg := e.originConf.Clone()
+	cfg.ServerName = name
+	if e.cfg.Mode == ModeStrict && e.cfg.Origin.CAFile != "" {
+		roots := e.roots.Load()
+		if roots == nil {
+			ev.OriginTLS.Status = StatusInvalidConfig
+			return nil, fmt.Errorf("origin tls: CA file %s is not loaded: %v", e.cfg.Origin.CAFile, e.Ready())
+		}
+		cfg.RootCAs = roots
+	}
+	if name == "" && !cfg.InsecureSkipVerify {
+		ev.OriginTLS.Status = StatusInvalidConfig
+		return nil, errors.New("origin tls: no server name to verify the origin against; set tls.origin.server_name")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
+	defer cancel()
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+			ev.OriginTLS.Fingerprint = Fingerprint(ve.UnverifiedCertificates[0].Raw)
+		}
+		return nil, fmt.Errorf("origin tls handshake with %s (server name %q): %w", originText(ev), name, err)
+	}
+	st := tc.ConnectionState()
+	ev.OriginTLS.Protocol = ProtocolName(st.Version)
+	ev.OriginTLS.Cipher = CipherName(st.CipherSuite)
+	ev.OriginTLS.Status = StatusOK
+	if len(st.PeerCertificates) > 0 {
+		ev.OriginTLS.Fingerprint = Fingerprint(st.PeerCertificates[0].Raw)
+	}
+	return tc, nil
+}
+
+func originText(ev *event.Event) string {
+	if ev.OriginPath != "" {
+		return ev.OriginPath
+	}
+	return ev.OriginAddr.String()
+}
+
+// Fingerprint is the lowercase hex SHA-256 of a DER certificate, as
+// Spectrum's OriginTlsFingerprint.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// IsTLSError reports whether err came from the TLS layer (a bad record, a
+// received or sent alert) rather than from the socket under it. The relay
+// uses it to record a client-leg failure as disconnect 490.
+func IsTLSError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		return true
+	}
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return true
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "local error" || op.Op == "remote error") {
+		return true // crypto/tls wraps its alerts in these two ops only
+	}
+	return strings.HasPrefix(err.Error(), "tls: ")
+}
+
+// prefixConn replays bytes already read from a connection before reading
+// from it again.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		if len(c.prefix) == 0 {
+			c.prefix = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,254 @@
+package tlsedge
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+const (
+	recordHeaderLen   = 5
+	maxRecordPayload  = 16384 + 2048 // TLSCiphertext limit; plaintext hellos are ≤ 2^14
+	maxHandshakeBytes = 1 << 16      // crypto/tls refuses larger handshake messages too
+	helloBufSize      = 2048         // most ClientHellos (even with ML-KEM key shares) fit
+	typeHandshake     = 0x16
+	typeClientHello   = 0x01
+	extServerName     = 0
+	extSupportedVers  = 43
+	maxServerNameLen  = 255
+)
+
+var (
+	// errNotTLS: the first bytes are not a TLS handshake record.
+	errNotTLS = errors.New("not a TLS handshake record")
+	// errBadHello: a TLS record whose ClientHello is malformed.
+	errBadHello = errors.New("malformed ClientHello")
+)
+
+// clientHello is what the edge needs from a ClientHello before any
+// handshake: the SNI and the highest version offered.
+type clientHello struct {
+	serverName string // as sent (valid UTF-8, at most 255 bytes); "" none
+	maxVersion uint16 // highest version offered (supported_versions, else legacy_version)
+}
+
+// readClientHello reads from r until it holds one complete ClientHello, and
+// returns it with every byte read so far (to be replayed). On error the
+// bytes read so far are still returned: errNotTLS and errBadHello say the
+// stream is something else; any other error comes from r.
+func readClientHello(r io.Reader) (clientHello, []byte, error) {
+	buf := make([]byte, 0, helloBufSize)
+	// need makes sure buf holds at least n bytes.
+	need := func(n int) error {
+		for len(buf) < n {
+			if cap(buf) < n {
+				nb := make([]byte, len(buf), max(n, 2*cap(buf)))
+				copy(nb, buf)
+				buf = nb
+			}
+			m, err := r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if err != nil && len(buf) < n {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		return nil
+	}
+
+	var hs []byte   // the handshake message, assembled across records
+	var joined bool // hs is a copy (the message spans records)
+	pos := 0
+	for {
+		if err := need(pos + recordHeaderLen); err != nil {
+			if len(buf) > pos && !plausibleHeader(buf[pos:]) {
+				if pos == 0 {
+					return clientHello{}, buf, errNotTLS
+				}
+				return clientHello{}, buf, errBadHello
+			}
+			return clientHello{}, buf, err
+		}
+		h := buf[pos : pos+recordHeaderLen]
+		if !plausibleHeader(h) {
+			if pos == 0 {
+				return clientHello{}, buf, errNotTLS
+			}
+			return clientHello{}, buf, errBadHello
+		}
+		n := int(binary.BigEndian.Uint16(h[3:5]))
+		if n == 0 || n > maxRecordPayload {
+			return clientHello{}, buf, errBadHello
+		}
+		if err := need(pos + recordHeaderLen + n); err != nil {
+			return clientHello{}, buf, err
+		}
+		frag := buf[pos+recordHeaderLen : pos+recordHeaderLen+n]
+		pos += recordHeaderLen + n
+		switch {
+		case hs == nil:
+			hs = frag
+		case !joined:
+			hs = append(append(make([]byte, 0, len(hs)+len(frag)), hs...), frag...)
+			joined = true
+		default:
+			hs = append(hs, frag...)
+		}
+		if len(hs) < 4 {
+			continue
+		}
+		if hs[0] != typeClientHello {
+			return clientHello{}, buf, errBadHello
+		}
+		msgLen := int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3])
+		if msgLen > maxHandshakeBytes {
+			return clientHello{}, buf, errBadHello
+		}
+		if len(hs) >= 4+msgLen {
+			ch, ok := parseClientHello(hs[4 : 4+msgLen])
+			if !ok {
+				return clientHello{}, buf, errBadHello
+			}
+			return ch, buf, nil
+		}
+	}
+}
+
+// plausibleHeader reports whether b (at least one byte) starts like a TLS
+// handshake record: type 22, major version 3.
+func plausibleHeader(b []byte) bool {
+	if b[0] != typeHandshake {
+		return false
+	}
+	return len(b) < 2 || b[1] == 3
+}
+
+// parseClientHello parses the body of a ClientHello (after the 4-byte
+// handshake header). It checks every length against the bytes present.
+func parseClientHello(b []byte) (clientHello, bool) {
+	var ch clientHello
+	if len(b) < 2+32+1 {
+		return ch, false
+	}
+	ch.maxVersion = binary.BigEndian.Uint16(b)
+	b = b[2+32:]
+	// legacy_session_id
+	sid := int(b[0])
+	if len(b) < 1+sid+2 {
+		return ch, false
+	}
+	b = b[1+sid:]
+	// cipher_suites
+	cs := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+cs+1 {
+		return ch, false
+	}
+	b = b[2+cs:]
+	// legacy_compression_methods
+	cm := int(b[0])
+	if len(b) < 1+cm {
+		return ch, false
+	}
+	b = b[1+cm:]
+	if len(b) == 0 {
+		return ch, true // no extensions (SSLv3-era hello)
+	}
+	if len(b) < 2 {
+		return ch, false
+	}
+	el := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if len(b) < el {
+		return ch, false
+	}
+	b = b[:el]
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return ch, false
+		}
+		typ := binary.BigEndian.Uint16(b)
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return ch, false
+		}
+		data := b[4 : 4+n]
+		b = b[4+n:]
+		switch typ {
+		case extServerName:
+			name, ok := parseServerName(data)
+			if !ok {
+				return ch, false
+			}
+			ch.serverName = name
+		case extSupportedVers:
+			if len(data) < 1 || int(data[0]) != len(data)-1 || data[0]%2 != 0 {
+				return ch, false
+			}
+			var best uint16
+			for v := data[1:]; len(v) >= 2; v = v[2:] {
+				x := binary.BigEndian.Uint16(v)
+				if x&0x0f0f == 0x0a0a { // GREASE
+					continue
+				}
+				best = max(best, x)
+			}
+			if best != 0 {
+				ch.maxVersion = best
+			}
+		}
+	}
+	return ch, true
+}
+
+// parseServerName returns the host_name entry of a server_name extension.
+func parseServerName(d []byte) (string, bool) {
+	if len(d) < 2 {
+		return "", false
+	}
+	l := int(binary.BigEndian.Uint16(d))
+	d = d[2:]
+	if len(d) != l {
+		return "", false
+	}
+	for len(d) > 0 {
+		if len(d) < 3 {
+			return "", false
+		}
+		typ := d[0]
+		n := int(binary.BigEndian.Uint16(d[1:]))
+		if len(d) < 3+n {
+			return "", false
+		}
+		if typ == 0 { // host_name
+			name := d[3 : 3+n]
+			if len(name) > maxServerNameLen {
+				name = name[:maxServerNameLen]
+			}
+			return strings.ToValidUTF8(string(name), string(utf8.RuneError)), true
+		}
+		d = d[3+n:]
+	}
+	return "", true
+}
+
+// normName is the form names are compared in: lower case, no trailing dot.
+func normName(s string) string {
+	return strings.ToLower(strings.TrimSuffix(s, "."))
+}
+
+// nameMatches reports whether name (normalised) matches pattern
+// (normalised): equal, or pattern "*.rest" and name one label under rest.
+func nameMatches(pattern, name string) bool {
+	if pattern == name {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		label, parent, found := strings.Cut(name, ".")
+		return found && label != "" && parent == rest
+	}
+	return false
+}
