@@ -1,0 +1,238 @@
+// Package relay copies bytes between an established client connection and an
+// established origin connection until both directions are done, and reports
+// why the connection ended in vendor-neutral terms (event.Side, event.Reason
+// and a Spectrum status code).
+//
+// Between two kernel sockets (*net.TCPConn, *net.UnixConn) the bytes move
+// with splice(2) through a pipe that is borrowed from a small pool only while
+// data is in flight: an idle connection holds no pipe, only its two sockets.
+// Other connections (*tls.Conn, wrappers) are copied through pooled buffers.
+// Each direction propagates its end with a half-close (CloseWrite) and the
+// other direction keeps flowing; counters are exact per direction and are
+// published to an event.Live as every chunk moves.
+package relay
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// Options tunes one relay.
+type Options struct {
+	// IdleTimeout ends the relay when no byte moved in either direction for
+	// this long (Side=SideProxy, Reason=ReasonTimeout, Status 200). Zero
+	// means no idle timeout.
+	IdleTimeout time.Duration
+	// ClientPrefix holds bytes already read from the client (after a PROXY
+	// header or a ClientHello peek). They are sent to the origin first and
+	// counted as client bytes.
+	ClientPrefix []byte
+	// Live, when set, receives the byte counters and RTT samples as they
+	// change, so that periodic records of a long-lived connection see them.
+	Live *event.Live
+}
+
+// Result is how a relay ended.
+type Result struct {
+	ClientBytes, OriginBytes int64         // exact totals read from each side (ClientPrefix included)
+	ClientRTT, OriginRTT     time.Duration // TCP_INFO smoothed RTT of each leg (0 for unix/non-TCP)
+	Status                   int           // Spectrum status for the close cause
+	Side                     event.Side    // who ended it
+	Reason                   event.Reason  // why
+	Detail                   string        // short error text, "" for a clean close
+}
+
+// Relay moves bytes between one client and one origin connection. Create it
+// with New, run it once with Run; Stop may be called from any goroutine.
+type Relay struct {
+	client, origin net.Conn
+	opts           Options
+
+	c2o, o2c half
+
+	// last is the time (UnixNano) a byte last moved, read by the idle timer.
+	last  atomic.Int64
+	timer *time.Timer
+
+	mu       sync.Mutex
+	ended    bool // a cause was recorded; the halves are being interrupted
+	cause    cause
+	firstFin atomic.Uint32 // event.Side of the first peer that sent FIN
+}
+
+// cause is the first reason the relay ended abnormally (error, idle, stop).
+type cause struct {
+	status int
+	side   event.Side
+	reason event.Reason
+	detail string
+}
+
+// New prepares a relay between client and origin. Nothing moves until Run.
+func New(client, origin net.Conn, opts Options) *Relay {
+	r := &Relay{client: client, origin: origin, opts: opts}
+	r.c2o.init(r, client, origin, event.SideClient, event.SideOrigin)
+	r.o2c.init(r, origin, client, event.SideOrigin, event.SideClient)
+	if opts.Live != nil {
+		r.c2o.liveBytes = &opts.Live.ClientBytes
+		r.c2o.liveRTT = &opts.Live.ClientRTT
+		r.o2c.liveBytes = &opts.Live.OriginBytes
+		r.o2c.liveRTT = &opts.Live.OriginRTT
+	}
+	return r
+}
+
+// Run relays until both directions are done (each peer sent FIN), one side
+// fails, the idle timeout fires or Stop is called. It closes both
+// connections before it returns, after sampling their RTT.
+func (r *Relay) Run() Result {
+	now := time.Now()
+	r.last.Store(now.UnixNano())
+	r.c2o.sampleRTT(now)
+	r.o2c.sampleRTT(now)
+	if d := r.opts.IdleTimeout; d > 0 {
+		r.mu.Lock()
+		if !r.ended {
+			r.timer = time.AfterFunc(d, r.checkIdle)
+		}
+		r.mu.Unlock()
+	}
+
+	if p := r.opts.ClientPrefix; len(p) > 0 {
+		r.c2o.count(int64(len(p)), now)
+		if _, err := r.origin.Write(p); err != nil {
+			r.fail(err, event.SideOrigin, "origin write")
+		}
+	}
+
+	r.run()
+
+	r.mu.Lock()
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.ended = true // late Stop calls do nothing
+	c := r.cause
+	r.mu.Unlock()
+
+	res := Result{
+		ClientBytes: r.c2o.bytes,
+		OriginBytes: r.o2c.bytes,
+		ClientRTT:   r.c2o.finalRTT(),
+		OriginRTT:   r.o2c.finalRTT(),
+	}
+	_ = r.client.Close()
+	_ = r.origin.Close()
+	if c.status != 0 {
+		res.Status, res.Side, res.Reason, res.Detail = c.status, c.side, c.reason, c.detail
+		return res
+	}
+	res.Status, res.Reason = event.StatusOK, event.ReasonPeerClose
+	res.Side = event.Side(r.firstFin.Load())
+	return res
+}
+
+// Stop ends the relay promptly from any goroutine. Unless the relay already
+// ended for another reason, its Result says Side=SideProxy,
+// Reason=ReasonClosed, Status 200.
+func (r *Relay) Stop() {
+	r.end(cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonClosed})
+}
+
+// checkIdle runs on the idle timer: it ends the relay if nothing moved for
+// IdleTimeout, else re-arms for the rest of the period. Bytes moving never
+// touch the timer; they only store a timestamp.
+func (r *Relay) checkIdle() {
+	d := r.opts.IdleTimeout
+	since := time.Duration(time.Now().UnixNano() - r.last.Load())
+	if since < d {
+		r.mu.Lock()
+		if !r.ended {
+			r.timer.Reset(d - since)
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.end(cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonTimeout, detail: "idle timeout"})
+}
+
+// fail records err on side as the cause (if none yet) and ends the relay.
+func (r *Relay) fail(err error, side event.Side, op string) {
+	status, reason := Classify(err, side)
+	r.end(cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)})
+}
+
+// end records c as the cause unless one was recorded already, and
+// interrupts both directions wherever they wait.
+func (r *Relay) end(c cause) {
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return
+	}
+	r.ended = true
+	r.cause = c
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.interrupt()
+}
+
+// isEnded reports whether a cause was recorded.
+func (r *Relay) isEnded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended
+}
+
+// aLongTimeAgo is a deadline in the past: setting it wakes every blocked
+// read and write on a conn with os.ErrDeadlineExceeded.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// interruptConns wakes every goroutine waiting on either connection.
+func (r *Relay) interruptConns() {
+	_ = r.client.SetDeadline(aLongTimeAgo)
+	_ = r.origin.SetDeadline(aLongTimeAgo)
+}
+
+// finished is called by a half that reached EOF on its source and
+// propagated it; it remembers which peer closed first.
+func (r *Relay) finished(src event.Side) {
+	r.firstFin.CompareAndSwap(0, uint32(src))
+}
+
+// errText is the short text of err for Result.Detail: the innermost
+// message, without the "read tcp a->b:" decoration of net.OpError.
+func errText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
+}
+
+// run runs both directions, the origin→client one on a new goroutine, and
+// returns when both are done.
+func (r *Relay) run() {
+	done := make(chan struct{})
+	go func() {
+		r.o2c.run()
+		close(done)
+	}()
+	r.c2o.run()
+	<-done
+}
+
+// interrupt wakes both directions wherever they wait.
+func (r *Relay) interrupt() { r.interruptConns() }

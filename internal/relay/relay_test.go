@@ -1,0 +1,615 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// tcpPair returns two ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (a, b net.Conn) {
+	t.Helper()
+	return streamPair(t, "tcp", "127.0.0.1:0")
+}
+
+// unixPair returns two ends of a unix stream socket connection.
+func unixPair(t testing.TB) (a, b net.Conn) {
+	t.Helper()
+	return streamPair(t, "unix", filepath.Join(t.TempDir(), "s"))
+}
+
+func streamPair(t testing.TB, network, addr string) (a, b net.Conn) {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { c, err := l.Accept(); ch <- res{c, err} }()
+	a, err = net.Dial(network, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { a.Close(); r.c.Close() })
+	return a, r.c
+}
+
+// rig is a relay under test: the test plays client and origin.
+type rig struct {
+	client net.Conn // the test's client end
+	origin net.Conn // the test's origin end
+	relay  *Relay
+	live   *event.Live
+	done   chan Result
+}
+
+type legKind string
+
+const (
+	legTCP  legKind = "tcp"
+	legUnix legKind = "unix"
+	legTLS  legKind = "tls" // client leg only: TLS terminated by the relay's side
+)
+
+func newRig(t testing.TB, cl, or legKind, opts Options) *rig {
+	t.Helper()
+	var tc, rc, ro, to net.Conn
+	switch cl {
+	case legUnix:
+		tc, rc = unixPair(t)
+	case legTLS:
+		tc, rc = tlsPair(t)
+	default:
+		tc, rc = tcpPair(t)
+	}
+	if or == legUnix {
+		ro, to = unixPair(t)
+	} else {
+		ro, to = tcpPair(t)
+	}
+	live := event.NewLive(event.New("test", event.NewID(time.Now())))
+	if opts.Live == nil {
+		opts.Live = live
+	}
+	g := &rig{client: tc, origin: to, live: opts.Live, done: make(chan Result, 1)}
+	g.relay = New(rc, ro, opts)
+	go func() { g.done <- g.relay.Run() }()
+	return g
+}
+
+// result waits (bounded) for the relay to end.
+func (g *rig) result(t testing.TB) Result {
+	t.Helper()
+	select {
+	case r := <-g.done:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end within 10s")
+	}
+	return Result{}
+}
+
+func check(t testing.TB, got Result, status int, side event.Side, reason event.Reason) {
+	t.Helper()
+	if got.Status != status || got.Side != side || got.Reason != reason {
+		t.Fatalf("result = status %d side %v reason %v (%q), want %d %v %v", got.Status, got.Side, got.Reason, got.Detail, status, side, reason)
+	}
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func closeWrite(t testing.TB, c net.Conn) {
+	t.Helper()
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEchoCountsHalfClose sends a payload through the relay to an origin
+// that reads until EOF (which it only sees if the client's FIN was
+// propagated), then answers with a different payload and closes. The
+// client must get every byte back, the counters must be exact, and the
+// close is normal with the client as first closer.
+func TestEchoCountsHalfClose(t *testing.T) {
+	for _, tc := range []struct {
+		client, origin legKind
+		prefix         int
+		size           int
+	}{
+		{legTCP, legTCP, 0, 3 << 20},
+		{legTCP, legTCP, 100, 1},
+		{legUnix, legTCP, 0, 1 << 20},
+		{legTCP, legUnix, 7, 1 << 20},
+		{legTLS, legTCP, 0, 1 << 20},
+		{legTLS, legUnix, 5, 100},
+	} {
+		t.Run(fmt.Sprintf("%s-%s-prefix%d-%d", tc.client, tc.origin, tc.prefix, tc.size), func(t *testing.T) {
+			prefix := randBytes(tc.prefix)
+			g := newRig(t, tc.client, tc.origin, Options{ClientPrefix: prefix})
+			up := randBytes(tc.size)
+			down := randBytes(tc.size*2 + 3)
+
+			originGot := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(g.origin) // EOF only if the FIN was propagated
+				originGot <- b
+				_, _ = g.origin.Write(down)
+				_ = g.origin.Close()
+			}()
+			if _, err := g.client.Write(up); err != nil {
+				t.Fatal(err)
+			}
+			closeWrite(t, g.client)
+			got, err := io.ReadAll(g.client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := append(append([]byte{}, prefix...), up...); !bytes.Equal(<-originGot, want) {
+				t.Fatal("origin did not receive the prefix + client bytes intact")
+			}
+			if !bytes.Equal(got, down) {
+				t.Fatalf("client got %d bytes, want %d intact", len(got), len(down))
+			}
+			res := g.result(t)
+			check(t, res, event.StatusOK, event.SideClient, event.ReasonPeerClose)
+			if res.ClientBytes != int64(len(prefix)+len(up)) || res.OriginBytes != int64(len(down)) {
+				t.Fatalf("bytes client %d origin %d, want %d %d", res.ClientBytes, res.OriginBytes, len(prefix)+len(up), len(down))
+			}
+			if g.live.ClientBytes.Load() != res.ClientBytes || g.live.OriginBytes.Load() != res.OriginBytes {
+				t.Fatalf("live counters %d/%d differ from result %d/%d", g.live.ClientBytes.Load(), g.live.OriginBytes.Load(), res.ClientBytes, res.OriginBytes)
+			}
+			if tc.origin == legTCP && res.OriginRTT <= 0 {
+				t.Errorf("origin RTT %v, want > 0 on TCP", res.OriginRTT)
+			}
+			if tc.origin == legUnix && res.OriginRTT != 0 {
+				t.Errorf("origin RTT %v on a unix socket, want 0", res.OriginRTT)
+			}
+			if tc.client != legUnix && res.ClientRTT <= 0 {
+				t.Errorf("client RTT %v, want > 0 on TCP", res.ClientRTT)
+			}
+		})
+	}
+}
+
+// TestOriginClosesFirst: the origin half-closes first; the client still
+// streams to it afterwards, and the result names the origin as closer.
+func TestOriginClosesFirst(t *testing.T) {
+	for _, kind := range []legKind{legTCP, legTLS} {
+		t.Run(string(kind), func(t *testing.T) {
+			g := newRig(t, kind, legTCP, Options{})
+			closeWrite(t, g.origin)
+			if b, err := io.ReadAll(g.client); err != nil || len(b) != 0 {
+				t.Fatalf("client read %d bytes, err %v; want a clean EOF", len(b), err)
+			}
+			up := randBytes(2 << 20)
+			go func() { _, _ = g.client.Write(up); closeWrite(t, g.client) }()
+			got, err := io.ReadAll(g.origin)
+			if err != nil || !bytes.Equal(got, up) {
+				t.Fatalf("origin got %d bytes (err %v), want %d intact after its own FIN", len(got), err, len(up))
+			}
+			res := g.result(t)
+			check(t, res, event.StatusOK, event.SideOrigin, event.ReasonPeerClose)
+			if res.ClientBytes != int64(len(up)) || res.OriginBytes != 0 {
+				t.Fatalf("bytes %d/%d", res.ClientBytes, res.OriginBytes)
+			}
+		})
+	}
+}
+
+// reset closes c with SO_LINGER 0, so the peer gets an RST.
+func reset(t testing.TB, c net.Conn) {
+	t.Helper()
+	var tcp *net.TCPConn
+	switch v := c.(type) {
+	case *net.TCPConn:
+		tcp = v
+	case *tls.Conn:
+		tcp = v.NetConn().(*net.TCPConn)
+	}
+	if err := tcp.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	_ = tcp.Close()
+}
+
+func TestReset(t *testing.T) {
+	t.Run("origin", func(t *testing.T) {
+		g := newRig(t, legTCP, legTCP, Options{})
+		reset(t, g.origin)
+		check(t, g.result(t), event.StatusOriginReset, event.SideOrigin, event.ReasonPeerError)
+	})
+	t.Run("client", func(t *testing.T) {
+		g := newRig(t, legTCP, legTCP, Options{})
+		reset(t, g.client)
+		check(t, g.result(t), event.StatusClientReset, event.SideClient, event.ReasonPeerError)
+	})
+	t.Run("client-tls", func(t *testing.T) {
+		g := newRig(t, legTLS, legTCP, Options{})
+		reset(t, g.client)
+		check(t, g.result(t), event.StatusClientReset, event.SideClient, event.ReasonPeerError)
+	})
+}
+
+// TestEPIPE: one peer closes completely (FIN, and RST for anything sent
+// after); the relay half-closes the other peer, which keeps sending. The
+// relay's writes to the closed peer then fail with EPIPE.
+func TestEPIPE(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		side   event.Side
+	}{
+		{"origin", event.StatusOriginPipe, event.SideOrigin},
+		{"client", event.StatusClientPipe, event.SideClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newRig(t, legTCP, legTCP, Options{})
+			closer, sender := g.origin, g.client
+			if tc.side == event.SideClient {
+				closer, sender = g.client, g.origin
+			}
+			_ = closer.Close()
+			if _, err := io.ReadAll(sender); err != nil { // the FIN reached the sender
+				t.Fatal(err)
+			}
+			chunk := make([]byte, 1024)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, err := sender.Write(chunk); err != nil {
+					break // the relay gave up and closed its side
+				}
+				select {
+				case res := <-g.done:
+					check(t, res, tc.status, tc.side, event.ReasonPeerError)
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			check(t, g.result(t), tc.status, tc.side, event.ReasonPeerError)
+		})
+	}
+}
+
+// TestETIMEDOUT makes the kernel give up on a leg: the peer never reads,
+// its receive window closes, and TCP_USER_TIMEOUT on the relay's socket
+// ends the zero-window probing with ETIMEDOUT.
+func TestETIMEDOUT(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		side   event.Side
+	}{
+		{"origin", event.StatusOriginTimeout, event.SideOrigin},
+		{"client", event.StatusClientTimeout, event.SideClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc1, rc := tcpPair(t)
+			ro, to1 := tcpPair(t)
+			stalled, relaySide, sender := to1, ro, tc1
+			if tc.side == event.SideClient {
+				stalled, relaySide, sender = tc1, rc, to1
+			}
+			_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
+			raw, _ := relaySide.(*net.TCPConn).SyscallConn()
+			_ = raw.Control(func(fd uintptr) {
+				if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 300); err != nil {
+					t.Error(err)
+				}
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+			})
+			done := make(chan Result, 1)
+			go func() { done <- New(rc, ro, Options{}).Run() }()
+			go func() {
+				chunk := make([]byte, 64<<10)
+				_ = sender.SetWriteDeadline(time.Now().Add(20 * time.Second))
+				for {
+					if _, err := sender.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			select {
+			case res := <-done:
+				check(t, res, tc.status, tc.side, event.ReasonTimeout)
+			case <-time.After(20 * time.Second):
+				t.Fatal("no ETIMEDOUT within 20s")
+			}
+		})
+	}
+}
+
+// TestClientTLSError: after the handshake the client sends a corrupted
+// TLS record; the relay's TLS read fails → 490.
+func TestClientTLSError(t *testing.T) {
+	tc, rc := tlsPair(t)
+	ro, _ := tcpPair(t)
+	done := make(chan Result, 1)
+	go func() { done <- New(rc, ro, Options{}).Run() }()
+	// A record header claiming application data, then garbage.
+	raw := tc.(*tls.Conn).NetConn()
+	if _, err := raw.Write(append([]byte{23, 3, 3, 0, 40}, randBytes(40)...)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		check(t, res, event.StatusClientTLSError, event.SideClient, event.ReasonPeerError)
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end")
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	g := newRig(t, legTCP, legTCP, Options{IdleTimeout: idle})
+	start := time.Now()
+	// Traffic in either direction keeps the connection alive.
+	buf := make([]byte, 1)
+	for i := 0; i < 4; i++ {
+		time.Sleep(idle / 2) // pacing the traffic, not synchronisation
+		c, o := g.client, g.origin
+		if i%2 == 1 {
+			c, o = o, c
+		}
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatalf("write %d: %v (relay ended early?)", i, err)
+		}
+		if _, err := io.ReadFull(o, buf); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	res := g.result(t)
+	check(t, res, event.StatusOK, event.SideProxy, event.ReasonTimeout)
+	if el := time.Since(start); el < 2*idle+idle {
+		t.Fatalf("ended after %v; traffic every %v should have kept it open for at least %v", el, idle/2, 3*idle)
+	}
+	if res.ClientBytes != 2 || res.OriginBytes != 2 {
+		t.Fatalf("bytes %d/%d, want 2/2", res.ClientBytes, res.OriginBytes)
+	}
+}
+
+func TestStop(t *testing.T) {
+	for _, kind := range []legKind{legTCP, legTLS} {
+		t.Run(string(kind), func(t *testing.T) {
+			g := newRig(t, kind, legTCP, Options{})
+			if _, err := g.client.Write([]byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(g.origin, make([]byte, 2)); err != nil {
+				t.Fatal(err)
+			}
+			g.relay.Stop()
+			res := g.result(t)
+			check(t, res, event.StatusOK, event.SideProxy, event.ReasonClosed)
+			if res.ClientBytes != 2 {
+				t.Fatalf("client bytes %d", res.ClientBytes)
+			}
+			g.relay.Stop() // a second Stop after the end is harmless
+		})
+	}
+}
+
+func TestStopBeforeRun(t *testing.T) {
+	_, rc := tcpPair(t)
+	ro, _ := tcpPair(t)
+	r := New(rc, ro, Options{})
+	r.Stop()
+	check(t, r.Run(), event.StatusOK, event.SideProxy, event.ReasonClosed)
+}
+
+// TestLiveWhileIdle: bytes show in the Live counters as soon as they moved,
+// while the connection stays open and idle.
+func TestLiveWhileIdle(t *testing.T) {
+	g := newRig(t, legTCP, legTCP, Options{})
+	if _, err := g.client.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(g.origin, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.origin.Write(make([]byte, 77)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(g.client, make([]byte, 77)); err != nil {
+		t.Fatal(err)
+	}
+	if c, o := g.live.ClientBytes.Load(), g.live.OriginBytes.Load(); c != 1000 || o != 77 {
+		t.Fatalf("live counters %d/%d while open, want 1000/77", c, o)
+	}
+	if g.live.ClientRTT.Load() <= 0 || g.live.OriginRTT.Load() <= 0 {
+		t.Fatalf("live RTT %d/%d, want samples", g.live.ClientRTT.Load(), g.live.OriginRTT.Load())
+	}
+	g.relay.Stop()
+	g.result(t)
+}
+
+// countPipes counts this process's open pipe descriptors.
+func countPipes(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && len(l) > 5 && l[:5] == "pipe:" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleHoldsNoPipe moves data through many relays, then lets them sit
+// idle: no pipe may stay borrowed, and the process holds no more pipes
+// than the bounded spare pool.
+func TestIdleHoldsNoPipe(t *testing.T) {
+	before := countPipes(t)
+	const n = 100
+	rigs := make([]*rig, n)
+	for i := range rigs {
+		g := newRig(t, legTCP, legTCP, Options{})
+		rigs[i] = g
+		if _, err := g.client.Write(make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.origin, make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.origin.Write(make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.client, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each relay's reads happen before the bytes arrive at the far end,
+	// but the pipe is given back just after: wait for that (bounded).
+	deadline := time.Now().Add(5 * time.Second)
+	for pipesInUse.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if u := pipesInUse.Load(); u != 0 {
+		t.Fatalf("%d pipes borrowed by %d idle relays, want 0", u, n)
+	}
+	if extra := countPipes(t) - before; extra > 2*maxIdlePipes {
+		t.Fatalf("%d pipe fds open for %d idle relays, want at most the spare pool (%d)", extra, n, 2*maxIdlePipes)
+	}
+	for _, g := range rigs {
+		g.relay.Stop()
+		g.result(t)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	op := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+	}
+	for _, tc := range []struct {
+		err    error
+		side   event.Side
+		status int
+		reason event.Reason
+	}{
+		{nil, event.SideClient, 200, event.ReasonPeerClose},
+		{io.EOF, event.SideOrigin, 200, event.ReasonPeerClose},
+		{op(syscall.ECONNRESET), event.SideOrigin, 444, event.ReasonPeerError},
+		{op(syscall.ETIMEDOUT), event.SideOrigin, 445, event.ReasonTimeout},
+		{op(syscall.EHOSTUNREACH), event.SideOrigin, 446, event.ReasonPeerError},
+		{op(syscall.ECONNREFUSED), event.SideOrigin, 447, event.ReasonPeerError},
+		{op(syscall.EPIPE), event.SideOrigin, 448, event.ReasonPeerError},
+		{op(syscall.ECONNREFUSED), event.SideClient, 495, event.ReasonPeerError},
+		{op(syscall.EHOSTUNREACH), event.SideClient, 496, event.ReasonPeerError},
+		{op(syscall.ETIMEDOUT), event.SideClient, 497, event.ReasonTimeout},
+		{syscall.EPIPE, event.SideClient, 498, event.ReasonPeerError},
+		{op(syscall.ECONNRESET), event.SideClient, 499, event.ReasonPeerError},
+		{tls.RecordHeaderError{Msg: "x"}, event.SideClient, 490, event.ReasonPeerError},
+		{&net.OpError{Op: "local error", Err: errors.New("tls: bad record MAC")}, event.SideClient, 490, event.ReasonPeerError},
+		{tls.AlertError(20), event.SideClient, 490, event.ReasonPeerError},
+		{tls.RecordHeaderError{Msg: "x"}, event.SideOrigin, 500, event.ReasonPeerError},
+		{os.ErrDeadlineExceeded, event.SideClient, 200, event.ReasonTimeout},
+		{net.ErrClosed, event.SideOrigin, 200, event.ReasonClosed},
+		{errors.New("something odd"), event.SideOrigin, 500, event.ReasonPeerError},
+	} {
+		s, r := Classify(tc.err, tc.side)
+		if s != tc.status || r != tc.reason {
+			t.Errorf("Classify(%v, %v) = %d %v, want %d %v", tc.err, tc.side, s, r, tc.status, tc.reason)
+		}
+	}
+}
+
+func TestRTT(t *testing.T) {
+	a, _ := tcpPair(t)
+	if RTT(a) <= 0 {
+		t.Fatal("RTT of a loopback TCP conn is 0")
+	}
+	u, _ := unixPair(t)
+	if RTT(u) != 0 {
+		t.Fatal("RTT of a unix conn is not 0")
+	}
+	c, _ := tlsPair(t)
+	if RTT(c) <= 0 {
+		t.Fatal("RTT through a *tls.Conn is 0")
+	}
+}
+
+var (
+	certOnce sync.Once
+	certTLS  tls.Certificate
+	certPool *x509.CertPool
+)
+
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	certOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "relay.test"},
+			DNSNames:     []string{"relay.test"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(time.Hour),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		certTLS = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+		certPool = x509.NewCertPool()
+		certPool.AddCert(leaf)
+	})
+	return certTLS, certPool
+}
+
+// tlsPair returns a TLS client (test side) and the TLS server conn the
+// relay gets, both handshaken.
+func tlsPair(t testing.TB) (client, server net.Conn) {
+	t.Helper()
+	cert, pool := testCert(t)
+	a, b := tcpPair(t)
+	cc := tls.Client(a, &tls.Config{ServerName: "relay.test", RootCAs: pool})
+	sc := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
+	errc := make(chan error, 1)
+	go func() { errc <- sc.Handshake() }()
+	if err := cc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return cc, sc
+}

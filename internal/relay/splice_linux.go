@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSize is the capacity asked for each splice pipe (the kernel default
+// is 64 KiB; the standard library asks 1 MiB too). A bigger pipe moves a
+// bulk stream in fewer system calls; pages are only used while data is in
+// flight.
+const pipeSize = 1 << 20
+
+// maxIdlePipes bounds the pool of spare pipes: pipes are needed only while
+// data moves, so a handful per CPU covers every direction in flight.
+const maxIdlePipes = 64
+
+type pipe struct{ r, w int }
+
+// pipesInUse counts pipes borrowed by directions right now (tests use it
+// to prove that idle connections hold none).
+var pipesInUse atomic.Int64
+
+var pipes struct {
+	mu   sync.Mutex
+	free []*pipe
+}
+
+// getPipe borrows a pipe from the pool or makes one.
+func getPipe() (*pipe, error) {
+	pipesInUse.Add(1)
+	pipes.mu.Lock()
+	if n := len(pipes.free); n > 0 {
+		p := pipes.free[n-1]
+		pipes.free = pipes.free[:n-1]
+		pipes.mu.Unlock()
+		return p, nil
+	}
+	pipes.mu.Unlock()
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		pipesInUse.Add(-1)
+		return nil, fmt.Errorf("splice pipe: %w", err)
+	}
+	_, _ = unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, pipeSize) // a smaller pipe works too
+	return &pipe{r: fds[0], w: fds[1]}, nil
+}
+
+// putPipe returns an empty pipe to the pool; a pipe that may still hold
+// data, or one beyond the pool's bound, is closed.
+func putPipe(p *pipe, empty bool) {
+	pipesInUse.Add(-1)
+	if empty {
+		pipes.mu.Lock()
+		if len(pipes.free) < maxIdlePipes {
+			pipes.free = append(pipes.free, p)
+			pipes.mu.Unlock()
+			return
+		}
+		pipes.mu.Unlock()
+	}
+	_ = unix.Close(p.r)
+	_ = unix.Close(p.w)
+}
+
+// spliceLoop moves bytes src → pipe → dst with splice(2). The pipe is
+// borrowed when data is readable and given back as soon as a read finds
+// nothing queued, so a direction waiting for data holds no pipe.
+func (h *half) spliceLoop() {
+	defer h.dropPipe()
+	for {
+		h.inN, h.rerr = 0, nil
+		if err := h.srcRaw.Read(h.readFn); err != nil {
+			h.readErr(err) // deadline (end of relay) or closed
+			return
+		}
+		if h.rerr != nil {
+			h.readErr(h.rerr)
+			return
+		}
+		if h.inN == 0 {
+			h.eof()
+			return
+		}
+		h.count(int64(h.inN), time.Now())
+		h.pending, h.werr = h.inN, nil
+		if err := h.dstRaw.Write(h.writeFn); err != nil {
+			h.writeErr(err)
+			return
+		}
+		if h.werr != nil {
+			h.writeErr(h.werr)
+			return
+		}
+	}
+}
+
+// spliceIn is the RawConn.Read callback: move what is queued on the socket
+// into the pipe. false means "nothing queued, wait for readability"; the
+// pipe goes back to the pool first.
+func (h *half) spliceIn(fd uintptr) bool {
+	if h.pipe == nil {
+		p, err := getPipe()
+		if err != nil {
+			h.rerr = err
+			return true
+		}
+		h.pipe = p
+	}
+	for {
+		n, err := unix.Splice(int(fd), nil, h.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch err {
+		case nil:
+			h.inN = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			putPipe(h.pipe, true)
+			h.pipe = nil
+			return false
+		}
+		h.rerr = err
+		return true
+	}
+}
+
+// spliceOut is the RawConn.Write callback: move the pipe's content to the
+// socket. false means "socket buffer full, wait for writability".
+func (h *half) spliceOut(fd uintptr) bool {
+	for h.pending > 0 {
+		n, err := unix.Splice(h.pipe.r, nil, int(fd), nil, h.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch err {
+		case nil:
+			h.pending -= int(n)
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		h.werr = err
+		return true
+	}
+	return true
+}
+
+// dropPipe gives back the pipe held when the direction ends.
+func (h *half) dropPipe() {
+	if h.pipe != nil {
+		putPipe(h.pipe, h.pending == 0)
+		h.pipe = nil
+	}
+}
+
+// fdRTT returns the smoothed RTT of a TCP socket (TCP_INFO reports µs).
+func fdRTT(fd int) time.Duration {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(info.Rtt) * time.Microsecond
+}
