@@ -1,0 +1,472 @@
+// Package geo answers "which country and which autonomous system is this
+// client address in?" from MaxMind DB (.mmdb) files, for the IP firewall and
+// for the Country/ASN of every connection record.
+//
+// It reads both layouts found in the wild with one record type: the GeoIP2 /
+// GeoLite2 layout (country.iso_code, autonomous_system_number) and the flat
+// layout of the ip-location-db (DB-IP, RouteViews) databases (country_code).
+// The files are read into memory rather than memory-mapped, so a file that is
+// rewritten in place can never change what a running lookup sees, and a
+// replaced database can be dropped without waiting for lookups in flight.
+// Files are re-read when they change on disk (polled); a new file that does
+// not open or verify is refused and the old data stays in use.
+package geo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+)
+
+// DefaultReloadInterval is how often the database files are checked for
+// changes when Config.ReloadInterval is zero. MaxMind publishes updates twice
+// a week, so a few seconds is plenty and costs two stat calls.
+const DefaultReloadInterval = 5 * time.Second
+
+// Config is the top-level `geoip:` section.
+type Config struct {
+	// CountryDB is a country database: GeoLite2/GeoIP2 Country or City, or
+	// a DB-IP / ip-location-db country mmdb. Empty: no country data.
+	CountryDB string `yaml:"country_db"`
+	// ASNDB is an ASN database: GeoLite2 ASN, or an mmdb built from the
+	// ip-location-db ASN CSV. Empty: no ASN data.
+	ASNDB string `yaml:"asn_db"`
+	// ReloadInterval is how often the files are checked for changes
+	// (modification time, size, inode). 0 means DefaultReloadInterval; a
+	// negative value turns checking off (Reload still works, e.g. on SIGHUP).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// SetDefaults fills the reload interval.
+func (c *Config) SetDefaults() {
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = DefaultReloadInterval
+	}
+}
+
+// Validate checks that the configured files exist and are regular files.
+// Whether they are valid databases is checked by Open.
+func (c Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	check := func(key, path string) {
+		if path == "" {
+			return
+		}
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+			errs.Add(key, "cannot read GeoIP database: %v", err)
+		case st.IsDir():
+			errs.Add(key, "%s is a directory, not an .mmdb file", path)
+		}
+	}
+	check("country_db", c.CountryDB)
+	check("asn_db", c.ASNDB)
+	if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
+		errs.Add("reload_interval", "must be at least 100ms (or negative to turn polling off), got %v", c.ReloadInterval)
+	}
+	return errs
+}
+
+// Errors a lookup can return. They are preallocated so that a failing
+// lookup on the connection path does not allocate either.
+var (
+	// ErrUnavailable: the database is configured but holds no data (the
+	// DB was closed).
+	ErrUnavailable = errors.New("geo: database unavailable")
+	// ErrIPv4Only: an IPv6 client was looked up in an IPv4-only database.
+	ErrIPv4Only = errors.New("geo: IPv6 address looked up in an IPv4-only database")
+)
+
+// Answer is the outcome of one lookup, per database. A configured database
+// that has no entry for the address answers "" / 0 with a nil error: that
+// is a definite "not in any country/AS we know", not a failure.
+type Answer struct {
+	Country    string // ISO-3166 alpha-2, "" unknown
+	ASN        uint32 // 0 unknown
+	CountryErr error  // the country database is configured but could not answer
+	ASNErr     error  // the ASN database is configured but could not answer
+}
+
+// record holds the keys of both layouts, so one decode reads either.
+type record struct {
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"country"`
+	CountryCode string `maxminddb:"country_code"`
+	ASN         uint32 `maxminddb:"autonomous_system_number"`
+}
+
+// kind says which of the two databases a source is.
+type kind uint8
+
+const (
+	kindCountry kind = iota
+	kindASN
+)
+
+func (k kind) String() string {
+	if k == kindCountry {
+		return "country"
+	}
+	return "asn"
+}
+
+// stamp identifies one version of a file on disk.
+type stamp struct {
+	mtime time.Time
+	size  int64
+	ino   uint64
+}
+
+func stampOf(st os.FileInfo) stamp {
+	s := stamp{mtime: st.ModTime(), size: st.Size()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		s.ino = sys.Ino
+	}
+	return s
+}
+
+// loaded is one opened version of a database file. Apart from its decode
+// cache it is immutable.
+type loaded struct {
+	r      *maxminddb.Reader
+	ipv4   bool // IPv4-only tree
+	dbType string
+	// cache maps a record's data offset to the one value this source
+	// provides (a country index or an AS number). Many networks share one
+	// record, so after warm-up a lookup is a tree walk and one atomic load
+	// instead of a reflective decode. Each slot is one word, (offset+1)<<32 |
+	// value, so readers and writers need no lock and nothing allocates.
+	cache [cacheSlots]atomic.Uint64
+}
+
+const (
+	cacheBits  = 12
+	cacheSlots = 1 << cacheBits
+)
+
+func cacheSlot(off uint32) uint32 { return (off * 0x9E3779B1) >> (32 - cacheBits) }
+
+func (l *loaded) cached(off uintptr) (uint32, bool) {
+	if off >= 1<<32-1 {
+		return 0, false
+	}
+	w := l.cache[cacheSlot(uint32(off))].Load()
+	if uint32(w>>32) != uint32(off)+1 {
+		return 0, false
+	}
+	return uint32(w), true
+}
+
+func (l *loaded) store(off uintptr, v uint32) {
+	if off >= 1<<32-1 {
+		return
+	}
+	l.cache[cacheSlot(uint32(off))].Store(uint64(uint32(off)+1)<<32 | uint64(v))
+}
+
+// source is one configured database file and the version in use.
+type source struct {
+	kind kind
+	path string
+	cur  atomic.Pointer[loaded]
+	seen stamp // the file version last looked at (loaded or refused); guarded by DB.mu
+}
+
+// DB answers country and ASN lookups. A nil *DB answers "unknown" with no
+// error: nothing was configured. Lookups are safe for concurrent use and
+// never block on a reload.
+type DB struct {
+	logger *slog.Logger
+	srcs   []*source // the configured sources, for reloads
+	cc     *source   // country source or nil
+	as     *source   // ASN source or nil
+
+	mu      sync.Mutex    // serialises reloads
+	changed chan struct{} // closed after each reload check; guarded by mu
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Open loads the configured databases. With neither file configured it
+// returns a nil *DB (which answers "unknown") and no error. A file that
+// cannot be read or is not a valid MaxMind DB is an error: a proxy that was
+// told to filter by country must not start without the data.
+func Open(cfg Config, logger *slog.Logger) (*DB, error) {
+	if cfg.CountryDB == "" && cfg.ASNDB == "" {
+		return nil, nil
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg.SetDefaults()
+	d := &DB{
+		logger:  logger.With("component", "geo"),
+		changed: make(chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if cfg.CountryDB != "" {
+		d.cc = &source{kind: kindCountry, path: cfg.CountryDB}
+		d.srcs = append(d.srcs, d.cc)
+	}
+	if cfg.ASNDB != "" {
+		d.as = &source{kind: kindASN, path: cfg.ASNDB}
+		d.srcs = append(d.srcs, d.as)
+	}
+	for _, s := range d.srcs {
+		l, st, err := load(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", s.kind, err)
+		}
+		s.cur.Store(l)
+		s.seen = st
+		d.logger.Info("GeoIP database loaded", "db", s.kind.String(), "path", s.path, "type", l.dbType)
+	}
+	if cfg.ReloadInterval > 0 {
+		go d.poll(cfg.ReloadInterval)
+	} else {
+		close(d.done)
+	}
+	return d, nil
+}
+
+// load reads, opens and verifies one database file.
+func load(path string) (*loaded, stamp, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, stamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, stamp{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	st := stampOf(fi)
+	buf := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, st, fmt.Errorf("read %s: %w", path, err)
+	}
+	r, err := maxminddb.OpenBytes(buf)
+	if err != nil {
+		return nil, st, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := r.Verify(); err != nil {
+		return nil, st, fmt.Errorf("%s: verify: %w", path, err)
+	}
+	return &loaded{
+		r:      r,
+		ipv4:   r.Metadata.IPVersion == 4,
+		dbType: r.Metadata.DatabaseType,
+	}, st, nil
+}
+
+// HasCountry reports whether a country database is configured.
+func (d *DB) HasCountry() bool { return d != nil && d.cc != nil }
+
+// HasASN reports whether an ASN database is configured.
+func (d *DB) HasASN() bool { return d != nil && d.as != nil }
+
+// Lookup returns the country and AS number of a. IPv4, IPv6 and
+// IPv4-mapped IPv6 addresses are all looked up as what they are (a mapped
+// address as its IPv4 form). err is non-nil when a configured database
+// could not answer; the other value may still be valid. It does not
+// allocate.
+func (d *DB) Lookup(a netip.Addr) (country string, asn uint32, err error) {
+	ans := d.Resolve(a)
+	err = ans.CountryErr
+	if err == nil {
+		err = ans.ASNErr
+	}
+	return ans.Country, ans.ASN, err
+}
+
+// Resolve is Lookup with a separate error per database, for callers (the
+// firewall) whose decision needs only one of them.
+func (d *DB) Resolve(a netip.Addr) Answer {
+	var ans Answer
+	if d == nil || !a.IsValid() {
+		return ans
+	}
+	a = a.Unmap().WithZone("")
+	if d.cc != nil {
+		var v uint32
+		v, ans.CountryErr = d.cc.lookup(a)
+		ans.Country = countryCodes[v]
+	}
+	if d.as != nil {
+		ans.ASN, ans.ASNErr = d.as.lookup(a)
+	}
+	return ans
+}
+
+// recordPool holds decode targets: Decode takes an interface, so a record
+// on the stack would escape and cost an allocation per lookup.
+var recordPool = sync.Pool{New: func() any { return new(record) }}
+
+// lookup returns the source's value for a: a country index (see
+// countryCodes) or an AS number; 0 when a is in no network of the file.
+func (s *source) lookup(a netip.Addr) (uint32, error) {
+	l := s.cur.Load()
+	if l == nil {
+		return 0, ErrUnavailable
+	}
+	if l.ipv4 && a.Is6() {
+		return 0, ErrIPv4Only
+	}
+	res := l.r.Lookup(a)
+	if !res.Found() {
+		return 0, res.Err()
+	}
+	off := res.Offset()
+	if v, ok := l.cached(off); ok {
+		return v, nil
+	}
+	rec := recordPool.Get().(*record)
+	*rec = record{}
+	err := res.Decode(rec)
+	var v uint32
+	cacheable := true
+	if s.kind == kindCountry {
+		cc := rec.Country.ISOCode
+		if cc == "" {
+			cc = rec.CountryCode
+		}
+		v, cacheable = countryIndex(cc)
+	} else {
+		v = rec.ASN
+	}
+	recordPool.Put(rec)
+	if err != nil {
+		return 0, err
+	}
+	if cacheable {
+		l.store(off, v)
+	}
+	return v, nil
+}
+
+// countryCodes holds "" at 0 and every two-letter code "AA".."ZZ" after it,
+// so a country is one small integer in the cache and its string is never
+// built on the lookup path.
+var countryCodes = func() []string {
+	cc := make([]string, 1, 1+26*26)
+	for a := byte('A'); a <= 'Z'; a++ {
+		for b := byte('A'); b <= 'Z'; b++ {
+			cc = append(cc, string([]byte{a, b}))
+		}
+	}
+	return cc
+}()
+
+// countryIndex is the index of cc in countryCodes; false for a value that
+// is not "" or two upper-case letters (it is then not cached and reported
+// as unknown).
+func countryIndex(cc string) (uint32, bool) {
+	switch {
+	case cc == "":
+		return 0, true
+	case len(cc) == 2 && cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' && cc[1] <= 'Z':
+		return 1 + uint32(cc[0]-'A')*26 + uint32(cc[1]-'A'), true
+	}
+	return 0, false
+}
+
+// Changed returns a channel that is closed when the next reload check ends
+// (whether or not a file changed or loaded). Take the channel before
+// changing a file, then wait on it.
+func (d *DB) Changed() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
+}
+
+// Reload re-reads every configured file whose modification time, size or
+// inode changed since it was loaded; force re-reads them all (SIGHUP). A file
+// that fails to load keeps the version in use; the error says why.
+func (d *DB) Reload(force bool) error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, s := range d.srcs {
+		if err := d.reloadSource(s, force); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(d.changed)
+	d.changed = make(chan struct{})
+	return errors.Join(errs...)
+}
+
+func (d *DB) reloadSource(s *source, force bool) error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		// A file being replaced may be briefly absent; keep what we have.
+		d.logger.Warn("GeoIP database not readable; keeping the loaded version", "db", s.kind.String(), "path", s.path, "err", err)
+		return fmt.Errorf("reload %s database: %w", s.kind, err)
+	}
+	if !force && stampOf(fi) == s.seen {
+		return nil
+	}
+	l, st, err := load(s.path)
+	// Remember the version looked at even when it is refused, so a broken
+	// file is not re-read (and re-logged) every interval; the next change
+	// is tried again.
+	s.seen = st
+	if err != nil {
+		d.logger.Error("GeoIP database changed but cannot be used; keeping the loaded version", "db", s.kind.String(), "path", s.path, "err", err)
+		return fmt.Errorf("reload %s database: %w", s.kind, err)
+	}
+	// The old reader is not closed: lookups in flight may still use it, and
+	// as it reads from memory the garbage collector frees it.
+	s.cur.Store(l)
+	d.logger.Info("GeoIP database reloaded", "db", s.kind.String(), "path", s.path, "type", l.dbType)
+	return nil
+}
+
+func (d *DB) poll(every time.Duration) {
+	defer close(d.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			_ = d.Reload(false)
+		}
+	}
+}
+
+// Close stops watching the files. Lookups after Close answer
+// ErrUnavailable for each configured database.
+func (d *DB) Close() error {
+	if d == nil {
+		return nil
+	}
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.done
+		for _, s := range d.srcs {
+			s.cur.Store(nil)
+		}
+	})
+	return nil
+}
