@@ -1,0 +1,246 @@
+package logjob
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/sink"
+)
+
+// Config is one log job (an entry of log_jobs), the Logpush job model.
+type Config struct {
+	// Name identifies the job in stats and in the proxy's own log; unique.
+	Name string `yaml:"name"`
+	// Dataset is the renderer: spectrum_events | edgeone_l4 | cloudconnexa.
+	Dataset string `yaml:"dataset"`
+	// Fields to write, in this order; default all, in the dataset's order.
+	Fields []string `yaml:"fields"`
+	// TimestampFormat: unixnano (default) | unix | rfc3339. Only datasets
+	// whose schema leaves the choice open (spectrum_events) accept it.
+	TimestampFormat string `yaml:"timestamp_format"`
+	// SampleRate keeps this fraction of sessions (0 < rate <= 1, default 1),
+	// applied after the filter.
+	SampleRate *float64 `yaml:"sample_rate"`
+	// Filter is a Logpush filter: a JSON string, or the same as a YAML mapping.
+	Filter FilterSpec `yaml:"filter"`
+	// OutputType: ndjson (default) | csv.
+	OutputType string `yaml:"output_type"`
+	// Interval between periodic records of open sessions (edgeone_l4 only;
+	// at least 1s). Zero: a final record only.
+	Interval time.Duration `yaml:"interval"`
+	Batch    BatchConfig   `yaml:"batch"`
+	// QueueSize bounds the events waiting for this job (default 8192).
+	// When it is full, events are dropped and counted, never waited for.
+	QueueSize int `yaml:"queue_size"`
+	// CloudConnexa sets the envelope of the cloudconnexa dataset.
+	CloudConnexa *render.CloudConnexaConfig `yaml:"cloudconnexa"`
+	Destination  sink.Config                `yaml:"destination"`
+}
+
+// BatchConfig bounds the batches a destination receives; a batch is cut
+// when the first limit is reached.
+type BatchConfig struct {
+	MaxRecords  int           `yaml:"max_records"`  // default 1000
+	MaxBytes    int           `yaml:"max_bytes"`    // default 5 MiB
+	MaxInterval time.Duration `yaml:"max_interval"` // default 1s
+}
+
+// Defaults.
+const (
+	DefaultQueueSize   = 8192
+	DefaultMaxRecords  = 1000
+	DefaultMaxBytes    = 5 << 20
+	DefaultMaxInterval = time.Second
+	// MinInterval is the shortest periodic-record interval.
+	MinInterval  = time.Second
+	maxQueueSize = 1 << 22
+)
+
+// FilterSpec is a filter as written in the config: a JSON string, or a YAML
+// mapping holding the same structure (converted to JSON when decoded).
+type FilterSpec string
+
+// UnmarshalYAML accepts a string or a mapping.
+func (f *FilterSpec) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*f = FilterSpec(s)
+		return nil
+	case yaml.MappingNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("filter: %w", err)
+		}
+		*f = FilterSpec(b)
+		return nil
+	}
+	return fmt.Errorf("line %d: filter must be a JSON string or a mapping", n.Line)
+}
+
+// SetDefaults fills in zero values with the defaults.
+func (c *Config) SetDefaults() {
+	if c.OutputType == "" {
+		c.OutputType = "ndjson"
+	}
+	if c.TimestampFormat == "" && render.TimestampChoice(c.Dataset) {
+		c.TimestampFormat = "unixnano"
+	}
+	if c.SampleRate == nil {
+		one := 1.0
+		c.SampleRate = &one
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.Batch.MaxRecords == 0 {
+		c.Batch.MaxRecords = DefaultMaxRecords
+	}
+	if c.Batch.MaxBytes == 0 {
+		c.Batch.MaxBytes = DefaultMaxBytes
+	}
+	if c.Batch.MaxInterval == 0 {
+		c.Batch.MaxInterval = DefaultMaxInterval
+	}
+	c.Destination.SetDefaults()
+}
+
+// encoderOptions converts the job's output choices.
+func (c *Config) encoderOptions() (render.Options, error) {
+	var opt render.Options
+	var err error
+	opt.Fields = c.Fields
+	if c.TimestampFormat != "" && !(c.TimestampFormat == "unixnano" && !render.TimestampChoice(c.Dataset)) {
+		if opt.TimestampFormat, err = render.ParseTimestampFormat(c.TimestampFormat); err != nil {
+			return opt, err
+		}
+	}
+	if opt.Output, err = render.ParseOutput(c.OutputType); err != nil {
+		return opt, err
+	}
+	if c.CloudConnexa != nil {
+		opt.CloudConnexa = *c.CloudConnexa
+	}
+	return opt, nil
+}
+
+// Validate checks the job; keys are relative to the job ("filter",
+// "fields[3]", "destination.path"). It does not apply defaults: zero
+// values are accepted where a default exists.
+func (c *Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	if c.Name == "" {
+		errs.Add("name", "is required")
+	}
+	if _, err := render.FieldNames(c.Dataset); err != nil {
+		if c.Dataset == "" {
+			errs.Add("dataset", "is required (one of spectrum_events, edgeone_l4, cloudconnexa)")
+		} else {
+			errs.Add("dataset", "%v", err)
+		}
+		errs.Merge("destination", c.Destination.Validate())
+		return errs
+	}
+	names, _ := render.FieldNames(c.Dataset)
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		known[n] = true
+	}
+	seen := map[string]bool{}
+	for i, f := range c.Fields {
+		switch {
+		case !known[f]:
+			errs.Add(cfgerr.Index("fields", i), "unknown field %q for dataset %s", f, c.Dataset)
+		case seen[f]:
+			errs.Add(cfgerr.Index("fields", i), "field %q is listed twice", f)
+		}
+		seen[f] = true
+	}
+	tsOK := true
+	if c.TimestampFormat != "" {
+		if _, err := render.ParseTimestampFormat(c.TimestampFormat); err != nil {
+			errs.Add("timestamp_format", "%v", err)
+			tsOK = false
+		} else if !render.TimestampChoice(c.Dataset) && c.TimestampFormat != "unixnano" {
+			errs.Add("timestamp_format", "dataset %s has fixed timestamp formats; remove timestamp_format", c.Dataset)
+			tsOK = false
+		}
+	}
+	if c.SampleRate != nil && (*c.SampleRate <= 0 || *c.SampleRate > 1) {
+		errs.Add("sample_rate", "must be greater than 0 and at most 1, got %v", *c.SampleRate)
+	}
+	outOK := true
+	if _, err := render.ParseOutput(c.OutputType); err != nil {
+		errs.Add("output_type", "%v", err)
+		outOK = false
+	}
+	if c.Interval != 0 {
+		switch {
+		case !render.Periodic(c.Dataset):
+			errs.Add("interval", "dataset %s has no periodic records; remove interval", c.Dataset)
+		case c.Interval < MinInterval:
+			errs.Add("interval", "must be at least %v, got %v", MinInterval, c.Interval)
+		}
+	}
+	if c.Batch.MaxRecords < 0 {
+		errs.Add("batch.max_records", "must not be negative")
+	}
+	if c.Batch.MaxBytes < 0 {
+		errs.Add("batch.max_bytes", "must not be negative")
+	}
+	if c.Batch.MaxInterval < 0 {
+		errs.Add("batch.max_interval", "must not be negative")
+	}
+	if c.QueueSize < 0 || c.QueueSize > maxQueueSize {
+		errs.Add("queue_size", "must be between 1 and %d", maxQueueSize)
+	}
+	if c.CloudConnexa != nil && c.Dataset != render.CloudConnexa {
+		errs.Add("cloudconnexa", "is only valid for dataset cloudconnexa")
+	}
+	if c.Filter != "" && tsOK && outOK {
+		opt, err := c.encoderOptions()
+		if err == nil {
+			opt.Fields = nil // the filter may use any field of the dataset
+			var enc *render.Encoder
+			if enc, err = render.NewEncoder(c.Dataset, render.Node{}, opt); err == nil {
+				_, err = CompileFilter(string(c.Filter), enc)
+			}
+		}
+		if err != nil {
+			errs.Add("filter", "%v", err)
+		}
+	}
+	errs.Merge("destination", c.Destination.Validate())
+	return errs
+}
+
+// ValidateAll validates every job and that names are unique; keys start
+// with the job's index ("[1].name").
+func ValidateAll(jobs []Config) []*cfgerr.Error {
+	var errs cfgerr.List
+	names := map[string]int{}
+	for i := range jobs {
+		prefix := cfgerr.Index("", i)
+		errs.Merge(prefix, jobs[i].Validate())
+		if n := jobs[i].Name; n != "" {
+			if first, dup := names[n]; dup {
+				errs.Add(cfgerr.Join(prefix, "name"), "job name %q is already used by job %d", n, first)
+			} else {
+				names[n] = i
+			}
+		}
+	}
+	return errs
+}

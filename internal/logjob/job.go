@@ -1,0 +1,316 @@
+package logjob
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/sink"
+)
+
+// batchesInFlight bounds the batches handed to the writer goroutine and not
+// yet written; when the destination is this far behind, the job goroutine
+// waits, its queue fills, and Emit starts counting drops.
+const batchesInFlight = 4
+
+// pruneAfterWalks forgets a session's last-reported totals when the session
+// has been missing from the registry for this many walks without its final
+// record arriving (its terminal event was dropped).
+const pruneAfterWalks = 3
+
+type counters struct {
+	emitted, dropped, filtered, sampled, written, writeErrs atomic.Uint64
+}
+
+// lastReport is what a job last reported for one open session.
+type lastReport struct {
+	client, origin int64  // totals at the last written record
+	gen            uint64 // walk generation that last saw the session open
+}
+
+type job struct {
+	cfg    *Config
+	enc    *render.Encoder
+	filter *Filter
+	dest   sink.Destination
+	reg    *event.Registry
+	logger *slog.Logger
+	wants  [8]bool
+
+	q  chan event.Event
+	st counters
+
+	// Owned by the run goroutine.
+	cur      event.Event
+	deltas   bool
+	last     map[event.ID]lastReport
+	gen      uint64
+	lives    []*event.Live
+	sample   uint64 // keep a session when hash(id) < sample; MaxUint64 keeps all
+	batch    *sink.Batch
+	timerOn  bool
+	batches  chan *sink.Batch
+	free     chan *sink.Batch
+	done     chan struct{}
+	closeErr error
+
+	errMu   sync.Mutex
+	lastErr error
+}
+
+func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Logger) (*job, error) {
+	opt, err := cfg.encoderOptions()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := render.NewEncoder(cfg.Dataset, node, opt)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := CompileFilter(string(cfg.Filter), enc)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Interval > 0 && reg == nil {
+		reg = new(event.Registry) // nothing to walk; keeps run simple
+	}
+	dest, err := newDestination(cfg)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{
+		cfg:     cfg,
+		enc:     enc,
+		filter:  filter,
+		dest:    dest,
+		reg:     reg,
+		logger:  logger,
+		q:       make(chan event.Event, cfg.QueueSize),
+		deltas:  render.Periodic(cfg.Dataset),
+		last:    make(map[event.ID]lastReport),
+		batches: make(chan *sink.Batch, batchesInFlight),
+		free:    make(chan *sink.Batch, batchesInFlight+2),
+		done:    make(chan struct{}),
+	}
+	for t := range j.wants {
+		j.wants[t] = enc.Wants(event.Type(t))
+	}
+	rate := *cfg.SampleRate
+	if rate >= 1 {
+		j.sample = math.MaxUint64
+	} else {
+		j.sample = uint64(rate * (1 << 63) * 2)
+	}
+	return j, nil
+}
+
+// newDestination is a variable so tests can plug in slow or failing
+// destinations.
+var newDestination = func(cfg *Config) (sink.Destination, error) {
+	return sinkNew(cfg.Destination)
+}
+
+var sinkNew = sink.New
+
+// run is the job goroutine: queue, periodic walks, batch deadlines.
+func (j *job) run(stop <-chan struct{}) {
+	defer close(j.batches)
+	var tick <-chan time.Time
+	if j.cfg.Interval > 0 {
+		t := time.NewTicker(j.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	defer flush.Stop()
+	for {
+		select {
+		case j.cur = <-j.q:
+			j.handle(&j.cur)
+		case now := <-tick:
+			j.walk(now)
+		case <-flush.C:
+			j.timerOn = false
+			j.flush()
+		case <-stop:
+			for {
+				select {
+				case j.cur = <-j.q:
+					j.handle(&j.cur)
+					continue
+				default:
+				}
+				break
+			}
+			j.flush()
+			return
+		}
+		if j.batch != nil && !j.timerOn {
+			flush.Reset(j.cfg.Batch.MaxInterval)
+			j.timerOn = true
+		} else if j.batch == nil && j.timerOn {
+			flush.Stop()
+			j.timerOn = false
+		}
+	}
+}
+
+// walk takes a periodic record of every open session. The registry's
+// shard locks are held only to collect the sessions.
+func (j *job) walk(now time.Time) {
+	j.gen++
+	j.reg.Range(func(l *event.Live) bool {
+		j.lives = append(j.lives, l)
+		return true
+	})
+	for _, l := range j.lives {
+		j.cur = l.Snapshot(now)
+		j.st.emitted.Add(1)
+		j.handle(&j.cur)
+	}
+	clear(j.lives)
+	j.lives = j.lives[:0]
+	for id, lr := range j.last {
+		if j.gen-lr.gen > pruneAfterWalks {
+			delete(j.last, id)
+		}
+	}
+}
+
+// handle turns one event into (at most) one record.
+func (j *job) handle(e *event.Event) {
+	terminal := e.Type.Terminal()
+	var lr lastReport
+	if j.deltas {
+		lr = j.last[e.SessionID]
+		e.ClientBytesDelta = e.ClientBytes - lr.client
+		e.OriginBytesDelta = e.OriginBytes - lr.origin
+		if e.Type == event.Interim {
+			lr.gen = j.gen
+		}
+	}
+	keep := j.keep(e)
+	if j.deltas {
+		switch {
+		case terminal:
+			delete(j.last, e.SessionID)
+		case keep:
+			lr.client, lr.origin = e.ClientBytes, e.OriginBytes
+			j.last[e.SessionID] = lr
+		default:
+			j.last[e.SessionID] = lr // still open: keep it from being pruned
+		}
+	}
+	if !keep {
+		return
+	}
+	if j.batch == nil {
+		j.batch = j.newBatch()
+	}
+	b := j.batch
+	start := len(b.Data)
+	b.Data = j.enc.Append(b.Data, e)
+	b.Records++
+	if len(b.Data) > j.cfg.Batch.MaxBytes && b.Records > 1 {
+		// The record does not fit: ship the batch without it, start the
+		// next one with it.
+		next := j.newBatch()
+		next.Data = append(next.Data, b.Data[start:]...)
+		next.Records = 1
+		b.Data = b.Data[:start]
+		b.Records--
+		j.send(b)
+		j.batch = next
+		b = next
+	}
+	if b.Records >= j.cfg.Batch.MaxRecords || len(b.Data) >= j.cfg.Batch.MaxBytes {
+		j.flush()
+	}
+}
+
+// keep applies the filter, then the sample rate.
+func (j *job) keep(e *event.Event) bool {
+	if j.filter != nil {
+		j.enc.Bind(e)
+		ok := j.filter.Match(j.enc)
+		j.enc.Unbind()
+		if !ok {
+			j.st.filtered.Add(1)
+			return false
+		}
+	}
+	if j.sample != math.MaxUint64 && sessionHash(&e.SessionID) >= j.sample {
+		j.st.sampled.Add(1)
+		return false
+	}
+	return true
+}
+
+// sessionHash spreads a session id over uint64, so that sampling keeps or
+// drops all records of a session together (a connect without its
+// disconnect, or half of a session's deltas, would mislead).
+func sessionHash(id *event.ID) uint64 {
+	x := binary.LittleEndian.Uint64(id[0:8]) ^ uint64(binary.LittleEndian.Uint32(id[8:12]))<<29
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func (j *job) newBatch() *sink.Batch {
+	select {
+	case b := <-j.free:
+		b.Data, b.Records = b.Data[:0], 0
+		return b
+	default:
+		return &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}
+	}
+}
+
+func (j *job) flush() {
+	if j.batch == nil || j.batch.Records == 0 {
+		return
+	}
+	j.send(j.batch)
+	j.batch = nil
+}
+
+// send hands a batch to the writer. It blocks when batchesInFlight are
+// pending: the destination is behind, and the queue absorbs (then drops).
+func (j *job) send(b *sink.Batch) { j.batches <- b }
+
+// write is the writer goroutine.
+func (j *job) write() {
+	defer close(j.done)
+	for b := range j.batches {
+		if err := j.dest.Write(b); err != nil {
+			j.st.writeErrs.Add(uint64(b.Records))
+			j.errMu.Lock()
+			j.lastErr = err
+			j.errMu.Unlock()
+		} else {
+			j.st.written.Add(uint64(b.Records))
+		}
+		select {
+		case j.free <- b:
+		default:
+		}
+	}
+	if err := j.dest.Close(); err != nil {
+		j.closeErr = err
+	}
+}
+
+func (j *job) lastWriteErr() error {
+	j.errMu.Lock()
+	defer j.errMu.Unlock()
+	return j.lastErr
+}

@@ -1,0 +1,240 @@
+// Package logjob runs log jobs, the Logpush model (spec §6): each job reads
+// the one stream of canonical events, filters, samples, renders it into its
+// dataset's shape and ships batches to its destination.
+//
+// The data path only ever calls (*Pipeline).Emit, which copies the event
+// into each interested job's bounded queue and returns: it never blocks and
+// never waits for a destination. A full queue drops the event and counts it
+// (per job); drops are reported in the proxy's own log, rate-limited, so a
+// loss is never silent.
+//
+// Per job, one goroutine consumes the queue, walks the event.Registry on the
+// job's interval for periodic records (EdgeOne), keeps the per-session
+// "last reported" byte totals that turn totals into deltas, and cuts
+// batches; a second goroutine writes batches to the destination, so a slow
+// destination stalls only that job. Walking the registry and consuming the
+// queue on the same goroutine is what guarantees that no periodic record of
+// a session follows its final record (see event.Registry).
+package logjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render"
+)
+
+// Pipeline runs a node's log jobs. It implements event.Emitter.
+type Pipeline struct {
+	jobs   []*job
+	logger *slog.Logger
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      chan struct{} // closed by Close: jobs drain and flush
+	repStop   chan struct{}
+	repDone   chan struct{}
+	// reportEvery is the drop-report period (10s; tests shorten it).
+	reportEvery time.Duration
+}
+
+var _ event.Emitter = (*Pipeline)(nil)
+
+// New validates jobs, opens their destinations and starts them. reg is the
+// registry of open sessions that periodic jobs walk; it may be nil when no
+// job has an interval.
+func New(node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger) (*Pipeline, error) {
+	return newPipeline(node, jobs, reg, logger, 10*time.Second)
+}
+
+func newPipeline(node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger, reportEvery time.Duration) (*Pipeline, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfgs := make([]Config, len(jobs))
+	copy(cfgs, jobs)
+	for i := range cfgs {
+		cfgs[i].SetDefaults()
+	}
+	if errs := ValidateAll(cfgs); len(errs) > 0 {
+		es := make([]error, len(errs))
+		for i, e := range errs {
+			es[i] = fmt.Errorf("log_jobs%w", e)
+		}
+		return nil, errors.Join(es...)
+	}
+	p := &Pipeline{
+		logger:      logger,
+		stop:        make(chan struct{}),
+		repStop:     make(chan struct{}),
+		repDone:     make(chan struct{}),
+		reportEvery: reportEvery,
+	}
+	for i := range cfgs {
+		j, err := newJob(node, &cfgs[i], reg, logger)
+		if err != nil {
+			for _, o := range p.jobs {
+				_ = o.dest.Close()
+			}
+			return nil, fmt.Errorf("log job %q: %w", cfgs[i].Name, err)
+		}
+		p.jobs = append(p.jobs, j)
+	}
+	for _, j := range p.jobs {
+		go j.run(p.stop)
+		go j.write()
+	}
+	go p.reporter()
+	return p, nil
+}
+
+// Emit offers e to every job whose dataset wants its type. It copies e,
+// never blocks, and counts the event as dropped for a job whose queue is
+// full (or after Close).
+func (p *Pipeline) Emit(e *event.Event) {
+	closed := p.closed.Load()
+	for _, j := range p.jobs {
+		if !j.wants[e.Type&7] {
+			continue
+		}
+		j.st.emitted.Add(1)
+		if closed {
+			j.st.dropped.Add(1)
+			continue
+		}
+		select {
+		case j.q <- *e:
+		default:
+			j.st.dropped.Add(1)
+		}
+	}
+}
+
+// Close stops the jobs after they have rendered everything already queued,
+// flushes every batch to its destination and closes the destinations. Call
+// it after the data path has emitted its last event (at shutdown, after the
+// drain): events emitted later are counted as dropped. It returns an error
+// naming the jobs that could not finish before ctx ended.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.stop)
+	})
+	var errs []error
+	for _, j := range p.jobs {
+		select {
+		case <-j.done:
+			if j.closeErr != nil {
+				errs = append(errs, fmt.Errorf("log job %q: %w", j.cfg.Name, j.closeErr))
+			}
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("log job %q: not flushed (%d events queued): %w", j.cfg.Name, len(j.q), ctx.Err()))
+		}
+	}
+	select {
+	case <-p.repStop:
+	default:
+		close(p.repStop)
+		<-p.repDone
+	}
+	return errors.Join(errs...)
+}
+
+// Reopen reopens every file destination (call it on SIGHUP after an
+// external log rotation).
+func (p *Pipeline) Reopen() error {
+	var errs []error
+	for _, j := range p.jobs {
+		if r, ok := j.dest.(interface{ Reopen() error }); ok {
+			if err := r.Reopen(); err != nil {
+				errs = append(errs, fmt.Errorf("log job %q: %w", j.cfg.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are one job's counters since it started.
+type Stats struct {
+	Job     string
+	Dataset string
+	// Emitted counts events offered to the job (of types its dataset
+	// writes) plus periodic snapshots it took.
+	Emitted uint64
+	// Dropped counts events lost because the queue was full (or the
+	// pipeline was closed).
+	Dropped uint64
+	// Filtered and SampledOut count records the filter or the sample rate
+	// left out.
+	Filtered   uint64
+	SampledOut uint64
+	// Written counts records the destination accepted.
+	Written uint64
+	// WriteErrors counts records in batches the destination failed to write.
+	WriteErrors uint64
+	// Queued is the number of events waiting right now.
+	Queued int
+}
+
+// Stats returns every job's counters, in configuration order.
+func (p *Pipeline) Stats() []Stats {
+	out := make([]Stats, len(p.jobs))
+	for i, j := range p.jobs {
+		out[i] = Stats{
+			Job:         j.cfg.Name,
+			Dataset:     j.cfg.Dataset,
+			Emitted:     j.st.emitted.Load(),
+			Dropped:     j.st.dropped.Load(),
+			Filtered:    j.st.filtered.Load(),
+			SampledOut:  j.st.sampled.Load(),
+			Written:     j.st.written.Load(),
+			WriteErrors: j.st.writeErrs.Load(),
+			Queued:      len(j.q),
+		}
+	}
+	return out
+}
+
+// reporter logs drops and write errors at most once per reportEvery, with
+// the count since the previous report, and once more at Close.
+func (p *Pipeline) reporter() {
+	defer close(p.repDone)
+	t := time.NewTicker(p.reportEvery)
+	defer t.Stop()
+	last := make([][2]uint64, len(p.jobs))
+	report := func() {
+		for i, j := range p.jobs {
+			d, w := j.st.dropped.Load(), j.st.writeErrs.Load()
+			if d > last[i][0] {
+				p.logger.Warn("log job dropped records: its queue was full",
+					"job", j.cfg.Name, "dropped", d-last[i][0], "dropped_total", d, "queue_size", cap(j.q))
+			}
+			if w > last[i][1] {
+				p.logger.Warn("log job lost records: the destination failed to write them",
+					"job", j.cfg.Name, "lost", w-last[i][1], "lost_total", w, "err", j.lastWriteErr())
+			}
+			last[i] = [2]uint64{d, w}
+		}
+	}
+	for {
+		select {
+		case <-t.C:
+			report()
+		case <-p.repStop:
+			for _, j := range p.jobs {
+				select {
+				case <-j.done:
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			report()
+			return
+		}
+	}
+}

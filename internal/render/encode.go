@@ -1,0 +1,159 @@
+package render
+
+import (
+	"crypto/rand"
+	mrand "math/rand/v2"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe marks the ASCII bytes that appear in a JSON string unescaped.
+// It is encoding/json's safeSet: HTML characters (<, >, &) are NOT escaped.
+// That is a deliberate choice: log records are read by log tools and
+// people, not embedded in HTML, and "\u003c" in a ClientTlsClientHelloServerName
+// would only confuse a grep. The output equals json.Encoder with
+// SetEscapeHTML(false), byte for byte (tested).
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// AppendJSONString appends s as a quoted JSON string. Invalid UTF-8 becomes
+// U+FFFD and U+2028/U+2029 are escaped, as encoding/json does.
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// csvNeedsQuote reports whether a CSV cell must be quoted (RFC 4180: it
+// contains a comma, a double quote or a line break), or starts with a space
+// (which some readers would trim).
+func csvNeedsQuote(s []byte) bool {
+	if len(s) == 0 {
+		return false
+	}
+	if s[0] == ' ' || s[0] == '\t' {
+		return true
+	}
+	for _, c := range s {
+		switch c {
+		case ',', '"', '\r', '\n':
+			return true
+		}
+	}
+	return false
+}
+
+// AppendCSVField appends s as one RFC 4180 cell: quoted when it has to be,
+// with embedded quotes doubled.
+func AppendCSVField(b []byte, s string) []byte {
+	start := len(b)
+	b = append(b, s...)
+	return quoteCSVInPlace(b, start)
+}
+
+// quoteCSVInPlace quotes the cell b[start:] if it needs quoting.
+func quoteCSVInPlace(b []byte, start int) []byte {
+	cell := b[start:]
+	if !csvNeedsQuote(cell) {
+		return b
+	}
+	quotes := 0
+	for _, c := range cell {
+		if c == '"' {
+			quotes++
+		}
+	}
+	n := len(cell)
+	extra := quotes + 2
+	for range extra {
+		b = append(b, 0)
+	}
+	// Shift the cell right, doubling quotes, from the end.
+	w := len(b) - 1
+	b[w] = '"'
+	w--
+	for r := start + n - 1; r >= start; r-- {
+		b[w] = b[r]
+		w--
+		if b[r] == '"' {
+			b[w] = '"'
+			w--
+		}
+	}
+	b[w] = '"'
+	return b
+}
+
+// seedRandom fills seed from the OS random source.
+func seedRandom(seed []byte) {
+	_, _ = rand.Read(seed)
+}
+
+// newUUIDv4 fills u with a random (version 4, RFC 9562 variant) UUID.
+func newUUIDv4(rng *mrand.ChaCha8, u *[16]byte) {
+	_, _ = rng.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+}
+
+// appendUUID writes u in the 8-4-4-4-12 hex form.
+func appendUUID(b []byte, u *[16]byte) []byte {
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
+}

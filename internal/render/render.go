@@ -1,0 +1,529 @@
+// Package render turns canonical connection events (internal/event) into
+// the record shapes of the vendor log schemas prism reproduces: Cloudflare
+// Spectrum spectrum_events, Tencent EdgeOne L4 proxy logs and OpenVPN
+// CloudConnexa log streaming. A renderer knows no sockets and no
+// destinations: it reads an *event.Event plus the node's identity and the
+// job's output options, and appends bytes to a caller-owned buffer.
+//
+// Encoding is hand-written (no encoding/json on the hot path): records are
+// appended into a reused []byte, so rendering a Spectrum or EdgeOne record
+// allocates nothing. String escaping matches encoding/json with HTML
+// escaping turned off (see AppendJSONString): logs are not HTML, and
+// operators grep for "<" and "&" as they are.
+package render
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// Node is the identity of the prism node that writes the records (spec §3,
+// §5): Colo is the IATA-style location code (Spectrum ColoCode, CloudConnexa
+// gatewayRegion), ID names this node (gatewayId), RegionName is the human
+// name of the location (gatewayRegionName).
+type Node struct {
+	Colo       string
+	ID         string
+	RegionName string
+}
+
+// Dataset names.
+const (
+	Spectrum     = "spectrum_events"
+	EdgeOne      = "edgeone_l4"
+	CloudConnexa = "cloudconnexa"
+)
+
+// Datasets lists the dataset names in a stable order.
+var Datasets = []string{Spectrum, EdgeOne, CloudConnexa}
+
+// Kind is the JSON type of a field's value as the job renders it.
+type Kind uint8
+
+const (
+	KindString Kind = iota + 1
+	KindInt
+	KindBool
+	// KindObject is a nested JSON object (CloudConnexa's "log"). It can be
+	// selected but not filtered on.
+	KindObject
+	// kindTime is a timestamp whose kind the job's TimestampFormat decides.
+	kindTime
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindString:
+		return "string"
+	case KindInt:
+		return "int"
+	case KindBool:
+		return "bool"
+	case KindObject:
+		return "object"
+	}
+	return "time"
+}
+
+// TimestampFormat is how Spectrum timestamps are written (spec §3).
+type TimestampFormat uint8
+
+const (
+	// UnixNano: integer nanoseconds since the epoch (the Logpush API default).
+	UnixNano TimestampFormat = iota
+	// Unix: integer seconds since the epoch.
+	Unix
+	// RFC3339: a string with seconds precision in UTC.
+	RFC3339
+)
+
+// ParseTimestampFormat parses "unixnano" (also ""), "unix" or "rfc3339".
+func ParseTimestampFormat(s string) (TimestampFormat, error) {
+	switch s {
+	case "", "unixnano":
+		return UnixNano, nil
+	case "unix":
+		return Unix, nil
+	case "rfc3339":
+		return RFC3339, nil
+	}
+	return 0, fmt.Errorf("unknown timestamp format %q (want unixnano, unix or rfc3339)", s)
+}
+
+// Output is the record encoding.
+type Output uint8
+
+const (
+	NDJSON Output = iota // one JSON object per line
+	CSV                  // a header row, then one RFC 4180 row per record
+)
+
+// ParseOutput parses "ndjson" (also "") or "csv".
+func ParseOutput(s string) (Output, error) {
+	switch s {
+	case "", "ndjson":
+		return NDJSON, nil
+	case "csv":
+		return CSV, nil
+	}
+	return 0, fmt.Errorf("unknown output type %q (want ndjson or csv)", s)
+}
+
+// Options are the per-job rendering choices.
+type Options struct {
+	// Fields to write, in this order; empty means every field in the
+	// dataset's documented order.
+	Fields          []string
+	TimestampFormat TimestampFormat
+	Output          Output
+	// CloudConnexa holds the envelope values of the cloudconnexa dataset.
+	CloudConnexa CloudConnexaConfig
+}
+
+// rec is the record being rendered. It lives inside the Encoder so that the
+// field accessors (called through func values) do not make anything escape
+// per record.
+type rec struct {
+	e    *event.Event
+	node *Node
+	ts   TimestampFormat
+	cc   *CloudConnexaConfig
+	// trace is the CloudConnexa traceId of the record (UUIDv4, fresh per
+	// record).
+	trace [16]byte
+}
+
+// field describes one field of a dataset. Exactly one accessor is set,
+// matching kind.
+type field struct {
+	name string
+	kind Kind
+	// str returns a string value; it is JSON-escaped on output.
+	str func(r *rec) string
+	// text appends a generated value (address, hex id, formatted time) that
+	// is known to need no JSON escaping.
+	text func(r *rec, b []byte) []byte
+	num  func(r *rec) int64
+	bl   func(r *rec) bool
+	tm   func(r *rec) time.Time
+	// obj appends a whole JSON object.
+	obj func(r *rec, b []byte) []byte
+	// null reports that the value is JSON null for this record.
+	null func(r *rec) bool
+	// key, when set, gives the JSON key for this record (CloudConnexa names
+	// the client address differently per event).
+	key func(r *rec) string
+	// nofilter explains why the field cannot be filtered on.
+	nofilter string
+}
+
+// dataset is a renderer: its fields in documented order and which event
+// types produce a record.
+type dataset struct {
+	name     string
+	fields   []field
+	wants    func(t event.Type) bool
+	timeFmt  bool // the job may choose the timestamp format
+	periodic bool // the dataset has interim (periodic) records
+	index    map[string]int
+}
+
+var datasets = map[string]*dataset{}
+
+func register(d *dataset) {
+	d.index = make(map[string]int, len(d.fields))
+	for i, f := range d.fields {
+		d.index[f.name] = i
+	}
+	datasets[d.name] = d
+}
+
+func lookup(name string) (*dataset, error) {
+	d, ok := datasets[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown dataset %q (want one of %s)", name, strings.Join(Datasets, ", "))
+	}
+	return d, nil
+}
+
+// FieldNames returns the fields of dataset in documented order.
+func FieldNames(dataset string) ([]string, error) {
+	d, err := lookup(dataset)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(d.fields))
+	for i, f := range d.fields {
+		out[i] = f.name
+	}
+	return out, nil
+}
+
+// Wants reports whether dataset writes a record for events of type t.
+// Unknown datasets want nothing.
+func Wants(dataset string, t event.Type) bool {
+	d, ok := datasets[dataset]
+	return ok && d.wants(t)
+}
+
+// Periodic reports whether dataset has periodic (interim) records.
+func Periodic(dataset string) bool {
+	d, ok := datasets[dataset]
+	return ok && d.periodic
+}
+
+// TimestampChoice reports whether dataset lets the job choose the timestamp
+// format.
+func TimestampChoice(dataset string) bool {
+	d, ok := datasets[dataset]
+	return ok && d.timeFmt
+}
+
+// Encoder renders records of one dataset for one job. It is not safe for
+// concurrent use: each job owns one and uses it from its own goroutine.
+type Encoder struct {
+	ds     *dataset
+	sel    []int // indexes into ds.fields, in output order
+	out    Output
+	r      rec
+	node   Node
+	cc     CloudConnexaConfig
+	rng    *rand.ChaCha8
+	header []byte
+	keys   [][]byte // pre-encoded `"Name":` per selected field (ndjson)
+	ccSel  bool
+}
+
+// NewEncoder returns an encoder for dataset with the job's options.
+func NewEncoder(datasetName string, node Node, opt Options) (*Encoder, error) {
+	d, err := lookup(datasetName)
+	if err != nil {
+		return nil, err
+	}
+	if !d.timeFmt && opt.TimestampFormat != UnixNano {
+		return nil, fmt.Errorf("dataset %s has fixed timestamps; timestamp_format cannot be set", d.name)
+	}
+	enc := &Encoder{ds: d, out: opt.Output, node: node, cc: opt.CloudConnexa}
+	enc.cc.setDefaults()
+	enc.r = rec{node: &enc.node, ts: opt.TimestampFormat, cc: &enc.cc}
+	var seed [32]byte
+	seedRandom(seed[:])
+	enc.rng = rand.NewChaCha8(seed)
+	if len(opt.Fields) == 0 {
+		enc.sel = make([]int, len(d.fields))
+		for i := range d.fields {
+			enc.sel[i] = i
+		}
+	} else {
+		seen := make(map[string]bool, len(opt.Fields))
+		for _, name := range opt.Fields {
+			i, ok := d.index[name]
+			if !ok {
+				return nil, fmt.Errorf("unknown field %q for dataset %s", name, d.name)
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("field %q is listed twice", name)
+			}
+			seen[name] = true
+			enc.sel = append(enc.sel, i)
+		}
+	}
+	for _, i := range enc.sel {
+		f := &d.fields[i]
+		enc.keys = append(enc.keys, AppendJSONString(nil, f.name))
+		if f.key != nil {
+			enc.ccSel = true
+		}
+	}
+	if enc.out == CSV {
+		for n, i := range enc.sel {
+			if n > 0 {
+				enc.header = append(enc.header, ',')
+			}
+			enc.header = AppendCSVField(enc.header, d.fields[i].name)
+		}
+		enc.header = append(enc.header, '\n')
+	}
+	return enc, nil
+}
+
+// Dataset returns the dataset name.
+func (enc *Encoder) Dataset() string { return enc.ds.name }
+
+// Header returns the CSV header row (with its newline), or nil for ndjson.
+// A destination writes it once at the top of every file it starts.
+func (enc *Encoder) Header() []byte { return enc.header }
+
+// Wants reports whether the encoder's dataset writes a record for t.
+func (enc *Encoder) Wants(t event.Type) bool { return enc.ds.wants(t) }
+
+// Append renders e as one record (with its trailing newline) onto dst.
+func (enc *Encoder) Append(dst []byte, e *event.Event) []byte {
+	enc.bind(e)
+	if enc.out == CSV {
+		dst = enc.appendCSV(dst)
+	} else {
+		dst = enc.appendJSON(dst)
+	}
+	enc.r.e = nil
+	return dst
+}
+
+func (enc *Encoder) bind(e *event.Event) {
+	enc.r.e = e
+	if enc.ds.name == CloudConnexa {
+		newUUIDv4(enc.rng, &enc.r.trace)
+	}
+}
+
+func (enc *Encoder) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	r := &enc.r
+	for n, i := range enc.sel {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		f := &enc.ds.fields[i]
+		if f.key != nil {
+			b = AppendJSONString(b, f.key(r))
+			b = append(b, ':')
+		} else {
+			b = append(b, enc.keys[n]...)
+			b = append(b, ':')
+		}
+		b = enc.appendValueJSON(b, f)
+	}
+	return append(b, '}', '\n')
+}
+
+func (enc *Encoder) appendValueJSON(b []byte, f *field) []byte {
+	r := &enc.r
+	if f.null != nil && f.null(r) {
+		return append(b, "null"...)
+	}
+	switch {
+	case f.str != nil:
+		return AppendJSONString(b, f.str(r))
+	case f.text != nil:
+		b = append(b, '"')
+		b = f.text(r, b)
+		return append(b, '"')
+	case f.num != nil:
+		return strconv.AppendInt(b, f.num(r), 10)
+	case f.bl != nil:
+		return strconv.AppendBool(b, f.bl(r))
+	case f.tm != nil:
+		if r.ts == RFC3339 {
+			b = append(b, '"')
+			b = appendTime(b, f.tm(r), r.ts)
+			return append(b, '"')
+		}
+		return appendTime(b, f.tm(r), r.ts)
+	case f.obj != nil:
+		return f.obj(r, b)
+	}
+	return append(b, "null"...)
+}
+
+func (enc *Encoder) appendCSV(b []byte) []byte {
+	for n, i := range enc.sel {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = enc.appendValueCSV(b, &enc.ds.fields[i])
+	}
+	return append(b, '\n')
+}
+
+func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {
+	r := &enc.r
+	if f.null != nil && f.null(r) {
+		return b // null is an empty cell
+	}
+	switch {
+	case f.str != nil:
+		return AppendCSVField(b, f.str(r))
+	case f.text != nil:
+		return f.text(r, b) // generated text never needs quoting
+	case f.num != nil:
+		return strconv.AppendInt(b, f.num(r), 10)
+	case f.bl != nil:
+		return strconv.AppendBool(b, f.bl(r))
+	case f.tm != nil:
+		return appendTime(b, f.tm(r), r.ts)
+	case f.obj != nil:
+		start := len(b)
+		b = f.obj(r, b)
+		return quoteCSVInPlace(b, start)
+	}
+	return b
+}
+
+// appendTime writes t in format ts. The zero time is the epoch (spec §3:
+// "a time that has not happened yet is the epoch, never a missing key").
+func appendTime(b []byte, t time.Time, ts TimestampFormat) []byte {
+	switch ts {
+	case Unix:
+		if t.IsZero() {
+			return append(b, '0')
+		}
+		return strconv.AppendInt(b, t.Unix(), 10)
+	case RFC3339:
+		if t.IsZero() {
+			t = time.Unix(0, 0)
+		}
+		return t.UTC().AppendFormat(b, "2006-01-02T15:04:05Z07:00")
+	}
+	if t.IsZero() {
+		return append(b, '0')
+	}
+	return strconv.AppendInt(b, t.UnixNano(), 10)
+}
+
+// FieldRef names one field of the encoder's dataset for filtering.
+type FieldRef struct {
+	idx  int
+	Kind Kind // resolved: timestamps are KindInt or KindString per the job's format
+}
+
+// Lookup resolves a field name of the encoder's dataset (selected or not)
+// for filtering. It reports an error that names the problem when the field
+// does not exist or cannot be filtered on.
+func (enc *Encoder) Lookup(name string) (FieldRef, error) {
+	i, ok := enc.ds.index[name]
+	if !ok {
+		return FieldRef{}, fmt.Errorf("unknown field %q for dataset %s", name, enc.ds.name)
+	}
+	f := &enc.ds.fields[i]
+	if f.nofilter != "" {
+		return FieldRef{}, fmt.Errorf("field %q cannot be filtered on: %s", name, f.nofilter)
+	}
+	k := f.kind
+	if k == kindTime {
+		k = KindInt
+		if enc.r.ts == RFC3339 {
+			k = KindString
+		}
+	}
+	return FieldRef{idx: i, Kind: k}, nil
+}
+
+// Bind makes e the event that Int, Bool and AppendText read, until Unbind
+// or the next Append. It lets a filter read several fields of one record.
+func (enc *Encoder) Bind(e *event.Event) { enc.bind(e) }
+
+// Unbind forgets the bound event.
+func (enc *Encoder) Unbind() { enc.r.e = nil }
+
+// Null reports whether the bound record's value of f is JSON null.
+func (enc *Encoder) Null(f FieldRef) bool {
+	fd := &enc.ds.fields[f.idx]
+	return fd.null != nil && fd.null(&enc.r)
+}
+
+// Int returns the bound record's value of an int field (timestamps in the
+// job's unit).
+func (enc *Encoder) Int(f FieldRef) int64 {
+	fd := &enc.ds.fields[f.idx]
+	switch {
+	case fd.num != nil:
+		return fd.num(&enc.r)
+	case fd.tm != nil:
+		t := fd.tm(&enc.r)
+		if t.IsZero() {
+			return 0
+		}
+		if enc.r.ts == Unix {
+			return t.Unix()
+		}
+		return t.UnixNano()
+	}
+	return 0
+}
+
+// Bool returns the bound record's value of a bool field.
+func (enc *Encoder) Bool(f FieldRef) bool {
+	fd := &enc.ds.fields[f.idx]
+	if fd.bl != nil {
+		return fd.bl(&enc.r)
+	}
+	return false
+}
+
+// AppendText appends the bound record's value of a string field, unescaped.
+func (enc *Encoder) AppendText(dst []byte, f FieldRef) []byte {
+	fd := &enc.ds.fields[f.idx]
+	switch {
+	case fd.str != nil:
+		return append(dst, fd.str(&enc.r)...)
+	case fd.text != nil:
+		return fd.text(&enc.r, dst)
+	case fd.tm != nil:
+		return appendTime(dst, fd.tm(&enc.r), enc.r.ts)
+	}
+	return dst
+}
+
+// Shared accessors.
+
+// appendAddr writes the address without port, IPv4-mapped addresses as
+// IPv4, or alt when the address is not set.
+func appendAddr(b []byte, a netip.Addr, alt string) []byte {
+	if !a.IsValid() {
+		return append(b, alt...)
+	}
+	return a.Unmap().AppendTo(b)
+}
+
+func orString(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}

@@ -1,0 +1,287 @@
+package sink
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// backupTimeFormat names rotated files: access-2026-11-22T04-10-00.000.log.
+const backupTimeFormat = "2006-01-02T15-04-05.000"
+
+// File is a log file rotated by size, with a bounded number and age of
+// rotated copies, optionally gzipped. It is small on purpose (instead of
+// lumberjack/timberjack): it must know when a file starts, to write the CSV
+// header at the top of each one, and it reopens on demand (SIGHUP after an
+// external logrotate).
+type File struct {
+	cfg Config
+	max int64 // bytes; 0 = no size rotation
+	now func() time.Time
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+
+	mill     chan struct{} // wakes the cleanup goroutine
+	millDone chan struct{}
+	closed   bool
+}
+
+// OpenFile opens (creating or appending to) c.Path.
+func OpenFile(c Config) (*File, error) {
+	c.SetDefaults()
+	fl := &File{cfg: c, now: time.Now, mill: make(chan struct{}, 1), millDone: make(chan struct{})}
+	if c.MaxSizeMB > 0 {
+		fl.max = int64(c.MaxSizeMB) << 20
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("create log directory for %s: %w", c.Path, err)
+	}
+	if err := fl.open(); err != nil {
+		return nil, err
+	}
+	go fl.millLoop()
+	fl.wakeMill() // apply max_backups/max_age to what earlier runs left
+	return fl, nil
+}
+
+func (fl *File) open() error {
+	f, err := os.OpenFile(fl.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat log file: %w", err)
+	}
+	fl.f, fl.size = f, st.Size()
+	return nil
+}
+
+// Write appends b, rotating first if b would take the file past its size
+// limit (a batch is never split across files). A fresh file starts with
+// b.Header.
+func (fl *File) Write(b *Batch) error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		return errors.New("write to closed log file " + fl.cfg.Path)
+	}
+	if fl.f == nil {
+		if err := fl.open(); err != nil {
+			return err
+		}
+	}
+	if fl.max > 0 && fl.size > 0 && fl.size+int64(len(b.Data)) > fl.max {
+		if err := fl.rotate(); err != nil {
+			return err
+		}
+	}
+	if fl.size == 0 && len(b.Header) > 0 {
+		n, err := fl.f.Write(b.Header)
+		fl.size += int64(n)
+		if err != nil {
+			return fmt.Errorf("write header to %s: %w", fl.cfg.Path, err)
+		}
+	}
+	n, err := fl.f.Write(b.Data)
+	fl.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("write %d records to %s: %w", b.Records, fl.cfg.Path, err)
+	}
+	return nil
+}
+
+// rotate renames the current file to its backup name and opens a new one.
+func (fl *File) rotate() error {
+	if err := fl.f.Close(); err != nil {
+		slog.Warn("close rotated log file", "path", fl.cfg.Path, "err", err)
+	}
+	fl.f = nil
+	dir, prefix, ext := backupParts(fl.cfg.Path)
+	name := filepath.Join(dir, prefix+fl.now().UTC().Format(backupTimeFormat)+ext)
+	if err := os.Rename(fl.cfg.Path, name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rotate log file %s: %w", fl.cfg.Path, err)
+	}
+	if err := fl.open(); err != nil {
+		return err
+	}
+	fl.wakeMill()
+	return nil
+}
+
+// Rotate forces a rotation now.
+func (fl *File) Rotate() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.f == nil {
+		if err := fl.open(); err != nil {
+			return err
+		}
+	}
+	return fl.rotate()
+}
+
+// Reopen closes and reopens the file by name (after an external rotation).
+func (fl *File) Reopen() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		return nil
+	}
+	if fl.f != nil {
+		_ = fl.f.Close()
+		fl.f = nil
+	}
+	return fl.open()
+}
+
+// Close syncs and closes the file and waits for background compression.
+func (fl *File) Close() error {
+	fl.mu.Lock()
+	if fl.closed {
+		fl.mu.Unlock()
+		return nil
+	}
+	fl.closed = true
+	var err error
+	if fl.f != nil {
+		if e := fl.f.Sync(); e != nil {
+			err = fmt.Errorf("sync %s: %w", fl.cfg.Path, e)
+		}
+		if e := fl.f.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", fl.cfg.Path, e)
+		}
+		fl.f = nil
+	}
+	fl.mu.Unlock()
+	close(fl.mill)
+	<-fl.millDone
+	return err
+}
+
+func (fl *File) wakeMill() {
+	select {
+	case fl.mill <- struct{}{}:
+	default:
+	}
+}
+
+func (fl *File) millLoop() {
+	defer close(fl.millDone)
+	for range fl.mill {
+		if err := fl.millOnce(); err != nil {
+			slog.Warn("log file cleanup", "path", fl.cfg.Path, "err", err)
+		}
+	}
+}
+
+type backup struct {
+	path string
+	t    time.Time
+	gz   bool
+}
+
+// backups lists the rotated copies of the file, newest first.
+func (fl *File) backups() ([]backup, error) {
+	dir, prefix, ext := backupParts(fl.cfg.Path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []backup
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		rest := name[len(prefix):]
+		gz := strings.HasSuffix(rest, ext+".gz")
+		if gz {
+			rest = strings.TrimSuffix(rest, ext+".gz")
+		} else if strings.HasSuffix(rest, ext) {
+			rest = strings.TrimSuffix(rest, ext)
+		} else {
+			continue
+		}
+		t, err := time.Parse(backupTimeFormat, rest)
+		if err != nil {
+			continue
+		}
+		out = append(out, backup{path: filepath.Join(dir, name), t: t, gz: gz})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].t.After(out[j].t) })
+	return out, nil
+}
+
+// millOnce removes backups beyond max_backups or older than max_age and
+// compresses the rest if asked to.
+func (fl *File) millOnce() error {
+	bs, err := fl.backups()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	cutoff := time.Time{}
+	if fl.cfg.MaxAgeDays > 0 {
+		cutoff = fl.now().Add(-time.Duration(fl.cfg.MaxAgeDays) * 24 * time.Hour)
+	}
+	for i, b := range bs {
+		if (fl.cfg.MaxBackups > 0 && i >= fl.cfg.MaxBackups) || (!cutoff.IsZero() && b.t.Before(cutoff)) {
+			if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if fl.cfg.Compress && !b.gz {
+			if err := gzipFile(b.path); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gzipFile replaces path with path.gz.
+func gzipFile(path string) (err error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := path + ".gz.tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	zw := gzip.NewWriter(out)
+	if _, err = io.Copy(zw, in); err != nil {
+		return fmt.Errorf("compress %s: %w", path, err)
+	}
+	if err = zw.Close(); err != nil {
+		return fmt.Errorf("compress %s: %w", path, err)
+	}
+	if err = out.Close(); err != nil {
+		return fmt.Errorf("compress %s: %w", path, err)
+	}
+	if err = os.Rename(tmp, path+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}

@@ -1,0 +1,168 @@
+// Package sink holds the destinations of log jobs: where rendered batches of
+// records go (stdout, a rotating file). A destination receives whole
+// batches, already cut to the job's limits (max records, bytes, interval),
+// and writes each with as few system calls as it can. Destinations are
+// called from one writer goroutine per job, never from the data path, so a
+// slow disk delays only that job's queue.
+package sink
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+)
+
+// Batch is a run of rendered records.
+type Batch struct {
+	// Header is written before the data at the top of every file or stream
+	// the destination starts (the CSV header row); nil for ndjson.
+	Header []byte
+	// Data holds whole records, each ending in a newline.
+	Data []byte
+	// Records is the number of records in Data.
+	Records int
+}
+
+// Destination takes batches. Write is called from one goroutine at a time;
+// Close flushes and releases the destination.
+type Destination interface {
+	Write(b *Batch) error
+	Close() error
+}
+
+// Reopener is a destination that can reopen its output (after an external
+// log rotation moved the file away, on SIGHUP).
+type Reopener interface {
+	Reopen() error
+}
+
+// Destination types.
+const (
+	TypeStdout = "stdout"
+	TypeFile   = "file"
+)
+
+// Config selects and configures a destination (a log job's "destination").
+type Config struct {
+	Type string `yaml:"type"` // stdout | file
+	// Path of the log file (file only). Rotated files sit next to it as
+	// name-<UTC time>.ext (optionally .gz).
+	Path string `yaml:"path"`
+	// MaxSizeMB rotates the file before it would grow past this size.
+	// Default 100; a negative value disables size rotation.
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxBackups is how many rotated files to keep; 0 keeps all.
+	MaxBackups int `yaml:"max_backups"`
+	// MaxAgeDays removes rotated files older than this; 0 keeps them.
+	MaxAgeDays int `yaml:"max_age_days"`
+	// Compress gzips rotated files in the background.
+	Compress bool `yaml:"compress"`
+}
+
+// SetDefaults fills in the default type (stdout) and rotation size.
+func (c *Config) SetDefaults() {
+	if c.Type == "" {
+		c.Type = TypeStdout
+	}
+	if c.Type == TypeFile && c.MaxSizeMB == 0 {
+		c.MaxSizeMB = 100
+	}
+}
+
+// Validate checks the destination section; keys are relative to it.
+func (c *Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	switch c.Type {
+	case TypeStdout, "":
+		if c.Path != "" {
+			errs.Add("path", "is only valid for type file")
+		}
+	case TypeFile:
+		if c.Path == "" {
+			errs.Add("path", "is required for type file")
+		} else if st, err := os.Stat(c.Path); err == nil && st.IsDir() {
+			errs.Add("path", "%s is a directory", c.Path)
+		}
+		if c.MaxBackups < 0 {
+			errs.Add("max_backups", "must not be negative")
+		}
+		if c.MaxAgeDays < 0 {
+			errs.Add("max_age_days", "must not be negative")
+		}
+	default:
+		errs.Add("type", "unknown destination type %q (want stdout or file)", c.Type)
+	}
+	return errs
+}
+
+// New opens the destination c describes.
+func New(c Config) (Destination, error) {
+	c.SetDefaults()
+	switch c.Type {
+	case TypeStdout:
+		return NewStream(os.Stdout, &stdoutMu), nil
+	case TypeFile:
+		return OpenFile(c)
+	}
+	return nil, fmt.Errorf("unknown destination type %q", c.Type)
+}
+
+// stdoutMu serialises batches of all jobs that write to stdout, so that
+// records of two jobs never interleave inside a line.
+var stdoutMu sync.Mutex
+
+// Stream writes batches to an io.Writer (stdout). The header, if any, is
+// written once, before the first batch.
+type Stream struct {
+	w          io.Writer
+	mu         *sync.Mutex
+	headerDone bool
+	buf        []byte
+}
+
+// NewStream returns a destination writing to w; mu, if not nil, is held
+// around each batch (share it between streams on the same writer).
+func NewStream(w io.Writer, mu *sync.Mutex) *Stream {
+	if mu == nil {
+		mu = new(sync.Mutex)
+	}
+	return &Stream{w: w, mu: mu}
+}
+
+// Write writes b in one Write call.
+func (s *Stream) Write(b *Batch) error {
+	p := b.Data
+	if !s.headerDone && len(b.Header) > 0 {
+		s.buf = append(append(s.buf[:0], b.Header...), b.Data...)
+		p = s.buf
+	}
+	s.mu.Lock()
+	_, err := s.w.Write(p)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write %d records to stdout: %w", b.Records, err)
+	}
+	s.headerDone = true
+	return nil
+}
+
+// Close flushes w if it has a Sync method (it does not close stdout).
+func (s *Stream) Close() error {
+	if f, ok := s.w.(interface{ Sync() error }); ok {
+		_ = f.Sync() // stdout may be a pipe: Sync failing there is normal
+	}
+	return nil
+}
+
+// backupGlob returns the glob pattern of rotated files of path.
+func backupParts(path string) (dir, prefix, ext string) {
+	dir = filepath.Dir(path)
+	base := filepath.Base(path)
+	ext = filepath.Ext(base)
+	prefix = base[:len(base)-len(ext)] + "-"
+	return dir, prefix, ext
+}
