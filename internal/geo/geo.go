@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 )
@@ -101,11 +102,46 @@ type Answer struct {
 
 // record holds the keys of both layouts, so one decode reads either.
 type record struct {
-	Country struct {
-		ISOCode string `maxminddb:"iso_code"`
-	} `maxminddb:"country"`
-	CountryCode string `maxminddb:"country_code"`
-	ASN         uint32 `maxminddb:"autonomous_system_number"`
+	Country     countryField `maxminddb:"country"`
+	CountryCode string       `maxminddb:"country_code"`
+	ASN         uint32       `maxminddb:"autonomous_system_number"`
+}
+
+// countryField is GeoIP2's {"country": {"iso_code": ...}}. Some databases
+// (ipinfo's) use "country" for the country's name as a string instead, with
+// the code in "country_code"; that value is skipped rather than failing the
+// decode.
+type countryField struct{ ISOCode string }
+
+// UnmarshalMaxMindDBCursor reads iso_code from a map and skips anything else.
+func (c *countryField) UnmarshalMaxMindDBCursor(cur mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	k, err := cur.Kind()
+	if err != nil {
+		return mmdbdata.Cursor{}, err
+	}
+	if k != mmdbdata.KindMap {
+		return cur.Skip()
+	}
+	m, err := cur.Map()
+	if err != nil {
+		return mmdbdata.Cursor{}, err
+	}
+	var next mmdbdata.Cursor
+	for {
+		key, val, ok := m.Next(next)
+		if !ok {
+			break
+		}
+		if string(key) == "iso_code" {
+			c.ISOCode, next, err = val.ReadString()
+		} else {
+			next, err = val.Skip()
+		}
+		if err != nil {
+			return mmdbdata.Cursor{}, err
+		}
+	}
+	return m.End()
 }
 
 // kind says which of the two databases a source is.
@@ -265,14 +301,41 @@ func load(path string) (*loaded, stamp, error) {
 	if err != nil {
 		return nil, st, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := r.Verify(); err != nil {
-		return nil, st, fmt.Errorf("%s: verify: %w", path, err)
+	if err := smokeTest(r); err != nil {
+		return nil, st, fmt.Errorf("%s: %w", path, err)
 	}
 	return &loaded{
 		r:      r,
 		ipv4:   r.Metadata.IPVersion == 4,
 		dbType: r.Metadata.DatabaseType,
 	}, st, nil
+}
+
+// smokeTest decodes the first networks of a freshly opened database, so a
+// file that opens but is corrupt (or of an unrelated layout) is refused
+// before it replaces a working one. Reader.Verify is not used: it also
+// rejects metadata quirks (an empty description) of databases that work.
+func smokeTest(r *maxminddb.Reader) error {
+	if r.Metadata.NodeCount == 0 {
+		return errors.New("database has no networks")
+	}
+	n := 0
+	var rec record
+	for res := range r.Networks() {
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("walk networks: %w", err)
+		}
+		if err := res.Decode(&rec); err != nil {
+			return fmt.Errorf("decode %s: %w", res.Prefix(), err)
+		}
+		if n++; n == 1000 {
+			break
+		}
+	}
+	if n == 0 {
+		return errors.New("database has no networks")
+	}
+	return nil
 }
 
 // HasCountry reports whether a country database is configured.
