@@ -374,7 +374,7 @@ var (
 		"clientUUID": true, "clientOsType": true, "clientOsVersion": true,
 		"clientTunnelIpV4": true, "clientTunnelIpV6": true, "sessionTunnelProtocol": true,
 		"sessionDisconnectReasonDescription": true,
-		"sourceParentId": true, "sourceParentType": true, "sourceEntityId": true, "sourceEntityType": true,
+		"sourceParentId":                     true, "sourceParentType": true, "sourceEntityId": true, "sourceEntityType": true,
 		"destinationParentId": true, "destinationParentType": true, "sourceParentName": true,
 		"sourceEntityName": true, "destinationParentName": true,
 	}
