@@ -1,0 +1,184 @@
+// Command bench compares prism with a direct connection, HAProxy (mode tcp),
+// nginx stream and the bare relay on loopback, in one run: bulk throughput
+// (1 and 8 streams) with proxy CPU per GB, short-connection rate with
+// latency and proxy CPU per connection, and proxy memory per idle
+// connection. The proxy runs pinned to one CPU and the load generator and
+// origin to another (taskset), and each section starts a fresh proxy.
+//
+// Run it from the repository root: go run ./bench (see bench/README.md).
+// Sections are a list (sections.go); a new one (TLS, UDP) is one more entry.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// bench is one run's settings and shared state.
+type bench struct {
+	root     string // repository root
+	self     string // this binary, for the origin and relayproxy modes
+	tmp      string
+	taskset  string
+	proxyCPU string
+	loadCPU  string
+	logPath  string
+	logFile  *os.File
+
+	bulkTime  time.Duration
+	bulkBytes int64
+	conns     int
+	connConc  int
+	connTime  time.Duration
+	idle      int
+
+	prismBin, prismErr, prismLog string
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "origin":
+			runOrigin(os.Args[2:])
+			return
+		case "relayproxy":
+			runRelayProxy(os.Args[2:])
+			return
+		}
+	}
+	b := &bench{}
+	var targetList, sectionList string
+	flag.StringVar(&targetList, "targets", "direct,prism,relay,haproxy,nginx", "targets to compare (comma-separated)")
+	flag.StringVar(&sectionList, "sections", strings.Join(sectionNames(), ","), "sections to run (comma-separated)")
+	flag.StringVar(&b.proxyCPU, "proxy-cpu", "1", "CPU the proxy is pinned to")
+	flag.StringVar(&b.loadCPU, "load-cpu", "0", "CPU the load generator and origin are pinned to")
+	flag.DurationVar(&b.bulkTime, "bulk-time", 5*time.Second, "bulk: time limit per run")
+	flag.Int64Var(&b.bulkBytes, "bulk-bytes", 2<<30, "bulk: byte limit per run")
+	flag.IntVar(&b.conns, "conns", 10000, "short connections: count limit per run")
+	flag.IntVar(&b.connConc, "conn-concurrency", 16, "short connections: parallel clients")
+	flag.DurationVar(&b.connTime, "conn-time", 5*time.Second, "short connections: time limit per run")
+	flag.IntVar(&b.idle, "idle", 5000, "idle connections held open for the memory section")
+	flag.Parse()
+
+	pinSelf(b)
+	if err := b.setup(); err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(b.tmp)
+
+	report(b, pick(targets(), targetList), pickSections(sectionList))
+}
+
+// pinSelf re-executes the harness on the load CPU (once).
+func pinSelf(b *bench) {
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		log.Print("taskset not found: running unpinned")
+		return
+	}
+	b.taskset = ts
+	if os.Getenv("PRISM_BENCH_PINNED") != "" {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	argv := append([]string{ts, "-c", b.loadCPU, exe}, os.Args[1:]...)
+	env := append(os.Environ(), "PRISM_BENCH_PINNED=1")
+	log.Fatal(syscall.Exec(ts, argv, env))
+}
+
+func (b *bench) setup() error {
+	var err error
+	if b.root, err = repoRoot(); err != nil {
+		return err
+	}
+	if b.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if b.tmp, err = os.MkdirTemp("", "prism-bench-"); err != nil {
+		return err
+	}
+	b.logPath = filepath.Join(b.tmp, "proxies.log")
+	b.logFile, err = os.Create(b.logPath)
+	return err
+}
+
+// repoRoot finds the directory holding go.mod, from the working directory up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s: run from the repository", dir)
+		}
+	}
+}
+
+func (b *bench) tempDir(name string) string {
+	d, err := os.MkdirTemp(b.tmp, name+"-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return d
+}
+
+func pick(all []*target, list string) []*target {
+	var out []*target
+	for _, name := range strings.Split(list, ",") {
+		for _, t := range all {
+			if t.name == strings.TrimSpace(name) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// machine describes where the numbers come from.
+func machine(w io.Writer) {
+	model := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	ncpu := strings.Count(string(must(os.ReadFile("/proc/cpuinfo"))), "\nprocessor") + 1
+	var uts syscall.Utsname
+	_ = syscall.Uname(&uts)
+	kernel := utsString(uts.Release[:])
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(w, "date: %s\nmachine: %d CPUs, %s, Linux %s, %s\nload average at start: %s\n",
+		time.Now().UTC().Format(time.RFC3339), ncpu, model, kernel, runtime.Version(), strings.TrimSpace(string(load)))
+}
+
+func utsString(b []int8) string {
+	s := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func must(b []byte, _ error) []byte { return b }

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+)
+
+// metric is one column of a section's table.
+type metric struct {
+	name  string // column header, with its unit
+	ratio bool   // also print ×direct and ×haproxy for it
+}
+
+// section is one measurement, run once per target on a fresh proxy.
+type section struct {
+	name    string
+	title   string
+	metrics []metric
+	// proxyOnly sections make no sense without a proxy (skip direct).
+	proxyOnly bool
+	run       func(b *bench, srv *server) ([]float64, error)
+}
+
+var na = math.NaN()
+
+func sections() []*section {
+	return []*section{
+		{
+			name:      "idle",
+			title:     "memory per idle connection",
+			metrics:   []metric{{"PSS KiB/conn", true}, {"fds/conn", false}, {"PSS before MiB", false}},
+			proxyOnly: true,
+			run:       runIdle,
+		},
+		{
+			name:    "bulk1",
+			title:   "bulk upload, 1 stream",
+			metrics: []metric{{"Gbit/s", true}, {"proxy CPU s/GB", false}},
+			run:     func(b *bench, srv *server) ([]float64, error) { return runBulk(b, srv, 1) },
+		},
+		{
+			name:    "bulk8",
+			title:   "bulk upload, 8 streams",
+			metrics: []metric{{"Gbit/s", true}, {"proxy CPU s/GB", false}},
+			run:     func(b *bench, srv *server) ([]float64, error) { return runBulk(b, srv, 8) },
+		},
+		{
+			name:    "conn",
+			title:   "short connections (connect, 64 B echo, close)",
+			metrics: []metric{{"conn/s", true}, {"p50 ms", false}, {"p99 ms", false}, {"proxy CPU µs/conn", true}, {"errors", false}},
+			run:     runConn,
+		},
+	}
+}
+
+func sectionNames() []string {
+	var n []string
+	for _, s := range sections() {
+		n = append(n, s.name)
+	}
+	return n
+}
+
+func pickSections(list string) []*section {
+	var out []*section
+	for _, name := range strings.Split(list, ",") {
+		for _, s := range sections() {
+			if s.name == strings.TrimSpace(name) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// cpuOf returns the CPU time of the proxy process (0 for direct).
+func cpuOf(srv *server) time.Duration {
+	if srv.pid == 0 {
+		return 0
+	}
+	d, _ := cpuTime(srv.pid)
+	return d
+}
+
+func runBulk(b *bench, srv *server, streams int) ([]float64, error) {
+	// Warm up (connection setup, buffers) before measuring.
+	if _, err := bulk(srv.addr, streams, 300*time.Millisecond, 64<<20); err != nil {
+		return nil, err
+	}
+	c0 := cpuOf(srv)
+	r, err := bulk(srv.addr, streams, b.bulkTime, b.bulkBytes)
+	if err != nil {
+		return nil, err
+	}
+	cpuPerGB := na
+	if srv.pid != 0 {
+		cpuPerGB = (cpuOf(srv) - c0).Seconds() / (float64(r.bytes) / 1e9)
+	}
+	return []float64{r.gbps(), cpuPerGB}, nil
+}
+
+func runConn(b *bench, srv *server) ([]float64, error) {
+	connRate(srv.addr, 200, b.connConc, time.Second) // warm-up
+	c0 := cpuOf(srv)
+	r := connRate(srv.addr, b.conns, b.connConc, b.connTime)
+	if r.n == 0 {
+		return nil, fmt.Errorf("no connection succeeded (%d errors)", r.errors)
+	}
+	cpu := na
+	if srv.pid != 0 {
+		cpu = float64((cpuOf(srv) - c0).Microseconds()) / float64(r.n)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return []float64{float64(r.n) / r.elapsed.Seconds(), ms(r.p50), ms(r.p99), cpu, float64(r.errors)}, nil
+}
+
+func runIdle(b *bench, srv *server) ([]float64, error) {
+	// Warm up: a few connections opened and closed, so that the baseline
+	// includes what any proxy allocates on first use.
+	w, err := openIdle(srv.addr, 50)
+	if err != nil {
+		return nil, err
+	}
+	closeAll(w)
+	time.Sleep(500 * time.Millisecond)
+	p0, err := pss(srv.pid)
+	if err != nil {
+		return nil, err
+	}
+	f0 := fdCount(srv.pid)
+	conns, err := openIdle(srv.addr, b.idle)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	time.Sleep(2 * time.Second) // let the proxy settle (GC, lazy frees)
+	p1, err := pss(srv.pid)
+	if err != nil {
+		return nil, err
+	}
+	f1 := fdCount(srv.pid)
+	n := float64(len(conns))
+	return []float64{float64(p1-p0) / 1024 / n, float64(f1-f0) / n, float64(p0) / (1 << 20)}, nil
+}
+
+// report runs every section on every target and prints the tables.
+func report(b *bench, ts []*target, ss []*section) {
+	machine(os.Stdout)
+	fmt.Printf("proxy pinned to CPU %s, load generator and origin to CPU %s; each section starts a fresh proxy\n", b.proxyCPU, b.loadCPU)
+	origin, err := b.spawnAddrOn(b.loadCPU, "origin", b.self, "origin", "-listen", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("origin:", err)
+		return
+	}
+	defer origin.stop()
+
+	var usable []*target
+	for _, t := range ts {
+		if why := t.check(b); why != "" {
+			fmt.Printf("skipping %s: %s\n", t.name, why)
+			continue
+		}
+		usable = append(usable, t)
+	}
+	for _, s := range ss {
+		rows := map[string][]float64{}
+		var order []string
+		for _, t := range usable {
+			if s.proxyOnly && t.name == "direct" {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "%s: %s ...\n", s.name, t.name)
+			srv, err := t.start(b, origin.addr)
+			if err != nil {
+				fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
+				continue
+			}
+			vals, err := s.run(b, srv)
+			srv.stop()
+			if err != nil {
+				fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
+				continue
+			}
+			if t.name == "prism" {
+				b.noteRecords(s.name)
+			}
+			rows[t.name] = vals
+			order = append(order, t.name)
+		}
+		printTable(s, order, rows)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nload average at end: %s\n", strings.TrimSpace(string(load)))
+}
+
+// noteRecords says how many records prism's spectrum_events job wrote
+// during a section (logging must be on during the run).
+func (b *bench) noteRecords(section string) {
+	data, err := os.ReadFile(b.prismLog)
+	if err != nil {
+		fmt.Printf("prism (%s): no log records: %v\n", section, err)
+		return
+	}
+	fmt.Printf("prism (%s): %d spectrum_events records written to its log file\n", section, bytes.Count(data, []byte("\n")))
+}
+
+func printTable(s *section, order []string, rows map[string][]float64) {
+	fmt.Printf("\n### %s\n\n| target |", s.title)
+	sep := "|---|"
+	for _, m := range s.metrics {
+		fmt.Printf(" %s |", m.name)
+		sep += "---:|"
+		if m.ratio {
+			fmt.Printf(" ×direct | ×haproxy |")
+			sep += "---:|---:|"
+		}
+	}
+	fmt.Println("\n" + sep)
+	for _, name := range order {
+		v := rows[name]
+		fmt.Printf("| %s |", name)
+		for i, m := range s.metrics {
+			fmt.Printf(" %s |", num(v[i]))
+			if m.ratio {
+				fmt.Printf(" %s | %s |", ratio(v[i], rows["direct"], i), ratio(v[i], rows["haproxy"], i))
+			}
+		}
+		fmt.Println()
+	}
+}
+
+func ratio(v float64, base []float64, i int) string {
+	if base == nil || math.IsNaN(v) || math.IsNaN(base[i]) || base[i] == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", v/base[i])
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}

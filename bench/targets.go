@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is a running target: where to connect, and the process to watch
+// (pid 0 for the direct target, which has no proxy).
+type server struct {
+	addr string
+	pid  int
+	stop func()
+}
+
+// target is one thing to compare: something that forwards a TCP
+// connection to the origin.
+type target struct {
+	name string
+	// check says why the target cannot run here ("" if it can).
+	check func(b *bench) string
+	// start launches the target in front of origin, pinned to the proxy CPU.
+	start func(b *bench, origin string) (*server, error)
+}
+
+func targets() []*target {
+	return []*target{
+		{name: "direct", check: func(*bench) string { return "" }, start: startDirect},
+		{name: "prism", check: checkPrism, start: startPrism},
+		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
+		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
+		{name: "nginx", check: checkNginx, start: startNginx},
+	}
+}
+
+func startDirect(_ *bench, origin string) (*server, error) {
+	return &server{addr: origin, stop: func() {}}, nil
+}
+
+// startRelay runs the bare relay (this binary, "relayproxy" mode).
+func startRelay(b *bench, origin string) (*server, error) {
+	return b.spawnAddr("relay", b.self, "relayproxy", "-listen", "127.0.0.1:0", "-origin", origin)
+}
+
+func checkProgram(name string) func(*bench) string {
+	return func(*bench) string {
+		if _, err := lookPath(name); err != nil {
+			return name + " not installed"
+		}
+		return ""
+	}
+}
+
+// lookPath finds a program in PATH or the sbin directories Debian uses.
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+func startHAProxy(b *bench, origin string) (*server, error) {
+	bin, _ := lookPath("haproxy")
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := b.tempDir("haproxy")
+	cfg := fmt.Sprintf(`global
+    maxconn 9500
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend bench
+    bind 127.0.0.1:%d
+    default_backend origin
+backend origin
+    server o1 %s
+`, port, origin)
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return b.spawnPort("haproxy", port, bin, "-db", "-f", path)
+}
+
+const nginxStream = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+func checkNginx(b *bench) string {
+	if s := checkProgram("nginx")(b); s != "" {
+		return s
+	}
+	if _, err := os.Stat(nginxStream); err != nil {
+		return "nginx stream module missing (" + nginxStream + ")"
+	}
+	return ""
+}
+
+func startNginx(b *bench, origin string) (*server, error) {
+	bin, _ := lookPath("nginx")
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := b.tempDir("nginx")
+	cfg := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 30000;
+pid %s/nginx.pid;
+error_log %s/error.log error;
+events { worker_connections 30000; }
+stream {
+    server {
+        listen 127.0.0.1:%d;
+        proxy_pass %s;
+        proxy_timeout 1h;
+    }
+}
+`, nginxStream, dir, dir, port, origin)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return b.spawnPort("nginx", port, bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", path)
+}
+
+// checkPrism builds ./cmd/prism once; the target is skipped until it builds.
+func checkPrism(b *bench) string {
+	if b.prismBin != "" {
+		return ""
+	}
+	if b.prismErr != "" {
+		return b.prismErr
+	}
+	if _, err := os.Stat(filepath.Join(b.root, "cmd", "prism")); err != nil {
+		b.prismErr = "cmd/prism does not exist yet"
+		return b.prismErr
+	}
+	bin := filepath.Join(b.tmp, "prism")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/prism")
+	cmd.Dir = b.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.prismErr = "go build ./cmd/prism failed: " + firstLine(string(out))
+		return b.prismErr
+	}
+	b.prismBin = bin
+	return ""
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// startPrism runs prism with one TCP app in front of the origin and a
+// spectrum_events log job writing connect/disconnect records to a file.
+func startPrism(b *bench, origin string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := b.tempDir("prism")
+	b.prismLog = filepath.Join(dir, "spectrum.log")
+	cfg := fmt.Sprintf(`node:
+  colo: BEN
+  id: bench-1
+  region_name: "bench"
+apps:
+  - id: bench
+    protocol: tcp
+    listen: ["127.0.0.1:%d"]
+    origins:
+      addresses: ["%s"]
+    timeouts: {connect: 5s, idle: 1h}
+    max_connections: 30000
+log_jobs:
+  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %s}
+`, port, origin, b.prismLog)
+	path := filepath.Join(dir, "prism.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pinned returns the command line that runs argv on the proxy CPU.
+func (b *bench) pinned(argv ...string) *exec.Cmd { return b.pinnedTo(b.proxyCPU, argv...) }
+
+func (b *bench) pinnedTo(cpu string, argv ...string) *exec.Cmd {
+	if b.taskset != "" {
+		argv = append([]string{b.taskset, "-c", cpu}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = b.logFile
+	return cmd
+}
+
+// spawnPort starts a proxy that listens on a port we chose, and waits
+// until it accepts connections.
+func (b *bench) spawnPort(name string, port int, argv ...string) (*server, error) {
+	cmd := b.pinned(argv...)
+	cmd.Stdout = b.logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	srv := &server{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	srv.stop = func() { stopProcess(cmd, exited) }
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("%s exited at start: %v: %s", name, err, b.logTail())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", srv.addr, time.Second); err == nil {
+			c.Close()
+			return srv, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.stop()
+	return nil, fmt.Errorf("%s did not listen on %s within 10s", name, srv.addr)
+}
+
+// spawnAddr starts a process that prints its listen address on stdout.
+func (b *bench) spawnAddr(name string, argv ...string) (*server, error) {
+	return b.spawnAddrOn(b.proxyCPU, name, argv...)
+}
+
+func (b *bench) spawnAddrOn(cpu, name string, argv ...string) (*server, error) {
+	cmd := b.pinnedTo(cpu, argv...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		for sc.Scan() {
+		}
+	}()
+	go func() { exited <- cmd.Wait() }()
+	stop := func() { stopProcess(cmd, exited) }
+	select {
+	case addr, ok := <-lines:
+		if !ok {
+			stop()
+			return nil, fmt.Errorf("%s printed no address", name)
+		}
+		return &server{addr: addr, pid: cmd.Process.Pid, stop: stop}, nil
+	case <-time.After(10 * time.Second):
+		stop()
+		return nil, fmt.Errorf("%s printed no address within 10s", name)
+	}
+}
+
+// stopProcess asks the process to stop (SIGTERM), then kills it after 5s.
+func stopProcess(cmd *exec.Cmd, exited chan error) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// logTail returns the last lines the proxies wrote (for start failures).
+func (b *bench) logTail() string {
+	data, _ := os.ReadFile(b.logPath)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
