@@ -1,0 +1,255 @@
+package udpproxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+)
+
+const waitFor = 5 * time.Second
+
+// collector records every event and hands them to waiters in order.
+type collector struct {
+	mu  sync.Mutex
+	evs []event.Event
+	ch  chan event.Event
+}
+
+func newCollector() *collector { return &collector{ch: make(chan event.Event, 8192)} }
+
+func (c *collector) Emit(e *event.Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, *e)
+	c.mu.Unlock()
+	select {
+	case c.ch <- *e:
+	default:
+		panic("collector: channel full")
+	}
+}
+
+// next waits for the next event of type typ, skipping others.
+func (c *collector) next(t *testing.T, typ event.Type) event.Event {
+	t.Helper()
+	timer := time.NewTimer(waitFor)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-c.ch:
+			if e.Type == typ {
+				return e
+			}
+		case <-timer.C:
+			t.Fatalf("no %v event within %v; have %d events", typ, waitFor, len(c.all()))
+		}
+	}
+}
+
+func (c *collector) all() []event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]event.Event(nil), c.evs...)
+}
+
+func (c *collector) count(typ event.Type) int {
+	n := 0
+	for _, e := range c.all() {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// echoOrigin is a plain UDP echo server; it can prefix replies.
+type echoOrigin struct {
+	conn *net.UDPConn
+	got  chan []byte
+	done chan struct{}
+}
+
+func startEcho(t testing.TB, prefix string) *echoOrigin {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &echoOrigin{conn: c, got: make(chan []byte, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(o.done)
+		buf := make([]byte, 65536)
+		out := make([]byte, 0, 65536)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case o.got <- append([]byte(nil), buf[:n]...):
+			default:
+			}
+			out = append(append(out[:0], prefix...), buf[:n]...)
+			_, _ = c.WriteToUDPAddrPort(out, from)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-o.done })
+	return o
+}
+
+func (o *echoOrigin) addr() netip.AddrPort { return o.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// quietEcho is echoOrigin without recording (for load).
+func startQuietEcho(t testing.TB) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = c.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func staticPool(t testing.TB, addrs ...string) *origin.Pool {
+	t.Helper()
+	block, _ := origin.ParseBlock(nil)
+	p, err := origin.NewPool(origin.Config{Addresses: addrs}, block, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fakePool returns fixed targets or a failure and records port offsets.
+type fakePool struct {
+	targets []origin.Target
+	fail    *origin.Failure
+	offsets chan int
+}
+
+func (f *fakePool) Candidates(_ context.Context, _ netip.Addr, off int) ([]origin.Target, *origin.Failure) {
+	if f.offsets != nil {
+		f.offsets <- off
+	}
+	return f.targets, f.fail
+}
+
+func (f *fakePool) Acquire(origin.Target) func() { return func() {} }
+
+// fakeFirewall blocks the listed addresses and counts lookups.
+type fakeFirewall struct {
+	block map[netip.Addr]bool
+	calls atomic.Int64
+}
+
+func (f *fakeFirewall) Apply(a netip.Addr, e *event.Event) bool {
+	f.calls.Add(1)
+	e.Firewall = true
+	if f.block[a] {
+		e.FirewallMatch = event.FirewallBlockIP
+		return true
+	}
+	return false
+}
+
+func startServer(t testing.TB, app App, em event.Emitter, reg *event.Registry) *Server {
+	t.Helper()
+	if app.ID == "" {
+		app.ID = "udp-app"
+	}
+	if app.Listen == nil {
+		app.Listen = []string{"127.0.0.1:0"}
+	}
+	s, err := New(app, em, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func addrOf(s *Server, i int) netip.AddrPort {
+	return s.Addrs()[i].(*net.UDPAddr).AddrPort()
+}
+
+func dial(t testing.TB, to netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip sends msg and returns the reply.
+func roundTrip(t testing.TB, c *net.UDPConn, msg string) string {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	return read(t, c)
+}
+
+func read(t testing.TB, c *net.UDPConn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("read reply: %v", err)
+	}
+	return string(buf[:n])
+}
+
+// eventually polls cond: for counters that have no event to wait on.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+var errTimeout = errors.New("timeout")
+
+// noReply asserts that nothing arrives on c within d.
+func noReply(t testing.TB, c *net.UDPConn, d time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 2048)
+	if n, err := c.Read(buf); err == nil {
+		t.Fatalf("unexpected reply %q", buf[:n])
+	}
+}

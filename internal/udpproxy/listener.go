@@ -1,0 +1,333 @@
+package udpproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// key identifies a session on one listener: the socket peer, the real
+// client when a trusted front proxy named one (zero otherwise), and, on a
+// wildcard socket, the local address the client sent to (zero otherwise).
+type key struct {
+	peer   netip.AddrPort
+	client netip.AddrPort
+	local  netip.Addr
+}
+
+// listener is one bound UDP socket (one port of a listen entry).
+type listener struct {
+	srv     *Server
+	conn    *net.UDPConn
+	rc      syscall.RawConn
+	v6      bool // AF_INET6 socket (possibly dual-stack)
+	pktinfo bool // bound to a wildcard address: learn and reply from the destination address
+	local   netip.AddrPort
+	offset  int // port - range low, for origin port-range mapping
+
+	mu       sync.Mutex
+	sessions map[key]*session
+	alias    map[netip.AddrPort]*session // trusted front peer → its latest proxied session
+
+	// Owned by the loop goroutine.
+	cur    *batch
+	n      int
+	rerr   syscall.Errno
+	readFn func(fd uintptr) bool
+	sendFn func(fd uintptr) bool
+	sendHs []mmsghdr
+	sendN  int
+	sendE  syscall.Errno
+}
+
+func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
+	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{}}
+	network, addr := "udp", net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if host == "0.0.0.0" {
+		network = "udp4"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		l.pktinfo = true
+	}
+	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
+		l.v6 = network == "udp6"
+		if !l.pktinfo {
+			return nil
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = setPktinfo(fd, l.v6) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("udp app %s: listen %s: %w", s.id, addr, err)
+	}
+	l.conn = pc.(*net.UDPConn)
+	la := l.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.local = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
+	if l.rc, err = l.conn.SyscallConn(); err != nil {
+		l.conn.Close()
+		return nil, err
+	}
+	l.readFn = l.readable
+	l.sendFn = l.sendOrigin
+	return l, nil
+}
+
+// loop reads batches until the socket is closed.
+func (l *listener) loop() {
+	defer l.srv.readers.Done()
+	for {
+		if err := l.rc.Read(l.readFn); err != nil {
+			return // closed
+		}
+		if l.rerr != 0 {
+			// Errors on an unconnected socket are reports about earlier
+			// sends (e.g. ICMP for a vanished client); nothing to do but
+			// not spin.
+			now := time.Now().UnixNano()
+			if ok, n := l.srv.errLog.allow(now); ok {
+				l.srv.log.Warn("udp listener read error", "addr", l.local.String(), "err", l.rerr.Error(), "suppressed", n)
+			}
+			continue
+		}
+		l.process(l.cur, l.n)
+		l.srv.pool.put(l.cur)
+		l.cur = nil
+	}
+}
+
+// readable runs when the socket may be readable. It takes a batch from the
+// pool only for the duration of a read, so an idle listener holds none.
+func (l *listener) readable(fd uintptr) bool {
+	if l.cur == nil {
+		l.cur = l.srv.pool.get()
+		l.cur.prepareRecv(headroom, true, l.pktinfo)
+	}
+	n, e := recvmmsg(fd, l.cur.hs[:])
+	if e == unix.EAGAIN {
+		l.srv.pool.put(l.cur)
+		l.cur = nil
+		return false
+	}
+	l.n, l.rerr = n, e
+	if e != 0 {
+		l.srv.pool.put(l.cur)
+		l.cur = nil
+	}
+	return true
+}
+
+// process forwards a received batch: every datagram goes to its session,
+// consecutive datagrams of one session in one sendmmsg.
+func (l *listener) process(b *batch, n int) {
+	s := l.srv
+	now := time.Now().UnixNano()
+	s.c.clientDgrams.Add(int64(n))
+	var run *session
+	runStart := 0
+	var last *session
+	var lastKey key
+	for i := 0; i < n; i++ {
+		h := &b.hs[i]
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 || int(h.Len) > s.app.UDP.MaxDatagramSize {
+			s.c.truncated.Add(1)
+			l.flush(b, run, runStart, i)
+			run = nil
+			continue
+		}
+		peer := sockaddrToAddrPort(&b.names[i])
+		k := key{peer: peer}
+		if l.pktinfo {
+			k.local = pktinfoDst(b.oob[i][:h.Hdr.Controllen])
+		}
+		data := b.buf(i)[headroom : headroom+int(h.Len)]
+		off := 0
+		var ss *session
+		if len(s.app.Trusted) > 0 && s.trusted(peer.Addr()) {
+			var ok bool
+			ss, k, off, ok = l.inbound(k, data)
+			if !ok {
+				l.flush(b, run, runStart, i)
+				run = nil
+				continue
+			}
+		}
+		if ss == nil {
+			if last != nil && k == lastKey {
+				ss = last
+			} else {
+				ss = l.lookup(k, now)
+			}
+		}
+		if ss == nil {
+			l.flush(b, run, runStart, i)
+			run = nil
+			continue
+		}
+		last, lastKey = ss, k
+		payload := data[off:]
+		if !ss.accept(payload, now) {
+			// Pending (queued), blocked or ended: not for sending now.
+			l.flush(b, run, runStart, i)
+			run = nil
+			continue
+		}
+		start := headroom + off
+		if s.every {
+			start -= len(ss.hdr)
+			copy(b.buf(i)[start:], ss.hdr)
+		}
+		b.setPayload(i, b.buf(i)[start:headroom+int(h.Len)])
+		if run != ss {
+			l.flush(b, run, runStart, i)
+			run, runStart = ss, i
+		}
+	}
+	l.flush(b, run, runStart, n)
+}
+
+// inbound handles a datagram from a trusted front proxy: a PROXY header
+// names the real client (and is stripped); a datagram without one belongs
+// to the front peer's latest proxied session (header on the first datagram
+// only), or, if there is none, to the peer itself.
+func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
+	if hasProxyHeader(data) {
+		src, n, err := parseInbound(data)
+		if err != nil {
+			l.srv.c.badInbound.Add(1)
+			return nil, k, 0, false
+		}
+		if src.IsValid() {
+			k.client = src
+		}
+		return nil, k, n, true
+	}
+	l.mu.Lock()
+	ss := l.alias[k.peer]
+	l.mu.Unlock()
+	if ss != nil && ss.key.local == k.local {
+		return ss, ss.key, 0, true
+	}
+	return nil, k, 0, true
+}
+
+// lookup finds the session of k or opens one.
+func (l *listener) lookup(k key, now int64) *session {
+	l.mu.Lock()
+	ss := l.sessions[k]
+	l.mu.Unlock()
+	if ss != nil {
+		return ss
+	}
+	if l.srv.closing.Load() {
+		return nil
+	}
+	client := k.peer
+	if k.client.IsValid() {
+		client = k.client
+	}
+	if ok, which := l.srv.admit(client.Addr()); !ok {
+		if ok, n := l.srv.capLog.allow(now); ok {
+			l.srv.log.Warn("udp session cap reached; dropping datagrams that would open new sessions",
+				"cap", which, "client", client.Addr().String(), "suppressed", n)
+		}
+		return nil
+	}
+	ss = newSession(l, k, client, now)
+	l.mu.Lock()
+	if prev := l.sessions[k]; prev != nil { // cannot happen: only this goroutine inserts
+		l.mu.Unlock()
+		l.srv.unadmit(client.Addr())
+		return prev
+	}
+	l.sessions[k] = ss
+	if k.client.IsValid() {
+		l.alias[k.peer] = ss
+	}
+	l.mu.Unlock()
+	l.srv.sessWG.Add(1)
+	go ss.run()
+	return ss
+}
+
+// remove takes ss out of the tables, if it is still there.
+func (l *listener) remove(ss *session) {
+	l.mu.Lock()
+	if l.sessions[ss.key] == ss {
+		delete(l.sessions, ss.key)
+	}
+	if l.alias[ss.key.peer] == ss {
+		delete(l.alias, ss.key.peer)
+	}
+	l.mu.Unlock()
+}
+
+// snapshot appends the current sessions to buf.
+func (l *listener) snapshot(buf []*session) []*session {
+	l.mu.Lock()
+	for _, ss := range l.sessions {
+		buf = append(buf, ss)
+	}
+	l.mu.Unlock()
+	return buf
+}
+
+// flush sends messages [from, to) of b to run's origin in one sendmmsg.
+// A full origin socket buffer drops the rest rather than stall the
+// listener (and every other session on it).
+func (l *listener) flush(b *batch, run *session, from, to int) {
+	if run == nil || from >= to {
+		return
+	}
+	l.sendHs, l.sendN, l.sendE = b.hs[from:to], 0, 0
+	err := run.rc.Write(l.sendFn)
+	if err != nil { // closed: the session just ended
+		l.srv.c.noSess.Add(int64(to - from))
+		return
+	}
+	if l.sendE != 0 {
+		l.srv.c.sendOrigin.Add(int64(to - from - l.sendN))
+		if l.sendE != unix.EAGAIN && l.sendE != unix.ENOBUFS {
+			run.originFailed(l.sendE)
+		}
+	}
+}
+
+func (l *listener) sendOrigin(fd uintptr) bool {
+	for l.sendN < len(l.sendHs) {
+		n, e := sendmmsg(fd, l.sendHs[l.sendN:])
+		if e != 0 {
+			l.sendE = e
+			return true
+		}
+		l.sendN += n
+	}
+	return true
+}
+
+// sessionEvent is the base record of a new session.
+func (l *listener) sessionEvent(k key, client netip.AddrPort, start time.Time) event.Event {
+	ev := event.New(l.srv.id, event.NewID(start))
+	ev.Time, ev.StartTime = start, start
+	ev.ClientProto = event.ProtoUDP
+	ev.PeerAddr = k.peer
+	ev.ClientAddr = client
+	ev.LocalAddr = l.local
+	if k.local.IsValid() {
+		ev.LocalAddr = netip.AddrPortFrom(k.local, l.local.Port())
+	}
+	ev.ProxyProtocol = l.srv.app.ProxyProtocol
+	return ev
+}

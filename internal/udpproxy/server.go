@@ -1,0 +1,378 @@
+// Package udpproxy proxies UDP apps: it binds an app's listeners (single
+// ports and port ranges, IPv4 and IPv6), keeps one session per client
+// address and listener, gives every session its own connected socket to the
+// origin (so replies demultiplex in the kernel), and records each session
+// with the same lifecycle events as a TCP connection: connect when the first
+// datagram reached the origin, disconnect when the session ends (idle
+// timeout, origin refused, shutdown), or resolveOrigin / originError /
+// clientFiltered instead of connect.
+//
+// Datagrams move in batches (recvmmsg/sendmmsg) through pooled buffers; the
+// steady-state path allocates nothing per datagram. The client's address
+// reaches the origin as PROXY v2 (first or every datagram) or Simple Proxy
+// Protocol (every datagram, both ways). See docs/udp.md.
+package udpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+)
+
+// Stats are the server's counters since New. Drops are datagrams the proxy
+// received and did not forward.
+type Stats struct {
+	Sessions        int64 // open sessions now (including ones being set up)
+	Blocked         int64 // firewall negative entries now
+	ClientDatagrams int64 // datagrams received from clients
+	OriginDatagrams int64 // datagrams received from origins
+	DropCapApp      int64 // would exceed udp.max_sessions
+	DropCapClient   int64 // would exceed udp.max_sessions_per_client
+	DropFiltered    int64 // from a client the firewall blocked
+	DropPending     int64 // queue full while the session's origin was being set up
+	DropTruncated   int64 // larger than udp.max_datagram_size
+	DropBadInbound  int64 // malformed inbound PROXY header from a trusted front proxy
+	DropBadSPP      int64 // origin reply without a valid SPP header (simple mode)
+	DropSendOrigin  int64 // origin socket send buffer full or send error
+	DropSendClient  int64 // could not be sent back to the client
+	DropNoSession   int64 // arrived while the session was ending
+}
+
+type counters struct {
+	clientDgrams, originDgrams                         atomic.Int64
+	capApp, capClient, filtered, pending, truncated    atomic.Int64
+	badInbound, badSPP, sendOrigin, sendClient, noSess atomic.Int64
+}
+
+// Server is one UDP app.
+type Server struct {
+	app   App
+	id    string
+	em    event.Emitter
+	reg   *event.Registry
+	log   *slog.Logger
+	pool  *batchPool
+	every bool // outbound header on every datagram (simple, or v2 with placement every)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	specs     []listenSpec
+	listeners []*listener
+
+	nSessions atomic.Int64
+	nBlocked  atomic.Int64
+	mu        sync.Mutex
+	perClient map[netip.Addr]int
+
+	c counters
+
+	closing   atomic.Bool
+	readers   sync.WaitGroup // listener loops
+	sessWG    sync.WaitGroup // session goroutines
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+
+	capLog, errLog rateLog
+}
+
+type listenSpec struct {
+	host   string
+	lo, hi uint16
+}
+
+// New checks app and prepares its listeners. Nothing is bound until Start.
+func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = new(event.Registry)
+	}
+	if em == nil {
+		em = event.EmitterFunc(func(*event.Event) {})
+	}
+	if app.Pool == nil {
+		return nil, fmt.Errorf("udp app %s: no origin pool", app.ID)
+	}
+	app.UDP.SetDefaults()
+	if errs := app.UDP.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("udp app %s: udp.%v", app.ID, errs[0])
+	}
+	switch app.ProxyProtocol {
+	case "":
+		app.ProxyProtocol = ProxyOff
+	case ProxyOff, ProxyV2, ProxySimple:
+	case "v1":
+		return nil, fmt.Errorf("udp app %s: proxy_protocol v1 is a TCP-only format; use v2 or simple", app.ID)
+	default:
+		return nil, fmt.Errorf("udp app %s: unknown proxy_protocol %q", app.ID, app.ProxyProtocol)
+	}
+	s := &Server{
+		app: app, id: app.ID, em: em, reg: reg, log: logger.With("app", app.ID, "proto", "udp"),
+		pool:      newBatchPool(app.UDP.MaxDatagramSize),
+		every:     app.ProxyProtocol == ProxySimple || (app.ProxyProtocol == ProxyV2 && app.UDP.ProxyV2Placement == PlacementEvery),
+		perClient: map[netip.Addr]int{},
+	}
+	for i, l := range app.Listen {
+		sp, err := parseListen(l)
+		if err != nil {
+			return nil, fmt.Errorf("udp app %s: listen[%d]: %w", app.ID, i, err)
+		}
+		s.specs = append(s.specs, sp)
+	}
+	if len(s.specs) == 0 {
+		return nil, fmt.Errorf("udp app %s: no listen addresses", app.ID)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func parseListen(s string) (listenSpec, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return listenSpec{}, fmt.Errorf("bad listen address %q: want host:port or host:low-high", s)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return listenSpec{}, fmt.Errorf("bad listen host %q in %q: use an IP address", host, s)
+		}
+	}
+	if port == "0" {
+		return listenSpec{host: host}, nil
+	}
+	lo, hi, err := origin.ParsePortRange(port)
+	if err != nil {
+		return listenSpec{}, err
+	}
+	return listenSpec{host: host, lo: lo, hi: hi}, nil
+}
+
+// Start binds every listener (one socket per port) and starts relaying. If
+// one cannot be bound, the ones already bound are closed and the error
+// names the address.
+func (s *Server) Start() error {
+	for _, sp := range s.specs {
+		for p := int(sp.lo); p <= int(sp.hi); p++ {
+			l, err := s.bind(sp.host, uint16(p), p-int(sp.lo))
+			if err != nil {
+				for _, l := range s.listeners {
+					_ = l.conn.Close()
+				}
+				s.listeners = nil
+				return err
+			}
+			s.listeners = append(s.listeners, l)
+		}
+	}
+	for _, l := range s.listeners {
+		s.readers.Add(1)
+		go l.loop()
+	}
+	s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
+	go s.sweep()
+	return nil
+}
+
+// Addrs returns the bound listener addresses in config order.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		out = append(out, l.conn.LocalAddr())
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Sessions:        s.nSessions.Load(),
+		Blocked:         s.nBlocked.Load(),
+		ClientDatagrams: s.c.clientDgrams.Load(),
+		OriginDatagrams: s.c.originDgrams.Load(),
+		DropCapApp:      s.c.capApp.Load(),
+		DropCapClient:   s.c.capClient.Load(),
+		DropFiltered:    s.c.filtered.Load(),
+		DropPending:     s.c.pending.Load(),
+		DropTruncated:   s.c.truncated.Load(),
+		DropBadInbound:  s.c.badInbound.Load(),
+		DropBadSPP:      s.c.badSPP.Load(),
+		DropSendOrigin:  s.c.sendOrigin.Load(),
+		DropSendClient:  s.c.sendClient.Load(),
+		DropNoSession:   s.c.noSess.Load(),
+	}
+}
+
+// Shutdown closes the listeners and ends every session with its terminal
+// record (disconnect, Status 200, closed by the proxy). A UDP session has
+// no in-flight stream to drain: once the listener is closed no reply could
+// reach the client, so sessions end at once and ctx only bounds the wait.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	for _, l := range s.listeners {
+		_ = l.conn.Close()
+	}
+	s.readers.Wait()
+	if s.sweepStop != nil {
+		close(s.sweepStop)
+		<-s.sweepDone
+	}
+	s.cancel() // unblock resolves in progress
+	n := 0
+	for _, l := range s.listeners {
+		for _, ss := range l.snapshot(nil) {
+			ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonClosed, "proxy shutting down")
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Info("closed UDP sessions at shutdown", "count", n)
+	}
+	done := make(chan struct{})
+	go func() { s.sessWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("udp app %s: session goroutines still running: %w", s.id, ctx.Err())
+	}
+}
+
+// sweep ends sessions idle for longer than the idle timeout and expires
+// firewall negative entries the same way.
+func (s *Server) sweep() {
+	defer close(s.sweepDone)
+	idle := s.app.UDP.IdleTimeout
+	tick := min(max(idle/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var buf []*session
+	for {
+		select {
+		case <-s.sweepStop:
+			return
+		case now := <-t.C:
+			cut := now.Add(-idle).UnixNano()
+			for _, l := range s.listeners {
+				buf = l.snapshot(buf[:0])
+				for _, ss := range buf {
+					if ss.last.Load() < cut && ss.state.Load() != statePending {
+						ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonTimeout,
+							"no datagram for "+idle.String())
+					}
+				}
+			}
+			clear(buf)
+		}
+	}
+}
+
+// admit reserves a session slot for client, or reports which cap is full.
+func (s *Server) admit(client netip.Addr) (ok bool, reason string) {
+	if s.nSessions.Add(1) > int64(s.app.UDP.MaxSessions) {
+		s.nSessions.Add(-1)
+		s.c.capApp.Add(1)
+		return false, "udp.max_sessions"
+	}
+	s.mu.Lock()
+	n := s.perClient[client]
+	if n >= s.app.UDP.MaxSessionsPerClient {
+		s.mu.Unlock()
+		s.nSessions.Add(-1)
+		s.c.capClient.Add(1)
+		return false, "udp.max_sessions_per_client"
+	}
+	s.perClient[client] = n + 1
+	s.mu.Unlock()
+	return true, ""
+}
+
+func (s *Server) unadmit(client netip.Addr) {
+	s.nSessions.Add(-1)
+	s.mu.Lock()
+	if n := s.perClient[client]; n <= 1 {
+		delete(s.perClient, client)
+	} else {
+		s.perClient[client] = n - 1
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.app.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// rateLog lets one message through per interval and counts the rest.
+type rateLog struct {
+	next       atomic.Int64
+	suppressed atomic.Int64
+}
+
+const rateLogEvery = 10 * time.Second
+
+func (r *rateLog) allow(now int64) (ok bool, suppressed int64) {
+	n := r.next.Load()
+	if now < n || !r.next.CompareAndSwap(n, now+int64(rateLogEvery)) {
+		r.suppressed.Add(1)
+		return false, 0
+	}
+	return true, r.suppressed.Swap(0)
+}
+
+// originStatus maps an error on an established origin flow to its
+// disconnect Status.
+func originStatus(err error) int {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return event.StatusOriginRefused
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return event.StatusOriginUnreachable
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return event.StatusOriginTimeout
+	case errors.Is(err, syscall.EPIPE):
+		return event.StatusOriginPipe
+	}
+	return event.StatusUnknown
+}
+
+// dialStatus maps a failed first send to its originError Status.
+func dialStatus(err error) int {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return event.StatusOriginConnRefused
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return event.StatusOriginConnUnreachable
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return event.StatusOriginConnTimeout
+	}
+	var se syscall.Errno
+	if errors.As(err, &se) {
+		return event.StatusOriginConnInternal
+	}
+	return event.StatusOriginUnknown
+}
+
+func hostPort(ap netip.AddrPort) string {
+	return net.JoinHostPort(ap.Addr().String(), strconv.Itoa(int(ap.Port())))
+}

@@ -1,0 +1,635 @@
+package udpproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/spp"
+	"github.com/prismproxy/prism/internal/spp/spptest"
+)
+
+func TestEchoLifecycle(t *testing.T) {
+	o := startEcho(t, "")
+	em, reg := newCollector(), new(event.Registry)
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String())}, em, reg)
+	c := dial(t, addrOf(s, 0))
+
+	if got := roundTrip(t, c, "hello"); got != "hello" {
+		t.Fatalf("reply %q", got)
+	}
+	con := em.next(t, event.Connect)
+	client := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	if con.ClientAddr != client || con.PeerAddr != client || con.LocalAddr != addrOf(s, 0) ||
+		con.OriginAddr != o.addr() || con.ClientProto != "udp" || con.OriginProto != "udp" ||
+		con.Status != 0 || con.ConnectTime.IsZero() || con.SessionID.IsZero() || con.App != "udp-app" {
+		t.Fatalf("connect event: %+v", con)
+	}
+	if got := roundTrip(t, c, "world!"); got != "world!" {
+		t.Fatalf("reply %q", got)
+	}
+	if reg.Len() != 1 {
+		t.Fatalf("registry has %d sessions, want 1", reg.Len())
+	}
+	var live *event.Live
+	reg.Range(func(l *event.Live) bool { live = l; return false })
+	if snap := live.Snapshot(time.Now()); snap.ClientBytes != 11 || snap.OriginBytes != 11 || snap.SessionID != con.SessionID {
+		t.Fatalf("interim snapshot: client %d origin %d", snap.ClientBytes, snap.OriginBytes)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := em.next(t, event.Disconnect)
+	if d.SessionID != con.SessionID || d.Status != 200 || d.CloseSide != event.SideProxy ||
+		d.CloseReason != event.ReasonClosed || d.ClientBytes != 11 || d.OriginBytes != 11 || d.DisconnectTime.IsZero() {
+		t.Fatalf("disconnect: %+v", d)
+	}
+	if reg.Len() != 0 {
+		t.Fatal("session still registered after shutdown")
+	}
+	if n := em.count(event.Connect); n != 1 {
+		t.Fatalf("%d connect events", n)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	o := startEcho(t, "")
+	em, reg := newCollector(), new(event.Registry)
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{IdleTimeout: 150 * time.Millisecond}}, em, reg)
+	c := dial(t, addrOf(s, 0))
+	roundTrip(t, c, "abc")
+	con := em.next(t, event.Connect)
+	d := em.next(t, event.Disconnect)
+	if d.SessionID != con.SessionID || d.Status != event.StatusOK || d.CloseSide != event.SideProxy ||
+		d.CloseReason != event.ReasonTimeout || d.ClientBytes != 3 || d.OriginBytes != 3 {
+		t.Fatalf("idle disconnect: %+v", d)
+	}
+	if idle := d.DisconnectTime.Sub(con.ConnectTime); idle < 150*time.Millisecond {
+		t.Fatalf("ended after %v, before the idle timeout", idle)
+	}
+	if reg.Len() != 0 || s.Stats().Sessions != 0 {
+		t.Fatalf("registry %d, sessions %d after expiry", reg.Len(), s.Stats().Sessions)
+	}
+	// The client's next datagram opens a new session.
+	roundTrip(t, c, "again")
+	if con2 := em.next(t, event.Connect); con2.SessionID == con.SessionID {
+		t.Fatal("new session reused the old id")
+	}
+}
+
+func TestSimpleProxyProtocol(t *testing.T) {
+	o := spptest.Start(t)
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), ProxyProtocol: ProxySimple}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	client := c.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	for _, msg := range []string{"one", "two"} {
+		if got := roundTrip(t, c, msg); got != msg {
+			t.Fatalf("reply %q, want %q (header not stripped?)", got, msg)
+		}
+		seen := <-o.C()
+		if seen.Client != client || seen.Proxy != addrOf(s, 0) || seen.Payload != msg {
+			t.Fatalf("origin saw %+v; want client %v proxy %v", seen, client, addrOf(s, 0))
+		}
+	}
+	if o.Bad() != 0 {
+		t.Fatalf("%d datagrams with a bad header reached the origin", o.Bad())
+	}
+	con := em.next(t, event.Connect)
+	if con.ProxyProtocol != "simple" {
+		t.Fatalf("ProxyProtocol %q", con.ProxyProtocol)
+	}
+
+	// An origin that answers without the header: replies are dropped and counted.
+	o.SetMode(spptest.NoHeader)
+	before := s.Stats().DropBadSPP
+	if _, err := c.Write([]byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the headerless reply to be counted", func() bool { return s.Stats().DropBadSPP == before+1 })
+	noReply(t, c, 50*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+	d := em.next(t, event.Disconnect)
+	// Payload bytes only: SPP headers are not counted, dropped replies are not either.
+	if d.ClientBytes != 3+3+5 || d.OriginBytes != 3+3 {
+		t.Fatalf("bytes client %d origin %d", d.ClientBytes, d.OriginBytes)
+	}
+}
+
+// v2Origin parses every datagram with go-proxyproto and records whether it
+// carried a header.
+type v2Seen struct {
+	header  *proxyproto.Header
+	payload string
+}
+
+func startV2Origin(t *testing.T) (netip.AddrPort, chan v2Seen) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan v2Seen, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			h, payload, err := proxyproto.ParseUDPDatagram(buf[:n])
+			if err != nil {
+				h, payload = nil, buf[:n]
+			}
+			ch <- v2Seen{h, string(payload)}
+			_, _ = c.WriteToUDPAddrPort(payload, from)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c.LocalAddr().(*net.UDPAddr).AddrPort(), ch
+}
+
+func TestProxyV2Placement(t *testing.T) {
+	for _, tt := range []struct {
+		placement string
+		headers   []bool
+	}{
+		{PlacementFirst, []bool{true, false, false}},
+		{PlacementEvery, []bool{true, true, true}},
+	} {
+		t.Run(tt.placement, func(t *testing.T) {
+			oa, seen := startV2Origin(t)
+			s := startServer(t, App{Pool: staticPool(t, oa.String()), ProxyProtocol: ProxyV2,
+				UDP: Config{ProxyV2Placement: tt.placement}}, newCollector(), nil)
+			c := dial(t, addrOf(s, 0))
+			client := c.LocalAddr().(*net.UDPAddr).AddrPort()
+			for i, want := range tt.headers {
+				msg := fmt.Sprint("msg", i)
+				if got := roundTrip(t, c, msg); got != msg {
+					t.Fatalf("reply %q", got)
+				}
+				sn := <-seen
+				if sn.payload != msg || (sn.header != nil) != want {
+					t.Fatalf("datagram %d: payload %q header %v, want header %v", i, sn.payload, sn.header != nil, want)
+				}
+				if sn.header == nil {
+					continue
+				}
+				src, dst, ok := sn.header.UDPAddrs()
+				if !ok || sn.header.TransportProtocol != proxyproto.UDPv4 ||
+					src.AddrPort() != client || dst.AddrPort() != addrOf(s, 0) {
+					t.Fatalf("header %+v", sn.header)
+				}
+			}
+		})
+	}
+}
+
+func TestOriginUnreachable(t *testing.T) {
+	// A port nothing listens on: the kernel answers with ICMP port
+	// unreachable, which the connected origin socket reports as ECONNREFUSED.
+	dead := startQuietEcho(t)
+	closed, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	deadAddr := closed.LocalAddr().(*net.UDPAddr).AddrPort()
+	closed.Close()
+	_ = dead
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, deadAddr.String())}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	if _, err := c.Write([]byte("anyone?")); err != nil {
+		t.Fatal(err)
+	}
+	con := em.next(t, event.Connect)
+	d := em.next(t, event.Disconnect)
+	if d.SessionID != con.SessionID || d.Status != event.StatusOriginRefused || d.CloseSide != event.SideOrigin ||
+		d.CloseReason != event.ReasonPeerError || !strings.Contains(d.Detail, "refused") || d.OriginAddr != deadAddr {
+		t.Fatalf("disconnect: status %d side %v reason %v detail %q", d.Status, d.CloseSide, d.CloseReason, d.Detail)
+	}
+	if s.Stats().Sessions != 0 {
+		t.Fatal("session not released")
+	}
+}
+
+func TestUnixOriginIsOriginError(t *testing.T) {
+	em := newCollector()
+	s := startServer(t, App{Pool: &fakePool{targets: []origin.Target{{Path: "/nonexistent.sock"}}}}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	_, _ = c.Write([]byte("x"))
+	e := em.next(t, event.OriginError)
+	if e.CloseReason != event.ReasonCreatePeer || e.CloseSide != event.SideOrigin || !strings.Contains(e.Detail, "unix") {
+		t.Fatalf("%+v", e)
+	}
+	if em.count(event.Connect) != 0 {
+		t.Fatal("connect emitted")
+	}
+}
+
+func TestResolveOriginFailure(t *testing.T) {
+	em := newCollector()
+	fail := &origin.Failure{Status: event.StatusResolveFailed, Detail: "resolve origin nx.example: no such host"}
+	s := startServer(t, App{Pool: &fakePool{fail: fail}}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	_, _ = c.Write([]byte("x"))
+	e := em.next(t, event.ResolveOrigin)
+	if e.Status != 531 || e.Detail != fail.Detail || e.CloseReason != event.ReasonCreatePeer || e.ClientProto != "udp" {
+		t.Fatalf("%+v", e)
+	}
+	eventually(t, "the failed session to be released", func() bool { return s.Stats().Sessions == 0 })
+}
+
+func TestFailoverSkipsUnsendableOrigin(t *testing.T) {
+	o := startEcho(t, "")
+	em := newCollector()
+	// A link-local address without a zone cannot be connected to (EINVAL):
+	// the session fails over to the next origin.
+	pool := &fakePool{targets: []origin.Target{{Addr: netip.MustParseAddrPort("[fe80::1]:9")}, {Addr: o.addr()}}}
+	s := startServer(t, App{Pool: pool}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	if got := roundTrip(t, c, "hi"); got != "hi" {
+		t.Fatalf("reply %q", got)
+	}
+	if con := em.next(t, event.Connect); con.OriginAddr != o.addr() {
+		t.Fatalf("connected to %v", con.OriginAddr)
+	}
+
+	// Every candidate fails: one originError, no connect.
+	em2 := newCollector()
+	s2 := startServer(t, App{Pool: &fakePool{targets: pool.targets[:1]}}, em2, nil)
+	c2 := dial(t, addrOf(s2, 0))
+	_, _ = c2.Write([]byte("x"))
+	e := em2.next(t, event.OriginError)
+	if e.Status != event.StatusOriginConnInternal || e.OriginAddr != pool.targets[0].Addr || e.CloseReason != event.ReasonCreatePeer {
+		t.Fatalf("%+v", e)
+	}
+}
+
+func TestSessionCaps(t *testing.T) {
+	tests := []struct {
+		name       string
+		cfg        Config
+		capApp     int64
+		capClient  int64
+		wantOpened int
+	}{
+		{"per client", Config{MaxSessions: 10, MaxSessionsPerClient: 2}, 0, 1, 2},
+		{"per app", Config{MaxSessions: 2, MaxSessionsPerClient: 2}, 1, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := startEcho(t, "")
+			em := newCollector()
+			s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: tt.cfg}, em, nil)
+			var cs []*net.UDPConn
+			for i := range 3 {
+				c := dial(t, addrOf(s, 0))
+				cs = append(cs, c)
+				if i < 2 {
+					roundTrip(t, c, "in")
+				}
+			}
+			if _, err := cs[2].Write([]byte("over the cap")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the capped datagram to be counted", func() bool {
+				st := s.Stats()
+				return st.DropCapApp+st.DropCapClient == 1
+			})
+			st := s.Stats()
+			if st.DropCapApp != tt.capApp || st.DropCapClient != tt.capClient || st.Sessions != 2 {
+				t.Fatalf("stats %+v", st)
+			}
+			noReply(t, cs[2], 50*time.Millisecond)
+			if n := em.count(event.Connect); n != tt.wantOpened {
+				t.Fatalf("%d sessions opened", n)
+			}
+			// Existing sessions keep working at the cap.
+			if got := roundTrip(t, cs[0], "still"); got != "still" {
+				t.Fatal(got)
+			}
+		})
+	}
+}
+
+func TestFirewallNegativeEntry(t *testing.T) {
+	o := startEcho(t, "")
+	em := newCollector()
+	fw := &fakeFirewall{block: map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}}
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), Firewall: fw,
+		UDP: Config{IdleTimeout: time.Hour}}, em, nil)
+	c := dial(t, addrOf(s, 0))
+	if _, err := c.Write([]byte("let me in")); err != nil {
+		t.Fatal(err)
+	}
+	e := em.next(t, event.ClientFiltered)
+	if e.Status != 403 || e.FirewallMatch != event.FirewallBlockIP || !e.Firewall || e.CloseSide != event.SideProxy {
+		t.Fatalf("%+v", e)
+	}
+	for range 5 {
+		_, _ = c.Write([]byte("again"))
+	}
+	eventually(t, "blocked datagrams to be counted", func() bool { return s.Stats().DropFiltered >= 5 })
+	if n := fw.calls.Load(); n != 1 {
+		t.Fatalf("firewall consulted %d times, want 1 (negative entry)", n)
+	}
+	if em.count(event.ClientFiltered) != 1 || em.count(event.Connect) != 0 || len(o.got) != 0 {
+		t.Fatal("blocked client reached the origin or was recorded twice")
+	}
+	if st := s.Stats(); st.Blocked != 1 || st.Sessions != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestInboundProxyV2FromTrustedFront(t *testing.T) {
+	o := spptest.Start(t)
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), ProxyProtocol: ProxySimple,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, em, nil)
+	front := dial(t, addrOf(s, 0))
+	frontAddr := front.LocalAddr().(*net.UDPAddr).AddrPort()
+	real := netip.MustParseAddrPort("192.0.2.10:5555")
+	h := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(real), net.UDPAddrFromAddrPort(addrOf(s, 0)))
+	dg, err := h.FormatUDPDatagram([]byte("proxied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, front, string(dg)); got != "proxied" {
+		t.Fatalf("reply %q", got)
+	}
+	if seen := <-o.C(); seen.Client != real || seen.Payload != "proxied" {
+		t.Fatalf("origin saw %+v", seen)
+	}
+	// First-datagram placement from the front: the next datagram without a
+	// header belongs to the same session.
+	if got := roundTrip(t, front, "follow-up"); got != "follow-up" {
+		t.Fatalf("reply %q", got)
+	}
+	if seen := <-o.C(); seen.Client != real {
+		t.Fatalf("follow-up attributed to %v", seen.Client)
+	}
+	con := em.next(t, event.Connect)
+	if con.ClientAddr != real || con.PeerAddr != frontAddr {
+		t.Fatalf("client %v peer %v", con.ClientAddr, con.PeerAddr)
+	}
+	if em.count(event.Connect) != 1 {
+		t.Fatal("follow-up opened another session")
+	}
+	// A malformed header from a trusted peer is dropped, not guessed at.
+	bad := append([]byte(nil), dg[:14]...)
+	_, _ = front.Write(bad)
+	eventually(t, "bad inbound header to be counted", func() bool { return s.Stats().DropBadInbound == 1 })
+}
+
+func TestManyConcurrentSessions(t *testing.T) {
+	o := startQuietEcho(t)
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, o.String())}, em, nil)
+	const clients, rounds = 100, 5
+	var wg sync.WaitGroup
+	var retries atomic.Int64
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addrOf(s, 0)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 256)
+			for r := range rounds {
+				msg := fmt.Sprintf("client %d round %d", i, r)
+				var n int
+				// UDP may lose a datagram under load: retry, skipping
+				// late replies to earlier rounds (a reply of another
+				// client would still be caught).
+				for try := 0; ; try++ {
+					_, _ = c.Write([]byte(msg))
+					_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+					for {
+						n, err = c.Read(buf)
+						if err != nil || string(buf[:n]) == msg || !strings.HasPrefix(string(buf[:n]), fmt.Sprintf("client %d ", i)) {
+							break
+						}
+					}
+					if err == nil || try == 5 {
+						break
+					}
+					retries.Add(1)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+				if string(buf[:n]) != msg {
+					errs <- fmt.Errorf("client %d got %q, want %q", i, buf[:n], msg)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := em.count(event.Connect); n != clients {
+		t.Fatalf("%d sessions, want %d", n, clients)
+	}
+	t.Logf("retries %d, stats %+v", retries.Load(), s.Stats())
+}
+
+func TestPortRangeOffset(t *testing.T) {
+	o := startQuietEcho(t)
+	// Find two consecutive free ports.
+	var lo int
+	for try := 0; try < 50 && lo == 0; try++ {
+		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.LocalAddr().(*net.UDPAddr).Port
+		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1})
+		a.Close()
+		if err == nil {
+			b.Close()
+			lo = p
+		}
+	}
+	if lo == 0 {
+		t.Skip("no two consecutive free ports")
+	}
+	pool := &fakePool{targets: []origin.Target{{Addr: o}}, offsets: make(chan int, 4)}
+	s := startServer(t, App{Pool: pool, Listen: []string{fmt.Sprintf("127.0.0.1:%d-%d", lo, lo+1)}}, newCollector(), nil)
+	if len(s.Addrs()) != 2 {
+		t.Fatalf("%d listeners", len(s.Addrs()))
+	}
+	for i := range 2 {
+		c := dial(t, addrOf(s, i))
+		roundTrip(t, c, "x")
+		if off := <-pool.offsets; off != i {
+			t.Fatalf("listener %d: offset %d", i, off)
+		}
+	}
+}
+
+// A socket bound to a wildcard address must answer from the address the
+// client sent to (IP_PKTINFO / IPV6_PKTINFO).
+func TestWildcardRepliesFromDestination(t *testing.T) {
+	o := startQuietEcho(t)
+	for _, tt := range []struct {
+		listen string
+		dests  []string
+	}{
+		{"0.0.0.0:0", []string{"127.0.0.1", "127.0.0.2"}},
+		{"[::]:0", []string{"127.0.0.3", "::1"}},
+	} {
+		t.Run(tt.listen, func(t *testing.T) {
+			em := newCollector()
+			s, err := New(App{ID: "w", Listen: []string{tt.listen}, Pool: staticPool(t, o.String())}, em, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(); err != nil {
+				t.Skipf("cannot bind %s: %v", tt.listen, err)
+			}
+			t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+			port := addrOf(s, 0).Port()
+			for _, d := range tt.dests {
+				to := netip.AddrPortFrom(netip.MustParseAddr(d), port)
+				network := "udp4"
+				if to.Addr().Is6() {
+					network = "udp6"
+				}
+				c, err := net.ListenUDP(network, nil)
+				if err != nil {
+					t.Skipf("no %s: %v", network, err)
+				}
+				defer c.Close()
+				if _, err := c.WriteToUDPAddrPort([]byte("who"), to); err != nil {
+					t.Skipf("cannot send to %v: %v", to, err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(waitFor))
+				buf := make([]byte, 64)
+				n, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(buf[:n]) != "who" || from.Addr().Unmap() != to.Addr() || from.Port() != port {
+					t.Fatalf("reply %q from %v, want from %v", buf[:n], from, to)
+				}
+				if con := em.next(t, event.Connect); con.LocalAddr != to {
+					t.Fatalf("LocalAddr %v, want %v", con.LocalAddr, to)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		keys []string
+	}{
+		{Config{}, nil},
+		{Config{IdleTimeout: -1, MaxSessions: -1, MaxSessionsPerClient: -1}, []string{"idle_timeout", "max_sessions", "max_sessions_per_client"}},
+		{Config{MaxSessions: 5, MaxSessionsPerClient: 6}, []string{"max_sessions_per_client"}},
+		{Config{ProxyV2Placement: "sometimes"}, []string{"proxy_v2_placement"}},
+		{Config{MaxDatagramSize: 100}, []string{"max_datagram_size"}},
+		{Config{MaxDatagramSize: 70000}, []string{"max_datagram_size"}},
+	}
+	for _, tt := range tests {
+		errs := tt.cfg.Validate()
+		var keys []string
+		for _, e := range errs {
+			keys = append(keys, e.Key)
+		}
+		if fmt.Sprint(keys) != fmt.Sprint(tt.keys) {
+			t.Errorf("%+v: keys %v, want %v", tt.cfg, keys, tt.keys)
+		}
+	}
+	var c Config
+	c.SetDefaults()
+	if c.IdleTimeout != DefaultIdleTimeout || c.ProxyV2Placement != PlacementFirst || c.MaxDatagramSize != DefaultMaxDatagramSize {
+		t.Fatalf("defaults %+v", c)
+	}
+	if _, err := New(App{ID: "x", Listen: []string{"127.0.0.1:0"}, Pool: &fakePool{}, ProxyProtocol: "v1"}, nil, nil, nil); err == nil {
+		t.Fatal("v1 accepted for udp")
+	}
+}
+
+func TestInboundParse(t *testing.T) {
+	v4 := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1000}, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 53})
+	v6 := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 2000}, &net.UDPAddr{IP: net.ParseIP("2001:db8::2"), Port: 53})
+	local := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+	b4, _ := v4.Format()
+	b6, _ := v6.Format()
+	bl, _ := local.Format()
+	tests := []struct {
+		name string
+		in   []byte
+		src  string
+		n    int
+		err  bool
+	}{
+		{"v2 udp4", b4, "192.0.2.1:1000", len(b4), false},
+		{"v2 udp6", b6, "[2001:db8::1]:2000", len(b6), false},
+		{"v2 local", bl, "", len(bl), false},
+		{"v2 truncated", b4[:20], "", 0, true},
+		{"v1 tcp4", []byte("PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\r\npayload"), "198.51.100.7:4000", 43, false},
+		{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "", 15, false},
+		{"v1 garbage", []byte("PROXY TCP4 nope\r\n"), "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, n, err := parseInbound(tt.in)
+			if (err != nil) != tt.err || n != tt.n || (tt.src != "" && src != netip.MustParseAddrPort(tt.src)) || (tt.src == "" && src.IsValid()) {
+				t.Fatalf("src %v n %d err %v", src, n, err)
+			}
+		})
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = parseInbound(b6) }); n != 0 {
+		t.Fatalf("v2 parse allocates %v", n)
+	}
+}
+
+func FuzzParseInbound(f *testing.F) {
+	b, _ := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.IPv4(1, 2, 3, 4), Port: 5}, &net.UDPAddr{IP: net.IPv4(6, 7, 8, 9), Port: 10}).Format()
+	f.Add(b)
+	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"))
+	f.Add(spp.AppendHeader(nil, netip.AddrPort{}, netip.AddrPort{}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		src, n, err := parseInbound(in)
+		if err == nil && (n > len(in) || n < 0) {
+			t.Fatalf("header length %d of %d bytes", n, len(in))
+		}
+		// Whatever go-proxyproto accepts as v2 with an address, we read the same source.
+		if h, _, perr := proxyproto.ParseUDPDatagram(in); perr == nil && h.Version == 2 && err == nil && src.IsValid() {
+			if s, ok := h.SourceAddr.(*net.UDPAddr); ok {
+				ap := s.AddrPort()
+				if netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != src {
+					t.Fatalf("source %v, go-proxyproto says %v", src, ap)
+				}
+			}
+		}
+	})
+}
