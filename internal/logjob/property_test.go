@@ -17,9 +17,9 @@ import (
 
 // step is one thing that happens to a session at time at.
 type step struct {
-	at    time.Duration
-	sess  int
-	kind  int // stepStart, stepBytes, stepEnd
+	at     time.Duration
+	sess   int
+	kind   int // stepStart, stepBytes, stepEnd
 	cb, ob int64
 }
 
