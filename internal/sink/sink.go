@@ -158,7 +158,8 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// backupGlob returns the glob pattern of rotated files of path.
+// backupParts splits path into the directory, name prefix and extension
+// that rotated copies of it share.
 func backupParts(path string) (dir, prefix, ext string) {
 	dir = filepath.Dir(path)
 	base := filepath.Base(path)
