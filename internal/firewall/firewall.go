@@ -172,6 +172,8 @@ func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 	}
 	t := f.build()
 	f.cur.Store(t)
+	f.logger.Info("IP firewall on", "prefixes", t.prefixes.Size(), "asns", len(t.asns), "countries", t.nCountry,
+		"lists", len(f.lists), "default", cfg.Default, "fail_closed", f.failClosed)
 	f.warnUndecidable(t)
 	if len(f.lists) > 0 && cfg.ReloadInterval > 0 {
 		go f.poll(cfg.ReloadInterval)
