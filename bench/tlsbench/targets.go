@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -52,6 +54,12 @@ func runEdgeProxy(args []string) {
 	keyFile := fs.String("key", "", "key")
 	origin := fs.String("origin", "", "origin address")
 	_ = fs.Parse(args)
+	if path := os.Getenv("PRISM_TLSBENCH_CPUPROFILE"); path != "" {
+		stopProfile := startProfile(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		go func() { <-sig; stopProfile(); os.Exit(0) }()
+	}
 	edge, err := tlsedge.NewEdge(tlsedge.Config{Mode: tlsedge.ModeFlexible,
 		Certificates: []tlsedge.CertFile{{Cert: *certFile, Key: *keyFile}}}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
@@ -316,4 +324,18 @@ func cpuTime(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// startProfile writes a CPU profile of the edgeproxy to path until the
+// returned function is called (PRISM_TLSBENCH_CPUPROFILE, for looking into
+// handshake cost).
+func startProfile(path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
