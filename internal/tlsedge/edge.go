@@ -553,6 +553,18 @@ func IsTLSError(err error) bool {
 	return strings.HasPrefix(err.Error(), "tls: ")
 }
 
+// WithPrefix returns a conn that reads prefix before reading c. The proxy
+// uses it when an inbound PROXY header was read with bytes of the client's
+// stream past it: those bytes are the start of the ClientHello, so Terminate
+// and Peek must see them (Peek's peeked result then includes them). With an
+// empty prefix it returns c itself.
+func WithPrefix(c net.Conn, prefix []byte) net.Conn {
+	if len(prefix) == 0 {
+		return c
+	}
+	return &prefixConn{Conn: c, prefix: prefix}
+}
+
 // prefixConn replays bytes already read from a connection before reading
 // from it again.
 type prefixConn struct {

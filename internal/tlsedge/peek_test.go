@@ -297,3 +297,20 @@ func TestNameMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestWithPrefix: bytes read before Terminate (past an inbound PROXY
+// header) are part of the ClientHello.
+func TestWithPrefix(t *testing.T) {
+	hello := captureClientHello(t, "a.example")
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go b.Write(hello[7:])
+	ch, buf, err := readClientHello(WithPrefix(a, hello[:7]))
+	if err != nil || ch.serverName != "a.example" || !bytes.Equal(buf, hello) {
+		t.Fatalf("sni %q, %d bytes, err %v", ch.serverName, len(buf), err)
+	}
+	if WithPrefix(a, nil) != a {
+		t.Error("empty prefix wraps the conn")
+	}
+}
