@@ -164,11 +164,19 @@ func (l *listener) process(b *batch, n int) {
 				continue
 			}
 		}
+		payload := data[off:]
 		if ss == nil {
 			if last != nil && k == lastKey {
 				ss = last
 			} else {
-				ss = l.lookup(k, now)
+				var opened bool
+				ss, opened = l.lookup(k, now, payload)
+				if opened { // the datagram is queued in the new session
+					last, lastKey = ss, k
+					l.flush(b, run, runStart, i)
+					run = nil
+					continue
+				}
 			}
 		}
 		if ss == nil {
@@ -177,7 +185,6 @@ func (l *listener) process(b *batch, n int) {
 			continue
 		}
 		last, lastKey = ss, k
-		payload := data[off:]
 		if !ss.accept(payload, now) {
 			// Pending (queued), blocked or ended: not for sending now.
 			l.flush(b, run, runStart, i)
@@ -223,16 +230,17 @@ func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 	return nil, k, 0, true
 }
 
-// lookup finds the session of k or opens one.
-func (l *listener) lookup(k key, now int64) *session {
+// lookup finds the session of k, or opens one with payload as its first
+// datagram (opened is then true).
+func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened bool) {
 	l.mu.Lock()
-	ss := l.sessions[k]
+	ss = l.sessions[k]
 	l.mu.Unlock()
 	if ss != nil {
-		return ss
+		return ss, false
 	}
 	if l.srv.closing.Load() {
-		return nil
+		return nil, false
 	}
 	client := k.peer
 	if k.client.IsValid() {
@@ -243,14 +251,16 @@ func (l *listener) lookup(k key, now int64) *session {
 			l.srv.log.Warn("udp session cap reached; dropping datagrams that would open new sessions",
 				"cap", which, "client", client.Addr().String(), "suppressed", n)
 		}
-		return nil
+		return nil, false
 	}
 	ss = newSession(l, k, client, now)
+	ss.queue = append(ss.queue, append([]byte(nil), payload...))
+	ss.live.ClientBytes.Add(int64(len(payload)))
 	l.mu.Lock()
 	if prev := l.sessions[k]; prev != nil { // cannot happen: only this goroutine inserts
 		l.mu.Unlock()
 		l.srv.unadmit(client.Addr())
-		return prev
+		return prev, false
 	}
 	l.sessions[k] = ss
 	if k.client.IsValid() {
@@ -259,7 +269,7 @@ func (l *listener) lookup(k key, now int64) *session {
 	l.mu.Unlock()
 	l.srv.sessWG.Add(1)
 	go ss.run()
-	return ss
+	return ss, true
 }
 
 // remove takes ss out of the tables, if it is still there.

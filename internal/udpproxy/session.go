@@ -236,6 +236,9 @@ func setOrigin(ev *event.Event, t origin.Target) {
 func (ss *session) dial(targets []origin.Target) (*net.UDPConn, origin.Target, error) {
 	var last origin.Target
 	var lastErr error = errors.New("no origin candidates")
+	if len(ss.queue) == 0 {
+		return nil, last, errors.New("internal error: session without a first datagram")
+	}
 	first := ss.queue[0]
 	if ss.hdr != nil {
 		first = append(ss.hdr[:len(ss.hdr):len(ss.hdr)], first...)
