@@ -34,8 +34,8 @@ func echoLoop(t testing.TB, c *net.UDPConn, n int) {
 
 // Steady state: no allocation per datagram on either path, in any mode.
 func TestNoAllocationsPerDatagram(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures the whole process")
+	if testing.Short() || raceEnabled {
+		t.Skip("measures the whole process (and sync.Pool drops items under -race)")
 	}
 	for _, mode := range []string{ProxyOff, ProxyV2, ProxySimple} {
 		t.Run(mode, func(t *testing.T) {
@@ -69,8 +69,8 @@ func startSPPEcho(t testing.TB) string { return startQuietEcho(t).String() }
 // TestMemoryPerIdleSession measures the Go heap and goroutine stack per
 // idle session (the kernel's socket memory is extra and not counted).
 func TestMemoryPerIdleSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("opens many sockets")
+	if testing.Short() || raceEnabled {
+		t.Skip("opens many sockets; the race detector multiplies memory")
 	}
 	const n = 2000
 	o := startQuietEcho(t)
@@ -102,7 +102,7 @@ func TestMemoryPerIdleSession(t *testing.T) {
 	stack := float64(after.StackInuse-before.StackInuse) / n
 	t.Logf("per idle session: heap %.0f B, goroutine stack %.0f B, total %.0f B (%d sessions; includes the test's own client sockets)",
 		heap, stack, heap+stack, s.Stats().Sessions)
-	if !raceEnabled && heap+stack > 32<<10 { // the race detector multiplies memory
+	if heap+stack > 32<<10 {
 		t.Fatalf("%.0f bytes per idle session", heap+stack)
 	}
 }
