@@ -42,7 +42,7 @@ type job struct {
 	logger *slog.Logger
 	wants  [8]bool
 
-	q  chan event.Event
+	q  *queue
 	st counters
 
 	// Owned by the run goroutine.
@@ -90,7 +90,7 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 		dest:    dest,
 		reg:     reg,
 		logger:  logger,
-		q:       make(chan event.Event, cfg.QueueSize),
+		q:       newQueue(cfg.QueueSize),
 		deltas:  render.Periodic(cfg.Dataset),
 		last:    make(map[event.ID]lastReport),
 		batches: make(chan *sink.Batch, batchesInFlight),
@@ -117,7 +117,10 @@ var newDestination = func(cfg *Config) (sink.Destination, error) {
 
 var sinkNew = sink.New
 
-// run is the job goroutine: queue, periodic walks, batch deadlines.
+// run is the job goroutine: queue, periodic walks, batch deadlines. It
+// reads the queue in chunks, checking its timers between chunks so that a
+// busy queue does not starve periodic records or batch deadlines, and parks
+// only when the queue is empty.
 func (j *job) run(stop <-chan struct{}) {
 	defer close(j.batches)
 	var tick <-chan time.Time
@@ -129,36 +132,66 @@ func (j *job) run(stop <-chan struct{}) {
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
 	defer flush.Stop()
+	const chunk = 256
 	for {
-		select {
-		case j.cur = <-j.q:
+		n := 0
+		for n < chunk && j.q.pop(&j.cur) {
 			j.handle(&j.cur)
+			n++
+		}
+		j.armFlush(flush)
+		if n == chunk {
+			select {
+			case now := <-tick:
+				j.walk(now)
+			case <-flush.C:
+				j.timerOn = false
+				j.flush()
+			case <-stop:
+				j.drain()
+				return
+			default:
+			}
+			continue
+		}
+		if !j.q.prepareSleep() {
+			continue
+		}
+		select {
+		case <-j.q.wake:
 		case now := <-tick:
 			j.walk(now)
 		case <-flush.C:
 			j.timerOn = false
 			j.flush()
 		case <-stop:
-			for {
-				select {
-				case j.cur = <-j.q:
-					j.handle(&j.cur)
-					continue
-				default:
-				}
-				break
-			}
-			j.flush()
+			j.q.sleeping.Store(false)
+			j.drain()
 			return
 		}
-		if j.batch != nil && !j.timerOn {
-			flush.Reset(j.cfg.Batch.MaxInterval)
-			j.timerOn = true
-		} else if j.batch == nil && j.timerOn {
-			flush.Stop()
-			j.timerOn = false
-		}
+		j.q.sleeping.Store(false)
+		j.armFlush(flush)
 	}
+}
+
+// armFlush keeps the batch deadline timer running exactly while a batch is
+// open.
+func (j *job) armFlush(flush *time.Timer) {
+	if j.batch != nil && !j.timerOn {
+		flush.Reset(j.cfg.Batch.MaxInterval)
+		j.timerOn = true
+	} else if j.batch == nil && j.timerOn {
+		flush.Stop()
+		j.timerOn = false
+	}
+}
+
+// drain renders everything still queued and ships the last batch.
+func (j *job) drain() {
+	for j.q.pop(&j.cur) {
+		j.handle(&j.cur)
+	}
+	j.flush()
 }
 
 // walk takes a periodic record of every open session. The registry's

@@ -108,9 +108,7 @@ func (p *Pipeline) Emit(e *event.Event) {
 			j.st.dropped.Add(1)
 			continue
 		}
-		select {
-		case j.q <- *e:
-		default:
+		if !j.q.push(e) {
 			j.st.dropped.Add(1)
 		}
 	}
@@ -134,7 +132,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("log job %q: %w", j.cfg.Name, j.closeErr))
 			}
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("log job %q: not flushed (%d events queued): %w", j.cfg.Name, len(j.q), ctx.Err()))
+			errs = append(errs, fmt.Errorf("log job %q: not flushed (%d events queued): %w", j.cfg.Name, j.q.len(), ctx.Err()))
 		}
 	}
 	select {
@@ -195,7 +193,7 @@ func (p *Pipeline) Stats() []Stats {
 			SampledOut:  j.st.sampled.Load(),
 			Written:     j.st.written.Load(),
 			WriteErrors: j.st.writeErrs.Load(),
-			Queued:      len(j.q),
+			Queued:      j.q.len(),
 		}
 	}
 	return out
@@ -213,7 +211,7 @@ func (p *Pipeline) reporter() {
 			d, w := j.st.dropped.Load(), j.st.writeErrs.Load()
 			if d > last[i][0] {
 				p.logger.Warn("log job dropped records: its queue was full",
-					"job", j.cfg.Name, "dropped", d-last[i][0], "dropped_total", d, "queue_size", cap(j.q))
+					"job", j.cfg.Name, "dropped", d-last[i][0], "dropped_total", d, "queue_size", j.q.cap())
 			}
 			if w > last[i][1] {
 				p.logger.Warn("log job lost records: the destination failed to write them",

@@ -68,7 +68,7 @@ func runHistory(t *testing.T, seed uint64) {
 	}
 	dests := map[string]*memDest{}
 	for i := range jobs {
-		jobs[i].QueueSize = 1 << 16
+		jobs[i].QueueSize = 1 << 12
 		jobs[i].Batch = BatchConfig{MaxRecords: 1 + rng.IntN(50), MaxInterval: time.Duration(1+rng.IntN(3000)) * time.Millisecond}
 		dests[jobs[i].Name] = &memDest{}
 	}
