@@ -34,35 +34,31 @@ func digArgs(to netip.AddrPort, extra ...string) []string {
 func TestDigThroughProxyToDnsmasq(t *testing.T) {
 	dig := testpeer.Need(t, "dig")
 	dns := startDnsmasq(t)
-	{
-		{
-			em := newCollector()
-			s := startServer(t, App{Pool: staticPool(t, dns.String())}, em, nil)
-			out, err := testpeer.Run(t, 10*time.Second, dig, digArgs(addrOf(s, 0), "+short", "test.example", "A")...)
-			if err != nil || strings.TrimSpace(out) != "192.0.2.1" {
-				t.Fatalf("dig: %v\n%s", err, out)
-			}
-			// Over TCP-less UDP, several queries are several sessions (dig
-			// uses a fresh source port each time).
-			out, err = testpeer.Run(t, 10*time.Second, dig, digArgs(addrOf(s, 0), "test.example", "A")...)
-			if err != nil || !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "192.0.2.1") {
-				t.Fatalf("dig: %v\n%s", err, out)
-			}
-			c1, c2 := em.next(t, event.Connect), em.next(t, event.Connect)
-			if c1.SessionID == c2.SessionID || c1.OriginAddr != dns {
-				t.Fatalf("sessions %v %v origin %v", c1.SessionID, c2.SessionID, c1.OriginAddr)
-			}
-			if err := s.Shutdown(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			for range 2 {
-				d := em.next(t, event.Disconnect)
-				// One query and one answer: a DNS header is 12 bytes, the
-				// answer longer than the query.
-				if d.ClientBytes < 12 || d.OriginBytes <= d.ClientBytes || d.CloseReason != event.ReasonClosed {
-					t.Fatalf("disconnect bytes client %d origin %d reason %v", d.ClientBytes, d.OriginBytes, d.CloseReason)
-				}
-			}
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, dns.String())}, em, nil)
+	out, err := testpeer.Run(t, 10*time.Second, dig, digArgs(addrOf(s, 0), "+short", "test.example", "A")...)
+	if err != nil || strings.TrimSpace(out) != "192.0.2.1" {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	// Over TCP-less UDP, several queries are several sessions (dig
+	// uses a fresh source port each time).
+	out, err = testpeer.Run(t, 10*time.Second, dig, digArgs(addrOf(s, 0), "test.example", "A")...)
+	if err != nil || !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "192.0.2.1") {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	c1, c2 := em.next(t, event.Connect), em.next(t, event.Connect)
+	if c1.SessionID == c2.SessionID || c1.OriginAddr != dns {
+		t.Fatalf("sessions %v %v origin %v", c1.SessionID, c2.SessionID, c1.OriginAddr)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		d := em.next(t, event.Disconnect)
+		// One query and one answer: a DNS header is 12 bytes, the
+		// answer longer than the query.
+		if d.ClientBytes < 12 || d.OriginBytes <= d.ClientBytes || d.CloseReason != event.ReasonClosed {
+			t.Fatalf("disconnect bytes client %d origin %d reason %v", d.ClientBytes, d.OriginBytes, d.CloseReason)
 		}
 	}
 }
