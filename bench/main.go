@@ -50,6 +50,9 @@ func main() {
 		case "origin":
 			runOrigin(os.Args[2:])
 			return
+		case "hold":
+			runHold(os.Args[2:])
+			return
 		case "relayproxy":
 			runRelayProxy(os.Args[2:])
 			return
@@ -182,3 +185,19 @@ func utsString(b []int8) string {
 }
 
 func must(b []byte, _ error) []byte { return b }
+
+// runHold opens idle connections and holds them until stdin closes:
+// "bench hold -addr a -n 1000", for looking at a proxy by hand.
+func runHold(args []string) {
+	fs := flag.NewFlagSet("hold", flag.ExitOnError)
+	addr := fs.String("addr", "", "proxy address")
+	n := fs.Int("n", 1000, "connections")
+	_ = fs.Parse(args)
+	conns, err := openIdle(*addr, *n)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("holding %d connections\n", len(conns))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	closeAll(conns)
+}

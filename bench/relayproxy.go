@@ -2,9 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
 
 	"github.com/prismproxy/prism/internal/relay"
 )
@@ -17,6 +21,7 @@ func runRelayProxy(args []string) {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	origin := fs.String("origin", "", "origin address")
 	_ = fs.Parse(args)
+	go memStatsOnSignal()
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
@@ -35,5 +40,18 @@ func runRelayProxy(args []string) {
 			}
 			relay.New(c, oc, relay.Options{}).Run()
 		}()
+	}
+}
+
+// memStatsOnSignal prints the Go memory statistics to stderr on SIGUSR1, to
+// see where an idle connection's memory goes (stacks vs heap).
+func memStatsOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	for range ch {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(os.Stderr, "goroutines %d stack_inuse %d heap_inuse %d heap_alloc %d heap_sys %d heap_released %d next_gc %d sys %d\n",
+			runtime.NumGoroutine(), m.StackInuse, m.HeapInuse, m.HeapAlloc, m.HeapSys, m.HeapReleased, m.NextGC, m.Sys)
 	}
 }

@@ -16,6 +16,29 @@ import (
 // sample of its source leg in the Live counters.
 const rttEvery = time.Second
 
+// inlineChunks bounds how many chunks a direction moves on the goroutine
+// that called Start before it takes a goroutine of its own, so that one
+// busy direction cannot hold up the other one's first move.
+const inlineChunks = 4
+
+// Direction states. A direction is owned by at most one goroutine at a
+// time: the one that started it or moved it from parked to running. Only
+// the owner arms the poller, so the socket is never touched after finish.
+const (
+	stateRunning int32 = iota // the owner is moving it
+	stateWoken                // running, and a wake-up came meanwhile: do not park
+	stateParked               // armed in the poller; no goroutine
+	stateDone                 // finished
+)
+
+// Outcomes of one step of a direction.
+const (
+	stepMoved    = iota // moved a chunk; go on
+	stepWaitRead        // nothing queued on src
+	stepHandoff         // dst is full and we may not block here
+	stepDone            // EOF propagated, error recorded or relay ended
+)
+
 // half is one direction: bytes read from src are written to dst.
 type half struct {
 	r                *Relay
@@ -24,28 +47,39 @@ type half struct {
 
 	// srcRaw/dstRaw are set when the conn is a kernel socket (TCP or unix
 	// stream). Both set: splice. Only srcRaw: buffered copy, but the wait
-	// for data happens without holding a buffer.
+	// for data happens without holding a buffer (or a goroutine).
 	srcRaw, dstRaw syscall.RawConn
 	// rttRaw is the TCP socket under src (through NetConn() wrappers such
 	// as *tls.Conn) for TCP_INFO; nil when src is not TCP.
 	rttRaw syscall.RawConn
 
-	bytes     int64         // total read from src; owned by the goroutine running the half
+	state atomic.Int32
+	// Poller registration of src (see poller_linux.go).
+	srcFD      int
+	token, gen int32
+	registered bool
+
+	bytes     int64         // total read from src; owned by the running goroutine
 	liveBytes *atomic.Int64 // Live counter for bytes, or nil
 	liveRTT   *atomic.Int64 // Live RTT of src, or nil
 	rtt       atomic.Int64  // last RTT sample of src, ns
 	rttAt     time.Time     // when rtt was sampled
 
-	// splice state, used by the callbacks below (bound once in init so
-	// that the per-chunk calls into RawConn allocate nothing).
+	// Splice state, used by the RawConn callbacks below. The callbacks are
+	// bound once in init so that the per-chunk calls allocate nothing.
 	pipe       *pipe
 	inN        int   // bytes moved into the pipe by the last read
 	pending    int   // bytes still in the pipe
+	again      bool  // the last callback found the socket not ready
 	rerr, werr error // errors of the last read/write callback
 	readFn     func(fd uintptr) bool
 	writeFn    func(fd uintptr) bool
+	tryWriteFn func(fd uintptr) bool
 	peekFn     func(fd uintptr) bool
+	tryPeekFn  func(fd uintptr) bool
+	fdFn       func(fd uintptr)
 	rttFn      func(fd uintptr)
+	pumpFn     func()
 	peekBuf    [1]byte
 }
 
@@ -54,10 +88,15 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.srcRaw = rawConn(src)
 	h.dstRaw = rawConn(dst)
 	h.rttRaw = tcpRawConn(src)
+	h.srcFD = -1
 	h.readFn = h.spliceIn
-	h.writeFn = h.spliceOut
-	h.peekFn = h.peek
+	h.writeFn = h.spliceOutWait
+	h.tryWriteFn = h.spliceOutTry
+	h.peekFn = h.peekWait
+	h.tryPeekFn = h.peekTry
+	h.fdFn = func(fd uintptr) { h.srcFD = int(fd) }
 	h.rttFn = h.tcpInfo
+	h.pumpFn = h.pumpAsync
 }
 
 // rawConn returns the RawConn of a kernel stream socket we may splice
@@ -97,6 +136,114 @@ func tcpRawConn(c net.Conn) syscall.RawConn {
 	return nil
 }
 
+// splice reports whether this direction moves bytes with splice(2).
+func (h *half) splice() bool { return h.srcRaw != nil && h.dstRaw != nil }
+
+// begin starts the direction: a splice direction makes its first moves on
+// the caller's goroutine; a buffered one gets its own goroutine.
+func (h *half) begin() {
+	if h.splice() {
+		h.pump(true)
+		return
+	}
+	go h.pumpFn()
+}
+
+func (h *half) pumpAsync() { h.pump(false) }
+
+// pump moves the direction forward until it must wait. inline means "on
+// a goroutine that is not ours": never block, hand off instead.
+func (h *half) pump(inline bool) {
+	budget := inlineChunks
+	for {
+		if inline {
+			if budget == 0 {
+				go h.pumpFn()
+				return
+			}
+			budget--
+		}
+		var st int
+		if h.splice() {
+			st = h.spliceStep(inline)
+		} else {
+			st = h.copyStep()
+		}
+		switch st {
+		case stepMoved:
+		case stepHandoff:
+			go h.pumpFn()
+			return
+		case stepWaitRead:
+			if h.park() {
+				return
+			}
+		case stepDone:
+			h.finish()
+			return
+		}
+	}
+}
+
+// park waits for src to become readable. With the poller it arms src and
+// parks the direction, returning true: the calling goroutine is free and a
+// new one resumes the direction when data arrives. If a wake-up came while
+// it was arming, or without a poller (then it waits in the runtime
+// netpoller, holding the goroutine but no pipe or buffer), it returns
+// false and the caller goes on.
+func (h *half) park() bool {
+	if p := getPoller(); p != nil {
+		if h.srcFD < 0 {
+			_ = h.srcRaw.Control(h.fdFn)
+		}
+		if err := p.arm(h); err == nil {
+			if h.state.CompareAndSwap(stateRunning, stateParked) {
+				return true
+			}
+			h.state.Store(stateRunning) // woken meanwhile: look again
+			return false
+		}
+	}
+	_ = h.srcRaw.Read(h.peekFn) // errors show again at the next read
+	return false
+}
+
+// wake is called by the poller when src became readable (or hung up), and
+// by the relay when it ends. A parked direction gets a goroutine; a
+// running one is told not to park before it looked again.
+func (h *half) wake() {
+	for {
+		switch s := h.state.Load(); s {
+		case stateParked:
+			if h.state.CompareAndSwap(s, stateRunning) {
+				go h.pumpFn()
+				return
+			}
+		case stateRunning:
+			if h.state.CompareAndSwap(s, stateWoken) {
+				return
+			}
+		default: // woken already, or done
+			return
+		}
+	}
+}
+
+// resumeIfParked makes the direction notice the end of the relay.
+func (h *half) resumeIfParked() { h.wake() }
+
+// finish ends the direction; the second one to finish completes the relay.
+func (h *half) finish() {
+	h.dropPipe()
+	if h.registered {
+		getPoller().unregister(h)
+	}
+	h.state.Store(stateDone)
+	if h.r.remaining.Add(-1) == 0 {
+		h.r.complete()
+	}
+}
+
 // count records n bytes read from src at time now.
 func (h *half) count(n int64, now time.Time) {
 	h.bytes += n
@@ -109,14 +256,83 @@ func (h *half) count(n int64, now time.Time) {
 	}
 }
 
-// run moves bytes until src reaches EOF (then dst is half-closed) or an
-// error or the end of the relay stops it.
-func (h *half) run() {
-	if h.srcRaw != nil && h.dstRaw != nil {
-		h.spliceLoop()
-	} else {
-		h.copyLoop()
+// spliceStep moves one chunk src → pipe → dst.
+func (h *half) spliceStep(inline bool) int {
+	if h.pending == 0 {
+		h.inN, h.rerr, h.again = 0, nil, false
+		if err := h.srcRaw.Read(h.readFn); err != nil {
+			h.readErr(err) // deadline (end of relay) or closed
+			return stepDone
+		}
+		switch {
+		case h.again:
+			return stepWaitRead
+		case h.rerr != nil:
+			h.readErr(h.rerr)
+			return stepDone
+		case h.inN == 0:
+			if err := h.pendingError(); err != nil {
+				h.readErr(err) // an abort (timeout, reset) that read as EOF
+				return stepDone
+			}
+			h.eof()
+			return stepDone
+		}
+		h.count(int64(h.inN), time.Now())
+		h.pending = h.inN
 	}
+	h.werr, h.again = nil, false
+	fn := h.writeFn
+	if inline {
+		fn = h.tryWriteFn
+	}
+	if err := h.dstRaw.Write(fn); err != nil {
+		h.writeErr(err)
+		return stepDone
+	}
+	switch {
+	case h.werr != nil:
+		h.writeErr(h.werr)
+		return stepDone
+	case h.again:
+		return stepHandoff
+	}
+	return stepMoved
+}
+
+// copyStep is the buffered path for conns that cannot splice. A kernel
+// socket as src is first checked for data without holding a buffer.
+func (h *half) copyStep() int {
+	if h.srcRaw != nil {
+		h.again = false
+		if err := h.srcRaw.Read(h.tryPeekFn); err != nil {
+			h.readErr(err)
+			return stepDone
+		}
+		if h.again {
+			return stepWaitRead
+		}
+	}
+	bp := getBuf()
+	n, rerr := h.src.Read(*bp)
+	if n > 0 {
+		h.count(int64(n), time.Now())
+		if _, werr := h.dst.Write((*bp)[:n]); werr != nil {
+			putBuf(bp)
+			h.writeErr(werr)
+			return stepDone
+		}
+	}
+	putBuf(bp)
+	switch {
+	case rerr == io.EOF:
+		h.eof()
+		return stepDone
+	case rerr != nil:
+		h.readErr(rerr)
+		return stepDone
+	}
+	return stepMoved
 }
 
 // eof propagates the end of src: dst is half-closed so its peer sees FIN
@@ -130,65 +346,47 @@ func (h *half) eof() {
 	}
 }
 
-// interrupted reports whether err is the relay's own interruption (a past
-// deadline or a closed conn after the relay ended) rather than a peer's doing.
-func (h *half) interrupted(err error) bool {
-	return h.r.isEnded()
-}
-
-// copyLoop is the buffered path for conns that cannot splice.
-func (h *half) copyLoop() {
-	for {
-		if h.srcRaw != nil {
-			// Wait for data (or EOF/error) without holding a buffer.
-			if err := h.srcRaw.Read(h.peekFn); err != nil {
-				h.readErr(err)
-				return
-			}
-		}
-		bp := getBuf()
-		n, rerr := h.src.Read(*bp)
-		if n > 0 {
-			h.count(int64(n), time.Now())
-			if _, werr := h.dst.Write((*bp)[:n]); werr != nil {
-				putBuf(bp)
-				h.writeErr(werr)
-				return
-			}
-		}
-		putBuf(bp)
-		if rerr != nil {
-			if rerr == io.EOF {
-				h.eof()
-			} else {
-				h.readErr(rerr)
-			}
-			return
-		}
+// pendingError returns a socket error of src that an end-of-file may
+// hide: once the kernel aborted a connection and shut it down, a read can
+// return 0 while the error waits in SO_ERROR.
+func (h *half) pendingError() error {
+	var errno int
+	_ = h.srcRaw.Control(func(fd uintptr) {
+		errno, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+	})
+	if errno != 0 {
+		return syscall.Errno(errno)
 	}
+	return nil
 }
 
-// readErr ends the relay for an error reading src (unless the relay
-// already ended and this is only its interruption).
+// readErr ends the relay for an error reading src, unless the relay
+// already ended and this is only its interruption.
 func (h *half) readErr(err error) {
-	if h.interrupted(err) {
+	if h.r.isEnded() {
 		return
 	}
 	h.r.fail(err, h.srcSide, h.srcSide.String()+" read")
 }
 
 func (h *half) writeErr(err error) {
-	if h.interrupted(err) {
+	if h.r.isEnded() {
 		return
 	}
 	h.r.fail(err, h.dstSide, h.dstSide.String()+" write")
 }
 
-// peek is the RawConn.Read callback of the buffered path: it returns true
-// once src has data, EOF or an error queued, without consuming anything.
-func (h *half) peek(fd uintptr) bool {
+// peekWait is a RawConn.Read callback that returns once src has data,
+// EOF or an error queued, without consuming anything.
+func (h *half) peekWait(fd uintptr) bool {
 	_, _, err := syscall.Recvfrom(int(fd), h.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return err != syscall.EAGAIN && err != syscall.EINTR
+}
+
+// peekTry is peekWait that never waits: it sets again instead.
+func (h *half) peekTry(fd uintptr) bool {
+	h.again = !h.peekWait(fd)
+	return true
 }
 
 // sampleRTT refreshes the RTT sample of src (TCP only).

@@ -60,6 +60,9 @@ type Relay struct {
 	last  atomic.Int64
 	timer *time.Timer
 
+	onDone    func(Result)
+	remaining atomic.Int32 // directions not finished yet
+
 	mu       sync.Mutex
 	ended    bool // a cause was recorded; the halves are being interrupted
 	cause    cause
@@ -90,8 +93,23 @@ func New(client, origin net.Conn, opts Options) *Relay {
 
 // Run relays until both directions are done (each peer sent FIN), one side
 // fails, the idle timeout fires or Stop is called. It closes both
-// connections before it returns, after sampling their RTT.
+// connections before it returns, after sampling their RTT. The calling
+// goroutine only waits: while the connection is idle no other goroutine
+// serves it (see Start).
 func (r *Relay) Run() Result {
+	ch := make(chan Result, 1)
+	r.Start(func(res Result) { ch <- res })
+	return <-ch
+}
+
+// Start is Run without the wait: it returns as soon as the relay is
+// under way and calls done, on some goroutine, with the Result once the
+// relay ended and both connections are closed. A caller that uses Start
+// instead of Run holds no goroutine for an idle connection at all. Call Run
+// or Start once.
+func (r *Relay) Start(done func(Result)) {
+	r.onDone = done
+	r.remaining.Store(2)
 	now := time.Now()
 	r.last.Store(now.UnixNano())
 	r.c2o.sampleRTT(now)
@@ -103,16 +121,22 @@ func (r *Relay) Run() Result {
 		}
 		r.mu.Unlock()
 	}
-
 	if p := r.opts.ClientPrefix; len(p) > 0 {
 		r.c2o.count(int64(len(p)), now)
 		if _, err := r.origin.Write(p); err != nil {
 			r.fail(err, event.SideOrigin, "origin write")
 		}
 	}
+	// Splice directions make their first move on this goroutine: most
+	// find nothing queued yet and park without any goroutine; buffered
+	// directions may block in Read/Write and get their own.
+	r.c2o.begin()
+	r.o2c.begin()
+}
 
-	r.run()
-
+// complete runs once, when the second direction finished: it builds the
+// Result, closes both connections and hands the Result over.
+func (r *Relay) complete() {
 	r.mu.Lock()
 	if r.timer != nil {
 		r.timer.Stop()
@@ -131,11 +155,11 @@ func (r *Relay) Run() Result {
 	_ = r.origin.Close()
 	if c.status != 0 {
 		res.Status, res.Side, res.Reason, res.Detail = c.status, c.side, c.reason, c.detail
-		return res
+	} else {
+		res.Status, res.Reason = event.StatusOK, event.ReasonPeerClose
+		res.Side = event.Side(r.firstFin.Load())
 	}
-	res.Status, res.Reason = event.StatusOK, event.ReasonPeerClose
-	res.Side = event.Side(r.firstFin.Load())
-	return res
+	r.onDone(res)
 }
 
 // Stop ends the relay promptly from any goroutine. Unless the relay already
@@ -222,17 +246,11 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// run runs both directions, the origin→client one on a new goroutine, and
-// returns when both are done.
-func (r *Relay) run() {
-	done := make(chan struct{})
-	go func() {
-		r.o2c.run()
-		close(done)
-	}()
-	r.c2o.run()
-	<-done
+// interrupt wakes both directions wherever they are: a past deadline
+// fails every wait and the next read of a running direction; a parked
+// direction is resumed so that it sees the deadline and finishes.
+func (r *Relay) interrupt() {
+	r.interruptConns()
+	r.c2o.resumeIfParked()
+	r.o2c.resumeIfParked()
 }
-
-// interrupt wakes both directions wherever they wait.
-func (r *Relay) interrupt() { r.interruptConns() }

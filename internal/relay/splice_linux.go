@@ -68,41 +68,10 @@ func putPipe(p *pipe, empty bool) {
 	_ = unix.Close(p.w)
 }
 
-// spliceLoop moves bytes src → pipe → dst with splice(2). The pipe is
-// borrowed when data is readable and given back as soon as a read finds
-// nothing queued, so a direction waiting for data holds no pipe.
-func (h *half) spliceLoop() {
-	defer h.dropPipe()
-	for {
-		h.inN, h.rerr = 0, nil
-		if err := h.srcRaw.Read(h.readFn); err != nil {
-			h.readErr(err) // deadline (end of relay) or closed
-			return
-		}
-		if h.rerr != nil {
-			h.readErr(h.rerr)
-			return
-		}
-		if h.inN == 0 {
-			h.eof()
-			return
-		}
-		h.count(int64(h.inN), time.Now())
-		h.pending, h.werr = h.inN, nil
-		if err := h.dstRaw.Write(h.writeFn); err != nil {
-			h.writeErr(err)
-			return
-		}
-		if h.werr != nil {
-			h.writeErr(h.werr)
-			return
-		}
-	}
-}
-
-// spliceIn is the RawConn.Read callback: move what is queued on the socket
-// into the pipe. false means "nothing queued, wait for readability"; the
-// pipe goes back to the pool first.
+// spliceIn is the RawConn.Read callback of a splice step: move what is
+// queued on the socket into the pipe. It never waits: when nothing is
+// queued it gives the pipe back to the pool and sets again, so that a
+// direction waiting for data holds no pipe.
 func (h *half) spliceIn(fd uintptr) bool {
 	if h.pipe == nil {
 		p, err := getPipe()
@@ -123,15 +92,16 @@ func (h *half) spliceIn(fd uintptr) bool {
 		case syscall.EAGAIN:
 			putPipe(h.pipe, true)
 			h.pipe = nil
-			return false
+			h.again = true
+			return true
 		}
 		h.rerr = err
 		return true
 	}
 }
 
-// spliceOut is the RawConn.Write callback: move the pipe's content to the
-// socket. false means "socket buffer full, wait for writability".
+// spliceOut moves the pipe's content to the socket; false means the
+// socket buffer is full.
 func (h *half) spliceOut(fd uintptr) bool {
 	for h.pending > 0 {
 		n, err := unix.Splice(h.pipe.r, nil, int(fd), nil, h.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
@@ -147,6 +117,17 @@ func (h *half) spliceOut(fd uintptr) bool {
 		h.werr = err
 		return true
 	}
+	return true
+}
+
+// spliceOutWait is the RawConn.Write callback that waits for writability
+// while the socket buffer is full (the data is in flight: holding the
+// pipe and the goroutine is fine).
+func (h *half) spliceOutWait(fd uintptr) bool { return h.spliceOut(fd) }
+
+// spliceOutTry never waits: on a full socket buffer it sets again.
+func (h *half) spliceOutTry(fd uintptr) bool {
+	h.again = !h.spliceOut(fd)
 	return true
 }
 
