@@ -38,7 +38,9 @@ func runRelayProxy(args []string) {
 				c.Close()
 				return
 			}
-			relay.New(c, oc, relay.Options{}).Run()
+			// Start, not Run: the accepting goroutine ends here, so an idle
+			// connection holds no goroutine at all.
+			relay.New(c, oc, relay.Options{}).Start(func(relay.Result) {})
 		}()
 	}
 }

@@ -132,6 +132,7 @@ stream {
         listen 127.0.0.1:%d;
         proxy_pass %s;
         proxy_timeout 1h;
+        proxy_half_close on;
     }
 }
 `, nginxStream, dir, dir, port, origin)

@@ -175,7 +175,7 @@ func (h *half) pump(inline bool) {
 			go h.pumpFn()
 			return
 		case stepWaitRead:
-			if h.park() {
+			if h.park(inline) {
 				return
 			}
 		case stepDone:
@@ -190,8 +190,9 @@ func (h *half) pump(inline bool) {
 // new one resumes the direction when data arrives. If a wake-up came while
 // it was arming, or without a poller (then it waits in the runtime
 // netpoller, holding the goroutine but no pipe or buffer), it returns
-// false and the caller goes on.
-func (h *half) park() bool {
+// false and the caller goes on (inline, it hands over to a new goroutine
+// and returns true instead of blocking its caller).
+func (h *half) park(inline bool) bool {
 	if p := getPoller(); p != nil {
 		if h.srcFD < 0 {
 			_ = h.srcRaw.Control(h.fdFn)
@@ -203,6 +204,10 @@ func (h *half) park() bool {
 			h.state.Store(stateRunning) // woken meanwhile: look again
 			return false
 		}
+	}
+	if inline {
+		go h.pumpFn() // not our goroutine to block
+		return true
 	}
 	_ = h.srcRaw.Read(h.peekFn) // errors show again at the next read
 	return false

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"log/slog"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,9 @@ var thePoller struct {
 // epoll is unavailable (directions then wait in the runtime netpoller).
 func getPoller() *poller {
 	thePoller.once.Do(func() {
+		if os.Getenv("PRISM_RELAY_POLLER") == "off" {
+			return // waits happen in the runtime netpoller (a goroutine per waiting direction)
+		}
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			slog.Warn("relay: no epoll, idle connections keep a goroutine", "err", err)
