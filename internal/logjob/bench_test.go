@@ -3,6 +3,7 @@ package logjob
 import (
 	"context"
 	"io"
+	"log/slog"
 	"runtime"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func benchPipeline(b *testing.B, jobs []Config) *Pipeline {
 	old := newDestination
 	newDestination = func(*Config) (sink.Destination, error) { return discard{}, nil }
 	b.Cleanup(func() { newDestination = old })
-	p, err := New(node, jobs, new(event.Registry), nil)
+	p, err := New(node, jobs, new(event.Registry), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -122,10 +122,10 @@ func (c *Config) encoderOptions() (render.Options, error) {
 	var opt render.Options
 	var err error
 	opt.Fields = c.Fields
-	if c.TimestampFormat != "" && !(c.TimestampFormat == "unixnano" && !render.TimestampChoice(c.Dataset)) {
-		if opt.TimestampFormat, err = render.ParseTimestampFormat(c.TimestampFormat); err != nil {
-			return opt, err
-		}
+	// "unixnano" is the zero value, so it is accepted for every dataset;
+	// NewEncoder rejects other formats for datasets with fixed timestamps.
+	if opt.TimestampFormat, err = render.ParseTimestampFormat(c.TimestampFormat); err != nil {
+		return opt, err
 	}
 	if opt.Output, err = render.ParseOutput(c.OutputType); err != nil {
 		return opt, err
