@@ -97,3 +97,22 @@ func BenchmarkJobThroughput(b *testing.B) {
 }
 
 var _ = io.Discard
+
+// BenchmarkQueuePush is the accepted-event cost of Emit for one job: a CAS
+// and a copy of the event into the ring (the consumer drains between
+// rounds, outside the timer).
+func BenchmarkQueuePush(b *testing.B) {
+	q := newQueue(4096)
+	e := session(1, event.Disconnect)
+	var sink event.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if !q.push(&e) {
+			b.StopTimer()
+			for q.pop(&sink) {
+			}
+			b.StartTimer()
+			q.push(&e)
+		}
+	}
+}

@@ -103,7 +103,6 @@ func (p *Pipeline) Emit(e *event.Event) {
 		if !j.wants[e.Type&7] {
 			continue
 		}
-		j.st.emitted.Add(1)
 		if closed {
 			j.st.dropped.Add(1)
 			continue
@@ -187,7 +186,7 @@ func (p *Pipeline) Stats() []Stats {
 		out[i] = Stats{
 			Job:         j.cfg.Name,
 			Dataset:     j.cfg.Dataset,
-			Emitted:     j.st.emitted.Load(),
+			Emitted:     j.st.received.Load() + uint64(j.q.len()) + j.st.dropped.Load(),
 			Dropped:     j.st.dropped.Load(),
 			Filtered:    j.st.filtered.Load(),
 			SampledOut:  j.st.sampled.Load(),
