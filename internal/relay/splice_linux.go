@@ -16,9 +16,10 @@ import (
 // flight.
 const pipeSize = 1 << 20
 
-// maxIdlePipes bounds the pool of spare pipes: pipes are needed only while
+// maxIdlePipes bounds the pool of spare pipes (1 MiB each; the per-user
+// pipe budget fs.pipe-user-pages-soft is 64 MiB): pipes are needed only while
 // data moves, so a handful per CPU covers every direction in flight.
-const maxIdlePipes = 64
+const maxIdlePipes = 16
 
 type pipe struct{ r, w int }
 
