@@ -22,6 +22,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/tlsedge"
 )
 
 // Config is the whole file.
@@ -69,10 +70,10 @@ type App struct {
 	MaxConnections int           `yaml:"max_connections"`
 	// OriginBlock lists CIDRs an origin must never resolve to. Unset means
 	// origin.DefaultBlock; an empty list blocks nothing.
-	OriginBlock []string  `yaml:"origin_block"`
-	TLS         yaml.Node `yaml:"tls"`
-	IPFirewall  yaml.Node `yaml:"ip_firewall"`
-	UDP         yaml.Node `yaml:"udp"`
+	OriginBlock []string       `yaml:"origin_block"`
+	TLS         tlsedge.Config `yaml:"tls"`
+	IPFirewall  yaml.Node      `yaml:"ip_firewall"`
+	UDP         yaml.Node      `yaml:"udp"`
 
 	// Parsed forms, filled by Load.
 	ListenSpecs []Listen       `yaml:"-"`
@@ -213,6 +214,7 @@ func (c *Config) setDefaults() {
 			a.InboundProxy.HeaderTimeout = DefaultHeaderTimeout
 		}
 		a.Origins.SetDefaults()
+		a.TLS.SetDefaults()
 	}
 }
 
@@ -248,7 +250,7 @@ func (c *Config) validate() []*cfgerr.Error {
 		ids[a.ID] = i
 		errs.Merge(key, a.validate())
 		for j, l := range a.ListenSpecs {
-			for p := int(l.Lo); l.Path == "" && p <= int(l.Hi); p++ {
+			for p := int(l.Lo); l.Path == "" && l.Lo != 0 && p <= int(l.Hi); p++ {
 				b := fmt.Sprintf("%s/%s:%d", a.Protocol, l.Host, p)
 				if other, dup := binds[b]; dup {
 					errs.Add(cfgerr.Index(key+".listen", j), "port %d is already used by %s", p, other)
@@ -289,6 +291,10 @@ func (a *App) validate() []*cfgerr.Error {
 		a.ListenSpecs = append(a.ListenSpecs, l)
 	}
 	errs.Merge("origins", a.Origins.Validate())
+	errs.Merge("tls", a.TLS.Validate())
+	if a.Protocol == "udp" && a.TLS.Mode != "" && a.TLS.Mode != tlsedge.ModeOff {
+		errs.Add("tls.mode", "TLS termination is for tcp apps only (Spectrum likewise); use off for udp")
+	}
 	if span := a.Origins.PortSpan(); span > 1 {
 		for i, l := range a.ListenSpecs {
 			if l.Path == "" && l.Ports() != span {
@@ -357,6 +363,10 @@ func ParseListen(s string) (Listen, error) {
 		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
 			return Listen{}, fmt.Errorf("bad listen host %q in %q: use an IP address", host, s)
 		}
+	}
+	if port == "0" {
+		// An ephemeral port, chosen by the kernel (handy for tests).
+		return Listen{Raw: s, Host: host}, nil
 	}
 	lo, hi, err := origin.ParsePortRange(port)
 	if err != nil {

@@ -1,0 +1,373 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/relay"
+	"github.com/prismproxy/prism/internal/tlsedge"
+)
+
+type tcpApp struct {
+	srv       *Server
+	cfg       *config.App
+	pool      *origin.Pool
+	sem       chan struct{}
+	fw        Firewall
+	ppVersion byte
+	listeners []*listener
+	edge      *tlsedge.Edge  // nil: no TLS handling at all
+	routes    []*origin.Pool // passthrough SNI routes, by tlsedge route index
+	terminate bool           // edge TLS is terminated (flexible, full, strict)
+	originTLS bool           // TLS to the origin (full, strict)
+}
+
+// session is one connection being handled; Shutdown uses it to stop the
+// connection at the drain deadline, whatever phase it is in.
+type session struct {
+	mu      sync.Mutex
+	client  net.Conn
+	origin  net.Conn
+	relay   *relay.Relay
+	stopped bool
+}
+
+func (ss *session) stop() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.stopped = true
+	if ss.relay != nil {
+		ss.relay.Stop()
+		return
+	}
+	// Not relaying yet: unblock whatever handshake or dial is in progress.
+	_ = ss.client.SetDeadline(time.Unix(1, 0))
+	if ss.origin != nil {
+		_ = ss.origin.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+func (ss *session) setOrigin(c net.Conn) {
+	ss.mu.Lock()
+	ss.origin = c
+	if ss.stopped {
+		_ = c.SetDeadline(time.Unix(1, 0))
+	}
+	ss.mu.Unlock()
+}
+
+// setRelay publishes r; if the session was already stopped it stops r.
+func (ss *session) setRelay(r *relay.Relay) {
+	ss.mu.Lock()
+	ss.relay = r
+	if ss.stopped {
+		r.Stop()
+	}
+	ss.mu.Unlock()
+}
+
+func (ss *session) isStopped() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.stopped
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.UDPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func (a *tcpApp) trusted(peer netip.Addr) bool {
+	for _, p := range a.cfg.Trusted {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// handle takes one accepted connection through its whole lifecycle.
+func (a *tcpApp) handle(l *listener, c net.Conn) {
+	s := a.srv
+	start := time.Now()
+	ev := event.New(a.cfg.ID, event.NewID(start))
+	ev.StartTime, ev.Time = start, start
+	ev.ProxyProtocol = a.cfg.ProxyProtocol
+	if l.path != "" {
+		ev.ClientProto = event.ProtoUnix
+		ev.ClientPath = l.path
+	} else {
+		ev.ClientProto = event.ProtoTCP
+		ev.PeerAddr = addrPortOf(c.RemoteAddr())
+		ev.ClientAddr = ev.PeerAddr
+		ev.LocalAddr = addrPortOf(c.LocalAddr())
+	}
+
+	ss := &session{client: c}
+	if !s.track(ss) {
+		c.Close()
+		return
+	}
+	defer s.untrack(ss)
+	defer c.Close()
+
+	// 1. Inbound PROXY header, from trusted front proxies only.
+	var prefix []byte
+	if l.path == "" && len(a.cfg.Trusted) > 0 && a.trusted(ev.PeerAddr.Addr()) {
+		var err error
+		prefix, err = a.readProxyHeader(c, &ev)
+		if err != nil {
+			status, reason := event.StatusInternal, event.ReasonPeerError
+			if isTimeout(err) {
+				status, reason = event.StatusClientTimeout, event.ReasonTimeout
+			} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				status, reason = event.StatusOK, event.ReasonPeerClose
+			}
+			a.finish(&ev, event.Disconnect, status, event.SideClient, reason, "inbound PROXY header: "+err.Error())
+			return
+		}
+	}
+
+	// 2. IP firewall and geo.
+	if a.fw != nil && a.fw.Apply(ev.ClientAddr.Addr(), &ev) {
+		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, "client matched "+ev.FirewallMatch)
+		return
+	}
+
+	// 3. Edge TLS: terminate, or peek at the ClientHello for its SNI.
+	var clientConn net.Conn = c
+	pool := a.pool
+	if a.edge != nil {
+		ev.TLSMode = a.edge.Mode()
+		switch {
+		case a.terminate:
+			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c, prefix), &ev)
+			if err != nil {
+				a.finish(&ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				return
+			}
+			clientConn, prefix = tc, nil
+		case a.edge.NeedsPeek():
+			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c, prefix), &ev)
+			if err != nil {
+				a.finish(&ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				return
+			}
+			prefix = peeked // includes the PROXY-header leftovers it replayed
+			if i, ok := a.edge.RouteFor(sni); ok {
+				pool = a.routes[i]
+			}
+		}
+	}
+
+	// 4. Resolve the origin.
+	ctx := s.ctx
+	targets, fail := pool.Candidates(ctx, ev.ClientAddr.Addr(), l.offset)
+	if fail != nil {
+		ev.OriginAddr = fail.Addr
+		a.finish(&ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
+		return
+	}
+
+	// 5. Dial with failover.
+	oc, target, status, err := a.dial(ctx, targets)
+	a.setOrigin(&ev, target)
+	if err != nil {
+		if ss.isStopped() {
+			a.finish(&ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
+			return
+		}
+		a.finish(&ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+		return
+	}
+	ss.setOrigin(oc)
+	defer oc.Close()
+	release := pool.Acquire(target)
+	defer release()
+
+	// PROXY header to the origin, in the clear before any origin TLS.
+	if a.ppVersion != 0 {
+		if err := a.writeProxyHeader(oc, &ev); err != nil {
+			a.finish(&ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, "write PROXY header: "+err.Error())
+			return
+		}
+	}
+	var originConn net.Conn = oc
+	if a.originTLS {
+		tc, err := a.edge.DialTLS(ctx, oc, &ev)
+		if err != nil {
+			a.finish(&ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+			return
+		}
+		originConn = tc
+	}
+
+	// 6. Both legs up.
+	now := time.Now()
+	ev.ConnectTime, ev.Time = now, now
+	ev.Type, ev.Status = event.Connect, event.StatusConnect
+	s.em.Emit(&ev)
+	live := event.NewLive(ev)
+	s.reg.Add(live)
+
+	// 7. Relay.
+	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live})
+	ss.setRelay(r)
+	res := r.Run()
+
+	// 8. Close. The session leaves the registry before its terminal record
+	// is emitted (see event.Registry).
+	s.reg.Remove(live)
+	ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
+	ev.ClientRTT, ev.OriginRTT = res.ClientRTT, res.OriginRTT
+	a.finish(&ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
+}
+
+func (a *tcpApp) setOrigin(ev *event.Event, t origin.Target) {
+	ev.OriginAddr = t.Addr
+	ev.OriginPath = t.Path
+	ev.OriginName = t.Name
+	if t.Path != "" {
+		ev.OriginProto = event.ProtoUnix
+	} else if t.Addr.IsValid() {
+		ev.OriginProto = event.ProtoTCP
+	}
+}
+
+// finish emits the terminal record.
+func (a *tcpApp) finish(ev *event.Event, typ event.Type, status int, side event.Side, reason event.Reason, detail string) {
+	now := time.Now()
+	ev.Type, ev.Status = typ, status
+	ev.Time, ev.DisconnectTime = now, now
+	ev.CloseSide, ev.CloseReason, ev.Detail = side, reason, detail
+	a.srv.em.Emit(ev)
+	if typ != event.Disconnect || status != event.StatusOK {
+		a.srv.log.Debug("connection ended", "app", ev.App, "session", ev.SessionID.String(), "event", typ.String(), "status", status, "detail", detail)
+	}
+}
+
+// readProxyHeader reads a PROXY v1/v2 header within the header timeout and
+// replaces the event's client address with the one it carries. It returns
+// any bytes read past the header, which belong to the client's stream.
+func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
+	_ = c.SetReadDeadline(time.Now().Add(a.cfg.InboundProxy.HeaderTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	br := bufio.NewReaderSize(c, 512)
+	h, err := proxyproto.Read(br)
+	if err != nil {
+		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+			return nil, fmt.Errorf("trusted peer %s sent no PROXY header", ev.PeerAddr)
+		}
+		return nil, err
+	}
+	if h.Command.IsProxy() {
+		if src, ok := h.SourceAddr.(*net.TCPAddr); ok {
+			ap := src.AddrPort()
+			ev.ClientAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	var rest []byte
+	if n := br.Buffered(); n > 0 {
+		rest, _ = br.Peek(n)
+		rest = append([]byte(nil), rest...)
+	}
+	return rest, nil
+}
+
+func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
+	var h *proxyproto.Header
+	if ev.ClientAddr.IsValid() && ev.LocalAddr.IsValid() {
+		h = proxyproto.HeaderProxyFromAddrs(a.ppVersion,
+			net.TCPAddrFromAddrPort(ev.ClientAddr), net.TCPAddrFromAddrPort(ev.LocalAddr))
+		if ev.ClientAddr.Addr().Is4() != ev.LocalAddr.Addr().Is4() {
+			// Mixed families: express both as IPv6 so the header stays valid.
+			c16, l16 := ev.ClientAddr.Addr().As16(), ev.LocalAddr.Addr().As16()
+			h = proxyproto.HeaderProxyFromAddrs(a.ppVersion,
+				&net.TCPAddr{IP: net.IP(c16[:]), Port: int(ev.ClientAddr.Port())},
+				&net.TCPAddr{IP: net.IP(l16[:]), Port: int(ev.LocalAddr.Port())})
+		}
+	} else {
+		// No IP client (unix socket): v1 UNKNOWN / v2 LOCAL.
+		h = &proxyproto.Header{Version: a.ppVersion, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+	}
+	if a.ppVersion == 2 && a.edge != nil && a.edge.Config().ProxyProtocolTLVs {
+		if err := h.SetTLVs(tlsedge.ProxyTLVs(ev)); err != nil {
+			return fmt.Errorf("PROXY v2 TLVs: %w", err)
+		}
+	}
+	_ = oc.SetWriteDeadline(time.Now().Add(a.cfg.Timeouts.Connect))
+	defer oc.SetWriteDeadline(time.Time{})
+	_, err := h.WriteTo(oc)
+	return err
+}
+
+// dial tries the targets in order until one connects. On total failure it
+// returns the status of the last attempt's error.
+func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, origin.Target, int, error) {
+	var last error
+	status := event.StatusOriginUnknown
+	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: 3 * time.Minute}
+	for i, t := range targets {
+		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
+		if err == nil {
+			return c, t, 0, nil
+		}
+		status = DialStatus(err)
+		last = fmt.Errorf("dial origin %s: %w", t, err)
+		if i+1 < len(targets) {
+			a.srv.log.Debug("origin dial failed, trying next", "app", a.cfg.ID, "origin", t.String(), "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil, t, status, last
+		}
+	}
+	return nil, targets[len(targets)-1], status, last
+}
+
+// DialStatus maps a failed origin dial to its Spectrum originError status.
+func DialStatus(err error) int {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT):
+		return event.StatusOriginConnRefused
+	case isTimeout(err):
+		return event.StatusOriginConnTimeout
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return event.StatusOriginConnUnreachable
+	case errors.Is(err, context.Canceled):
+		return event.StatusOriginConnInternal
+	}
+	var se syscall.Errno
+	if errors.As(err, &se) {
+		return event.StatusOriginConnInternal
+	}
+	return event.StatusOriginUnknown
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// recorder is an event.Emitter that keeps every event for assertions.
+type recorder struct {
+	mu  sync.Mutex
+	evs []event.Event
+	ch  chan event.Event
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan event.Event, 4096)} }
+
+func (r *recorder) Emit(e *event.Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, *e)
+	r.mu.Unlock()
+	r.ch <- *e
+}
+
+// next returns the next event or fails the test after a timeout.
+func (r *recorder) next(t *testing.T) event.Event {
+	t.Helper()
+	select {
+	case e := <-r.ch:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return event.Event{}
+}
+
+// terminal skips non-terminal events and returns the first terminal one.
+func (r *recorder) terminal(t *testing.T) event.Event {
+	t.Helper()
+	for {
+		e := r.next(t)
+		if e.Type.Terminal() {
+			return e
+		}
+	}
+}
+
+func (r *recorder) expect(t *testing.T, typ event.Type, status int) event.Event {
+	t.Helper()
+	e := r.next(t)
+	if e.Type != typ || e.Status != status {
+		t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, typ, status)
+	}
+	return e
+}
+
+// startProxy starts a Server from a config with one tcp app "app".
+func startProxy(t *testing.T, yaml string, opts ...Option) (*Server, *recorder, string) {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	s, err := New(cfg, rec, nil, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	addrs := s.Addrs("app")
+	if len(addrs) == 0 {
+		return s, rec, ""
+	}
+	return s, rec, addrs[0].String()
+}
+
+// echoServer accepts connections and echoes until EOF, then closes.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) {
+		_, _ = io.Copy(c, c)
+	})
+}
+
+// sinkServer accepts connections, reads until EOF and never writes: an
+// origin that stays open for as long as the proxy keeps its leg open.
+func sinkServer(t *testing.T) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+}
+
+// serve runs handler for every connection to a fresh loopback listener.
+func serve(t *testing.T, handler func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handler(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func appYAML(listen, origins string, extra ...string) string {
+	return "apps:\n  - id: app\n    listen: [\"" + listen + "\"]\n    origins: " + origins + "\n" + indent(strings.Join(extra, "\n"))
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// closedPort returns a loopback port with nothing listening.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

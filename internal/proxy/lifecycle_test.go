@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+func TestConnectAndNormalDisconnect(t *testing.T) {
+	origin := echoServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	c := dial(t, addr)
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+	conn := rec.expect(t, event.Connect, event.StatusConnect)
+	if conn.ClientAddr.String() != c.LocalAddr().String() || conn.OriginAddr.String() != origin {
+		t.Fatalf("connect addresses: client %v origin %v", conn.ClientAddr, conn.OriginAddr)
+	}
+	if conn.ConnectTime.IsZero() || conn.ClientProto != "tcp" || conn.OriginProto != "tcp" {
+		t.Fatalf("connect record: %+v", conn)
+	}
+	c.Close()
+	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	if d.SessionID != conn.SessionID {
+		t.Fatal("disconnect carries another SessionID")
+	}
+	if d.ClientBytes != 5 || d.OriginBytes != 5 {
+		t.Fatalf("bytes client=%d origin=%d, want 5/5", d.ClientBytes, d.OriginBytes)
+	}
+	if d.CloseSide != event.SideClient || d.CloseReason != event.ReasonPeerClose {
+		t.Fatalf("close cause %s/%s", d.CloseSide, d.CloseReason)
+	}
+	if d.ClientRTT <= 0 || d.OriginRTT <= 0 {
+		t.Fatalf("RTT not sampled: client %v origin %v", d.ClientRTT, d.OriginRTT)
+	}
+}
+
+func TestHalfCloseKeepsOtherDirection(t *testing.T) {
+	// The origin reads until EOF, then answers: it only can if the client's
+	// FIN was propagated while the origin→client direction stayed open.
+	origin := serve(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		_, _ = c.Write([]byte("got " + string(b)))
+	})
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	c := dial(t, addr)
+	c.Write([]byte("abc"))
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "got abc" {
+		t.Fatalf("reply %q %v", got, err)
+	}
+	rec.expect(t, event.Connect, 0)
+	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	if d.ClientBytes != 3 || d.OriginBytes != 7 {
+		t.Fatalf("bytes %d/%d", d.ClientBytes, d.OriginBytes)
+	}
+}
+
+func TestOriginRefused521(t *testing.T) {
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closedPort(t)+`"]}`))
+	c := dial(t, addr)
+	e := rec.expect(t, event.OriginError, event.StatusOriginConnRefused)
+	if e.OriginAddr.String() == "" || e.CloseReason != event.ReasonCreatePeer {
+		t.Fatalf("origin error record: %+v", e)
+	}
+	// The client is closed.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("client still open")
+	}
+}
+
+func TestFailoverToNextOrigin(t *testing.T) {
+	good := echoServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closedPort(t)+`", "`+good+`"], balance: round_robin}`))
+	for range 2 { // whichever the balancer picks first, the connection reaches the live origin
+		c := dial(t, addr)
+		e := rec.expect(t, event.Connect, 0)
+		if e.OriginAddr.String() != good {
+			t.Fatalf("connected to %v, want %v", e.OriginAddr, good)
+		}
+		c.Close()
+		rec.terminal(t)
+	}
+}
+
+// fullBacklog returns a listener address whose accept queue is full, so
+// that a further SYN is dropped and a connect times out.
+func fullBacklog(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
+	// Fill the queue: with backlog 0 the kernel queues one connection.
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: this dial already timed out
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("could not fill a listen backlog on this kernel")
+	return ""
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestOriginConnectTimeout522(t *testing.T) {
+	target := fullBacklog(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+target+`"]}`, "timeouts: {connect: 300ms}"))
+	dial(t, addr)
+	rec.expect(t, event.OriginError, event.StatusOriginConnTimeout)
+}
+
+func TestOriginBlocked532(t *testing.T) {
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: localhost, port: "80"}}`,
+		`origin_block: ["127.0.0.0/8", "::1/128"]`))
+	dial(t, addr)
+	e := rec.expect(t, event.ResolveOrigin, event.StatusResolveBlocked)
+	if !e.OriginAddr.Addr().IsLoopback() {
+		t.Fatalf("blocked origin address not recorded: %v", e.OriginAddr)
+	}
+}
+
+func TestOriginReset444(t *testing.T) {
+	origin := serve(t, func(c net.Conn) {
+		c.Read(make([]byte, 1))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST
+	})
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	c := dial(t, addr)
+	rec.expect(t, event.Connect, 0)
+	c.Write([]byte("x"))
+	e := rec.expect(t, event.Disconnect, event.StatusOriginReset)
+	if e.CloseSide != event.SideOrigin || e.CloseReason != event.ReasonPeerError {
+		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
+	}
+}
+
+func TestClientReset499(t *testing.T) {
+	origin := sinkServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	c := dial(t, addr)
+	rec.expect(t, event.Connect, 0)
+	c.SetLinger(0)
+	c.Close()
+	e := rec.expect(t, event.Disconnect, event.StatusClientReset)
+	if e.CloseSide != event.SideClient {
+		t.Fatalf("side %s", e.CloseSide)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	origin := sinkServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "timeouts: {idle: 300ms}"))
+	dial(t, addr)
+	rec.expect(t, event.Connect, 0)
+	e := rec.expect(t, event.Disconnect, event.StatusOK)
+	if e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonTimeout {
+		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
+	}
+}
+
+func TestShutdownDrainsThenCloses(t *testing.T) {
+	origin := sinkServer(t)
+	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	dial(t, addr)
+	rec.expect(t, event.Connect, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown returned only after the terminal record was emitted.
+	select {
+	case e := <-rec.ch:
+		if e.Type != event.Disconnect || e.Status != event.StatusOK || e.CloseReason != event.ReasonClosed || e.CloseSide != event.SideProxy {
+			t.Fatalf("got %s %d %s/%s", e.Type, e.Status, e.CloseSide, e.CloseReason)
+		}
+	default:
+		t.Fatal("Shutdown returned before the terminal record")
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Fatal("still accepting after Shutdown")
+	}
+}
+
+func TestUnixListenerAndOrigin(t *testing.T) {
+	dir := t.TempDir()
+	originPath := filepath.Join(dir, "origin.sock")
+	ln, err := net.Listen("unix", originPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	front := filepath.Join(dir, "front.sock")
+	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
+	c, err := net.Dial("unix", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	io.ReadFull(c, buf)
+	c.Close()
+	e := rec.expect(t, event.Connect, 0)
+	if e.ClientProto != "unix" || e.OriginProto != "unix" || e.OriginPath != originPath {
+		t.Fatalf("protos %s/%s %s", e.ClientProto, e.OriginProto, e.OriginPath)
+	}
+	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	if d.ClientBytes != 4 || d.OriginBytes != 4 {
+		t.Fatalf("bytes %d/%d", d.ClientBytes, d.OriginBytes)
+	}
+	if _, err := os.Stat(front); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPortRangeMapsByOffset(t *testing.T) {
+	// Two origin listeners on consecutive ports, and a two-port edge range.
+	var origins []net.Listener
+	for len(origins) < 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(origins) == 1 && ln.Addr().(*net.TCPAddr).Port != origins[0].Addr().(*net.TCPAddr).Port+1 {
+			ln.Close()
+			p := origins[0].Addr().(*net.TCPAddr).Port + 1
+			ln, err = net.Listen("tcp", "127.0.0.1:"+itoa(p))
+			if err != nil {
+				t.Skip("no consecutive free ports")
+			}
+		}
+		origins = append(origins, ln)
+	}
+	for i, ln := range origins {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte{byte('A' + i)})
+				c.Close()
+			}
+		}()
+		defer ln.Close()
+	}
+	lo := origins[0].Addr().(*net.TCPAddr).Port
+	edge := closedPort(t)
+	ep := mustPort(edge)
+	_, rec, _ := startProxy(t, appYAML("127.0.0.1:"+itoa(ep)+"-"+itoa(ep+1),
+		`{addresses: ["127.0.0.1:`+itoa(lo)+`-`+itoa(lo+1)+`"]}`))
+	for i := range 2 {
+		c := dial(t, "127.0.0.1:"+itoa(ep+i))
+		b, err := bufio.NewReader(c).ReadByte()
+		if err != nil || b != byte('A'+i) {
+			t.Fatalf("edge port +%d reached origin %q (%v)", i, b, err)
+		}
+		rec.expect(t, event.Connect, 0)
+		c.Close() // the origin already closed; end the client→origin half too
+		rec.terminal(t)
+	}
+}
+
+func mustPort(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}

@@ -1,0 +1,323 @@
+// Package proxy runs an app's listeners and takes every TCP connection
+// through its lifecycle (spec §1): inbound PROXY header, IP firewall, edge
+// TLS, origin resolution and dial with failover, PROXY header to the
+// origin, relay, close — emitting exactly one connect record and one
+// terminal record per connection to an event.Emitter, and keeping the open
+// session in an event.Registry so log jobs can write periodic records.
+//
+// It knows the canonical event only; vendor field names live in
+// internal/render.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/tlsedge"
+)
+
+// Firewall decides for a client address and fills the event's firewall and
+// geo fields; it reports whether the client must be refused.
+// *firewall.Firewall satisfies it.
+type Firewall interface {
+	Apply(client netip.Addr, e *event.Event) (blocked bool)
+}
+
+// Server is every app of one config.
+type Server struct {
+	cfg *config.Config
+	em  event.Emitter
+	reg *event.Registry
+	log *slog.Logger
+
+	apps []*tcpApp
+
+	ctx    context.Context // cancelled when the drain deadline passes
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	forced   bool // drain deadline passed: stop every session now
+	closing  atomic.Bool
+	wg       sync.WaitGroup // connection handlers
+	accepts  sync.WaitGroup // accept loops
+}
+
+// Option adjusts a Server before Start.
+type Option func(*Server)
+
+// WithFirewall installs the firewall of the app with the given id.
+func WithFirewall(appID string, fw Firewall) Option {
+	return func(s *Server) {
+		for _, a := range s.apps {
+			if a.cfg.ID == appID && fw != nil {
+				a.fw = fw
+			}
+		}
+	}
+}
+
+// New prepares the TCP apps of cfg. Nothing listens until Start.
+func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = new(event.Registry)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel, sessions: map[*session]struct{}{}}
+	for i := range cfg.Apps {
+		ac := &cfg.Apps[i]
+		if ac.Protocol != "tcp" {
+			continue
+		}
+		a, err := newTCPApp(s, ac)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("app %s: %w", ac.ID, err)
+		}
+		s.apps = append(s.apps, a)
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Registry is the set of open sessions (for periodic records).
+func (s *Server) Registry() *event.Registry { return s.reg }
+
+// Start binds every listener and starts accepting. If any listener cannot
+// be bound, the ones already bound are closed and the error names the
+// address.
+func (s *Server) Start() error {
+	for _, a := range s.apps {
+		if err := a.listen(); err != nil {
+			for _, b := range s.apps {
+				b.closeListeners()
+			}
+			return err
+		}
+	}
+	for _, a := range s.apps {
+		for _, l := range a.listeners {
+			s.accepts.Add(1)
+			go func() {
+				defer s.accepts.Done()
+				a.acceptLoop(l)
+			}()
+		}
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses of app id, in config order.
+func (s *Server) Addrs(id string) []net.Addr {
+	var out []net.Addr
+	for _, a := range s.apps {
+		if a.cfg.ID != id {
+			continue
+		}
+		for _, l := range a.listeners {
+			out = append(out, l.ln.Addr())
+		}
+	}
+	return out
+}
+
+// Shutdown stops accepting, lets open connections finish until ctx is
+// done, then stops the rest — each still gets its terminal record, with
+// Status 200 and reason "closed" — and waits for every handler to return.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	for _, a := range s.apps {
+		a.closeListeners()
+	}
+	s.accepts.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.closeEdges()
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	s.forced = true
+	n := len(s.sessions)
+	for ss := range s.sessions {
+		ss.stop()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.log.Info("drain deadline passed; closing open connections", "count", n)
+	<-done
+	s.closeEdges()
+	return nil
+}
+
+func (s *Server) closeEdges() {
+	for _, a := range s.apps {
+		if a.edge != nil {
+			_ = a.edge.Close()
+		}
+	}
+}
+
+func (s *Server) track(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forced {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
+
+// listener is one bound socket of an app.
+type listener struct {
+	ln     net.Listener
+	offset int    // port - range low, for origin port-range mapping
+	path   string // unix socket path
+}
+
+func (a *tcpApp) listen() error {
+	for _, spec := range a.cfg.ListenSpecs {
+		if spec.Path != "" {
+			_ = removeStaleSocket(spec.Path)
+			ln, err := net.Listen("unix", spec.Path)
+			if err != nil {
+				return fmt.Errorf("app %s: listen unix %s: %w", a.cfg.ID, spec.Path, err)
+			}
+			a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path})
+			continue
+		}
+		for p := int(spec.Lo); p <= int(spec.Hi); p++ {
+			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
+			ln, err := listenTCP(addr)
+			if err != nil {
+				return fmt.Errorf("app %s: listen tcp %s: %w", a.cfg.ID, addr, err)
+			}
+			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo)})
+		}
+	}
+	return nil
+}
+
+func listenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: 3 * time.Minute}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// removeStaleSocket removes a unix socket file left by a previous run, and
+// nothing else: a regular file at that path is an operator mistake to report.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&os.ModeSocket == 0 {
+		return err
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use", path)
+	}
+	return os.Remove(path)
+}
+
+func (a *tcpApp) closeListeners() {
+	for _, l := range a.listeners {
+		_ = l.ln.Close()
+	}
+}
+
+func (a *tcpApp) acceptLoop(l *listener) {
+	s := a.srv
+	backoff := 5 * time.Millisecond
+	for {
+		if a.sem != nil {
+			// At max_connections, stop accepting: new clients wait in the
+			// kernel's listen backlog, as HAProxy's maxconn does, rather than
+			// being accepted only to be closed.
+			select {
+			case a.sem <- struct{}{}:
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			if a.sem != nil {
+				<-a.sem
+			}
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: log, back off, keep serving.
+			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err)
+			time.Sleep(backoff)
+			backoff = min(backoff*2, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if a.sem != nil {
+				defer func() { <-a.sem }()
+			}
+			a.handle(l, c)
+		}()
+	}
+}
+
+// newTCPApp prepares one app: origin pool, dialer, limits.
+func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
+	pool, err := origin.NewPool(ac.Origins, ac.Block, nil)
+	if err != nil {
+		return nil, err
+	}
+	a := &tcpApp{srv: s, cfg: ac, pool: pool}
+	if ac.MaxConnections > 0 {
+		a.sem = make(chan struct{}, ac.MaxConnections)
+	}
+	tc := ac.TLS
+	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 {
+		edge, err := tlsedge.NewEdge(tc, s.log.With("app", ac.ID))
+		if err != nil {
+			return nil, err
+		}
+		a.edge = edge
+		a.terminate, a.originTLS = tc.Terminates(), tc.OriginTLS()
+		for i, r := range tc.PassthroughRoutes {
+			p, err := origin.NewPool(r.Origins, ac.Block, nil)
+			if err != nil {
+				return nil, fmt.Errorf("tls.passthrough_routes[%d]: %w", i, err)
+			}
+			a.routes = append(a.routes, p)
+		}
+	}
+	switch ac.ProxyProtocol {
+	case "v1":
+		a.ppVersion = 1
+	case "v2":
+		a.ppVersion = 2
+	}
+	return a, nil
+}

@@ -1,0 +1,381 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/testpeer"
+)
+
+// e2eCA is a throwaway certificate authority for one test.
+type e2eCA struct {
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	dir    string
+	file   string
+	serial int64
+}
+
+func newE2ECA(t *testing.T) *e2eCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "prism e2e CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	ca := &e2eCA{cert: cert, key: key, dir: t.TempDir(), serial: 1}
+	ca.file = filepath.Join(ca.dir, "ca.pem")
+	e2eWritePEM(t, ca.file, "CERTIFICATE", der)
+	return ca
+}
+
+// issue returns cert and key files for names, and the leaf's SHA-256.
+func (ca *e2eCA) issue(t *testing.T, names ...string) (certFile, keyFile, fingerprint string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca.serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
+		DNSNames: names, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(ca.dir, names[0]+"-"+strconv.FormatInt(ca.serial, 10))
+	e2eWritePEM(t, base+".pem", "CERTIFICATE", der)
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	e2eWritePEM(t, base+".key", "PRIVATE KEY", pk)
+	sum := sha256.Sum256(der)
+	return base + ".pem", base + ".key", hex.EncodeToString(sum[:])
+}
+
+func e2eWritePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spectrumTLS renders e as a spectrum_events record and returns its TLS
+// fields and Event/Status.
+func spectrumTLS(t *testing.T, e *event.Event) map[string]any {
+	t.Helper()
+	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{Fields: []string{
+		"Event", "Status", "OriginTlsMode",
+		"ClientTlsProtocol", "ClientTlsCipher", "ClientTlsStatus", "ClientTlsClientHelloServerName",
+		"OriginTlsProtocol", "OriginTlsCipher", "OriginTlsStatus", "OriginTlsFingerprint",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := enc.Append(nil, e)
+	m := map[string]any{}
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("rendering %q: %v", line, err)
+	}
+	return m
+}
+
+func checkFields(t *testing.T, what string, got, want map[string]any) {
+	t.Helper()
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
+		}
+	}
+}
+
+// startNginxOrigin runs nginx as an HTTPS origin answering "nginx-origin".
+func startNginxOrigin(t *testing.T, certFile, keyFile string) string {
+	t.Helper()
+	nginx := testpeer.Need(t, "nginx")
+	dir := t.TempDir()
+	port := testpeer.FreePort(t)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log stderr notice;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  server {
+    listen 127.0.0.1:%[2]d ssl;
+    ssl_certificate %[3]s;
+    ssl_certificate_key %[4]s;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { return 200 "nginx-origin"; }
+  }
+}
+`, dir, port, certFile, keyFile)
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr").WaitTCP(t, addr, 10*time.Second)
+	return addr
+}
+
+// TestTLSFlexibleOpenSSL: s_client → prism (flexible) → plaintext echo.
+// The connect and disconnect records carry every client TLS field, and the
+// origin leg says none.
+func TestTLSFlexibleOpenSSL(t *testing.T) {
+	openssl := testpeer.Need(t, "openssl")
+	ca := newE2ECA(t)
+	cert, key, _ := ca.issue(t, "edge.example")
+	origin := echoServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+
+	// s_client sends stdin, and closes at its EOF (no -quiet: that implies -ign_eof).
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.example", "-tls1_2",
+		"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", ca.file, "-verify_return_error")
+	cmd.Stdin = strings.NewReader("ping\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
+		t.Fatalf("s_client: %v\n%s", err, out)
+	}
+	c := rec.expect(t, event.Connect, event.StatusConnect)
+	want := map[string]any{"Event": "connect", "Status": 0, "OriginTlsMode": "flexible",
+		"ClientTlsProtocol": "TLSv1.2", "ClientTlsCipher": "ECDHE-ECDSA-AES128-GCM-SHA256", "ClientTlsStatus": "OK",
+		"ClientTlsClientHelloServerName": "edge.example",
+		"OriginTlsProtocol":              "none", "OriginTlsCipher": "UNK", "OriginTlsStatus": "UNKNOWN", "OriginTlsFingerprint": ""}
+	checkFields(t, "connect", spectrumTLS(t, &c), want)
+	d := rec.terminal(t)
+	want["Event"], want["Status"] = "disconnect", 200
+	checkFields(t, "disconnect", spectrumTLS(t, &d), want)
+	if d.ClientBytes != 5 {
+		t.Errorf("ClientBytes %d, want the 5 plaintext bytes s_client sent", d.ClientBytes)
+	}
+}
+
+// TestTLSStrictNginx: curl → prism (strict) → nginx (ssl). Both legs and
+// the origin certificate's fingerprint are in the records; a wrong CA is
+// originError 520 HANDSHAKE_FAILED with the refused certificate identified.
+func TestTLSStrictNginx(t *testing.T) {
+	curl := testpeer.Need(t, "curl")
+	ca := newE2ECA(t)
+	edgeCert, edgeKey, _ := ca.issue(t, "edge.example")
+	originCert, originKey, fp := ca.issue(t, "origin.example")
+	origin := startNginxOrigin(t, originCert, originKey)
+	other := newE2ECA(t)
+
+	for _, tc := range []struct {
+		name   string
+		caFile string
+		ok     bool
+	}{{"right CA", ca.file, true}, {"wrong CA", other.file, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+				"tls:",
+				"  mode: strict",
+				"  certificates: [{cert: "+edgeCert+", key: "+edgeKey+"}]",
+				"  origin: {server_name: origin.example, ca_file: "+tc.caFile+"}"))
+			_, port, _ := net.SplitHostPort(addr)
+			out, err := testpeer.Run(t, 15*time.Second, curl, "-sS", "--max-time", "10", "--cacert", ca.file,
+				"--resolve", "edge.example:"+port+":127.0.0.1", "https://edge.example:"+port+"/")
+			if tc.ok {
+				if err != nil || out != "nginx-origin" {
+					t.Fatalf("curl through prism: %v %q", err, out)
+				}
+				c := rec.expect(t, event.Connect, event.StatusConnect)
+				checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{
+					"OriginTlsMode": "strict", "ClientTlsProtocol": "TLSv1.3", "ClientTlsStatus": "OK",
+					"ClientTlsClientHelloServerName": "edge.example",
+					"OriginTlsProtocol":              "TLSv1.3", "OriginTlsStatus": "OK", "OriginTlsFingerprint": fp})
+				if !strings.HasPrefix(c.ClientTLS.Cipher, "AEAD-") || !strings.HasPrefix(c.OriginTLS.Cipher, "AEAD-") {
+					t.Errorf("ciphers %q / %q", c.ClientTLS.Cipher, c.OriginTLS.Cipher)
+				}
+				d := rec.terminal(t)
+				if d.Type != event.Disconnect || d.OriginTLS != c.OriginTLS || d.ClientTLS != c.ClientTLS {
+					t.Errorf("disconnect %s %d lost TLS fields: %+v / %+v", d.Type, d.Status, d.ClientTLS, d.OriginTLS)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("curl succeeded through a strict origin with the wrong CA: %q", out)
+			}
+			e := rec.terminal(t)
+			checkFields(t, "originError", spectrumTLS(t, &e), map[string]any{
+				"Event": "originError", "Status": 520, "OriginTlsMode": "strict", "ClientTlsStatus": "OK",
+				"OriginTlsStatus": "HANDSHAKE_FAILED", "OriginTlsProtocol": "unknown", "OriginTlsCipher": "UNK",
+				"OriginTlsFingerprint": fp})
+		})
+	}
+}
+
+// TestTLSErrors: each edge failure is one tlsError record with its status.
+func TestTLSErrors(t *testing.T) {
+	openssl := testpeer.Need(t, "openssl")
+	ca := newE2ECA(t)
+	cert, key, _ := ca.issue(t, "edge.example")
+	origin := echoServer(t)
+	tests := []struct {
+		name   string
+		tls    string
+		args   []string
+		status int
+		fields map[string]any
+	}{
+		{"SNI not allowed", "{mode: flexible, sni_allow: [edge.example], certificates: [{cert: " + cert + ", key: " + key + "}]}",
+			[]string{"-servername", "other.example"}, 400,
+			map[string]any{"ClientTlsStatus": "INVALID_SNI", "ClientTlsClientHelloServerName": "other.example"}},
+		{"TLS 1.0", "{mode: flexible, certificates: [{cert: " + cert + ", key: " + key + "}]}",
+			[]string{"-servername", "edge.example", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"}, 443,
+			map[string]any{"ClientTlsStatus": "HANDSHAKE_FAILED", "ClientTlsProtocol": "unknown"}},
+		{"no usable certificate", "{mode: flexible, certificates: [{cert: /nonexistent.pem, key: /nonexistent.key}]}",
+			[]string{"-servername", "edge.example"}, 540,
+			map[string]any{"ClientTlsStatus": "INVALID_CONFIG", "ClientTlsClientHelloServerName": "edge.example"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "tls: "+tc.tls))
+			testpeer.Run(t, 15*time.Second, openssl, append([]string{"s_client", "-connect", addr}, tc.args...)...)
+			e := rec.terminal(t)
+			tc.fields["Event"], tc.fields["Status"] = "tlsError", tc.status
+			checkFields(t, tc.name, spectrumTLS(t, &e), tc.fields)
+		})
+	}
+}
+
+// TestTLSPassthroughRoute: mode off, SNI routed to an s_server origin; the
+// client sees the origin's certificate and the record names the SNI.
+func TestTLSPassthroughRoute(t *testing.T) {
+	openssl := testpeer.Need(t, "openssl")
+	ca := newE2ECA(t)
+	cert, key, _ := ca.issue(t, "routed.example")
+	port := testpeer.FreePort(t)
+	routed := "127.0.0.1:" + strconv.Itoa(port)
+	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", cert, "-key", key, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
+	fallback := echoServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+fallback+`"]}`,
+		"tls:",
+		"  mode: \"off\"",
+		"  passthrough_routes: [{sni: \"*.example\", origins: {addresses: [\""+routed+"\"]}}]"))
+	out, err := testpeer.Run(t, 15*time.Second, openssl, "s_client", "-connect", addr, "-servername", "routed.example",
+		"-CAfile", ca.file, "-verify_return_error")
+	if err != nil || !strings.Contains(out, "Verify return code: 0 (ok)") {
+		t.Fatalf("s_client through passthrough: %v\n%s", err, out)
+	}
+	c := rec.expect(t, event.Connect, event.StatusConnect)
+	if c.OriginAddr.String() != routed {
+		t.Errorf("routed to %v, want %s", c.OriginAddr, routed)
+	}
+	checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{"OriginTlsMode": "off",
+		"ClientTlsProtocol": "unknown", "ClientTlsStatus": "UNKNOWN", "ClientTlsClientHelloServerName": "routed.example",
+		"OriginTlsProtocol": "none"})
+}
+
+// TestTLSErrorAfterConnect490: a forged record on an established, terminated
+// connection ends it as disconnect 490.
+func TestTLSErrorAfterConnect490(t *testing.T) {
+	ca := newE2ECA(t)
+	cert, key, _ := ca.issue(t, "edge.example")
+	origin := echoServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+	raw := dial(t, addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true})
+	if _, err := tc.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(tc, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, event.Connect, event.StatusConnect)
+	raw.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x20})
+	raw.Write(make([]byte, 0x20))
+	d := rec.terminal(t)
+	if d.Type != event.Disconnect || d.Status != event.StatusClientTLSError || d.CloseSide != event.SideClient {
+		t.Fatalf("got %s %d side %s (%s), want disconnect 490 from the client", d.Type, d.Status, d.CloseSide, d.Detail)
+	}
+}
+
+// TestTLSProxyV2TLVs: PROXY v2 to the origin carries the SNI (AUTHORITY)
+// and the client's TLS version and cipher (SSL).
+func TestTLSProxyV2TLVs(t *testing.T) {
+	ca := newE2ECA(t)
+	cert, key, _ := ca.issue(t, "edge.example")
+	headers := make(chan *proxyproto.Header, 1)
+	origin := serve(t, func(c net.Conn) {
+		h, err := proxyproto.Read(bufio.NewReader(c))
+		if err != nil {
+			headers <- nil
+			return
+		}
+		headers <- h
+		_, _ = c.Write([]byte("ok"))
+	})
+	_, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"proxy_protocol: v2",
+		"tls: {mode: flexible, proxy_protocol_tlvs: true, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var h *proxyproto.Header
+	select {
+	case h = <-headers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("origin got no connection")
+	}
+	if h == nil {
+		t.Fatal("origin could not read a PROXY header")
+	}
+	tlvs, err := h.TLVs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var authority string
+	for _, tlv := range tlvs {
+		if tlv.Type == proxyproto.PP2_TYPE_AUTHORITY {
+			authority = string(tlv.Value)
+		}
+	}
+	ssl, ok := tlvparse.FindSSL(tlvs)
+	ver, _ := ssl.SSLVersion()
+	cipher, _ := ssl.SSLCipher()
+	if authority != "edge.example" || !ok || ver != "TLSv1.2" || cipher != "ECDHE-ECDSA-AES256-GCM-SHA384" {
+		t.Errorf("TLVs: authority %q, ssl %v version %q cipher %q", authority, ok, ver, cipher)
+	}
+}
