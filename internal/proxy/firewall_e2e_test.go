@@ -1,0 +1,402 @@
+package proxy_test
+
+// End to end: the IP firewall and GeoIP in a running proxy. Client
+// addresses from the MaxMind test databases' networks arrive in inbound
+// PROXY v2 headers from a trusted peer (written by the test with
+// go-proxyproto, and by a real HAProxy with send-proxy-v2); the emitted
+// events and their Spectrum / EdgeOne renderings must carry the firewall
+// outcome, country and ASN, and refused clients must never reach the origin.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/geo/geotest"
+	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/testpeer"
+)
+
+// fwRecorder keeps every emitted event and lets a test wait for one.
+type fwRecorder struct {
+	mu   sync.Mutex
+	evs  []event.Event
+	more chan struct{} // closed and replaced on every Emit
+}
+
+func newFWRecorder() *fwRecorder { return &fwRecorder{more: make(chan struct{})} }
+
+func (r *fwRecorder) Emit(e *event.Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, *e)
+	close(r.more)
+	r.more = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// wait returns the first event of type typ from client, waiting up to 10 s.
+func (r *fwRecorder) wait(t *testing.T, client netip.Addr, typ event.Type) event.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		for _, e := range r.evs {
+			if e.ClientAddr.Addr() == client && e.Type == typ {
+				r.mu.Unlock()
+				return e
+			}
+		}
+		more := r.more
+		r.mu.Unlock()
+		select {
+		case <-more:
+		case <-deadline:
+			t.Fatalf("no %s event for client %s within 10s", typ, client)
+		}
+	}
+}
+
+func (r *fwRecorder) count(client netip.Addr) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.evs {
+		if e.ClientAddr.Addr() == client {
+			n++
+		}
+	}
+	return n
+}
+
+// The app's ip_firewall section, as an operator writes it.
+const fwYAML = `
+rules:
+  - {action: block, country: BT}
+  - {action: block, country: se}
+  - {action: allow, asn: AS29518}
+  - {action: block, asn: 721}
+  - {action: block, cidr: 203.0.113.0/24}
+  - {action: allow, ip: 203.0.113.7}
+  - {action: block, ip: 127.0.0.66}
+`
+
+type fwCase struct {
+	name    string
+	client  string
+	blocked bool
+	match   string
+	country string
+	asn     uint32
+}
+
+var fwCases = []fwCase{
+	{"asn allow beats country block", "89.160.20.130", false, event.FirewallWhitelistASN, "SE", 29518},
+	{"v4-mapped client", "::ffff:89.160.20.131", false, event.FirewallWhitelistASN, "SE", 29518},
+	{"country block", "67.43.156.1", true, event.FirewallBlockCountry, "BT", 35908},
+	{"asn block", "214.78.0.1", true, event.FirewallBlockASN, "US", 721},
+	{"cidr block", "203.0.113.9", true, event.FirewallBlockIP, "", 0},
+	{"ip allow inside blocked cidr", "203.0.113.7", false, event.FirewallWhitelistIP, "", 0},
+	{"no rule matched, geo still recorded", "81.2.69.142", false, event.FirewallUnknown, "GB", 0},
+	{"v6, no rule matched", "2001:218::1", false, event.FirewallUnknown, "JP", 0},
+	{"v6 asn", "2600:6000::1", false, event.FirewallUnknown, "", 237},
+}
+
+// startFirewalledProxy runs one TCP app in front of an echo origin that
+// counts its connections, trusting PROXY headers from 127.0.0.1.
+func startFirewalledProxy(t *testing.T) (*proxy.Server, *fwRecorder, string, *atomic.Int64) {
+	t.Helper()
+	db, err := geo.Open(geo.Config{
+		CountryDB: geotest.Shared(t, geotest.GeoLite2Country),
+		ASNDB:     geotest.Shared(t, geotest.GeoLite2ASN),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	var fwc firewall.Config
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(fwYAML)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fwc); err != nil {
+		t.Fatal(err)
+	}
+	fwc.SetDefaults()
+	if errs := fwc.Validate(); len(errs) > 0 {
+		t.Fatalf("ip_firewall: %v", errs)
+	}
+	fw, err := firewall.New(fwc, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+
+	var originConns atomic.Int64
+	origin := echoOrigin(t, &originConns)
+	cfg, err := config.Parse("fw.yaml", []byte(fmt.Sprintf(`node: {colo: TST, id: t1}
+apps:
+  - id: app
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: ["%s"]}
+    inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 3s}
+`, origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newFWRecorder()
+	s, err := proxy.New(cfg, rec, nil, nil, proxy.WithFirewall("app", fw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	addrs := s.Addrs("app")
+	if len(addrs) == 0 {
+		t.Fatal("app has no listener")
+	}
+	return s, rec, addrs[0].String(), &originConns
+}
+
+func echoOrigin(t *testing.T, n *atomic.Int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// sendThrough connects to the proxy as client (in a PROXY v2 header), sends
+// a line and reads what comes back until the proxy closes the connection.
+func sendThrough(t *testing.T, proxyAddr string, client netip.Addr, blocked bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	src := &net.TCPAddr{IP: client.AsSlice(), Port: 40000}
+	dst := c.LocalAddr().(*net.TCPAddr) // any destination will do
+	if client.Is6() && !client.Is4In6() {
+		dst = &net.TCPAddr{IP: net.IPv6loopback, Port: dst.Port}
+	}
+	h := proxyproto.HeaderProxyFromAddrs(2, src, dst)
+	if _, err := h.WriteTo(c); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("hello " + client.String() + "\n")
+	if _, err := c.Write(msg); err != nil && !blocked {
+		t.Fatal(err)
+	}
+	if blocked {
+		// The proxy closes without a byte back.
+		b, err := io.ReadAll(c)
+		if len(b) != 0 {
+			t.Fatalf("blocked client %s got %q back", client, b)
+		}
+		_ = err // a reset is as good as a close here
+		return
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo through the proxy for %s: %q, %v", client, got, err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	_, _ = io.Copy(io.Discard, c)
+}
+
+func checkFirewallEvent(t *testing.T, e event.Event, tc fwCase) {
+	t.Helper()
+	if !e.Firewall || e.FirewallMatch != tc.match || e.Country != tc.country || e.ASN != tc.asn {
+		t.Errorf("%s event: IpFirewall %v, %s, %q, AS%d; want true, %s, %q, AS%d",
+			e.Type, e.Firewall, e.FirewallMatch, e.Country, e.ASN, tc.match, tc.country, tc.asn)
+	}
+}
+
+func renderJSON(t *testing.T, dataset string, e *event.Event) map[string]any {
+	t.Helper()
+	enc, err := render.NewEncoder(dataset, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	line := enc.Append(nil, e)
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("%s rendering %q: %v", dataset, line, err)
+	}
+	return m
+}
+
+func TestFirewallEndToEnd(t *testing.T) {
+	_, rec, addr, originConns := startFirewalledProxy(t)
+	allowed := 0
+	for _, tc := range fwCases {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := netip.MustParseAddr(tc.client)
+			client := sent.Unmap() // what the proxy records
+			sendThrough(t, addr, sent, tc.blocked)
+			if tc.blocked {
+				e := rec.wait(t, client, event.ClientFiltered)
+				if e.Status != event.StatusFiltered {
+					t.Errorf("clientFiltered Status %d, want 403", e.Status)
+				}
+				checkFirewallEvent(t, e, tc)
+				if n := rec.count(client); n != 1 {
+					t.Errorf("%d events for a refused client, want exactly 1", n)
+				}
+				sp := renderJSON(t, render.Spectrum, &e)
+				want := map[string]any{
+					"Event": "clientFiltered", "Status": float64(403),
+					"ClientMatchedIpFirewall": tc.match, "IpFirewall": true,
+					"ClientIP": client.String(), "ClientAsn": float64(tc.asn),
+				}
+				for k, v := range want {
+					if sp[k] != v {
+						t.Errorf("Spectrum %s = %v, want %v", k, sp[k], v)
+					}
+				}
+				if cc, _ := sp["ClientCountry"].(string); !equalFoldCC(cc, tc.country) {
+					t.Errorf("Spectrum ClientCountry = %q, want %q", cc, tc.country)
+				}
+				if tc.country != "" {
+					eo := renderJSON(t, render.EdgeOne, &e)
+					if eo["ClientRegion"] != tc.country || eo["ClientRealIP"] != client.String() {
+						t.Errorf("EdgeOne ClientRegion %v ClientRealIP %v; want %s %s", eo["ClientRegion"], eo["ClientRealIP"], tc.country, client)
+					}
+				}
+				return
+			}
+			allowed++
+			connect := rec.wait(t, client, event.Connect)
+			checkFirewallEvent(t, connect, tc)
+			end := rec.wait(t, client, event.Disconnect)
+			checkFirewallEvent(t, end, tc)
+			sp := renderJSON(t, render.Spectrum, &connect)
+			if sp["Event"] != "connect" || sp["ClientMatchedIpFirewall"] != tc.match || sp["ClientAsn"] != float64(tc.asn) {
+				t.Errorf("Spectrum connect: Event %v ClientMatchedIpFirewall %v ClientAsn %v", sp["Event"], sp["ClientMatchedIpFirewall"], sp["ClientAsn"])
+			}
+		})
+	}
+	// Refused clients never reached the origin.
+	if got := originConns.Load(); got != int64(allowed) {
+		t.Errorf("origin saw %d connections, want %d (one per allowed client)", got, allowed)
+	}
+}
+
+func equalFoldCC(a, b string) bool { return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b)) }
+
+// A real HAProxy in front, sending PROXY v2 with the address it accepted
+// from: the client binds 127.0.0.66 (blocked by an ip rule) or 127.0.0.67
+// (no rule), while the proxy's socket peer is HAProxy at 127.0.0.1.
+func TestFirewallBehindHAProxy(t *testing.T) {
+	hap := testpeer.Need(t, "haproxy")
+	_, rec, addr, originConns := startFirewalledProxy(t)
+
+	port := testpeer.FreePort(t)
+	front := fmt.Sprintf("127.0.0.1:%d", port)
+	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
+	cfg := fmt.Sprintf(`global
+  maxconn 64
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind %s
+  default_backend be
+backend be
+  server prism %s send-proxy-v2
+`, front, addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testpeer.Start(t, hap, "-f", cfgPath, "-db")
+	p.WaitTCP(t, front, 10*time.Second) // this probe comes from 127.0.0.1
+
+	for _, tc := range []struct {
+		src     string
+		blocked bool
+		match   string
+	}{
+		{"127.0.0.66", true, event.FirewallBlockIP},
+		{"127.0.0.67", false, event.FirewallUnknown},
+	} {
+		src := netip.MustParseAddr(tc.src)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := []byte("via haproxy\n")
+		_, _ = c.Write(msg)
+		if tc.blocked {
+			b, _ := io.ReadAll(c)
+			if len(b) != 0 {
+				t.Errorf("blocked %s got %q", src, b)
+			}
+			e := rec.wait(t, src, event.ClientFiltered)
+			if e.Status != event.StatusFiltered || e.FirewallMatch != tc.match || e.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") {
+				t.Errorf("via HAProxy %s: Status %d, %s, peer %s; want 403, %s, peer 127.0.0.1", src, e.Status, e.FirewallMatch, e.PeerAddr, tc.match)
+			}
+		} else {
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				t.Errorf("echo via HAProxy: %q %v", got, err)
+			}
+			e := rec.wait(t, src, event.Connect)
+			if e.FirewallMatch != tc.match || !e.Firewall {
+				t.Errorf("via HAProxy %s: %s, IpFirewall %v", src, e.FirewallMatch, e.Firewall)
+			}
+		}
+		c.Close()
+	}
+	// The probe and the allowed client reached the origin; the blocked one did not.
+	if n := rec.count(netip.MustParseAddr("127.0.0.66")); n != 1 {
+		t.Errorf("%d events for the refused client, want 1", n)
+	}
+	if got := originConns.Load(); got > 2 {
+		t.Errorf("origin saw %d connections, want at most 2 (probe + allowed client)", got)
+	}
+}
