@@ -121,6 +121,7 @@ func (l *listener) readable(fd uintptr) bool {
 		l.cur = nil
 		return false
 	}
+	l.cur.dirty = n
 	l.n, l.rerr = n, e
 	if e != 0 {
 		l.srv.pool.put(l.cur)

@@ -48,6 +48,14 @@ type batch struct {
 	oob   [batchSize][oobSize]byte
 	slab  []byte
 	slot  int
+
+	// What the headers were last prepared for, and how many of the first
+	// ones a receive or a send has changed since: re-preparing only those
+	// keeps the cost of a wakeup proportional to the datagrams it moves.
+	prepSkip  int
+	prepNames bool
+	prepOOB   bool
+	dirty     int
 }
 
 type batchPool struct {
@@ -58,7 +66,7 @@ type batchPool struct {
 func newBatchPool(maxDatagram int) *batchPool {
 	bp := &batchPool{slot: headroom + maxDatagram + 1} // +1: a datagram that fills the slot was truncated
 	bp.p.New = func() any {
-		return &batch{slab: make([]byte, batchSize*bp.slot), slot: bp.slot}
+		return &batch{slab: make([]byte, batchSize*bp.slot), slot: bp.slot, prepSkip: -1}
 	}
 	return bp
 }
@@ -72,7 +80,13 @@ func (b *batch) buf(i int) []byte { return b.slab[i*b.slot : (i+1)*b.slot : (i+1
 // prepareRecv points every header at its slot (after skip bytes of
 // headroom), its sender address and, if oob, its control buffer.
 func (b *batch) prepareRecv(skip int, names, oob bool) {
-	for i := range b.hs {
+	n := b.dirty
+	if skip != b.prepSkip || names != b.prepNames || oob != b.prepOOB {
+		n = batchSize
+		b.prepSkip, b.prepNames, b.prepOOB = skip, names, oob
+	}
+	b.dirty = 0
+	for i := range n {
 		buf := b.buf(i)[skip:]
 		b.iov[i].Base = &buf[0]
 		b.iov[i].SetLen(len(buf))

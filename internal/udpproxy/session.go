@@ -294,6 +294,7 @@ func (ss *session) readable(fd uintptr) bool {
 		ss.cur = nil
 		return false
 	}
+	ss.cur.dirty = n
 	ss.n, ss.rerr = n, e
 	if e != 0 {
 		ss.srv.pool.put(ss.cur)

@@ -1,0 +1,442 @@
+// Command udpbench is the UDP section of prism's benchmarks: echo
+// packets/s and loss at rising offered rates through prism's UDP proxy
+// and through nginx stream (udp), the proxy's CPU time per echoed packet,
+// and its memory per idle session.
+//
+// The proxy under test runs in its own process pinned to one CPU; the load
+// generator and the echo origin run pinned to the other (taskset). prism is
+// this binary's "prism" mode: internal/udpproxy with a static origin, the
+// same code the prism daemon runs for a udp app, without log jobs (the
+// events go to a counting emitter).
+//
+//	go run ./bench/udpbench [-rates 10000,25000,50000,100000] [-dur 3s] [-flows 32] [-size 512]
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/udpproxy"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "origin":
+			runOrigin()
+			return
+		case "prism":
+			runPrism(os.Args[2])
+			return
+		}
+	}
+	rates := flag.String("rates", "10000,25000,50000,100000", "offered rates, packets/s (comma-separated)")
+	dur := flag.Duration("dur", 3*time.Second, "time per offered rate")
+	flows := flag.Int("flows", 32, "client flows (sessions) sharing the offered rate")
+	size := flag.Int("size", 512, "payload bytes per datagram")
+	idle := flag.Int("idle", 5000, "idle sessions for the memory measurement")
+	targets := flag.String("targets", "prism,nginx", "proxies to compare")
+	proxyCPU := flag.String("proxy-cpu", "1", "CPU the proxy is pinned to")
+	loadCPU := flag.String("load-cpu", "0", "CPU the load generator and origin are pinned to")
+	flag.Parse()
+
+	pin(*loadCPU, os.Getpid())
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	org := startChild(*loadCPU, self, "origin")
+	defer org.stop()
+	originAddr := netip.MustParseAddrPort(org.line)
+
+	var rs []int
+	for _, r := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil {
+			log.Fatalf("bad rate %q", r)
+		}
+		rs = append(rs, n)
+	}
+	fmt.Printf("UDP echo through the proxy: %d flows, %d-byte payloads, %v per rate; proxy pinned to CPU %s, load generator and origin to CPU %s\n\n",
+		*flows, *size, *dur, *proxyCPU, *loadCPU)
+	fmt.Printf("| proxy | offered pkt/s | echoed pkt/s | loss | proxy CPU µs/pkt |\n|---|---:|---:|---:|---:|\n")
+	mem := map[string]float64{}
+	for _, name := range strings.Split(*targets, ",") {
+		for _, rate := range rs {
+			p, err := startProxy(name, self, *proxyCPU, originAddr)
+			if err != nil {
+				log.Printf("%s: %v (skipped)", name, err)
+				break
+			}
+			res := load(p.addr, rate, *flows, *size, *dur, p.pid)
+			fmt.Printf("| %s | %d | %.0f | %.3f%% | %.1f |\n", name, rate, res.echoed, res.loss*100, res.cpuPerPkt)
+			p.stop()
+		}
+		if *idle > 0 {
+			p, err := startProxy(name, self, *proxyCPU, originAddr)
+			if err == nil {
+				mem[name] = idleMemory(p.addr, p.pid, *idle)
+				p.stop()
+			}
+		}
+	}
+	fmt.Printf("\n| proxy | memory per idle session (PSS, userspace) |\n|---|---:|\n")
+	for _, name := range strings.Split(*targets, ",") {
+		if v, ok := mem[name]; ok {
+			fmt.Printf("| %s | %.0f B |\n", name, v)
+		}
+	}
+}
+
+func pin(cpu string, pid int) {
+	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
+		_ = exec.Command(ts, "-a", "-p", "-c", cpu, strconv.Itoa(pid)).Run()
+	}
+}
+
+// child is a process started for the bench; line is the first line it printed.
+type child struct {
+	cmd  *exec.Cmd
+	line string
+}
+
+// startChild starts bin under taskset, so the Go runtime of a child sees
+// its one CPU from the start (GOMAXPROCS), as nginx's worker does.
+func startChild(cpu, bin string, args ...string) *child {
+	cmd := exec.Command(bin, args...)
+	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
+		cmd = exec.Command(ts, append([]string{"-c", cpu, bin}, args...)...)
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		log.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return &child{cmd: cmd, line: strings.TrimSpace(line)}
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+type proxy struct {
+	addr netip.AddrPort
+	pid  int
+	stop func()
+}
+
+func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
+	switch name {
+	case "prism":
+		c := startChild(cpu, self, "prism", org.String())
+		p := &proxy{addr: netip.MustParseAddrPort(c.line), pid: c.cmd.Process.Pid, stop: c.stop}
+		if err := waitEcho(p.addr); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	case "nginx":
+		bin, err := exec.LookPath("nginx")
+		if err != nil {
+			bin = "/usr/sbin/nginx"
+		}
+		mod := "/usr/lib/nginx/modules/ngx_stream_module.so"
+		if _, err := os.Stat(mod); err != nil {
+			return nil, fmt.Errorf("no nginx stream module")
+		}
+		dir, _ := os.MkdirTemp("", "udpbench-nginx")
+		l, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		addr := l.LocalAddr().(*net.UDPAddr).AddrPort()
+		l.Close()
+		// One worker, like prism's one pinned CPU; sessions live 10s.
+		conf := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid %s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 16384; }
+stream {
+    server {
+        listen %s udp;
+        proxy_pass %s;
+        proxy_timeout 10s;
+    }
+}
+`, mod, dir, addr, org)
+		cf := filepath.Join(dir, "nginx.conf")
+		_ = os.WriteFile(cf, []byte(conf), 0o644)
+		cmd := exec.Command(bin, "-c", cf, "-p", dir, "-e", "stderr")
+		if ts, err := exec.LookPath("taskset"); err == nil {
+			cmd = exec.Command(ts, "-c", cpu, bin, "-c", cf, "-p", dir, "-e", "stderr")
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		c := &child{cmd: cmd}
+		p := &proxy{addr: addr, pid: cmd.Process.Pid, stop: func() { c.stop(); os.RemoveAll(dir) }}
+		if err := waitEcho(addr); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("unknown target %q", name)
+}
+
+// waitEcho retries one datagram until the proxy answers: a UDP listener
+// gives no other readiness signal.
+func waitEcho(addr netip.AddrPort) error {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	// Until the proxy binds, each probe draws an ICMP port unreachable that
+	// fails the next Read at once (ECONNREFUSED): pace by the clock.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		_, _ = c.Write([]byte("ready?"))
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(buf); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("proxy at %v does not answer", addr)
+}
+
+type result struct {
+	echoed, loss, cpuPerPkt float64
+}
+
+// procCPU is the CPU time of every thread of pid, from schedstat (ns).
+func procCPU(pid int) time.Duration {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var total int64
+	for _, e := range ents {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			total += n
+		}
+	}
+	return time.Duration(total)
+}
+
+// load offers rate packets/s spread over flows for dur and counts echoes.
+func load(addr netip.AddrPort, rate, flows, size int, dur time.Duration, pid int) result {
+	conns := make([]*net.UDPConn, flows)
+	var got atomic.Int64
+	for i := range conns {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		conns[i] = c
+		go func() {
+			pc := ipv4.NewPacketConn(c)
+			ms := make([]ipv4.Message, 32)
+			for j := range ms {
+				ms[j].Buffers = [][]byte{make([]byte, 2048)}
+			}
+			for {
+				n, err := pc.ReadBatch(ms, 0)
+				if err != nil {
+					return
+				}
+				got.Add(int64(n))
+			}
+		}()
+	}
+	// Session setup outside the measurement.
+	for _, c := range conns {
+		_, _ = c.Write(make([]byte, size))
+	}
+	time.Sleep(200 * time.Millisecond)
+	got.Store(0)
+	msg := make([]byte, size)
+	cpu0 := procCPU(pid)
+	start := time.Now()
+	sent := 0
+	tick := time.NewTicker(time.Millisecond)
+	for now := range tick.C {
+		el := now.Sub(start)
+		if el >= dur {
+			break
+		}
+		due := int(float64(rate)*el.Seconds()) - sent
+		for ; due > 0; due-- {
+			_, _ = conns[sent%flows].Write(msg)
+			sent++
+		}
+	}
+	tick.Stop()
+	time.Sleep(300 * time.Millisecond) // replies in flight
+	cpu := procCPU(pid) - cpu0
+	echoed := got.Load()
+	for _, c := range conns {
+		c.Close()
+	}
+	r := result{echoed: float64(echoed) / dur.Seconds(), loss: 1 - float64(echoed)/float64(sent)}
+	if r.loss < 0 {
+		r.loss = 0
+	}
+	if echoed > 0 {
+		r.cpuPerPkt = float64(cpu.Microseconds()) / float64(echoed)
+	}
+	return r
+}
+
+// idleMemory opens n sessions (one round trip each) and returns the
+// proxy's PSS growth per session.
+func idleMemory(addr netip.AddrPort, pid, n int) float64 {
+	before := pssOf(pid)
+	conns := make([]*net.UDPConn, 0, n)
+	buf := make([]byte, 64)
+	for range n {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		for try := 0; try < 5; try++ {
+			_, _ = c.Write([]byte("hold"))
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(buf); err == nil {
+				break
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	after := pssOf(pid)
+	for _, c := range conns {
+		c.Close()
+	}
+	return float64(after-before) / float64(len(conns))
+}
+
+func pssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Pss:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// runOrigin is a batched UDP echo server; it prints its address.
+func runOrigin() {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	fmt.Println(c.LocalAddr())
+	pc := ipv4.NewPacketConn(c)
+	ms := make([]ipv4.Message, 64)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
+	for {
+		n, err := pc.ReadBatch(ms, 0)
+		if err != nil {
+			return
+		}
+		for i := range n {
+			ms[i].Buffers[0] = ms[i].Buffers[0][:ms[i].N]
+		}
+		for off := 0; off < n; {
+			k, err := pc.WriteBatch(ms[off:n], 0)
+			if err != nil {
+				break
+			}
+			off += k
+		}
+		for i := range n {
+			ms[i].Buffers[0] = ms[i].Buffers[0][:cap(ms[i].Buffers[0])]
+		}
+	}
+}
+
+// runPrism runs prism's UDP proxy for one app with a static origin and
+// prints the bound address; SIGTERM shuts it down.
+func runPrism(originAddr string) {
+	pool, err := origin.NewPool(origin.Config{Addresses: []string{originAddr}}, nil, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var events atomic.Int64
+	em := event.EmitterFunc(func(*event.Event) { events.Add(1) })
+	s, err := udpproxy.New(udpproxy.App{ID: "bench", Listen: []string{"127.0.0.1:0"}, Pool: pool,
+		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000}}, em, nil, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		log.Fatal(err)
+	}
+	if path := os.Getenv("PRISM_UDPBENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Println(s.Addrs()[0])
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	<-ctx.Done()
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Shutdown(sctx)
+	st := s.Stats()
+	fmt.Fprintf(os.Stderr, "prism: %d events, stats %+v\n", events.Load(), st)
+}
