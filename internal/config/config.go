@@ -15,24 +15,29 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
+	"github.com/prismproxy/prism/internal/udpproxy"
 )
 
 // Config is the whole file.
 type Config struct {
-	Node     Node       `yaml:"node"`
-	GeoIP    yaml.Node  `yaml:"geoip"`
-	Shutdown Shutdown   `yaml:"shutdown"`
-	Log      Diagnostic `yaml:"log"`
-	Apps     []App      `yaml:"apps"`
-	LogJobs  yaml.Node  `yaml:"log_jobs"`
+	Node     Node            `yaml:"node"`
+	GeoIP    geo.Config      `yaml:"geoip"`
+	Shutdown Shutdown        `yaml:"shutdown"`
+	Log      Diagnostic      `yaml:"log"`
+	Apps     []App           `yaml:"apps"`
+	LogJobs  []logjob.Config `yaml:"log_jobs"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -70,10 +75,10 @@ type App struct {
 	MaxConnections int           `yaml:"max_connections"`
 	// OriginBlock lists CIDRs an origin must never resolve to. Unset means
 	// origin.DefaultBlock; an empty list blocks nothing.
-	OriginBlock []string       `yaml:"origin_block"`
-	TLS         tlsedge.Config `yaml:"tls"`
-	IPFirewall  yaml.Node      `yaml:"ip_firewall"`
-	UDP         yaml.Node      `yaml:"udp"`
+	OriginBlock []string        `yaml:"origin_block"`
+	TLS         tlsedge.Config  `yaml:"tls"`
+	IPFirewall  firewall.Config `yaml:"ip_firewall"`
+	UDP         udpproxy.Config `yaml:"udp"`
 
 	// Parsed forms, filled by Load.
 	ListenSpecs []Listen       `yaml:"-"`
@@ -181,6 +186,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		for _, ce := range errs {
 			e.Issues = append(e.Issues, Issue{Line: idx.line(ce.Key), Key: ce.Key, Msg: ce.Msg})
 		}
+		sort.SliceStable(e.Issues, func(i, j int) bool { return e.Issues[i].Line < e.Issues[j].Line })
 		return nil, e
 	}
 	return cfg, nil
@@ -189,6 +195,10 @@ func Parse(name string, data []byte) (*Config, error) {
 func (c *Config) setDefaults() {
 	if c.Shutdown.DrainTimeout == 0 {
 		c.Shutdown.DrainTimeout = DefaultDrainTimeout
+	}
+	c.GeoIP.SetDefaults()
+	for i := range c.LogJobs {
+		c.LogJobs[i].SetDefaults()
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -215,6 +225,8 @@ func (c *Config) setDefaults() {
 		}
 		a.Origins.SetDefaults()
 		a.TLS.SetDefaults()
+		a.IPFirewall.SetDefaults()
+		a.UDP.SetDefaults()
 	}
 }
 
@@ -236,6 +248,8 @@ func (c *Config) validate() []*cfgerr.Error {
 	default:
 		errs.Add("log.format", "unknown format %q (use text or json)", c.Log.Format)
 	}
+	errs.Merge("geoip", c.GeoIP.Validate())
+	errs.Merge("log_jobs", logjob.ValidateAll(c.LogJobs))
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
@@ -292,6 +306,10 @@ func (a *App) validate() []*cfgerr.Error {
 	}
 	errs.Merge("origins", a.Origins.Validate())
 	errs.Merge("tls", a.TLS.Validate())
+	errs.Merge("ip_firewall", a.IPFirewall.Validate())
+	if a.Protocol == "udp" {
+		errs.Merge("udp", a.UDP.Validate())
+	}
 	if a.Protocol == "udp" && a.TLS.Mode != "" && a.TLS.Mode != tlsedge.ModeOff {
 		errs.Add("tls.mode", "TLS termination is for tcp apps only (Spectrum likewise); use off for udp")
 	}

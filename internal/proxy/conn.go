@@ -227,6 +227,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn) {
 	now := time.Now()
 	ev.ConnectTime, ev.Time = now, now
 	ev.Type, ev.Status = event.Connect, event.StatusConnect
+	ev.ClientRTT, ev.OriginRTT = relay.RTT(c), relay.RTT(oc) // from the handshakes
 	s.em.Emit(&ev)
 	live := event.NewLive(ev)
 	s.reg.Add(live)

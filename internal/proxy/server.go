@@ -41,7 +41,8 @@ type Server struct {
 	reg *event.Registry
 	log *slog.Logger
 
-	apps []*tcpApp
+	apps     []*tcpApp
+	resolver origin.Resolver
 
 	ctx    context.Context // cancelled when the drain deadline passes
 	cancel context.CancelFunc
@@ -68,6 +69,12 @@ func WithFirewall(appID string, fw Firewall) Option {
 	}
 }
 
+// WithResolver makes every DNS origin resolve through r instead of the
+// system resolver (tests point it at a DNS server they run).
+func WithResolver(r origin.Resolver) Option {
+	return func(s *Server) { s.resolver = r }
+}
+
 // New prepares the TCP apps of cfg. Nothing listens until Start.
 func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if logger == nil {
@@ -78,6 +85,14 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel, sessions: map[*session]struct{}{}}
+	var late []Option
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		late = append(late, o)
+		o(s) // options that only set server fields take effect before apps are built
+	}
 	for i := range cfg.Apps {
 		ac := &cfg.Apps[i]
 		if ac.Protocol != "tcp" {
@@ -90,8 +105,8 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 		}
 		s.apps = append(s.apps, a)
 	}
-	for _, o := range opts {
-		o(s)
+	for _, o := range late {
+		o(s) // and again now that apps exist (per-app options)
 	}
 	return s, nil
 }
@@ -289,7 +304,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 
 // newTCPApp prepares one app: origin pool, dialer, limits.
 func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
-	pool, err := origin.NewPool(ac.Origins, ac.Block, nil)
+	pool, err := origin.NewPool(ac.Origins, ac.Block, s.resolver)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +321,7 @@ func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
 		a.edge = edge
 		a.terminate, a.originTLS = tc.Terminates(), tc.OriginTLS()
 		for i, r := range tc.PassthroughRoutes {
-			p, err := origin.NewPool(r.Origins, ac.Block, nil)
+			p, err := origin.NewPool(r.Origins, ac.Block, s.resolver)
 			if err != nil {
 				return nil, fmt.Errorf("tls.passthrough_routes[%d]: %w", i, err)
 			}
