@@ -107,9 +107,13 @@ func (a *tcpApp) trusted(peer netip.Addr) bool {
 	return false
 }
 
-// handle takes one accepted connection through its whole lifecycle.
-func (a *tcpApp) handle(l *listener, c net.Conn) {
+// handle takes one accepted connection through its whole lifecycle. Once
+// both legs are up it hands the connection to the relay and returns, so an
+// idle connection holds no goroutine; done runs exactly once, when the
+// connection has ended and its terminal record was emitted.
+func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	s := a.srv
+	handedOff := false
 	start := time.Now()
 	ev := event.New(a.cfg.ID, event.NewID(start))
 	ev.StartTime, ev.Time = start, start
@@ -127,10 +131,16 @@ func (a *tcpApp) handle(l *listener, c net.Conn) {
 	ss := &session{client: c}
 	if !s.track(ss) {
 		c.Close()
+		done()
 		return
 	}
-	defer s.untrack(ss)
-	defer c.Close()
+	defer func() {
+		if !handedOff {
+			c.Close()
+			s.untrack(ss)
+			done()
+		}
+	}()
 
 	// 1. Inbound PROXY header, from trusted front proxies only.
 	var prefix []byte
@@ -202,9 +212,13 @@ func (a *tcpApp) handle(l *listener, c net.Conn) {
 		return
 	}
 	ss.setOrigin(oc)
-	defer oc.Close()
 	release := pool.Acquire(target)
-	defer release()
+	defer func() {
+		if !handedOff {
+			oc.Close()
+			release()
+		}
+	}()
 
 	// PROXY header to the origin, in the clear before any origin TLS.
 	if a.ppVersion != 0 {
@@ -235,14 +249,18 @@ func (a *tcpApp) handle(l *listener, c net.Conn) {
 	// 7. Relay.
 	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live})
 	ss.setRelay(r)
-	res := r.Run()
-
-	// 8. Close. The session leaves the registry before its terminal record
-	// is emitted (see event.Registry).
-	s.reg.Remove(live)
-	ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
-	ev.ClientRTT, ev.OriginRTT = res.ClientRTT, res.OriginRTT
-	a.finish(&ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
+	handedOff = true
+	r.Start(func(res relay.Result) {
+		// 8. Close. The relay has closed both legs. The session leaves the
+		// registry before its terminal record is emitted (see event.Registry).
+		s.reg.Remove(live)
+		ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
+		ev.ClientRTT, ev.OriginRTT = res.ClientRTT, res.OriginRTT
+		a.finish(&ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
+		release()
+		s.untrack(ss)
+		done()
+	})
 }
 
 func (a *tcpApp) setOrigin(ev *event.Event, t origin.Target) {

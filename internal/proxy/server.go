@@ -256,6 +256,14 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
+// connDone releases what a connection held from its accept loop.
+func (a *tcpApp) connDone() {
+	if a.sem != nil {
+		<-a.sem
+	}
+	a.srv.wg.Done()
+}
+
 func (a *tcpApp) closeListeners() {
 	for _, l := range a.listeners {
 		_ = l.ln.Close()
@@ -292,13 +300,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 		}
 		backoff = 5 * time.Millisecond
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if a.sem != nil {
-				defer func() { <-a.sem }()
-			}
-			a.handle(l, c)
-		}()
+		go a.handle(l, c, a.connDone)
 	}
 }
 
