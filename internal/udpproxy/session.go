@@ -147,7 +147,11 @@ func (ss *session) run() {
 		ss.queue = nil
 		ss.mu.Unlock()
 		srv.unadmit(ss.client.Addr())
-		srv.nBlocked.Add(1)
+		if srv.nBlocked.Add(1) > int64(srv.app.UDP.MaxSessions) {
+			// Too many negative entries (a spoofed flood): keep none for
+			// this client; its next datagram is looked up again.
+			defer ss.finish(event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, "")
+		}
 		now := time.Now()
 		ev.Type, ev.Status = event.ClientFiltered, event.StatusFiltered
 		ev.Time, ev.DisconnectTime = now, now

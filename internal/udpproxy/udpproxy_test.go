@@ -633,3 +633,20 @@ func FuzzParseInbound(f *testing.F) {
 		}
 	})
 }
+
+func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
+	o := startEcho(t, "")
+	em := newCollector()
+	fw := &fakeFirewall{block: map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}}
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), Firewall: fw,
+		UDP: Config{IdleTimeout: time.Hour, MaxSessions: 1, MaxSessionsPerClient: 1}}, em, nil)
+	for range 3 {
+		c := dial(t, addrOf(s, 0))
+		_, _ = c.Write([]byte("x"))
+		em.next(t, event.ClientFiltered)
+	}
+	eventually(t, "the extra entries to go", func() bool { return s.Stats().Blocked == 1 })
+	if n := fw.calls.Load(); n != 3 {
+		t.Fatalf("%d lookups", n)
+	}
+}
