@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
@@ -398,5 +399,129 @@ backend be
 	}
 	if got := originConns.Load(); got > 2 {
 		t.Errorf("origin saw %d connections, want at most 2 (probe + allowed client)", got)
+	}
+}
+
+// The whole daemon from one YAML file: geoip and ip_firewall (with a list
+// file) as an operator writes them, records written by a real log job to a
+// file. A second app has no ip_firewall section: its records still carry
+// the client's country and ASN, with IpFirewall false.
+func TestFirewallFromConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "block.txt")
+	if err := os.WriteFile(list, []byte("# blocked\nBT\n203.0.113.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "spectrum.log")
+	var originConns atomic.Int64
+	origin := echoOrigin(t, &originConns)
+	yml := fmt.Sprintf(`node: {colo: TST, id: t1}
+geoip:
+  country_db: %s
+  asn_db: %s
+apps:
+  - id: guarded
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: ["%s"]}
+    inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"]}
+    ip_firewall:
+      fail_closed: true
+      rules:
+        - {action: allow, asn: 29518}
+        - {action: block, country: SE}
+      lists:
+        - {action: block, path: %s}
+  - id: open
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: ["%s"]}
+    inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"]}
+log_jobs:
+  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %s}
+`, geotest.Shared(t, geotest.GeoLite2Country), geotest.Shared(t, geotest.GeoLite2ASN), origin, list, origin, logPath)
+	cfg, err := config.Parse("prism.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newFWRecorder()
+	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	guarded, open := d.Addrs("guarded")[0].String(), d.Addrs("open")[0].String()
+
+	type sent struct {
+		addr, client string
+		blocked      bool
+	}
+	for _, s := range []sent{
+		{guarded, "67.43.156.1", true},    // BT, from the list
+		{guarded, "203.0.113.5", true},    // CIDR, from the list
+		{guarded, "89.160.20.130", false}, // SE but AS29518 allowed
+		{open, "214.78.0.1", false},       // no firewall: US, AS721 recorded
+	} {
+		client := netip.MustParseAddr(s.client)
+		sendThrough(t, s.addr, client, s.blocked)
+		if s.blocked {
+			rec.wait(t, client, event.ClientFiltered)
+		} else {
+			rec.wait(t, client, event.Disconnect)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ ip, ev string }
+	got := map[key]map[string]any{}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		ip, _ := m["ClientIP"].(string)
+		ev, _ := m["Event"].(string)
+		got[key{ip, ev}] = m
+	}
+	for _, w := range []struct {
+		ip, ev, app, match, country string
+		asn                         float64
+		firewall                    bool
+		status                      float64
+	}{
+		{"67.43.156.1", "clientFiltered", "guarded", "BLOCK_COUNTRY", "bt", 35908, true, 403},
+		{"203.0.113.5", "clientFiltered", "guarded", "BLOCK_IP", "", 0, true, 403},
+		{"89.160.20.130", "connect", "guarded", "WHITELIST_ASN", "se", 29518, true, 0},
+		{"89.160.20.130", "disconnect", "guarded", "WHITELIST_ASN", "se", 29518, true, 200},
+		{"214.78.0.1", "connect", "open", "UNKNOWN", "us", 721, false, 0},
+		{"214.78.0.1", "disconnect", "open", "UNKNOWN", "us", 721, false, 200},
+	} {
+		m, ok := got[key{w.ip, w.ev}]
+		if !ok {
+			t.Errorf("no %s record for %s in the log file", w.ev, w.ip)
+			continue
+		}
+		if m["Application"] != w.app || m["ClientMatchedIpFirewall"] != w.match || m["ClientAsn"] != w.asn ||
+			m["IpFirewall"] != w.firewall || m["Status"] != w.status {
+			t.Errorf("%s %s: Application %v ClientMatchedIpFirewall %v ClientAsn %v IpFirewall %v Status %v; want %s %s %v %v %v",
+				w.ev, w.ip, m["Application"], m["ClientMatchedIpFirewall"], m["ClientAsn"], m["IpFirewall"], m["Status"],
+				w.app, w.match, w.asn, w.firewall, w.status)
+		}
+		if cc, _ := m["ClientCountry"].(string); !equalFoldCC(cc, w.country) {
+			t.Errorf("%s %s: ClientCountry %q, want %q", w.ev, w.ip, cc, w.country)
+		}
+	}
+	if n := originConns.Load(); n != 2 {
+		t.Errorf("origin saw %d connections, want 2", n)
 	}
 }
