@@ -45,7 +45,7 @@ type Config struct {
 	ASNDB string `yaml:"asn_db"`
 	// ReloadInterval is how often the files are checked for changes
 	// (modification time, size, inode). 0 means DefaultReloadInterval; a
-	// negative value turns checking off (Reload still works, e.g. on SIGHUP).
+	// negative value turns checking off (Reload can still be called).
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
