@@ -1,7 +1,7 @@
 // Command prism is a Layer-4 (TCP/UDP) edge proxy that records every
 // connection in the Spectrum, EdgeOne and CloudConnexa log schemas.
 //
-//	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files)
+//	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files, re-reads GeoIP and lists)
 //	prism validate -config prism.yaml  check the config, print one line per problem
 //	prism version
 package main
@@ -98,10 +98,10 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			if err := d.Reopen(); err != nil {
-				logger.Error("reopen log files", "err", err)
+			if err := d.Reload(); err != nil {
+				logger.Error("SIGHUP reload", "err", err)
 			} else {
-				logger.Info("log files reopened")
+				logger.Info("SIGHUP: log files reopened, GeoIP and firewall lists re-read")
 			}
 			continue
 		}

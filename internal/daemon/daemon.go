@@ -158,8 +158,20 @@ func (d *Daemon) Registry() *event.Registry { return d.reg }
 // Stats are the log jobs' counters.
 func (d *Daemon) Stats() []logjob.Stats { return d.pipe.Stats() }
 
-// Reopen reopens the log jobs' files (SIGHUP, after an external rotation).
-func (d *Daemon) Reopen() error { return d.pipe.Reopen() }
+// Reload is what SIGHUP does: reopen the log jobs' files (after an
+// external rotation) and re-read GeoIP databases and firewall list files
+// now rather than at their next poll. Certificates are re-read by their own
+// watcher.
+func (d *Daemon) Reload() error {
+	errs := []error{d.pipe.Reopen()}
+	if d.geo != nil {
+		errs = append(errs, d.geo.Reload(true))
+	}
+	for _, fw := range d.fws {
+		errs = append(errs, fw.Reload(true))
+	}
+	return errors.Join(errs...)
+}
 
 // Shutdown stops accepting, drains connections and sessions until ctx is
 // done (then closes the rest, each with its terminal record), and flushes

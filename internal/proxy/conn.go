@@ -161,7 +161,11 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 
 	// 2. IP firewall and geo.
 	if a.fw != nil && a.fw.Apply(ev.ClientAddr.Addr(), &ev) {
-		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, "client matched "+ev.FirewallMatch)
+		detail := "client matched " + ev.FirewallMatch
+		if ev.FirewallMatch == event.FirewallUnknown {
+			detail = "no rule matched (firewall default: block)"
+		}
+		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, detail)
 		return
 	}
 
