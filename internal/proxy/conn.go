@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -356,7 +354,7 @@ func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, o
 		if err == nil {
 			return c, t, 0, nil
 		}
-		status = DialStatus(err)
+		status = origin.DialStatus(err)
 		last = fmt.Errorf("dial origin %s: %w", t, err)
 		if i+1 < len(targets) {
 			a.srv.log.Debug("origin dial failed, trying next", "app", a.cfg.ID, "origin", t.String(), "err", err)
@@ -368,29 +366,4 @@ func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, o
 	return nil, targets[len(targets)-1], status, last
 }
 
-// DialStatus maps a failed origin dial to its Spectrum originError status.
-func DialStatus(err error) int {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT):
-		return event.StatusOriginConnRefused
-	case isTimeout(err):
-		return event.StatusOriginConnTimeout
-	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
-		return event.StatusOriginConnUnreachable
-	case errors.Is(err, context.Canceled):
-		return event.StatusOriginConnInternal
-	}
-	var se syscall.Errno
-	if errors.As(err, &se) {
-		return event.StatusOriginConnInternal
-	}
-	return event.StatusOriginUnknown
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
+func isTimeout(err error) bool { return origin.IsTimeout(err) }
