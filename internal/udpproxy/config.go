@@ -16,6 +16,7 @@ const (
 	DefaultMaxSessions          = 100000
 	DefaultMaxSessionsPerClient = 1024
 	DefaultMaxDatagramSize      = 8192
+	DefaultReceiveBuffer        = 4 << 20
 	// MaxDatagramSize is the largest UDP payload over IPv4/IPv6 without jumbograms.
 	MaxDatagramSize = 65535
 )
@@ -49,6 +50,11 @@ type Config struct {
 	// dropped (counted), never forwarded cut short. The receive buffers of
 	// a busy listener are 64 datagrams of this size.
 	MaxDatagramSize int `yaml:"max_datagram_size"`
+	// ReceiveBuffer is the SO_RCVBUF asked for on every listener socket, in
+	// bytes (default 4 MiB; the kernel caps it at net.core.rmem_max). A
+	// burst that arrives while the proxy is off the CPU waits here instead
+	// of being dropped by the kernel.
+	ReceiveBuffer int `yaml:"receive_buffer"`
 }
 
 // SetDefaults fills unset values.
@@ -67,6 +73,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxDatagramSize == 0 {
 		c.MaxDatagramSize = DefaultMaxDatagramSize
+	}
+	if c.ReceiveBuffer == 0 {
+		c.ReceiveBuffer = DefaultReceiveBuffer
 	}
 }
 
@@ -92,6 +101,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if c.MaxDatagramSize != 0 && (c.MaxDatagramSize < 512 || c.MaxDatagramSize > MaxDatagramSize) {
 		errs.Add("max_datagram_size", "%d is out of range (512-%d)", c.MaxDatagramSize, MaxDatagramSize)
+	}
+	if c.ReceiveBuffer != 0 && (c.ReceiveBuffer < 64<<10 || c.ReceiveBuffer > 1<<30) {
+		errs.Add("receive_buffer", "%d is out of range (65536-1073741824 bytes)", c.ReceiveBuffer)
 	}
 	return errs
 }

@@ -74,6 +74,9 @@ func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
 		return nil, fmt.Errorf("udp app %s: listen %s: %w", s.id, addr, err)
 	}
 	l.conn = pc.(*net.UDPConn)
+	if err := l.conn.SetReadBuffer(s.app.UDP.ReceiveBuffer); err != nil {
+		s.log.Warn("cannot set the UDP receive buffer", "addr", addr, "bytes", s.app.UDP.ReceiveBuffer, "err", err)
+	}
 	la := l.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	l.local = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
 	if l.rc, err = l.conn.SyscallConn(); err != nil {

@@ -556,6 +556,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{ProxyV2Placement: "sometimes"}, []string{"proxy_v2_placement"}},
 		{Config{MaxDatagramSize: 100}, []string{"max_datagram_size"}},
 		{Config{MaxDatagramSize: 70000}, []string{"max_datagram_size"}},
+		{Config{ReceiveBuffer: 1000}, []string{"receive_buffer"}},
 	}
 	for _, tt := range tests {
 		errs := tt.cfg.Validate()
