@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -354,25 +353,4 @@ func originStatus(err error) int {
 		return event.StatusOriginPipe
 	}
 	return event.StatusUnknown
-}
-
-// dialStatus maps a failed first send to its originError Status.
-func dialStatus(err error) int {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return event.StatusOriginConnRefused
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return event.StatusOriginConnUnreachable
-	case errors.Is(err, syscall.ETIMEDOUT):
-		return event.StatusOriginConnTimeout
-	}
-	var se syscall.Errno
-	if errors.As(err, &se) {
-		return event.StatusOriginConnInternal
-	}
-	return event.StatusOriginUnknown
-}
-
-func hostPort(ap netip.AddrPort) string {
-	return net.JoinHostPort(ap.Addr().String(), strconv.Itoa(int(ap.Port())))
 }

@@ -182,7 +182,7 @@ func (ss *session) run() {
 	if conn == nil {
 		*ss.live.Base() = ev
 		ss.mu.Unlock()
-		ss.finish(event.OriginError, dialStatus(err), event.SideOrigin, event.ReasonCreatePeer, err.Error())
+		ss.finish(event.OriginError, origin.DialStatus(err), event.SideOrigin, event.ReasonCreatePeer, err.Error())
 		return
 	}
 	rc, err := conn.SyscallConn()
