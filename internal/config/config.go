@@ -80,6 +80,10 @@ type App struct {
 	IPFirewall  firewall.Config `yaml:"ip_firewall"`
 	UDP         udpproxy.Config `yaml:"udp"`
 
+	// timeoutsSet records whether the file set timeouts (before defaults),
+	// to tell a udp app's operator that they have no effect there.
+	timeoutsSet bool
+
 	// Parsed forms, filled by Load.
 	ListenSpecs []Listen       `yaml:"-"`
 	Trusted     []netip.Prefix `yaml:"-"`
@@ -214,6 +218,7 @@ func (c *Config) setDefaults() {
 		if a.ProxyProtocol == "" {
 			a.ProxyProtocol = "off"
 		}
+		a.timeoutsSet = a.Timeouts != (Timeouts{})
 		if a.Timeouts.Connect == 0 {
 			a.Timeouts.Connect = DefaultConnect
 		}
@@ -309,6 +314,12 @@ func (a *App) validate() []*cfgerr.Error {
 	errs.Merge("ip_firewall", a.IPFirewall.Validate())
 	if a.Protocol == "udp" {
 		errs.Merge("udp", a.UDP.Validate())
+		if a.timeoutsSet {
+			errs.Add("timeouts", "timeouts are for tcp apps; a udp app uses udp.idle_timeout")
+		}
+		if a.MaxConnections > 0 {
+			errs.Add("max_connections", "max_connections is for tcp apps; a udp app uses udp.max_sessions and udp.max_sessions_per_client")
+		}
 	}
 	if a.Protocol == "udp" && a.TLS.Mode != "" && a.TLS.Mode != tlsedge.ModeOff {
 		errs.Add("tls.mode", "TLS termination is for tcp apps only (Spectrum likewise); use off for udp")
