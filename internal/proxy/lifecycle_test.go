@@ -302,3 +302,41 @@ func mustPort(addr string) int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+func TestMaxConnectionsQueuesAndShutdownStillDrains(t *testing.T) {
+	origin := sinkServer(t)
+	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "max_connections: 1"))
+	first := dial(t, addr)
+	rec.expect(t, event.Connect, 0)
+	// The second client completes the TCP handshake (kernel backlog) but is
+	// not accepted while the first holds the only slot.
+	second := dial(t, addr)
+	second.Write([]byte("x"))
+	select {
+	case e := <-rec.ch:
+		t.Fatalf("second connection was handled at the limit: %s %d", e.Type, e.Status)
+	case <-time.After(200 * time.Millisecond): // absence of an event: nothing to wait on but time
+	}
+	first.Close()
+	rec.expect(t, event.Disconnect, event.StatusOK)
+	rec.expect(t, event.Connect, 0) // the slot freed, the queued client goes through
+	// Shutdown must not hang on an accept loop waiting for a slot.
+	third := dial(t, addr)
+	_ = third
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown hung with an accept loop at max_connections")
+	}
+	e := rec.expect(t, event.Disconnect, event.StatusOK)
+	if e.CloseReason != event.ReasonClosed {
+		t.Fatalf("reason %s", e.CloseReason)
+	}
+}

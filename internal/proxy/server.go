@@ -47,6 +47,8 @@ type Server struct {
 	ctx    context.Context // cancelled when the drain deadline passes
 	cancel context.CancelFunc
 
+	stopAccepting chan struct{} // closed when Shutdown starts
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	forced   bool // drain deadline passed: stop every session now
@@ -84,7 +86,8 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 		reg = new(event.Registry)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel, sessions: map[*session]struct{}{}}
+	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
+		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{})}
 	var late []Option
 	for _, o := range opts {
 		if o == nil {
@@ -156,7 +159,10 @@ func (s *Server) Addrs(id string) []net.Addr {
 // done, then stops the rest — each still gets its terminal record, with
 // Status 200 and reason "closed" — and waits for every handler to return.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
+	if s.closing.Swap(true) {
+		return errors.New("proxy: Shutdown called twice")
+	}
+	close(s.stopAccepting)
 	for _, a := range s.apps {
 		a.closeListeners()
 	}
@@ -280,7 +286,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			// being accepted only to be closed.
 			select {
 			case a.sem <- struct{}{}:
-			case <-s.ctx.Done():
+			case <-s.stopAccepting:
 				return
 			}
 		}
