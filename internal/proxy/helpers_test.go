@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render"
 )
 
 // recorder is an event.Emitter that keeps every event for assertions.
@@ -59,6 +63,73 @@ func (r *recorder) expect(t *testing.T, typ event.Type, status int) event.Event 
 		t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, typ, status)
 	}
 	return e
+}
+
+// waitFor skips events until one satisfies match (peer processes such as
+// HAProxy probe or health-check connections of their own), failing after 10s.
+func (r *recorder) waitFor(t *testing.T, what string, match func(*event.Event) bool) event.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-r.ch:
+			if match(&e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within 10s", what)
+		}
+	}
+}
+
+// spectrumRecord renders e with the spectrum_events encoder, every field,
+// as a log job writes it, and decodes the JSON line: the tests check what
+// an operator reads, not only the canonical event.
+func spectrumRecord(t *testing.T, e *event.Event) map[string]any {
+	t.Helper()
+	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := enc.Append(nil, e)
+	m := map[string]any{}
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("rendered spectrum record %q: %v", line, err)
+	}
+	return m
+}
+
+// wantSpectrum renders e as a spectrum_events record and checks the given
+// fields (compared by their printed form, so 521 matches the JSON number);
+// it returns the record for further checks.
+func wantSpectrum(t *testing.T, e *event.Event, want map[string]any) map[string]any {
+	t.Helper()
+	m := spectrumRecord(t, e)
+	for k, v := range want {
+		got, ok := m[k]
+		if !ok {
+			t.Errorf("spectrum record has no field %s: %v", k, m)
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("spectrum %s %d: %s = %v, want %v", e.Type, e.Status, k, got, v)
+		}
+	}
+	return m
+}
+
+// hostPort splits a literal "ip:port" for comparing with rendered fields.
+func hostPort(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, n
 }
 
 // startProxy starts a Server from a config with one tcp app "app".

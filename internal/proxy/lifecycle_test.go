@@ -33,6 +33,11 @@ func TestConnectAndNormalDisconnect(t *testing.T) {
 	if conn.ConnectTime.IsZero() || conn.ClientProto != "tcp" || conn.OriginProto != "tcp" {
 		t.Fatalf("connect record: %+v", conn)
 	}
+	cip, cport := hostPort(t, c.LocalAddr().String())
+	oip, oport := hostPort(t, origin)
+	wantSpectrum(t, &conn, map[string]any{"Event": "connect", "Status": 0, "ClientIP": cip, "ClientPort": cport,
+		"OriginIP": oip, "OriginPort": oport, "ClientProto": "tcp", "OriginProto": "tcp", "ProxyProtocol": "off",
+		"Application": "app", "ColoCode": "TST", "ClientBytes": 0, "OriginBytes": 0})
 	c.Close()
 	d := rec.expect(t, event.Disconnect, event.StatusOK)
 	if d.SessionID != conn.SessionID {
@@ -46,6 +51,11 @@ func TestConnectAndNormalDisconnect(t *testing.T) {
 	}
 	if d.ClientRTT <= 0 || d.OriginRTT <= 0 {
 		t.Fatalf("RTT not sampled: client %v origin %v", d.ClientRTT, d.OriginRTT)
+	}
+	m := wantSpectrum(t, &d, map[string]any{"Event": "disconnect", "Status": 200, "ClientIP": cip, "ClientPort": cport,
+		"OriginIP": oip, "OriginPort": oport, "ClientBytes": 5, "OriginBytes": 5})
+	if m["DisconnectTimestamp"].(float64) < m["ConnectTimestamp"].(float64) {
+		t.Errorf("DisconnectTimestamp %v before ConnectTimestamp %v", m["DisconnectTimestamp"], m["ConnectTimestamp"])
 	}
 }
 
@@ -69,15 +79,21 @@ func TestHalfCloseKeepsOtherDirection(t *testing.T) {
 	if d.ClientBytes != 3 || d.OriginBytes != 7 {
 		t.Fatalf("bytes %d/%d", d.ClientBytes, d.OriginBytes)
 	}
+	wantSpectrum(t, &d, map[string]any{"Event": "disconnect", "Status": 200, "ClientBytes": 3, "OriginBytes": 7})
 }
 
 func TestOriginRefused521(t *testing.T) {
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closedPort(t)+`"]}`))
+	closed := closedPort(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closed+`"]}`))
 	c := dial(t, addr)
 	e := rec.expect(t, event.OriginError, event.StatusOriginConnRefused)
-	if e.OriginAddr.String() == "" || e.CloseReason != event.ReasonCreatePeer {
+	if e.OriginAddr.String() != closed || e.CloseReason != event.ReasonCreatePeer {
 		t.Fatalf("origin error record: %+v", e)
 	}
+	oip, oport := hostPort(t, closed)
+	cip, cport := hostPort(t, c.LocalAddr().String())
+	wantSpectrum(t, &e, map[string]any{"Event": "originError", "Status": 521, "OriginIP": oip, "OriginPort": oport,
+		"ClientIP": cip, "ClientPort": cport, "ClientBytes": 0, "OriginBytes": 0})
 	// The client is closed.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
@@ -134,7 +150,9 @@ func TestOriginConnectTimeout522(t *testing.T) {
 	target := fullBacklog(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+target+`"]}`, "timeouts: {connect: 300ms}"))
 	dial(t, addr)
-	rec.expect(t, event.OriginError, event.StatusOriginConnTimeout)
+	e := rec.expect(t, event.OriginError, event.StatusOriginConnTimeout)
+	oip, oport := hostPort(t, target)
+	wantSpectrum(t, &e, map[string]any{"Event": "originError", "Status": 522, "OriginIP": oip, "OriginPort": oport})
 }
 
 func TestOriginBlocked532(t *testing.T) {
@@ -145,6 +163,8 @@ func TestOriginBlocked532(t *testing.T) {
 	if !e.OriginAddr.Addr().IsLoopback() {
 		t.Fatalf("blocked origin address not recorded: %v", e.OriginAddr)
 	}
+	wantSpectrum(t, &e, map[string]any{"Event": "resolveOrigin", "Status": 532,
+		"OriginIP": e.OriginAddr.Addr().String(), "OriginPort": 80})
 }
 
 func TestOriginReset444(t *testing.T) {
@@ -161,6 +181,8 @@ func TestOriginReset444(t *testing.T) {
 	if e.CloseSide != event.SideOrigin || e.CloseReason != event.ReasonPeerError {
 		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
 	}
+	oip, oport := hostPort(t, origin)
+	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 444, "OriginIP": oip, "OriginPort": oport, "ClientBytes": 1})
 }
 
 func TestClientReset499(t *testing.T) {
@@ -174,17 +196,24 @@ func TestClientReset499(t *testing.T) {
 	if e.CloseSide != event.SideClient {
 		t.Fatalf("side %s", e.CloseSide)
 	}
+	cip, cport := hostPort(t, c.LocalAddr().String())
+	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 499, "ClientIP": cip, "ClientPort": cport})
 }
 
 func TestIdleTimeout(t *testing.T) {
 	origin := sinkServer(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "timeouts: {idle: 300ms}"))
-	dial(t, addr)
+	c := dial(t, addr)
+	c.Write([]byte("abcd"))
 	rec.expect(t, event.Connect, 0)
 	e := rec.expect(t, event.Disconnect, event.StatusOK)
 	if e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonTimeout {
 		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
 	}
+	if d := e.DisconnectTime.Sub(e.ConnectTime); d < 300*time.Millisecond {
+		t.Errorf("closed after %v, before the 300ms idle timeout", d)
+	}
+	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 200, "ClientBytes": 4, "OriginBytes": 0})
 }
 
 func TestShutdownDrainsThenCloses(t *testing.T) {
@@ -203,6 +232,7 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 		if e.Type != event.Disconnect || e.Status != event.StatusOK || e.CloseReason != event.ReasonClosed || e.CloseSide != event.SideProxy {
 			t.Fatalf("got %s %d %s/%s", e.Type, e.Status, e.CloseSide, e.CloseReason)
 		}
+		wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 200})
 	default:
 		t.Fatal("Shutdown returned before the terminal record")
 	}
