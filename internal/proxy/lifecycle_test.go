@@ -311,8 +311,7 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 		defer ln.Close()
 	}
 	lo := origins[0].Addr().(*net.TCPAddr).Port
-	edge := closedPort(t)
-	ep := mustPort(edge)
+	ep := freePortPair(t)
 	_, rec, _ := startProxy(t, appYAML("127.0.0.1:"+itoa(ep)+"-"+itoa(ep+1),
 		`{addresses: ["127.0.0.1:`+itoa(lo)+`-`+itoa(lo+1)+`"]}`))
 	for i := range 2 {
@@ -325,6 +324,28 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 		c.Close() // the origin already closed; end the client→origin half too
 		rec.terminal(t)
 	}
+}
+
+// freePortPair returns p such that p and p+1 were both free on 127.0.0.1 a
+// moment ago (checked by binding both; a single closed port says nothing
+// about its neighbour, which another test's peer may hold).
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp", "127.0.0.1:"+itoa(p+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			return p
+		}
+	}
+	t.Skip("no two consecutive free ports")
+	return 0
 }
 
 func mustPort(addr string) int {

@@ -1,0 +1,331 @@
+package proxy
+
+// PROXY protocol against real peers: HAProxy (accept-proxy) and nginx
+// (listen ... proxy_protocol) as origins prove that the v1 and v2 headers
+// prism writes parse in the two most common implementations; HAProxy in
+// front of prism (send-proxy, send-proxy-v2) proves that prism reads them
+// and logs the real client, not the load balancer. Untrusted peers are not
+// parsed at all, and a trusted peer that sends garbage or nothing ends as
+// docs/config.md says (500 / 497, no connect record).
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
+)
+
+// startHAProxy writes cfg (with the common global/defaults sections in
+// front) and runs HAProxy in the foreground until the test ends, waiting
+// until probe accepts connections.
+func startHAProxy(t *testing.T, cfg, probe string) {
+	t.Helper()
+	hap := testpeer.Need(t, "haproxy")
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	full := `global
+  maxconn 64
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+` + cfg
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Start(t, hap, "-f", path, "-db").WaitTCP(t, probe, 10*time.Second)
+}
+
+// proxiedEcho is a Go server that expects a PROXY header on every
+// connection, reports the source address it carries, and echoes the rest.
+func proxiedEcho(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	srcs := make(chan string, 16)
+	addr := serve(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		h, err := proxyproto.Read(br)
+		if err != nil {
+			srcs <- "error: " + err.Error()
+			return
+		}
+		srcs <- h.SourceAddr.String()
+		_, _ = io.Copy(c, br)
+	})
+	return addr, srcs
+}
+
+// TestProxyProtocolToHAProxy: client → prism (proxy_protocol v1/v2) →
+// HAProxy (accept-proxy) → Go server (HAProxy's own send-proxy-v2). The
+// source HAProxy passes on is the one prism wrote: the client's address.
+func TestProxyProtocolToHAProxy(t *testing.T) {
+	backend, srcs := proxiedEcho(t)
+	front := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	startHAProxy(t, fmt.Sprintf(`frontend fe
+  bind %s accept-proxy
+  default_backend be
+backend be
+  server go %s send-proxy-v2
+`, front, backend), front)
+
+	for _, v := range []string{"v1", "v2"} {
+		t.Run(v, func(t *testing.T) {
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+front+`"]}`, "proxy_protocol: "+v))
+			c := dial(t, addr)
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := []byte("through haproxy " + v)
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
+				t.Fatalf("echo through HAProxy: %q %v", got, err)
+			}
+			select {
+			case src := <-srcs:
+				if src != c.LocalAddr().String() {
+					t.Fatalf("HAProxy passed on source %q, want the client %s", src, c.LocalAddr())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the backend saw no connection")
+			}
+			conn := rec.expect(t, event.Connect, 0)
+			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ProxyProtocol": v})
+			c.Close()
+			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			wantSpectrum(t, &d, map[string]any{"Event": "disconnect", "Status": 200, "ProxyProtocol": v,
+				"ClientBytes": len(msg), "OriginBytes": len(msg)})
+		})
+	}
+}
+
+// startNginxStreamOrigin runs nginx with a stream server that answers every
+// connection with the client address from its PROXY header.
+func startNginxStreamOrigin(t *testing.T) string {
+	t.Helper()
+	nginx := testpeer.Need(t, "nginx")
+	mod := testpeer.NeedFile(t, "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx stream module (libnginx-mod-stream)")
+	dir := t.TempDir()
+	port := testpeer.FreePort(t)
+	conf := fmt.Sprintf(`load_module %[3]s;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log stderr notice;
+events { worker_connections 64; }
+stream {
+  server {
+    listen 127.0.0.1:%[2]d proxy_protocol;
+    return "$proxy_protocol_addr:$proxy_protocol_port";
+  }
+}
+`, dir, port, mod)
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr", "-g", "daemon off;").WaitTCP(t, addr, 10*time.Second)
+	return addr
+}
+
+// TestProxyProtocolToNginx: nginx's $proxy_protocol_addr:$proxy_protocol_port
+// is the client as prism saw it, for v1 and v2, over IPv4 and IPv6 clients
+// (an IPv6 client to an IPv4 origin makes a TCP6 header).
+func TestProxyProtocolToNginx(t *testing.T) {
+	origin := startNginxStreamOrigin(t)
+	for _, tc := range []struct{ v, listen string }{
+		{"v1", "127.0.0.1:0"}, {"v2", "127.0.0.1:0"},
+		{"v1", "[::1]:0"}, {"v2", "[::1]:0"},
+	} {
+		t.Run(tc.v+" "+tc.listen, func(t *testing.T) {
+			if tc.listen[0] == '[' {
+				if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+					t.Skip("no IPv6 loopback")
+				} else {
+					ln.Close()
+				}
+			}
+			_, rec, addr := startProxy(t, appYAML(tc.listen, `{addresses: ["`+origin+`"]}`, "proxy_protocol: "+tc.v))
+			c := dial(t, addr)
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ap := c.LocalAddr().(*net.TCPAddr).AddrPort()
+			want := ap.Addr().String() + ":" + strconv.Itoa(int(ap.Port()))
+			if string(got) != want {
+				t.Fatalf("nginx read the client as %q, want %q", got, want)
+			}
+			c.Close() // nginx closed its side; prism keeps the client→origin half open until the client closes too
+			rec.expect(t, event.Connect, 0)
+			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			wantSpectrum(t, &d, map[string]any{"ProxyProtocol": tc.v, "ClientIP": ap.Addr().String(),
+				"ClientPort": ap.Port(), "OriginBytes": len(want)})
+		})
+	}
+}
+
+// TestInboundProxyFromHAProxy: HAProxy in front of prism with send-proxy
+// and send-proxy-v2. The client dials HAProxy from 127.0.0.2, HAProxy
+// dials prism from 127.0.0.1 (trusted): the record's client is 127.0.0.2
+// with the client's port, the socket peer is HAProxy.
+func TestInboundProxyFromHAProxy(t *testing.T) {
+	for _, send := range []string{"send-proxy", "send-proxy-v2"} {
+		t.Run(send, func(t *testing.T) {
+			origin := echoServer(t)
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+				`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`))
+			front := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+			startHAProxy(t, fmt.Sprintf(`frontend fe
+  bind %s
+  default_backend be
+backend be
+  server prism %s %s
+`, front, addr, send), front)
+
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+			nc, err := d.Dial("tcp", front)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			c := nc.(*net.TCPConn)
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := []byte("hello through haproxy\n")
+			c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
+				t.Fatalf("echo: %q %v", got, err)
+			}
+			client := addrPortOf(c.LocalAddr())
+			conn := rec.waitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
+				return e.Type == event.Connect && e.ClientAddr == client
+			})
+			if conn.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") || conn.PeerAddr == conn.ClientAddr {
+				t.Fatalf("peer %v client %v: the peer must be HAProxy on 127.0.0.1", conn.PeerAddr, conn.ClientAddr)
+			}
+			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ClientIP": "127.0.0.2", "ClientPort": client.Port()})
+			c.Close()
+			disc := rec.waitFor(t, "disconnect of the session", func(e *event.Event) bool {
+				return e.Type.Terminal() && e.SessionID == conn.SessionID
+			})
+			wantSpectrum(t, &disc, map[string]any{"Event": "disconnect", "Status": 200, "ClientIP": "127.0.0.2",
+				"ClientPort": client.Port(), "ClientBytes": len(msg), "OriginBytes": len(msg)})
+		})
+	}
+}
+
+// captureServer reads each connection to EOF and reports what it received.
+func captureServer(t *testing.T) (string, <-chan []byte) {
+	t.Helper()
+	got := make(chan []byte, 16)
+	addr := serve(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- b
+	})
+	return addr, got
+}
+
+// TestInboundProxyUntrustedNotParsed: a client outside trusted_cidrs that
+// sends a PROXY header cannot spoof its address: prism does not read the
+// header, the bytes reach the origin verbatim, the record names the socket
+// peer.
+func TestInboundProxyUntrustedNotParsed(t *testing.T) {
+	spoofed := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(1, 2, 3, 4), Port: 1111},
+		&net.TCPAddr{IP: net.IPv4(5, 6, 7, 8), Port: 2222})
+	v2, err := spoofed.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, received := captureServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		`inbound_proxy_protocol: {trusted_cidrs: ["10.9.0.0/16"]}`))
+	for _, tc := range []struct {
+		name string
+		send []byte
+	}{
+		{"v1", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 1111 2222\r\nhello")},
+		{"v2", append(v2, "hello"...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			c.Write(tc.send)
+			c.CloseWrite()
+			select {
+			case b := <-received:
+				if string(b) != string(tc.send) {
+					t.Fatalf("origin received %q, want the header verbatim %q", b, tc.send)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("origin received nothing")
+			}
+			conn := rec.expect(t, event.Connect, 0)
+			if conn.ClientAddr != addrPortOf(c.LocalAddr()) {
+				t.Fatalf("client %v, want the socket peer %v", conn.ClientAddr, c.LocalAddr())
+			}
+			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			wantSpectrum(t, &d, map[string]any{"ClientIP": "127.0.0.1", "ClientPort": conn.ClientAddr.Port(),
+				"ClientBytes": len(tc.send)})
+		})
+	}
+}
+
+// TestInboundProxyTrustedBadHeader: a trusted peer must start with a PROXY
+// header. Garbage or a malformed header ends the connection with a
+// disconnect 500, silence past header_timeout with 497; no connect record,
+// and the origin is never dialed.
+func TestInboundProxyTrustedBadHeader(t *testing.T) {
+	origin, received := captureServer(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 300ms}`))
+	for _, tc := range []struct {
+		name   string
+		send   string
+		status int
+	}{
+		{"no header, other protocol", "GET / HTTP/1.1\r\nHost: example\r\n\r\n", event.StatusInternal},
+		{"malformed v1", "PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n", event.StatusInternal},
+		{"truncated v2 address block", "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\x7f\x00", event.StatusClientTimeout},
+		{"silence", "", event.StatusClientTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			start := time.Now()
+			if tc.send != "" {
+				c.Write([]byte(tc.send))
+			}
+			e := rec.next(t) // the first record of the connection: no connect before it
+			if e.Type != event.Disconnect || e.Status != tc.status {
+				t.Fatalf("got %s %d (%s), want disconnect %d", e.Type, e.Status, e.Detail, tc.status)
+			}
+			if tc.status == event.StatusClientTimeout && time.Since(start) < 300*time.Millisecond {
+				t.Errorf("timed out after %v, before header_timeout", time.Since(start))
+			}
+			wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": tc.status,
+				"ClientIP": "127.0.0.1", "ClientPort": addrPortOf(c.LocalAddr()).Port(), "OriginIP": "", "ConnectTimestamp": 0})
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("client still open (read %d bytes)", n)
+			}
+		})
+	}
+	select {
+	case b := <-received:
+		t.Fatalf("the origin was dialed (received %q)", b)
+	default:
+	}
+}
