@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,8 +18,18 @@ import (
 // The sockets stay registered in the runtime's own netpoller too (it uses
 // edge-triggered events and nobody waits there while a direction is
 // parked, so that costs a wake-up of the runtime and nothing else).
+//
+// The loop does not block in epoll_wait: the epoll descriptor is itself
+// registered in the runtime netpoller (an epoll set is readable while it
+// has events), and the loop waits there like any socket read, then
+// collects the events with a non-blocking epoll_wait. A thread blocked in
+// epoll_wait would hold a P in a system call: the runtime's sysmon would
+// keep taking that P back (handing it off costs thread wake-ups) and, with
+// one CPU, poll every 20 µs instead of backing off; that alone was about
+// 15 % of the proxy's CPU under short-connection load.
 type poller struct {
 	epfd  int
+	file  *os.File // epfd, for waiting in the runtime netpoller
 	mu    sync.Mutex
 	slots []*half // by token
 	free  []int32
@@ -36,15 +48,28 @@ func getPoller() *poller {
 		if os.Getenv("PRISM_RELAY_POLLER") == "off" {
 			return // waits happen in the runtime netpoller (a goroutine per waiting direction)
 		}
-		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		p, err := newPoller()
 		if err != nil {
 			slog.Warn("relay: no epoll, idle connections keep a goroutine", "err", err)
 			return
 		}
-		thePoller.p = &poller{epfd: fd}
-		go thePoller.p.loop()
+		thePoller.p = p
+		go p.loop()
 	})
 	return thePoller.p
+}
+
+func newPoller() (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	// Non-blocking, so that os.NewFile registers it with the runtime poller.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	return &poller{epfd: fd, file: os.NewFile(uintptr(fd), "relay-epoll")}, nil
 }
 
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -97,14 +122,30 @@ func (p *poller) release(h *half) {
 }
 
 func (p *poller) loop() {
-	var events [128]unix.EpollEvent
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		slog.Error("relay: epoll set not pollable; parked connections stall", "err", err)
+		return
+	}
+	var (
+		events [128]unix.EpollEvent
+		n      int
+		werr   error
+	)
+	collect := func(fd uintptr) bool {
+		n, werr = epollWaitNow(int(fd), events[:])
+		return n != 0 || (werr != nil && werr != unix.EINTR)
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events[:], -1)
-		if err != nil {
-			if err == unix.EINTR {
+		if err := rc.Read(collect); err != nil {
+			slog.Error("relay: waiting on the epoll set failed; parked connections stall", "err", err)
+			return
+		}
+		if werr != nil {
+			if werr == unix.EINTR {
 				continue
 			}
-			slog.Error("relay: epoll_wait failed; parked connections stall", "err", err)
+			slog.Error("relay: epoll_wait failed; parked connections stall", "err", werr)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -123,4 +164,14 @@ func (p *poller) loop() {
 			}
 		}
 	}
+}
+
+// epollWaitNow collects ready events without blocking. It is a raw system
+// call: it never sleeps, so the runtime need not be told about it.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
