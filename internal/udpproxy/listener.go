@@ -32,7 +32,8 @@ type listener struct {
 	v6      bool // AF_INET6 socket (possibly dual-stack)
 	pktinfo bool // bound to a wildcard address: learn and reply from the destination address
 	local   netip.AddrPort
-	offset  int // port - range low, for origin port-range mapping
+	offset  int      // port - range low, for origin port-range mapping
+	rep     *replier // relays the replies of this listener's sessions
 
 	mu       sync.Mutex
 	sessions map[key]*session
@@ -82,6 +83,10 @@ func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
 	if l.rc, err = l.conn.SyscallConn(); err != nil {
 		l.conn.Close()
 		return nil, err
+	}
+	if l.rep, err = newReplier(l); err != nil {
+		l.conn.Close()
+		return nil, fmt.Errorf("udp app %s: listen %s: %w", s.id, addr, err)
 	}
 	l.readFn = l.readable
 	l.sendFn = l.sendOrigin

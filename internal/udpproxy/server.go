@@ -78,8 +78,8 @@ type Server struct {
 	c counters
 
 	closing   atomic.Bool
-	readers   sync.WaitGroup // listener loops
-	sessWG    sync.WaitGroup // session goroutines
+	readers   sync.WaitGroup // listener loops and repliers
+	sessWG    sync.WaitGroup // session set-up goroutines
 	sweepStop chan struct{}
 	sweepDone chan struct{}
 
@@ -171,6 +171,7 @@ func (s *Server) Start() error {
 			if err != nil {
 				for _, l := range s.listeners {
 					_ = l.conn.Close()
+					l.rep.close()
 				}
 				s.listeners = nil
 				return err
@@ -179,8 +180,9 @@ func (s *Server) Start() error {
 		}
 	}
 	for _, l := range s.listeners {
-		s.readers.Add(1)
+		s.readers.Add(2)
 		go l.loop()
+		go l.rep.loop()
 	}
 	s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
 	go s.sweep()
@@ -226,6 +228,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, l := range s.listeners {
 		_ = l.conn.Close()
+		l.rep.close()
 	}
 	s.readers.Wait()
 	if s.sweepStop != nil {

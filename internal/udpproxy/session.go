@@ -15,7 +15,6 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
-	"github.com/prismproxy/prism/internal/spp"
 )
 
 // Session states. A session starts pending (firewall, origin choice and
@@ -55,19 +54,12 @@ type session struct {
 	rc      syscall.RawConn
 	release func()
 
-	// Reply path, owned by the session goroutine.
-	name    unix.RawSockaddrInet6 // where replies go (the socket peer)
+	// Where replies go, read by the listener's replier.
+	name    unix.RawSockaddrInet6 // the client (the socket peer)
 	namelen uint32
 	oob     [oobSize]byte // IP(V6)_PKTINFO with the source replies leave from
 	ooblen  int
-	cur     *batch
-	n       int
-	rerr    syscall.Errno
-	readFn  func(fd uintptr) bool
-	sendFn  func(fd uintptr) bool
-	sendHs  []mmsghdr
-	sendN   int
-	sendE   syscall.Errno
+	fd      int32 // origin socket descriptor, the replier's key; -1 before
 }
 
 func newSession(l *listener, k key, client netip.AddrPort, now int64) *session {
@@ -87,8 +79,7 @@ func newSession(l *listener, k key, client netip.AddrPort, now int64) *session {
 	if l.pktinfo && k.local.IsValid() {
 		ss.ooblen = putPktinfoSrc(ss.oob[:], k.local, l.v6)
 	}
-	ss.readFn = ss.readable
-	ss.sendFn = ss.sendClient
+	ss.fd = -1
 	return ss
 }
 
@@ -126,7 +117,8 @@ func (ss *session) accept(payload []byte, now int64) bool {
 }
 
 // run sets the session up (firewall, origin choice, first send with
-// failover) and then relays the origin's replies until the session ends.
+// failover) and hands the origin socket to the listener's replier; the
+// goroutine ends once the session relays.
 func (ss *session) run() {
 	defer ss.srv.sessWG.Done()
 	srv := ss.srv
@@ -204,6 +196,12 @@ func (ss *session) run() {
 	}
 	ss.queue = nil
 	ss.conn, ss.rc = conn, rc
+	if err := ss.l.rep.watch(ss); err != nil {
+		*ss.live.Base() = ev
+		ss.mu.Unlock()
+		ss.finish(event.OriginError, event.StatusOriginConnInternal, event.SideProxy, event.ReasonCreatePeer, err.Error())
+		return
+	}
 	ss.release = srv.app.Pool.Acquire(tgt)
 	now := time.Now()
 	ev.Type, ev.Status = event.Connect, event.StatusConnect
@@ -213,8 +211,6 @@ func (ss *session) run() {
 	srv.reg.Add(ss.live)
 	ss.state.Store(stateReady)
 	ss.mu.Unlock()
-
-	ss.readLoop()
 }
 
 func (ss *session) setBase(ev *event.Event) {
@@ -271,115 +267,16 @@ func (ss *session) dial(targets []origin.Target) (*net.UDPConn, origin.Target, e
 	return nil, last, lastErr
 }
 
-// readLoop relays origin replies until the socket is closed or fails.
-func (ss *session) readLoop() {
-	for {
-		if err := ss.rc.Read(ss.readFn); err != nil {
-			return // closed by finish
-		}
-		if ss.rerr != 0 {
-			ss.originFailed(ss.rerr)
-			return
-		}
-		ss.reply(ss.cur, ss.n)
-		ss.srv.pool.put(ss.cur)
-		ss.cur = nil
-	}
-}
-
-func (ss *session) readable(fd uintptr) bool {
-	if ss.cur == nil {
-		ss.cur = ss.srv.pool.get()
-		ss.cur.prepareRecv(0, false, false)
-	}
-	n, e := recvmmsg(fd, ss.cur.hs[:])
-	if e == unix.EAGAIN {
-		ss.srv.pool.put(ss.cur)
-		ss.cur = nil
-		return false
-	}
-	ss.cur.dirty = n
-	ss.n, ss.rerr = n, e
-	if e != 0 {
-		ss.srv.pool.put(ss.cur)
-		ss.cur = nil
-	}
-	return true
-}
-
-// reply sends a batch of origin datagrams to the client in one sendmmsg,
-// from the address the client sent to.
-func (ss *session) reply(b *batch, n int) {
-	srv := ss.srv
-	srv.c.originDgrams.Add(int64(n))
-	simple := srv.app.ProxyProtocol == ProxySimple
-	limit := srv.app.UDP.MaxDatagramSize
-	if simple {
-		limit += spp.HeaderLen
-	}
-	m := 0
-	var bytes int64
-	for i := 0; i < n; i++ {
-		h := &b.hs[i]
-		if h.Hdr.Flags&unix.MSG_TRUNC != 0 || int(h.Len) > limit {
-			srv.c.truncated.Add(1)
-			continue
-		}
-		data := b.buf(i)[:h.Len]
-		if simple {
-			c, _, p, err := spp.Parse(data)
-			if err != nil || c != ss.client {
-				srv.c.badSPP.Add(1)
-				continue
-			}
-			data = p
-		}
-		bytes += int64(len(data))
-		b.setPayload(i, data)
-		b.setDest(i, &ss.name, ss.namelen, ss.oob[:ss.ooblen])
-		if m != i {
-			b.hs[m] = *h
-		}
-		m++
-	}
-	if m == 0 {
-		return
-	}
-	ss.last.Store(time.Now().UnixNano())
-	ss.live.OriginBytes.Add(bytes)
-	ss.sendHs, ss.sendN, ss.sendE = b.hs[:m], 0, 0
-	if err := ss.l.rc.Write(ss.sendFn); err != nil {
-		srv.c.sendClient.Add(int64(m - ss.sendN))
-		return
-	}
-	if ss.sendE != 0 {
-		srv.c.sendClient.Add(int64(m - ss.sendN))
-	}
-}
-
-// sendClient writes the reply batch on the listener socket; a full send
-// buffer parks this session's goroutine only.
-func (ss *session) sendClient(fd uintptr) bool {
-	for ss.sendN < len(ss.sendHs) {
-		n, e := sendmmsg(fd, ss.sendHs[ss.sendN:])
-		if e == unix.EAGAIN {
-			return false
-		}
-		if e != 0 {
-			ss.sendE = e
-			ss.sendN++ // skip the message the kernel refused
-			continue
-		}
-		ss.sendN += n
-	}
-	return true
-}
-
 // originFailed ends an established session after its origin socket
 // reported an error (ICMP port unreachable → ECONNREFUSED, and the like).
+// The replier may see the error while run still holds mu to finish the
+// set-up, hence the lock.
 func (ss *session) originFailed(e syscall.Errno) {
+	ss.mu.Lock()
+	addr := ss.live.Base().OriginAddr
+	ss.mu.Unlock()
 	ss.finish(event.Disconnect, originStatus(e), event.SideOrigin, event.ReasonPeerError,
-		"origin "+ss.live.Base().OriginAddr.String()+": "+e.Error())
+		"origin "+addr.String()+": "+e.Error())
 }
 
 // finish ends the session once and emits its terminal record: a
@@ -406,6 +303,7 @@ func (ss *session) finish(typ event.Type, status int, side event.Side, reason ev
 
 	ss.l.remove(ss)
 	if conn != nil {
+		ss.l.rep.forget(ss)
 		_ = conn.Close()
 	}
 	if release != nil {

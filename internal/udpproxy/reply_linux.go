@@ -1,0 +1,286 @@
+package udpproxy
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/spp"
+)
+
+// replier relays the origins' replies of every session of one listener
+// with one goroutine.
+//
+// Each session's connected origin socket is registered, edge-triggered, in
+// an epoll set owned by the replier; the epoll descriptor itself is
+// registered in the Go runtime's netpoller (through an os.File), so the
+// replier goroutine parks there like any socket reader and wakes when any
+// session has a reply. A wake-up reads every ready session socket once
+// (recvmmsg) into one shared batch and sends all the replies to their
+// clients in one sendmmsg on the listener socket.
+//
+// Compared with a goroutine per session this saves, per wake-up, a
+// goroutine switch per ready session, the trailing recvmmsg that only
+// returns EAGAIN (with edge-triggered readiness a short read means the
+// socket was empty), and a sendmmsg per session; it also saves a goroutine
+// stack per idle session.
+//
+// Origin sockets are still net.UDPConns: reads go through their RawConn, so
+// a session closed concurrently (idle expiry, shutdown, an origin error
+// seen by the listener) is never read after its descriptor is released,
+// and closing a socket removes it from the epoll set.
+type replier struct {
+	l  *listener
+	ep *os.File
+	rc syscall.RawConn
+
+	mu   sync.Mutex
+	byFD []*session // registered sessions by origin socket descriptor
+
+	// Owned by the loop goroutine.
+	events   [batchSize]unix.EpollEvent
+	ready    []*session
+	b        *batch
+	fill     int // slots of b holding received datagrams
+	m        int // replies queued for sending, compacted into b.hs[:m]
+	now      int64
+	readyFn  func(fd uintptr) bool
+	recvFn   func(fd uintptr) bool
+	sendFn   func(fd uintptr) bool
+	rn       int
+	rerr     syscall.Errno
+	sendN    int
+	sendDrop int
+	waitErrs int
+}
+
+func newReplier(l *listener) (*replier, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll for udp replies: %w", err)
+	}
+	// Non-blocking, so os.NewFile registers it with the runtime poller.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll for udp replies: %w", err)
+	}
+	r := &replier{l: l, ep: os.NewFile(uintptr(fd), "udp-replies")}
+	if r.rc, err = r.ep.SyscallConn(); err != nil {
+		r.ep.Close()
+		return nil, fmt.Errorf("epoll for udp replies: %w", err)
+	}
+	r.readyFn, r.recvFn, r.sendFn = r.readable, r.recv, r.send
+	return r, nil
+}
+
+// loop relays replies until the epoll file is closed (Shutdown).
+func (r *replier) loop() {
+	defer r.l.srv.readers.Done()
+	_ = r.rc.Read(r.readyFn) // readyFn never finishes the read: it returns on close only
+}
+
+func (r *replier) close() { _ = r.ep.Close() }
+
+// watch registers ss's origin socket. The caller holds ss.mu, so the
+// socket cannot be closed meanwhile. Datagrams that arrived before are
+// reported at once (epoll reports a socket that is readable when added).
+func (r *replier) watch(ss *session) error {
+	var err error
+	cerr := ss.rc.Control(func(sfd uintptr) {
+		fd := int(sfd)
+		r.mu.Lock()
+		if fd >= len(r.byFD) {
+			r.byFD = append(r.byFD, make([]*session, fd+1-len(r.byFD))...)
+		}
+		r.byFD[fd] = ss
+		r.mu.Unlock()
+		ss.fd = int32(fd)
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
+		if e := r.rc.Control(func(ep uintptr) { err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev) }); e != nil {
+			err = e
+		}
+		if err != nil {
+			r.forget(ss)
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return fmt.Errorf("watch origin socket: %w", err)
+	}
+	return nil
+}
+
+// forget drops ss from the table; closing its socket removes it from the
+// epoll set. A wake-up that looked ss up just before reads through its
+// RawConn, which fails once the socket is closed.
+func (r *replier) forget(ss *session) {
+	r.mu.Lock()
+	if fd := int(ss.fd); fd >= 0 && fd < len(r.byFD) && r.byFD[fd] == ss {
+		r.byFD[fd] = nil
+	}
+	r.mu.Unlock()
+}
+
+// readable runs when the epoll set has events. It always returns false:
+// the runtime then waits for the next event without resetting readiness,
+// so an event that arrived while replies were being relayed is not lost.
+func (r *replier) readable(ep uintptr) bool {
+	for {
+		n, err := unix.EpollWait(int(ep), r.events[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if r.waitErrs++; r.waitErrs == 1 {
+				r.l.srv.log.Error("udp replies: epoll_wait failed", "addr", r.l.local.String(), "err", err)
+			}
+			return false
+		}
+		r.mu.Lock()
+		for i := range n {
+			if fd := int(r.events[i].Fd); fd < len(r.byFD) {
+				if ss := r.byFD[fd]; ss != nil {
+					r.ready = append(r.ready, ss)
+				}
+			}
+		}
+		r.mu.Unlock()
+		if n < len(r.events) {
+			break
+		}
+	}
+	if len(r.ready) > 0 {
+		r.drain()
+	}
+	return false
+}
+
+// drain reads every ready session socket until a read comes back short
+// (edge-triggered: the socket was empty then), sending the replies to the
+// clients whenever the batch is full and once at the end.
+func (r *replier) drain() {
+	srv := r.l.srv
+	r.b = srv.pool.get()
+	r.b.prepareRecv(0, false, false)
+	r.fill, r.m = 0, 0
+	r.now = time.Now().UnixNano()
+	for _, ss := range r.ready {
+		for {
+			if r.fill == batchSize {
+				r.flush()
+			}
+			want := batchSize - r.fill
+			if err := ss.rc.Read(r.recvFn); err != nil {
+				break // closed: the session ended
+			}
+			if r.rerr == unix.EAGAIN {
+				break
+			}
+			if r.rerr != 0 {
+				ss.originFailed(r.rerr)
+				break
+			}
+			r.collect(ss, r.fill, r.rn)
+			r.fill += r.rn
+			if r.rn < want {
+				break
+			}
+		}
+	}
+	r.flush()
+	srv.pool.put(r.b)
+	r.b = nil
+	clear(r.ready)
+	r.ready = r.ready[:0]
+}
+
+// recv reads once; it never waits in the runtime poller (the epoll set
+// reports the next datagram).
+func (r *replier) recv(fd uintptr) bool {
+	r.rn, r.rerr = recvmmsg(fd, r.b.hs[r.fill:])
+	return true
+}
+
+// collect queues messages [from, from+n) of the batch, replies of ss, for
+// the client, dropping (and counting) truncated ones and, in simple mode,
+// ones without a valid SPP header naming ss's client.
+func (r *replier) collect(ss *session, from, n int) {
+	srv := r.l.srv
+	b := r.b
+	srv.c.originDgrams.Add(int64(n))
+	simple := srv.app.ProxyProtocol == ProxySimple
+	limit := srv.app.UDP.MaxDatagramSize
+	if simple {
+		limit += spp.HeaderLen
+	}
+	m0 := r.m
+	var bytes int64
+	for i := from; i < from+n; i++ {
+		h := &b.hs[i]
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 || int(h.Len) > limit {
+			srv.c.truncated.Add(1)
+			continue
+		}
+		data := b.buf(i)[:h.Len]
+		if simple {
+			c, _, p, err := spp.Parse(data)
+			if err != nil || c != ss.client {
+				srv.c.badSPP.Add(1)
+				continue
+			}
+			data = p
+		}
+		bytes += int64(len(data))
+		b.setPayload(i, data)
+		b.setDest(i, &ss.name, ss.namelen, ss.oob[:ss.ooblen])
+		if r.m != i {
+			b.hs[r.m] = *h
+		}
+		r.m++
+	}
+	if r.m > m0 {
+		ss.last.Store(r.now)
+		ss.live.OriginBytes.Add(bytes)
+	}
+}
+
+// flush sends the queued replies on the listener socket, from the address
+// each client sent to, and readies the batch for more reads.
+func (r *replier) flush() {
+	if r.m > 0 {
+		r.sendN, r.sendDrop = 0, 0
+		if err := r.l.rc.Write(r.sendFn); err != nil { // listener closed
+			r.sendDrop += r.m - r.sendN
+		}
+		if r.sendDrop > 0 {
+			r.l.srv.c.sendClient.Add(int64(r.sendDrop))
+		}
+	}
+	r.b.dirty = max(r.b.dirty, r.fill)
+	r.b.prepareRecv(0, false, false)
+	r.fill, r.m = 0, 0
+}
+
+// send writes the queued replies; a full send buffer parks the replier
+// (every session's replies leave through this one socket anyway).
+func (r *replier) send(fd uintptr) bool {
+	for r.sendN < r.m {
+		n, e := sendmmsg(fd, r.b.hs[r.sendN:r.m])
+		if e == unix.EAGAIN {
+			return false
+		}
+		if e != 0 {
+			r.sendDrop++
+			r.sendN++ // skip the message the kernel refused
+			continue
+		}
+		r.sendN += n
+	}
+	return true
+}
