@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,8 @@ defaults
 }
 
 // proxiedEcho is a Go server that expects a PROXY header on every
-// connection, reports the source address it carries, and echoes the rest.
+// connection, reports the source and destination addresses it carries
+// ("src dst"), and echoes the rest.
 func proxiedEcho(t *testing.T) (string, <-chan string) {
 	t.Helper()
 	srcs := make(chan string, 16)
@@ -60,10 +62,22 @@ func proxiedEcho(t *testing.T) (string, <-chan string) {
 			srcs <- "error: " + err.Error()
 			return
 		}
-		srcs <- h.SourceAddr.String()
+		srcs <- h.SourceAddr.String() + " " + h.DestinationAddr.String()
 		_, _ = io.Copy(c, br)
 	})
 	return addr, srcs
+}
+
+// nextHeader returns the next "src dst" a proxiedEcho reported.
+func nextHeader(t *testing.T, srcs <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-srcs:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("the PROXY-reading origin saw no connection")
+	}
+	return ""
 }
 
 // TestProxyProtocolToHAProxy: client → prism (proxy_protocol v1/v2) →
@@ -92,13 +106,9 @@ backend be
 			if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
 				t.Fatalf("echo through HAProxy: %q %v", got, err)
 			}
-			select {
-			case src := <-srcs:
-				if src != c.LocalAddr().String() {
-					t.Fatalf("HAProxy passed on source %q, want the client %s", src, c.LocalAddr())
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the backend saw no connection")
+			// Source: the client; destination: the edge address that accepted it.
+			if got, want := nextHeader(t, srcs), c.LocalAddr().String()+" "+addr; got != want {
+				t.Fatalf("HAProxy passed on %q, want %q (client, prism listener)", got, want)
 			}
 			conn := rec.expect(t, event.Connect, 0)
 			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ProxyProtocol": v})
@@ -127,7 +137,7 @@ events { worker_connections 64; }
 stream {
   server {
     listen 127.0.0.1:%[2]d proxy_protocol;
-    return "$proxy_protocol_addr:$proxy_protocol_port";
+    return "$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port";
   }
 }
 `, dir, port, mod)
@@ -165,9 +175,11 @@ func TestProxyProtocolToNginx(t *testing.T) {
 				t.Fatal(err)
 			}
 			ap := c.LocalAddr().(*net.TCPAddr).AddrPort()
-			want := ap.Addr().String() + ":" + strconv.Itoa(int(ap.Port()))
+			edge := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			want := ap.Addr().String() + ":" + strconv.Itoa(int(ap.Port())) + " " +
+				edge.Addr().String() + ":" + strconv.Itoa(int(edge.Port()))
 			if string(got) != want {
-				t.Fatalf("nginx read the client as %q, want %q", got, want)
+				t.Fatalf("nginx read client and server as %q, want %q", got, want)
 			}
 			c.Close() // nginx closed its side; prism keeps the client→origin half open until the client closes too
 			rec.expect(t, event.Connect, 0)
@@ -181,13 +193,14 @@ func TestProxyProtocolToNginx(t *testing.T) {
 // TestInboundProxyFromHAProxy: HAProxy in front of prism with send-proxy
 // and send-proxy-v2. The client dials HAProxy from 127.0.0.2, HAProxy
 // dials prism from 127.0.0.1 (trusted): the record's client is 127.0.0.2
-// with the client's port, the socket peer is HAProxy.
+// with the client's port, the socket peer is HAProxy, and the PROXY v2
+// header prism sends on to its origin carries the real client too.
 func TestInboundProxyFromHAProxy(t *testing.T) {
 	for _, send := range []string{"send-proxy", "send-proxy-v2"} {
 		t.Run(send, func(t *testing.T) {
-			origin := echoServer(t)
+			origin, headers := proxiedEcho(t)
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-				`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`))
+				`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`, "proxy_protocol: v2"))
 			front := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 			startHAProxy(t, fmt.Sprintf(`frontend fe
   bind %s
@@ -211,6 +224,16 @@ backend be
 				t.Fatalf("echo: %q %v", got, err)
 			}
 			client := addrPortOf(c.LocalAddr())
+			for { // HAProxy's readiness probe may have reached the origin first
+				h := nextHeader(t, headers)
+				if strings.HasPrefix(h, "127.0.0.1:") {
+					continue
+				}
+				if want := client.String() + " " + addr; h != want {
+					t.Fatalf("origin got PROXY header %q, want %q (real client, prism listener)", h, want)
+				}
+				break
+			}
 			conn := rec.waitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
 				return e.Type == event.Connect && e.ClientAddr == client
 			})
