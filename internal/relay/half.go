@@ -402,6 +402,20 @@ func (h *half) sampleRTT(now time.Time) {
 	}
 }
 
+// startRTT takes the caller's sample d of src, or samples now if there is
+// none.
+func (h *half) startRTT(d time.Duration, now time.Time) {
+	if d <= 0 || h.rttRaw == nil {
+		h.sampleRTT(now)
+		return
+	}
+	h.rttAt = now
+	h.rtt.Store(int64(d))
+	if h.liveRTT != nil {
+		h.liveRTT.Store(int64(d))
+	}
+}
+
 func (h *half) tcpInfo(fd uintptr) {
 	if d := fdRTT(int(fd)); d > 0 {
 		h.rtt.Store(int64(d))
@@ -411,10 +425,13 @@ func (h *half) tcpInfo(fd uintptr) {
 	}
 }
 
-// finalRTT samples once more (the conn is still open) and returns the last
-// known RTT of src.
+// finalRTT returns the last known RTT of src, sampling once more (the
+// conn is still open) unless the last sample is less than rttEvery old:
+// a short connection then costs no TCP_INFO read at its end.
 func (h *half) finalRTT() time.Duration {
-	h.sampleRTT(time.Now())
+	if now := time.Now(); now.Sub(h.rttAt) >= rttEvery || h.rtt.Load() == 0 {
+		h.sampleRTT(now)
+	}
 	return time.Duration(h.rtt.Load())
 }
 

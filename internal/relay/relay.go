@@ -36,6 +36,11 @@ type Options struct {
 	// Live, when set, receives the byte counters and RTT samples as they
 	// change, so that periodic records of a long-lived connection see them.
 	Live *event.Live
+	// ClientRTT and OriginRTT are RTT samples the caller took just before
+	// (from the handshakes). When set, Start uses them instead of reading
+	// TCP_INFO again; either way the samples are refreshed at most every
+	// second while bytes move, and at the end.
+	ClientRTT, OriginRTT time.Duration
 }
 
 // Result is how a relay ended.
@@ -112,8 +117,8 @@ func (r *Relay) Start(done func(Result)) {
 	r.remaining.Store(2)
 	now := time.Now()
 	r.last.Store(now.UnixNano())
-	r.c2o.sampleRTT(now)
-	r.o2c.sampleRTT(now)
+	r.c2o.startRTT(r.opts.ClientRTT, now)
+	r.o2c.startRTT(r.opts.OriginRTT, now)
 	if d := r.opts.IdleTimeout; d > 0 {
 		r.mu.Lock()
 		if !r.ended {
