@@ -249,7 +249,8 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	s.reg.Add(live)
 
 	// 7. Relay.
-	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live})
+	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live,
+		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT}) // sampled above: the relay need not read TCP_INFO again
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {
@@ -348,7 +349,7 @@ func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
 func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
-	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: 3 * time.Minute}
+	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: -1, Control: setKeepAlive}
 	for i, t := range targets {
 		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
 		if err == nil {

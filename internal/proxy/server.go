@@ -244,7 +244,10 @@ func (a *tcpApp) listen() error {
 }
 
 func listenTCP(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: 3 * time.Minute}
+	// Keepalive is set on the listening socket and inherited by every
+	// accepted one (see setKeepAlive); KeepAlive -1 stops the net package
+	// from setting it again per connection.
+	lc := net.ListenConfig{KeepAlive: -1, Control: setKeepAlive}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
