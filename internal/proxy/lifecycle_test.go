@@ -391,3 +391,32 @@ func TestMaxConnectionsQueuesAndShutdownStillDrains(t *testing.T) {
 		t.Fatalf("reason %s", e.CloseReason)
 	}
 }
+
+// TestUnixOriginDialErrors: an origin unix socket path with nothing behind
+// it is "refused" (521); a path through a regular file fails with ENOTDIR,
+// another system error (524). Both end as originError records naming the
+// path, with no OriginIP.
+func TestUnixOriginDialErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		status     int
+	}{
+		{"missing socket", filepath.Join(dir, "gone.sock"), event.StatusOriginConnRefused},
+		{"ENOTDIR", filepath.Join(file, "origin.sock"), event.StatusOriginConnInternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["unix:`+tc.path+`"]}`))
+			dial(t, addr)
+			e := rec.expect(t, event.OriginError, tc.status)
+			if e.OriginPath != tc.path || e.OriginProto != event.ProtoUnix {
+				t.Fatalf("origin %s %q, want unix %q", e.OriginProto, e.OriginPath, tc.path)
+			}
+			wantSpectrum(t, &e, map[string]any{"Event": "originError", "Status": tc.status, "OriginProto": "unix", "OriginIP": ""})
+		})
+	}
+}
