@@ -180,13 +180,19 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg := &Config{File: name}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	e := &Error{File: name}
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Issues: yamlIssues(err, idx)}
+		e.Issues = yamlIssues(err, idx)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, e // a syntax error: nothing more can be checked
+		}
+		// Unknown keys and wrongly typed values leave the rest decoded:
+		// check it too, so one run of validate shows every problem.
 	}
 	cfg.setDefaults()
 	errs := cfg.validate()
-	if len(errs) > 0 {
-		e := &Error{File: name}
+	if len(errs) > 0 || len(e.Issues) > 0 {
 		for _, ce := range errs {
 			e.Issues = append(e.Issues, Issue{Line: idx.line(ce.Key), Key: ce.Key, Msg: ce.Msg})
 		}

@@ -64,3 +64,15 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateReportsEverythingPastATypeError(t *testing.T) {
+	_, err := Parse("bad.yaml", []byte("node: {colo: X}\napps:\n  - id: a\n    protocol: sctp\n    lisen: [\":1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`bad.yaml:4: apps[0].protocol: unknown protocol "sctp"`, `bad.yaml:5: apps[0].lisen: unknown key`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error\n%v\nlacks %q", err, want)
+		}
+	}
+}

@@ -299,6 +299,11 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	h, err := proxyproto.Read(br)
 	if err != nil {
 		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+			if br.Buffered() == 0 {
+				// Closed before sending a byte: a load balancer's plain TCP
+				// health check. That is a normal close, not an error.
+				return nil, fmt.Errorf("trusted peer %s closed before sending a PROXY header: %w", ev.PeerAddr, io.EOF)
+			}
 			return nil, fmt.Errorf("trusted peer %s sent no PROXY header", ev.PeerAddr)
 		}
 		return nil, err
