@@ -132,11 +132,8 @@ func (r *replier) forget(ss *session) {
 // so an event that arrived while replies were being relayed is not lost.
 func (r *replier) readable(ep uintptr) bool {
 	for {
-		n, err := unix.EpollWait(int(ep), r.events[:], 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
+		n, err := epollPoll(ep, r.events[:])
+		if err != 0 {
 			if r.waitErrs++; r.waitErrs == 1 {
 				r.l.srv.log.Error("udp replies: epoll_wait failed", "addr", r.l.local.String(), "err", err)
 			}
