@@ -16,10 +16,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	echo "installing test peers: ${missing[*]}"
 	$sudo apt-get update -qq
-	# policy-rc.d keeps the packages' services (nginx on :80) from starting.
-	$sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+	# A temporary policy-rc.d keeps the packages' services (nginx on :80)
+	# from starting; an existing one is left alone.
+	made_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		$sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+		made_policy=1
+	fi
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	$sudo rm -f /usr/sbin/policy-rc.d
+	[ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
 export GOTOOLCHAIN=local
