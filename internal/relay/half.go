@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +21,18 @@ const rttEvery = time.Second
 // that called Start before it takes a goroutine of its own, so that one
 // busy direction cannot hold up the other one's first move.
 const inlineChunks = 4
+
+// busyWait is how long a splice direction that has nothing to read waits
+// in the runtime netpoller (holding its goroutine, but no pipe) before it
+// parks in the relay's epoll set (holding nothing). The runtime already
+// watches every socket, so such a wait costs no system call, while parking
+// costs an epoll_ctl to arm it and a new goroutine to resume it. A busy
+// stream (the next chunk comes within microseconds) or a request/response
+// exchange thus never parks; a connection that went quiet parks after
+// busyWait/2 to busyWait. The wait is bounded with a read deadline on src
+// that is pushed forward only when less than half of it is left, so it
+// costs a timer update every busyWait/2 at most.
+const busyWait = 200 * time.Millisecond
 
 // Direction states. A direction is owned by at most one goroutine at a
 // time: the one that started it or moved it from parked to running. Only
@@ -80,6 +93,10 @@ type half struct {
 	fdFn       func(fd uintptr)
 	rttFn      func(fd uintptr)
 	pumpFn     func()
+	waitPumpFn func()
+	waitFn     func(fd uintptr) bool
+	waited     bool      // waitFn was called once
+	waitUntil  time.Time // src read deadline set for busy waits, zero if none
 	peekBuf    [1]byte
 }
 
@@ -97,6 +114,8 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.fdFn = func(fd uintptr) { h.srcFD = int(fd) }
 	h.rttFn = h.tcpInfo
 	h.pumpFn = h.pumpAsync
+	h.waitPumpFn = h.waitThenPump
+	h.waitFn = h.waitReadable
 }
 
 // rawConn returns the RawConn of a kernel stream socket we may splice
@@ -175,6 +194,15 @@ func (h *half) pump(inline bool) {
 			go h.pumpFn()
 			return
 		case stepWaitRead:
+			if h.splice() {
+				if inline {
+					go h.waitPumpFn() // wait on a goroutine of our own
+					return
+				}
+				if h.waitBriefly() {
+					continue
+				}
+			}
 			if h.park(inline) {
 				return
 			}
@@ -183,6 +211,76 @@ func (h *half) pump(inline bool) {
 			return
 		}
 	}
+}
+
+// waitThenPump is the goroutine a splice direction gets when it must wait
+// for data: a busy wait first, then the usual pump (parking right away if
+// the busy wait ran out).
+func (h *half) waitThenPump() {
+	if !h.waitBriefly() && h.park(false) {
+		return
+	}
+	h.pump(false)
+}
+
+// waitBriefly waits up to busyWait in the runtime netpoller for src to
+// become readable. It returns false if the time ran out with nothing to
+// read (the deadline is cleared again), true if src may have data or the
+// relay ended: the next step finds out which.
+func (h *half) waitBriefly() bool {
+	now := time.Now()
+	if h.waitUntil.Sub(now) < busyWait/2 {
+		h.waitUntil = now.Add(busyWait)
+		if err := h.src.SetReadDeadline(h.waitUntil); err != nil {
+			return true
+		}
+		// end sets ended before it sets its past deadline: if the relay has
+		// not ended now, that deadline comes after ours and wins.
+		if h.r.isEnded() {
+			return true
+		}
+	}
+	h.waited = false
+	err := h.srcRaw.Read(h.waitFn)
+	if err == nil {
+		return true
+	}
+	if h.busyDeadline(err) {
+		return false
+	}
+	return true
+}
+
+// waitReadable is the RawConn.Read callback of a busy wait: the caller has
+// just seen EAGAIN, so the first call asks to wait without reading; the
+// call after the wake-up returns at once (the next step reads).
+func (h *half) waitReadable(uintptr) bool {
+	if !h.waited {
+		h.waited = true
+		return false
+	}
+	return true
+}
+
+// busyDeadline reports whether err is the expiry of a busy-wait deadline
+// (not the end of the relay); it then clears the deadline so that src can
+// be read again. A busy-wait deadline may also expire while the direction
+// is moving data, failing its next read: the caller then simply retries.
+func (h *half) busyDeadline(err error) bool {
+	if h.waitUntil.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) || h.r.isEnded() {
+		return false
+	}
+	h.waitUntil = time.Time{}
+	if h.src.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	// The relay may have ended (and set its past deadline) just before
+	// we cleared it; then the deadline must stay past.
+	if h.r.isEnded() {
+		_ = h.src.SetReadDeadline(aLongTimeAgo)
+		return false
+	}
+	return true
 }
 
 // park waits for src to become readable. With the poller it arms src and
@@ -266,6 +364,9 @@ func (h *half) spliceStep(inline bool) int {
 	if h.pending == 0 {
 		h.inN, h.rerr, h.again = 0, nil, false
 		if err := h.srcRaw.Read(h.readFn); err != nil {
+			if h.busyDeadline(err) {
+				return stepMoved // a stale busy-wait deadline: read again
+			}
 			h.readErr(err) // deadline (end of relay) or closed
 			return stepDone
 		}

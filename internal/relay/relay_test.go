@@ -516,7 +516,12 @@ func TestIdleHoldsNoPipe(t *testing.T) {
 		t.Fatalf("%d pipes borrowed by %d idle relays, want 0", u, n)
 	}
 	// One goroutine per relay: the one blocked in Run. No direction of an
-	// idle connection holds a goroutine (poller parking).
+	// idle connection holds a goroutine (poller parking) once its busy wait
+	// (at most busyWait) ran out.
+	deadline = time.Now().Add(busyWait + 5*time.Second)
+	for runtime.NumGoroutine()-goBefore > n+5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if g := runtime.NumGoroutine() - goBefore; g > n+5 && getPoller() != nil {
 		t.Errorf("%d goroutines for %d idle relays (each waits in Run), want about %d", g, n, n)
 	}
@@ -665,5 +670,57 @@ func TestStartAsync(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("done not called")
+	}
+}
+
+// TestBusyWaitDeadlines drives a connection through every state of a
+// waiting direction: chunks closer together than busyWait (it waits in the
+// runtime netpoller, and its busy-wait deadline is pushed forward or expires
+// while it moves data), then a pause longer than busyWait (it parks in the
+// epoll set). Every byte must arrive and the relay must not end on a
+// busy-wait deadline.
+func TestBusyWaitDeadlines(t *testing.T) {
+	g := newRig(t, legTCP, legTCP, Options{})
+	echo := func(msg string) {
+		t.Helper()
+		if _, err := g.client.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(g.origin, got); err != nil {
+			t.Fatalf("origin read: %v", err)
+		}
+		if _, err := g.origin.Write(got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.client, got); err != nil {
+			t.Fatalf("client read: %v", err)
+		}
+		if string(got) != msg {
+			t.Fatalf("echo %q, want %q", got, msg)
+		}
+	}
+	// The gaps are the scenario (timing relative to busyWait), not
+	// synchronisation.
+	for i := 0; i < 8; i++ {
+		echo(fmt.Sprintf("busy-%d", i))
+		time.Sleep(busyWait / 3)
+	}
+	time.Sleep(busyWait + busyWait/2)
+	echo("after-park")
+	select {
+	case res := <-g.done:
+		t.Fatalf("relay ended early: %+v", res)
+	default:
+	}
+	closeWrite(t, g.client)
+	if _, err := io.ReadAll(g.origin); err != nil { // the client's FIN arrived
+		t.Fatal(err)
+	}
+	closeWrite(t, g.origin)
+	res := g.result(t)
+	check(t, res, event.StatusOK, event.SideClient, event.ReasonPeerClose)
+	if want := int64(8*len("busy-0") + len("after-park")); res.ClientBytes != want || res.OriginBytes != want {
+		t.Fatalf("bytes %d/%d, want %d each", res.ClientBytes, res.OriginBytes, want)
 	}
 }
