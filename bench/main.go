@@ -56,6 +56,9 @@ func main() {
 		case "relayproxy":
 			runRelayProxy(os.Args[2:])
 			return
+		case "load":
+			runLoad(os.Args[2:])
+			return
 		}
 	}
 	b := &bench{}
@@ -185,6 +188,29 @@ func utsString(b []int8) string {
 }
 
 func must(b []byte, _ error) []byte { return b }
+
+// runLoad drives one load against an address and prints the result, for
+// profiling a proxy started by hand: "bench load -addr a -kind conn".
+func runLoad(args []string) {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	addr := fs.String("addr", "", "proxy address")
+	kind := fs.String("kind", "conn", "conn, or bulk (with -streams)")
+	n := fs.Int("n", 20000, "conn: connections")
+	conc := fs.Int("c", 16, "conn: parallel clients")
+	streams := fs.Int("streams", 1, "bulk: streams")
+	dur := fs.Duration("d", 5*time.Second, "time limit")
+	_ = fs.Parse(args)
+	switch *kind {
+	case "conn":
+		r := connRate(*addr, *n, *conc, *dur)
+		fmt.Printf("%d conns in %v (%.0f/s), %d errors, p50 %v p99 %v\n", r.n, r.elapsed, float64(r.n)/r.elapsed.Seconds(), r.errors, r.p50, r.p99)
+	case "bulk":
+		r, err := bulk(*addr, *streams, *dur, 1<<40)
+		fmt.Printf("%.2f Gbit/s (%d bytes in %v) err=%v\n", r.gbps(), r.bytes, r.elapsed, err)
+	default:
+		log.Fatalf("unknown -kind %q", *kind)
+	}
+}
 
 // runHold opens idle connections and holds them until stdin closes:
 // "bench hold -addr a -n 1000", for looking at a proxy by hand.

@@ -185,8 +185,8 @@ func report(b *bench, ts []*target, ss []*section) {
 				fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
 				continue
 			}
-			if t.name == "prism" {
-				b.noteRecords(s.name)
+			if strings.HasPrefix(t.name, "prism") {
+				b.noteRecords(t.name, s.name)
 			}
 			rows[t.name] = vals
 			order = append(order, t.name)
@@ -199,13 +199,16 @@ func report(b *bench, ts []*target, ss []*section) {
 
 // noteRecords says how many records prism's spectrum_events job wrote
 // during a section (logging must be on during the run).
-func (b *bench) noteRecords(section string) {
+func (b *bench) noteRecords(target, section string) {
+	if b.prismLog == "" {
+		return // a variant without log jobs
+	}
 	data, err := os.ReadFile(b.prismLog)
 	if err != nil {
-		fmt.Printf("prism (%s): no log records: %v\n", section, err)
+		fmt.Printf("%s (%s): no log records: %v\n", target, section, err)
 		return
 	}
-	fmt.Printf("prism (%s): %d spectrum_events records written to its log file\n", section, bytes.Count(data, []byte("\n")))
+	fmt.Printf("%s (%s): %d spectrum_events records written to its log file\n", target, section, bytes.Count(data, []byte("\n")))
 }
 
 func printTable(s *section, order []string, rows map[string][]float64) {

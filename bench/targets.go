@@ -33,7 +33,10 @@ type target struct {
 func targets() []*target {
 	return []*target{
 		{name: "direct", check: func(*bench) string { return "" }, start: startDirect},
-		{name: "prism", check: checkPrism, start: startPrism},
+		{name: "prism", check: checkPrism, start: prismVariant(prismSpectrum)},
+		{name: "prism-nolog", check: checkPrism, start: prismVariant(prismNoLog)},
+		{name: "prism-3jobs", check: checkPrism, start: prismVariant(prismThreeJobs)},
+		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -174,20 +177,87 @@ func firstLine(s string) string {
 	return s
 }
 
-// startPrism runs prism with one TCP app in front of the origin and a
-// spectrum_events log job writing connect/disconnect records to a file.
-func startPrism(b *bench, origin string) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// prism variants: what the generated config adds to the one TCP app.
+const (
+	prismSpectrum  = iota // a spectrum_events job writing to a file (the bar's setting)
+	prismNoLog            // no log job at all
+	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
+	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
+)
+
+// fwRules is the size of the prism-fw block list.
+const fwRules = 100000
+
+// geoipDir holds the MaxMind test databases (shared test data).
+func (b *bench) geoipDir() string {
+	return filepath.Join(b.root, "..", "shared", "testdata", "geoip")
+}
+
+func checkPrismFirewall(b *bench) string {
+	if s := checkPrism(b); s != "" {
+		return s
 	}
-	dir := b.tempDir("prism")
-	b.prismLog = filepath.Join(dir, "spectrum.log")
-	cfg := fmt.Sprintf(`node:
+	for _, f := range []string{"GeoLite2-Country-Test.mmdb", "GeoLite2-ASN-Test.mmdb"} {
+		if _, err := os.Stat(filepath.Join(b.geoipDir(), f)); err != nil {
+			return "MaxMind test database missing: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// prismVariant runs prism with one TCP app in front of the origin; the
+// variant decides the log jobs and the firewall. Records are counted in
+// b.prismLog (the spectrum_events file) when the variant writes one.
+func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
+	return func(b *bench, origin string) (*server, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		dir := b.tempDir("prism")
+		b.prismLog = ""
+		var top, app, jobs string
+		spectrum := fmt.Sprintf(`  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %s}
+`, filepath.Join(dir, "spectrum.log"))
+		switch variant {
+		case prismSpectrum:
+			jobs = spectrum
+		case prismThreeJobs:
+			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
+    dataset: edgeone_l4
+    destination: {type: file, path: %s}
+  - name: cloudconnexa
+    dataset: cloudconnexa
+    destination: {type: file, path: %s}
+`, filepath.Join(dir, "edgeone.log"), filepath.Join(dir, "cloudconnexa.log"))
+		case prismFirewall:
+			jobs = spectrum
+			list := filepath.Join(dir, "block.txt")
+			if err := writeBlockList(list, fwRules); err != nil {
+				return nil, err
+			}
+			top = fmt.Sprintf("geoip:\n  country_db: %s\n  asn_db: %s\n",
+				filepath.Join(b.geoipDir(), "GeoLite2-Country-Test.mmdb"), filepath.Join(b.geoipDir(), "GeoLite2-ASN-Test.mmdb"))
+			app = fmt.Sprintf(`    ip_firewall:
+      default: allow
+      rules:
+        - {action: block, country: CN}
+        - {action: block, asn: 64512}
+      lists:
+        - {action: block, path: %s}
+`, list)
+		}
+		if jobs != "" {
+			b.prismLog = filepath.Join(dir, "spectrum.log")
+			jobs = "log_jobs:\n" + jobs
+		}
+		cfg := fmt.Sprintf(`node:
   colo: BEN
   id: bench-1
   region_name: "bench"
-apps:
+%sapps:
   - id: bench
     protocol: tcp
     listen: ["127.0.0.1:%d"]
@@ -195,16 +265,29 @@ apps:
       addresses: ["%s"]
     timeouts: {connect: 5s, idle: 1h}
     max_connections: 30000
-log_jobs:
-  - name: spectrum
-    dataset: spectrum_events
-    destination: {type: file, path: %s}
-`, port, origin, b.prismLog)
-	path := filepath.Join(dir, "prism.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return nil, err
+%s%s`, top, port, origin, app, jobs)
+		path := filepath.Join(dir, "prism.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+		return b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
 	}
-	return b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+}
+
+// writeBlockList writes n distinct CIDRs, none covering loopback: /24s
+// from 11.0.0.0 up, every tenth one an IPv6 /64 in 2001:db8::/32.
+func writeBlockList(path string, n int) error {
+	var sb strings.Builder
+	sb.WriteString("# bench block list\n")
+	for i := 0; i < n; i++ {
+		if i%10 == 9 {
+			fmt.Fprintf(&sb, "2001:db8:%x:%x::/64\n", i>>16, i&0xffff)
+			continue
+		}
+		v := 11<<24 + i<<8
+		fmt.Fprintf(&sb, "%d.%d.%d.0/24\n", v>>24&255, v>>16&255, v>>8&255)
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 func freePort() (int, error) {
