@@ -3,6 +3,7 @@ package udpproxy
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type replier struct {
 	// Owned by the loop goroutine.
 	events   [batchSize]unix.EpollEvent
 	ready    []*session
+	again    []*session // sessions whose last read filled the batch: read again, in turn
 	b        *batch
 	fill     int // slots of b holding received datagrams
 	m        int // replies queued for sending, compacted into b.hs[:m]
@@ -160,41 +162,49 @@ func (r *replier) readable(ep uintptr) bool {
 
 // drain reads every ready session socket until a read comes back short
 // (edge-triggered: the socket was empty then), sending the replies to the
-// clients whenever the batch is full and once at the end.
+// clients whenever the batch is full and once at the end. Sessions are
+// read in turn, one read each per round, so one flooding origin cannot
+// starve the others; under a sustained flood the goroutine yields after
+// every few full batches so the listener keeps forwarding too.
 func (r *replier) drain() {
 	srv := r.l.srv
 	r.b = srv.pool.get()
 	r.b.prepareRecv(0, false, false)
 	r.fill, r.m = 0, 0
 	r.now = time.Now().UnixNano()
-	for _, ss := range r.ready {
-		for {
+	flushes := 0
+	for len(r.ready) > 0 {
+		for _, ss := range r.ready {
 			if r.fill == batchSize {
 				r.flush()
+				if flushes++; flushes%4 == 0 {
+					runtime.Gosched()
+					r.now = time.Now().UnixNano()
+				}
 			}
 			want := batchSize - r.fill
 			if err := ss.rc.Read(r.recvFn); err != nil {
-				break // closed: the session ended
+				continue // closed: the session ended
 			}
 			if r.rerr == unix.EAGAIN {
-				break
+				continue
 			}
 			if r.rerr != 0 {
 				ss.originFailed(r.rerr)
-				break
+				continue
 			}
 			r.collect(ss, r.fill, r.rn)
 			r.fill += r.rn
-			if r.rn < want {
-				break
+			if r.rn == want {
+				r.again = append(r.again, ss)
 			}
 		}
+		clear(r.ready)
+		r.ready, r.again = r.again, r.ready[:0]
 	}
 	r.flush()
 	srv.pool.put(r.b)
 	r.b = nil
-	clear(r.ready)
-	r.ready = r.ready[:0]
 }
 
 // recv reads once; it never waits in the runtime poller (the epoll set
