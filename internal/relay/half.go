@@ -29,10 +29,10 @@ const inlineChunks = 4
 // costs an epoll_ctl to arm it and a new goroutine to resume it. A busy
 // stream (the next chunk comes within microseconds) or a request/response
 // exchange thus never parks; a connection that went quiet parks after
-// busyWait/2 to busyWait. The wait is bounded with a read deadline on src
+// busyWait/2 to busyWait (25-50 ms). The wait is bounded with a read deadline on src
 // that is pushed forward only when less than half of it is left, so it
 // costs a timer update every busyWait/2 at most.
-const busyWait = 200 * time.Millisecond
+const busyWait = 50 * time.Millisecond
 
 // Direction states. A direction is owned by at most one goroutine at a
 // time: the one that started it or moved it from parked to running. Only
