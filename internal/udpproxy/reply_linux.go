@@ -173,7 +173,7 @@ func (r *replier) drain() {
 	r.fill, r.m = 0, 0
 	r.now = time.Now().UnixNano()
 	flushes := 0
-	for len(r.ready) > 0 {
+	for len(r.ready) > 0 && !srv.closing.Load() { // Shutdown waits for this call to return
 		for _, ss := range r.ready {
 			if r.fill == batchSize {
 				r.flush()
@@ -203,6 +203,8 @@ func (r *replier) drain() {
 		r.ready, r.again = r.again, r.ready[:0]
 	}
 	r.flush()
+	clear(r.ready)
+	r.ready = r.ready[:0]
 	srv.pool.put(r.b)
 	r.b = nil
 }

@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -10,10 +11,10 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 )
 
-// One replier goroutine serves every session of a listener: an origin that
-// floods one session with replies must not keep the others' replies from
-// being relayed.
-func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
+// startFloodOrigin is an echo origin, except that a datagram "flood" makes
+// it send replies to its sender as fast as it can (bounded: 5 s or 5M
+// datagrams, or until the test ends).
+func startFloodOrigin(t *testing.T) net.Addr {
 	oc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,15 @@ func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
 		}
 	}()
 
-	s := startServer(t, App{Pool: staticPool(t, oc.LocalAddr().String())}, event.EmitterFunc(func(*event.Event) {}), nil)
+	return oc.LocalAddr()
+}
+
+// One replier goroutine serves every session of a listener: an origin that
+// floods one session with replies must not keep the others' replies from
+// being relayed.
+func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
+	oa := startFloodOrigin(t)
+	s := startServer(t, App{Pool: staticPool(t, oa.String())}, event.EmitterFunc(func(*event.Event) {}), nil)
 	flooded := dial(t, addrOf(s, 0))
 	if _, err := flooded.Write([]byte("flood")); err != nil {
 		t.Fatal(err)
@@ -82,4 +91,36 @@ func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
 		t.Fatalf("the flood was not running: %+v", st)
 	}
 	t.Logf("reply after %v; stats %+v", time.Since(start), s.Stats())
+}
+
+// Shutdown ends sessions at once even while an origin floods the replier.
+func TestShutdownDuringFlood(t *testing.T) {
+	oa := startFloodOrigin(t)
+	em := newCollector()
+	s, err := New(App{ID: "flood", Listen: []string{"127.0.0.1:0"}, Pool: staticPool(t, oa.String())}, em, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, addrOf(s, 0))
+	if _, err := c.Write([]byte("flood")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, c); !strings.HasPrefix(got, "flood") {
+		t.Fatalf("client got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown during a flood: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	if e := em.next(t, event.Disconnect); e.CloseReason != event.ReasonClosed {
+		t.Fatalf("disconnect reason %v, want closed", e.CloseReason)
+	}
 }
