@@ -188,9 +188,9 @@ const (
 // fwRules is the size of the prism-fw block list.
 const fwRules = 100000
 
-// geoipDir holds the MaxMind test databases (shared test data).
+// geoipDir holds the MaxMind test databases (the repository's copy).
 func (b *bench) geoipDir() string {
-	return filepath.Join(b.root, "..", "shared", "testdata", "geoip")
+	return filepath.Join(b.root, "testdata", "geoip")
 }
 
 func checkPrismFirewall(b *bench) string {

@@ -7,15 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/geo/geotest"
 )
 
 // BenchmarkLookupUncached is the cost of a lookup whose record is not in the
 // decode cache (the first client from a network, or a cache slot collision):
 // the slot is cleared before every lookup.
 func BenchmarkLookupUncached(b *testing.B) {
-	cdb := testpeer.NeedFile(b, "../../../shared/testdata/geoip/GeoLite2-Country-Test.mmdb", "MaxMind test database")
-	adb := testpeer.NeedFile(b, "../../../shared/testdata/geoip/GeoLite2-ASN-Test.mmdb", "MaxMind test database")
+	cdb := geotest.Shared(b, geotest.GeoLite2Country)
+	adb := geotest.Shared(b, geotest.GeoLite2ASN)
 	d, err := Open(Config{CountryDB: cdb, ASNDB: adb}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)

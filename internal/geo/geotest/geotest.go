@@ -112,9 +112,10 @@ func Write(t testing.TB, path string, opt Options, nets ...Net) {
 	}
 }
 
-// Shared returns the path of one of the MaxMind test databases in the
-// shared test data (../shared/testdata/geoip beside the repository root),
-// skipping the test when it is missing (failing it in CI).
+// Shared returns the path of one of the MaxMind test databases: the copy in
+// the repository (testdata/geoip), else the project's shared test data
+// (../shared/testdata/geoip beside the repository root). A missing file
+// skips the test (fails it in CI).
 func Shared(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -131,7 +132,10 @@ func Shared(t testing.TB, name string) string {
 		}
 		dir = parent
 	}
-	p := filepath.Join(filepath.Dir(dir), "shared", "testdata", "geoip", name)
+	p := filepath.Join(dir, "testdata", "geoip", name)
+	if _, err := os.Stat(p); err != nil {
+		p = filepath.Join(filepath.Dir(dir), "shared", "testdata", "geoip", name)
+	}
 	return testpeer.NeedFile(t, p, "MaxMind test database")
 }
 
