@@ -291,6 +291,7 @@ func (h *half) busyDeadline(err error) bool {
 // false and the caller goes on (inline, it hands over to a new goroutine
 // and returns true instead of blocking its caller).
 func (h *half) park(inline bool) bool {
+	h.r.quiet()
 	if p := getPoller(); p != nil {
 		if h.srcFD < 0 {
 			_ = h.srcRaw.Control(h.fdFn)

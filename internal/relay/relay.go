@@ -41,6 +41,13 @@ type Options struct {
 	// TCP_INFO again; either way the samples are refreshed at most every
 	// second while bytes move, and at the end.
 	ClientRTT, OriginRTT time.Duration
+	// KeepAlive, when enabled, is set on the TCP socket under each leg the
+	// first time a direction goes quiet and parks (see busyWait), not when
+	// the relay starts: TCP keepalive only matters for a connection that
+	// stays idle for minutes, and the kernel counts its idle time from the
+	// last segment received anyway, so a short connection saves the four
+	// setsockopt calls per leg and a long one gets the same probes.
+	KeepAlive net.KeepAliveConfig
 }
 
 // Result is how a relay ended.
@@ -67,6 +74,8 @@ type Relay struct {
 
 	onDone    func(Result)
 	remaining atomic.Int32 // directions not finished yet
+
+	keepAliveSet atomic.Bool // Options.KeepAlive was applied (or need not be)
 
 	mu       sync.Mutex
 	ended    bool // a cause was recorded; the halves are being interrupted
@@ -137,6 +146,34 @@ func (r *Relay) Start(done func(Result)) {
 	// directions may block in Read/Write and get their own.
 	r.c2o.begin()
 	r.o2c.begin()
+}
+
+// quiet is called when a direction parks for the first time: the
+// connection went quiet, so now is the time for TCP keepalive.
+func (r *Relay) quiet() {
+	if !r.opts.KeepAlive.Enable || r.keepAliveSet.Load() || r.keepAliveSet.Swap(true) {
+		return
+	}
+	for _, c := range [...]net.Conn{r.client, r.origin} {
+		if tc := tcpConnOf(c); tc != nil {
+			_ = tc.SetKeepAliveConfig(r.opts.KeepAlive) // a closed conn: nothing to keep alive
+		}
+	}
+}
+
+// tcpConnOf returns the *net.TCPConn c is or wraps (through NetConn()).
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for i := 0; i < 8 && c != nil; i++ {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // complete runs once, when the second direction finished: it builds the

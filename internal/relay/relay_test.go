@@ -724,3 +724,43 @@ func TestBusyWaitDeadlines(t *testing.T) {
 		t.Fatalf("bytes %d/%d, want %d each", res.ClientBytes, res.OriginBytes, want)
 	}
 }
+
+// TestKeepAliveWhenQuiet: Options.KeepAlive reaches both legs' sockets
+// once the connection goes quiet (a direction parks), not before.
+func TestKeepAliveWhenQuiet(t *testing.T) {
+	if getPoller() == nil {
+		t.Skip("no epoll poller: directions never park")
+	}
+	ka := net.KeepAliveConfig{Enable: true, Idle: 77 * time.Second, Interval: 7 * time.Second, Count: 4}
+	g := newRig(t, legTCP, legTCP, Options{KeepAlive: ka})
+	idle := func(c net.Conn) int {
+		rc, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		_ = rc.Control(func(fd uintptr) {
+			if on, _ := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); on == 1 {
+				v, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+			}
+		})
+		return v
+	}
+	if _, err := g.client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(g.origin, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(busyWait + 5*time.Second)
+	for (idle(g.relay.client) != 77 || idle(g.relay.origin) != 77) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range []net.Conn{g.relay.client, g.relay.origin} {
+		if got := idle(c); got != 77 {
+			t.Errorf("%v: TCP_KEEPIDLE %d (0: keepalive off), want 77", c.LocalAddr(), got)
+		}
+	}
+	g.relay.Stop()
+	g.result(t)
+}
