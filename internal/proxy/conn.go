@@ -250,7 +250,8 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 
 	// 7. Relay.
 	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live,
-		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT}) // sampled above: the relay need not read TCP_INFO again
+		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT, // sampled above: the relay need not read TCP_INFO again
+		KeepAlive: relayKeepAlive}) // set once the connection goes quiet, not per short connection
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {
@@ -354,7 +355,10 @@ func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
 func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
-	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: -1, Control: setKeepAlive}
+	// No keepalive at dial time: the relay sets it on both legs once the
+	// connection goes quiet (relay.Options.KeepAlive); the dial and any
+	// origin TLS handshake have their own timeouts.
+	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: -1}
 	for i, t := range targets {
 		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
 		if err == nil {

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,13 +18,21 @@ const (
 	keepAliveCount        = 9
 )
 
-// setKeepAlive is a Control function for listeners and dialers. It sets the
-// keepalive options on the socket before it listens or connects, instead
-// of letting the net package set them on every connection afterwards: an
-// accepted socket inherits them from its listener, and before connect the
-// calls are cheap (no peer, no backlog to process). That saves four system
-// calls per accepted connection and makes the dialed side's four cheaper.
-// Sockets other than TCP (unix origins) are left alone.
+// relayKeepAlive is the same setting for the relay, which applies it to
+// both legs when a connection first goes quiet (the origin leg gets it
+// only then: a short connection never needs it).
+var relayKeepAlive = net.KeepAliveConfig{
+	Enable:   true,
+	Idle:     keepAliveIdleSecs * time.Second,
+	Interval: keepAliveIntervalSecs * time.Second,
+	Count:    keepAliveCount,
+}
+
+// setKeepAlive is a Control function for listeners. It sets the keepalive
+// options on the listening socket, which every accepted socket inherits,
+// instead of letting the net package set them on every connection: four
+// system calls fewer per accepted connection. Sockets other than TCP are
+// left alone.
 func setKeepAlive(network, _ string, c syscall.RawConn) error {
 	if !strings.HasPrefix(network, "tcp") {
 		return nil
