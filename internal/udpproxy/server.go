@@ -265,10 +265,30 @@ func (s *Server) sweep() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var buf []*session
+	// A firewall that can say when its rules changed (list files reloaded)
+	// gets its negative entries expired at once, so a client that is no
+	// longer blocked is not refused until it falls silent.
+	type changer interface{ Changed() <-chan struct{} }
+	fwc, _ := s.app.Firewall.(changer)
+	var changed <-chan struct{}
+	if fwc != nil {
+		changed = fwc.Changed()
+	}
 	for {
 		select {
 		case <-s.sweepStop:
 			return
+		case <-changed:
+			changed = fwc.Changed()
+			for _, l := range s.listeners {
+				buf = l.snapshot(buf[:0])
+				for _, ss := range buf {
+					if ss.state.Load() == stateBlocked {
+						ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonClosed, "firewall rules changed")
+					}
+				}
+			}
+			clear(buf)
 		case now := <-t.C:
 			cut := now.Add(-idle).UnixNano()
 			for _, l := range s.listeners {

@@ -147,7 +147,11 @@ func (ss *session) run() {
 		now := time.Now()
 		ev.Type, ev.Status = event.ClientFiltered, event.StatusFiltered
 		ev.Time, ev.DisconnectTime = now, now
-		ev.CloseSide, ev.CloseReason, ev.Detail = event.SideProxy, event.ReasonCreatePeer, "client matched "+ev.FirewallMatch
+		detail := "client matched " + ev.FirewallMatch
+		if ev.FirewallMatch == event.FirewallUnknown {
+			detail = "no rule matched (firewall default: block)"
+		}
+		ev.CloseSide, ev.CloseReason, ev.Detail = event.SideProxy, event.ReasonCreatePeer, detail
 		srv.em.Emit(&ev)
 		return
 	}
