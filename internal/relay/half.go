@@ -81,10 +81,12 @@ type half struct {
 	// Splice state, used by the RawConn callbacks below. The callbacks are
 	// bound once in init so that the per-chunk calls allocate nothing.
 	pipe       *pipe
-	inN        int   // bytes moved into the pipe by the last read
-	pending    int   // bytes still in the pipe
-	again      bool  // the last callback found the socket not ready
-	rerr, werr error // errors of the last read/write callback
+	buf        *[]byte // copy mode: the buffer in flight, from copyBufs
+	off        int     // copy mode: start of the pending bytes in buf
+	inN        int     // bytes moved into the pipe by the last read
+	pending    int     // bytes still in the pipe
+	again      bool    // the last callback found the socket not ready
+	rerr, werr error   // errors of the last read/write callback
 	readFn     func(fd uintptr) bool
 	writeFn    func(fd uintptr) bool
 	tryWriteFn func(fd uintptr) bool

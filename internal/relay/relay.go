@@ -4,9 +4,13 @@
 // and a Spectrum status code).
 //
 // Between two kernel sockets (*net.TCPConn, *net.UnixConn) the bytes move
-// with splice(2) through a pipe that is borrowed from a small pool only while
-// data is in flight: an idle connection holds no pipe, only its two sockets.
-// Other connections (*tls.Conn, wrappers) are copied through pooled buffers.
+// with non-blocking read(2)/write(2) through a buffer (or, with
+// PRISM_RELAY_SPLICE=on, splice(2) through a pipe) borrowed from a pool
+// only while data is in flight: an idle connection holds no buffer or pipe,
+// only its two sockets. A direction with nothing to read waits briefly in
+// the runtime netpoller, then parks in one process-wide epoll set without
+// a goroutine. Other connections (*tls.Conn, wrappers) are copied through
+// pooled buffers.
 // Each direction propagates its end with a half-close (CloseWrite) and the
 // other direction keeps flowing; counters are exact per direction and are
 // published to an event.Live as every chunk moves.

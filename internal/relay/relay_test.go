@@ -509,11 +509,14 @@ func TestIdleHoldsNoPipe(t *testing.T) {
 	// Each relay's reads happen before the bytes arrive at the far end,
 	// but the pipe is given back just after: wait for that (bounded).
 	deadline := time.Now().Add(5 * time.Second)
-	for pipesInUse.Load() != 0 && time.Now().Before(deadline) {
+	for (pipesInUse.Load() != 0 || bufsInUse.Load() != 0) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if u := pipesInUse.Load(); u != 0 {
 		t.Fatalf("%d pipes borrowed by %d idle relays, want 0", u, n)
+	}
+	if u := bufsInUse.Load(); u != 0 {
+		t.Fatalf("%d copy buffers borrowed by %d idle relays, want 0", u, n)
 	}
 	// One goroutine per relay: the one blocked in Run. No direction of an
 	// idle connection holds a goroutine (poller parking) once its busy wait

@@ -13,7 +13,8 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// TestSpliceUsed proves the kernel fast path: the helper below relays 4 MiB
+// TestSpliceUsed proves the splice mode (PRISM_RELAY_SPLICE=on; copy mode
+// is the default): the helper below relays 4 MiB
 // between two TCP sockets and 4 MiB unix→TCP while strace records the
 // splice(2) calls of the whole process. Copying through user space would
 // make none.
@@ -25,7 +26,7 @@ func TestSpliceUsed(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
 		os.Args[0], "-test.run=^TestSpliceHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "RELAY_SPLICE_HELPER=1")
+	cmd.Env = append(os.Environ(), "RELAY_SPLICE_HELPER=1", "PRISM_RELAY_SPLICE=on")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
 			t.Skipf("strace cannot trace here: %s", b)
@@ -53,6 +54,9 @@ func TestSpliceUsed(t *testing.T) {
 func TestSpliceHelper(t *testing.T) {
 	if os.Getenv("RELAY_SPLICE_HELPER") == "" {
 		t.Skip("run by TestSpliceUsed under strace")
+	}
+	if !useSplice {
+		t.Fatal("PRISM_RELAY_SPLICE=on did not select splice mode")
 	}
 	for _, kind := range []legKind{legTCP, legUnix} {
 		g := newRig(t, kind, legTCP, Options{})
