@@ -33,8 +33,9 @@ type pipe struct{ r, w int }
 // PRISM_RELAY_SPLICE=on selects splice, which needs less CPU per byte.
 var useSplice = os.Getenv("PRISM_RELAY_SPLICE") == "on"
 
-// copyBufSize is the copy-mode buffer: large enough that a bulk stream
-// moves in few system calls.
+// copyBufSize is the copy-mode buffer. On loopback 64 KiB beat both 32 KiB
+// and 256 KiB for one bulk stream (the receiver gets smaller, steadier
+// writes than with 256 KiB) and tied for eight.
 const copyBufSize = 64 << 10
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
