@@ -63,7 +63,7 @@ func main() {
 	}
 	b := &bench{}
 	var targetList, sectionList string
-	flag.StringVar(&targetList, "targets", "direct,prism,relay,haproxy,nginx", "targets to compare (comma-separated)")
+	flag.StringVar(&targetList, "targets", "direct,prism,prism-copy,relay,haproxy,nginx", "targets to compare (comma-separated)")
 	flag.StringVar(&sectionList, "sections", strings.Join(sectionNames(), ","), "sections to run (comma-separated)")
 	flag.StringVar(&b.proxyCPU, "proxy-cpu", "1", "CPU the proxy is pinned to")
 	flag.StringVar(&b.loadCPU, "load-cpu", "0", "CPU the load generator and origin are pinned to")

@@ -37,6 +37,7 @@ func targets() []*target {
 		{name: "prism-nolog", check: checkPrism, start: prismVariant(prismNoLog)},
 		{name: "prism-3jobs", check: checkPrism, start: prismVariant(prismThreeJobs)},
 		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
+		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -183,6 +184,7 @@ const (
 	prismNoLog            // no log job at all
 	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
 	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
+	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -224,6 +226,9 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		switch variant {
 		case prismSpectrum:
 			jobs = spectrum
+		case prismCopy:
+			jobs = spectrum
+			app = "    relay_mode: copy\n"
 		case prismThreeJobs:
 			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
     dataset: edgeone_l4

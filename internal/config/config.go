@@ -73,6 +73,10 @@ type App struct {
 	InboundProxy   InboundProxy  `yaml:"inbound_proxy_protocol"`
 	Timeouts       Timeouts      `yaml:"timeouts"`
 	MaxConnections int           `yaml:"max_connections"`
+	// RelayMode says how a tcp app moves bytes between two plain sockets:
+	// splice (splice(2) through a pipe, the default) or copy (read/write
+	// through a buffer). See relay.Options.Copy.
+	RelayMode string `yaml:"relay_mode"`
 	// OriginBlock lists CIDRs an origin must never resolve to. Unset means
 	// origin.DefaultBlock; an empty list blocks nothing.
 	OriginBlock []string        `yaml:"origin_block"`
@@ -83,6 +87,8 @@ type App struct {
 	// timeoutsSet records whether the file set timeouts (before defaults),
 	// to tell a udp app's operator that they have no effect there.
 	timeoutsSet bool
+	// relayModeSet likewise for relay_mode.
+	relayModeSet bool
 
 	// Parsed forms, filled by Load.
 	ListenSpecs []Listen       `yaml:"-"`
@@ -224,6 +230,10 @@ func (c *Config) setDefaults() {
 		if a.ProxyProtocol == "" {
 			a.ProxyProtocol = "off"
 		}
+		a.relayModeSet = a.RelayMode != ""
+		if a.RelayMode == "" {
+			a.RelayMode = "splice"
+		}
 		a.timeoutsSet = a.Timeouts != (Timeouts{})
 		if a.Timeouts.Connect == 0 {
 			a.Timeouts.Connect = DefaultConnect
@@ -326,6 +336,14 @@ func (a *App) validate() []*cfgerr.Error {
 		if a.MaxConnections > 0 {
 			errs.Add("max_connections", "max_connections is for tcp apps; a udp app uses udp.max_sessions and udp.max_sessions_per_client")
 		}
+		if a.relayModeSet {
+			errs.Add("relay_mode", "relay_mode is for tcp apps; a udp app relays datagrams")
+		}
+	}
+	switch a.RelayMode {
+	case "splice", "copy":
+	default:
+		errs.Add("relay_mode", "unknown value %q (use splice or copy)", a.RelayMode)
 	}
 	if a.Protocol == "udp" && a.TLS.Mode != "" && a.TLS.Mode != tlsedge.ModeOff {
 		errs.Add("tls.mode", "TLS termination is for tcp apps only (Spectrum likewise); use off for udp")

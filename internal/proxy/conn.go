@@ -251,7 +251,8 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	// 7. Relay.
 	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live,
 		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT, // sampled above: the relay need not read TCP_INFO again
-		KeepAlive: relayKeepAlive}) // set once the connection goes quiet, not per short connection
+		KeepAlive: relayKeepAlive, // set once the connection goes quiet, not per short connection
+		Copy:      a.cfg.RelayMode == "copy"})
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {

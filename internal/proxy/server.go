@@ -324,7 +324,7 @@ func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
 	tc := ac.TLS
-	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 {
+	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 || tc.PeekSNI {
 		edge, err := tlsedge.NewEdge(tc, s.log.With("app", ac.ID))
 		if err != nil {
 			return nil, err

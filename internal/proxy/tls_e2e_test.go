@@ -379,3 +379,101 @@ func TestTLSProxyV2TLVs(t *testing.T) {
 		t.Errorf("TLVs: authority %q, ssl %v version %q cipher %q", authority, ok, ver, cipher)
 	}
 }
+
+// TestTLSPassthroughSplices: a passthrough app that peeks at the
+// ClientHello (peek_sni) logs the SNI and still relays with splice(2)
+// afterwards. The helper below runs the proxy, a TLS client and a TLS
+// origin in a child test process under strace, which counts the
+// successful splice calls: 4 MiB through pipes of at most 1 MiB takes at
+// least 4 in and 4 out; a relay that copied through user space would make
+// none.
+func TestTLSPassthroughSplices(t *testing.T) {
+	if os.Getenv("PRISM_PEEK_SPLICE_HELPER") != "" {
+		passthroughSpliceHelper(t)
+		return
+	}
+	strace := testpeer.Need(t, "strace")
+	out := filepath.Join(t.TempDir(), "trace")
+	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
+		os.Args[0], "-test.run=^TestTLSPassthroughSplices$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "PRISM_PEEK_SPLICE_HELPER=1")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
+			t.Skipf("strace cannot trace here: %s", b)
+		}
+		t.Fatalf("helper under strace: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "--- PASS: TestTLSPassthroughSplices") {
+		t.Fatalf("helper did not pass:\n%s", b)
+	}
+	trace, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(trace), "\n") {
+		if strings.Contains(line, "splice(") && !strings.Contains(line, "= -1") {
+			n++
+		}
+	}
+	if n < 8 {
+		t.Fatalf("%d successful splice calls for 4 MiB through a peeking passthrough, want >= 8:\n%.2000s", n, trace)
+	}
+}
+
+// passthroughSpliceHelper is TestTLSPassthroughSplices' child: a Go TLS
+// client sends 4 MiB through a mode-off app with peek_sni to a Go TLS
+// origin, which answers with the byte count it read.
+func passthroughSpliceHelper(t *testing.T) {
+	ca := newE2ECA(t)
+	certFile, keyFile, _ := ca.issue(t, "bulk.example")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c) // until the client's close_notify
+		fmt.Fprintf(c, "%d\n", n)
+	}()
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+ln.Addr().String()+`"]}`,
+		"tls:",
+		"  mode: \"off\"",
+		"  peek_sni: true"))
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "bulk.example", RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 4 << 20
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != strconv.Itoa(size) {
+		t.Fatalf("origin read %q (err %v), want %d", line, err, size)
+	}
+	conn := rec.expect(t, event.Connect, event.StatusConnect)
+	checkFields(t, "connect", spectrumTLS(t, &conn), map[string]any{"OriginTlsMode": "off",
+		"ClientTlsProtocol": "unknown", "ClientTlsClientHelloServerName": "bulk.example"})
+	c.Close()
+	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	if d.ClientBytes < size {
+		t.Errorf("ClientBytes %d, want at least %d", d.ClientBytes, size)
+	}
+}

@@ -78,6 +78,10 @@ type half struct {
 	rtt       atomic.Int64  // last RTT sample of src, ns
 	rttAt     time.Time     // when rtt was sampled
 
+	// copyMode moves a kernel-socket direction with read/write through a
+	// pooled buffer instead of splice (Options.Copy).
+	copyMode bool
+
 	// Splice state, used by the RawConn callbacks below. The callbacks are
 	// bound once in init so that the per-chunk calls allocate nothing.
 	pipe       *pipe

@@ -156,51 +156,53 @@ func TestEchoCountsHalfClose(t *testing.T) {
 		{legTLS, legTCP, 0, 1 << 20},
 		{legTLS, legUnix, 5, 100},
 	} {
-		t.Run(fmt.Sprintf("%s-%s-prefix%d-%d", tc.client, tc.origin, tc.prefix, tc.size), func(t *testing.T) {
-			prefix := randBytes(tc.prefix)
-			g := newRig(t, tc.client, tc.origin, Options{ClientPrefix: prefix})
-			up := randBytes(tc.size)
-			down := randBytes(tc.size*2 + 3)
+		for _, copyMode := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s-%s-prefix%d-%d-copy%v", tc.client, tc.origin, tc.prefix, tc.size, copyMode), func(t *testing.T) {
+				prefix := randBytes(tc.prefix)
+				g := newRig(t, tc.client, tc.origin, Options{ClientPrefix: prefix, Copy: copyMode})
+				up := randBytes(tc.size)
+				down := randBytes(tc.size*2 + 3)
 
-			originGot := make(chan []byte, 1)
-			go func() {
-				b, _ := io.ReadAll(g.origin) // EOF only if the FIN was propagated
-				originGot <- b
-				_, _ = g.origin.Write(down)
-				_ = g.origin.Close()
-			}()
-			if _, err := g.client.Write(up); err != nil {
-				t.Fatal(err)
-			}
-			closeWrite(t, g.client)
-			got, err := io.ReadAll(g.client)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := append(append([]byte{}, prefix...), up...); !bytes.Equal(<-originGot, want) {
-				t.Fatal("origin did not receive the prefix + client bytes intact")
-			}
-			if !bytes.Equal(got, down) {
-				t.Fatalf("client got %d bytes, want %d intact", len(got), len(down))
-			}
-			res := g.result(t)
-			check(t, res, event.StatusOK, event.SideClient, event.ReasonPeerClose)
-			if res.ClientBytes != int64(len(prefix)+len(up)) || res.OriginBytes != int64(len(down)) {
-				t.Fatalf("bytes client %d origin %d, want %d %d", res.ClientBytes, res.OriginBytes, len(prefix)+len(up), len(down))
-			}
-			if g.live.ClientBytes.Load() != res.ClientBytes || g.live.OriginBytes.Load() != res.OriginBytes {
-				t.Fatalf("live counters %d/%d differ from result %d/%d", g.live.ClientBytes.Load(), g.live.OriginBytes.Load(), res.ClientBytes, res.OriginBytes)
-			}
-			if tc.origin == legTCP && res.OriginRTT <= 0 {
-				t.Errorf("origin RTT %v, want > 0 on TCP", res.OriginRTT)
-			}
-			if tc.origin == legUnix && res.OriginRTT != 0 {
-				t.Errorf("origin RTT %v on a unix socket, want 0", res.OriginRTT)
-			}
-			if tc.client != legUnix && res.ClientRTT <= 0 {
-				t.Errorf("client RTT %v, want > 0 on TCP", res.ClientRTT)
-			}
-		})
+				originGot := make(chan []byte, 1)
+				go func() {
+					b, _ := io.ReadAll(g.origin) // EOF only if the FIN was propagated
+					originGot <- b
+					_, _ = g.origin.Write(down)
+					_ = g.origin.Close()
+				}()
+				if _, err := g.client.Write(up); err != nil {
+					t.Fatal(err)
+				}
+				closeWrite(t, g.client)
+				got, err := io.ReadAll(g.client)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := append(append([]byte{}, prefix...), up...); !bytes.Equal(<-originGot, want) {
+					t.Fatal("origin did not receive the prefix + client bytes intact")
+				}
+				if !bytes.Equal(got, down) {
+					t.Fatalf("client got %d bytes, want %d intact", len(got), len(down))
+				}
+				res := g.result(t)
+				check(t, res, event.StatusOK, event.SideClient, event.ReasonPeerClose)
+				if res.ClientBytes != int64(len(prefix)+len(up)) || res.OriginBytes != int64(len(down)) {
+					t.Fatalf("bytes client %d origin %d, want %d %d", res.ClientBytes, res.OriginBytes, len(prefix)+len(up), len(down))
+				}
+				if g.live.ClientBytes.Load() != res.ClientBytes || g.live.OriginBytes.Load() != res.OriginBytes {
+					t.Fatalf("live counters %d/%d differ from result %d/%d", g.live.ClientBytes.Load(), g.live.OriginBytes.Load(), res.ClientBytes, res.OriginBytes)
+				}
+				if tc.origin == legTCP && res.OriginRTT <= 0 {
+					t.Errorf("origin RTT %v, want > 0 on TCP", res.OriginRTT)
+				}
+				if tc.origin == legUnix && res.OriginRTT != 0 {
+					t.Errorf("origin RTT %v on a unix socket, want 0", res.OriginRTT)
+				}
+				if tc.client != legUnix && res.ClientRTT <= 0 {
+					t.Errorf("client RTT %v, want > 0 on TCP", res.ClientRTT)
+				}
+			})
+		}
 	}
 }
 
@@ -486,12 +488,18 @@ func countPipes(t testing.TB) int {
 // idle: no pipe may stay borrowed, and the process holds no more pipes
 // than the bounded spare pool.
 func TestIdleHoldsNoPipe(t *testing.T) {
+	for _, copyMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copy%v", copyMode), func(t *testing.T) { testIdleHoldsNoPipe(t, copyMode) })
+	}
+}
+
+func testIdleHoldsNoPipe(t *testing.T, copyMode bool) {
 	before := countPipes(t)
 	goBefore := runtime.NumGoroutine()
 	const n = 100
 	rigs := make([]*rig, n)
 	for i := range rigs {
-		g := newRig(t, legTCP, legTCP, Options{})
+		g := newRig(t, legTCP, legTCP, Options{Copy: copyMode})
 		rigs[i] = g
 		if _, err := g.client.Write(make([]byte, 4096)); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,16 +23,7 @@ const maxIdlePipes = 16
 
 type pipe struct{ r, w int }
 
-// useSplice selects splice(2) through a pipe for socket-to-socket
-// directions. The default is copy mode: read(2) and write(2) through a
-// pooled 64 KiB buffer, borrowed, like a pipe, only while data is in
-// flight. On loopback (the bench) copy mode moved 15-25 % more per second
-// than splice, at about twice the CPU per byte: the kernel copies the bytes
-// once more, but the receiver gets ordinary linear segments.
-// PRISM_RELAY_SPLICE=on selects splice, which needs less CPU per byte.
-var useSplice = os.Getenv("PRISM_RELAY_SPLICE") == "on"
-
-// copyBufSize is the copy-mode buffer. On loopback 64 KiB beat both 32 KiB
+// copyBufSize is the copy-mode buffer (Options.Copy). On loopback 64 KiB beat both 32 KiB
 // and 256 KiB for one bulk stream (the receiver gets smaller, steadier
 // writes than with 256 KiB) and tied for eight.
 const copyBufSize = 64 << 10
@@ -105,7 +95,7 @@ func putPipe(p *pipe, empty bool) {
 // when nothing is queued it gives the pipe or buffer back to its pool and
 // sets again, so that a direction waiting for data holds neither.
 func (h *half) spliceIn(fd uintptr) bool {
-	if !useSplice {
+	if h.copyMode {
 		return h.readIn(fd)
 	}
 	if h.pipe == nil {
@@ -167,7 +157,7 @@ func (h *half) spliceOut(fd uintptr) bool {
 			n   int
 			err error
 		)
-		if useSplice {
+		if !h.copyMode {
 			var n64 int64
 			n64, err = unix.Splice(h.pipe.r, nil, int(fd), nil, h.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			n = int(n64)

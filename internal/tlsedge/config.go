@@ -62,6 +62,12 @@ type Config struct {
 	// PassthroughRoutes pick an origin set by SNI in mode off. A name that
 	// matches no route goes to the app's own origins.
 	PassthroughRoutes []Route `yaml:"passthrough_routes"`
+	// PeekSNI reads the ClientHello in mode off only to log its SNI
+	// (ClientTlsClientHelloServerName), without sni_allow or routes. Like
+	// them it makes a client that sends nothing wait handshake_timeout, so
+	// it is off by default: an app that may carry server-first protocols
+	// must not set it.
+	PeekSNI bool `yaml:"peek_sni"`
 	// ProxyProtocolTLVs adds PP2_TYPE_SSL (version, cipher) and
 	// PP2_TYPE_AUTHORITY (SNI) to a PROXY v2 header sent to the origin.
 	ProxyProtocolTLVs bool `yaml:"proxy_protocol_tlvs"`
@@ -178,6 +184,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if o.ServerName != "" && strings.ContainsAny(o.ServerName, " /:") {
 		errs.Add("origin.server_name", "%q is not a host name", o.ServerName)
+	}
+	if c.PeekSNI && c.Mode != ModeOff && c.Mode != "" {
+		errs.Add("peek_sni", "only used in mode off (mode is %s): a terminating app always logs the SNI", c.Mode)
 	}
 	if len(c.PassthroughRoutes) > 0 && c.Mode != ModeOff && c.Mode != "" {
 		errs.Add("passthrough_routes", "only used in mode off (mode is %s): a terminating app routes to its own origins", c.Mode)

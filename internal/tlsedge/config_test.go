@@ -59,6 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		{"client key without cert", Config{Mode: ModeFull, Certificates: cert, Origin: OriginConfig{Key: "c.key"}}, []string{"origin: give both"}},
 		{"routes when terminating", Config{Mode: ModeFlexible, Certificates: cert,
 			PassthroughRoutes: []Route{{SNI: "a.example"}}}, []string{"passthrough_routes: only used in mode off", "passthrough_routes[0].origins: give origin"}},
+		{"peek_sni when terminating", Config{Mode: ModeFull, Certificates: cert, PeekSNI: true}, []string{"peek_sni: only used in mode off"}},
 		{"duplicate route", Config{PassthroughRoutes: []Route{
 			{SNI: "a.example", Origins: oneOrigin()}, {SNI: "A.example.", Origins: oneOrigin()}}}, []string{"passthrough_routes[1].sni: \"A.example.\" is already routed"}},
 		{"bad route origin", Config{PassthroughRoutes: []Route{{SNI: "a.example", Origins: oneOrigin("nonsense")}}},

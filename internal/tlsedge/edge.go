@@ -276,11 +276,12 @@ func (e *Edge) Mode() string { return e.cfg.Mode }
 func (e *Edge) Config() Config { return e.cfg }
 
 // NeedsPeek reports whether a mode-off app must read the ClientHello before
-// choosing an origin (SNI routes or an SNI allow list). Peeking delays
+// choosing an origin (SNI routes, an SNI allow list, or peek_sni to log
+// the SNI). Peeking delays
 // protocols where the server speaks first by up to handshake_timeout, so
-// apps without either skip it.
+// apps without any of them skip it.
 func (e *Edge) NeedsPeek() bool {
-	return e.cfg.Mode == ModeOff && (len(e.routes) > 0 || len(e.sniAllow) > 0)
+	return e.cfg.Mode == ModeOff && (len(e.routes) > 0 || len(e.sniAllow) > 0 || e.cfg.PeekSNI)
 }
 
 // sniAllowed applies sni_allow; with no list every name (and none) passes.
