@@ -55,7 +55,7 @@ type Options struct {
 	// Copy moves bytes between two kernel sockets with read(2)/write(2)
 	// through a pooled 64 KiB buffer instead of splice(2) through a pipe.
 	// Splice (the default) keeps the payload in the kernel and costs the
-	// proxy 35-45 % less CPU per byte. Copy hands the next hop ordinary
+	// proxy 10-45 % less CPU per byte. Copy hands the next hop ordinary
 	// linear segments: when that hop is a process on the same host (an
 	// origin on loopback, the bench's sink) its receive path coalesces
 	// them and spends less CPU per byte than on spliced page fragments,
