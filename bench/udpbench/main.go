@@ -4,17 +4,25 @@
 // and its memory per idle session.
 //
 // The proxy under test runs in its own process pinned to one CPU; the load
-// generator and the echo origin run pinned to the other (taskset). prism is
-// this binary's "prism" mode: internal/udpproxy with a static origin, the
-// same code the prism daemon runs for a udp app, without log jobs (the
-// events go to a counting emitter).
+// generator and the echo origin run pinned to the other (taskset).
 //
-//	go run ./bench/udpbench [-rates 10000,25000,50000,100000] [-dur 3s] [-flows 32] [-size 512]
+//	go run ./bench/udpbench [-rates 10000,25000,50000,100000] [-dur 3s] [-flows 32] [-size 512] [-targets prism,prism-bare,nginx]
+//
+// Targets:
+//
+//   - prism: cmd/prism (built from this checkout) running a generated
+//     config with one udp app and a spectrum_events job writing every
+//     record to a file: the daemon as an operator runs it.
+//   - prism-bare: this binary's "prism" mode, internal/udpproxy with a
+//     static origin and a counting emitter instead of log jobs: the UDP
+//     proxy alone.
+//   - nginx: nginx stream (udp), one worker.
 package main
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -54,7 +62,7 @@ func main() {
 	flows := flag.Int("flows", 32, "client flows (sessions) sharing the offered rate")
 	size := flag.Int("size", 512, "payload bytes per datagram")
 	idle := flag.Int("idle", 5000, "idle sessions for the memory measurement")
-	targets := flag.String("targets", "prism,nginx", "proxies to compare")
+	targets := flag.String("targets", "prism,prism-bare,nginx", "proxies to compare: prism (cmd/prism), prism-bare (internal/udpproxy alone), nginx")
 	proxyCPU := flag.String("proxy-cpu", "1", "CPU the proxy is pinned to")
 	loadCPU := flag.String("load-cpu", "0", "CPU the load generator and origin are pinned to")
 	flag.Parse()
@@ -162,6 +170,8 @@ type proxy struct {
 func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
 	switch name {
 	case "prism":
+		return startDaemon(cpu, org)
+	case "prism-bare":
 		c := startChild(cpu, self, "prism", org.String())
 		p := &proxy{addr: netip.MustParseAddrPort(c.line), pid: c.cmd.Process.Pid, stop: c.stop}
 		if err := waitEcho(p.addr); err != nil {
@@ -218,6 +228,82 @@ stream {
 		return p, nil
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
+}
+
+// prismBin is cmd/prism built once per run from the module this bench
+// belongs to ("" and prismErr set when it cannot be built).
+var prismBin, prismErr string
+
+// startDaemon runs cmd/prism pinned to cpu with one udp app in front of
+// org and a spectrum_events job writing every record to a file.
+func startDaemon(cpu string, org netip.AddrPort) (*proxy, error) {
+	if prismBin == "" && prismErr == "" {
+		dir, err := os.MkdirTemp("", "udpbench-prism-bin")
+		if err != nil {
+			return nil, err
+		}
+		bin := filepath.Join(dir, "prism")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/prismproxy/prism/cmd/prism").CombinedOutput()
+		if err != nil {
+			prismErr = fmt.Sprintf("go build cmd/prism (run udpbench inside the repository): %v: %s", err, strings.TrimSpace(string(out)))
+		} else {
+			prismBin = bin
+		}
+	}
+	if prismErr != "" {
+		return nil, errors.New(prismErr)
+	}
+	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	addr := l.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.Close()
+	dir, err := os.MkdirTemp("", "udpbench-prism")
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`node: {colo: BEN, id: bench-1, region_name: bench}
+apps:
+  - id: bench
+    protocol: udp
+    listen: ["%s"]
+    origins: {addresses: ["%s"]}
+    udp: {idle_timeout: 10s, max_sessions_per_client: 100000}
+log_jobs:
+  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %s}
+`, addr, org, filepath.Join(dir, "spectrum.log"))
+	cf := filepath.Join(dir, "prism.yaml")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(prismBin, "run", "-config", cf)
+	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
+		cmd = exec.Command(ts, "-c", cpu, prismBin, "run", "-config", cf)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd}
+	p := &proxy{addr: addr, pid: cmd.Process.Pid, stop: func() {
+		c.stop()
+		os.RemoveAll(dir)
+		// prism logs its jobs' totals (records written, dropped) at exit.
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, "log job totals") {
+				fmt.Fprintf(os.Stderr, "prism: %s\n", line)
+			}
+		}
+	}}
+	if err := waitEcho(addr); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%v; prism said: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return p, nil
 }
 
 // waitEcho retries one datagram until the proxy answers: a UDP listener
