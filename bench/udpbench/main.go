@@ -10,6 +10,8 @@
 //
 // Targets:
 //
+//   - direct: the load generator talks to the echo origin itself (the
+//     baseline; no proxy CPU to measure).
 //   - prism: cmd/prism (built from this checkout) running a generated
 //     config with one udp app and a spectrum_events job writing every
 //     record to a file: the daemon as an operator runs it.
@@ -26,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -62,7 +65,7 @@ func main() {
 	flows := flag.Int("flows", 32, "client flows (sessions) sharing the offered rate")
 	size := flag.Int("size", 512, "payload bytes per datagram")
 	idle := flag.Int("idle", 5000, "idle sessions for the memory measurement")
-	targets := flag.String("targets", "prism,prism-bare,nginx", "proxies to compare: prism (cmd/prism), prism-bare (internal/udpproxy alone), nginx")
+	targets := flag.String("targets", "direct,prism,prism-bare,nginx", "targets to compare: direct (no proxy), prism (cmd/prism), prism-bare (internal/udpproxy alone), nginx")
 	proxyCPU := flag.String("proxy-cpu", "1", "CPU the proxy is pinned to")
 	loadCPU := flag.String("load-cpu", "0", "CPU the load generator and origin are pinned to")
 	flag.Parse()
@@ -88,7 +91,9 @@ func main() {
 		*flows, *size, *dur, *proxyCPU, *loadCPU)
 	fmt.Printf("| proxy | offered pkt/s | echoed pkt/s | loss | proxy CPU µs/pkt |\n|---|---:|---:|---:|---:|\n")
 	mem := map[string]float64{}
-	for _, name := range strings.Split(*targets, ",") {
+	results := map[string]map[int]result{}
+	names := strings.Split(*targets, ",")
+	for _, name := range names {
 		for _, rate := range rs {
 			p, err := startProxy(name, self, *proxyCPU, originAddr)
 			if err != nil {
@@ -96,10 +101,14 @@ func main() {
 				break
 			}
 			res := load(p.addr, rate, *flows, *size, *dur, p.pid)
-			fmt.Printf("| %s | %d | %.0f | %.3f%% | %.1f |\n", name, rate, res.echoed, res.loss*100, res.cpuPerPkt)
+			fmt.Printf("| %s | %d | %.0f | %.3f%% | %s |\n", name, rate, res.echoed, res.loss*100, cpuCell(res))
+			if results[name] == nil {
+				results[name] = map[int]result{}
+			}
+			results[name][rate] = res
 			p.stop()
 		}
-		if *idle > 0 {
+		if *idle > 0 && name != "direct" {
 			p, err := startProxy(name, self, *proxyCPU, originAddr)
 			if err == nil {
 				mem[name] = idleMemory(p.addr, p.pid, *idle)
@@ -107,12 +116,54 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("\n| proxy | memory per idle session (PSS, userspace) |\n|---|---:|\n")
-	for _, name := range strings.Split(*targets, ",") {
+	printSummary(names, rs, results)
+	fmt.Printf("\n| proxy | memory per idle session (PSS, userspace) | ×nginx |\n|---|---:|---:|\n")
+	for _, name := range names {
 		if v, ok := mem[name]; ok {
-			fmt.Printf("| %s | %.0f B |\n", name, v)
+			fmt.Printf("| %s | %.0f B | %s |\n", name, v, ratio(v, mem["nginx"]))
 		}
 	}
+}
+
+// printSummary prints every target's result per offered rate with its
+// ratios to nginx (echoed packets/s and proxy CPU per packet; for CPU a
+// ratio below 1 means cheaper than nginx).
+func printSummary(names []string, rates []int, results map[string]map[int]result) {
+	fmt.Printf("\n### UDP echo, ratios to nginx\n\n")
+	fmt.Printf("| offered pkt/s | target | echoed pkt/s | ×nginx | loss | proxy CPU µs/pkt | ×nginx |\n|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, rate := range rates {
+		ref, haveRef := results["nginx"][rate]
+		for _, name := range names {
+			r, ok := results[name][rate]
+			if !ok {
+				continue
+			}
+			echoRatio, cpuRatio := "-", "-"
+			if haveRef {
+				echoRatio = ratio(r.echoed, ref.echoed)
+				if !math.IsNaN(r.cpuPerPkt) && !math.IsNaN(ref.cpuPerPkt) {
+					cpuRatio = ratio(r.cpuPerPkt, ref.cpuPerPkt)
+				}
+			}
+			fmt.Printf("| %d | %s | %.0f | %s | %.3f%% | %s | %s |\n", rate, name, r.echoed, echoRatio, r.loss*100, cpuCell(r), cpuRatio)
+		}
+	}
+}
+
+func ratio(v, ref float64) string {
+	if ref <= 0 || math.IsNaN(ref) || math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", v/ref)
+}
+
+// cpuCell is the CPU column: "-" for the direct target, which has no
+// proxy process.
+func cpuCell(r result) string {
+	if math.IsNaN(r.cpuPerPkt) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.cpuPerPkt)
 }
 
 func pin(cpu string, pid int) {
@@ -169,6 +220,10 @@ type proxy struct {
 
 func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
 	switch name {
+	case "direct":
+		// The load generator talks to the origin itself: the baseline
+		// packets/s, with no proxy process to measure.
+		return &proxy{addr: org, stop: func() {}}, nil
 	case "prism":
 		return startDaemon(cpu, org)
 	case "prism-bare":
@@ -383,7 +438,10 @@ func load(addr netip.AddrPort, rate, flows, size int, dur time.Duration, pid int
 	time.Sleep(200 * time.Millisecond)
 	got.Store(0)
 	msg := make([]byte, size)
-	cpu0 := procCPU(pid)
+	var cpu0 time.Duration
+	if pid != 0 {
+		cpu0 = procCPU(pid)
+	}
 	start := time.Now()
 	sent := 0
 	tick := time.NewTicker(time.Millisecond)
@@ -400,7 +458,10 @@ func load(addr netip.AddrPort, rate, flows, size int, dur time.Duration, pid int
 	}
 	tick.Stop()
 	time.Sleep(300 * time.Millisecond) // replies in flight
-	cpu := procCPU(pid) - cpu0
+	var cpu time.Duration
+	if pid != 0 {
+		cpu = procCPU(pid) - cpu0
+	}
 	echoed := got.Load()
 	for _, c := range conns {
 		c.Close()
@@ -409,7 +470,10 @@ func load(addr netip.AddrPort, rate, flows, size int, dur time.Duration, pid int
 	if r.loss < 0 {
 		r.loss = 0
 	}
-	if echoed > 0 {
+	switch {
+	case pid == 0:
+		r.cpuPerPkt = math.NaN()
+	case echoed > 0:
 		r.cpuPerPkt = float64(cpu.Microseconds()) / float64(echoed)
 	}
 	return r
