@@ -116,6 +116,9 @@ func main() {
 			}
 		}
 	}
+	if prismBinDir != "" {
+		os.RemoveAll(prismBinDir)
+	}
 	printSummary(names, rs, results)
 	fmt.Printf("\n| proxy | memory per idle session (PSS, userspace) | ×nginx |\n|---|---:|---:|\n")
 	for _, name := range names {
@@ -286,8 +289,9 @@ stream {
 }
 
 // prismBin is cmd/prism built once per run from the module this bench
-// belongs to ("" and prismErr set when it cannot be built).
-var prismBin, prismErr string
+// belongs to ("" and prismErr set when it cannot be built), in
+// prismBinDir, which main removes at the end.
+var prismBin, prismErr, prismBinDir string
 
 // startDaemon runs cmd/prism pinned to cpu with one udp app in front of
 // org and a spectrum_events job writing every record to a file.
@@ -297,6 +301,7 @@ func startDaemon(cpu string, org netip.AddrPort) (*proxy, error) {
 		if err != nil {
 			return nil, err
 		}
+		prismBinDir = dir
 		bin := filepath.Join(dir, "prism")
 		out, err := exec.Command("go", "build", "-o", bin, "github.com/prismproxy/prism/cmd/prism").CombinedOutput()
 		if err != nil {
