@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prismproxy/prism/bench/internal/echo"
 )
 
 // bulkResult is one bulk transfer run.
@@ -43,7 +45,7 @@ func bulk(addr string, streams int, dur time.Duration, maxBytes int64) (bulkResu
 			}
 			defer c.Close()
 			buf := make([]byte, 256<<10)
-			buf[0] = modeSink
+			buf[0] = echo.ModeSink
 			var mine int64
 			first := true
 			for time.Now().Before(stopAt) && sent.Load() < maxBytes {
@@ -98,7 +100,7 @@ func connRate(addr string, total, conc int, dur time.Duration) connResult {
 		go func() {
 			defer wg.Done()
 			msg := make([]byte, 64)
-			msg[0] = modeEcho
+			msg[0] = echo.ModeEcho
 			back := make([]byte, len(msg)-1) // the mode byte is not echoed
 			mine := make([]time.Duration, 0, total/conc+1)
 			for next.Add(1) <= int64(total) && time.Now().Before(stopAt) {
@@ -151,7 +153,7 @@ func openIdle(addr string, n int) ([]net.Conn, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg := []byte{modeEcho, 'x'}
+			msg := []byte{echo.ModeEcho, 'x'}
 			back := make([]byte, 1)
 			for {
 				i := int(next.Add(1)) - 1

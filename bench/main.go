@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prismproxy/prism/bench/internal/proc"
 )
 
 // bench is one run's settings and shared state.
@@ -33,6 +35,7 @@ type bench struct {
 	loadCPU  string
 	logPath  string
 	logFile  *os.File
+	launcher *proc.Launcher // starts proxies and the origin, pinned, logging to logFile
 
 	bulkTime  time.Duration
 	bulkBytes int64
@@ -106,7 +109,7 @@ func pinSelf(b *bench) {
 
 func (b *bench) setup() error {
 	var err error
-	if b.root, err = repoRoot(); err != nil {
+	if b.root, err = proc.RepoRoot(); err != nil {
 		return err
 	}
 	if b.self, err = os.Executable(); err != nil {
@@ -116,24 +119,11 @@ func (b *bench) setup() error {
 		return err
 	}
 	b.logPath = filepath.Join(b.tmp, "proxies.log")
-	b.logFile, err = os.Create(b.logPath)
-	return err
-}
-
-// repoRoot finds the directory holding go.mod, from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+	if b.logFile, err = os.Create(b.logPath); err != nil {
+		return err
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod above %s: run from the repository", dir)
-		}
-	}
+	b.launcher = &proc.Launcher{Taskset: b.taskset, Log: b.logFile, Tail: b.logTail}
+	return nil
 }
 
 func (b *bench) tempDir(name string) string {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/prismproxy/prism/bench/internal/proc"
 )
 
 // metric is one column of a section's table.
@@ -82,7 +84,7 @@ func cpuOf(srv *server) time.Duration {
 	if srv.pid == 0 {
 		return 0
 	}
-	d, _ := cpuTime(srv.pid)
+	d, _ := proc.CPUTime(srv.pid)
 	return d
 }
 
@@ -127,22 +129,22 @@ func runIdle(b *bench, srv *server) ([]float64, error) {
 	}
 	closeAll(w)
 	time.Sleep(500 * time.Millisecond)
-	p0, err := pss(srv.pid)
+	p0, err := proc.PSS(srv.pid)
 	if err != nil {
 		return nil, err
 	}
-	f0 := fdCount(srv.pid)
+	f0 := proc.FDCount(srv.pid)
 	conns, err := openIdle(srv.addr, b.idle)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(conns)
 	time.Sleep(2 * time.Second) // let the proxy settle (GC, lazy frees)
-	p1, err := pss(srv.pid)
+	p1, err := proc.PSS(srv.pid)
 	if err != nil {
 		return nil, err
 	}
-	f1 := fdCount(srv.pid)
+	f1 := proc.FDCount(srv.pid)
 	n := float64(len(conns))
 	return []float64{float64(p1-p0) / 1024 / n, float64(f1-f0) / n, float64(p0) / (1 << 20)}, nil
 }

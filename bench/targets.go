@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/prismproxy/prism/bench/internal/proc"
 )
 
 // server is a running target: where to connect, and the process to watch
@@ -55,30 +52,16 @@ func startRelay(b *bench, origin string) (*server, error) {
 
 func checkProgram(name string) func(*bench) string {
 	return func(*bench) string {
-		if _, err := lookPath(name); err != nil {
+		if _, err := proc.LookPath(name); err != nil {
 			return name + " not installed"
 		}
 		return ""
 	}
 }
 
-// lookPath finds a program in PATH or the sbin directories Debian uses.
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
-
 func startHAProxy(b *bench, origin string) (*server, error) {
-	bin, _ := lookPath("haproxy")
-	port, err := freePort()
+	bin, _ := proc.LookPath("haproxy")
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +100,8 @@ func checkNginx(b *bench) string {
 }
 
 func startNginx(b *bench, origin string) (*server, error) {
-	bin, _ := lookPath("nginx")
-	port, err := freePort()
+	bin, _ := proc.LookPath("nginx")
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -149,33 +132,14 @@ stream {
 
 // checkPrism builds ./cmd/prism once; the target is skipped until it builds.
 func checkPrism(b *bench) string {
-	if b.prismBin != "" {
-		return ""
+	if b.prismBin == "" && b.prismErr == "" {
+		bin, err := proc.BuildPrism(b.root, b.tmp)
+		if err != nil {
+			b.prismErr = err.Error()
+		}
+		b.prismBin = bin
 	}
-	if b.prismErr != "" {
-		return b.prismErr
-	}
-	if _, err := os.Stat(filepath.Join(b.root, "cmd", "prism")); err != nil {
-		b.prismErr = "cmd/prism does not exist yet"
-		return b.prismErr
-	}
-	bin := filepath.Join(b.tmp, "prism")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/prism")
-	cmd.Dir = b.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.prismErr = "go build ./cmd/prism failed: " + firstLine(string(out))
-		return b.prismErr
-	}
-	b.prismBin = bin
-	return ""
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	return b.prismErr
 }
 
 // prism variants: what the generated config adds to the one TCP app.
@@ -212,7 +176,7 @@ func checkPrismFirewall(b *bench) string {
 // b.prismLog (the spectrum_events file) when the variant writes one.
 func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 	return func(b *bench, origin string) (*server, error) {
-		port, err := freePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -295,105 +259,27 @@ func writeBlockList(path string, n int) error {
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// pinned returns the command line that runs argv on the proxy CPU.
-func (b *bench) pinned(argv ...string) *exec.Cmd { return b.pinnedTo(b.proxyCPU, argv...) }
-
-func (b *bench) pinnedTo(cpu string, argv ...string) *exec.Cmd {
-	if b.taskset != "" {
-		argv = append([]string{b.taskset, "-c", cpu}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = b.logFile
-	return cmd
-}
-
-// spawnPort starts a proxy that listens on a port we chose, and waits
-// until it accepts connections.
+// spawnPort starts a proxy on the proxy CPU that listens on a port we
+// chose, and waits until it accepts connections.
 func (b *bench) spawnPort(name string, port int, argv ...string) (*server, error) {
-	cmd := b.pinned(argv...)
-	cmd.Stdout = b.logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	srv := &server{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	srv.stop = func() { stopProcess(cmd, exited) }
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("%s exited at start: %v: %s", name, err, b.logTail())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", srv.addr, time.Second); err == nil {
-			c.Close()
-			return srv, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	srv.stop()
-	return nil, fmt.Errorf("%s did not listen on %s within 10s", name, srv.addr)
+	return asServer(b.launcher.SpawnPort(b.proxyCPU, name, port, argv...))
 }
 
-// spawnAddr starts a process that prints its listen address on stdout.
+// spawnAddr starts a process on the proxy CPU that prints its listen
+// address on stdout.
 func (b *bench) spawnAddr(name string, argv ...string) (*server, error) {
 	return b.spawnAddrOn(b.proxyCPU, name, argv...)
 }
 
 func (b *bench) spawnAddrOn(cpu, name string, argv ...string) (*server, error) {
-	cmd := b.pinnedTo(cpu, argv...)
-	out, err := cmd.StdoutPipe()
+	return asServer(b.launcher.SpawnAddr(cpu, name, argv...))
+}
+
+func asServer(p *proc.Process, err error) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		for sc.Scan() {
-		}
-	}()
-	go func() { exited <- cmd.Wait() }()
-	stop := func() { stopProcess(cmd, exited) }
-	select {
-	case addr, ok := <-lines:
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("%s printed no address", name)
-		}
-		return &server{addr: addr, pid: cmd.Process.Pid, stop: stop}, nil
-	case <-time.After(10 * time.Second):
-		stop()
-		return nil, fmt.Errorf("%s printed no address within 10s", name)
-	}
-}
-
-// stopProcess asks the process to stop (SIGTERM), then kills it after 5s.
-func stopProcess(cmd *exec.Cmd, exited chan error) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	return &server{addr: p.Addr, pid: p.PID, stop: p.Stop}, nil
 }
 
 // logTail returns the last lines the proxies wrote (for start failures).

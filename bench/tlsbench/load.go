@@ -9,56 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prismproxy/prism/bench/internal/echo"
 )
-
-// Origin modes, chosen by the first byte a client sends.
-const (
-	modeEcho = 'E' // echo until EOF
-	modeSink = 'S' // swallow until EOF
-)
-
-// startOrigin serves plaintext echo/sink connections in this process.
-func startOrigin() (net.Listener, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go serveOrigin(c)
-		}
-	}()
-	return l, nil
-}
-
-func serveOrigin(c net.Conn) {
-	defer c.Close()
-	var mode [1]byte
-	if _, err := io.ReadFull(c, mode[:]); err != nil {
-		return
-	}
-	switch mode[0] {
-	case modeEcho:
-		buf := make([]byte, 512)
-		for {
-			n, err := c.Read(buf)
-			if n > 0 {
-				if _, werr := c.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	case modeSink:
-		_, _ = io.Copy(io.Discard, c)
-	}
-}
 
 // clientConfig makes every connection a full handshake with X25519.
 func clientConfig() *tls.Config {
@@ -87,7 +40,7 @@ func connRate(c *config, p *proxy) ([]float64, error) {
 				defer wg.Done()
 				cfg := clientConfig()
 				msg := make([]byte, 64)
-				msg[0] = modeEcho
+				msg[0] = echo.ModeEcho
 				back := make([]byte, 63)
 				var mine []time.Duration
 				for time.Now().Before(stopAt) {
@@ -146,7 +99,7 @@ func bulkRate(c *config, p *proxy) ([]float64, error) {
 			return 0, 0, err
 		}
 		buf := make([]byte, 256<<10)
-		buf[0] = modeSink
+		buf[0] = echo.ModeSink
 		var sent int64
 		start := time.Now()
 		stopAt := start.Add(dur)

@@ -25,6 +25,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prismproxy/prism/bench/internal/echo"
+	"github.com/prismproxy/prism/bench/internal/proc"
 )
 
 type config struct {
@@ -38,6 +41,7 @@ type config struct {
 	self              string
 	root              string
 	logFile           *os.File
+	launcher          *proc.Launcher // starts the proxies on proxyCPU, logging to logFile
 }
 
 func main() {
@@ -68,7 +72,7 @@ func main() {
 	if c.self, err = os.Executable(); err != nil {
 		log.Fatal(err)
 	}
-	if c.root, err = os.Getwd(); err != nil {
+	if c.root, err = proc.RepoRoot(); err != nil {
 		log.Fatal(err)
 	}
 	if c.tmp, err = os.MkdirTemp("", "prism-tlsbench-"); err != nil {
@@ -78,6 +82,7 @@ func main() {
 	if c.logFile, err = os.Create(filepath.Join(c.tmp, "proxies.log")); err != nil {
 		log.Fatal(err)
 	}
+	c.launcher = &proc.Launcher{Taskset: c.taskset, Log: c.logFile}
 	run(c)
 }
 
@@ -85,7 +90,7 @@ func run(c *config) {
 	machine()
 	fmt.Printf("proxy pinned to CPU %s, load generator and origin to CPU %s; %v per measurement, %d parallel clients\n",
 		c.proxyCPU, c.loadCPU, c.dur, c.conc)
-	origin, err := startOrigin()
+	origin, err := echo.Listen("127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}

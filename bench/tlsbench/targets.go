@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -9,15 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prismproxy/prism/bench/internal/proc"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -107,36 +104,19 @@ func runEdgeProxy(args []string) {
 
 const nginxStream = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		if p := filepath.Join(d, name); isFile(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
-}
-
 func checkNginx(*config) string {
-	if _, err := lookPath("nginx"); err != nil {
+	if _, err := proc.LookPath("nginx"); err != nil {
 		return "nginx not installed"
 	}
-	if !isFile(nginxStream) {
+	if !proc.IsFile(nginxStream) {
 		return "nginx stream module missing (" + nginxStream + ")"
 	}
 	return ""
 }
 
 func startNginx(c *config, cert certPair, origin string) (*proxy, error) {
-	bin, _ := lookPath("nginx")
-	port, err := freePort()
+	bin, _ := proc.LookPath("nginx")
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -174,27 +154,20 @@ stream {
 
 var prismBin, prismErr string
 
+// checkPrism builds ./cmd/prism once; the target is skipped until it builds.
 func checkPrism(c *config) string {
-	if prismBin != "" || prismErr != "" {
-		return prismErr
+	if prismBin == "" && prismErr == "" {
+		bin, err := proc.BuildPrism(c.root, c.tmp)
+		if err != nil {
+			prismErr = err.Error()
+		}
+		prismBin = bin
 	}
-	if !isFile(filepath.Join(c.root, "cmd", "prism", "main.go")) {
-		prismErr = "cmd/prism does not exist yet"
-		return prismErr
-	}
-	bin := filepath.Join(c.tmp, "prism")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/prism")
-	cmd.Dir = c.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		prismErr = "go build ./cmd/prism failed: " + strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-		return prismErr
-	}
-	prismBin = bin
-	return ""
+	return prismErr
 }
 
 func startPrism(c *config, cert certPair, origin string) (*proxy, error) {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -224,106 +197,29 @@ log_jobs:
 
 // --- processes ---
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (c *config) pinned(argv ...string) *exec.Cmd {
-	if c.taskset != "" {
-		argv = append([]string{c.taskset, "-c", c.proxyCPU}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = c.logFile
-	return cmd
-}
-
+// spawnPort starts a proxy on the proxy CPU that listens on a port we
+// chose, and waits until it accepts connections.
 func (c *config) spawnPort(name string, port int, argv ...string) (*proxy, error) {
-	cmd := c.pinned(argv...)
-	cmd.Stdout = c.logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	p := &proxy{addr: "127.0.0.1:" + strconv.Itoa(port), pid: cmd.Process.Pid, stop: func() { stopProcess(cmd, exited) }}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("%s exited at start: %v (see its log)", name, err)
-		default:
-		}
-		if conn, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
-			conn.Close()
-			return p, nil
-		}
-	}
-	p.stop()
-	return nil, fmt.Errorf("%s did not listen on %s within 10s", name, p.addr)
+	return asProxy(c.launcher.SpawnPort(c.proxyCPU, name, port, argv...))
 }
 
+// spawnAddr starts a process on the proxy CPU that prints its listen
+// address on stdout.
 func (c *config) spawnAddr(name string, argv ...string) (*proxy, error) {
-	cmd := c.pinned(argv...)
-	out, err := cmd.StdoutPipe()
+	return asProxy(c.launcher.SpawnAddr(c.proxyCPU, name, argv...))
+}
+
+func asProxy(p *proc.Process, err error) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	p := &proxy{pid: cmd.Process.Pid, stop: func() { stopProcess(cmd, exited) }}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case addr, ok := <-lines:
-		if ok {
-			p.addr = addr
-			return p, nil
-		}
-	case <-time.After(10 * time.Second):
-	}
-	p.stop()
-	return nil, fmt.Errorf("%s printed no address", name)
+	return &proxy{addr: p.Addr, pid: p.PID, stop: p.Stop}, nil
 }
 
-func stopProcess(cmd *exec.Cmd, exited chan error) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
-
-// cpuTime is the user+system CPU time of pid from /proc/pid/stat.
+// cpuTime is the user+system CPU time of pid so far (0 if unreadable).
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	d, _ := proc.CPUTime(pid)
+	return d
 }
 
 // startProfile writes a CPU profile of the edgeproxy to path until the

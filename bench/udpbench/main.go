@@ -44,6 +44,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/prismproxy/prism/bench/internal/proc"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/udpproxy"
@@ -302,12 +303,12 @@ func startDaemon(cpu string, org netip.AddrPort) (*proxy, error) {
 			return nil, err
 		}
 		prismBinDir = dir
-		bin := filepath.Join(dir, "prism")
-		out, err := exec.Command("go", "build", "-o", bin, "github.com/prismproxy/prism/cmd/prism").CombinedOutput()
+		root, err := proc.RepoRoot()
+		if err == nil {
+			prismBin, err = proc.BuildPrism(root, dir)
+		}
 		if err != nil {
-			prismErr = fmt.Sprintf("go build cmd/prism (run udpbench inside the repository): %v: %s", err, strings.TrimSpace(string(out)))
-		} else {
-			prismBin = bin
+			prismErr = err.Error()
 		}
 	}
 	if prismErr != "" {
