@@ -22,7 +22,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -71,14 +70,20 @@ func main() {
 	loadCPU := flag.String("load-cpu", "0", "CPU the load generator and origin are pinned to")
 	flag.Parse()
 
+	if ts, err := proc.LookPath("taskset"); err == nil {
+		launcher.Taskset = ts
+	}
 	pin(*loadCPU, os.Getpid())
 	self, err := os.Executable()
 	if err != nil {
 		log.Fatal(err)
 	}
-	org := startChild(*loadCPU, self, "origin")
-	defer org.stop()
-	originAddr := netip.MustParseAddrPort(org.line)
+	org, err := launcher.SpawnAddr(*loadCPU, "origin", self, "origin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer org.Stop()
+	originAddr := netip.MustParseAddrPort(org.Addr)
 
 	var rs []int
 	for _, r := range strings.Split(*rates, ",") {
@@ -170,50 +175,27 @@ func cpuCell(r result) string {
 	return fmt.Sprintf("%.1f", r.cpuPerPkt)
 }
 
+// launcher starts the origin and the proxies pinned to their CPU (taskset
+// before the program starts, so a Go child's GOMAXPROCS and nginx's worker
+// see one CPU), their output going to our stderr.
+var launcher = &proc.Launcher{Log: os.Stderr}
+
+// pin moves every thread of pid (this harness) to cpu.
 func pin(cpu string, pid int) {
-	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
-		_ = exec.Command(ts, "-a", "-p", "-c", cpu, strconv.Itoa(pid)).Run()
+	if launcher.Taskset != "" && cpu != "" {
+		_ = exec.Command(launcher.Taskset, "-a", "-p", "-c", cpu, strconv.Itoa(pid)).Run()
 	}
 }
 
-// child is a process started for the bench; line is the first line it printed.
-type child struct {
-	cmd  *exec.Cmd
-	line string
-}
-
-// startChild starts bin under taskset, so the Go runtime of a child sees
-// its one CPU from the start (GOMAXPROCS), as nginx's worker does.
-func startChild(cpu, bin string, args ...string) *child {
-	cmd := exec.Command(bin, args...)
-	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
-		cmd = exec.Command(ts, append([]string{"-c", cpu, bin}, args...)...)
-	}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+// freeUDPAddr returns a UDP address on 127.0.0.1 that was free a moment
+// ago, for a proxy to listen on.
+func freeUDPAddr() (netip.AddrPort, error) {
+	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		log.Fatal(err)
+		return netip.AddrPort{}, err
 	}
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		log.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return &child{cmd: cmd, line: strings.TrimSpace(line)}
-}
-
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
+	defer l.Close()
+	return l.LocalAddr().(*net.UDPAddr).AddrPort(), nil
 }
 
 type proxy struct {
@@ -231,26 +213,38 @@ func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
 	case "prism":
 		return startDaemon(cpu, org)
 	case "prism-bare":
-		c := startChild(cpu, self, "prism", org.String())
-		p := &proxy{addr: netip.MustParseAddrPort(c.line), pid: c.cmd.Process.Pid, stop: c.stop}
+		c, err := launcher.SpawnAddr(cpu, "prism-bare", self, "prism", org.String())
+		if err != nil {
+			return nil, err
+		}
+		addr, err := netip.ParseAddrPort(c.Addr)
+		if err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("prism-bare printed %q: %w", c.Addr, err)
+		}
+		p := &proxy{addr: addr, pid: c.PID, stop: c.Stop}
 		if err := waitEcho(p.addr); err != nil {
 			p.stop()
 			return nil, err
 		}
 		return p, nil
 	case "nginx":
-		bin, err := exec.LookPath("nginx")
+		bin, err := proc.LookPath("nginx")
 		if err != nil {
-			bin = "/usr/sbin/nginx"
+			return nil, err
 		}
 		mod := "/usr/lib/nginx/modules/ngx_stream_module.so"
-		if _, err := os.Stat(mod); err != nil {
-			return nil, fmt.Errorf("no nginx stream module")
+		if !proc.IsFile(mod) {
+			return nil, fmt.Errorf("no nginx stream module (%s)", mod)
 		}
-		dir, _ := os.MkdirTemp("", "udpbench-nginx")
-		l, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		addr := l.LocalAddr().(*net.UDPAddr).AddrPort()
-		l.Close()
+		addr, err := freeUDPAddr()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "udpbench-nginx")
+		if err != nil {
+			return nil, err
+		}
 		// One worker, like prism's one pinned CPU; sessions live 10s.
 		conf := fmt.Sprintf(`load_module %s;
 daemon off;
@@ -270,16 +264,12 @@ stream {
 `, mod, dir, addr, org)
 		cf := filepath.Join(dir, "nginx.conf")
 		_ = os.WriteFile(cf, []byte(conf), 0o644)
-		cmd := exec.Command(bin, "-c", cf, "-p", dir, "-e", "stderr")
-		if ts, err := exec.LookPath("taskset"); err == nil {
-			cmd = exec.Command(ts, "-c", cpu, bin, "-c", cf, "-p", dir, "-e", "stderr")
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		c, err := launcher.Start(cpu, "nginx", bin, "-c", cf, "-p", dir, "-e", "stderr")
+		if err != nil {
+			os.RemoveAll(dir)
 			return nil, err
 		}
-		c := &child{cmd: cmd}
-		p := &proxy{addr: addr, pid: cmd.Process.Pid, stop: func() { c.stop(); os.RemoveAll(dir) }}
+		p := &proxy{addr: addr, pid: c.PID, stop: func() { c.Stop(); os.RemoveAll(dir) }}
 		if err := waitEcho(addr); err != nil {
 			p.stop()
 			return nil, err
@@ -314,12 +304,10 @@ func startDaemon(cpu string, org netip.AddrPort) (*proxy, error) {
 	if prismErr != "" {
 		return nil, errors.New(prismErr)
 	}
-	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	addr, err := freeUDPAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.LocalAddr().(*net.UDPAddr).AddrPort()
-	l.Close()
 	dir, err := os.MkdirTemp("", "udpbench-prism")
 	if err != nil {
 		return nil, err
@@ -340,18 +328,16 @@ log_jobs:
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(prismBin, "run", "-config", cf)
-	if ts, err := exec.LookPath("taskset"); err == nil && cpu != "" {
-		cmd = exec.Command(ts, "-c", cpu, prismBin, "run", "-config", cf)
-	}
+	// prism's own log is kept to pick out the jobs' totals at exit.
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	l := &proc.Launcher{Taskset: launcher.Taskset, Log: &stderr}
+	c, err := l.Start(cpu, "prism", prismBin, "run", "-config", cf)
+	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &child{cmd: cmd}
-	p := &proxy{addr: addr, pid: cmd.Process.Pid, stop: func() {
-		c.stop()
+	p := &proxy{addr: addr, pid: c.PID, stop: func() {
+		c.Stop()
 		os.RemoveAll(dir)
 		// prism logs its jobs' totals (records written, dropped) at exit.
 		for _, line := range strings.Split(stderr.String(), "\n") {

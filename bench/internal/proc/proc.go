@@ -48,17 +48,34 @@ func (l *Launcher) Command(cpu string, argv ...string) *exec.Cmd {
 	return cmd
 }
 
-// SpawnPort starts a process that listens on 127.0.0.1:port (chosen by the
-// caller, see FreePort) and returns once it accepts connections.
-func (l *Launcher) SpawnPort(cpu, name string, port int, argv ...string) (*Process, error) {
+// Start starts a process pinned to cpu with its stdout and stderr going
+// to Log, without waiting for it to be ready (the caller knows how to
+// tell: a UDP listener, say, gives no sign a TCP dial could see). Addr is
+// left empty.
+func (l *Launcher) Start(cpu, name string, argv ...string) (*Process, error) {
+	p, _, err := l.start(cpu, name, argv...)
+	return p, err
+}
+
+func (l *Launcher) start(cpu, name string, argv ...string) (*Process, chan error, error) {
 	cmd := l.Command(cpu, argv...)
 	cmd.Stdout = l.Log
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	p := &Process{Addr: "127.0.0.1:" + strconv.Itoa(port), PID: cmd.Process.Pid, Stop: func() { stop(cmd, exited) }}
+	return &Process{PID: cmd.Process.Pid, Stop: func() { stop(cmd, exited) }}, exited, nil
+}
+
+// SpawnPort starts a process that listens on 127.0.0.1:port (chosen by the
+// caller, see FreePort) and returns once it accepts connections.
+func (l *Launcher) SpawnPort(cpu, name string, port int, argv ...string) (*Process, error) {
+	p, exited, err := l.start(cpu, name, argv...)
+	if err != nil {
+		return nil, err
+	}
+	p.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-exited:
