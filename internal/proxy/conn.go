@@ -116,6 +116,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	ev := event.New(a.cfg.ID, event.NewID(start))
 	ev.StartTime, ev.Time = start, start
 	ev.ProxyProtocol = a.cfg.ProxyProtocol
+	ev.OriginProto = a.pool.Proto(event.ProtoTCP) // until an origin is chosen (spec §7.3)
 	if l.path != "" {
 		ev.ClientProto = event.ProtoUnix
 		ev.ClientPath = l.path
@@ -163,7 +164,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		if ev.FirewallMatch == event.FirewallUnknown {
 			detail = "no rule matched (firewall default: block)"
 		}
-		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, detail)
+		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, detail) // refused by prism (spec §7.5)
 		return
 	}
 
@@ -189,6 +190,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 			prefix = peeked // includes the PROXY-header leftovers it replayed
 			if i, ok := a.edge.RouteFor(sni); ok {
 				pool = a.routes[i]
+				ev.OriginProto = pool.Proto(event.ProtoTCP)
 			}
 		}
 	}
