@@ -363,3 +363,46 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 		wantRecords(t, &d, map[string]map[string]any{render.Spectrum: {"ClientTlsStatus": "OK", "OriginTcpRtt": "<nonzero>"}})
 	})
 }
+
+// TestUnixSocketRecordsInVendorEnums (§7.6): socat → prism (unix listener)
+// → a unix-socket origin. Spectrum keeps unix; EdgeOne and CloudConnexa,
+// whose enumerations have no unix, report TCP, and the addresses a unix
+// socket lacks are "-"/-1 and ""/0, never null.
+func TestUnixSocketRecordsInVendorEnums(t *testing.T) {
+	socat := testpeer.Need(t, "socat")
+	dir := t.TempDir()
+	originPath := filepath.Join(dir, "origin.sock")
+	ln, err := net.Listen("unix", originPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			_, _ = io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	front := filepath.Join(dir, "front.sock")
+	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, socat, "-t", "2", "-", "UNIX-CONNECT:"+front)
+	cmd.Stdin = strings.NewReader("ping")
+	if out, err := cmd.Output(); err != nil || string(out) != "ping" {
+		t.Fatalf("socat through a unix listener: %q %v", out, err)
+	}
+	conn := rec.expect(t, event.Connect, 0)
+	wantRecords(t, &conn, map[string]map[string]any{
+		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientIP": "", "ClientTcpRtt": 0},
+		render.CloudConnexa: {"publicIp": "", "log.protocolName": "tcp", "log.protocol": 6, "log.sourceIp": "",
+			"log.destinationEntityIp": "", "log.destinationPort": 0},
+	})
+	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	wantRecords(t, &d, map[string]map[string]any{
+		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientBytes": 4, "OriginBytes": 4},
+		render.EdgeOne: {"ForwardProtocol": "TCP", "ClientRealIP": "-", "EdgeIP": "-", "ForwardPort": -1,
+			"ConnectTimeStamp": "<iso>"},
+		render.CloudConnexa: {"clientPublicIp": "", "log.clientPublicIp": "", "log.sessionProtocol": "TCP"},
+	})
+}
