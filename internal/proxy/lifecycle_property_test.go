@@ -102,7 +102,11 @@ apps:
 		{"trusted", func(c *net.TCPConn) { c.Write(v2Local); io.Copy(io.Discard, c) }},
 		{"trusted", func(c *net.TCPConn) { c.Write([]byte("garbage\r\n")); io.Copy(io.Discard, c) }},
 		{"trusted", func(c *net.TCPConn) { io.Copy(io.Discard, c) }}, // header timeout
-		{"trusted", func(c *net.TCPConn) { c.Write([]byte("PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n")); exchange(c); c.Close() }},
+		{"trusted", func(c *net.TCPConn) {
+			c.Write([]byte("PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n"))
+			exchange(c)
+			c.Close()
+		}},
 		{"blocked", func(c *net.TCPConn) { io.Copy(io.Discard, c) }},
 		{"refused", func(c *net.TCPConn) { io.Copy(io.Discard, c) }},
 		{"metadata", func(c *net.TCPConn) { io.Copy(io.Discard, c) }},
