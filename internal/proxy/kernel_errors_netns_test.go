@@ -11,6 +11,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -53,7 +54,14 @@ func TestEstablishedKernelErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			// An origin and an app per case: a rule on one port hits one case.
-			origin := echoServer(t)
+			// An echo origin whose connections the test closes at its end:
+			// a leg cut off by the rule would otherwise wait for keepalive.
+			done := make(chan struct{})
+			origin := serve(t, func(c net.Conn) {
+				go func() { <-done; c.Close() }()
+				_, _ = io.Copy(c, c)
+			})
+			t.Cleanup(func() { close(done) })
 			_, originPort := hostPort(t, origin)
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
 			c := dial(t, addr)
