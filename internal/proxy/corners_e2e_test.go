@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -272,8 +273,24 @@ func TestInboundProxySlowV1HeaderInTime(t *testing.T) {
 	rec.expect(t, event.Disconnect, event.StatusOK)
 }
 
-// originProtos is Spectrum's OriginProto enumeration.
-var originProtos = map[string]bool{"tcp": true, "udp": true, "unix": true}
+// originProtos is Spectrum's OriginProto enumeration, as the vendored
+// seed of the dataset writes it ("tcp | udp | unix").
+var originProtos = func() map[string]bool {
+	seed, err := os.ReadFile("../render/testdata/seeds/spectrum_events.txt")
+	if err != nil {
+		panic(err)
+	}
+	_, sec, _ := strings.Cut(string(seed), "## OriginProto")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	m := map[string]bool{}
+	for _, v := range regexp.MustCompile(`<em>([a-z]+)</em>`).FindAllStringSubmatch(sec, -1) {
+		m[v[1]] = true
+	}
+	if len(m) != 3 {
+		panic(fmt.Sprintf("OriginProto enumeration from the seed: %v", m))
+	}
+	return m
+}()
 
 // TestEveryTCPRecordHasClientRTT (§7.2, §7.3, §7.4): records that end
 // before the relay — clientFiltered, tlsError, resolveOrigin (532, with an
