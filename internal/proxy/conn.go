@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -317,8 +318,8 @@ func (a *tcpApp) finish(ev *event.Event, typ event.Type, status int, side event.
 }
 
 // errHealthCheck marks a connection from a trusted front that is a health
-// check, not a client: it closed before sending a byte, or its PROXY v2
-// header says LOCAL (the front opened it on its own behalf).
+// check, not a client: it closed (FIN or RST) before sending a byte, or its
+// PROXY v2 header says LOCAL (the front opened it on its own behalf).
 var errHealthCheck = errors.New("health check")
 
 // readProxyHeader reads a PROXY v1/v2 header within the header timeout and
@@ -333,11 +334,15 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	defer c.SetReadDeadline(time.Time{})
 	br := bufio.NewReaderSize(c, 512)
 	if _, err := br.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) {
-			// Closed before sending a byte: a load balancer's plain TCP check.
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// Closed (with FIN, or RST as HAProxy closes its checks)
+			// before sending a byte: a load balancer's plain TCP check.
 			return nil, fmt.Errorf("trusted peer %s closed before sending a byte: %w", ev.PeerAddr, errHealthCheck)
 		}
-		return nil, fmt.Errorf("trusted peer %s sent no byte within header_timeout %s: %w", ev.PeerAddr, timeout, err)
+		if isTimeout(err) {
+			return nil, fmt.Errorf("trusted peer %s sent nothing within header_timeout %s: %w", ev.PeerAddr, timeout, err)
+		}
+		return nil, fmt.Errorf("trusted peer %s: read PROXY header: %w", ev.PeerAddr, err)
 	}
 	if err := bufferV1Line(br); err != nil && isTimeout(err) {
 		return nil, fmt.Errorf("PROXY v1 header not complete within header_timeout %s: %w", timeout, err)

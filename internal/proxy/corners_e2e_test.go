@@ -132,10 +132,11 @@ func waitHealthChecks(t *testing.T, s *Server, n int64) {
 }
 
 // TestInboundProxyHealthChecksWriteNoRecord (§7.1): a trusted front's
-// health checks — a connect and close without a byte, a PROXY v2 LOCAL
-// header — write no record in any dataset and are counted; the origin is
-// never dialed. HAProxy's own checks (check send-proxy-v2) are the real
-// peer for the LOCAL case.
+// health checks — a connect and close (FIN or RST) without a byte, a PROXY
+// v2 LOCAL header — write no record in any dataset and are counted; the
+// origin is never dialed. HAProxy's own checks with send-proxy-v2 (which
+// send LOCAL) are the real peer. (HAProxy's plain checks never reach
+// prism's accept: HAProxy answers the SYN-ACK with a RST.)
 func TestInboundProxyHealthChecksWriteNoRecord(t *testing.T) {
 	dialed := make(chan struct{}, 64)
 	origin := serve(t, func(c net.Conn) { dialed <- struct{}{} })
@@ -159,6 +160,13 @@ func TestInboundProxyHealthChecksWriteNoRecord(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatal("prism kept a LOCAL health check open")
 		}
+	})
+	t.Run("connect and reset", func(t *testing.T) {
+		before := s.Stats().HealthChecks
+		c := dial(t, addr)
+		_ = c.SetLinger(0)
+		c.Close()
+		waitHealthChecks(t, s, before+1)
 	})
 	t.Run("HAProxy check send-proxy-v2", func(t *testing.T) {
 		before := s.Stats().HealthChecks
