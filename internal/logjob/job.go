@@ -255,19 +255,23 @@ func (j *job) handle(e *event.Event) {
 	b := j.batch
 	start := len(b.Data)
 	b.Data = j.enc.Append(b.Data, e)
-	b.Records++
-	if len(b.Data) > j.cfg.Batch.MaxBytes && b.Records > 1 {
+	if len(b.Data) > j.cfg.Batch.MaxBytes && b.Records > 0 {
 		// The record does not fit: ship the batch without it, start the
 		// next one with it.
 		next := j.newBatch()
 		next.Data = append(next.Data, b.Data[start:]...)
-		next.Records = 1
 		b.Data = b.Data[:start]
-		b.Records--
 		j.send(b)
 		j.batch = next
 		b = next
 	}
+	b.Records++
+	b.Ends = append(b.Ends, uint32(len(b.Data)))
+	b.Keys = append(b.Keys, e.SessionID)
+	if b.First.IsZero() {
+		b.First = e.Time
+	}
+	b.Last = e.Time
 	if b.Records >= j.cfg.Batch.MaxRecords || len(b.Data) >= j.cfg.Batch.MaxBytes {
 		j.flush()
 	}
@@ -307,7 +311,7 @@ func sessionHash(id *event.ID) uint64 {
 func (j *job) newBatch() *sink.Batch {
 	select {
 	case b := <-j.free:
-		b.Data, b.Records = b.Data[:0], 0
+		b.Reset()
 		return b
 	default:
 		return &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}

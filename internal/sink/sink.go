@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/event"
 )
 
 // Batch is a run of rendered records.
@@ -25,6 +27,30 @@ type Batch struct {
 	Data []byte
 	// Records is the number of records in Data.
 	Records int
+	// Ends[i] is the offset in Data just past record i, and Keys[i] the
+	// session the record belongs to: destinations that send records one by
+	// one (Kafka, keyed by session) cut Data with them. Filled by the log
+	// job for every record; len(Ends) == len(Keys) == Records.
+	Ends []uint32
+	Keys []event.ID
+	// First and Last are the times of the first and last record in the
+	// batch (object stores name objects by them).
+	First, Last time.Time
+}
+
+// Reset empties b for reuse, keeping its buffers.
+func (b *Batch) Reset() {
+	b.Data, b.Ends, b.Keys, b.Records = b.Data[:0], b.Ends[:0], b.Keys[:0], 0
+	b.First, b.Last = time.Time{}, time.Time{}
+}
+
+// Record returns record i of b (with its delimiter).
+func (b *Batch) Record(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = b.Ends[i-1]
+	}
+	return b.Data[start:b.Ends[i]]
 }
 
 // Destination takes batches. Write is called from one goroutine at a time;
