@@ -3,13 +3,16 @@ package logjob
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/spool"
 )
 
 // Config is one log job (an entry of log_jobs), the Logpush job model.
@@ -39,7 +42,11 @@ type Config struct {
 	QueueSize int `yaml:"queue_size"`
 	// CloudConnexa sets the envelope of the cloudconnexa dataset.
 	CloudConnexa *render.CloudConnexaConfig `yaml:"cloudconnexa"`
-	Destination  sink.Config                `yaml:"destination"`
+	// Destination is where batches go: stdout, file, http, s3 or kafka.
+	Destination deliver.Config `yaml:"destination"`
+	// Spool keeps accepted batches on disk until a remote destination
+	// (http, s3, kafka) has taken them.
+	Spool spool.Config `yaml:"spool"`
 }
 
 // BatchConfig bounds the batches a destination receives; a batch is cut
@@ -115,6 +122,7 @@ func (c *Config) SetDefaults() {
 		c.Batch.MaxInterval = DefaultMaxInterval
 	}
 	c.Destination.SetDefaults()
+	c.Spool.SetDefaults()
 }
 
 // encoderOptions converts the job's output choices.
@@ -151,6 +159,7 @@ func (c *Config) Validate() []*cfgerr.Error {
 			errs.Add("dataset", "%v", err)
 		}
 		errs.Merge("destination", c.Destination.Validate())
+		errs.Merge("spool", c.Spool.Validate())
 		return errs
 	}
 	names, _ := render.FieldNames(c.Dataset)
@@ -223,7 +232,21 @@ func (c *Config) Validate() []*cfgerr.Error {
 		}
 	}
 	errs.Merge("destination", c.Destination.Validate())
+	errs.Merge("spool", c.Spool.Validate())
+	if t := typeOr(c.Destination.Type); c.Spool.Enabled() && (t == sink.TypeStdout || t == sink.TypeFile) {
+		errs.Add("spool", "a spool is for http, s3 and kafka destinations (this job writes to %s)", typeOr(c.Destination.Type))
+	}
+	if c.Destination.Type == deliver.TypeHTTP && c.Destination.HTTP.JSONRecords() && c.OutputType == "csv" {
+		errs.Add("destination.framing", "framing %s wraps JSON records: use output_type ndjson", c.Destination.HTTP.Framing)
+	}
 	return errs
+}
+
+func typeOr(t string) string {
+	if t == "" {
+		return "stdout"
+	}
+	return t
 }
 
 // ValidateAll validates every job and that names are unique; keys start
@@ -231,7 +254,16 @@ func (c *Config) Validate() []*cfgerr.Error {
 func ValidateAll(jobs []Config) []*cfgerr.Error {
 	var errs cfgerr.List
 	names := map[string]int{}
+	spools := map[string]int{}
 	for i := range jobs {
+		if d := jobs[i].Spool.Dir; d != "" {
+			clean := filepath.Clean(d)
+			if first, dup := spools[clean]; dup {
+				errs.Add(cfgerr.Join(cfgerr.Index("", i), "spool.dir"), "spool directory %s is already used by job %d: each job needs its own", d, first)
+			} else {
+				spools[clean] = i
+			}
+		}
 		prefix := cfgerr.Index("", i)
 		errs.Merge(prefix, jobs[i].Validate())
 		if n := jobs[i].Name; n != "" {

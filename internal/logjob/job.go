@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/sink"
@@ -85,7 +86,7 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 	if cfg.Interval > 0 && reg == nil {
 		reg = new(event.Registry) // nothing to walk; keeps run simple
 	}
-	dest, err := newDestination(cfg)
+	dest, err := newDestination(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +118,9 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 
 // newDestination is a variable so tests can plug in slow or failing
 // destinations.
-var newDestination = func(cfg *Config) (sink.Destination, error) {
-	return sinkNew(cfg.Destination)
+var newDestination = func(cfg *Config, logger *slog.Logger) (sink.Destination, error) {
+	return deliver.New(cfg.Name, cfg.Destination, cfg.Spool, cfg.OutputType == "csv", logger)
 }
-
-var sinkNew = sink.New
 
 // run is the job goroutine: queue, periodic walks, batch deadlines. It
 // reads the queue in chunks, checking its timers between chunks so that a
