@@ -90,8 +90,8 @@ func (c *Config) Validate() []*cfgerr.Error {
 	default:
 		errs.Add("sasl.mechanism", "unknown mechanism %q (use plain, scram-sha-256 or scram-sha-512)", c.SASL.Mechanism)
 	}
-	if c.Timeout < 0 {
-		errs.Add("timeout", "must not be negative")
+	if c.Timeout != 0 && c.Timeout < time.Second {
+		errs.Add("timeout", "must be at least 1s, got %v", c.Timeout)
 	}
 	errs.Merge("tls", c.TLS.Validate())
 	return errs
