@@ -203,6 +203,7 @@ func copyBatch(dst, src *sink.Batch) {
 	dst.Ends = append(dst.Ends, src.Ends...)
 	dst.Keys = append(dst.Keys, src.Keys...)
 	dst.Records, dst.First, dst.Last = src.Records, src.First, src.Last
+	dst.Prefix, dst.Suffix, dst.Delim = src.Prefix, src.Suffix, src.Delim // job constants
 }
 
 func (d *Deliverer) signal() {

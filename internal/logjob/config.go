@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,6 +41,20 @@ type Config struct {
 	// QueueSize bounds the events waiting for this job (default 8192).
 	// When it is full, events are dropped and counted, never waited for.
 	QueueSize int `yaml:"queue_size"`
+	// Logpush's output options. Record-level ones are rendered by the
+	// encoder; a nil string keeps the output type's default (ndjson: "{",
+	// "}\n", ","; csv: "", "\n", ","). Batch-level ones (batch_prefix,
+	// batch_suffix, record_delimiter) go around and between the records of
+	// each batch a destination writes whole (file, stdout, http lines, s3).
+	RecordPrefix    *string `yaml:"record_prefix"`
+	RecordSuffix    *string `yaml:"record_suffix"`
+	FieldDelimiter  *string `yaml:"field_delimiter"`
+	RecordTemplate  string  `yaml:"record_template"`
+	RecordDelimiter string  `yaml:"record_delimiter"`
+	BatchPrefix     string  `yaml:"batch_prefix"`
+	BatchSuffix     string  `yaml:"batch_suffix"`
+	// CVE202144228 writes every "${" as "x{" (Logpush's CVE-2021-44228).
+	CVE202144228 bool `yaml:"CVE-2021-44228"`
 	// CloudConnexa sets the envelope of the cloudconnexa dataset.
 	CloudConnexa *render.CloudConnexaConfig `yaml:"cloudconnexa"`
 	// Destination is where batches go: stdout, file, http, s3 or kafka.
@@ -141,7 +156,33 @@ func (c *Config) encoderOptions() (render.Options, error) {
 	if c.CloudConnexa != nil {
 		opt.CloudConnexa = *c.CloudConnexa
 	}
+	opt.OutputOptions = render.OutputOptions{
+		RecordPrefix: c.RecordPrefix, RecordSuffix: c.RecordSuffix, FieldDelimiter: c.FieldDelimiter,
+		RecordTemplate: c.RecordTemplate, EscapeJNDI: c.CVE202144228,
+	}
 	return opt, nil
+}
+
+// outputOptionsSet reports whether any Logpush output option is set.
+func (c *Config) outputOptionsSet() bool {
+	return c.RecordPrefix != nil || c.RecordSuffix != nil || c.FieldDelimiter != nil || c.RecordTemplate != "" ||
+		c.RecordDelimiter != "" || c.BatchPrefix != "" || c.BatchSuffix != "" || c.CVE202144228
+}
+
+// batchFraming returns batch_prefix, batch_suffix and record_delimiter
+// (escaped for CVE-2021-44228 when asked).
+func (c *Config) batchFraming() (prefix, suffix, delim []byte) {
+	conv := func(s string) []byte {
+		if s == "" {
+			return nil
+		}
+		b := []byte(s)
+		if c.CVE202144228 {
+			render.EscapeJNDI(b)
+		}
+		return b
+	}
+	return conv(c.BatchPrefix), conv(c.BatchSuffix), conv(c.RecordDelimiter)
 }
 
 // Validate checks the job; keys are relative to the job ("filter",
@@ -217,6 +258,22 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if c.CloudConnexa != nil && c.Dataset != render.CloudConnexa {
 		errs.Add("cloudconnexa", "is only valid for dataset cloudconnexa")
+	}
+	if c.outputOptionsSet() && tsOK && outOK {
+		if opt, err := c.encoderOptions(); err == nil {
+			if _, err := render.NewEncoder(c.Dataset, render.Node{}, opt); err != nil {
+				errs.Add("record_template", "%v", strings.TrimPrefix(err.Error(), "record_template: "))
+			}
+		}
+		if c.FieldDelimiter != nil && *c.FieldDelimiter == "" {
+			errs.Add("field_delimiter", "must not be empty")
+		}
+		switch {
+		case c.Destination.Type == deliver.TypeHTTP && c.Destination.HTTP.JSONRecords():
+			errs.Add("destination.framing", "framing %s builds its own body from the records: remove the Logpush output options (record_prefix, batch_prefix, ...) or use framing lines", c.Destination.HTTP.Framing)
+		case c.Destination.Type == deliver.TypeKafka && (c.BatchPrefix != "" || c.BatchSuffix != "" || c.RecordDelimiter != ""):
+			errs.Add("batch_prefix", "a kafka destination sends one message per record: batch_prefix, batch_suffix and record_delimiter do not apply")
+		}
 	}
 	if c.Filter != "" && tsOK && outOK {
 		opt, err := c.encoderOptions()

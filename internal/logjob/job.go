@@ -313,7 +313,12 @@ func (j *job) newBatch() *sink.Batch {
 		b.Reset()
 		return b
 	default:
-		return &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}
+		b := &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}
+		b.Prefix, b.Suffix, b.Delim = j.cfg.batchFraming()
+		if len(b.Prefix) > 0 {
+			b.Header = nil // the operator's batch_prefix is the header (Logpush's "csv with header")
+		}
+		return b
 	}
 }
 

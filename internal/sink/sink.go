@@ -36,6 +36,35 @@ type Batch struct {
 	// First and Last are the times of the first and last record in the
 	// batch (object stores name objects by them).
 	First, Last time.Time
+	// Prefix, Suffix and Delim are the job's batch_prefix, batch_suffix
+	// and record_delimiter (Logpush's output options): a destination that
+	// writes the batch whole writes Body. Constant for a job; usually empty.
+	Prefix, Suffix, Delim []byte
+
+	body []byte // Body's scratch buffer
+}
+
+// Body is the batch as a destination writes it whole: Prefix, the records
+// separated by Delim, Suffix (without Header). Without those options it is
+// Data itself.
+func (b *Batch) Body() []byte {
+	if len(b.Prefix) == 0 && len(b.Suffix) == 0 && len(b.Delim) == 0 {
+		return b.Data
+	}
+	p := append(b.body[:0], b.Prefix...)
+	if len(b.Delim) == 0 {
+		p = append(p, b.Data...)
+	} else {
+		for i := 0; i < b.Records; i++ {
+			if i > 0 {
+				p = append(p, b.Delim...)
+			}
+			p = append(p, b.Record(i)...)
+		}
+	}
+	p = append(p, b.Suffix...)
+	b.body = p
+	return p
 }
 
 // Reset empties b for reuse, keeping its buffers.
@@ -161,9 +190,9 @@ func NewStream(w io.Writer, mu *sync.Mutex) *Stream {
 
 // Write writes b in one Write call.
 func (s *Stream) Write(b *Batch) error {
-	p := b.Data
+	p := b.Body()
 	if !s.headerDone && len(b.Header) > 0 {
-		s.buf = append(append(s.buf[:0], b.Header...), b.Data...)
+		s.buf = append(append(s.buf[:0], b.Header...), p...)
 		p = s.buf
 	}
 	s.mu.Lock()

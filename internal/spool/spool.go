@@ -115,7 +115,7 @@ type Spool struct {
 
 const (
 	magic     = "PRSPOOL1"
-	headSize  = len(magic) + 4*3 + 8*2
+	headSize  = len(magic) + 4*3 + 8*2 + 4*3
 	suffix    = ".batch"
 	deadDir   = "dead"
 	lockName  = "lock"
@@ -198,11 +198,11 @@ func (s *Spool) stat(seq uint64) (Entry, error) {
 	if _, err := io.ReadFull(f, h[:]); err != nil {
 		return Entry{}, err
 	}
-	records, hl, dl, first, _, err := parseHead(h[:])
+	records, hl, dl, fl, first, _, err := parseHead(h[:])
 	if err != nil {
 		return Entry{}, err
 	}
-	if want := fileSize(records, hl, dl); st.Size() != want {
+	if want := fileSize(records, hl+fl, dl); st.Size() != want {
 		return Entry{}, fmt.Errorf("size %d, want %d", st.Size(), want)
 	}
 	return Entry{Seq: seq, Size: st.Size(), Records: records, First: first}, nil
@@ -212,9 +212,12 @@ func fileSize(records, hl, dl int) int64 {
 	return int64(headSize + hl + dl + records*(4+12) + 4)
 }
 
-func parseHead(h []byte) (records, hl, dl int, first, last time.Time, err error) {
+// parseHead reads the fixed header: record count, header and data
+// lengths, the total length of the batch framing (prefix, suffix,
+// delimiter) and the first and last record times.
+func parseHead(h []byte) (records, hl, dl, fl int, first, last time.Time, err error) {
 	if string(h[:len(magic)]) != magic {
-		return 0, 0, 0, first, last, errors.New("not a spool file")
+		return 0, 0, 0, 0, first, last, errors.New("not a spool file")
 	}
 	p := h[len(magic):]
 	records = int(binary.LittleEndian.Uint32(p[0:]))
@@ -226,7 +229,10 @@ func parseHead(h []byte) (records, hl, dl int, first, last time.Time, err error)
 	if ln := int64(binary.LittleEndian.Uint64(p[20:])); ln != 0 {
 		last = time.Unix(0, ln)
 	}
-	return records, hl, dl, first, last, nil
+	for i := 0; i < 3; i++ {
+		fl += int(binary.LittleEndian.Uint32(p[28+4*i:]))
+	}
+	return records, hl, dl, fl, first, last, nil
 }
 
 func unixNano(t time.Time) uint64 {
@@ -244,7 +250,13 @@ func encode(dst []byte, b *sink.Batch) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Data)))
 	dst = binary.LittleEndian.AppendUint64(dst, unixNano(b.First))
 	dst = binary.LittleEndian.AppendUint64(dst, unixNano(b.Last))
+	for _, f := range [][]byte{b.Prefix, b.Suffix, b.Delim} {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(f)))
+	}
 	dst = append(dst, b.Header...)
+	dst = append(dst, b.Prefix...)
+	dst = append(dst, b.Suffix...)
+	dst = append(dst, b.Delim...)
 	dst = append(dst, b.Data...)
 	for i := 0; i < b.Records; i++ {
 		dst = binary.LittleEndian.AppendUint32(dst, b.Ends[i])
@@ -263,11 +275,11 @@ func decode(p []byte, b *sink.Batch) error {
 	if crc32.ChecksumIEEE(p[:len(p)-4]) != binary.LittleEndian.Uint32(p[len(p)-4:]) {
 		return errors.New("checksum mismatch")
 	}
-	records, hl, dl, first, last, err := parseHead(p[:headSize])
+	records, hl, dl, fl, first, last, err := parseHead(p[:headSize])
 	if err != nil {
 		return err
 	}
-	if int64(len(p)) != fileSize(records, hl, dl) {
+	if int64(len(p)) != fileSize(records, hl+fl, dl) {
 		return errors.New("bad length")
 	}
 	b.Reset()
@@ -277,6 +289,15 @@ func decode(p []byte, b *sink.Batch) error {
 		b.Header = nil
 	}
 	q = q[hl:]
+	h := p[len(magic)+28:]
+	for i, dst := range []*[]byte{&b.Prefix, &b.Suffix, &b.Delim} {
+		n := int(binary.LittleEndian.Uint32(h[4*i:]))
+		*dst = nil
+		if n > 0 {
+			*dst = append([]byte(nil), q[:n]...)
+		}
+		q = q[n:]
+	}
 	b.Data = append(b.Data, q[:dl]...)
 	q = q[dl:]
 	for i := 0; i < records; i++ {

@@ -30,6 +30,7 @@ func TestPutLoadRemoveAndReopen(t *testing.T) {
 	s := open(t, Config{Dir: dir})
 	b1 := sinktest.Batch(t0, 1, 2, 2)
 	b1.Header = []byte("a,b\n")
+	b1.Prefix, b1.Suffix, b1.Delim = []byte("["), []byte("]\n"), []byte(",")
 	b2 := sinktest.Batch(t0.Add(time.Minute), 3)
 	for _, b := range []*sink.Batch{b1, b2} {
 		if acc, ev, err := s.Put(b); err != nil || acc != b.Records || ev != 0 {
@@ -62,7 +63,7 @@ func TestPutLoadRemoveAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Data, b1.Data) || !bytes.Equal(got.Header, b1.Header) || got.Records != 3 ||
-		got.Keys[2] != b1.Keys[2] || got.Ends[1] != b1.Ends[1] || !got.First.Equal(b1.First) || !got.Last.Equal(b1.Last) {
+		string(got.Body()) != string(b1.Body()) || got.Keys[2] != b1.Keys[2] || got.Ends[1] != b1.Ends[1] || !got.First.Equal(b1.First) || !got.Last.Equal(b1.Last) {
 		t.Fatalf("loaded %+v\nwant %+v", got, b1)
 	}
 	if err := s.Remove(e); err != nil {

@@ -295,7 +295,7 @@ func (s *Sender) frame(dst []byte, b *sink.Batch) []byte {
 		return dst
 	}
 	dst = append(dst, b.Header...)
-	return append(dst, b.Data...)
+	return append(dst, b.Body()...)
 }
 
 // precompute builds the constant parts of the framings.

@@ -179,7 +179,7 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	s.buf.Reset()
 	s.gz.Reset(&s.buf)
 	s.gz.Write(b.Header)
-	s.gz.Write(b.Data)
+	s.gz.Write(b.Body())
 	if err := s.gz.Close(); err != nil {
 		return fmt.Errorf("s3: gzip: %w", err)
 	}
