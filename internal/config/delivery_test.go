@@ -99,3 +99,13 @@ func TestSpoolDirsUnique(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestObjectStoreBatchDefaults(t *testing.T) {
+	cfg, err := Parse("ok.yaml", []byte(deliveryHead+"    destination: {destination_conf: \"s3://bucket/p?region=us-east-1\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.LogJobs[0].Batch; b.MaxInterval != 30*time.Second || b.MaxRecords != 100000 {
+		t.Fatalf("s3 batch defaults: %+v", b)
+	}
+}

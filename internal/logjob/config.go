@@ -78,6 +78,9 @@ const (
 	DefaultMaxRecords  = 1000
 	DefaultMaxBytes    = 5 << 20
 	DefaultMaxInterval = time.Second
+	// Batch defaults of an s3 destination (Logpush's for object stores).
+	ObjectStoreMaxRecords  = 100000
+	ObjectStoreMaxInterval = 30 * time.Second
 	// MinInterval is the shortest periodic-record interval.
 	MinInterval  = time.Second
 	maxQueueSize = 1 << 22
@@ -126,6 +129,16 @@ func (c *Config) SetDefaults() {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.Destination.Type == deliver.TypeS3 {
+		// Logpush's defaults for object stores: one object per 30 s (or
+		// 100,000 records, or max_bytes), not one a second.
+		if c.Batch.MaxRecords == 0 {
+			c.Batch.MaxRecords = ObjectStoreMaxRecords
+		}
+		if c.Batch.MaxInterval == 0 {
+			c.Batch.MaxInterval = ObjectStoreMaxInterval
+		}
 	}
 	if c.Batch.MaxRecords == 0 {
 		c.Batch.MaxRecords = DefaultMaxRecords
