@@ -110,7 +110,8 @@ type Spool struct {
 	records  int
 	next     uint64
 	inflight uint64 // Seq being delivered (0: none); never evicted
-	buf      []byte
+	buf      []byte // Put's encode buffer (under mu)
+	rbuf     []byte // Load's read buffer (the delivery goroutine's)
 }
 
 const (
@@ -395,11 +396,20 @@ func (s *Spool) Oldest() (Entry, bool) {
 	return s.entries[0], true
 }
 
-// Load reads entry e into b.
+// Load reads entry e into b. Only the delivery goroutine calls it (it
+// reuses one read buffer).
 func (s *Spool) Load(e Entry, b *sink.Batch) error {
-	p, err := os.ReadFile(s.path(e.Seq))
+	f, err := os.Open(s.path(e.Seq))
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	if int64(cap(s.rbuf)) < e.Size {
+		s.rbuf = make([]byte, e.Size)
+	}
+	p := s.rbuf[:e.Size]
+	if _, err := io.ReadFull(f, p); err != nil {
+		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)
 	}
 	if err := decode(p, b); err != nil {
 		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)

@@ -14,11 +14,11 @@ package httpdst
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"net/http"
 	"net/url"
@@ -186,7 +186,7 @@ func New(c Config, csv bool) (*Sender, error) {
 	s.precompute()
 	switch c.Compression {
 	case CompressGzip:
-		s.gz, _ = gzip.NewWriterLevel(io.Discard, gzip.DefaultCompression)
+		s.gz, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	case CompressZstd:
 		var err error
 		if s.zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)); err != nil {

@@ -14,9 +14,9 @@ package s3dst
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"hash/fnv"
 	"net/http"
 	"net/url"
@@ -144,7 +144,7 @@ func New(c Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
-	gz, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
 	return &Sender{cfg: c, client: cl, gz: gz}, nil
 }
 
