@@ -146,13 +146,13 @@ func checkPrism(b *bench) string {
 
 // prism variants: what the generated config adds to the one TCP app.
 const (
-	prismSpectrum  = iota // a spectrum_events job writing to a file (the bar's setting)
-	prismNoLog            // no log job at all
-	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
-	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
-	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
-	prismHTTP             // spectrum_events job delivered to an HTTP receiver (gzip) through a disk spool
-	prismHTTPNoSpool      // the same without the spool (retries from memory)
+	prismSpectrum    = iota // a spectrum_events job writing to a file (the bar's setting)
+	prismNoLog              // no log job at all
+	prismThreeJobs          // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
+	prismFirewall           // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
+	prismCopy               // spectrum_events job, relay_mode: copy (read/write instead of splice)
+	prismHTTP               // spectrum_events job delivered to an HTTP receiver (gzip) through a disk spool
+	prismHTTPNoSpool        // the same without the spool (retries from memory)
 )
 
 // fwRules is the size of the prism-fw block list.

@@ -51,7 +51,7 @@ func TestKafkaJobEndToEnd(t *testing.T) {
 	}
 	defer c.Close()
 	p, err := New(node, []Config{{Name: "k", Dataset: render.Spectrum, Fields: []string{"Event", "ClientPort"},
-		Batch: BatchConfig{MaxRecords: 64},
+		Batch:       BatchConfig{MaxRecords: 64},
 		Destination: deliver.Config{Type: deliver.TypeKafka, Kafka: kafkadst.Config{Brokers: c.ListenAddrs(), Topic: "spectrum"}},
 		Spool:       spool.Config{Dir: t.TempDir()}}}, nil, nil)
 	if err != nil {
