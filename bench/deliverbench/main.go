@@ -75,7 +75,7 @@ func main() {
 	fmt.Printf("date: %s\n", time.Now().UTC().Format(time.RFC3339))
 	la, _ := os.ReadFile("/proc/loadavg")
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
-	fmt.Printf("machine: %d CPUs, %s; load average at start: %s", bytes.Count(cpuinfo, []byte("\nprocessor")), runtime.Version(), la)
+	fmt.Printf("machine: %d CPUs, %s; load average at start: %s", bytes.Count(cpuinfo, []byte("processor\t:")), runtime.Version(), la)
 	fmt.Printf("job side pinned to CPU %s, receivers to CPU %s; %d-record batches of spectrum_events ndjson\n\n", *jobCPU, *peerCPU, *batchSize)
 	batches := renderBatches(*batchSize, 16)
 	recBytes := len(batches[0].Data) / batches[0].Records
