@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +109,43 @@ func TestObjectStoreBatchDefaults(t *testing.T) {
 	}
 	if b := cfg.LogJobs[0].Batch; b.MaxInterval != 30*time.Second || b.MaxRecords != 100000 {
 		t.Fatalf("s3 batch defaults: %+v", b)
+	}
+}
+
+// TestLoggingDocExamples parses the destination examples of
+// docs/logging.md, so that the page stays true to the code.
+func TestLoggingDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/logging.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, "### Examples\n\n```yaml\n")
+	if i < 0 {
+		t.Fatal("docs/logging.md has no destination examples")
+	}
+	s = s[i+len("### Examples\n\n```yaml\n"):]
+	s = s[:strings.Index(s, "```")]
+	for _, v := range []string{"R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "COS_SECRET_ID", "COS_SECRET_KEY", "KAFKA_PASSWORD", "SPLUNK_HEC_TOKEN", "DD_API_KEY", "ELASTIC_API_KEY", "LOGS_TOKEN"} {
+		t.Setenv(v, "x")
+	}
+	head := "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n"
+	// The Kafka example names a CA file: point it at one that exists.
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("x"), 0o600)
+	s = strings.ReplaceAll(s, "/etc/prism/kafka-ca.pem", ca)
+	cfg, err := Parse("logging.md", []byte(head+s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"spectrum-s3": "s3", "spectrum-r2": "s3", "edgeone-cos": "s3", "spectrum-kafka": "kafka",
+		"spectrum-splunk": "http", "spectrum-datadog": "http", "spectrum-elastic": "http", "cloudconnexa-http": "http"}
+	for _, j := range cfg.LogJobs {
+		if want[j.Name] != j.Destination.Type {
+			t.Errorf("job %s: type %q, want %q", j.Name, j.Destination.Type, want[j.Name])
+		}
+	}
+	if len(cfg.LogJobs) != len(want) {
+		t.Errorf("%d jobs", len(cfg.LogJobs))
 	}
 }
