@@ -75,6 +75,7 @@ func TestDestinationErrors(t *testing.T) {
 		{"bad when_full", "    destination: {type: http, url: \"https://h/\"}\n    spool: {dir: /tmp/sp, when_full: block}\n", `bad.yaml:10: log_jobs[0].spool.when_full: unknown policy "block"`},
 		{"unset env", "    destination:\n      type: http\n      url: \"https://h/\"\n      headers: {Authorization: \"${PRISM_SURELY_UNSET_VAR}\"}\n", `bad.yaml:12: log_jobs[0].destination.headers.Authorization: environment variable PRISM_SURELY_UNSET_VAR is not set`},
 		{"retry on file", "    destination: {type: file, path: /tmp/x.log, retry: {initial: 1s}}\n", `log_jobs[0].destination.retry: is only valid for http, s3 and kafka`},
+		{"flush_timeout too long", "    destination: {type: http, url: \"https://h/\", flush_timeout: 1m}\n", `log_jobs[0].destination.flush_timeout: must be at most 10s`},
 		{"bad broker", "    destination: {type: kafka, brokers: [\"localhost\"], topic: t}\n", `log_jobs[0].destination.brokers[0]: "localhost" is not host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

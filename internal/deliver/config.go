@@ -29,6 +29,8 @@ const (
 	DefaultRetryMax      = time.Minute
 	DefaultMemoryBatches = 16
 	DefaultFlushTimeout  = 5 * time.Second
+	// MaxFlushTimeout stays under the daemon's 15 s for flushing log jobs.
+	MaxFlushTimeout = 10 * time.Second
 )
 
 // Config is a log job's "destination". Its keys are flat, as an operator
@@ -225,6 +227,8 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if c.FlushTimeout < 0 {
 		errs.Add("flush_timeout", "must not be negative")
+	} else if c.FlushTimeout > MaxFlushTimeout {
+		errs.Add("flush_timeout", "must be at most %v (shutdown gives every log job 15s to finish), got %v", MaxFlushTimeout, c.FlushTimeout)
 	}
 	return errs
 }
