@@ -4,6 +4,11 @@
 // and writes each with as few system calls as it can. Destinations are
 // called from one writer goroutine per job, never from the data path, so a
 // slow disk delays only that job's queue.
+//
+// Remote destinations (http, s3, kafka; the subpackages httpdst, s3dst and
+// kafkadst) are Senders instead: they may fail for a while, and
+// internal/deliver retries them, with a disk spool, behind the same
+// Destination interface.
 package sink
 
 import (
