@@ -172,7 +172,9 @@ type Stats struct {
 	// left out.
 	Filtered   uint64
 	SampledOut uint64
-	// Written counts records the destination accepted.
+	// Written counts records the destination accepted (for http, s3 and
+	// kafka: accepted for delivery, spooled or queued; Delivery says what
+	// was delivered).
 	Written uint64
 	// WriteErrors counts records in batches the destination failed to write.
 	WriteErrors uint64
