@@ -71,9 +71,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		f(&o)
 	}
 	d = &Daemon{cfg: cfg, log: logger, reg: new(event.Registry), udp: map[string]*udpproxy.Server{}}
+	// Every error return sets d to nil: clean up through a copy.
+	built := d
 	defer func() {
 		if err != nil {
-			d.closeParts()
+			built.abandon()
 		}
 	}()
 	node := render.Node{Colo: cfg.Node.Colo, ID: cfg.Node.ID, RegionName: cfg.Node.RegionName}
@@ -201,6 +203,20 @@ func (d *Daemon) stopServers(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// abandon releases what a failed New built: servers that never listened
+// (their TLS watchers and resolvers), then the rest.
+func (d *Daemon) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if d.tcp != nil {
+		_ = d.tcp.Shutdown(ctx)
+	}
+	for _, s := range d.udp {
+		_ = s.Shutdown(ctx)
+	}
+	d.closeParts()
 }
 
 func (d *Daemon) closeParts() {
