@@ -41,6 +41,18 @@ type Config struct {
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
+
+	idx *index // key paths to lines, for problems found after Parse
+}
+
+// Issue returns an Issue for key with its line in the file (the line of
+// its nearest ancestor present), for checks made after Parse.
+func (c *Config) Issue(key, format string, args ...any) Issue {
+	is := Issue{Key: key, Msg: fmt.Sprintf(format, args...)}
+	if c.idx != nil {
+		is.Line = c.idx.line(key)
+	}
+	return is
 }
 
 // Node is this proxy's identity in every record.
@@ -183,7 +195,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{File: name, Issues: yamlIssues(err, nil)}
 	}
 	idx := newIndex(&root)
-	cfg := &Config{File: name}
+	cfg := &Config{File: name, idx: idx}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	e := &Error{File: name}
