@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -179,17 +181,31 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// MaxConfigBytes caps the size of a config file. Decoding YAML takes many
+// times the file's size in memory (a 50 MB file took 1.3 GB); long lists of
+// addresses belong in ip_firewall list files, which are read line by line.
+const MaxConfigBytes = 1 << 20
+
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	return Parse(path, data)
 }
 
 // Parse is Load for bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, &Error{File: name, Issues: []Issue{{Msg: fmt.Sprintf(
+			"config is larger than %d bytes (%d KiB): put long address lists in ip_firewall list files", MaxConfigBytes, MaxConfigBytes>>10)}}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{File: name, Issues: yamlIssues(err, nil)}
@@ -314,6 +330,8 @@ func (a *App) validate() []*cfgerr.Error {
 	var errs cfgerr.List
 	if a.ID == "" {
 		errs.Add("id", "missing: every app needs an id (written as Application/ServiceID)")
+	} else if strings.IndexFunc(a.ID, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) >= 0 {
+		errs.Add("id", "%q holds control or non-printable characters (it is written into every record and log line)", a.ID)
 	}
 	switch a.Protocol {
 	case "tcp", "udp":
