@@ -298,7 +298,7 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	_ = c.SetReadDeadline(time.Now().Add(a.cfg.InboundProxy.HeaderTimeout))
 	defer c.SetReadDeadline(time.Time{})
 	br := bufio.NewReaderSize(c, 512)
-	h, err := proxyproto.Read(br)
+	h, err := readInboundHeader(br)
 	if err != nil {
 		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
 			if br.Buffered() == 0 {
