@@ -19,12 +19,12 @@ const (
 	// handshake bytes let a hello sent as 1-byte records (6 wire bytes per
 	// byte) hold about 0.6 MB per connection. Real ClientHellos are a few
 	// KiB; this leaves room for large PSK and post-quantum key shares.
-	maxHelloWire = 32 << 10
-	typeHandshake     = 0x16
-	typeClientHello   = 0x01
-	extServerName     = 0
-	extSupportedVers  = 43
-	maxServerNameLen  = 255
+	maxHelloWire     = 32 << 10
+	typeHandshake    = 0x16
+	typeClientHello  = 0x01
+	extServerName    = 0
+	extSupportedVers = 43
+	maxServerNameLen = 255
 )
 
 var (
