@@ -55,7 +55,12 @@ type Server struct {
 	closing  atomic.Bool
 	wg       sync.WaitGroup // connection handlers
 	accepts  sync.WaitGroup // accept loops
+
+	acceptErrs atomic.Uint64 // failed accepts, every listener
 }
+
+// AcceptErrors is how many accepts have failed (EMFILE and the like).
+func (s *Server) AcceptErrors() uint64 { return s.acceptErrs.Load() }
 
 // Option adjusts a Server before Start.
 type Option func(*Server)
@@ -281,7 +286,12 @@ func (a *tcpApp) closeListeners() {
 
 func (a *tcpApp) acceptLoop(l *listener) {
 	s := a.srv
-	backoff := 5 * time.Millisecond
+	var errs acceptErrors
+	defer func() {
+		if errs.since > 0 {
+			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "failures", errs.since, "note", "not logged before the listener closed")
+		}
+	}()
 	for {
 		if a.sem != nil {
 			// At max_connections, stop accepting: new clients wait in the
@@ -301,13 +311,20 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// EMFILE and friends: log, back off, keep serving.
-			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err)
-			time.Sleep(backoff)
-			backoff = min(backoff*2, time.Second)
+			// EMFILE and friends: back off, keep serving, log now and then.
+			wait, log, n := errs.failed(time.Now())
+			s.acceptErrs.Add(1)
+			if log {
+				s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err,
+					"failures", n, "backoff", wait.String())
+			}
+			select {
+			case <-time.After(wait):
+			case <-s.stopAccepting:
+				return
+			}
 			continue
 		}
-		backoff = 5 * time.Millisecond
 		s.wg.Add(1)
 		go a.handle(l, c, a.connDone)
 	}
