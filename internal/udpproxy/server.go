@@ -84,6 +84,9 @@ type Server struct {
 	sweepDone chan struct{}
 
 	capLog, errLog rateLog
+
+	reportEvery time.Duration // drop reports (dropReportEvery; tests shorten it)
+	drops       dropReporter  // sweep goroutine, then Shutdown
 }
 
 type listenSpec struct {
@@ -123,6 +126,8 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 		pool:      newBatchPool(app.UDP.MaxDatagramSize),
 		every:     app.ProxyProtocol == ProxySimple || (app.ProxyProtocol == ProxyV2 && app.UDP.ProxyV2Placement == PlacementEvery),
 		perClient: map[netip.Addr]int{},
+
+		reportEvery: dropReportEvery,
 	}
 	for i, l := range app.Listen {
 		sp, err := parseListen(l)
@@ -250,8 +255,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.sessWG.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.drops.report(s) // what the last period did not report yet
+		s.logTotals()
 		return nil
 	case <-ctx.Done():
+		s.drops.report(s)
+		s.logTotals()
 		return fmt.Errorf("udp app %s: session goroutines still running: %w", s.id, ctx.Err())
 	}
 }
@@ -290,6 +299,7 @@ func (s *Server) sweep() {
 			}
 			clear(buf)
 		case now := <-t.C:
+			s.drops.due(s, now)
 			cut := now.Add(-idle).UnixNano()
 			for _, l := range s.listeners {
 				buf = l.snapshot(buf[:0])
