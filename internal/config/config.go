@@ -26,6 +26,7 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -40,6 +41,10 @@ type Config struct {
 	Log      Diagnostic      `yaml:"log"`
 	Apps     []App           `yaml:"apps"`
 	LogJobs  []logjob.Config `yaml:"log_jobs"`
+	// MaxConnections bounds the TCP connections of all apps together (0:
+	// no limit), next to each app's max_connections: at the limit prism
+	// stops accepting and new clients wait in the kernel's backlog.
+	MaxConnections int `yaml:"max_connections"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -97,6 +102,8 @@ type App struct {
 	TLS         tlsedge.Config  `yaml:"tls"`
 	IPFirewall  firewall.Config `yaml:"ip_firewall"`
 	UDP         udpproxy.Config `yaml:"udp"`
+	// Limits are per-client limits (see package limit).
+	Limits limit.Config `yaml:"limits"`
 
 	// timeoutsSet records whether the file set timeouts (before defaults),
 	// to tell a udp app's operator that they have no effect there.
@@ -276,6 +283,7 @@ func (c *Config) setDefaults() {
 		a.TLS.SetDefaults()
 		a.IPFirewall.SetDefaults()
 		a.UDP.SetDefaults()
+		a.Limits.SetDefaults()
 	}
 }
 
@@ -299,6 +307,9 @@ func (c *Config) validate() []*cfgerr.Error {
 	}
 	errs.Merge("geoip", c.GeoIP.Validate())
 	errs.Merge("log_jobs", logjob.ValidateAll(c.LogJobs))
+	if c.MaxConnections < 0 {
+		errs.Add("max_connections", "must not be negative (0 means no limit)")
+	}
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
@@ -358,6 +369,10 @@ func (a *App) validate() []*cfgerr.Error {
 	errs.Merge("origins", a.Origins.Validate())
 	errs.Merge("tls", a.TLS.Validate())
 	errs.Merge("ip_firewall", a.IPFirewall.Validate())
+	errs.Merge("limits", a.Limits.Validate())
+	if a.Limits.MaxTLSHandshakes > 0 && !a.TLS.Terminates() {
+		errs.Add("limits.max_tls_handshakes", "only applies to a tcp app that terminates TLS (tls.mode flexible, full or strict)")
+	}
 	if a.Protocol == "udp" {
 		errs.Merge("udp", a.UDP.Validate())
 		if a.timeoutsSet {

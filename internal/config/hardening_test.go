@@ -58,3 +58,26 @@ func TestAppIDControlCharacters(t *testing.T) {
 		t.Errorf("a plain id: %v", err)
 	}
 }
+
+func TestLimitsSection(t *testing.T) {
+	y := "max_connections: 100\n" + oneApp + "    limits: {max_connections_per_client: 5, max_connections_per_prefix: 50, new_connections_per_second: 10}\n"
+	cfg, err := Parse("ok.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Apps[0].Limits; cfg.MaxConnections != 100 || l.MaxPerClient != 5 || l.Burst != 10 || l.PrefixV4 != 24 {
+		t.Fatalf("limits %+v, max_connections %d", l, cfg.MaxConnections)
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"    limits: {max_tls_handshakes: 5}\n", "bad.yaml:6: apps[0].limits.max_tls_handshakes: only applies"},
+		{"    limits: {prefix_v4: 40}\n", "bad.yaml:6: apps[0].limits.prefix_v4: must be between 1 and 32"},
+		{"    limits: {max_connections_per_client: -1}\n", "apps[0].limits.max_connections_per_client: must not be negative"},
+	} {
+		if _, err := Parse("bad.yaml", []byte(oneApp+tc.extra)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+	if _, err := Parse("bad.yaml", []byte("max_connections: -1\n"+oneApp)); err == nil || !strings.Contains(err.Error(), "bad.yaml:1: max_connections: must not be negative") {
+		t.Errorf("max_connections -1: %v", err)
+	}
+}

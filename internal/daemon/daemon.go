@@ -120,7 +120,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		}
 		s, err := udpproxy.New(udpproxy.App{
 			ID: a.ID, Listen: a.Listen, Pool: pool, ProxyProtocol: a.ProxyProtocol,
-			Trusted: a.Trusted, Firewall: fws[a.ID], UDP: a.UDP,
+			Trusted: a.Trusted, Firewall: fws[a.ID], UDP: a.UDP, Limits: a.Limits,
 		}, em, d.reg, logger) // udpproxy adds the app id to its log lines
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.ID, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -32,6 +33,7 @@ type tcpApp struct {
 	routes    []*origin.Pool // passthrough SNI routes, by tlsedge route index
 	terminate bool           // edge TLS is terminated (flexible, full, strict)
 	originTLS bool           // TLS to the origin (full, strict)
+	lim       *limit.Limiter // per-client limits; nil: none
 }
 
 // session is one connection being handled; Shutdown uses it to stop the
@@ -167,6 +169,11 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		return
 	}
 
+	// Per-client limits (connections, prefix, rate), once the client is known.
+	if !a.admitClient(&ev, start, &done) {
+		return
+	}
+
 	// 3. Edge TLS: terminate, or peek at the ClientHello for its SNI.
 	var clientConn net.Conn = c
 	pool := a.pool
@@ -175,6 +182,10 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		switch {
 		case a.terminate:
 			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c, prefix), &ev)
+			if errors.Is(err, tlsedge.ErrHandshakeLimit) {
+				a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, err.Error())
+				return
+			}
 			if err != nil {
 				a.finish(&ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -57,6 +58,8 @@ type Server struct {
 	accepts  sync.WaitGroup // accept loops
 
 	acceptErrs atomic.Uint64 // failed accepts, every listener
+
+	gsem chan struct{} // the config's max_connections, all apps; nil: none
 }
 
 // AcceptErrors is how many accepts have failed (EMFILE and the like).
@@ -93,6 +96,9 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{})}
+	if cfg.MaxConnections > 0 {
+		s.gsem = make(chan struct{}, cfg.MaxConnections)
+	}
 	var late []Option
 	for _, o := range opts {
 		if o == nil {
@@ -272,10 +278,18 @@ func removeStaleSocket(path string) error {
 
 // connDone releases what a connection held from its accept loop.
 func (a *tcpApp) connDone() {
+	a.releaseSlots()
+	a.srv.wg.Done()
+}
+
+// releaseSlots gives back the app's and the global max_connections slots.
+func (a *tcpApp) releaseSlots() {
 	if a.sem != nil {
 		<-a.sem
 	}
-	a.srv.wg.Done()
+	if a.srv.gsem != nil {
+		<-a.srv.gsem
+	}
 }
 
 func (a *tcpApp) closeListeners() {
@@ -304,6 +318,20 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			}
 		}
 		c, err := l.ln.Accept()
+		if err == nil && s.gsem != nil {
+			// At the global max_connections, likewise stop accepting. The
+			// slot is taken after Accept so that an idle listener never
+			// holds one; this connection waits for it, accepted.
+			select {
+			case s.gsem <- struct{}{}:
+			case <-s.stopAccepting:
+				c.Close()
+				if a.sem != nil {
+					<-a.sem
+				}
+				return
+			}
+		}
 		if err != nil {
 			if a.sem != nil {
 				<-a.sem
@@ -336,11 +364,12 @@ func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &tcpApp{srv: s, cfg: ac, pool: pool}
+	a := &tcpApp{srv: s, cfg: ac, pool: pool, lim: limit.New(ac.Limits)}
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
 	tc := ac.TLS
+	tc.MaxHandshakes = ac.Limits.MaxTLSHandshakes
 	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 || tc.PeekSNI {
 		edge, err := tlsedge.NewEdge(tc, s.log.With("app", ac.ID))
 		if err != nil {

@@ -13,12 +13,14 @@ const dropReportEvery = 10 * time.Second
 var dropCauses = [...]string{
 	"max_sessions", "max_sessions_per_client", "firewall", "pending_queue_full",
 	"too_large", "bad_inbound_proxy_header", "bad_spp_reply", "send_to_origin", "send_to_client", "session_ending",
+	"limit_per_client", "limit_per_prefix", "limit_rate",
 }
 
 // drops returns the drop counters in dropCauses order.
 func (st Stats) drops() [len(dropCauses)]int64 {
 	return [...]int64{st.DropCapApp, st.DropCapClient, st.DropFiltered, st.DropPending,
-		st.DropTruncated, st.DropBadInbound, st.DropBadSPP, st.DropSendOrigin, st.DropSendClient, st.DropNoSession}
+		st.DropTruncated, st.DropBadInbound, st.DropBadSPP, st.DropSendOrigin, st.DropSendClient, st.DropNoSession,
+		st.DropLimitClient, st.DropLimitPrefix, st.DropLimitRate}
 }
 
 // dropReporter remembers the counts already reported.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -46,12 +47,16 @@ type Stats struct {
 	DropSendOrigin  int64 // origin socket send buffer full or send error
 	DropSendClient  int64 // could not be sent back to the client
 	DropNoSession   int64 // arrived while the session was ending
+	DropLimitClient int64 // would exceed limits.max_connections_per_client
+	DropLimitPrefix int64 // would exceed limits.max_connections_per_prefix
+	DropLimitRate   int64 // over limits.new_connections_per_second
 }
 
 type counters struct {
 	clientDgrams, originDgrams                         atomic.Int64
 	capApp, capClient, filtered, pending, truncated    atomic.Int64
 	badInbound, badSPP, sendOrigin, sendClient, noSess atomic.Int64
+	limit                                              [4]atomic.Int64 // by limit.Which
 }
 
 // Server is one UDP app.
@@ -85,8 +90,9 @@ type Server struct {
 
 	capLog, errLog rateLog
 
-	reportEvery time.Duration // drop reports (dropReportEvery; tests shorten it)
-	drops       dropReporter  // sweep goroutine, then Shutdown
+	lim         *limit.Limiter // per-client limits; nil: none
+	reportEvery time.Duration  // drop reports (dropReportEvery; tests shorten it)
+	drops       dropReporter   // sweep goroutine, then Shutdown
 }
 
 type listenSpec struct {
@@ -128,6 +134,7 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 		perClient: map[netip.Addr]int{},
 
 		reportEvery: dropReportEvery,
+		lim:         limit.New(app.Limits),
 	}
 	for i, l := range app.Listen {
 		sp, err := parseListen(l)
@@ -220,6 +227,9 @@ func (s *Server) Stats() Stats {
 		DropSendOrigin:  s.c.sendOrigin.Load(),
 		DropSendClient:  s.c.sendClient.Load(),
 		DropNoSession:   s.c.noSess.Load(),
+		DropLimitClient: s.c.limit[limit.PerClient].Load(),
+		DropLimitPrefix: s.c.limit[limit.PerPrefix].Load(),
+		DropLimitRate:   s.c.limit[limit.Rate].Load(),
 	}
 }
 
@@ -332,10 +342,20 @@ func (s *Server) admit(client netip.Addr) (ok bool, reason string) {
 	}
 	s.perClient[client] = n + 1
 	s.mu.Unlock()
+	if w := s.lim.AdmitAddr(client, time.Now()); w != limit.None {
+		s.unadmitCaps(client)
+		s.c.limit[w].Add(1)
+		return false, "limits." + w.Key()
+	}
 	return true, ""
 }
 
 func (s *Server) unadmit(client netip.Addr) {
+	s.lim.ReleaseAddr(client)
+	s.unadmitCaps(client)
+}
+
+func (s *Server) unadmitCaps(client netip.Addr) {
 	s.nSessions.Add(-1)
 	s.mu.Lock()
 	if n := s.perClient[client]; n <= 1 {
