@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -180,12 +181,23 @@ func (e *Error) Error() string {
 		}
 		b.WriteString(": ")
 		if is.Key != "" {
-			b.WriteString(is.Key)
+			b.WriteString(oneLine(is.Key))
 			b.WriteString(": ")
 		}
-		b.WriteString(is.Msg)
+		b.WriteString(oneLine(is.Msg))
 	}
 	return b.String()
+}
+
+// oneLine keeps a problem on its line: a message can quote the file's own
+// text (a YAML error quotes a multi-line scalar), so line breaks and other
+// control characters are written escaped.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // MaxConfigBytes caps the size of a config file. Decoding YAML takes many
