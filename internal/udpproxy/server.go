@@ -342,20 +342,10 @@ func (s *Server) admit(client netip.Addr) (ok bool, reason string) {
 	}
 	s.perClient[client] = n + 1
 	s.mu.Unlock()
-	if w := s.lim.AdmitAddr(client, time.Now()); w != limit.None {
-		s.unadmitCaps(client)
-		s.c.limit[w].Add(1)
-		return false, "limits." + w.Key()
-	}
 	return true, ""
 }
 
 func (s *Server) unadmit(client netip.Addr) {
-	s.lim.ReleaseAddr(client)
-	s.unadmitCaps(client)
-}
-
-func (s *Server) unadmitCaps(client netip.Addr) {
 	s.nSessions.Add(-1)
 	s.mu.Lock()
 	if n := s.perClient[client]; n <= 1 {
