@@ -30,7 +30,7 @@ func TestPerClientLimits(t *testing.T) {
 	if got := roundTrip(t, from("127.9.0.1"), "a"); got != "a" {
 		t.Fatalf("echo %q", got)
 	}
-	roundTrip(t, from("127.9.0.1"), "b")        // second session of the client: burst 2
+	roundTrip(t, from("127.9.0.1"), "b") // second session of the client: burst 2
 	c := from("127.9.0.1")
 	_, _ = c.Write([]byte("c")) // third within the second: rate
 	if e := em.next(t, event.ClientFiltered); e.Status != event.StatusFiltered || e.Detail != "client over limits.new_connections_per_second" {
