@@ -19,7 +19,7 @@ import (
 // file. Close's message named the healthy job "not flushed" too, about
 // half the time, once the deadline had passed for the stuck one.
 func TestCloseNamesOnlyTheStuckJob(t *testing.T) {
-	for round := range 8 {
+	for round := range 6 {
 		dir := t.TempDir()
 		fifo := filepath.Join(dir, "stuck.fifo")
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -30,8 +30,10 @@ func TestCloseNamesOnlyTheStuckJob(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, err := New(node, []Config{
-			{Name: "stuck", Dataset: render.Spectrum, Destination: sink.Config{Type: sink.TypeFile, Path: fifo, MaxSizeMB: -1}},
-			{Name: "healthy", Dataset: render.Spectrum, Destination: sink.Config{Type: sink.TypeFile, Path: filepath.Join(dir, "ok.log")}},
+			{Name: "stuck", Dataset: render.Spectrum, Batch: BatchConfig{MaxInterval: 10 * time.Millisecond},
+				Destination: sink.Config{Type: sink.TypeFile, Path: fifo, MaxSizeMB: -1}},
+			{Name: "healthy", Dataset: render.Spectrum, Batch: BatchConfig{MaxInterval: 10 * time.Millisecond},
+				Destination: sink.Config{Type: sink.TypeFile, Path: filepath.Join(dir, "ok.log")}},
 		}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +42,14 @@ func TestCloseNamesOnlyTheStuckJob(t *testing.T) {
 			e := session(i, event.Disconnect)
 			p.Emit(&e)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// The healthy job has written everything (so that a loaded machine
+		// cannot make it miss the deadline too); the stuck one never will.
+		for deadline := time.Now().Add(20 * time.Second); p.Stats()[1].Written < 2000; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the healthy job wrote %d of 2000 records in 20s", round, p.Stats()[1].Written)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		err = p.Close(ctx)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), `log job "stuck": not flushed`) || strings.Contains(err.Error(), "healthy") {
