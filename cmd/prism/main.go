@@ -82,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+	// Signals are taken before anything starts: a SIGTERM right after
+	// "prism started" must drain, not kill the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	d, err := daemon.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "cannot start: %v\n", err)
@@ -102,8 +106,6 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	}
 	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if err := d.Reload(); err != nil {
