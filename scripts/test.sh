@@ -2,7 +2,8 @@
 # Installs the real peers prism's integration tests talk to (HAProxy, nginx
 # with the stream module, openssl, dnsmasq, dig, curl, socat, strace; iptables
 # and iproute2 for the tests that run in a network namespace of their own),
-# then runs every check: gofmt, go vet and the whole test suite under -race.
+# then runs every check: gofmt, go vet, the whole test suite under -race, and
+# a short run of every fuzz target.
 # Works on a fresh Debian machine with only Go installed; uses sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,22 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
+
+# Every parser of untrusted or operator input, fuzzed for a few seconds
+# each (FUZZTIME, default 4s): a new crasher fails the run, and go test
+# writes it under the package's testdata/fuzz to be kept as a regression.
+fuzz=(
+	"./internal/proxy FuzzReadInboundHeader"  # PROXY v1/v2 from a trusted front (TCP)
+	"./internal/udpproxy FuzzParseInbound"    # PROXY v2/v1 on datagrams
+	"./internal/spp FuzzParse"                # Simple Proxy Protocol
+	"./internal/spp FuzzRoundTrip"
+	"./internal/tlsedge FuzzReadClientHello"  # ClientHello peek
+	"./internal/firewall FuzzParseList"       # firewall list files
+	"./internal/config FuzzParse"             # the config file
+	"./internal/logjob FuzzCompileFilter"     # log job filters
+	"./internal/render FuzzAppendJSONString"  # record encoding
+)
+for f in "${fuzz[@]}"; do
+	read -r pkg target <<<"$f"
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-4s}" -parallel 2 "$pkg"
+done

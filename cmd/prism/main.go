@@ -66,21 +66,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if args[0] == "validate" {
+		errs, warns := daemon.Check(cfg)
+		if len(warns) > 0 {
+			fmt.Fprintln(stderr, &config.Error{File: cfg.File, Issues: warns})
+		}
+		if len(errs) > 0 {
+			fmt.Fprintln(stderr, &config.Error{File: cfg.File, Issues: errs})
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps, %d log jobs)\n", *path, len(cfg.Apps), len(cfg.LogJobs))
 		return 0
 	}
 	logger := newLogger(cfg.Log, stderr)
-	return serve(cfg, logger)
+	return serve(cfg, logger, stderr)
 }
 
-func serve(cfg *config.Config, logger *slog.Logger) int {
+func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+	// Signals are taken before anything starts: a SIGTERM right after
+	// "prism started" must drain, not kill the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	d, err := daemon.New(cfg, logger)
 	if err != nil {
-		logger.Error("cannot start", "err", err)
+		fmt.Fprintf(stderr, "cannot start: %v\n", err)
 		return 1
 	}
 	if err := d.Start(); err != nil {
-		logger.Error("cannot listen", "err", err)
+		fmt.Fprintf(stderr, "cannot start: %v\n", err)
 		_ = d.Shutdown(context.Background())
 		return 1
 	}
@@ -94,8 +106,6 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 	}
 	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if err := d.Reload(); err != nil {

@@ -17,14 +17,18 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -39,9 +43,25 @@ type Config struct {
 	Log      Diagnostic      `yaml:"log"`
 	Apps     []App           `yaml:"apps"`
 	LogJobs  []logjob.Config `yaml:"log_jobs"`
+	// MaxConnections bounds the TCP connections of all apps together (0:
+	// no limit), next to each app's max_connections: at the limit prism
+	// stops accepting and new clients wait in the kernel's backlog.
+	MaxConnections int `yaml:"max_connections"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
+
+	idx *index // key paths to lines, for problems found after Parse
+}
+
+// Issue returns an Issue for key with its line in the file (the line of
+// its nearest ancestor present), for checks made after Parse.
+func (c *Config) Issue(key, format string, args ...any) Issue {
+	is := Issue{Key: key, Msg: fmt.Sprintf(format, args...)}
+	if c.idx != nil {
+		is.Line = c.idx.line(key)
+	}
+	return is
 }
 
 // Node is this proxy's identity in every record.
@@ -84,6 +104,8 @@ type App struct {
 	TLS         tlsedge.Config  `yaml:"tls"`
 	IPFirewall  firewall.Config `yaml:"ip_firewall"`
 	UDP         udpproxy.Config `yaml:"udp"`
+	// Limits are per-client limits (see package limit).
+	Limits limit.Config `yaml:"limits"`
 
 	// timeoutsSet records whether the file set timeouts (before defaults),
 	// to tell a udp app's operator that they have no effect there.
@@ -160,31 +182,56 @@ func (e *Error) Error() string {
 		}
 		b.WriteString(": ")
 		if is.Key != "" {
-			b.WriteString(is.Key)
+			b.WriteString(oneLine(is.Key))
 			b.WriteString(": ")
 		}
-		b.WriteString(is.Msg)
+		b.WriteString(oneLine(is.Msg))
 	}
 	return b.String()
 }
 
+// oneLine keeps a problem on its line: a message can quote the file's own
+// text (a YAML error quotes a multi-line scalar), so line breaks and other
+// control characters are written escaped.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
+// MaxConfigBytes caps the size of a config file. Decoding YAML takes many
+// times the file's size in memory (a 50 MB file took 1.3 GB); long lists of
+// addresses belong in ip_firewall list files, which are read line by line.
+const MaxConfigBytes = 1 << 20
+
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	return Parse(path, data)
 }
 
 // Parse is Load for bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, &Error{File: name, Issues: []Issue{{Msg: fmt.Sprintf(
+			"config is larger than %d bytes (%d KiB): put long address lists in ip_firewall list files", MaxConfigBytes, MaxConfigBytes>>10)}}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{File: name, Issues: yamlIssues(err, nil)}
 	}
 	idx := newIndex(&root)
-	cfg := &Config{File: name}
+	cfg := &Config{File: name, idx: idx}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	e := &Error{File: name}
@@ -253,6 +300,7 @@ func (c *Config) setDefaults() {
 		a.TLS.SetDefaults()
 		a.IPFirewall.SetDefaults()
 		a.UDP.SetDefaults()
+		a.Limits.SetDefaults()
 	}
 }
 
@@ -276,6 +324,9 @@ func (c *Config) validate() []*cfgerr.Error {
 	}
 	errs.Merge("geoip", c.GeoIP.Validate())
 	errs.Merge("log_jobs", logjob.ValidateAll(c.LogJobs))
+	if c.MaxConnections < 0 {
+		errs.Add("max_connections", "must not be negative (0 means no limit)")
+	}
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
@@ -307,6 +358,8 @@ func (a *App) validate() []*cfgerr.Error {
 	var errs cfgerr.List
 	if a.ID == "" {
 		errs.Add("id", "missing: every app needs an id (written as Application/ServiceID)")
+	} else if strings.IndexFunc(a.ID, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) >= 0 {
+		errs.Add("id", "%q holds control or non-printable characters (it is written into every record and log line)", a.ID)
 	}
 	switch a.Protocol {
 	case "tcp", "udp":
@@ -333,6 +386,10 @@ func (a *App) validate() []*cfgerr.Error {
 	errs.Merge("origins", a.Origins.Validate())
 	errs.Merge("tls", a.TLS.Validate())
 	errs.Merge("ip_firewall", a.IPFirewall.Validate())
+	errs.Merge("limits", a.Limits.Validate())
+	if a.Limits.MaxTLSHandshakes > 0 && !a.TLS.Terminates() {
+		errs.Add("limits.max_tls_handshakes", "only applies to a tcp app that terminates TLS (tls.mode flexible, full or strict)")
+	}
 	if a.Protocol == "udp" {
 		errs.Merge("udp", a.UDP.Validate())
 		if a.timeoutsSet {

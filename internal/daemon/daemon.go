@@ -71,9 +71,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		f(&o)
 	}
 	d = &Daemon{cfg: cfg, log: logger, reg: new(event.Registry), udp: map[string]*udpproxy.Server{}}
+	// Every error return sets d to nil: clean up through a copy.
+	built := d
 	defer func() {
 		if err != nil {
-			d.closeParts()
+			built.abandon()
 		}
 	}()
 	node := render.Node{Colo: cfg.Node.Colo, ID: cfg.Node.ID, RegionName: cfg.Node.RegionName}
@@ -118,7 +120,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		}
 		s, err := udpproxy.New(udpproxy.App{
 			ID: a.ID, Listen: a.Listen, Pool: pool, ProxyProtocol: a.ProxyProtocol,
-			Trusted: a.Trusted, Firewall: fws[a.ID], UDP: a.UDP,
+			Trusted: a.Trusted, Firewall: fws[a.ID], UDP: a.UDP, Limits: a.Limits,
 		}, em, d.reg, logger) // udpproxy adds the app id to its log lines
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.ID, err)
@@ -201,6 +203,20 @@ func (d *Daemon) stopServers(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// abandon releases what a failed New built: servers that never listened
+// (their TLS watchers and resolvers), then the rest.
+func (d *Daemon) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if d.tcp != nil {
+		_ = d.tcp.Shutdown(ctx)
+	}
+	for _, s := range d.udp {
+		_ = s.Shutdown(ctx)
+	}
+	d.closeParts()
 }
 
 func (d *Daemon) closeParts() {

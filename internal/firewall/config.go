@@ -209,15 +209,15 @@ func prefixKey(p netip.Prefix) key {
 }
 
 func parseCountry(s string) (string, bool) {
-	if len(s) != 2 {
+	// Only ASCII letters: strings.ToUpper would map a two-byte rune such
+	// as "ı" or "ſ" to a one-byte letter and leave a one-byte string.
+	if len(s) != 2 || !isASCIILetter(s[0]) || !isASCIILetter(s[1]) {
 		return "", false
 	}
-	u := strings.ToUpper(s)
-	if u[0] < 'A' || u[0] > 'Z' || u[1] < 'A' || u[1] > 'Z' {
-		return "", false
-	}
-	return u, true
+	return string([]byte{s[0] &^ 0x20, s[1] &^ 0x20}), true
 }
+
+func isASCIILetter(b byte) bool { return (b|0x20) >= 'a' && (b|0x20) <= 'z' }
 
 func parseASN(s string) (uint32, bool) {
 	if len(s) > 2 && (s[:2] == "AS" || s[:2] == "as" || s[:2] == "As") {

@@ -107,7 +107,7 @@ func (f *FilterSpec) UnmarshalYAML(n *yaml.Node) error {
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("filter: %w", err)
+			return fmt.Errorf("line %d: filter holds a value JSON cannot carry (NaN or infinity?): %w", n.Line, err)
 		}
 		*f = FilterSpec(b)
 		return nil
@@ -241,7 +241,7 @@ func (c *Config) Validate() []*cfgerr.Error {
 			tsOK = false
 		}
 	}
-	if c.SampleRate != nil && (*c.SampleRate <= 0 || *c.SampleRate > 1) {
+	if r := c.SampleRate; r != nil && !(*r > 0 && *r <= 1) { // also NaN, which compares false to everything
 		errs.Add("sample_rate", "must be greater than 0 and at most 1, got %v", *c.SampleRate)
 	}
 	outOK := true

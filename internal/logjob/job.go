@@ -338,13 +338,14 @@ func (j *job) send(b *sink.Batch) { j.batches <- b }
 func (j *job) write() {
 	defer close(j.done)
 	for b := range j.batches {
-		if err := j.dest.Write(b); err != nil {
-			j.st.writeErrs.Add(uint64(b.Records))
+		err := j.dest.Write(b)
+		kept := sink.Written(b, err) // a short write keeps whole records only
+		j.st.written.Add(uint64(kept))
+		if err != nil {
+			j.st.writeErrs.Add(uint64(b.Records - kept))
 			j.errMu.Lock()
 			j.lastErr = err
 			j.errMu.Unlock()
-		} else {
-			j.st.written.Add(uint64(b.Records))
 		}
 		select {
 		case j.free <- b:

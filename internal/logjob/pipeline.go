@@ -128,10 +128,16 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	for _, j := range p.jobs {
 		select {
 		case <-j.done:
+		case <-ctx.Done():
+		}
+		// Once ctx is done (another job was stuck), both cases are ready
+		// for a job that did finish: look at done itself before naming it.
+		select {
+		case <-j.done:
 			if j.closeErr != nil {
 				errs = append(errs, fmt.Errorf("log job %q: %w", j.cfg.Name, j.closeErr))
 			}
-		case <-ctx.Done():
+		default:
 			errs = append(errs, fmt.Errorf("log job %q: not flushed (%d events queued): %w", j.cfg.Name, j.q.len(), ctx.Err()))
 		}
 	}

@@ -62,6 +62,11 @@ type DNSConfig struct {
 	// TTL is how long a resolution is reused (default 10s; 0 keeps the default,
 	// a negative value resolves on every connection).
 	TTL time.Duration `yaml:"ttl"`
+	// AllowLoopback lets the name resolve to loopback (127.0.0.0/8, ::1)
+	// and unspecified (0.0.0.0, ::) addresses, which are refused by default
+	// (Status 532) whatever origin_block says: whoever controls the name
+	// could otherwise point it at the edge host's own services.
+	AllowLoopback bool `yaml:"allow_loopback"`
 }
 
 // SetDefaults fills unset values.
@@ -277,15 +282,7 @@ func ValidateBlock(cidrs []string) []*cfgerr.Error {
 	return errs
 }
 
-func (p *Pool) blocked(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, b := range p.block {
-		if b.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (p *Pool) blocked(a netip.Addr) bool { return inPrefixes(p.block, a) }
 
 func mapPort(lo, hi uint16, offset int) uint16 {
 	if lo == hi || offset < 0 || offset > int(hi-lo) {
@@ -308,8 +305,15 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 		lo, hi, _ := ParsePortRange(p.cfg.DNS.Port)
 		port := mapPort(lo, hi, portOffset)
 		out = make([]Target, 0, len(addrs))
+		var local netip.AddrPort
 		for _, a := range addrs {
 			ap := netip.AddrPortFrom(a, port)
+			if !p.cfg.DNS.AllowLoopback && isLocal(a) {
+				if !local.IsValid() {
+					local = ap
+				}
+				continue
+			}
 			if p.blocked(a) {
 				if !firstBlocked.IsValid() {
 					firstBlocked = ap
@@ -317,6 +321,13 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 				continue
 			}
 			out = append(out, Target{Addr: ap, Name: p.cfg.DNS.Name})
+		}
+		if len(out) == 0 && local.IsValid() && !firstBlocked.IsValid() {
+			return nil, &Failure{Status: event.StatusResolveBlocked, Addr: local,
+				Detail: fmt.Sprintf("origin %s resolves to %s, a loopback or unspecified address (set origins.dns.allow_loopback to allow it)", p.cfg.DNS.Name, local.Addr())}
+		}
+		if !firstBlocked.IsValid() {
+			firstBlocked = local
 		}
 	} else {
 		out = make([]Target, 0, len(p.static))

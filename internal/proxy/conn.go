@@ -18,6 +18,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -35,6 +36,7 @@ type tcpApp struct {
 	routes    []*origin.Pool // passthrough SNI routes, by tlsedge route index
 	terminate bool           // edge TLS is terminated (flexible, full, strict)
 	originTLS bool           // TLS to the origin (full, strict)
+	lim       *limit.Limiter // per-client limits; nil: none
 }
 
 // session is one connection being handled; Shutdown uses it to stop the
@@ -177,6 +179,11 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		return
 	}
 
+	// Per-client limits (connections, prefix, rate), once the client is known.
+	if !a.admitClient(c, &ev, start, &done) {
+		return
+	}
+
 	// 3. Edge TLS: terminate, or peek at the ClientHello for its SNI.
 	var clientConn net.Conn = c
 	pool := a.pool
@@ -185,6 +192,10 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		switch {
 		case a.terminate:
 			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c, prefix), &ev)
+			if errors.Is(err, tlsedge.ErrHandshakeLimit) {
+				a.end(c, &ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, err.Error())
+				return
+			}
 			if err != nil {
 				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
@@ -347,7 +358,7 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	if err := bufferV1Line(br); err != nil && isTimeout(err) {
 		return nil, fmt.Errorf("PROXY v1 header not complete within header_timeout %s: %w", timeout, err)
 	}
-	h, err := proxyproto.Read(br)
+	h, err := readInboundHeader(br)
 	if err != nil {
 		if !time.Now().Before(deadline) && !isTimeout(err) {
 			// The parser gave up at the deadline with an error of its own:

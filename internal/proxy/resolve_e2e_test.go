@@ -30,6 +30,11 @@ func startDnsmasq(t *testing.T) *net.Resolver {
 		"--address=/good.test/127.0.0.1", "--address=/missing.test/", "--address=/meta.test/169.254.169.254")
 	server := "127.0.0.1:" + strconv.Itoa(port)
 	p.WaitTCP(t, server, 10*time.Second)
+	return resolverFor(server)
+}
+
+// resolverFor sends every query to the DNS server at addr.
+func resolverFor(server string) *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, server)
@@ -54,7 +59,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 		{"refused.example", event.ResolveOrigin, event.StatusResolveInternal, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`"}}`), WithResolver(res))
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`", allow_loopback: true}}`), WithResolver(res))
 			c := dial(t, addr)
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			e := rec.next(t)

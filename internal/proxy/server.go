@@ -23,6 +23,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -54,10 +55,16 @@ type Server struct {
 	forced   bool // drain deadline passed: stop every session now
 	closing  atomic.Bool
 	wg       sync.WaitGroup // connection handlers
+	accepts  sync.WaitGroup // accept loops
 
-	healthChecks atomic.Int64   // see Stats
-	accepts      sync.WaitGroup // accept loops
+	healthChecks atomic.Int64  // see Stats
+	acceptErrs   atomic.Uint64 // failed accepts, every listener
+
+	gsem chan struct{} // the config's max_connections, all apps; nil: none
 }
+
+// AcceptErrors is how many accepts have failed (EMFILE and the like).
+func (s *Server) AcceptErrors() uint64 { return s.acceptErrs.Load() }
 
 // Option adjusts a Server before Start.
 type Option func(*Server)
@@ -90,6 +97,9 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{})}
+	if cfg.MaxConnections > 0 {
+		s.gsem = make(chan struct{}, cfg.MaxConnections)
+	}
 	var late []Option
 	for _, o := range opts {
 		if o == nil {
@@ -269,10 +279,18 @@ func removeStaleSocket(path string) error {
 
 // connDone releases what a connection held from its accept loop.
 func (a *tcpApp) connDone() {
+	a.releaseSlots()
+	a.srv.wg.Done()
+}
+
+// releaseSlots gives back the app's and the global max_connections slots.
+func (a *tcpApp) releaseSlots() {
 	if a.sem != nil {
 		<-a.sem
 	}
-	a.srv.wg.Done()
+	if a.srv.gsem != nil {
+		<-a.srv.gsem
+	}
 }
 
 func (a *tcpApp) closeListeners() {
@@ -283,7 +301,12 @@ func (a *tcpApp) closeListeners() {
 
 func (a *tcpApp) acceptLoop(l *listener) {
 	s := a.srv
-	backoff := 5 * time.Millisecond
+	var errs acceptErrors
+	defer func() {
+		if errs.since > 0 {
+			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "failures", errs.since, "note", "not logged before the listener closed")
+		}
+	}()
 	for {
 		if a.sem != nil {
 			// At max_connections, stop accepting: new clients wait in the
@@ -296,6 +319,20 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			}
 		}
 		c, err := l.ln.Accept()
+		if err == nil && s.gsem != nil {
+			// At the global max_connections, likewise stop accepting. The
+			// slot is taken after Accept so that an idle listener never
+			// holds one; this connection waits for it, accepted.
+			select {
+			case s.gsem <- struct{}{}:
+			case <-s.stopAccepting:
+				c.Close()
+				if a.sem != nil {
+					<-a.sem
+				}
+				return
+			}
+		}
 		if err != nil {
 			if a.sem != nil {
 				<-a.sem
@@ -303,13 +340,20 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// EMFILE and friends: log, back off, keep serving.
-			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err)
-			time.Sleep(backoff)
-			backoff = min(backoff*2, time.Second)
+			// EMFILE and friends: back off, keep serving, log now and then.
+			wait, log, n := errs.failed(time.Now())
+			s.acceptErrs.Add(1)
+			if log {
+				s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err,
+					"failures", n, "backoff", wait.String())
+			}
+			select {
+			case <-time.After(wait):
+			case <-s.stopAccepting:
+				return
+			}
 			continue
 		}
-		backoff = 5 * time.Millisecond
 		s.wg.Add(1)
 		go a.handle(l, c, a.connDone)
 	}
@@ -321,11 +365,12 @@ func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &tcpApp{srv: s, cfg: ac, pool: pool}
+	a := &tcpApp{srv: s, cfg: ac, pool: pool, lim: limit.New(ac.Limits)}
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
 	tc := ac.TLS
+	tc.MaxHandshakes = ac.Limits.MaxTLSHandshakes
 	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 || tc.PeekSNI {
 		edge, err := tlsedge.NewEdge(tc, s.log.With("app", ac.ID))
 		if err != nil {

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -29,7 +30,8 @@ type File struct {
 
 	mu   sync.Mutex
 	f    *os.File
-	size int64
+	size int64 // bytes in f (after a torn write: where its whole records end)
+	torn bool  // f holds a partial record past size that could not be cut
 
 	mill     chan struct{} // wakes the cleanup goroutine
 	millDone chan struct{}
@@ -43,7 +45,7 @@ func OpenFile(c Config) (*File, error) {
 	if c.MaxSizeMB > 0 {
 		fl.max = int64(c.MaxSizeMB) << 20
 	}
-	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.Path), c.Mode.dirMode()); err != nil {
 		return nil, fmt.Errorf("create log directory for %s: %w", c.Path, err)
 	}
 	if err := fl.open(); err != nil {
@@ -55,7 +57,7 @@ func OpenFile(c Config) (*File, error) {
 }
 
 func (fl *File) open() error {
-	f, err := os.OpenFile(fl.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(fl.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, os.FileMode(fl.cfg.Mode))
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}
@@ -88,18 +90,57 @@ func (fl *File) Write(b *Batch) error {
 			return err
 		}
 	}
-	if fl.size == 0 && len(b.Header) > 0 {
-		n, err := fl.f.Write(b.Header)
-		fl.size += int64(n)
-		if err != nil {
-			return fmt.Errorf("write header to %s: %w", fl.cfg.Path, err)
+	if fl.torn {
+		// An earlier short write could not be cut back: never append to
+		// a partial record.
+		if err := fl.cut(fl.size); err != nil {
+			return err
 		}
 	}
-	n, err := fl.f.Write(data)
-	fl.size += int64(n)
-	if err != nil {
-		return fmt.Errorf("write %d records to %s: %w", b.Records, fl.cfg.Path, err)
+	if fl.size == 0 && len(b.Header) > 0 {
+		n, err := fl.f.Write(b.Header)
+		if err != nil {
+			if n > 0 {
+				_ = fl.cut(0)
+			}
+			return fmt.Errorf("write header to %s: %w", fl.cfg.Path, err)
+		}
+		fl.size += int64(n)
 	}
+	n, err := fl.f.Write(data)
+	if err != nil {
+		// A short write (a full disk) may end inside a record: keep the
+		// whole records and cut the rest off, so that the file never holds
+		// a partial line and the next batch starts on a record boundary.
+		// (With a record_delimiter other than a newline nothing counts as
+		// whole, and the batch's bytes are cut back entirely.)
+		whole := bytes.LastIndexByte(data[:n], '\n') + 1
+		start := fl.size
+		fl.size += int64(n)
+		if n > whole {
+			if cerr := fl.cut(start + int64(whole)); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
+		werr := fmt.Errorf("write %d records to %s: %w", b.Records, fl.cfg.Path, err)
+		if kept := bytes.Count(data[:whole], []byte{'\n'}); kept > 0 && !fl.torn {
+			return &PartialError{Written: kept, Err: werr}
+		}
+		return werr
+	}
+	fl.size += int64(n)
+	return nil
+}
+
+// cut truncates the file to size bytes (the end of its last whole record).
+// When that fails the file is marked torn, and nothing more is written to
+// it until a cut succeeds.
+func (fl *File) cut(size int64) error {
+	if err := fl.f.Truncate(size); err != nil {
+		fl.torn = true
+		return fmt.Errorf("cut partial record from %s: %w", fl.cfg.Path, err)
+	}
+	fl.torn, fl.size = false, size
 	return nil
 }
 
@@ -260,8 +301,12 @@ func gzipFile(path string) (err error) {
 		return err
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
 	tmp := path + ".gz.tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm()) // the rotated file's mode
 	if err != nil {
 		return err
 	}

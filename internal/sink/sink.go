@@ -12,6 +12,7 @@
 package sink
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,6 +122,10 @@ type Config struct {
 	MaxAgeDays int `yaml:"max_age_days"`
 	// Compress gzips rotated files in the background.
 	Compress bool `yaml:"compress"`
+	// Mode is the permission of files prism creates (the log file, rotated
+	// and compressed copies; directories get x where r is set). Default
+	// 0640. An existing file keeps its mode.
+	Mode FileMode `yaml:"mode"`
 }
 
 // SetDefaults fills in the default type (stdout) and rotation size.
@@ -130,6 +135,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Type == TypeFile && c.MaxSizeMB == 0 {
 		c.MaxSizeMB = 100
+	}
+	if c.Type == TypeFile && c.Mode == 0 {
+		c.Mode = DefaultFileMode
 	}
 }
 
@@ -144,8 +152,13 @@ func (c *Config) Validate() []*cfgerr.Error {
 	case TypeFile:
 		if c.Path == "" {
 			errs.Add("path", "is required for type file")
+		} else if !filepath.IsAbs(c.Path) {
+			errs.Add("path", "%q is relative: give an absolute path (a relative one would depend on the directory prism was started in)", c.Path)
 		} else if st, err := os.Stat(c.Path); err == nil && st.IsDir() {
 			errs.Add("path", "%s is a directory", c.Path)
+		}
+		if c.Mode&0o002 != 0 {
+			errs.Add("mode", "%v makes the log file world-writable", c.Mode)
 		}
 		if c.MaxBackups < 0 {
 			errs.Add("max_backups", "must not be negative")
@@ -226,4 +239,31 @@ func backupParts(path string) (dir, prefix, ext string) {
 	ext = filepath.Ext(base)
 	prefix = base[:len(base)-len(ext)] + "-"
 	return dir, prefix, ext
+}
+
+// PartialError is a failed write after which the first Written records of
+// the batch are in the destination, whole, and the rest are not: the file
+// destination cuts a short write back to its last whole record.
+type PartialError struct {
+	Written int
+	Err     error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%v (%d records written before the error)", e.Err, e.Written)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// Written returns how many records of b a destination's Write kept, given
+// what it returned.
+func Written(b *Batch, err error) int {
+	if err == nil {
+		return b.Records
+	}
+	var pe *PartialError
+	if errors.As(err, &pe) {
+		return min(pe.Written, b.Records)
+	}
+	return 0
 }

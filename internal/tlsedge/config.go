@@ -74,6 +74,11 @@ type Config struct {
 	// ReloadInterval is how often certificate and CA files are checked for
 	// changes (default 5s; a negative value turns watching off).
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// MaxHandshakes bounds concurrent handshakes after the ClientHello
+	// (the CPU-heavy part) when terminating; 0: no bound. Set from the
+	// app's limits.max_tls_handshakes. A connection that gets no slot
+	// before its handshake_timeout ends with ErrHandshakeLimit.
+	MaxHandshakes int `yaml:"-"`
 }
 
 // CertFile is one certificate chain and its private key, both PEM files.

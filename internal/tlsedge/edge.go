@@ -56,6 +56,9 @@ type Edge struct {
 	stop    chan struct{}
 	done    chan struct{}
 	closeMu sync.Once
+
+	hs        chan struct{} // handshake slots (cfg.MaxHandshakes); nil: unbounded
+	hsRefused atomic.Uint64
 }
 
 // NewEdge builds the TLS side of an app from its (defaulted, validated)
@@ -88,6 +91,9 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 		done:     make(chan struct{}),
 	}
 	e.minVersion, _ = parseVersion(cfg.MinVersion)
+	if cfg.MaxHandshakes > 0 {
+		e.hs = make(chan struct{}, cfg.MaxHandshakes)
+	}
 	for _, p := range cfg.SNIAllow {
 		e.sniAllow = append(e.sniAllow, normName(p))
 	}
@@ -344,7 +350,8 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 		ev.ClientTLS = failedTLS(StatusInternalError, "")
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: mode %s does not terminate TLS", e.cfg.Mode)
 	}
-	if err := conn.SetDeadline(time.Now().Add(e.cfg.HandshakeTimeout)); err != nil {
+	deadline := time.Now().Add(e.cfg.HandshakeTimeout)
+	if err := conn.SetDeadline(deadline); err != nil {
 		ev.ClientTLS = failedTLS(StatusInternalError, "")
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: set handshake deadline: %w", err)
 	}
@@ -373,8 +380,15 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 		sendAlert(conn, alertInternalError)
 		return nil, event.StatusEdgeTLSConfig, fmt.Errorf("tls handshake for %q: %w (%v)", sni, errNoCertificate, e.Ready())
 	}
+	release, err := e.acquireHandshake(deadline)
+	if err != nil {
+		ev.ClientTLS.ServerName = sni
+		return nil, event.StatusFiltered, err
+	}
 	tc := tls.Server(&prefixConn{Conn: conn, prefix: peeked}, e.serverConf)
-	if err := tc.Handshake(); err != nil {
+	err = tc.Handshake()
+	release()
+	if err != nil {
 		ev.ClientTLS = failedTLS(StatusHandshakeFailed, sni)
 		if errors.Is(err, errNoCertificate) { // every certificate vanished between the check and now
 			ev.ClientTLS.Status = StatusInvalidConfig

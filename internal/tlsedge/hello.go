@@ -3,6 +3,7 @@ package tlsedge
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -13,11 +14,17 @@ const (
 	maxRecordPayload  = 16384 + 2048 // TLSCiphertext limit; plaintext hellos are ≤ 2^14
 	maxHandshakeBytes = 1 << 16      // crypto/tls refuses larger handshake messages too
 	helloBufSize      = 2048         // most ClientHellos (even with ML-KEM key shares) fit
-	typeHandshake     = 0x16
-	typeClientHello   = 0x01
-	extServerName     = 0
-	extSupportedVers  = 43
-	maxServerNameLen  = 255
+	// maxHelloWire bounds the bytes a connection may send, record headers
+	// included, before its ClientHello is complete. Counting only
+	// handshake bytes let a hello sent as 1-byte records (6 wire bytes per
+	// byte) hold about 0.6 MB per connection. Real ClientHellos are a few
+	// KiB; this leaves room for large PSK and post-quantum key shares.
+	maxHelloWire     = 32 << 10
+	typeHandshake    = 0x16
+	typeClientHello  = 0x01
+	extServerName    = 0
+	extSupportedVers = 43
+	maxServerNameLen = 255
 )
 
 var (
@@ -25,6 +32,9 @@ var (
 	errNotTLS = errors.New("not a TLS handshake record")
 	// errBadHello: a TLS record whose ClientHello is malformed.
 	errBadHello = errors.New("malformed ClientHello")
+	// errHelloTooLarge: the ClientHello is not complete within maxHelloWire
+	// bytes on the wire. It is a malformed hello (errors.Is errBadHello).
+	errHelloTooLarge = fmt.Errorf("%w: not complete within %d bytes on the wire", errBadHello, maxHelloWire)
 )
 
 // clientHello is what the edge needs from a ClientHello before any
@@ -42,9 +52,12 @@ func readClientHello(r io.Reader) (clientHello, []byte, error) {
 	buf := make([]byte, 0, helloBufSize)
 	// need makes sure buf holds at least n bytes.
 	need := func(n int) error {
+		if n > maxHelloWire {
+			return errHelloTooLarge
+		}
 		for len(buf) < n {
 			if cap(buf) < n {
-				nb := make([]byte, len(buf), max(n, 2*cap(buf)))
+				nb := make([]byte, len(buf), min(max(n, 2*cap(buf)), maxHelloWire))
 				copy(nb, buf)
 				buf = nb
 			}

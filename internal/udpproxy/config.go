@@ -7,6 +7,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -147,4 +148,8 @@ type App struct {
 	Firewall Firewall
 	// UDP is the app's `udp:` section.
 	UDP Config
+	// Limits are the app's per-client limits (max_tls_handshakes aside):
+	// a datagram that would open a session over one is dropped, and
+	// counted by limit, like the session caps.
+	Limits limit.Config
 }

@@ -55,17 +55,34 @@ func parseV2(b []byte) (netip.AddrPort, int, error) {
 	a := b[16:n]
 	switch fam >> 4 {
 	case 0x1: // AF_INET
-		if len(a) < 12 {
+		if len(a) < 12 || !tlvsFit(a[12:]) {
 			return netip.AddrPort{}, 0, errInbound
 		}
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:10])), n, nil
 	case 0x2: // AF_INET6
-		if len(a) < 36 {
+		if len(a) < 36 || !tlvsFit(a[36:]) {
 			return netip.AddrPort{}, 0, errInbound
 		}
 		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:34])), n, nil
 	}
 	return netip.AddrPort{}, n, nil // AF_UNSPEC / AF_UNIX: no IP client
+}
+
+// tlvsFit reports whether b, the TLV vector after a v2 header's
+// addresses, is a whole number of type-length-value entries: a length that
+// runs past the header's end makes the header malformed.
+func tlvsFit(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 3 {
+			return false
+		}
+		n := 3 + int(binary.BigEndian.Uint16(b[1:3]))
+		if n > len(b) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // parseV1 parses "PROXY TCP4|TCP6|UDP4|UDP6|UNKNOWN src dst sport dport\r\n".

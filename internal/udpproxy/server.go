@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -46,12 +47,16 @@ type Stats struct {
 	DropSendOrigin  int64 // origin socket send buffer full or send error
 	DropSendClient  int64 // could not be sent back to the client
 	DropNoSession   int64 // arrived while the session was ending
+	DropLimitClient int64 // would exceed limits.max_connections_per_client
+	DropLimitPrefix int64 // would exceed limits.max_connections_per_prefix
+	DropLimitRate   int64 // over limits.new_connections_per_second
 }
 
 type counters struct {
 	clientDgrams, originDgrams                         atomic.Int64
 	capApp, capClient, filtered, pending, truncated    atomic.Int64
 	badInbound, badSPP, sendOrigin, sendClient, noSess atomic.Int64
+	limit                                              [4]atomic.Int64 // by limit.Which
 }
 
 // Server is one UDP app.
@@ -84,6 +89,10 @@ type Server struct {
 	sweepDone chan struct{}
 
 	capLog, errLog rateLog
+
+	lim         *limit.Limiter // per-client limits; nil: none
+	reportEvery time.Duration  // drop reports (dropReportEvery; tests shorten it)
+	drops       dropReporter   // sweep goroutine, then Shutdown
 }
 
 type listenSpec struct {
@@ -123,6 +132,9 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 		pool:      newBatchPool(app.UDP.MaxDatagramSize),
 		every:     app.ProxyProtocol == ProxySimple || (app.ProxyProtocol == ProxyV2 && app.UDP.ProxyV2Placement == PlacementEvery),
 		perClient: map[netip.Addr]int{},
+
+		reportEvery: dropReportEvery,
+		lim:         limit.New(app.Limits),
 	}
 	for i, l := range app.Listen {
 		sp, err := parseListen(l)
@@ -215,6 +227,9 @@ func (s *Server) Stats() Stats {
 		DropSendOrigin:  s.c.sendOrigin.Load(),
 		DropSendClient:  s.c.sendClient.Load(),
 		DropNoSession:   s.c.noSess.Load(),
+		DropLimitClient: s.c.limit[limit.PerClient].Load(),
+		DropLimitPrefix: s.c.limit[limit.PerPrefix].Load(),
+		DropLimitRate:   s.c.limit[limit.Rate].Load(),
 	}
 }
 
@@ -250,8 +265,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.sessWG.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.drops.report(s) // what the last period did not report yet
+		s.logTotals()
 		return nil
 	case <-ctx.Done():
+		s.drops.report(s)
+		s.logTotals()
 		return fmt.Errorf("udp app %s: session goroutines still running: %w", s.id, ctx.Err())
 	}
 }
@@ -290,6 +309,7 @@ func (s *Server) sweep() {
 			}
 			clear(buf)
 		case now := <-t.C:
+			s.drops.due(s, now)
 			cut := now.Add(-idle).UnixNano()
 			for _, l := range s.listeners {
 				buf = l.snapshot(buf[:0])

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -47,6 +48,10 @@ type session struct {
 	hdr    []byte         // outbound PROXY v2 / SPP header, nil when off
 	last   atomic.Int64   // unix nanoseconds of the last datagram either way
 	state  atomic.Int32
+	// refused is the per-client limit that made a blocked entry (None: the
+	// firewall did); limited says the session holds a limiter slot.
+	refused limit.Which // written before the state becomes blocked, under mu
+	limited atomic.Bool // Swap(false) gives the slot back exactly once
 
 	mu      sync.Mutex // guards state changes, queue, conn and the base event before connect
 	queue   [][]byte
@@ -109,7 +114,11 @@ func (ss *session) accept(payload []byte, now int64) bool {
 		return false
 	case stateBlocked:
 		ss.last.Store(now)
-		ss.srv.c.filtered.Add(1)
+		if ss.refused != limit.None {
+			ss.srv.c.limit[ss.refused].Add(1)
+		} else {
+			ss.srv.c.filtered.Add(1)
+		}
 		return false
 	}
 	ss.srv.c.noSess.Add(1)
@@ -127,15 +136,31 @@ func (ss *session) run() {
 	ss.mu.Unlock()
 
 	// Firewall: a blocked client becomes a negative entry that drops its
-	// datagrams until it has been silent for the idle timeout.
-	if fw := srv.app.Firewall; fw != nil && fw.Apply(ss.client.Addr(), &ev) {
+	// datagrams until it has been silent for the idle timeout. A client
+	// over a per-client limit likewise.
+	blocked := srv.app.Firewall != nil && srv.app.Firewall.Apply(ss.client.Addr(), &ev)
+	refused := limit.None
+	if !blocked {
+		if refused = srv.lim.AdmitAddr(ss.client.Addr(), time.Now()); refused == limit.None {
+			ss.limited.Store(true) // given back in finish
+		}
+	}
+	if blocked || refused != limit.None {
 		ss.mu.Lock()
 		if ss.state.Load() != statePending {
 			ss.mu.Unlock()
+			if ss.limited.Swap(false) {
+				srv.lim.ReleaseAddr(ss.client.Addr())
+			}
 			return
 		}
+		ss.refused = refused
 		ss.state.Store(stateBlocked)
-		srv.c.filtered.Add(int64(len(ss.queue)))
+		if refused != limit.None {
+			srv.c.limit[refused].Add(int64(len(ss.queue)))
+		} else {
+			srv.c.filtered.Add(int64(len(ss.queue)))
+		}
 		ss.queue = nil
 		ss.mu.Unlock()
 		srv.unadmit(ss.client.Addr())
@@ -148,7 +173,10 @@ func (ss *session) run() {
 		ev.Type, ev.Status = event.ClientFiltered, event.StatusFiltered
 		ev.Time, ev.DisconnectTime = now, now
 		detail := "client matched " + ev.FirewallMatch
-		if ev.FirewallMatch == event.FirewallUnknown {
+		switch {
+		case refused != limit.None:
+			detail = "client over limits." + refused.Key()
+		case ev.FirewallMatch == event.FirewallUnknown:
 			detail = "no rule matched (firewall default: block)"
 		}
 		ev.CloseSide, ev.CloseReason, ev.Detail = event.SideProxy, event.ReasonClosed, detail // refused by prism (spec §7.5)
@@ -318,6 +346,9 @@ func (ss *session) finish(typ event.Type, status int, side event.Side, reason ev
 		return
 	}
 	srv.unadmit(ss.client.Addr())
+	if ss.limited.Swap(false) {
+		srv.lim.ReleaseAddr(ss.client.Addr())
+	}
 	if prev == stateReady {
 		// Out of the registry before the terminal record (event.Registry).
 		srv.reg.Remove(ss.live)

@@ -1,0 +1,281 @@
+// Package limit bounds what one client may take of an app: concurrent
+// connections (TCP) or sessions (UDP) per client address and per client
+// prefix, and new ones per second per client address (a token bucket). The
+// proxy asks Admit before it spends anything on a new connection and calls
+// the returned release when the connection has ended. A refusal says which
+// limit it hit, and is counted by limit.
+//
+// Addresses are compared unmapped (an IPv4-mapped IPv6 client counts as
+// its IPv4 address). The state is a few maps under one mutex: one lock per
+// new connection, nothing per byte. Rate buckets of clients that have been
+// quiet long enough to be full again are forgotten, so the maps hold only
+// clients that are connected or were recently active.
+package limit
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+)
+
+// Config is an app's `limits:` section. Zero values mean no limit.
+type Config struct {
+	// MaxPerClient bounds concurrent connections (sessions) of one client
+	// address.
+	MaxPerClient int `yaml:"max_connections_per_client"`
+	// MaxPerPrefix bounds concurrent connections of all clients in one
+	// prefix of PrefixV4 / PrefixV6 bits.
+	MaxPerPrefix int `yaml:"max_connections_per_prefix"`
+	PrefixV4     int `yaml:"prefix_v4"` // default 24
+	PrefixV6     int `yaml:"prefix_v6"` // default 64
+	// RatePerClient bounds new connections per second of one client
+	// address, with bursts of up to Burst (default: RatePerClient).
+	RatePerClient int `yaml:"new_connections_per_second"`
+	Burst         int `yaml:"new_connections_burst"`
+	// MaxTLSHandshakes bounds concurrent edge TLS handshakes of the app
+	// (tcp apps that terminate TLS); see tlsedge.Config.MaxHandshakes.
+	MaxTLSHandshakes int `yaml:"max_tls_handshakes"`
+}
+
+// Defaults.
+const (
+	DefaultPrefixV4 = 24
+	DefaultPrefixV6 = 64
+)
+
+// SetDefaults fills the prefix lengths and the burst.
+func (c *Config) SetDefaults() {
+	if c.PrefixV4 == 0 {
+		c.PrefixV4 = DefaultPrefixV4
+	}
+	if c.PrefixV6 == 0 {
+		c.PrefixV6 = DefaultPrefixV6
+	}
+	if c.Burst == 0 {
+		c.Burst = c.RatePerClient
+	}
+}
+
+// Validate checks the section; keys are relative to it.
+func (c *Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"max_connections_per_client", c.MaxPerClient}, {"max_connections_per_prefix", c.MaxPerPrefix},
+		{"new_connections_per_second", c.RatePerClient}, {"new_connections_burst", c.Burst},
+		{"max_tls_handshakes", c.MaxTLSHandshakes},
+	} {
+		if f.v < 0 {
+			errs.Add(f.key, "must not be negative (0 means no limit)")
+		}
+	}
+	if c.PrefixV4 < 1 || c.PrefixV4 > 32 {
+		errs.Add("prefix_v4", "must be between 1 and 32, got %d", c.PrefixV4)
+	}
+	if c.PrefixV6 < 1 || c.PrefixV6 > 128 {
+		errs.Add("prefix_v6", "must be between 1 and 128, got %d", c.PrefixV6)
+	}
+	if c.Burst > 0 && c.RatePerClient == 0 {
+		errs.Add("new_connections_burst", "is only used with new_connections_per_second")
+	}
+	if c.MaxPerClient > 0 && c.MaxPerPrefix > 0 && c.MaxPerPrefix < c.MaxPerClient {
+		errs.Add("max_connections_per_prefix", "%d is less than max_connections_per_client (%d)", c.MaxPerPrefix, c.MaxPerClient)
+	}
+	return errs
+}
+
+// Enabled reports whether any per-client limit is set.
+func (c *Config) Enabled() bool {
+	return c.MaxPerClient > 0 || c.MaxPerPrefix > 0 || c.RatePerClient > 0
+}
+
+// Which limit refused a connection.
+type Which int
+
+const (
+	None      Which = iota
+	PerClient       // max_connections_per_client
+	PerPrefix       // max_connections_per_prefix
+	Rate            // new_connections_per_second
+	nWhich
+)
+
+// Key is the config key of the limit.
+func (w Which) Key() string {
+	switch w {
+	case PerClient:
+		return "max_connections_per_client"
+	case PerPrefix:
+		return "max_connections_per_prefix"
+	case Rate:
+		return "new_connections_per_second"
+	}
+	return ""
+}
+
+// sweepEvery is how often Admit forgets rate buckets that are full again.
+const sweepEvery = 10 * time.Second
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// Limiter applies one Config. A nil *Limiter admits everything.
+type Limiter struct {
+	cfg Config
+
+	mu        sync.Mutex
+	perClient map[netip.Addr]int
+	perPrefix map[netip.Prefix]int
+	buckets   map[netip.Addr]*bucket
+	lastSweep time.Time
+
+	refused [nWhich]atomic.Uint64
+}
+
+// New returns a Limiter for c (defaulted and validated), or nil when c sets
+// no per-client limit.
+func New(c Config) *Limiter {
+	c.SetDefaults()
+	if !c.Enabled() {
+		return nil
+	}
+	return &Limiter{cfg: c, perClient: map[netip.Addr]int{}, perPrefix: map[netip.Prefix]int{}, buckets: map[netip.Addr]*bucket{}}
+}
+
+func (l *Limiter) prefix(a netip.Addr) netip.Prefix {
+	bits := l.cfg.PrefixV6
+	if a.Is4() {
+		bits = l.cfg.PrefixV4
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// Admit takes a slot for a new connection of client a at now. When a limit
+// refuses it, ok is false and which names the limit; otherwise release
+// must be called exactly once when the connection ends.
+func (l *Limiter) Admit(a netip.Addr, now time.Time) (release func(), which Which) {
+	if l == nil {
+		return func() {}, None
+	}
+	if w := l.AdmitAddr(a, now); w != None {
+		return nil, w
+	}
+	var once sync.Once
+	return func() { once.Do(func() { l.ReleaseAddr(a) }) }, None
+}
+
+// AdmitAddr is Admit without a release func: the caller must call
+// ReleaseAddr(a) exactly once for every AdmitAddr that returned None.
+func (l *Limiter) AdmitAddr(a netip.Addr, now time.Time) Which {
+	if l == nil {
+		return None
+	}
+	a = a.Unmap()
+	p := l.prefix(a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.cfg; c.MaxPerClient > 0 && l.perClient[a] >= c.MaxPerClient {
+		return l.refuse(PerClient)
+	}
+	if c := l.cfg; c.MaxPerPrefix > 0 && l.perPrefix[p] >= c.MaxPerPrefix {
+		return l.refuse(PerPrefix)
+	}
+	if l.cfg.RatePerClient > 0 {
+		if now.Sub(l.lastSweep) >= sweepEvery {
+			l.sweep(now)
+		}
+		b := l.buckets[a]
+		if b == nil {
+			b = &bucket{tokens: float64(l.cfg.Burst), last: now}
+			l.buckets[a] = b
+		} else if d := now.Sub(b.last); d > 0 {
+			b.tokens = min(float64(l.cfg.Burst), b.tokens+d.Seconds()*float64(l.cfg.RatePerClient))
+			b.last = now
+		}
+		if b.tokens < 1 {
+			return l.refuse(Rate)
+		}
+		b.tokens--
+	}
+	l.perClient[a]++
+	l.perPrefix[p]++
+	return None
+}
+
+func (l *Limiter) refuse(w Which) Which {
+	l.refused[w].Add(1)
+	return w
+}
+
+// ReleaseAddr gives back the slot an admitted connection of a held.
+func (l *Limiter) ReleaseAddr(a netip.Addr) {
+	if l == nil {
+		return
+	}
+	a = a.Unmap()
+	p := l.prefix(a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.perClient[a]; n <= 1 {
+		delete(l.perClient, a)
+	} else {
+		l.perClient[a] = n - 1
+	}
+	if n := l.perPrefix[p]; n <= 1 {
+		delete(l.perPrefix, p)
+	} else {
+		l.perPrefix[p] = n - 1
+	}
+}
+
+// sweep forgets the buckets that have refilled (l.mu held).
+func (l *Limiter) sweep(now time.Time) {
+	l.lastSweep = now
+	full := time.Duration(float64(l.cfg.Burst) / float64(l.cfg.RatePerClient) * float64(time.Second))
+	for a, b := range l.buckets {
+		if now.Sub(b.last) >= full {
+			delete(l.buckets, a)
+		}
+	}
+}
+
+// Refused returns how many connections each limit refused.
+func (l *Limiter) Refused() map[Which]uint64 {
+	out := map[Which]uint64{}
+	if l == nil {
+		return out
+	}
+	for w := PerClient; w < nWhich; w++ {
+		out[w] = l.refused[w].Load()
+	}
+	return out
+}
+
+// Tracked returns how many client addresses, prefixes and rate buckets the
+// limiter holds (tests check that they drain).
+func (l *Limiter) Tracked() (clients, prefixes, buckets int) {
+	if l == nil {
+		return 0, 0, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.perClient), len(l.perPrefix), len(l.buckets)
+}
+
+// Held returns how many admitted connections client a holds now.
+func (l *Limiter) Held(a netip.Addr) int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perClient[a.Unmap()]
+}

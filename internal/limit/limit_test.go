@@ -1,0 +1,87 @@
+package limit
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestPerClientAndPrefix(t *testing.T) {
+	l := New(Config{MaxPerClient: 2, MaxPerPrefix: 3})
+	var rel []func()
+	admit := func(a string, want Which) {
+		t.Helper()
+		r, w := l.Admit(addr(a), t0)
+		if w != want {
+			t.Fatalf("%s: %v, want %v", a, w, want)
+		}
+		if r != nil {
+			rel = append(rel, r)
+		}
+	}
+	admit("10.0.0.1", None)
+	admit("::ffff:10.0.0.1", None) // the same client, mapped
+	admit("10.0.0.1", PerClient)
+	admit("10.0.0.2", None)
+	admit("10.0.0.3", PerPrefix) // 10.0.0.0/24 holds 3
+	admit("10.0.1.1", None)      // another /24
+	admit("2001:db8::1", None)
+	admit("2001:db8::2", None)
+	admit("2001:db8::3", None)
+	admit("2001:db8::4", PerPrefix) // 2001:db8::/64 holds 3
+	for _, r := range rel {
+		r()
+		r() // a second call is a no-op
+	}
+	if c, p, _ := l.Tracked(); c != 0 || p != 0 {
+		t.Fatalf("after every release: %d clients, %d prefixes tracked", c, p)
+	}
+	if got := l.Refused(); got[PerClient] != 1 || got[PerPrefix] != 2 {
+		t.Fatalf("refused %v", got)
+	}
+}
+
+func TestRate(t *testing.T) {
+	l := New(Config{RatePerClient: 10, Burst: 3})
+	n := 0
+	for i := range 10 {
+		if r, w := l.Admit(addr("10.0.0.1"), t0.Add(time.Duration(i)*time.Millisecond)); w == None {
+			n++
+			r()
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d admitted in 10 ms, want the burst of 3", n)
+	}
+	if _, w := l.Admit(addr("10.0.0.2"), t0); w != None {
+		t.Fatal("another client is limited too")
+	}
+	if _, w := l.Admit(addr("10.0.0.1"), t0.Add(110*time.Millisecond)); w != None {
+		t.Fatal("no token after 100 ms at 10/s")
+	}
+	// Quiet clients are forgotten once their bucket is full again.
+	l.Admit(addr("10.0.0.3"), t0.Add(sweepEvery+time.Second))
+	if _, _, b := l.Tracked(); b != 1 {
+		t.Fatalf("%d buckets after the sweep, want 1", b)
+	}
+}
+
+func TestDisabledAndValidate(t *testing.T) {
+	if New(Config{MaxTLSHandshakes: 5}) != nil {
+		t.Fatal("a limiter without per-client limits")
+	}
+	var l *Limiter
+	if r, w := l.Admit(addr("10.0.0.1"), t0); w != None || r == nil {
+		t.Fatal("nil limiter refuses")
+	}
+	for _, c := range []Config{{MaxPerClient: -1}, {PrefixV4: 33}, {PrefixV6: 129}, {Burst: 2}, {MaxPerClient: 5, MaxPerPrefix: 2}} {
+		c.SetDefaults()
+		if len(c.Validate()) == 0 {
+			t.Errorf("%+v validates", c)
+		}
+	}
+}

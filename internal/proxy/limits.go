@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/limit"
+)
+
+// admitClient applies the app's per-client limits to a connection that
+// passed the firewall. On refusal it writes the terminal record
+// (clientFiltered 403, ClientMatchedIpFirewall left UNKNOWN since no rule
+// matched) and returns ok false; otherwise done is wrapped to give the
+// slot back when the connection ends.
+func (a *tcpApp) admitClient(c net.Conn, ev *event.Event, now time.Time, done *func()) bool {
+	if a.lim == nil || ev.ClientProto != event.ProtoTCP {
+		return true
+	}
+	release, which := a.lim.Admit(ev.ClientAddr.Addr(), now)
+	if which != limit.None {
+		// Refused by prism, like a firewall block (spec §7.5).
+		a.end(c, ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed,
+			fmt.Sprintf("client over limits.%s", which.Key()))
+		return false
+	}
+	prev := *done
+	*done = func() { release(); prev() }
+	return true
+}
+
+// LimitRefusals returns, per app id, how many connections each per-client
+// limit and the TLS handshake limit refused.
+func (s *Server) LimitRefusals() map[string]map[string]uint64 {
+	out := map[string]map[string]uint64{}
+	for _, a := range s.apps {
+		m := map[string]uint64{}
+		for w, n := range a.lim.Refused() {
+			m[w.Key()] = n
+		}
+		if a.edge != nil && a.cfg.Limits.MaxTLSHandshakes > 0 {
+			m["max_tls_handshakes"] = a.edge.HandshakesRefused()
+		}
+		out[a.cfg.ID] = m
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package tlsedge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// padHello returns the single-record ClientHello rec with a padding
+// extension (type 21) grown so that the handshake message is about size
+// bytes.
+func padHello(t *testing.T, rec []byte, size int) []byte {
+	t.Helper()
+	msg := rec[5:]
+	body := msg[4:]
+	// Walk to the extensions block: version, random, session id, suites, compression.
+	p := 2 + 32
+	p += 1 + int(body[p])
+	p += 2 + int(binary.BigEndian.Uint16(body[p:]))
+	p += 1 + int(body[p])
+	extLen := int(binary.BigEndian.Uint16(body[p:]))
+	pad := size - len(msg) - 4
+	ext := append([]byte{0, 21, byte(pad >> 8), byte(pad)}, make([]byte, pad)...)
+	nb := append(append([]byte(nil), body[:p]...), byte((extLen+len(ext))>>8), byte(extLen+len(ext)))
+	nb = append(append(nb, body[p+2:p+2+extLen]...), ext...)
+	hs := append([]byte{typeClientHello, byte(len(nb) >> 16), byte(len(nb) >> 8), byte(len(nb))}, nb...)
+	// One record per 16 KiB, as a client would send it.
+	var out []byte
+	for len(hs) > 0 {
+		k := min(16384, len(hs))
+		out = append(out, rec[0], rec[1], rec[2], byte(k>>8), byte(k))
+		out = append(out, hs[:k]...)
+		hs = hs[k:]
+	}
+	return out
+}
+
+// refragmentAll splits a multi-record handshake into 1-byte records.
+func refragmentAll(recs []byte) []byte {
+	var out []byte
+	for len(recs) > 0 {
+		n := int(binary.BigEndian.Uint16(recs[3:5]))
+		out = append(out, refragment(recs[:5+n], 1)...)
+		recs = recs[5+n:]
+	}
+	return out
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestClientHelloWireLimit: the limit counts wire bytes. A 60 KB
+// ClientHello sent as 1-byte records is 360 KB on the wire; it once held
+// about 0.6 MB per connection. Now reading stops at maxHelloWire and
+// allocates a small multiple of it, while a real hello in 1-byte records,
+// and a large hello in full records, still pass.
+func TestClientHelloWireLimit(t *testing.T) {
+	real := captureClientHello(t, "wire.example")
+	if ch, _, err := readClientHello(bytes.NewReader(refragment(real, 1))); err != nil || ch.serverName != "wire.example" {
+		t.Fatalf("a real hello (%d bytes) in 1-byte records: %q %v", len(real), ch.serverName, err)
+	}
+	big := padHello(t, real, 20000)
+	if ch, _, err := readClientHello(bytes.NewReader(big)); err != nil || ch.serverName != "wire.example" {
+		t.Fatalf("a 20 KB hello in 16 KiB records: %q %v", ch.serverName, err)
+	}
+
+	flood := refragmentAll(padHello(t, real, 60000))
+	cr := &countingReader{r: oneByteReader{bytes.NewReader(flood)}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, buf, err := readClientHello(cr)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, errBadHello) || !errors.Is(err, errHelloTooLarge) {
+		t.Fatalf("a %d-byte flood of 1-byte records: %v, want %v", len(flood), err, errHelloTooLarge)
+	}
+	if cr.n > maxHelloWire || len(buf) > maxHelloWire {
+		t.Fatalf("read %d bytes (returned %d), want at most %d", cr.n, len(buf), maxHelloWire)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*maxHelloWire {
+		t.Fatalf("allocated %d bytes for one hello, want at most %d", alloc, 4*maxHelloWire)
+	}
+}
