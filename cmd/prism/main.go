@@ -3,6 +3,7 @@
 //
 //	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files, re-reads GeoIP and lists)
 //	prism validate -config prism.yaml  check the config, print one line per problem
+//	prism status [-config prism.yaml | -admin ADDR]  what a running prism is doing (admin API)
 //	prism version
 package main
 
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 )
@@ -30,6 +32,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   prism run -config FILE       run the proxy
   prism validate -config FILE  check a config file
+  prism status [-config FILE | -admin HOST:PORT] [-token TOKEN]
+                               print apps, sessions and log jobs of a running prism
   prism version                print the version
 `
 
@@ -43,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "prism", versionString())
 		return 0
 	case "run", "validate":
+	case "status":
+		return status(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -74,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Config, logger *slog.Logger) int {
+	daemon.Version = versionString()
 	d, err := daemon.New(cfg, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
@@ -91,6 +98,9 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 			strs[i] = ad.Network() + ":" + ad.String()
 		}
 		logger.Info("app listening", "app", a.ID, "addrs", strs)
+	}
+	if a := d.AdminAddr(); a != nil {
+		logger.Info("admin listening", "addr", a.String())
 	}
 	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs))
 
@@ -120,6 +130,54 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 		return 1
 	}
 	logger.Info("stopped", "took", time.Since(start).String())
+	return 0
+}
+
+// status prints what a running prism is doing, read from its admin API.
+// The address and token come from -admin/-token, else from the admin
+// section of -config, else the default 127.0.0.1:9901; PRISM_ADMIN_TOKEN
+// also gives the token (kept out of the process list).
+func status(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("prism status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "read the admin address and token from this config file")
+	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
+	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	if *path != "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if !cfg.Admin.Enabled() {
+			fmt.Fprintf(stderr, "prism status: %s has no admin listener (admin.listen)\n", *path)
+			return 1
+		}
+		if *addr == "" {
+			*addr = cfg.Admin.Listen
+		}
+		if *token == "" {
+			*token = cfg.Admin.Token
+			if cfg.Admin.TokenFile != "" {
+				if *token, err = admin.ReadTokenFile(cfg.Admin.TokenFile); err != nil {
+					fmt.Fprintln(stderr, "prism status:", err)
+					return 1
+				}
+			}
+		}
+	}
+	if *addr == "" {
+		*addr = admin.DefaultListen
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := admin.NewClient(*addr, *token).PrintStatus(ctx, stdout); err != nil {
+		fmt.Fprintln(stderr, "prism status:", err)
+		return 1
+	}
 	return 0
 }
 

@@ -1,6 +1,6 @@
 // Package config loads prism's YAML configuration and checks every value
 // before anything listens. Each component owns the struct of its own section
-// (origins, tls, ip_firewall, udp, log_jobs) and its Validate method; this
+// (origins, tls, ip_firewall, udp, log_jobs, admin) and its Validate method; this
 // package decodes the file strictly (unknown keys are errors), applies
 // defaults, runs every Validate, checks what spans sections (port ranges
 // against origin ranges, unique ids), and reports each problem as
@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
@@ -38,6 +39,7 @@ type Config struct {
 	Log      Diagnostic      `yaml:"log"`
 	Apps     []App           `yaml:"apps"`
 	LogJobs  []logjob.Config `yaml:"log_jobs"`
+	Admin    admin.Config    `yaml:"admin"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -271,6 +273,7 @@ func (c *Config) validate() []*cfgerr.Error {
 	}
 	errs.Merge("geoip", c.GeoIP.Validate())
 	errs.Merge("log_jobs", logjob.ValidateAll(c.LogJobs))
+	errs.Merge("admin", c.Admin.Validate())
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
