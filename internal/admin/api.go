@@ -84,8 +84,8 @@ type SessionJSON struct {
 
 // SessionsJSON is the answer of GET /api/v1/sessions.
 type SessionsJSON struct {
-	// Matched is how many open sessions match the filters; Sessions is
-	// one page of them, oldest first (by session id).
+	// Matched is how many open sessions match the filters (on every
+	// page); Sessions is one page of them, oldest first (by session id).
 	Matched  int           `json:"matched"`
 	Sessions []SessionJSON `json:"sessions"`
 	// Next is the cursor of the next page (pass it as after=), "" at the end.
@@ -166,10 +166,7 @@ func (f *sessionFilter) match(b *event.Event, now time.Time) bool {
 	if f.client.IsValid() && !f.client.Contains(b.ClientAddr.Addr()) {
 		return false
 	}
-	if f.minAge > 0 && now.Sub(b.StartTime) < f.minAge {
-		return false
-	}
-	return bytes.Compare(b.SessionID[:], f.after[:]) > 0
+	return f.minAge <= 0 || now.Sub(b.StartTime) >= f.minAge
 }
 
 // idHeap is a max-heap of sessions by id: it keeps the limit smallest ids
@@ -193,7 +190,7 @@ func (h *idHeap) Pop() any {
 // listSessions returns one page of the open sessions that match f.
 func listSessions(reg *event.Registry, f sessionFilter, now time.Time) SessionsJSON {
 	h := make(idHeap, 0, f.limit+1)
-	matched := 0
+	matched, remaining := 0, 0
 	if reg != nil {
 		reg.Range(func(l *event.Live) bool {
 			b := l.Base()
@@ -201,6 +198,10 @@ func listSessions(reg *event.Registry, f sessionFilter, now time.Time) SessionsJ
 				return true
 			}
 			matched++
+			if bytes.Compare(b.SessionID[:], f.after[:]) <= 0 {
+				return true // on an earlier page
+			}
+			remaining++
 			if len(h) < f.limit {
 				heap.Push(&h, l)
 			} else if bytes.Compare(b.SessionID[:], h[0].Base().SessionID[:]) < 0 {
@@ -215,7 +216,7 @@ func listSessions(reg *event.Registry, f sessionFilter, now time.Time) SessionsJ
 	for i, l := range h {
 		out.Sessions[i] = sessionJSON(l, now)
 	}
-	if matched > len(h) && len(h) > 0 {
+	if remaining > len(h) && len(h) > 0 {
 		out.Next = out.Sessions[len(h)-1].ID
 	}
 	return out

@@ -1,0 +1,488 @@
+package daemon
+
+// The admin listener of a whole in-process prism: real TCP connections and
+// real UDP sessions (dig to dnsmasq) go through it, and the tests read them
+// back from /metrics (parsed with the Prometheus text parser, exact values,
+// checked by promtool) and from /api/v1/sessions, and close one session
+// through the API. Terminal records, observed through WithEmitter, are the
+// signal that a session has ended; the admin side counts the same record
+// before the emitter sees it.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/admin"
+	"github.com/prismproxy/prism/internal/admin/admintest"
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/geo/geotest"
+	"github.com/prismproxy/prism/internal/testpeer"
+)
+
+const waitFor = 10 * time.Second
+
+// records collects the events prism emits.
+type records struct{ ch chan event.Event }
+
+func newRecords() *records { return &records{ch: make(chan event.Event, 4096)} }
+
+func (r *records) Emit(e *event.Event) {
+	select {
+	case r.ch <- *e:
+	default:
+		panic("test recorder full")
+	}
+}
+
+// terminal waits for the next n terminal records.
+func (r *records) terminal(t *testing.T, n int) []event.Event {
+	t.Helper()
+	var out []event.Event
+	deadline := time.After(waitFor)
+	for len(out) < n {
+		select {
+		case e := <-r.ch:
+			if e.Type.Terminal() {
+				out = append(out, e)
+			}
+		case <-deadline:
+			t.Fatalf("got %d terminal records, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+// connects waits for the next n connect records.
+func (r *records) connects(t *testing.T, n int) []event.Event {
+	t.Helper()
+	var out []event.Event
+	deadline := time.After(waitFor)
+	for len(out) < n {
+		select {
+		case e := <-r.ch:
+			if e.Type == event.Connect {
+				out = append(out, e)
+			} else if e.Type.Terminal() {
+				t.Fatalf("unexpected terminal record %s %d: %s", e.Type, e.Status, e.Detail)
+			}
+		case <-deadline:
+			t.Fatalf("got %d connect records, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+// startDaemon runs prism with yaml (a node section is added) and returns
+// it, its records and the admin address.
+func startDaemon(t *testing.T, yaml string) (*Daemon, *records, string) {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecords()
+	d, err := New(cfg, slog.New(slog.DiscardHandler), WithEmitter(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return d, rec, d.AdminAddr().String()
+}
+
+// echoOrigin echoes every connection until EOF.
+func echoOrigin(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// geoFixture writes country and ASN databases that place loopback clients
+// in NL, AS64500, and returns the geoip section.
+func geoFixture(t *testing.T) string {
+	dir := t.TempDir()
+	cc, as := filepath.Join(dir, "cc.mmdb"), filepath.Join(dir, "asn.mmdb")
+	geotest.Write(t, cc, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "NL"})
+	geotest.Write(t, as, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", ASN: 64500})
+	return fmt.Sprintf("geoip: {country_db: %q, asn_db: %q}\n", cc, as)
+}
+
+func webYAML(t *testing.T, origin string) string {
+	return geoFixture(t) + fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    ip_firewall: {rules: [{action: allow, cidr: 127.0.0.0/8}]}
+log_jobs:
+  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %q}
+`, origin, filepath.Join(t.TempDir(), "spectrum.log"))
+}
+
+// roundTrip opens a connection, echoes msg once and returns it open.
+func roundTrip(t *testing.T, addr, msg string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo: %q %v", buf, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c.(*net.TCPConn)
+}
+
+// shortConn is one whole connection: echo msg, half-close, read to EOF.
+func shortConn(t *testing.T, addr, msg string) {
+	t.Helper()
+	c := roundTrip(t, addr, msg)
+	_ = c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("read to EOF: %v", err)
+	}
+	c.Close()
+}
+
+func promtoolCheck(t *testing.T, body []byte) {
+	t.Helper()
+	bin := testpeer.Need(t, "promtool")
+	f := testpeer.WriteFile(t, "metrics.txt", string(body))
+	out, err := testpeer.Run(t, 30*time.Second, "sh", "-c", bin+" check metrics < "+f)
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestAdminTCPMetricsSessionsAndClose(t *testing.T) {
+	d, rec, adm := startDaemon(t, webYAML(t, echoOrigin(t)))
+	addr := d.Addrs("web")[0].String()
+
+	const n, msg = 5, "hello\n"
+	sent := float64(n * len(msg))
+	for range n {
+		shortConn(t, addr, msg)
+	}
+	for _, e := range rec.terminal(t, n) {
+		if e.Type != event.Disconnect || e.Status != event.StatusOK {
+			t.Fatalf("record %s %d (%s), want disconnect 200", e.Type, e.Status, e.Detail)
+		}
+	}
+	m := admintest.Scrape(t, adm, "")
+	m.Want(t, n, "prism_sessions_opened_total", "app=web", "protocol=tcp")
+	m.Want(t, n, "prism_session_records_total", "app=web", "event=disconnect", "status=200")
+	m.Want(t, 0, "prism_sessions_active", "app=web")
+	m.Want(t, sent, "prism_transferred_bytes_total", "app=web", "direction=client_to_origin")
+	m.Want(t, sent, "prism_transferred_bytes_total", "app=web", "direction=origin_to_client")
+	m.Want(t, n, "prism_firewall_decisions_total", "app=web", "match=WHITELIST_IP")
+	m.Want(t, n, "prism_origin_dial_duration_seconds", "app=web")
+	m.Want(t, 2*n, "prism_logjob_events_total", "job=spectrum", "dataset=spectrum_events")
+	m.Want(t, 0, "prism_logjob_dropped_total", "job=spectrum", "cause=queue_full")
+	m.Want(t, 0, "prism_config_reload_total", "result=success")
+	if v, ok := m.Value("prism_geoip_database_build_timestamp_seconds", "kind=country"); !ok || v < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("geoip build time %v %v: want the fixture's (just built)", v, ok)
+	}
+	if _, ok := m.Value("go_goroutines"); !ok {
+		t.Error("no Go collector metrics")
+	}
+	if _, ok := m.Families["prism_origin_errors_total"]; ok {
+		t.Errorf("origin errors with none happened:\n%s", m.Samples("prism_origin_errors_total"))
+	}
+	t.Run("promtool", func(t *testing.T) { promtoolCheck(t, m.Raw) })
+
+	// A reload is counted.
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	admintest.Scrape(t, adm, "").Want(t, 1, "prism_config_reload_total", "result=success")
+
+	// Live sessions: eight held open, listed with every field, filtered
+	// and paged.
+	held := make([]*net.TCPConn, 8)
+	for i := range held {
+		held[i] = roundTrip(t, addr, "ping\n")
+	}
+	rec.connects(t, len(held))
+	var page admin.SessionsJSON
+	admintest.JSON(t, adm, "/api/v1/sessions?app=web&limit=1", &page)
+	if page.Matched != 8 || len(page.Sessions) != 1 || page.Next == "" {
+		t.Fatalf("first page: %+v", page)
+	}
+	s := page.Sessions[0]
+	if s.App != "web" || s.Protocol != "tcp" || s.Client != held[0].LocalAddr().String() || s.Country != "NL" || s.ASN != 64500 ||
+		s.BytesFromClient != 5 || s.BytesFromOrigin != 5 || s.AgeSeconds <= 0 || !strings.HasPrefix(s.Origin, "127.0.0.1:") {
+		t.Fatalf("oldest session: %+v (client %s)", s, held[0].LocalAddr())
+	}
+	var ids []string
+	after := ""
+	for pages := 0; pages < 10; pages++ {
+		page = admin.SessionsJSON{}
+		admintest.JSON(t, adm, "/api/v1/sessions?limit=3&after="+after, &page)
+		for _, x := range page.Sessions {
+			ids = append(ids, x.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if len(ids) != 8 || !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != 8 {
+		t.Fatalf("paged ids: %v", ids)
+	}
+	for q, want := range map[string]int{
+		"client=127.0.0.0/8": 8, "client=10.0.0.0/8": 0, "client=" + held[3].LocalAddr().(*net.TCPAddr).IP.String(): 8,
+		"min_age=1h": 0, "min_age=0s": 8, "app=nope": 0,
+	} {
+		page = admin.SessionsJSON{}
+		admintest.JSON(t, adm, "/api/v1/sessions?"+q, &page)
+		if page.Matched != want {
+			t.Errorf("%s: matched %d, want %d", q, page.Matched, want)
+		}
+	}
+	for _, bad := range []string{"client=nonsense", "min_age=soon", "limit=0", "limit=100000", "after=xyz"} {
+		if code, body := admintest.Get(t, adm, "/api/v1/sessions?"+bad, ""); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", bad, code, body)
+		}
+	}
+	m = admintest.Scrape(t, adm, "")
+	m.Want(t, 8, "prism_sessions_active", "app=web")
+	m.Want(t, 8, "prism_origin_active_connections", "app=web")
+	m.Want(t, sent+8*5, "prism_transferred_bytes_total", "app=web", "direction=client_to_origin")
+
+	// Close the oldest through the API: the client sees the end, and the
+	// terminal record is a close by the proxy.
+	code, body := admintest.Do(t, http.MethodDelete, adm, "/api/v1/sessions/"+ids[0], "")
+	if code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	_ = held[0].SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.Copy(io.Discard, held[0]); err != nil {
+		t.Fatalf("closed session: read: %v", err)
+	}
+	e := rec.terminal(t, 1)[0]
+	if e.SessionID.String() != ids[0] || e.Type != event.Disconnect || e.Status != event.StatusOK ||
+		e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed || e.Detail != admin.CloseDetail {
+		t.Fatalf("terminal record of the closed session: %s %d side %s reason %s %q", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail)
+	}
+	if code, _ := admintest.Do(t, http.MethodDelete, adm, "/api/v1/sessions/"+ids[0], ""); code != http.StatusNotFound {
+		t.Errorf("second DELETE: %d, want 404", code)
+	}
+	m = admintest.Scrape(t, adm, "")
+	m.Want(t, n+1, "prism_session_records_total", "app=web", "event=disconnect", "status=200")
+	m.Want(t, 7, "prism_sessions_active", "app=web")
+
+	// Apps and jobs.
+	var apps struct{ Apps []admin.AppJSON }
+	admintest.JSON(t, adm, "/api/v1/apps", &apps)
+	if len(apps.Apps) != 1 || apps.Apps[0].ID != "web" || len(apps.Apps[0].Bound) != 1 || apps.Apps[0].Bound[0] != addr {
+		t.Errorf("apps: %+v", apps)
+	}
+	var jobs struct{ Jobs []map[string]any }
+	admintest.JSON(t, adm, "/api/v1/jobs", &jobs)
+	if len(jobs.Jobs) != 1 || jobs.Jobs[0]["Job"] != "spectrum" {
+		t.Errorf("jobs: %+v", jobs)
+	}
+	for _, c := range held[1:] {
+		c.Close()
+	}
+	rec.terminal(t, 7)
+	admintest.Scrape(t, adm, "").Want(t, 0, "prism_sessions_active", "app=web")
+}
+
+func TestAdminOriginErrorsCounted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	d, rec, adm := startDaemon(t, webYAML(t, closed))
+	for range 3 {
+		c, err := net.Dial("tcp", d.Addrs("web")[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, c) // prism closes it when the dial fails
+		c.Close()
+	}
+	rec.terminal(t, 3)
+	m := admintest.Scrape(t, adm, "")
+	m.Want(t, 3, "prism_origin_errors_total", "app=web", "event=originError", "status=521")
+	m.Want(t, 3, "prism_session_records_total", "app=web", "event=originError", "status=521")
+	m.Want(t, 0, "prism_sessions_opened_total", "app=web")
+	m.Want(t, 3, "prism_origin_dial_duration_seconds", "app=web")
+}
+
+func startDnsmasq(t *testing.T) string {
+	bin := testpeer.Need(t, "dnsmasq")
+	port := testpeer.FreePort(t) // dnsmasq binds TCP and UDP on the same port
+	p := testpeer.Start(t, bin, "-k", fmt.Sprintf("-p%d", port), "--listen-address=127.0.0.1", "--bind-interfaces",
+		"--no-resolv", "--no-hosts", "--address=/test.example/192.0.2.1", "--conf-file=/dev/null",
+		"--pid-file="+filepath.Join(t.TempDir(), "dnsmasq.pid"), "--user=root", "--log-facility=-")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p.WaitTCP(t, addr, waitFor) // UDP is bound before TCP
+	return addr
+}
+
+func TestAdminUDPSessionsThroughDnsmasq(t *testing.T) {
+	dig := testpeer.Need(t, "dig")
+	dns := startDnsmasq(t)
+	d, rec, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: dns
+    protocol: udp
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    udp: {idle_timeout: 3s}
+`, dns))
+	host, port, _ := net.SplitHostPort(d.Addrs("dns")[0].String())
+	const n = 3
+	for range n {
+		out, err := testpeer.Run(t, waitFor, dig, "@"+host, "-p", port, "+tries=1", "+time=3", "+short", "test.example", "A")
+		if err != nil || strings.TrimSpace(out) != "192.0.2.1" {
+			t.Fatalf("dig: %v\n%s", err, out)
+		}
+	}
+	rec.connects(t, n)
+	var page admin.SessionsJSON
+	admintest.JSON(t, adm, "/api/v1/sessions?app=dns", &page)
+	if page.Matched != n {
+		t.Fatalf("udp sessions listed: %+v", page)
+	}
+	s := page.Sessions[0]
+	if s.Protocol != "udp" || s.Origin != dns || s.BytesFromClient == 0 || s.BytesFromOrigin == 0 {
+		t.Fatalf("udp session: %+v", s)
+	}
+	m := admintest.Scrape(t, adm, "")
+	m.Want(t, n, "prism_sessions_opened_total", "app=dns", "protocol=udp")
+	m.Want(t, n, "prism_sessions_active", "app=dns")
+	m.Want(t, n, "prism_udp_sessions", "app=dns")
+	m.Want(t, n, "prism_udp_datagrams_total", "app=dns", "from=client")
+	m.Want(t, n, "prism_udp_datagrams_total", "app=dns", "from=origin")
+	m.Want(t, 0, "prism_udp_dropped_datagrams_total", "app=dns", "cause=send_origin")
+
+	// One is closed through the API, the others end idle; either way
+	// with a record.
+	if code, body := admintest.Do(t, http.MethodDelete, adm, "/api/v1/sessions/"+s.ID, ""); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	e := rec.terminal(t, 1)[0]
+	if e.SessionID.String() != s.ID || e.Status != event.StatusOK || e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed || e.Detail != admin.CloseDetail {
+		t.Fatalf("closed udp session record: %s %d %s %s %q", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail)
+	}
+	for _, e := range rec.terminal(t, n-1) {
+		if e.CloseReason != event.ReasonTimeout {
+			t.Errorf("record %s %d %s, want an idle timeout", e.Type, e.Status, e.CloseReason)
+		}
+	}
+	m = admintest.Scrape(t, adm, "")
+	m.Want(t, n, "prism_session_records_total", "app=dns", "event=disconnect", "status=200")
+	m.Want(t, 0, "prism_sessions_active", "app=dns")
+	m.Want(t, 0, "prism_udp_sessions", "app=dns")
+	t.Run("promtool", func(t *testing.T) { promtoolCheck(t, m.Raw) })
+}
+
+func TestAdminTokenRequiredAndCounted(t *testing.T) {
+	tok := "0123456789abcdef0123"
+	_, _, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0", token: %q}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: ["127.0.0.1:9"]}
+`, tok))
+	for _, p := range []string{"/metrics", "/api/v1/sessions", "/api/v1/apps", "/api/v1/summary"} {
+		if code, _ := admintest.Get(t, adm, p, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without token: %d, want 401", p, code)
+		}
+		if code, _ := admintest.Get(t, adm, p, "wrong-token-wrong-token"); code != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong token: %d, want 401", p, code)
+		}
+	}
+	if code, _ := admintest.Do(t, http.MethodDelete, adm, "/api/v1/sessions/000000000000000000000000", ""); code != http.StatusUnauthorized {
+		t.Errorf("DELETE without token: %d", code)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _ := admintest.Get(t, adm, p, ""); code != http.StatusOK {
+			t.Errorf("%s: %d, want 200 without a token", p, code)
+		}
+	}
+	if code, _ := admintest.Get(t, adm, "/debug/pprof/", tok); code != http.StatusNotFound {
+		t.Errorf("pprof not enabled: %d, want 404", code)
+	}
+	admintest.Scrape(t, adm, tok).Want(t, 9, "prism_admin_unauthorized_requests_total")
+}
+
+func TestAdminPprofOnlyWhenEnabled(t *testing.T) {
+	_, _, adm := startDaemon(t, `admin: {listen: "127.0.0.1:0", pprof: true}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: ["127.0.0.1:9"]}
+`)
+	if code, body := admintest.Get(t, adm, "/debug/pprof/", ""); code != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("pprof index: %d", code)
+	}
+}
+
+func TestAdminOffByDefault(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte("node: {colo: TST}\napps:\n  - id: web\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"127.0.0.1:9\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	if d.AdminAddr() != nil || d.tally != nil {
+		t.Fatal("admin listener or tally without an admin section")
+	}
+}
