@@ -38,7 +38,7 @@ function bytes(n) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + u[i];
+  return (i ? n.toFixed(1) : Math.round(n)) + " " + u[i];
 }
 
 function dur(s) {
@@ -58,8 +58,9 @@ function spark(canvas, data, color) {
   if (data.length < 2) return;
   const top = Math.max(1, ...data);
   g.strokeStyle = color; g.lineWidth = 1.5 * dpr; g.beginPath();
+  const off = HISTORY - data.length; // newest sample at the right edge
   data.forEach((v, i) => {
-    const x = (i / (HISTORY - 1)) * w, y = h - (v / top) * (h - 2 * dpr) - dpr;
+    const x = ((off + i) / (HISTORY - 1)) * w, y = h - (v / top) * (h - 2 * dpr) - dpr;
     if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
   });
   g.stroke();
