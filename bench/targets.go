@@ -35,6 +35,7 @@ func targets() []*target {
 		{name: "prism-3jobs", check: checkPrism, start: prismVariant(prismThreeJobs)},
 		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
 		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
+		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -149,6 +150,7 @@ const (
 	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
 	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
 	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
+	prismAdmin            // spectrum_events job, the admin listener on and /metrics scraped every second
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -182,6 +184,7 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		}
 		dir := b.tempDir("prism")
 		b.prismLog = ""
+		adminPort := 0
 		var top, app, jobs string
 		spectrum := fmt.Sprintf(`  - name: spectrum
     dataset: spectrum_events
@@ -193,6 +196,12 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		case prismCopy:
 			jobs = spectrum
 			app = "    relay_mode: copy\n"
+		case prismAdmin:
+			jobs = spectrum
+			if adminPort, err = proc.FreePort(); err != nil {
+				return nil, err
+			}
+			top = fmt.Sprintf("admin: {listen: \"127.0.0.1:%d\"}\n", adminPort)
 		case prismThreeJobs:
 			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
     dataset: edgeone_l4
@@ -239,7 +248,17 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		return b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+		srv, err := b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+		if err != nil || adminPort == 0 {
+			return srv, err
+		}
+		sc := startScraper(fmt.Sprintf("127.0.0.1:%d", adminPort))
+		stop := srv.stop
+		srv.stop = func() {
+			fmt.Printf("prism-admin: %s\n", sc.close())
+			stop()
+		}
+		return srv, nil
 	}
 }
 
