@@ -82,7 +82,7 @@ var jobDescs = func() map[string]*prometheus.Desc {
 		if _, ok := m[jm.name]; ok {
 			continue
 		}
-		labels := []string{"job", "dataset"}
+		labels := []string{"log_job", "dataset"}
 		if jm.label[0] != "" {
 			labels = append(labels, jm.label[0])
 		}

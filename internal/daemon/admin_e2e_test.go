@@ -221,8 +221,8 @@ func TestAdminTCPMetricsSessionsAndClose(t *testing.T) {
 	m.Want(t, sent, "prism_transferred_bytes_total", "app=web", "direction=origin_to_client")
 	m.Want(t, n, "prism_firewall_decisions_total", "app=web", "match=WHITELIST_IP")
 	m.Want(t, n, "prism_origin_dial_duration_seconds", "app=web")
-	m.Want(t, 2*n, "prism_logjob_events_total", "job=spectrum", "dataset=spectrum_events")
-	m.Want(t, 0, "prism_logjob_dropped_total", "job=spectrum", "cause=queue_full")
+	m.Want(t, 2*n, "prism_logjob_events_total", "log_job=spectrum", "dataset=spectrum_events")
+	m.Want(t, 0, "prism_logjob_dropped_total", "log_job=spectrum", "cause=queue_full")
 	m.Want(t, 0, "prism_config_reload_total", "result=success")
 	if v, ok := m.Value("prism_geoip_database_build_timestamp_seconds", "kind=country"); !ok || v < float64(time.Now().Add(-time.Hour).Unix()) {
 		t.Errorf("geoip build time %v %v: want the fixture's (just built)", v, ok)
