@@ -328,7 +328,7 @@ type RecordCount struct {
 const topLen = 10
 
 func (s *Server) buildSummary(now time.Time) SummaryJSON {
-	lv := s.live.get(s.p.Registry, now, liveTTL)
+	lv := s.live.get(s.p.Registry, now, liveTTL, true)
 	out := SummaryJSON{Version: s.p.Version, Time: now, UptimeSeconds: now.Sub(s.start).Seconds(), Ready: true,
 		Reloads: map[string]uint64{}, Jobs: s.jobList()}
 	if s.p.Ready != nil {
@@ -363,11 +363,12 @@ func (s *Server) buildSummary(now time.Time) SummaryJSON {
 			}
 		}
 		seen := map[string]bool{}
+		open := la.originStrings()
 		for _, o := range a.Origins {
 			seen[o] = true
-			as.OriginState = append(as.OriginState, OriginState{Origin: o, Active: la.Origins[o]})
+			as.OriginState = append(as.OriginState, OriginState{Origin: o, Active: open[o]})
 		}
-		for o, n := range la.Origins {
+		for o, n := range open {
 			if !seen[o] { // resolved from a DNS name, or a port-range origin
 				as.OriginState = append(as.OriginState, OriginState{Origin: o, Active: n})
 			}

@@ -14,8 +14,9 @@ import (
 // dashboards cost at most one walk per period, whatever the session count;
 // a scrape walks afresh (walks are serialised, so concurrent scrapes queue).
 type liveView struct {
-	at   time.Time
-	apps map[string]*liveApp
+	at      time.Time
+	withTop bool
+	apps    map[string]*liveApp
 	top  tops
 }
 
@@ -23,7 +24,29 @@ type liveApp struct {
 	Active      int
 	ClientBytes int64
 	OriginBytes int64
-	Origins     map[string]int // origin address → open sessions
+	Origins     map[originKey]int // origin → open sessions
+}
+
+// originKey is an origin without formatting it (no allocation per session).
+type originKey struct {
+	addr netip.AddrPort
+	path string
+}
+
+func (k originKey) String() string {
+	if k.path != "" {
+		return "unix:" + k.path
+	}
+	return k.addr.String()
+}
+
+// originStrings returns the open sessions per origin, by address text.
+func (a *liveApp) originStrings() map[string]int {
+	m := make(map[string]int, len(a.Origins))
+	for k, n := range a.Origins {
+		m[k.String()] += n
+	}
+	return m
 }
 
 type tops struct {
@@ -43,29 +66,38 @@ type liveCache struct {
 	view *liveView
 }
 
-// get returns a view no older than maxAge (0: walk now).
-func (c *liveCache) get(reg *event.Registry, now time.Time, maxAge time.Duration) *liveView {
+// get returns a view no older than maxAge (0: walk now); withTop also
+// counts the top clients, countries and ASNs (the dashboard's, not the
+// metrics').
+func (c *liveCache) get(reg *event.Registry, now time.Time, maxAge time.Duration, withTop bool) *liveView {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.view != nil && now.Sub(c.view.at) < maxAge {
+	if c.view != nil && now.Sub(c.view.at) < maxAge && (c.view.withTop || !withTop) {
 		return c.view
 	}
-	v := &liveView{at: now, apps: map[string]*liveApp{}, top: tops{
+	v := &liveView{at: now, withTop: withTop, apps: map[string]*liveApp{}, top: tops{
 		clients: map[netip.Addr]int{}, countries: map[string]int{}, asns: map[uint32]int{},
 	}}
 	if reg != nil {
+		var a *liveApp
+		app := ""
 		reg.Range(func(l *event.Live) bool {
 			b := l.Base()
-			a := v.apps[b.App]
-			if a == nil {
-				a = &liveApp{Origins: map[string]int{}}
-				v.apps[b.App] = a
+			if a == nil || b.App != app {
+				if a = v.apps[b.App]; a == nil {
+					a = &liveApp{Origins: map[originKey]int{}}
+					v.apps[b.App] = a
+				}
+				app = b.App
 			}
 			a.Active++
 			a.ClientBytes += l.ClientBytes.Load()
 			a.OriginBytes += l.OriginBytes.Load()
-			if o := originString(b); o != "" {
-				a.Origins[o]++
+			if b.OriginPath != "" || b.OriginAddr.IsValid() {
+				a.Origins[originKey{b.OriginAddr, b.OriginPath}]++
+			}
+			if !withTop {
+				return true
 			}
 			countTop(v.top.clients, b.ClientAddr.Addr())
 			if b.Country != "" {

@@ -129,14 +129,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dBuild, 1, p.Version)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lv := c.live.get(p.Registry, time.Now(), 0)
+	lv := c.live.get(p.Registry, time.Now(), 0, false)
 	for _, a := range p.Apps {
 		la := lv.apps[a.ID]
 		if la == nil {
 			la = &liveApp{}
 		}
 		gauge(dActive, float64(la.Active), a.ID, a.Protocol)
-		for o, n := range la.Origins {
+		for o, n := range la.originStrings() {
 			gauge(dOriginActive, float64(n), a.ID, o)
 		}
 		if ac, ok := p.Tally.App(a.ID); ok {
