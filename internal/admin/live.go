@@ -17,7 +17,7 @@ type liveView struct {
 	at      time.Time
 	withTop bool
 	apps    map[string]*liveApp
-	top  tops
+	top     tops
 }
 
 type liveApp struct {
