@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -484,5 +485,62 @@ func TestAdminOffByDefault(t *testing.T) {
 	defer d.Shutdown(context.Background())
 	if d.AdminAddr() != nil || d.tally != nil {
 		t.Fatal("admin listener or tally without an admin section")
+	}
+}
+
+// Edge TLS through openssl on both sides: openssl makes the certificate
+// and s_client is the client. Handshakes are counted by status, and the
+// certificate's expiry is exported.
+func TestAdminTLSHandshakesAndCertificateExpiry(t *testing.T) {
+	ossl := testpeer.Need(t, "openssl")
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := testpeer.Run(t, waitFor, ossl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=web.test", "-addext", "subjectAltName=DNS:web.test"); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	d, rec, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: tls
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    tls:
+      mode: flexible
+      certificates: [{cert: %q, key: %q}]
+`, echoOrigin(t), cert, key))
+	addr := d.Addrs("tls")[0].String()
+	const ok = 2
+	for range ok {
+		// s_client sends stdin and closes at its EOF (no -quiet: that
+		// implies -ign_eof).
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		cmd := exec.CommandContext(ctx, ossl, "s_client", "-connect", addr, "-servername", "web.test")
+		cmd.Stdin = strings.NewReader("hello\n")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "CONNECTED") || !strings.Contains(string(out), "web.test") {
+			t.Fatalf("s_client: %v\n%s", err, out)
+		}
+	}
+	rec.terminal(t, ok)
+	// Not TLS at all: a handshake failure.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	_, _ = io.Copy(io.Discard, c)
+	c.Close()
+	if e := rec.terminal(t, 1)[0]; e.Type != event.TLSError {
+		t.Fatalf("plain text to a TLS app: %s %d %s", e.Type, e.Status, e.Detail)
+	}
+	m := admintest.Scrape(t, adm, "")
+	m.Want(t, ok, "prism_tls_handshakes_total", "app=tls", "status=OK")
+	if v, found := m.Value("prism_tls_handshakes_total", "app=tls", "status=HANDSHAKE_FAILED"); !found || v != 1 {
+		t.Errorf("failed handshakes: %v %v\n%s", v, found, m.Samples("prism_tls_handshakes_total"))
+	}
+	exp, found := m.Value("prism_tls_certificate_expiry_timestamp_seconds", "app=tls", "name=web.test")
+	if want := float64(time.Now().Add(30 * 24 * time.Hour).Unix()); !found || exp < want-3600 || exp > want+3600 {
+		t.Errorf("certificate expiry %v (found %v), want about %v", exp, found, want)
 	}
 }
