@@ -36,6 +36,7 @@ func targets() []*target {
 		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
 		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
 		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
+		{name: "prism-admin-idle", check: checkPrism, start: prismVariant(prismAdminIdle)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -151,6 +152,7 @@ const (
 	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
 	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
 	prismAdmin            // spectrum_events job, the admin listener on and /metrics scraped every second
+	prismAdminIdle        // spectrum_events job, the admin listener on, nobody scraping
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -196,7 +198,7 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		case prismCopy:
 			jobs = spectrum
 			app = "    relay_mode: copy\n"
-		case prismAdmin:
+		case prismAdmin, prismAdminIdle:
 			jobs = spectrum
 			if adminPort, err = proc.FreePort(); err != nil {
 				return nil, err
@@ -249,7 +251,7 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 			return nil, err
 		}
 		srv, err := b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
-		if err != nil || adminPort == 0 {
+		if err != nil || variant != prismAdmin {
 			return srv, err
 		}
 		sc := startScraper(fmt.Sprintf("127.0.0.1:%d", adminPort))

@@ -183,13 +183,13 @@ func TestReadyzAnswers503UntilReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := httptest.NewRecorder()
-	s.srv.Handler.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	s.srv.Handler.ServeHTTP(rr, localRequest("/readyz"))
 	if rr.Code != http.StatusServiceUnavailable || !strings.Contains(rr.Body.String(), "listeners not bound") {
 		t.Fatalf("readyz: %d %s", rr.Code, rr.Body)
 	}
 	notReady = nil
 	rr = httptest.NewRecorder()
-	s.srv.Handler.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	s.srv.Handler.ServeHTTP(rr, localRequest("/readyz"))
 	if rr.Code != http.StatusOK {
 		t.Fatalf("readyz: %d", rr.Code)
 	}
@@ -202,7 +202,7 @@ func TestDashboardAssetsEmbedded(t *testing.T) {
 	}
 	for path, want := range map[string]string{"/": "<title>prism</title>", "/app.js": "api/v1/summary", "/style.css": "--accent"} {
 		rr := httptest.NewRecorder()
-		s.srv.Handler.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, path, nil))
+		s.srv.Handler.ServeHTTP(rr, localRequest(path))
 		if rr.Code != http.StatusOK || !strings.Contains(rr.Body.String(), want) {
 			t.Errorf("%s: %d", path, rr.Code)
 		}
@@ -210,4 +210,29 @@ func TestDashboardAssetsEmbedded(t *testing.T) {
 			t.Errorf("%s: CSP %q", path, csp)
 		}
 	}
+}
+
+// Without a token, only loopback Host names are answered (DNS rebinding).
+func TestLoopbackHostOnlyWithoutToken(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0"}, &Parts{Tally: NewTally(nil)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]int{"127.0.0.1:9901": 200, "localhost:9901": 200, "[::1]:9901": 200, "127.0.0.1": 200,
+		"evil.example:9901": 403, "evil.example": 403, "192.0.2.1:9901": 403} {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Host = host
+		rr := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rr, req)
+		if rr.Code != want {
+			t.Errorf("Host %s: %d, want %d", host, rr.Code, want)
+		}
+	}
+}
+
+// localRequest is a GET of path as a local client sends it.
+func localRequest(path string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r.Host = "127.0.0.1:9901"
+	return r
 }

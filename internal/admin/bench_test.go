@@ -62,7 +62,7 @@ func BenchmarkScrape(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				rr := httptest.NewRecorder()
-				s.srv.Handler.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+				s.srv.Handler.ServeHTTP(rr, localRequest("/metrics"))
 				if rr.Code != http.StatusOK {
 					b.Fatal(rr.Code)
 				}

@@ -86,7 +86,7 @@ func New(cfg Config, p *Parts, logger *slog.Logger) (*Server, error) {
 	sub, _ := fs.Sub(dashboardFS, "dashboard")
 	mux.Handle("GET /", http.FileServerFS(sub))
 	s.srv = &http.Server{
-		Handler:           securityHeaders(mux),
+		Handler:           s.securityHeaders(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -150,8 +150,22 @@ func (s *Server) auth(h http.Handler) http.Handler {
 	})
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+// securityHeaders sets headers that keep the dashboard from being framed or
+// fed foreign scripts. Without a token it also refuses requests whose Host
+// is not a loopback name: a web page the operator visits cannot reach the
+// loopback API through a DNS name rebound to 127.0.0.1.
+func (s *Server) securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.token == nil {
+			host := r.Host
+			if hst, _, err := net.SplitHostPort(host); err == nil {
+				host = hst
+			}
+			if !IsLoopback(strings.Trim(host, "[]")) {
+				http.Error(w, "forbidden: without a token the admin listener answers only loopback Host names", http.StatusForbidden)
+				return
+			}
+		}
 		hd := w.Header()
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
