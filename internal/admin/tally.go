@@ -14,8 +14,16 @@ import (
 // Every session has exactly one terminal record, so each per-session count
 // is taken from that record.
 type Tally struct {
-	apps map[string]*appTally // fixed at NewTally; read-only afterwards
+	// ids and apps are fixed at NewTally and read-only afterwards. A
+	// record's App is the config's own string, so comparing it with ids
+	// (same pointer, same length) is quicker than hashing it for a map.
+	ids  []string
+	apps []*appTally
+	byID map[string]*appTally // instead of the scan when there are many apps
 }
+
+// scanApps is the most apps looked up by scanning ids.
+const scanApps = 16
 
 // terminalTypes are the Event values of terminal records, in index order.
 var terminalTypes = [...]event.Type{event.Disconnect, event.ClientFiltered, event.TLSError, event.ResolveOrigin, event.OriginError}
@@ -82,16 +90,35 @@ type appTally struct {
 // NewTally counts the records of the given apps; records of other apps are
 // ignored.
 func NewTally(apps []string) *Tally {
-	t := &Tally{apps: make(map[string]*appTally, len(apps))}
+	t := &Tally{}
 	for _, a := range apps {
-		t.apps[a] = new(appTally)
+		t.ids = append(t.ids, a)
+		t.apps = append(t.apps, new(appTally))
+	}
+	if len(apps) > scanApps {
+		t.byID = make(map[string]*appTally, len(apps))
+		for i, a := range t.ids {
+			t.byID[a] = t.apps[i]
+		}
 	}
 	return t
 }
 
+func (t *Tally) app(id string) *appTally {
+	if t.byID != nil {
+		return t.byID[id]
+	}
+	for i, s := range t.ids {
+		if s == id {
+			return t.apps[i]
+		}
+	}
+	return nil
+}
+
 // Emit counts e.
 func (t *Tally) Emit(e *event.Event) {
-	a := t.apps[e.App]
+	a := t.app(e.App)
 	if a == nil {
 		return
 	}
@@ -165,7 +192,7 @@ func (c AppCounts) Started() uint64 {
 
 // App returns the counts of app id.
 func (t *Tally) App(id string) (AppCounts, bool) {
-	a := t.apps[id]
+	a := t.app(id)
 	if a == nil {
 		return AppCounts{}, false
 	}
