@@ -330,7 +330,7 @@ const topLen = 10
 func (s *Server) buildSummary(now time.Time) SummaryJSON {
 	lv := s.live.get(s.p.Registry, now, liveTTL, true)
 	out := SummaryJSON{Version: s.p.Version, Time: now, UptimeSeconds: now.Sub(s.start).Seconds(), Ready: true,
-		Reloads: map[string]uint64{}, Jobs: s.jobList()}
+		Reloads: map[string]uint64{}, Jobs: s.jobList(), Apps: []AppSummary{}, Records: []RecordCount{}}
 	if s.p.Ready != nil {
 		if err := s.p.Ready(); err != nil {
 			out.Ready, out.NotReady = false, err.Error()

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -118,5 +119,39 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer mu.Unlock()
 	if len(bad) > 0 {
 		t.Fatalf("console errors: %q", bad)
+	}
+}
+
+// With a token, the page asks for it, and once given shows the sessions.
+func TestDashboardAsksForTheToken(t *testing.T) {
+	const token = "browser-test-token-0123456789"
+	d, rec, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0", token: %q}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+`, token, echoOrigin(t)))
+	roundTrip(t, d.Addrs("web")[0].String(), "hello\n")
+	rec.connects(t, 1)
+	bctx := admintest.Chromium(t)
+	ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+adm+"/?interval_ms=200"),
+		chromedp.WaitVisible(chromedp.CSS(`#tokenform`)),
+	); err != nil {
+		t.Fatalf("no token form: %v", err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#sessions tbody tr').length`)); err != nil || n != 0 {
+		t.Fatalf("sessions shown without a token: %d %v", n, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#token`), token),
+		chromedp.Click(chromedp.CSS(`#tokenform button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions tbody tr[data-session]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#tokenform`)),
+	); err != nil {
+		st, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("updated").textContent + " | token=" + token + " | hidden=" + document.getElementById("tokenform").hidden`))
+		t.Fatalf("after giving the token: %v (page: %s)", err, st)
 	}
 }
