@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +33,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   prism run -config FILE       run the proxy
   prism validate -config FILE  check a config file
-  prism status [-config FILE | -admin HOST:PORT] [-token TOKEN]
+  prism status [-config FILE | -admin HOST:PORT] [-token TOKEN] [-cacert F -cert F -key F]
                                print apps, sessions and log jobs of a running prism
   prism version                print the version
 `
@@ -143,6 +144,10 @@ func status(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "read the admin address and token from this config file")
 	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
 	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
+	cacert := fs.String("cacert", "", "https: CA bundle the admin certificate chains to")
+	cert := fs.String("cert", "", "https: client certificate (admin.tls.client_ca)")
+	key := fs.String("key", "", "https: client certificate's key")
+	useTLS := false
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
 	}
@@ -159,6 +164,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 		if *addr == "" {
 			*addr = cfg.Admin.Listen
 		}
+		useTLS = cfg.Admin.TLS.On()
 		if *token == "" {
 			*token = cfg.Admin.Token
 			if cfg.Admin.TokenFile != "" {
@@ -174,7 +180,14 @@ func status(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := admin.NewClient(*addr, *token).PrintStatus(ctx, stdout); err != nil {
+	c := admin.NewClient(*addr, *token)
+	if useTLS || *cacert != "" || *cert != "" || strings.HasPrefix(*addr, "https://") {
+		if err := c.UseTLS(*cacert, *cert, *key); err != nil {
+			fmt.Fprintln(stderr, "prism status:", err)
+			return 1
+		}
+	}
+	if err := c.PrintStatus(ctx, stdout); err != nil {
 		fmt.Fprintln(stderr, "prism status:", err)
 		return 1
 	}

@@ -35,7 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"loopback v4", Config{Listen: "127.0.0.1:9901"}, ""},
 		{"loopback v6", Config{Listen: "[::1]:9901"}, ""},
 		{"localhost", Config{Listen: "localhost:9901"}, ""},
-		{"public without token", Config{Listen: "0.0.0.0:9901"}, "listen: \"0.0.0.0:9901\" is not a loopback address: a public admin listener needs token or token_file"},
+		{"public without token", Config{Listen: "0.0.0.0:9901"}, "listen: \"0.0.0.0:9901\" is not a loopback address: a public admin listener needs token, token_file or tls.client_ca"},
 		{"every address without token", Config{Listen: ":9901"}, "not a loopback address"},
 		{"public with token", Config{Listen: "192.0.2.1:9901", Token: "0123456789abcdef"}, ""},
 		{"public with token file", Config{Listen: "192.0.2.1:9901", TokenFile: good}, ""},
@@ -46,6 +46,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad address", Config{Listen: "9901"}, "listen: bad address"},
 		{"token without listen", Config{Token: "0123456789abcdef"}, "listen: missing"},
 		{"pprof without listen", Config{Pprof: true}, "listen: missing"},
+		{"public with client certificates", Config{Listen: "192.0.2.1:9901", TLS: TLSConfig{Cert: good, Key: good, ClientCA: good}}, ""},
+		{"tls without key", Config{Listen: "127.0.0.1:9901", TLS: TLSConfig{Cert: good}}, "tls: give both cert and key"},
+		{"tls file missing", Config{Listen: "127.0.0.1:9901", TLS: TLSConfig{Cert: good, Key: filepath.Join(dir, "nope")}}, "tls.key: stat"},
+		{"public with tls but no client_ca", Config{Listen: "192.0.2.1:9901", TLS: TLSConfig{Cert: good, Key: good}}, "not a loopback address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := tc.cfg.Validate()

@@ -21,7 +21,20 @@ type Config struct {
 	TokenFile string `yaml:"token_file"`
 	// Pprof serves /debug/pprof/ (behind the same token rule).
 	Pprof bool `yaml:"pprof"`
+	// TLS serves the admin listener over TLS; with ClientCA, a client
+	// certificate signed by it authorises a request as a token does.
+	TLS TLSConfig `yaml:"tls"`
 }
+
+// TLSConfig is admin.tls.
+type TLSConfig struct {
+	Cert     string `yaml:"cert"`      // PEM certificate chain
+	Key      string `yaml:"key"`       // PEM private key
+	ClientCA string `yaml:"client_ca"` // PEM CA bundle client certificates must chain to
+}
+
+// On reports whether the listener speaks TLS.
+func (t TLSConfig) On() bool { return t.Cert != "" }
 
 // minTokenLen is the shortest token accepted.
 const minTokenLen = 16
@@ -44,6 +57,19 @@ func (c Config) Validate() []*cfgerr.Error {
 		errs.Add("listen", "bad address %q: want host:port, e.g. 127.0.0.1:9901", c.Listen)
 		return errs
 	}
+	if t := c.TLS; t != (TLSConfig{}) {
+		if t.Cert == "" || t.Key == "" {
+			errs.Add("tls", "give both cert and key")
+		}
+		for _, f := range []struct{ key, path string }{{"tls.cert", t.Cert}, {"tls.key", t.Key}, {"tls.client_ca", t.ClientCA}} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				errs.Add(f.key, "%v", err)
+			}
+		}
+	}
 	if c.Token != "" && c.TokenFile != "" {
 		errs.Add("token_file", "give token or token_file, not both")
 	}
@@ -59,8 +85,8 @@ func (c Config) Validate() []*cfgerr.Error {
 	if tok != "" && len(tok) < minTokenLen {
 		errs.Add("token", "too short: use at least %d characters (e.g. openssl rand -hex 32)", minTokenLen)
 	}
-	if !IsLoopback(host) && tok == "" {
-		errs.Add("listen", "%q is not a loopback address: a public admin listener needs token or token_file", c.Listen)
+	if !IsLoopback(host) && tok == "" && c.TLS.ClientCA == "" {
+		errs.Add("listen", "%q is not a loopback address: a public admin listener needs token, token_file or tls.client_ca", c.Listen)
 	}
 	return errs
 }

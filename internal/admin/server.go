@@ -12,6 +12,8 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"embed"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +41,8 @@ type Server struct {
 	p     *Parts
 	log   *slog.Logger
 	token []byte
+	tls   *tls.Config // nil: plain HTTP
+	mtls  bool        // client certificates authorise requests
 	start time.Time
 
 	unauthorized atomic.Uint64
@@ -60,6 +65,12 @@ func New(cfg Config, p *Parts, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, p: p, log: logger, start: time.Now(), sessionSlots: make(chan struct{}, 2)}
 	if tok != "" {
 		s.token = []byte(tok)
+	}
+	if cfg.TLS.On() {
+		if s.tls, err = serverTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+		s.mtls = cfg.TLS.ClientCA != ""
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -100,6 +111,9 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("admin: listen %s: %w", s.cfg.Listen, err)
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -132,15 +146,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Unauthorized is the number of requests refused with 401.
 func (s *Server) Unauthorized() uint64 { return s.unauthorized.Load() }
 
-// auth lets a request through when no token is configured (a loopback
-// listener) or when it carries the token; otherwise it answers 401.
+// auth lets a request through when neither a token nor client
+// certificates are configured (a loopback listener), when it carries the
+// token, or when it came with a client certificate that chains to
+// tls.client_ca; otherwise it answers 401.
 func (s *Server) auth(h http.Handler) http.Handler {
-	if s.token == nil {
+	if s.token == nil && !s.mtls {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
+		tokenOK := ok && s.token != nil && subtle.ConstantTimeCompare([]byte(got), s.token) == 1
+		certOK := s.mtls && r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+		if !tokenOK && !certOK {
 			s.unauthorized.Add(1)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="prism admin"`)
 			http.Error(w, "unauthorized: send Authorization: Bearer TOKEN", http.StatusUnauthorized)
@@ -156,7 +174,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 // loopback API through a DNS name rebound to 127.0.0.1.
 func (s *Server) securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.token == nil {
+		if s.token == nil && !s.mtls {
 			host := r.Host
 			if hst, _, err := net.SplitHostPort(host); err == nil {
 				host = hst
@@ -173,6 +191,28 @@ func (s *Server) securityHeaders(h http.Handler) http.Handler {
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// serverTLS loads the admin listener's certificate and, with client_ca,
+// asks clients for a certificate (verified when given; auth decides).
+func serverTLS(c TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("admin tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCA != "" {
+		pem, err := os.ReadFile(c.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("admin tls.client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("admin tls.client_ca: no PEM certificate in %s", c.ClientCA)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -19,7 +19,7 @@ func TestAdminSection(t *testing.T) {
 		t.Fatalf("no admin section: %+v %v", cfg, err)
 	}
 	_, err = Parse("bad.yaml", []byte("node: {colo: X}\nadmin:\n  listen: \"0.0.0.0:9901\"\n"+app))
-	if err == nil || !strings.Contains(err.Error(), `bad.yaml:3: admin.listen: "0.0.0.0:9901" is not a loopback address: a public admin listener needs token or token_file`) {
+	if err == nil || !strings.Contains(err.Error(), `bad.yaml:3: admin.listen: "0.0.0.0:9901" is not a loopback address: a public admin listener needs token, token_file or tls.client_ca`) {
 		t.Fatalf("public bind without a token: %v", err)
 	}
 	_, err = Parse("bad.yaml", []byte("node: {colo: X}\nadmin:\n  listen: \"127.0.0.1:9901\"\n  token: abc\n"+app))
