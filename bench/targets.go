@@ -35,6 +35,8 @@ func targets() []*target {
 		{name: "prism-3jobs", check: checkPrism, start: prismVariant(prismThreeJobs)},
 		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
 		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
+		{name: "prism-http", check: checkPrism, start: prismVariant(prismHTTP)},
+		{name: "prism-http-nospool", check: checkPrism, start: prismVariant(prismHTTPNoSpool)},
 		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
 		{name: "prism-admin-idle", check: checkPrism, start: prismVariant(prismAdminIdle)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
@@ -146,13 +148,15 @@ func checkPrism(b *bench) string {
 
 // prism variants: what the generated config adds to the one TCP app.
 const (
-	prismSpectrum  = iota // a spectrum_events job writing to a file (the bar's setting)
-	prismNoLog            // no log job at all
-	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
-	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
-	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
-	prismAdmin            // spectrum_events job, the admin listener on and /metrics scraped every second
-	prismAdminIdle        // spectrum_events job, the admin listener on, nobody scraping
+	prismSpectrum    = iota // a spectrum_events job writing to a file (the bar's setting)
+	prismNoLog              // no log job at all
+	prismThreeJobs          // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
+	prismFirewall           // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
+	prismCopy               // spectrum_events job, relay_mode: copy (read/write instead of splice)
+	prismHTTP               // spectrum_events job delivered to an HTTP receiver (gzip) through a disk spool
+	prismHTTPNoSpool        // the same without the spool (retries from memory)
+	prismAdmin              // spectrum_events job, the admin listener on and /metrics scraped every second
+	prismAdminIdle          // spectrum_events job, the admin listener on, nobody scraping
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -198,6 +202,19 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		case prismCopy:
 			jobs = spectrum
 			app = "    relay_mode: copy\n"
+		case prismHTTP, prismHTTPNoSpool:
+			recv, err := b.launcher.SpawnAddr(b.loadCPU, "receiver", b.self, "receiver")
+			if err != nil {
+				return nil, err
+			}
+			b.stopExtra = recv.Stop
+			jobs = fmt.Sprintf(`  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: http, url: "http://%s/logs"}
+`, recv.Addr)
+			if variant == prismHTTP {
+				jobs += fmt.Sprintf("    spool: {dir: %s}\n", filepath.Join(dir, "spool"))
+			}
 		case prismAdmin, prismAdminIdle:
 			jobs = spectrum
 			if adminPort, err = proc.FreePort(); err != nil {
@@ -229,8 +246,10 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
         - {action: block, path: %s}
 `, list)
 		}
-		if jobs != "" {
+		if jobs != "" && b.stopExtra == nil {
 			b.prismLog = filepath.Join(dir, "spectrum.log")
+		}
+		if jobs != "" {
 			jobs = "log_jobs:\n" + jobs
 		}
 		cfg := fmt.Sprintf(`node:
@@ -251,14 +270,25 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 			return nil, err
 		}
 		srv, err := b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
-		if err != nil || variant != prismAdmin {
-			return srv, err
+		stopRecv := b.stopExtra
+		b.stopExtra = nil
+		if err != nil {
+			if stopRecv != nil {
+				stopRecv()
+			}
+			return nil, err
 		}
-		sc := startScraper(fmt.Sprintf("127.0.0.1:%d", adminPort))
-		stop := srv.stop
-		srv.stop = func() {
-			fmt.Printf("prism-admin: %s\n", sc.close())
-			stop()
+		if stopRecv != nil {
+			stopPrism := srv.stop
+			srv.stop = func() { stopPrism(); stopRecv() } // prism first: it delivers what it holds
+		}
+		if variant == prismAdmin {
+			sc := startScraper(fmt.Sprintf("127.0.0.1:%d", adminPort))
+			stop := srv.stop
+			srv.stop = func() {
+				fmt.Printf("prism-admin: %s\n", sc.close())
+				stop()
+			}
 		}
 		return srv, nil
 	}
