@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/udpproxy"
@@ -46,24 +47,28 @@ var (
 	dCertExpiry   = desc("prism_tls_certificate_expiry_timestamp_seconds", "When an edge certificate in use expires, Unix time.", "app", "name")
 	dReloads      = desc("prism_config_reload_total", "Reloads (SIGHUP: log files reopened, GeoIP and firewall lists re-read), by result.", "result")
 	dReloadOK     = desc("prism_config_last_reload_success_timestamp_seconds", "When the last successful reload finished, Unix time (0: none yet).")
+	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
 	dUnauth       = desc("prism_admin_unauthorized_requests_total", "Admin requests refused with 401 (wrong or missing token).")
 )
 
 // jobMetric is one log-job counter: a logjob.Stats field as a metric. A
-// new Stats field becomes a metric by adding a row here.
+// new Stats field becomes a metric by adding a row here. Rows with
+// delivery set read Stats.Delivery and are left out for jobs without one
+// (stdout and file destinations).
 type jobMetric struct {
 	name, help string
 	gauge      bool
 	label      [2]string // an extra label name and value, or empty
 	get        func(logjob.Stats) float64
+	delivery   func(*deliver.Stats) float64
 }
 
 var jobMetrics = []jobMetric{
 	{name: "prism_logjob_events_total", help: "Events offered to the job (of the types its dataset writes) plus periodic snapshots it took.",
 		get: func(s logjob.Stats) float64 { return float64(s.Emitted) }},
-	{name: "prism_logjob_records_written_total", help: "Records the job's destination accepted.",
+	{name: "prism_logjob_records_written_total", help: "Records the job's destination accepted (remote destinations: accepted for delivery).",
 		get: func(s logjob.Stats) float64 { return float64(s.Written) }},
-	{name: "prism_logjob_dropped_total", help: "Records lost, by cause: queue_full (the data path never waits) or write_error (in batches the destination failed to write).",
+	{name: "prism_logjob_dropped_total", help: "Records lost before the destination, by cause: queue_full (the data path never waits) or write_error (in batches the destination failed to write).",
 		label: [2]string{"cause", "queue_full"}, get: func(s logjob.Stats) float64 { return float64(s.Dropped) }},
 	{name: "prism_logjob_dropped_total", label: [2]string{"cause", "write_error"},
 		get: func(s logjob.Stats) float64 { return float64(s.WriteErrors) }},
@@ -73,6 +78,41 @@ var jobMetrics = []jobMetric{
 		get: func(s logjob.Stats) float64 { return float64(s.SampledOut) }},
 	{name: "prism_logjob_queue_depth", help: "Events waiting in the job's queue now.", gauge: true,
 		get: func(s logjob.Stats) float64 { return float64(s.Queued) }},
+
+	// Remote destinations (http, s3, kafka).
+	{name: "prism_logjob_delivery_accepted_total", help: "Records spooled (or queued in memory) for delivery.",
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Accepted) }},
+	{name: "prism_logjob_delivered_total", help: "Records the remote destination acknowledged.",
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Delivered) }},
+	{name: "prism_logjob_delivery_retries_total", help: "Failed delivery attempts (batches) that were tried again.",
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Retries) }},
+	{name: "prism_logjob_delivery_rejected_total", help: "Records in batches the destination refused for good (kept as dead letters when spooled).",
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Rejected) }},
+	{name: "prism_logjob_delivery_dropped_total", help: "Records dropped before delivery, by cause: spool_full, memory_full, shutdown (in memory at stop), corrupt (unreadable spool file).",
+		label: [2]string{"cause", "spool_full"}, delivery: func(d *deliver.Stats) float64 { return float64(d.DroppedSpoolFull) }},
+	{name: "prism_logjob_delivery_dropped_total", label: [2]string{"cause", "memory_full"},
+		delivery: func(d *deliver.Stats) float64 { return float64(d.DroppedMemoryFull) }},
+	{name: "prism_logjob_delivery_dropped_total", label: [2]string{"cause", "shutdown"},
+		delivery: func(d *deliver.Stats) float64 { return float64(d.DroppedShutdown) }},
+	{name: "prism_logjob_delivery_dropped_total", label: [2]string{"cause", "corrupt"},
+		delivery: func(d *deliver.Stats) float64 { return float64(d.DroppedCorrupt) }},
+	{name: "prism_logjob_delivery_pending", help: "Records waiting for delivery now (spooled or in memory).", gauge: true,
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Pending) }},
+	{name: "prism_logjob_spool_bytes", help: "Size of the job's disk spool now (0 without a spool).", gauge: true,
+		delivery: func(d *deliver.Stats) float64 { return float64(d.SpoolBytes) }},
+	{name: "prism_logjob_delivery_lag_seconds", help: "Age of the oldest record not yet delivered (0 when nothing is pending).", gauge: true,
+		delivery: func(d *deliver.Stats) float64 { return DeliveryLag(d, time.Now()).Seconds() }},
+	{name: "prism_logjob_spool_restored_total", help: "Records found in the spool at start (an earlier run's).",
+		delivery: func(d *deliver.Stats) float64 { return float64(d.Restored) }},
+}
+
+// DeliveryLag is how long the oldest undelivered record has waited (0 when
+// none waits, or d is nil).
+func DeliveryLag(d *deliver.Stats, now time.Time) time.Duration {
+	if d == nil || d.OldestUndelivered.IsZero() {
+		return 0
+	}
+	return max(now.Sub(d.OldestUndelivered), 0)
 }
 
 // jobDescs holds one Desc per distinct metric name of jobMetrics.
@@ -110,7 +150,7 @@ var udpDrops = []struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dBuild, dOpened, dActive, dRecords, dBytes, dUDPDgrams, dUDPDrops, dUDPSessions,
-		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dUnauth} {
+		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth} {
 		ch <- d
 	}
 	for _, d := range jobDescs {
@@ -185,14 +225,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if p.Jobs != nil {
 		for _, st := range p.Jobs() {
 			for _, jm := range jobMetrics {
+				var v float64
+				switch {
+				case jm.delivery == nil:
+					v = jm.get(st)
+				case st.Delivery != nil:
+					v = jm.delivery(st.Delivery)
+				default:
+					continue // not a remote destination
+				}
 				labels := []string{st.Job, st.Dataset}
 				if jm.label[0] != "" {
 					labels = append(labels, jm.label[1])
 				}
 				if jm.gauge {
-					gauge(jobDescs[jm.name], jm.get(st), labels...)
+					gauge(jobDescs[jm.name], v, labels...)
 				} else {
-					counter(jobDescs[jm.name], jm.get(st), labels...)
+					counter(jobDescs[jm.name], v, labels...)
 				}
 			}
 		}
@@ -206,6 +255,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dReloads, float64(r.ok.Load()), "success")
 		counter(dReloads, float64(r.failed.Load()), "failure")
 		gauge(dReloadOK, float64(r.lastOK.Load()))
+	}
+	if p.HealthChecks != nil {
+		counter(dHealthChecks, float64(p.HealthChecks()))
 	}
 	if c.unauth != nil {
 		counter(dUnauth, float64(c.unauth()))

@@ -29,6 +29,9 @@ type Parts struct {
 	Close func(app string, id event.ID, detail string) bool
 	// Ready is nil when every listener is bound and every part loaded.
 	Ready func() error
+	// HealthChecks returns how many connections from trusted front proxies
+	// were health checks (they write no record).
+	HealthChecks func() int64
 }
 
 // App is one configured app.

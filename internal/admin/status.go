@@ -130,9 +130,15 @@ func (c *Client) PrintStatus(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tDATASET\tEMITTED\tWRITTEN\tQUEUED\tDROPPED\tWRITE ERRORS")
+	fmt.Fprintln(tw, "JOB\tDATASET\tEMITTED\tWRITTEN\tDELIVERED\tQUEUED\tDROPPED\tWRITE ERRORS\tDELIVERY LAG")
 	for _, j := range s.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", j.Job, j.Dataset, j.Emitted, j.Written, j.Queued, j.Dropped, j.WriteErrors)
+		delivered, lag, dropped := "-", "-", j.Dropped
+		if d := j.Delivery; d != nil {
+			delivered = fmt.Sprint(d.Delivered)
+			lag = DeliveryLag(d, s.Time).Round(time.Millisecond).String()
+			dropped += d.Dropped()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", j.Job, j.Dataset, j.Emitted, j.Written, delivered, j.Queued, dropped, j.WriteErrors, lag)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nlive sessions: %d", ss.Matched)

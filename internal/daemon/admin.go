@@ -18,13 +18,14 @@ var Version = "dev"
 func (d *Daemon) newAdmin() error {
 	cfg := d.cfg
 	p := &admin.Parts{
-		Version:  Version,
-		Registry: d.reg,
-		Tally:    d.tally,
-		Reloads:  &d.reloads,
-		Jobs:     d.pipe.Stats,
-		Close:    d.closeSession,
-		Ready:    d.ready,
+		Version:      Version,
+		Registry:     d.reg,
+		Tally:        d.tally,
+		Reloads:      &d.reloads,
+		Jobs:         d.pipe.Stats,
+		Close:        d.closeSession,
+		Ready:        d.ready,
+		HealthChecks: func() int64 { return d.tcp.Stats().HealthChecks },
 	}
 	if d.geo != nil {
 		p.Geo = d.geo.Builds

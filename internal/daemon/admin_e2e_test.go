@@ -28,6 +28,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/geo/geotest"
+	"github.com/prismproxy/prism/internal/sink/sinktest"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
@@ -607,4 +608,52 @@ apps:
 	if err := c.PrintStatus(context.Background(), &sb); err != nil || !strings.Contains(sb.String(), "web ") {
 		t.Fatalf("status over TLS: %v\n%s", err, sb.String())
 	}
+}
+
+// A job with a remote destination (HTTP, to the test receiver) exports its
+// delivery counters; stdout and file jobs have none.
+func TestAdminDeliveryCounters(t *testing.T) {
+	recv := sinktest.NewReceiver(t)
+	d, rec, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+log_jobs:
+  - name: remote
+    dataset: spectrum_events
+    batch: {max_interval: 50ms}
+    destination: {type: http, url: %q, retry: {initial: 50ms, max: 500ms}}
+  - name: local
+    dataset: spectrum_events
+    destination: {type: file, path: %q}
+`, echoOrigin(t), recv.URL, filepath.Join(t.TempDir(), "local.log")))
+	const n = 3
+	for range n {
+		shortConn(t, d.Addrs("web")[0].String(), "hi\n")
+	}
+	rec.terminal(t, n)
+	if !recv.WaitRecords(2*n, waitFor) {
+		t.Fatalf("receiver got %d records, want %d", len(recv.Records()), 2*n)
+	}
+	// The receiver has the records; prism counts them delivered when it
+	// reads the answer. Nothing else signals that: poll, bounded.
+	var m *admintest.Metrics
+	for deadline := time.Now().Add(waitFor); ; {
+		m = admintest.Scrape(t, adm, "")
+		if v, _ := m.Value("prism_logjob_delivered_total", "log_job=remote"); v == 2*n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Want(t, 2*n, "prism_logjob_delivered_total", "log_job=remote")
+	m.Want(t, 2*n, "prism_logjob_delivery_accepted_total", "log_job=remote")
+	m.Want(t, 0, "prism_logjob_delivery_pending", "log_job=remote")
+	m.Want(t, 0, "prism_logjob_delivery_lag_seconds", "log_job=remote")
+	m.Want(t, 0, "prism_logjob_delivery_dropped_total", "log_job=remote", "cause=memory_full")
+	if _, ok := m.Value("prism_logjob_delivered_total", "log_job=local"); ok {
+		t.Error("a file job has delivery counters")
+	}
+	m.Want(t, 2*n, "prism_logjob_events_total", "log_job=local")
+	t.Run("promtool", func(t *testing.T) { promtoolCheck(t, m.Raw) })
 }

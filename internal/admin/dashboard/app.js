@@ -133,8 +133,15 @@ function renderSummary(s) {
   fillTable("topcountries", s.top_countries.map((t) => [t.key, t.sessions]));
   fillTable("topasns", s.top_asns.map((t) => [t.key, t.sessions]));
   fillTable("jobs", s.jobs.map((j) => {
-    const lag = j.DeliveryLagSeconds !== undefined ? dur(j.DeliveryLagSeconds) : "–";
-    return [j.Job, j.Dataset, j.Emitted, j.Written, j.Queued, j.Dropped, j.WriteErrors, lag];
+    const d = j.Delivery; // remote destinations only
+    let delivered = "–", lag = "–", dropped = j.Dropped;
+    if (d) {
+      delivered = d.Delivered;
+      const oldest = new Date(d.OldestUndelivered);
+      lag = oldest.getUTCFullYear() > 1970 ? dur(Math.max(0, (new Date(s.time) - oldest) / 1000)) : "0s";
+      dropped += d.DroppedSpoolFull + d.DroppedMemoryFull + d.DroppedShutdown + d.DroppedCorrupt;
+    }
+    return [j.Job, j.Dataset, j.Emitted, j.Written, delivered, j.Queued, dropped, j.WriteErrors, lag];
   }));
   prev = s;
 }
