@@ -37,6 +37,8 @@ func targets() []*target {
 		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
 		{name: "prism-http", check: checkPrism, start: prismVariant(prismHTTP)},
 		{name: "prism-http-nospool", check: checkPrism, start: prismVariant(prismHTTPNoSpool)},
+		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
+		{name: "prism-admin-idle", check: checkPrism, start: prismVariant(prismAdminIdle)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -153,6 +155,8 @@ const (
 	prismCopy               // spectrum_events job, relay_mode: copy (read/write instead of splice)
 	prismHTTP               // spectrum_events job delivered to an HTTP receiver (gzip) through a disk spool
 	prismHTTPNoSpool        // the same without the spool (retries from memory)
+	prismAdmin              // spectrum_events job, the admin listener on and /metrics scraped every second
+	prismAdminIdle          // spectrum_events job, the admin listener on, nobody scraping
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -186,6 +190,7 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		}
 		dir := b.tempDir("prism")
 		b.prismLog = ""
+		adminPort := 0
 		var top, app, jobs string
 		spectrum := fmt.Sprintf(`  - name: spectrum
     dataset: spectrum_events
@@ -210,6 +215,12 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 			if variant == prismHTTP {
 				jobs += fmt.Sprintf("    spool: {dir: %s}\n", filepath.Join(dir, "spool"))
 			}
+		case prismAdmin, prismAdminIdle:
+			jobs = spectrum
+			if adminPort, err = proc.FreePort(); err != nil {
+				return nil, err
+			}
+			top = fmt.Sprintf("admin: {listen: \"127.0.0.1:%d\"}\n", adminPort)
 		case prismThreeJobs:
 			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
     dataset: edgeone_l4
@@ -267,11 +278,18 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 			}
 			return nil, err
 		}
-		if stopRecv == nil {
-			return srv, nil
+		if stopRecv != nil {
+			stopPrism := srv.stop
+			srv.stop = func() { stopPrism(); stopRecv() } // prism first: it delivers what it holds
 		}
-		stopPrism := srv.stop
-		srv.stop = func() { stopPrism(); stopRecv() } // prism first: it delivers what it holds
+		if variant == prismAdmin {
+			sc := startScraper(fmt.Sprintf("127.0.0.1:%d", adminPort))
+			stop := srv.stop
+			srv.stop = func() {
+				fmt.Printf("prism-admin: %s\n", sc.close())
+				stop()
+			}
+		}
 		return srv, nil
 	}
 }

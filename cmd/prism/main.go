@@ -3,6 +3,7 @@
 //
 //	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files, re-reads GeoIP and lists)
 //	prism validate -config prism.yaml  check the config, print one line per problem
+//	prism status [-config prism.yaml | -admin ADDR]  what a running prism is doing (admin API)
 //	prism version
 package main
 
@@ -15,9 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 )
@@ -30,6 +33,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   prism run -config FILE       run the proxy
   prism validate -config FILE  check a config file
+  prism status [-config FILE | -admin HOST:PORT] [-token TOKEN] [-cacert F -cert F -key F]
+                               print apps, sessions and log jobs of a running prism
   prism version                print the version
 `
 
@@ -43,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "prism", versionString())
 		return 0
 	case "run", "validate":
+	case "status":
+		return status(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -82,6 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+	daemon.Version = versionString()
 	// Signals are taken before anything starts: a SIGTERM right after
 	// "prism started" must drain, not kill the process.
 	sigs := make(chan os.Signal, 4)
@@ -103,6 +111,9 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 			strs[i] = ad.Network() + ":" + ad.String()
 		}
 		logger.Info("app listening", "app", a.ID, "addrs", strs)
+	}
+	if a := d.AdminAddr(); a != nil {
+		logger.Info("admin listening", "addr", a.String())
 	}
 	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs))
 
@@ -136,6 +147,66 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("stopped", "took", time.Since(start).String())
+	return 0
+}
+
+// status prints what a running prism is doing, read from its admin API.
+// The address and token come from -admin/-token, else from the admin
+// section of -config, else the default 127.0.0.1:9901; PRISM_ADMIN_TOKEN
+// also gives the token (kept out of the process list).
+func status(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("prism status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "read the admin address and token from this config file")
+	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
+	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
+	cacert := fs.String("cacert", "", "https: CA bundle the admin certificate chains to")
+	cert := fs.String("cert", "", "https: client certificate (admin.tls.client_ca)")
+	key := fs.String("key", "", "https: client certificate's key")
+	useTLS := false
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	if *path != "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if !cfg.Admin.Enabled() {
+			fmt.Fprintf(stderr, "prism status: %s has no admin listener (admin.listen)\n", *path)
+			return 1
+		}
+		if *addr == "" {
+			*addr = cfg.Admin.Listen
+		}
+		useTLS = cfg.Admin.TLS.On()
+		if *token == "" {
+			*token = cfg.Admin.Token
+			if cfg.Admin.TokenFile != "" {
+				if *token, err = admin.ReadTokenFile(cfg.Admin.TokenFile); err != nil {
+					fmt.Fprintln(stderr, "prism status:", err)
+					return 1
+				}
+			}
+		}
+	}
+	if *addr == "" {
+		*addr = admin.DefaultListen
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c := admin.NewClient(*addr, *token)
+	if useTLS || *cacert != "" || *cert != "" || strings.HasPrefix(*addr, "https://") {
+		if err := c.UseTLS(*cacert, *cert, *key); err != nil {
+			fmt.Fprintln(stderr, "prism status:", err)
+			return 1
+		}
+	}
+	if err := c.PrintStatus(ctx, stdout); err != nil {
+		fmt.Fprintln(stderr, "prism status:", err)
+		return 1
+	}
 	return 0
 }
 

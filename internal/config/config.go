@@ -1,6 +1,6 @@
 // Package config loads prism's YAML configuration and checks every value
 // before anything listens. Each component owns the struct of its own section
-// (origins, tls, ip_firewall, udp, log_jobs) and its Validate method; this
+// (origins, tls, ip_firewall, udp, log_jobs, admin) and its Validate method; this
 // package decodes the file strictly (unknown keys are errors), applies
 // defaults, runs every Validate, checks what spans sections (port ranges
 // against origin ranges, unique ids), and reports each problem as
@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
@@ -47,6 +48,8 @@ type Config struct {
 	// no limit), next to each app's max_connections: at the limit prism
 	// stops accepting and new clients wait in the kernel's backlog.
 	MaxConnections int `yaml:"max_connections"`
+
+	Admin admin.Config `yaml:"admin"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -327,6 +330,8 @@ func (c *Config) validate() []*cfgerr.Error {
 	if c.MaxConnections < 0 {
 		errs.Add("max_connections", "must not be negative (0 means no limit)")
 	}
+
+	errs.Merge("admin", c.Admin.Validate())
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}

@@ -1,6 +1,6 @@
 // Package daemon wires a loaded configuration into running parts: the log
-// pipeline, the GeoIP databases, one firewall per app, the TCP server and
-// one UDP server per UDP app, all sharing one event.Registry so that log
+// pipeline, the GeoIP databases, one firewall per app, the TCP server,
+// one UDP server per UDP app and the admin listener, all sharing one event.Registry so that log
 // jobs see every open session. cmd/prism stays a thin shell around it, and
 // tests can run the whole proxy in-process.
 package daemon
@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
@@ -40,6 +42,11 @@ type Daemon struct {
 	tcp  *proxy.Server
 	udp  map[string]*udpproxy.Server
 
+	tally   *admin.Tally  // nil when the admin listener is off
+	admin   *admin.Server // nil when off
+	reloads admin.Reloads
+	started atomic.Bool
+
 	pipeClosed bool
 }
 
@@ -57,11 +64,12 @@ func WithEmitter(em event.Emitter) Option { return func(o *options) { o.emitter 
 // WithResolver resolves DNS origins through r.
 func WithResolver(r origin.Resolver) Option { return func(o *options) { o.resolver = r } }
 
-type tee [2]event.Emitter
+type tee []event.Emitter
 
 func (t tee) Emit(e *event.Event) {
-	t[0].Emit(e)
-	t[1].Emit(e)
+	for _, em := range t {
+		em.Emit(e)
+	}
 }
 
 // New builds every part of cfg. Nothing listens until Start.
@@ -82,9 +90,21 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 	if d.pipe, err = logjob.New(node, cfg.LogJobs, d.reg, logger); err != nil {
 		return nil, fmt.Errorf("log jobs: %w", err)
 	}
-	var em event.Emitter = d.pipe
+	ems := tee{d.pipe}
+	if cfg.Admin.Enabled() {
+		ids := make([]string, len(cfg.Apps))
+		for i := range cfg.Apps {
+			ids[i] = cfg.Apps[i].ID
+		}
+		d.tally = admin.NewTally(ids)
+		ems = append(ems, d.tally)
+	}
 	if o.emitter != nil {
-		em = tee{d.pipe, o.emitter}
+		ems = append(ems, o.emitter)
+	}
+	var em event.Emitter = ems
+	if len(ems) == 1 {
+		em = d.pipe
 	}
 	if d.geo, err = geo.Open(cfg.GeoIP, logger); err != nil {
 		return nil, fmt.Errorf("geoip: %w", err)
@@ -127,6 +147,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		}
 		d.udp[a.ID] = s
 	}
+	if cfg.Admin.Enabled() {
+		if err := d.newAdmin(); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -143,6 +168,15 @@ func (d *Daemon) Start() error {
 			return fmt.Errorf("app %s: %w", id, err)
 		}
 	}
+	if d.admin != nil {
+		if err := d.admin.Start(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = d.stopServers(ctx)
+			return err
+		}
+	}
+	d.started.Store(true)
 	return nil
 }
 
@@ -172,7 +206,9 @@ func (d *Daemon) Reload() error {
 	for _, fw := range d.fws {
 		errs = append(errs, fw.Reload(true))
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	d.reloads.Record(err)
+	return err
 }
 
 // Shutdown stops accepting, drains connections and sessions until ctx is
@@ -180,6 +216,13 @@ func (d *Daemon) Reload() error {
 // every log job.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	err := d.stopServers(ctx)
+	if d.admin != nil {
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		if aerr := d.admin.Shutdown(actx); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("admin: %w", aerr))
+		}
+		acancel()
+	}
 	fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
 	defer cancel()
 	if ferr := d.pipe.Close(fctx); ferr != nil {

@@ -533,3 +533,25 @@ func (d *DB) Close() error {
 	})
 	return nil
 }
+
+// Build is the database file in use for one kind of lookup and when its
+// publisher built it (the MaxMind metadata's build epoch).
+type Build struct {
+	Kind  string // country | asn
+	Path  string
+	Built time.Time
+}
+
+// Builds returns the databases in use. A nil DB has none.
+func (d *DB) Builds() []Build {
+	if d == nil {
+		return nil
+	}
+	var out []Build
+	for _, s := range d.srcs {
+		if l := s.cur.Load(); l != nil {
+			out = append(out, Build{Kind: s.kind.String(), Path: s.path, Built: time.Unix(int64(l.r.Metadata.BuildEpoch), 0)})
+		}
+	}
+	return out
+}

@@ -37,24 +37,30 @@ type tcpApp struct {
 	terminate bool           // edge TLS is terminated (flexible, full, strict)
 	originTLS bool           // TLS to the origin (full, strict)
 	lim       *limit.Limiter // per-client limits; nil: none
+	dialTime  origin.Latency // how long dials took (all attempts of one connection)
 }
 
 // session is one connection being handled; Shutdown uses it to stop the
 // connection at the drain deadline, whatever phase it is in.
 type session struct {
+	id      event.ID
 	mu      sync.Mutex
 	client  net.Conn
 	origin  net.Conn
 	relay   *relay.Relay
 	stopped bool
+	detail  string // why it was stopped, for the terminal record ("" at shutdown)
 }
 
-func (ss *session) stop() {
+func (ss *session) stop() { ss.stopWith("") }
+
+func (ss *session) stopWith(detail string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.stopped = true
+	ss.detail = detail
 	if ss.relay != nil {
-		ss.relay.Stop()
+		ss.relay.StopWith(detail)
 		return
 	}
 	// Not relaying yet: unblock whatever handshake or dial is in progress.
@@ -78,7 +84,7 @@ func (ss *session) setRelay(r *relay.Relay) {
 	ss.mu.Lock()
 	ss.relay = r
 	if ss.stopped {
-		r.Stop()
+		r.StopWith(ss.detail)
 	}
 	ss.mu.Unlock()
 }
@@ -132,7 +138,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		ev.LocalAddr = addrPortOf(c.LocalAddr())
 	}
 
-	ss := &session{client: c}
+	ss := &session{id: ev.SessionID, client: c}
 	if !s.track(ss) {
 		c.Close()
 		done()
@@ -225,7 +231,9 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	}
 
 	// 5. Dial with failover.
+	dialStart := time.Now()
 	oc, target, status, err := a.dial(ctx, targets)
+	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(&ev, target)
 	if err != nil {
 		if ss.isStopped() {

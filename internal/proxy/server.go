@@ -201,6 +201,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// CloseSession ends the open connection with session id id as a close by
+// the proxy (Disconnect, Status 200, reason closed, side proxy) with detail
+// as its terminal record's Detail. It reports whether such a connection was
+// open.
+func (s *Server) CloseSession(id event.ID, detail string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if ss.id == id {
+			ss.stopWith(detail)
+			return true
+		}
+	}
+	return false
+}
+
+// DialLatency is the origin dial-time histogram of tcp app id (nil if
+// there is no such app).
+func (s *Server) DialLatency(id string) *origin.Latency {
+	for _, a := range s.apps {
+		if a.cfg.ID == id {
+			return &a.dialTime
+		}
+	}
+	return nil
+}
+
+// Edges returns the TLS side of every tcp app that has one, by app id.
+func (s *Server) Edges() map[string]*tlsedge.Edge {
+	m := map[string]*tlsedge.Edge{}
+	for _, a := range s.apps {
+		if a.edge != nil {
+			m[a.cfg.ID] = a.edge
+		}
+	}
+	return m
+}
+
 func (s *Server) closeEdges() {
 	for _, a := range s.apps {
 		if a.edge != nil {

@@ -222,8 +222,12 @@ func (r *Relay) complete() {
 // Stop ends the relay promptly from any goroutine. Unless the relay already
 // ended for another reason, its Result says Side=SideProxy,
 // Reason=ReasonClosed, Status 200.
-func (r *Relay) Stop() {
-	r.end(cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonClosed})
+func (r *Relay) Stop() { r.StopWith("") }
+
+// StopWith is Stop with a detail saying why the proxy closed the session
+// (the terminal record's Detail).
+func (r *Relay) StopWith(detail string) {
+	r.end(cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonClosed, detail: detail})
 }
 
 // checkIdle runs on the idle timer: it ends the relay if nothing moved for

@@ -602,3 +602,26 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// Certificate is one edge certificate in use and when it expires.
+type Certificate struct {
+	Name     string // the leaf's first DNS name, else its common name
+	NotAfter time.Time
+}
+
+// Certificates returns the edge certificates in use, in config order.
+func (e *Edge) Certificates() []Certificate {
+	set := e.certs.Load()
+	if set == nil {
+		return nil
+	}
+	out := make([]Certificate, 0, len(set.all))
+	for _, c := range set.all {
+		name := c.Leaf.Subject.CommonName
+		if len(c.Leaf.DNSNames) > 0 {
+			name = c.Leaf.DNSNames[0]
+		}
+		out = append(out, Certificate{Name: name, NotAfter: c.Leaf.NotAfter})
+	}
+	return out
+}

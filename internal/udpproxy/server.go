@@ -233,6 +233,26 @@ func (s *Server) Stats() Stats {
 	}
 }
 
+// CloseSession ends the established session with session id id as a close
+// by the proxy (Disconnect, Status 200, reason closed, side proxy) with
+// detail as its terminal record's Detail. It reports whether such a session
+// was open.
+func (s *Server) CloseSession(id event.ID, detail string) bool {
+	var buf []*session
+	for _, l := range s.listeners {
+		buf = l.snapshot(buf[:0])
+		for _, ss := range buf {
+			// The base of a ready session no longer changes (it is in the
+			// registry); pending and blocked ones are not live sessions.
+			if ss.state.Load() == stateReady && ss.live.Base().SessionID == id {
+				ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonClosed, detail)
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Shutdown closes the listeners and ends every session with its terminal
 // record (disconnect, Status 200, closed by the proxy). A UDP session has
 // no in-flight stream to drain: once the listener is closed no reply could

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// prism status against a running prism, reading the admin address and the
+// token from the same config file; a wrong token is refused.
+func TestStatusReadsTheAdminAPI(t *testing.T) {
+	origin := echoOrigin(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin.token")
+	const token = "status-test-token-0123456789"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	adminAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cfg := fmt.Sprintf(`node: {colo: TST, id: test-1}
+admin: {listen: %q, token_file: %q}
+apps:
+  - id: app
+    listen: [%q]
+    origins: {addresses: [%q]}
+log_jobs:
+  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: file, path: %q}
+`, adminAddr, tokenFile, listen, origin, filepath.Join(dir, "spectrum.log"))
+	path := filepath.Join(dir, "prism.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, path, "prism started", "SIGHUP: log files reopened")
+	c := echoOnce(t, listen, "hello\n")
+
+	code, out, stderr := runPrism(t, "status", "-config", path)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"prism ", "ready", "app ", listen, origin + " (1 open)", "spectrum_events", "live sessions: 1", c.LocalAddr().String()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+stderr, token) {
+		t.Error("status printed the token")
+	}
+
+	code, _, stderr = runPrism(t, "status", "-admin", adminAddr, "-token", "not-the-token")
+	if code != 1 || !strings.Contains(stderr, "401") {
+		t.Fatalf("wrong token: exit %d, stderr %q", code, stderr)
+	}
+
+	// SIGHUP's reload is counted in /metrics.
+	d.signal(t, syscall.SIGHUP)
+	d.wait(t, "SIGHUP: log files reopened")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `prism_config_reload_total{result="success"} 1`) ||
+		!strings.Contains(string(body), `prism_admin_unauthorized_requests_total 1`) {
+		t.Errorf("metrics after one reload and one refused request:\n%s", body)
+	}
+}
