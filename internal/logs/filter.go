@@ -1,0 +1,118 @@
+package logs
+
+import (
+	"bufio"
+	"io"
+
+	"github.com/prismproxy/prism/internal/logjob"
+	"github.com/prismproxy/prism/internal/render"
+)
+
+// FilterOptions are the options of Filter.
+type FilterOptions struct {
+	Common
+	// Filter is a Logpush filter (the log jobs' language, spec §6).
+	Filter string
+}
+
+// CheckFilter compiles spec against dataset the way a log job does and
+// returns the log job's error. Spectrum timestamps compare as the file
+// writes them, so a filter is accepted when it fits one of the timestamp
+// formats.
+func CheckFilter(dataset, spec string) error {
+	var first error
+	for _, ts := range []render.TimestampFormat{render.UnixNano, render.RFC3339} {
+		if ts != render.UnixNano && !render.TimestampChoice(dataset) {
+			break
+		}
+		enc, err := render.NewEncoder(dataset, render.Node{}, render.Options{TimestampFormat: ts})
+		if err != nil {
+			return err
+		}
+		if _, err = logjob.CompileFilter(spec, enc); err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Filter writes the records of the input that match o.Filter to w: ndjson
+// lines as they were, CSV rows under the file's header.
+func Filter(o FilterOptions, w io.Writer) (Result, error) {
+	var res Result
+	r, err := newReader(&o.Common, &res)
+	if err != nil {
+		return res, err
+	}
+	if err := CheckFilter(o.From, o.Filter); err != nil {
+		return res, err
+	}
+	es := &encoders{to: o.From, m: map[encKey]*render.Encoder{}}
+	filters := map[*render.Encoder]*logjob.Filter{}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var buf []byte
+	var csvHeader [][]byte
+	err = r.walk(false, func(rec *record, _ []problem) error {
+		d := rec.dec
+		k := encKey{node: d.Node, cc: d.CC}
+		if d.TSKnown {
+			k.ts = d.TS
+		}
+		if rec.csv && es.opt.Fields == nil {
+			es.opt.Fields = r.dec.recordFields()
+			es.opt.Output = render.CSV
+		}
+		enc, err := es.get(k)
+		if err != nil {
+			return err
+		}
+		f, ok := filters[enc]
+		if !ok {
+			if f, err = logjob.CompileFilter(o.Filter, enc); err != nil {
+				return err
+			}
+			filters[enc] = f
+		}
+		enc.Bind(&d.Event)
+		keep := f.Match(enc)
+		enc.Unbind()
+		if !keep {
+			return nil
+		}
+		res.Written++
+		if rec.csv {
+			if csvHeader == nil {
+				csvHeader = rec.header
+				buf = append(buf, enc.Header()...)
+			}
+			if d.HasTrace {
+				buf = enc.AppendWithTrace(buf, &d.Event, d.Trace)
+			} else {
+				buf = enc.Append(buf, &d.Event)
+			}
+		} else {
+			buf = append(buf, rec.raw...)
+			buf = append(buf, '\n')
+		}
+		if len(buf) >= 64<<10 {
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	})
+	if _, werr := bw.Write(buf); werr != nil && err == nil {
+		err = werr
+	}
+	if ferr := bw.Flush(); ferr != nil && err == nil {
+		err = ferr
+	}
+	if err == nil && res.Bad > 0 {
+		err = ErrProblems
+	}
+	return res, err
+}
