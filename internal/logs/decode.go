@@ -68,6 +68,8 @@ type decoder struct {
 	colIdx []int
 	// order lists the fields of the last record in the order they came.
 	order []int
+	// prefix names the object being read in problems ("log.").
+	prefix string
 }
 
 func newDecoder(dataset string) (*decoder, error) {
@@ -91,11 +93,11 @@ func newDecoder(dataset string) (*decoder, error) {
 }
 
 func (d *decoder) bad(field, format string, args ...any) {
-	d.probs = append(d.probs, problem{field: field, msg: fmt.Sprintf(format, args...)})
+	d.probs = append(d.probs, problem{field: d.prefix + field, msg: fmt.Sprintf(format, args...)})
 }
 
 func (d *decoder) warn(field, format string, args ...any) {
-	d.probs = append(d.probs, problem{field: field, msg: fmt.Sprintf(format, args...), lenient: true})
+	d.probs = append(d.probs, problem{field: d.prefix + field, msg: fmt.Sprintf(format, args...), lenient: true})
 }
 
 // hardProblems reports whether any problem stops the record from being used.

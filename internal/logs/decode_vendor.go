@@ -264,11 +264,13 @@ func (d *decoder) cloudconnexa(ms []member, out *Decoded) {
 		e.ClientAddr = netip.AddrPortFrom(headerIP, 0)
 		e.PeerAddr = e.ClientAddr
 	}
+	d.prefix = "log."
 	if eventName == render.FlowEstablished {
 		d.ccFlow(d.logMs, out)
 	} else {
 		d.ccDisconnect(d.logMs, out)
 	}
+	d.prefix = ""
 }
 
 func (d *decoder) ccKeys(ms []member, want map[string]bool, list []string, name string) {
@@ -276,16 +278,16 @@ func (d *decoder) ccKeys(ms []member, want map[string]bool, list []string, name 
 	for i := range ms {
 		k := string(ms[i].key)
 		if !want[k] {
-			d.bad("log."+k, "unknown field of a %s log object", name)
+			d.bad(k, "unknown field of a %s log object", name)
 		}
 		if seen[k] {
-			d.bad("log."+k, "field appears twice")
+			d.bad(k, "field appears twice")
 		}
 		seen[k] = true
 	}
 	for _, k := range list {
 		if !seen[k] {
-			d.warn("log."+k, "missing from the %s log object", name)
+			d.warn(k, "missing from the %s log object", name)
 		}
 	}
 }
@@ -386,7 +388,7 @@ func (d *decoder) ccDisconnect(ms []member, out *Decoded) {
 			if s, null, ok := d.getStrNull(m); ok && !null {
 				e.ClientProto = strings.ToLower(s)
 				if s != "TCP" && s != "UDP" {
-					d.warn("log.sessionProtocol", "%q is not one of TCP, UDP", s)
+					d.warn("sessionProtocol", "%q is not one of TCP, UDP", s)
 				}
 			}
 		case "clientPublicIp":
@@ -438,7 +440,7 @@ func (d *decoder) ccDisconnect(ms []member, out *Decoded) {
 	}
 	if dur >= 0 && !e.StartTime.IsZero() && !e.DisconnectTime.IsZero() {
 		if got := int64(e.DisconnectTime.Sub(e.StartTime) / time.Second); got != dur {
-			d.warn("log.sessionDurationSeconds", "%d, but the start and end times are %d s apart", dur, got)
+			d.warn("sessionDurationSeconds", "%d, but the start and end times are %d s apart", dur, got)
 		}
 	}
 }

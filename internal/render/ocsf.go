@@ -357,7 +357,9 @@ func appendOCSFSrc(r *rec, b []byte) []byte {
 		b = append(b, '"')
 		b = e.ClientAddr.Addr().Unmap().AppendTo(b)
 		b = append(b, '"')
-		b = kvInt(b, "port", int64(e.ClientAddr.Port()))
+		if e.ClientAddr.Port() != 0 {
+			b = kvInt(b, "port", int64(e.ClientAddr.Port()))
+		}
 	} else {
 		b = AppendJSONString(kv(b, true, "name"), orString(e.ClientPath, "unix"))
 	}
