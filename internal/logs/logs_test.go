@@ -290,7 +290,7 @@ func TestBadInput(t *testing.T) {
 	lines[10] = strings.Replace(lines[10], `{"Application"`, `{"Bogus":1,"Application"`, 1) // line 11: unknown field
 	lines[12] = "not json at all"                                                           // line 13
 	lines[19] = lines[19][:len(lines[19])-5]                                                // line 20: truncated at EOF
-	data := []byte(strings.Join(lines, "\n")) // no final newline
+	data := []byte(strings.Join(lines, "\n"))                                               // no final newline
 	file := writeFile(t, "bad.ndjson", data)
 	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{file}}, To: render.Spectrum})
 	if !errors.Is(err, ErrProblems) {

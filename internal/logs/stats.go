@@ -253,4 +253,3 @@ func orNone(s string) string {
 	}
 	return s
 }
-
