@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
+	"time"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
@@ -34,8 +36,18 @@ type session struct {
 	// totals: for a periodic source, the sum of its deltas; else the
 	// totals of the previous record (to compute deltas).
 	client, origin int64
-	carry          event.Event
+	carry          carried
 	seq            uint64
+}
+
+// carried are the values a later record of a session may lack.
+type carried struct {
+	App                   string
+	OriginAddr, LocalAddr netip.AddrPort
+	Country               string
+	ASN                   uint32
+	StartTime             time.Time
+	ConnectTime           time.Time
 }
 
 // tracker fills in, across the records of one session, what a record

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
@@ -70,6 +71,16 @@ type decoder struct {
 	order []int
 	// prefix names the object being read in problems ("log.").
 	prefix string
+	// Records of one file mostly repeat the previous record's keys in the
+	// same order and many of its values: prevKeys[n] is the key of the
+	// n-th member of the previous record (and prevIdx its field index),
+	// lastStr[i] the last string value read for field i.
+	prevKeys [][]byte
+	prevIdx  []int
+	pos      int
+	lastStr  []string
+	lastOK   []string // the last value of field i that was in its enumeration
+	cur      int      // field index of the member being read (-1: none)
 }
 
 func newDecoder(dataset string) (*decoder, error) {
@@ -80,7 +91,8 @@ func newDecoder(dataset string) (*decoder, error) {
 	}
 	names, _ := render.FieldNames(dataset)
 	kinds, _ := render.FieldKinds(dataset)
-	d := &decoder{dataset: dataset, names: names, kinds: kinds, index: map[string]int{}, intern: map[string]string{}}
+	d := &decoder{dataset: dataset, names: names, kinds: kinds, index: map[string]int{}, intern: map[string]string{},
+		lastStr: make([]string, len(names)), lastOK: make([]string, len(names)), cur: -1}
 	for i, n := range names {
 		d.index[n] = i
 	}
@@ -118,12 +130,18 @@ func (d *decoder) str(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := d.intern[string(b)]; ok {
-		return s
+	if d.cur >= 0 && d.lastStr[d.cur] == string(b) {
+		return d.lastStr[d.cur]
 	}
-	s := string(b)
-	if len(d.intern) < maxIntern && len(b) <= 64 {
-		d.intern[s] = s
+	s, ok := d.intern[string(b)]
+	if !ok {
+		s = string(b)
+		if len(d.intern) < maxIntern && len(b) <= 64 {
+			d.intern[s] = s
+		}
+	}
+	if d.cur >= 0 {
+		d.lastStr[d.cur] = s
 	}
 	return s
 }
@@ -206,6 +224,7 @@ func (d *decoder) decodeCSV(header [][]byte, cells [][]byte, out *Decoded) {
 func (d *decoder) decodeMembers(ms []member, out *Decoded) {
 	*out = Decoded{Event: event.New("", event.ID{})}
 	d.order = d.order[:0]
+	d.pos, d.cur = 0, -1
 	out.Event.TLSMode = ""
 	out.Event.ProxyProtocol = ""
 	out.Event.FirewallMatch = ""
@@ -221,7 +240,19 @@ func (d *decoder) decodeMembers(ms []member, out *Decoded) {
 
 // mark records that field key is present; unknown fields are problems.
 func (d *decoder) mark(key []byte, out *Decoded) bool {
-	i, ok := d.index[string(key)]
+	var i int
+	ok := true
+	if d.pos < len(d.prevKeys) && bytes.Equal(d.prevKeys[d.pos], key) {
+		i = d.prevIdx[d.pos]
+	} else {
+		i, ok = d.index[string(key)]
+		if ok {
+			d.prevKeys = append(d.prevKeys[:d.pos], append([]byte(nil), key...))
+			d.prevIdx = append(d.prevIdx[:d.pos], i)
+		}
+	}
+	d.pos++
+	d.cur = -1
 	if !ok {
 		d.bad(string(key), "unknown field for dataset %s", d.dataset)
 		return false
@@ -232,6 +263,7 @@ func (d *decoder) mark(key []byte, out *Decoded) bool {
 	}
 	out.fields |= 1 << uint(i)
 	d.order = append(d.order, i)
+	d.cur = i
 	return true
 }
 
@@ -293,7 +325,14 @@ func (d *decoder) getBool(m *member) (bool, bool) {
 }
 
 func (d *decoder) enum(m *member, s string, allowed map[string]bool) {
-	if !allowed[s] {
+	if d.cur >= 0 && d.lastOK[d.cur] == s && s != "" {
+		return // the value the previous record had in this field, checked then
+	}
+	if allowed[s] {
+		if d.cur >= 0 {
+			d.lastOK[d.cur] = s
+		}
+	} else {
 		d.warn(string(m.key), "%q is not one of the documented values", s)
 	}
 }
@@ -310,6 +349,58 @@ func (d *decoder) getAddr(m *member, s string) netip.Addr {
 	return a
 }
 
+// getIP reads a string field holding an IP address or "" (alt, when
+// given, is also none: EdgeOne's "-").
+func (d *decoder) getIP(m *member, alt ...string) netip.Addr {
+	if m.val.kind != vString {
+		d.bad(string(m.key), "want a string, got %s", m.val.kind)
+		return netip.Addr{}
+	}
+	b := m.val.b
+	if len(b) == 0 || len(alt) > 0 && string(b) == alt[0] {
+		return netip.Addr{}
+	}
+	if a, ok := parseIPv4(b); ok {
+		return a
+	}
+	a, err := netip.ParseAddr(string(b))
+	if err != nil {
+		d.bad(string(m.key), "%q is not an IP address", b)
+		return netip.Addr{}
+	}
+	return a
+}
+
+// parseIPv4 parses dotted-quad IPv4 without making a string.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var ip [4]byte
+	n, oct, digits := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || n > 3 {
+				return netip.Addr{}, false
+			}
+			ip[n] = byte(oct)
+			n++
+			oct, digits = 0, 0
+			continue
+		}
+		c := b[i]
+		if c < '0' || c > '9' || digits > 0 && oct == 0 {
+			return netip.Addr{}, false // not a digit, or a leading zero
+		}
+		oct = oct*10 + int(c-'0')
+		digits++
+		if oct > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if n != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(ip), true
+}
+
 func (d *decoder) getPort(m *member) uint16 {
 	n, ok := d.getInt(m)
 	if !ok {
@@ -323,6 +414,41 @@ func (d *decoder) getPort(m *member) uint16 {
 }
 
 // ---- spectrum_events -------------------------------------------------
+
+// Field indexes of spectrum_events (render's order; checked in init).
+const (
+	spApplication = iota
+	spClientAsn
+	spClientBytes
+	spClientCountry
+	spClientIP
+	spClientMatchedIpFirewall
+	spClientPort
+	spClientProto
+	spClientTcpRtt
+	spClientTlsCipher
+	spClientTlsClientHelloServerName
+	spClientTlsProtocol
+	spClientTlsStatus
+	spColoCode
+	spConnectTimestamp
+	spDisconnectTimestamp
+	spEvent
+	spIpFirewall
+	spOriginBytes
+	spOriginIP
+	spOriginPort
+	spOriginProto
+	spOriginTcpRtt
+	spOriginTlsCipher
+	spOriginTlsFingerprint
+	spOriginTlsMode
+	spOriginTlsProtocol
+	spOriginTlsStatus
+	spProxyProtocol
+	spStatus
+	spTimestamp
+)
 
 // Unix seconds below this are read as seconds, above as nanoseconds: no
 // nanosecond timestamp after 1970-01-02 is that small, no seconds one
@@ -382,65 +508,63 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 		if !d.mark(m.key, out) {
 			continue
 		}
-		switch string(m.key) {
-		case "Application":
+		switch d.cur {
+		case spApplication:
 			e.App, _ = d.getStr(m)
-		case "ClientAsn":
+		case spClientAsn:
 			if n, ok := d.getInt(m); ok {
 				if n < 0 || n > 1<<32-1 {
 					d.bad("ClientAsn", "%d is not an AS number", n)
 				}
 				e.ASN = uint32(n)
 			}
-		case "ClientBytes":
+		case spClientBytes:
 			e.ClientBytes, _ = d.getInt(m)
-		case "ClientCountry":
+		case spClientCountry:
 			if s, ok := d.getStr(m); ok {
 				e.Country = strings.ToUpper(s)
 				if s != "" && !isCountry(s) {
 					d.warn("ClientCountry", "%q is not a two-letter country code", s)
 				}
 			}
-		case "ClientIP":
-			if s, ok := d.getStr(m); ok {
-				clientIP = d.getAddr(m, s)
-			}
-		case "ClientMatchedIpFirewall":
+		case spClientIP:
+			clientIP = d.getIP(m)
+		case spClientMatchedIpFirewall:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumFirewall)
 				e.FirewallMatch = s
 			}
-		case "ClientPort":
+		case spClientPort:
 			clientPort = d.getPort(m)
-		case "ClientProto":
+		case spClientProto:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumProtos)
 				e.ClientProto = s
 			}
-		case "ClientTcpRtt":
+		case spClientTcpRtt:
 			n, _ := d.getInt(m)
 			e.ClientRTT = time.Duration(n)
-		case "ClientTlsCipher":
+		case spClientTlsCipher:
 			e.ClientTLS.Cipher, _ = d.getStr(m)
-		case "ClientTlsClientHelloServerName":
+		case spClientTlsClientHelloServerName:
 			e.ClientTLS.ServerName, _ = d.getStr(m)
-		case "ClientTlsProtocol":
+		case spClientTlsProtocol:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumTLSProtocols)
 				e.ClientTLS.Protocol = s
 			}
-		case "ClientTlsStatus":
+		case spClientTlsStatus:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumTLSStatus)
 				e.ClientTLS.Status = s
 			}
-		case "ColoCode":
+		case spColoCode:
 			out.Node.Colo, _ = d.getStr(m)
-		case "ConnectTimestamp":
+		case spConnectTimestamp:
 			e.ConnectTime = d.spectrumTime(m, out)
-		case "DisconnectTimestamp":
+		case spDisconnectTimestamp:
 			e.DisconnectTime = d.spectrumTime(m, out)
-		case "Event":
+		case spEvent:
 			if s, ok := d.getStr(m); ok {
 				t, known := spectrumEvents[s]
 				if !known {
@@ -448,59 +572,57 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 				}
 				e.Type, typeSet = t, known
 			}
-		case "IpFirewall":
+		case spIpFirewall:
 			e.Firewall, _ = d.getBool(m)
-		case "OriginBytes":
+		case spOriginBytes:
 			e.OriginBytes, _ = d.getInt(m)
-		case "OriginIP":
-			if s, ok := d.getStr(m); ok {
-				originIP = d.getAddr(m, s)
-			}
-		case "OriginPort":
+		case spOriginIP:
+			originIP = d.getIP(m)
+		case spOriginPort:
 			originPort = d.getPort(m)
-		case "OriginProto":
+		case spOriginProto:
 			if s, ok := d.getStr(m); ok {
 				if s != "" {
 					d.enum(m, s, spectrumProtos)
 				}
 				e.OriginProto = s
 			}
-		case "OriginTcpRtt":
+		case spOriginTcpRtt:
 			n, _ := d.getInt(m)
 			e.OriginRTT = time.Duration(n)
-		case "OriginTlsCipher":
+		case spOriginTlsCipher:
 			e.OriginTLS.Cipher, _ = d.getStr(m)
-		case "OriginTlsFingerprint":
+		case spOriginTlsFingerprint:
 			if s, ok := d.getStr(m); ok {
 				if s != "" && !isHex(s, 64) {
 					d.warn("OriginTlsFingerprint", "%q is not a hex SHA-256", s)
 				}
 				e.OriginTLS.Fingerprint = s
 			}
-		case "OriginTlsMode":
+		case spOriginTlsMode:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumTLSModes)
 				e.TLSMode = s
 			}
-		case "OriginTlsProtocol":
+		case spOriginTlsProtocol:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumTLSProtocols)
 				e.OriginTLS.Protocol = s
 			}
-		case "OriginTlsStatus":
+		case spOriginTlsStatus:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumTLSStatus)
 				e.OriginTLS.Status = s
 			}
-		case "ProxyProtocol":
+		case spProxyProtocol:
 			if s, ok := d.getStr(m); ok {
 				d.enum(m, s, spectrumProxyProtocols)
 				e.ProxyProtocol = s
 			}
-		case "Status":
+		case spStatus:
 			n, _ := d.getInt(m)
 			e.Status = int(n)
-		case "Timestamp":
+		case spTimestamp:
 			e.Time = d.spectrumTime(m, out)
 		}
 	}
@@ -513,7 +635,7 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 	}
 	if !typeSet && out.fields&(1<<uint(d.index["Event"])) == 0 {
 		// a job that did not select Event: tell it from the Status
-		if c, ok := spectrumStatus[e.Status]; ok && c.typ != event.TypeNone {
+		if c, ok := statusCause(e.Status); ok && c.typ != event.TypeNone {
 			e.Type = c.typ
 		} else {
 			e.Type = event.Disconnect
@@ -526,7 +648,7 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 		e.DisconnectTime = e.Time
 	}
 	if e.Type == event.Disconnect {
-		if c, ok := spectrumStatus[e.Status]; ok {
+		if c, ok := statusCause(e.Status); ok {
 			e.CloseSide, e.CloseReason = c.side, c.reason
 		}
 	}

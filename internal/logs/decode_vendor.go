@@ -12,6 +12,23 @@ import (
 
 // ---- edgeone_l4 ------------------------------------------------------
 
+// Field indexes of edgeone_l4 (render's order; checked in init).
+const (
+	eoClientRealIP = iota
+	eoClientRegion
+	eoConnectTimeStamp
+	eoDisconnetReason
+	eoDisconnetTimeStamp
+	eoEdgeIP
+	eoForwardPort
+	eoForwardProtocol
+	eoLogTimeStamp
+	eoReceivedBytes
+	eoSentBytes
+	eoServiceID
+	eoSessionID
+)
+
 const eoEmpty = "-"
 
 // eoTime reads an ISO 8601 UTC time, "-" for none.
@@ -37,7 +54,7 @@ func (d *decoder) eoStr(m *member) string {
 }
 
 func (d *decoder) eoAddr(m *member) netip.Addr {
-	return d.getAddr(m, d.eoStr(m))
+	return d.getIP(m, eoEmpty)
 }
 
 func (d *decoder) edgeone(ms []member, out *Decoded) {
@@ -51,34 +68,34 @@ func (d *decoder) edgeone(ms []member, out *Decoded) {
 		if !d.mark(m.key, out) {
 			continue
 		}
-		switch string(m.key) {
-		case "ClientRealIP":
+		switch d.cur {
+		case eoClientRealIP:
 			if a := d.eoAddr(m); a.IsValid() {
 				e.ClientAddr = netip.AddrPortFrom(a, 0)
 				e.PeerAddr = e.ClientAddr
 			}
-		case "ClientRegion":
+		case eoClientRegion:
 			s := d.eoStr(m)
 			if s != "" && !isCountry(s) {
 				d.warn("ClientRegion", "%q is not a two-letter ISO-3166 code", s)
 			}
 			e.Country = strings.ToUpper(s)
-		case "ConnectTimeStamp":
+		case eoConnectTimeStamp:
 			e.StartTime = d.eoTime(m)
-		case "DisconnetReason":
+		case eoDisconnetReason:
 			reason, reasonSet = d.eoStr(m), true
-		case "DisconnetTimeStamp":
+		case eoDisconnetTimeStamp:
 			disc = d.eoTime(m)
-		case "EdgeIP":
+		case eoEdgeIP:
 			edgeIP = d.eoAddr(m)
-		case "ForwardPort":
+		case eoForwardPort:
 			if n, ok := d.getInt(m); ok {
 				if n < -1 || n > 65535 {
 					d.bad("ForwardPort", "port %d is outside 0..65535 (or -1)", n)
 				}
 				port = n
 			}
-		case "ForwardProtocol":
+		case eoForwardProtocol:
 			switch s := d.eoStr(m); s {
 			case "TCP":
 				e.ClientProto = event.ProtoTCP
@@ -93,17 +110,17 @@ func (d *decoder) edgeone(ms []member, out *Decoded) {
 				d.warn("ForwardProtocol", "%q is not one of TCP, UDP", s)
 				e.ClientProto = strings.ToLower(s)
 			}
-		case "LogTimeStamp":
+		case eoLogTimeStamp:
 			e.Time = d.eoTime(m)
-		case "ReceivedBytes":
+		case eoReceivedBytes:
 			n, _ := d.getInt(m)
 			e.ClientBytesDelta = max(n, 0)
-		case "SentBytes":
+		case eoSentBytes:
 			n, _ := d.getInt(m)
 			e.OriginBytesDelta = max(n, 0)
-		case "ServiceID":
+		case eoServiceID:
 			e.App = d.eoStr(m)
-		case "SessionID":
+		case eoSessionID:
 			if s := d.eoStr(m); s != "" {
 				e.SessionID, _ = parseID(s)
 				out.sessionKnown = true
@@ -264,7 +281,7 @@ func (d *decoder) cloudconnexa(ms []member, out *Decoded) {
 		e.ClientAddr = netip.AddrPortFrom(headerIP, 0)
 		e.PeerAddr = e.ClientAddr
 	}
-	d.prefix = "log."
+	d.prefix, d.cur = "log.", -1
 	if eventName == render.FlowEstablished {
 		d.ccFlow(d.logMs, out)
 	} else {
@@ -441,6 +458,19 @@ func (d *decoder) ccDisconnect(ms []member, out *Decoded) {
 	if dur >= 0 && !e.StartTime.IsZero() && !e.DisconnectTime.IsZero() {
 		if got := int64(e.DisconnectTime.Sub(e.StartTime) / time.Second); got != dur {
 			d.warn("sessionDurationSeconds", "%d, but the start and end times are %d s apart", dur, got)
+		}
+	}
+}
+
+// The switches above use field indexes: they must be render's.
+func init() {
+	for ds, want := range map[string][]string{
+		render.Spectrum: {"Application", "ClientAsn", "ClientBytes", "ClientCountry", "ClientIP", "ClientMatchedIpFirewall", "ClientPort", "ClientProto", "ClientTcpRtt", "ClientTlsCipher", "ClientTlsClientHelloServerName", "ClientTlsProtocol", "ClientTlsStatus", "ColoCode", "ConnectTimestamp", "DisconnectTimestamp", "Event", "IpFirewall", "OriginBytes", "OriginIP", "OriginPort", "OriginProto", "OriginTcpRtt", "OriginTlsCipher", "OriginTlsFingerprint", "OriginTlsMode", "OriginTlsProtocol", "OriginTlsStatus", "ProxyProtocol", "Status", "Timestamp"},
+		render.EdgeOne:  {"ClientRealIP", "ClientRegion", "ConnectTimeStamp", "DisconnetReason", "DisconnetTimeStamp", "EdgeIP", "ForwardPort", "ForwardProtocol", "LogTimeStamp", "ReceivedBytes", "SentBytes", "ServiceID", "SessionID"},
+	} {
+		got, _ := render.FieldNames(ds)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			panic("logs: the " + ds + " fields changed in internal/render; update the field indexes in internal/logs")
 		}
 	}
 }

@@ -17,6 +17,7 @@
 package logs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -153,7 +154,7 @@ func (r *reader) walkFile(name string, verify bool, fn func(rec *record, probs [
 				return r.bad(in.name, in.line+1, rerr.Error())
 			}
 			start = in.line
-			if len(strings.TrimSpace(string(line))) == 0 {
+			if len(bytes.TrimSpace(line)) == 0 {
 				if rerr != nil {
 					return r.bad(in.name, in.line, rerr.Error())
 				}

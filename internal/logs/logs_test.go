@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -549,6 +550,34 @@ func TestVerifyFindsUnix(t *testing.T) {
 		wrote := bytes.Contains(in, []byte(`"UNIX"`))
 		if wrote != (err != nil) || wrote && !strings.Contains(diag.String(), `"UNIX"`) {
 			t.Errorf("%s: wrote UNIX %v, verify %v %q", ds, wrote, err, diag.String())
+		}
+	}
+}
+
+func TestParseIPv4(t *testing.T) {
+	for _, s := range []string{"1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1..2.3", "", "a.b.c.d", "1.2.3.4.", "::1"} {
+		want, werr := netip.ParseAddr(s)
+		got, ok := parseIPv4([]byte(s))
+		if ok && (werr != nil || got != want) || !ok && werr == nil && want.Is4() {
+			t.Errorf("%q: got %v %v, netip says %v %v", s, got, ok, want, werr)
+		}
+	}
+}
+
+func TestPlainASCII(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 11; pos++ {
+			b := []byte("abcdefghijk")
+			b[pos] = byte(c)
+			want := true
+			for _, x := range b {
+				if !plain[x] && x != '"' {
+					want = false
+				}
+			}
+			if got := plainASCII(b); got != want {
+				t.Fatalf("byte %#x at %d: %v, want %v", c, pos, got, want)
+			}
 		}
 	}
 }

@@ -63,10 +63,29 @@ var spectrumStatus = map[int]cause{
 	999: {typ: event.TypeNone, side: event.SideProxy, reason: event.ReasonClosed},
 }
 
+// statusCause looks a status up in spectrumStatus through a table.
+func statusCause(status int) (cause, bool) {
+	if status < 0 || status >= len(statusTable) {
+		return cause{}, false
+	}
+	c := statusTable[status]
+	return c.cause, c.ok
+}
+
+var statusTable = func() (t [1000]struct {
+	cause
+	ok bool
+}) {
+	for s, c := range spectrumStatus {
+		t[s].cause, t[s].ok = c, true
+	}
+	return t
+}()
+
 // spectrumPairOK reports whether Event and Status go together (spec §2;
 // §7.1 adds clientFiltered with 497 for an inbound PROXY header timeout).
 func spectrumPairOK(t event.Type, status int) bool {
-	c, ok := spectrumStatus[status]
+	c, ok := statusCause(status)
 	if !ok {
 		return false
 	}

@@ -1,6 +1,8 @@
 package logs
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -351,7 +353,22 @@ func (s *scanner) str() ([]byte, error) {
 	d := s.data
 	s.pos++ // opening quote
 	start := s.pos
+	// fast path: up to the next quote, a span of plain ASCII
+	if q := bytes.IndexByte(d[start:], '"'); q >= 0 {
+		span := d[start : start+q]
+		if plainASCII(span) {
+			s.pos = start + q + 1
+			return span, nil
+		}
+	}
 	for s.pos < len(d) {
+		// the common bytes in one tight loop
+		for s.pos < len(d) && plain[d[s.pos]] {
+			s.pos++
+		}
+		if s.pos >= len(d) {
+			break
+		}
 		c := d[s.pos]
 		switch {
 		case c == '"':
@@ -444,6 +461,41 @@ func (s *scanner) hex4() (rune, error) {
 	}
 	s.pos += 4
 	return rune(n), nil
+}
+
+// plain marks the bytes a string holds as they are: printable ASCII other
+// than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainASCII reports whether b holds only printable ASCII without a
+// backslash, eight bytes at a time. It does not look for quotes: the caller
+// cuts b at the closing one.
+func plainASCII(b []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		// a byte >= 0x80, or a byte < 0x20 (w - 0x20 per byte borrows into
+		// its high bit), or a backslash (w ^ '\\' has a zero byte)
+		x := w ^ (ones * '\\')
+		if w&highs != 0 || (w-ones*0x20)&^w&highs != 0 || (x-ones)&^x&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if !plain[c] && c != '"' {
+			return false
+		}
+	}
+	return true
 }
 
 var errNotInt = errors.New("not an integer")
