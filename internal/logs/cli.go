@@ -172,7 +172,6 @@ func status(stderr io.Writer, cmd string, err error) int {
 }
 
 func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Result, error)) int {
-	cmd := "output"
 	w := stdout
 	var f *os.File
 	if path != "" {
@@ -196,6 +195,12 @@ func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Resu
 	if res.Bad > 0 {
 		fmt.Fprintf(stderr, "prism logs: %d records read, %d written, %d bad\n", res.Records, res.Written, res.Bad)
 	}
-	_ = cmd
-	return status(stderr, "", err)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrProblems):
+		return 1
+	}
+	fmt.Fprintf(stderr, "prism logs: %v\n", err)
+	return 1
 }
