@@ -71,6 +71,10 @@ type decoder struct {
 	order []int
 	// prefix names the object being read in problems ("log.").
 	prefix string
+	// need marks the fields whose values are used (bit i: field i); the
+	// others are only checked for their JSON type. filter reads only what
+	// its conditions name.
+	need uint64
 	// Records of one file mostly repeat the previous record's keys in the
 	// same order and many of its values: prevKeys[n] is the key of the
 	// n-th member of the previous record (and prevIdx its field index),
@@ -92,7 +96,7 @@ func newDecoder(dataset string) (*decoder, error) {
 	names, _ := render.FieldNames(dataset)
 	kinds, _ := render.FieldKinds(dataset)
 	d := &decoder{dataset: dataset, names: names, kinds: kinds, index: map[string]int{}, intern: map[string]string{},
-		lastStr: make([]string, len(names)), lastOK: make([]string, len(names)), cur: -1}
+		lastStr: make([]string, len(names)), lastOK: make([]string, len(names)), cur: -1, need: ^uint64(0)}
 	for i, n := range names {
 		d.index[n] = i
 	}
@@ -265,6 +269,42 @@ func (d *decoder) mark(key []byte, out *Decoded) bool {
 	d.order = append(d.order, i)
 	d.cur = i
 	return true
+}
+
+// needed reports whether the current field's value is used; when it is
+// not, it checks only the field's JSON type.
+func (d *decoder) needed(m *member) bool {
+	if d.need&(1<<uint(d.cur)) != 0 {
+		return true
+	}
+	k, want := m.val.kind, vString
+	switch d.kinds[d.cur] {
+	case render.KindInt:
+		want = vNumber
+	case render.KindBool:
+		want = vBool
+	case render.KindObject:
+		want = vObject
+	case render.KindTime:
+		if k == vNumber {
+			want = vNumber
+		}
+	}
+	if k != want {
+		d.bad(string(m.key), "want %s, got %s", want, k)
+	}
+	return false
+}
+
+// needOnly restricts decoding to the named fields (unknown names are
+// ignored: the filter compiler reports them).
+func (d *decoder) needOnly(names []string) {
+	d.need = 0
+	for _, n := range names {
+		if i, ok := d.index[n]; ok {
+			d.need |= 1 << uint(i)
+		}
+	}
 }
 
 // Typed readers. Each reports a problem naming the field when the JSON
@@ -505,7 +545,7 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 	typeSet := false
 	for i := range ms {
 		m := &ms[i]
-		if !d.mark(m.key, out) {
+		if !d.mark(m.key, out) || !d.needed(m) {
 			continue
 		}
 		switch d.cur {
@@ -659,7 +699,9 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 	if e.StartTime.IsZero() {
 		e.StartTime = e.Time
 	}
-	e.SessionID = deriveID(e.StartTime, out.Node.Colo, e.App, e.ClientAddr)
+	if d.need == ^uint64(0) {
+		e.SessionID = deriveID(e.StartTime, out.Node.Colo, e.App, e.ClientAddr)
+	}
 }
 
 // deriveID makes a session id from what every record of a Spectrum session

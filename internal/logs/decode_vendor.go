@@ -65,7 +65,7 @@ func (d *decoder) edgeone(ms []member, out *Decoded) {
 	reasonSet := false
 	for i := range ms {
 		m := &ms[i]
-		if !d.mark(m.key, out) {
+		if !d.mark(m.key, out) || !d.needed(m) {
 			continue
 		}
 		switch d.cur {

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 
 	"github.com/prismproxy/prism/internal/logjob"
@@ -39,8 +40,36 @@ func CheckFilter(dataset, spec string) error {
 	return first
 }
 
+// filterKeys returns the field names a filter's conditions name.
+func filterKeys(spec string) []string {
+	var v any
+	if json.Unmarshal([]byte(spec), &v) != nil {
+		return nil
+	}
+	var keys []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if k, ok := x["key"].(string); ok {
+				keys = append(keys, k)
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return keys
+}
+
 // Filter writes the records of the input that match o.Filter to w: ndjson
-// lines as they were, CSV rows under the file's header.
+// lines and CSV rows exactly as they were (CSV rows under their file's
+// header row).
 func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	var res Result
 	r, err := newReader(&o.Common, &res)
@@ -50,20 +79,21 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	if err := CheckFilter(o.From, o.Filter); err != nil {
 		return res, err
 	}
+	if r.dec.dataset != render.CloudConnexa {
+		// read only the fields the filter looks at (and the ones that
+		// choose the encoder); the others are type-checked
+		r.dec.needOnly(append(filterKeys(o.Filter), "ColoCode", "Event", "Status"))
+	}
 	es := &encoders{to: o.From, m: map[encKey]*render.Encoder{}}
 	filters := map[*render.Encoder]*logjob.Filter{}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
-	var csvHeader [][]byte
+	csvFile := ""
 	err = r.walk(false, func(rec *record, _ []problem) error {
 		d := rec.dec
 		k := encKey{node: d.Node, cc: d.CC}
 		if d.TSKnown {
 			k.ts = d.TS
-		}
-		if rec.csv && es.opt.Fields == nil {
-			es.opt.Fields = r.dec.recordFields()
-			es.opt.Output = render.CSV
 		}
 		enc, err := es.get(k)
 		if err != nil {
@@ -83,20 +113,13 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 			return nil
 		}
 		res.Written++
-		if rec.csv {
-			if csvHeader == nil {
-				csvHeader = rec.header
-				buf = append(buf, enc.Header()...)
-			}
-			if d.HasTrace {
-				buf = enc.AppendWithTrace(buf, &d.Event, d.Trace)
-			} else {
-				buf = enc.Append(buf, &d.Event)
-			}
-		} else {
-			buf = append(buf, rec.raw...)
-			buf = append(buf, '\n')
+		if rec.csv && csvFile != rec.file {
+			// the header of every CSV file a match comes from
+			csvFile = rec.file
+			buf = append(append(buf, rec.headerRaw...), '\n')
 		}
+		buf = append(buf, rec.raw...)
+		buf = append(buf, '\n')
 		if len(buf) >= 64<<10 {
 			if _, err := bw.Write(buf); err != nil {
 				return err

@@ -22,11 +22,14 @@ type input struct {
 	csv  bool
 	// header holds the CSV column names.
 	header [][]byte
-	hdrBuf []byte
 	long   []byte // a line longer than the reader's buffer
 	cells  [][]byte
 	cellB  []byte
-	closer io.Closer
+	// raw is the text of the last CSV row (its lines joined by "\n"),
+	// headerRaw the header row's.
+	raw       []byte
+	headerRaw []byte
+	closer    io.Closer
 }
 
 const readBuf = 256 << 10
@@ -139,7 +142,7 @@ func (in *input) readCSVHeader() error {
 	if err != nil {
 		return err
 	}
-	in.hdrBuf = in.hdrBuf[:0]
+	in.headerRaw = append([]byte(nil), in.raw...)
 	in.header = in.header[:0]
 	for _, c := range cells {
 		c = bytes.TrimPrefix(c, []byte("\xef\xbb\xbf"))
@@ -159,8 +162,7 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 	start := in.line
 	in.cells = in.cells[:0]
 	in.cellB = in.cellB[:0]
-	var offs []int // cell boundaries in cellB, appended pairwise
-	_ = offs
+	in.raw = append(in.raw[:0], line...)
 	type span struct{ a, b int }
 	var spans [64]span
 	sp := spans[:0]
@@ -181,6 +183,7 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 						return nil, start, rerr
 					}
 					in.cellB = append(in.cellB, '\n')
+					in.raw = append(append(in.raw, '\n'), next...)
 					// line may alias the reader's buffer: keep it in long
 					in.long = append(in.long[:0], next...)
 					line, i = in.long, 0

@@ -58,11 +58,13 @@ var ErrProblems = errors.New("bad records")
 type record struct {
 	file string
 	line int
-	raw  []byte // the ndjson line (nil for CSV)
+	raw  []byte // the ndjson line, or the CSV row's text
 	csv  bool
 	dec  *Decoded
-	// header is the CSV header of the file (nil for ndjson).
-	header [][]byte
+	// header is the CSV header of the file (nil for ndjson), headerRaw
+	// its text.
+	header    [][]byte
+	headerRaw []byte
 }
 
 // reader walks the input files and decodes each record.
@@ -130,7 +132,7 @@ func (r *reader) walkFile(name string, verify bool, fn func(rec *record, probs [
 		if err := r.dec.setCSVHeader(in.header); err != nil {
 			return r.bad(in.name, in.line, err.Error())
 		}
-		rec.csv, rec.header = true, in.header
+		rec.csv, rec.header, rec.headerRaw = true, in.header, in.headerRaw
 	}
 	for {
 		var line []byte
@@ -164,6 +166,7 @@ func (r *reader) walkFile(name string, verify bool, fn func(rec *record, probs [
 		r.res.Records++
 		rec.line, rec.raw = start, line
 		if in.csv {
+			rec.raw = in.raw
 			r.dec.decodeCSV(in.header, cells, &r.out)
 		} else {
 			r.dec.decodeJSON(line, &r.out)

@@ -153,11 +153,14 @@ func (s *scanner) members(ms []member) ([]member, error) {
 		}
 		s.pos++
 		s.space()
-		v, err := s.value()
-		if err != nil {
+		// fill the member in place: building it in a temporary and copying
+		// it costs a store-forwarding stall per member
+		ms = append(ms, member{})
+		m := &ms[len(ms)-1]
+		m.key = k
+		if err := s.valueInto(&m.val); err != nil {
 			return ms, err
 		}
-		ms = append(ms, member{key: k, val: v})
 		s.space()
 		if s.pos >= len(s.data) {
 			return ms, s.fail("unexpected end of line inside an object (truncated record?)")
@@ -174,38 +177,44 @@ func (s *scanner) members(ms []member) ([]member, error) {
 	}
 }
 
-func (s *scanner) value() (value, error) {
+func (s *scanner) valueInto(v *value) error {
 	if s.pos >= len(s.data) {
-		return value{}, s.fail("unexpected end of line, want a value (truncated record?)")
+		return s.fail("unexpected end of line, want a value (truncated record?)")
 	}
 	switch c := s.data[s.pos]; {
 	case c == '"':
 		b, err := s.str()
-		return value{kind: vString, b: b}, err
+		v.kind, v.b = vString, b
+		return err
 	case c == '{' || c == '[':
 		start := s.pos
 		if err := s.skip(); err != nil {
-			return value{}, err
+			return err
 		}
-		k := vObject
+		v.kind = vObject
 		if c == '[' {
-			k = vArray
+			v.kind = vArray
 		}
-		return value{kind: k, b: s.data[start:s.pos]}, nil
+		v.b = s.data[start:s.pos]
+		return nil
 	case c == 't':
-		return value{kind: vBool, bl: true}, s.lit("true")
+		v.kind, v.bl = vBool, true
+		return s.lit("true")
 	case c == 'f':
-		return value{kind: vBool}, s.lit("false")
+		v.kind = vBool
+		return s.lit("false")
 	case c == 'n':
-		return value{kind: vNull}, s.lit("null")
+		v.kind = vNull
+		return s.lit("null")
 	case c == '-' || c >= '0' && c <= '9':
 		start := s.pos
 		if err := s.number(); err != nil {
-			return value{}, err
+			return err
 		}
-		return value{kind: vNumber, b: s.data[start:s.pos]}, nil
+		v.kind, v.b = vNumber, s.data[start:s.pos]
+		return nil
 	}
-	return value{}, s.fail("want a value")
+	return s.fail("want a value")
 }
 
 func (s *scanner) lit(word string) error {
