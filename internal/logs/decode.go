@@ -226,12 +226,13 @@ func (d *decoder) decodeCSV(header [][]byte, cells [][]byte, out *Decoded) {
 }
 
 func (d *decoder) decodeMembers(ms []member, out *Decoded) {
-	*out = Decoded{Event: event.New("", event.ID{})}
+	// every field at its zero value, TLS legs at "no TLS" (event.New's
+	// other defaults are left "": a record that lacks them renders them
+	// as the target writes unknown)
+	*out = Decoded{}
+	out.Event.ClientTLS, out.Event.OriginTLS = event.NoTLS, event.NoTLS
 	d.order = d.order[:0]
 	d.pos, d.cur = 0, -1
-	out.Event.TLSMode = ""
-	out.Event.ProxyProtocol = ""
-	out.Event.FirewallMatch = ""
 	switch d.dataset {
 	case render.Spectrum:
 		d.spectrum(ms, out)
