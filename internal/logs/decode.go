@@ -193,6 +193,9 @@ func (d *decoder) decodeCSV(header [][]byte, cells [][]byte, out *Decoded) {
 		return
 	}
 	d.ms = d.ms[:0]
+	// strings unescaped from a JSON cell (cloudconnexa's log) go to
+	// scratch; it must not move while the record is read
+	d.sc.scratch = d.sc.scratch[:0]
 	for c, cell := range cells {
 		k := d.kinds[d.colIdx[c]]
 		v := value{kind: vString, b: cell}
@@ -209,18 +212,18 @@ func (d *decoder) decodeCSV(header [][]byte, cells [][]byte, out *Decoded) {
 			}
 		case k == render.KindObject:
 			v.kind = vObject
-			// check it is one JSON object; nested() re-reads it
-			var probe scanner
-			if _, err := probe.object(cell, nil); err != nil {
+			// check that the cell is one JSON object and nothing else;
+			// nested() reads its members afterwards
+			if cap(d.sc.scratch) < 2*len(cell) {
+				d.sc.scratch = make([]byte, 0, 2*len(cell))
+			}
+			var err error
+			if d.logMs, err = d.sc.object(cell, d.logMs[:0]); err != nil {
 				d.bad(string(header[c]), "%v", err)
 				return
 			}
 		}
 		d.ms = append(d.ms, member{key: header[c], val: v})
-	}
-	d.sc.data = nil
-	if cap(d.sc.scratch) < 4096 {
-		d.sc.scratch = make([]byte, 0, 4096)
 	}
 	d.decodeMembers(d.ms, out)
 }
