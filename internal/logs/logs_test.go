@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/logjob"
@@ -580,4 +582,55 @@ func TestPlainASCII(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConvertCSVAndFields: CSV output and a field selection of the target
+// verify clean too, and keep the selected fields in their order.
+func TestConvertCSVAndFields(t *testing.T) {
+	in, _ := logstest.Render(render.EdgeOne, noUnix(logstest.Sessions(120, 4)), render.Options{})
+	file := writeFile(t, "e", in)
+	csv := render.CSV
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.EdgeOne, Files: []string{file}}, To: render.Spectrum, Output: &csv,
+		Fields: []string{"Timestamp", "Event", "Status", "ClientIP", "Application", "ClientBytes"}})
+	if err != nil || res.Bad != 0 {
+		t.Fatalf("%v %s", err, diag)
+	}
+	if !bytes.HasPrefix(out, []byte("Timestamp,Event,Status,ClientIP,Application,ClientBytes\n")) {
+		t.Fatalf("header: %q", out[:min(len(out), 80)])
+	}
+	verifyClean(t, "edgeone -> spectrum csv", render.Spectrum, out)
+	if strings.Contains(diag, "ClientBytes (") {
+		t.Errorf("convert says edgeone cannot provide ClientBytes, which it sums from the deltas: %s", diag)
+	}
+	for _, to := range []string{render.EdgeOne, render.CloudConnexa, render.Spectrum} {
+		in, _ := logstest.Render(render.Spectrum, noUnix(logstest.Sessions(80, 6)), render.Options{TimestampFormat: render.RFC3339})
+		out, diag, _, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{writeFile(t, "s", in)}}, To: to, Output: &csv})
+		if err != nil {
+			t.Fatalf("%s: %v %s", to, err, diag)
+		}
+		verifyClean(t, "spectrum -> "+to+" csv", to, out)
+	}
+}
+
+// FuzzScanner: the record scanner accepts exactly the JSON objects
+// encoding/json accepts (as one value, surrounding space allowed).
+func FuzzScanner(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":"\u00e9\n","b":[1,{"c":null}],"d":true}`, `{"a":1,}`, `{"a"}`, ` {"a":-0.5e+3} `,
+		`{"a":"\ud83d\ude00"}`, `{"a":01}`, `{"a":"x` + "\x01" + `"}`, `[1]`, `{"a":1}x`, "{\"a\":\"\xff\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var sc scanner
+		_, err := sc.object(data, nil)
+		var v map[string]any
+		jerr := json.Unmarshal(data, &v)
+		isObj := jerr == nil && v != nil
+		if (err == nil) != isObj {
+			// encoding/json replaces invalid UTF-8; the scanner rejects it
+			if err != nil && jerr == nil && !utf8.Valid(data) {
+				return
+			}
+			t.Fatalf("%q: scanner %v, encoding/json %v", data, err, jerr)
+		}
+	})
 }

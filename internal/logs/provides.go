@@ -52,9 +52,17 @@ const (
 var sourceLacks = map[string][]facet{
 	render.Spectrum: {fSession, fLocal, fNodeID, fRegionName, fStart, fDetail, fPeriodic, fTrace, fCloseCause},
 	render.EdgeOne: {fClientPort, fASN, fOrigin, fOriginProto, fRTT, fTLS, fTLSMode, fProxyProto, fFirewall,
-		fColo, fNodeID, fRegionName, fConnect, fTotals, fStatus, fDetail, fTrace},
+		fColo, fNodeID, fRegionName, fConnect, fDetail, fTrace},
 	render.CloudConnexa: {fClientPort, fCountry, fASN, fRTT, fTLS, fTLSMode, fProxyProto, fFirewall,
-		fDeltas, fPeriodic, fStatus, fLocal},
+		fPeriodic, fLocal},
+}
+
+// sourceDerives says what a source gives only indirectly. Byte totals and
+// per-record bytes are always exact: convert sums EdgeOne's per-record
+// bytes and takes differences of the others' totals.
+var sourceDerives = map[string]string{
+	render.EdgeOne:      "the Spectrum status and event are read back from DisconnetReason",
+	render.CloudConnexa: "the Spectrum status and event are read back from eventName, allowed and sessionDisconnectReason",
 }
 
 // targetNeeds maps target fields to the facet they are made from (fields
@@ -126,6 +134,9 @@ func missingNote(from, to string, fields []string) string {
 	if m := Missing(from, to, fields); len(m) > 0 {
 		notes = append(notes, "prism logs convert: "+from+" cannot provide these "+to+" fields; they are written as "+to+
 			" writes unknown: "+strings.Join(m, ", "))
+	}
+	if d := sourceDerives[from]; d != "" && from != to && (to == render.Spectrum || to == render.OCSF) {
+		notes = append(notes, "prism logs convert: "+d+" (docs/logs-cli.md)")
 	}
 	if from != to && render.Periodic(to) && !render.Periodic(from) {
 		notes = append(notes, "prism logs convert: "+from+" has no periodic records; "+to+" gets each session's final record only")

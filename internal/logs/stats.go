@@ -213,38 +213,51 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(rep)
 }
 
-// WriteText writes the report as tables.
+// WriteText writes the report as tables, one per section.
 func (rep *Report) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "%s: %d records, %d sessions finished, %d open at the end of the input", rep.Dataset, rep.Records, rep.Sessions, rep.Open)
 	if rep.Bad > 0 {
 		fmt.Fprintf(w, ", %d bad records", rep.Bad)
 	}
-	fmt.Fprint(w, "\n\n")
-	fmt.Fprintln(tw, "app\tsessions\tclient bytes\torigin bytes\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
-	for _, a := range rep.Apps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", orNone(a.App), a.Sessions, a.ClientBytes, a.OriginBytes,
-			a.Duration.P50, a.Duration.P90, a.Duration.P99, a.Duration.Max)
+	fmt.Fprintln(w)
+	table := func(header string, rows func(tw *tabwriter.Writer)) error {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, header)
+		rows(tw)
+		return tw.Flush()
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
-	fmt.Fprintln(tw, "event\tstatus\trecords\t")
-	for _, e := range rep.Events {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", e.Event, e.Status, e.Count)
+	if err := table("app\tsessions\tclient bytes\torigin bytes\tp50 ms\tp90 ms\tp99 ms\tmax ms", func(tw *tabwriter.Writer) {
+		for _, a := range rep.Apps {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", orNone(a.App), a.Sessions, a.ClientBytes, a.OriginBytes,
+				a.Duration.P50, a.Duration.P90, a.Duration.P99, a.Duration.Max)
+		}
+	}); err != nil {
+		return err
+	}
+	if err := table("event\tstatus\trecords", func(tw *tabwriter.Writer) {
+		for _, e := range rep.Events {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", e.Event, e.Status, e.Count)
+		}
+	}); err != nil {
+		return err
 	}
 	for _, t := range []struct {
 		name string
 		list []TopEntry
 	}{{"client", rep.Clients}, {"country", rep.Country}, {"asn", rep.ASNs}} {
-		fmt.Fprintln(tw, "\t\t\t")
-		fmt.Fprintf(tw, "top %s\tsessions\tbytes\t\n", t.name)
-		if len(t.list) == 0 {
-			fmt.Fprintln(tw, "(none in the input)\t\t\t")
-		}
-		for _, e := range t.list {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t\n", e.Key, e.Sessions, e.Bytes)
+		if err := table("top "+t.name+"\tsessions\tbytes", func(tw *tabwriter.Writer) {
+			if len(t.list) == 0 {
+				fmt.Fprintln(tw, "(none in the input)")
+			}
+			for _, e := range t.list {
+				fmt.Fprintf(tw, "%s\t%d\t%d\n", e.Key, e.Sessions, e.Bytes)
+			}
+		}); err != nil {
+			return err
 		}
 	}
-	return tw.Flush()
+	return nil
 }
 
 func orNone(s string) string {
