@@ -45,6 +45,7 @@ type bench struct {
 	idle      int
 
 	prismBin, prismErr, prismLog string
+	stopExtra                    func() // a peer a prism variant started (the HTTP receiver)
 }
 
 func main() {
@@ -61,6 +62,9 @@ func main() {
 			return
 		case "load":
 			runLoad(os.Args[2:])
+			return
+		case "receiver":
+			runReceiver(os.Args[2:])
 			return
 		}
 	}

@@ -35,6 +35,8 @@ func targets() []*target {
 		{name: "prism-3jobs", check: checkPrism, start: prismVariant(prismThreeJobs)},
 		{name: "prism-fw", check: checkPrismFirewall, start: prismVariant(prismFirewall)},
 		{name: "prism-copy", check: checkPrism, start: prismVariant(prismCopy)},
+		{name: "prism-http", check: checkPrism, start: prismVariant(prismHTTP)},
+		{name: "prism-http-nospool", check: checkPrism, start: prismVariant(prismHTTPNoSpool)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -144,11 +146,13 @@ func checkPrism(b *bench) string {
 
 // prism variants: what the generated config adds to the one TCP app.
 const (
-	prismSpectrum  = iota // a spectrum_events job writing to a file (the bar's setting)
-	prismNoLog            // no log job at all
-	prismThreeJobs        // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
-	prismFirewall         // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
-	prismCopy             // spectrum_events job, relay_mode: copy (read/write instead of splice)
+	prismSpectrum    = iota // a spectrum_events job writing to a file (the bar's setting)
+	prismNoLog              // no log job at all
+	prismThreeJobs          // spectrum_events, edgeone_l4 and cloudconnexa jobs, each to a file
+	prismFirewall           // spectrum_events job, both MaxMind test DBs and a 100,000-CIDR block list
+	prismCopy               // spectrum_events job, relay_mode: copy (read/write instead of splice)
+	prismHTTP               // spectrum_events job delivered to an HTTP receiver (gzip) through a disk spool
+	prismHTTPNoSpool        // the same without the spool (retries from memory)
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -193,6 +197,19 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		case prismCopy:
 			jobs = spectrum
 			app = "    relay_mode: copy\n"
+		case prismHTTP, prismHTTPNoSpool:
+			recv, err := b.launcher.SpawnAddr(b.loadCPU, "receiver", b.self, "receiver")
+			if err != nil {
+				return nil, err
+			}
+			b.stopExtra = recv.Stop
+			jobs = fmt.Sprintf(`  - name: spectrum
+    dataset: spectrum_events
+    destination: {type: http, url: "http://%s/logs"}
+`, recv.Addr)
+			if variant == prismHTTP {
+				jobs += fmt.Sprintf("    spool: {dir: %s}\n", filepath.Join(dir, "spool"))
+			}
 		case prismThreeJobs:
 			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
     dataset: edgeone_l4
@@ -218,8 +235,10 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
         - {action: block, path: %s}
 `, list)
 		}
-		if jobs != "" {
+		if jobs != "" && b.stopExtra == nil {
 			b.prismLog = filepath.Join(dir, "spectrum.log")
+		}
+		if jobs != "" {
 			jobs = "log_jobs:\n" + jobs
 		}
 		cfg := fmt.Sprintf(`node:
@@ -239,7 +258,21 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		return b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+		srv, err := b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+		stopRecv := b.stopExtra
+		b.stopExtra = nil
+		if err != nil {
+			if stopRecv != nil {
+				stopRecv()
+			}
+			return nil, err
+		}
+		if stopRecv == nil {
+			return srv, nil
+		}
+		stopPrism := srv.stop
+		srv.stop = func() { stopPrism(); stopRecv() } // prism first: it delivers what it holds
+		return srv, nil
 	}
 }
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real peers prism's integration tests talk to (HAProxy, nginx
-# with the stream module, openssl, dnsmasq, dig, curl, socat, strace), then
-# runs every check: gofmt, go vet and the whole test suite under -race.
+# with the stream module, openssl, dnsmasq, dig, curl, socat, strace; iptables
+# and iproute2 for the tests that run in a network namespace of their own),
+# then runs every check: gofmt, go vet and the whole test suite under -race.
 # Works on a fresh Debian machine with only Go installed; uses sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(haproxy nginx-light libnginx-mod-stream openssl dnsmasq-base bind9-dnsutils curl socat strace)
+pkgs=(haproxy nginx-light libnginx-mod-stream openssl dnsmasq-base bind9-dnsutils curl socat strace iptables iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -125,6 +125,12 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 	err = d.Shutdown(ctx)
 	for _, st := range d.Stats() {
 		logger.Info("log job totals", "job", st.Job, "emitted", st.Emitted, "written", st.Written, "dropped", st.Dropped, "write_errors", st.WriteErrors)
+		if dl := st.Delivery; dl != nil {
+			logger.Info("log job delivery totals", "job", st.Job, "accepted", dl.Accepted, "delivered", dl.Delivered,
+				"retries", dl.Retries, "rejected", dl.Rejected, "dropped_spool_full", dl.DroppedSpoolFull,
+				"dropped_memory_full", dl.DroppedMemoryFull, "dropped_shutdown", dl.DroppedShutdown,
+				"dropped_corrupt", dl.DroppedCorrupt, "pending", dl.Pending, "spool_bytes", dl.SpoolBytes, "restored", dl.Restored)
+		}
 	}
 	if err != nil {
 		logger.Error("shutdown", "err", err, "took", time.Since(start).String())

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -196,6 +197,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		// Unknown keys and wrongly typed values leave the rest decoded:
 		// check it too, so one run of validate shows every problem.
 	}
+	// ${NAME} references: unset variables are errors at their line; the
+	// values replace the references before defaults and validation.
+	e.Issues = append(e.Issues, envRefs(&root)...)
+	expandAll(reflect.ValueOf(cfg))
 	cfg.setDefaults()
 	errs := cfg.validate()
 	if len(errs) > 0 || len(e.Issues) > 0 {

@@ -23,7 +23,9 @@ const (
 	Connect
 	// Disconnect: an established connection ended; Status says why.
 	Disconnect
-	// ClientFiltered: the IP firewall blocked the client (Status 403).
+	// ClientFiltered: the IP firewall blocked the client (Status 403), or a
+	// trusted front sent an invalid inbound PROXY header (500) or none
+	// within the header timeout (497) (spec §7.1).
 	ClientFiltered
 	// TLSError: the edge TLS handshake failed (Status 400, 443, 503, 540).
 	TLSError
@@ -134,11 +136,10 @@ const (
 	// ReasonTimeout: a read/write/idle timeout.
 	ReasonTimeout
 	// ReasonClosed: the proxy closed the session (shutdown, drain deadline,
-	// max duration, reload).
+	// max duration, reload), or refused it (the IP firewall, spec §7.5).
 	ReasonClosed
 	// ReasonCreatePeer: the origin leg could not be created (resolve, dial,
-	// origin TLS or PROXY header failure), or the session was refused before
-	// it (firewall, edge TLS).
+	// origin TLS or PROXY header failure).
 	ReasonCreatePeer
 	// ReasonChannelEOF: the session ended because the other leg's end was
 	// propagated to this one.
@@ -215,8 +216,9 @@ type Event struct {
 	SessionID ID
 	App       string // the app's id from config
 
-	// Transport on each leg: ProtoTCP, ProtoUDP or ProtoUnix. OriginProto is
-	// "" until an origin was chosen.
+	// Transport on each leg: ProtoTCP, ProtoUDP or ProtoUnix. Before an
+	// origin was chosen OriginProto is the app's origin transport (spec
+	// §7.3); it is never "" in an emitted event.
 	ClientProto string
 	OriginProto string
 

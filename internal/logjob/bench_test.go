@@ -21,7 +21,7 @@ func (discard) Close() error            { return nil }
 
 func benchPipeline(b *testing.B, jobs []Config) *Pipeline {
 	old := newDestination
-	newDestination = func(*Config) (sink.Destination, error) { return discard{}, nil }
+	newDestination = func(*Config, *slog.Logger) (sink.Destination, error) { return discard{}, nil }
 	b.Cleanup(func() { newDestination = old })
 	p, err := New(node, jobs, new(event.Registry), slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -3,14 +3,17 @@ package logjob
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/spool"
 )
 
 // Config is one log job (an entry of log_jobs), the Logpush job model.
@@ -38,9 +41,27 @@ type Config struct {
 	// QueueSize bounds the events waiting for this job (default 8192).
 	// When it is full, events are dropped and counted, never waited for.
 	QueueSize int `yaml:"queue_size"`
+	// Logpush's output options. Record-level ones are rendered by the
+	// encoder; a nil string keeps the output type's default (ndjson: "{",
+	// "}\n", ","; csv: "", "\n", ","). Batch-level ones (batch_prefix,
+	// batch_suffix, record_delimiter) go around and between the records of
+	// each batch a destination writes whole (file, stdout, http lines, s3).
+	RecordPrefix    *string `yaml:"record_prefix"`
+	RecordSuffix    *string `yaml:"record_suffix"`
+	FieldDelimiter  *string `yaml:"field_delimiter"`
+	RecordTemplate  string  `yaml:"record_template"`
+	RecordDelimiter string  `yaml:"record_delimiter"`
+	BatchPrefix     string  `yaml:"batch_prefix"`
+	BatchSuffix     string  `yaml:"batch_suffix"`
+	// CVE202144228 writes every "${" as "x{" (Logpush's CVE-2021-44228).
+	CVE202144228 bool `yaml:"CVE-2021-44228"`
 	// CloudConnexa sets the envelope of the cloudconnexa dataset.
 	CloudConnexa *render.CloudConnexaConfig `yaml:"cloudconnexa"`
-	Destination  sink.Config                `yaml:"destination"`
+	// Destination is where batches go: stdout, file, http, s3 or kafka.
+	Destination deliver.Config `yaml:"destination"`
+	// Spool keeps accepted batches on disk until a remote destination
+	// (http, s3, kafka) has taken them.
+	Spool spool.Config `yaml:"spool"`
 }
 
 // BatchConfig bounds the batches a destination receives; a batch is cut
@@ -57,6 +78,9 @@ const (
 	DefaultMaxRecords  = 1000
 	DefaultMaxBytes    = 5 << 20
 	DefaultMaxInterval = time.Second
+	// Batch defaults of an s3 destination (Logpush's for object stores).
+	ObjectStoreMaxRecords  = 100000
+	ObjectStoreMaxInterval = 30 * time.Second
 	// MinInterval is the shortest periodic-record interval.
 	MinInterval  = time.Second
 	maxQueueSize = 1 << 22
@@ -106,6 +130,16 @@ func (c *Config) SetDefaults() {
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
 	}
+	if c.Destination.Type == deliver.TypeS3 {
+		// Logpush's defaults for object stores: one object per 30 s (or
+		// 100,000 records, or max_bytes), not one a second.
+		if c.Batch.MaxRecords == 0 {
+			c.Batch.MaxRecords = ObjectStoreMaxRecords
+		}
+		if c.Batch.MaxInterval == 0 {
+			c.Batch.MaxInterval = ObjectStoreMaxInterval
+		}
+	}
 	if c.Batch.MaxRecords == 0 {
 		c.Batch.MaxRecords = DefaultMaxRecords
 	}
@@ -116,6 +150,7 @@ func (c *Config) SetDefaults() {
 		c.Batch.MaxInterval = DefaultMaxInterval
 	}
 	c.Destination.SetDefaults()
+	c.Spool.SetDefaults()
 }
 
 // encoderOptions converts the job's output choices.
@@ -134,7 +169,33 @@ func (c *Config) encoderOptions() (render.Options, error) {
 	if c.CloudConnexa != nil {
 		opt.CloudConnexa = *c.CloudConnexa
 	}
+	opt.OutputOptions = render.OutputOptions{
+		RecordPrefix: c.RecordPrefix, RecordSuffix: c.RecordSuffix, FieldDelimiter: c.FieldDelimiter,
+		RecordTemplate: c.RecordTemplate, EscapeJNDI: c.CVE202144228,
+	}
 	return opt, nil
+}
+
+// outputOptionsSet reports whether any Logpush output option is set.
+func (c *Config) outputOptionsSet() bool {
+	return c.RecordPrefix != nil || c.RecordSuffix != nil || c.FieldDelimiter != nil || c.RecordTemplate != "" ||
+		c.RecordDelimiter != "" || c.BatchPrefix != "" || c.BatchSuffix != "" || c.CVE202144228
+}
+
+// batchFraming returns batch_prefix, batch_suffix and record_delimiter
+// (escaped for CVE-2021-44228 when asked).
+func (c *Config) batchFraming() (prefix, suffix, delim []byte) {
+	conv := func(s string) []byte {
+		if s == "" {
+			return nil
+		}
+		b := []byte(s)
+		if c.CVE202144228 {
+			render.EscapeJNDI(b)
+		}
+		return b
+	}
+	return conv(c.BatchPrefix), conv(c.BatchSuffix), conv(c.RecordDelimiter)
 }
 
 // Validate checks the job; keys are relative to the job ("filter",
@@ -152,6 +213,7 @@ func (c *Config) Validate() []*cfgerr.Error {
 			errs.Add("dataset", "%v", err)
 		}
 		errs.Merge("destination", c.Destination.Validate())
+		errs.Merge("spool", c.Spool.Validate())
 		return errs
 	}
 	names, _ := render.FieldNames(c.Dataset)
@@ -210,6 +272,22 @@ func (c *Config) Validate() []*cfgerr.Error {
 	if c.CloudConnexa != nil && c.Dataset != render.CloudConnexa {
 		errs.Add("cloudconnexa", "is only valid for dataset cloudconnexa")
 	}
+	if c.outputOptionsSet() && tsOK && outOK {
+		if opt, err := c.encoderOptions(); err == nil {
+			if _, err := render.NewEncoder(c.Dataset, render.Node{}, opt); err != nil {
+				errs.Add("record_template", "%v", strings.TrimPrefix(err.Error(), "record_template: "))
+			}
+		}
+		if c.FieldDelimiter != nil && *c.FieldDelimiter == "" {
+			errs.Add("field_delimiter", "must not be empty")
+		}
+		switch {
+		case c.Destination.Type == deliver.TypeHTTP && c.Destination.HTTP.JSONRecords():
+			errs.Add("destination.framing", "framing %s builds its own body from the records: remove the Logpush output options (record_prefix, batch_prefix, ...) or use framing lines", c.Destination.HTTP.Framing)
+		case c.Destination.Type == deliver.TypeKafka && (c.BatchPrefix != "" || c.BatchSuffix != "" || c.RecordDelimiter != ""):
+			errs.Add("batch_prefix", "a kafka destination sends one message per record: batch_prefix, batch_suffix and record_delimiter do not apply")
+		}
+	}
 	if c.Filter != "" && tsOK && outOK {
 		opt, err := c.encoderOptions()
 		if err == nil {
@@ -224,7 +302,21 @@ func (c *Config) Validate() []*cfgerr.Error {
 		}
 	}
 	errs.Merge("destination", c.Destination.Validate())
+	errs.Merge("spool", c.Spool.Validate())
+	if t := typeOr(c.Destination.Type); c.Spool.Enabled() && (t == sink.TypeStdout || t == sink.TypeFile) {
+		errs.Add("spool", "a spool is for http, s3 and kafka destinations (this job writes to %s)", typeOr(c.Destination.Type))
+	}
+	if c.Destination.Type == deliver.TypeHTTP && c.Destination.HTTP.JSONRecords() && c.OutputType == "csv" {
+		errs.Add("destination.framing", "framing %s wraps JSON records: use output_type ndjson", c.Destination.HTTP.Framing)
+	}
 	return errs
+}
+
+func typeOr(t string) string {
+	if t == "" {
+		return "stdout"
+	}
+	return t
 }
 
 // ValidateAll validates every job and that names are unique; keys start
@@ -232,7 +324,16 @@ func (c *Config) Validate() []*cfgerr.Error {
 func ValidateAll(jobs []Config) []*cfgerr.Error {
 	var errs cfgerr.List
 	names := map[string]int{}
+	spools := map[string]int{}
 	for i := range jobs {
+		if d := jobs[i].Spool.Dir; d != "" {
+			clean := filepath.Clean(d)
+			if first, dup := spools[clean]; dup {
+				errs.Add(cfgerr.Join(cfgerr.Index("", i), "spool.dir"), "spool directory %s is already used by job %d: each job needs its own", d, first)
+			} else {
+				spools[clean] = i
+			}
+		}
 		prefix := cfgerr.Index("", i)
 		errs.Merge(prefix, jobs[i].Validate())
 		if n := jobs[i].Name; n != "" {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/prismproxy/prism/internal/deliver"
 	"log/slog"
 	"sync"
 	"testing"
@@ -82,11 +83,11 @@ func (d *memDest) records(t *testing.T) []map[string]any {
 func useDests(t *testing.T, dests map[string]*memDest) {
 	t.Helper()
 	old := newDestination
-	newDestination = func(cfg *Config) (sink.Destination, error) {
+	newDestination = func(cfg *Config, l *slog.Logger) (sink.Destination, error) {
 		if d, ok := dests[cfg.Name]; ok {
 			return d, nil
 		}
-		return old(cfg)
+		return old(cfg, l)
 	}
 	t.Cleanup(func() { newDestination = old })
 }
@@ -120,4 +121,9 @@ func (h *logCapture) find(msgPrefix string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// fileDest is a file destination at path.
+func fileDest(path string) deliver.Config {
+	return deliver.Config{Type: sink.TypeFile, File: sink.Config{Type: sink.TypeFile, Path: path}}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/sink"
@@ -85,7 +86,7 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 	if cfg.Interval > 0 && reg == nil {
 		reg = new(event.Registry) // nothing to walk; keeps run simple
 	}
-	dest, err := newDestination(cfg)
+	dest, err := newDestination(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +118,9 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 
 // newDestination is a variable so tests can plug in slow or failing
 // destinations.
-var newDestination = func(cfg *Config) (sink.Destination, error) {
-	return sinkNew(cfg.Destination)
+var newDestination = func(cfg *Config, logger *slog.Logger) (sink.Destination, error) {
+	return deliver.New(cfg.Name, cfg.Destination, cfg.Spool, cfg.OutputType == "csv", logger)
 }
-
-var sinkNew = sink.New
 
 // run is the job goroutine: queue, periodic walks, batch deadlines. It
 // reads the queue in chunks, checking its timers between chunks so that a
@@ -255,19 +254,23 @@ func (j *job) handle(e *event.Event) {
 	b := j.batch
 	start := len(b.Data)
 	b.Data = j.enc.Append(b.Data, e)
-	b.Records++
-	if len(b.Data) > j.cfg.Batch.MaxBytes && b.Records > 1 {
+	if len(b.Data) > j.cfg.Batch.MaxBytes && b.Records > 0 {
 		// The record does not fit: ship the batch without it, start the
 		// next one with it.
 		next := j.newBatch()
 		next.Data = append(next.Data, b.Data[start:]...)
-		next.Records = 1
 		b.Data = b.Data[:start]
-		b.Records--
 		j.send(b)
 		j.batch = next
 		b = next
 	}
+	b.Records++
+	b.Ends = append(b.Ends, uint32(len(b.Data)))
+	b.Keys = append(b.Keys, e.SessionID)
+	if b.First.IsZero() {
+		b.First = e.Time
+	}
+	b.Last = e.Time
 	if b.Records >= j.cfg.Batch.MaxRecords || len(b.Data) >= j.cfg.Batch.MaxBytes {
 		j.flush()
 	}
@@ -307,10 +310,15 @@ func sessionHash(id *event.ID) uint64 {
 func (j *job) newBatch() *sink.Batch {
 	select {
 	case b := <-j.free:
-		b.Data, b.Records = b.Data[:0], 0
+		b.Reset()
 		return b
 	default:
-		return &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}
+		b := &sink.Batch{Header: j.enc.Header(), Data: make([]byte, 0, 64<<10)}
+		b.Prefix, b.Suffix, b.Delim = j.cfg.batchFraming()
+		if len(b.Prefix) > 0 {
+			b.Header = nil // the operator's batch_prefix is the header (Logpush's "csv with header")
+		}
+		return b
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 )
@@ -171,12 +172,25 @@ type Stats struct {
 	// left out.
 	Filtered   uint64
 	SampledOut uint64
-	// Written counts records the destination accepted.
+	// Written counts records the destination accepted (for http, s3 and
+	// kafka: accepted for delivery, spooled or queued; Delivery says what
+	// was delivered).
 	Written uint64
 	// WriteErrors counts records in batches the destination failed to write.
 	WriteErrors uint64
 	// Queued is the number of events waiting right now.
 	Queued int
+	// Delivery holds the delivery counters of a remote destination (http,
+	// s3, kafka): accepted, delivered, retried, rejected, dropped by cause,
+	// spool bytes and the oldest undelivered record. Nil for stdout and
+	// file, where Written is the whole story.
+	Delivery *deliver.Stats
+}
+
+// deliveryStats is implemented by remote destinations (deliver.Deliverer).
+type deliveryStats interface {
+	DeliveryStats() deliver.Stats
+	LastError() error
 }
 
 // Stats returns every job's counters, in configuration order.
@@ -194,6 +208,10 @@ func (p *Pipeline) Stats() []Stats {
 			WriteErrors: j.st.writeErrs.Load(),
 			Queued:      j.q.len(),
 		}
+		if ds, ok := j.dest.(deliveryStats); ok {
+			st := ds.DeliveryStats()
+			out[i].Delivery = &st
+		}
 	}
 	return out
 }
@@ -205,6 +223,7 @@ func (p *Pipeline) reporter() {
 	t := time.NewTicker(p.reportEvery)
 	defer t.Stop()
 	last := make([][2]uint64, len(p.jobs))
+	lastDel := make([]deliver.Stats, len(p.jobs))
 	report := func() {
 		for i, j := range p.jobs {
 			d, w := j.st.dropped.Load(), j.st.writeErrs.Load()
@@ -217,6 +236,9 @@ func (p *Pipeline) reporter() {
 					"job", j.cfg.Name, "lost", w-last[i][1], "lost_total", w, "err", j.lastWriteErr())
 			}
 			last[i] = [2]uint64{d, w}
+			if ds, ok := j.dest.(deliveryStats); ok {
+				p.reportDelivery(j.cfg.Name, &lastDel[i], ds)
+			}
 		}
 	}
 	for {
@@ -234,4 +256,34 @@ func (p *Pipeline) reporter() {
 			return
 		}
 	}
+}
+
+// reportDelivery logs what changed in a remote destination's counters
+// since prev: drops by cause and rejections as warnings, and, while the
+// destination is behind (retrying, or records pending for longer than a
+// report period), one line with the backlog.
+func (p *Pipeline) reportDelivery(job string, prev *deliver.Stats, ds deliveryStats) {
+	st := ds.DeliveryStats()
+	if dr := st.Dropped() - prev.Dropped(); dr > 0 {
+		p.logger.Warn("log job dropped records before delivery", "job", job, "dropped", dr,
+			"spool_full_total", st.DroppedSpoolFull, "memory_full_total", st.DroppedMemoryFull,
+			"shutdown_total", st.DroppedShutdown, "corrupt_total", st.DroppedCorrupt)
+	}
+	if rj := st.Rejected - prev.Rejected; rj > 0 {
+		p.logger.Warn("log job destination rejected records", "job", job, "rejected", rj, "rejected_total", st.Rejected, "err", ds.LastError())
+	}
+	behind := !st.OldestUndelivered.IsZero() && time.Since(st.OldestUndelivered) > p.reportEvery
+	if st.Retries > prev.Retries || behind {
+		p.logger.Warn("log job delivery is behind", "job", job, "pending", st.Pending,
+			"oldest_undelivered_age", durationSince(st.OldestUndelivered).String(), "spool_bytes", st.SpoolBytes,
+			"retries", st.Retries-prev.Retries, "delivered_total", st.Delivered, "err", ds.LastError())
+	}
+	*prev = st
+}
+
+func durationSince(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t).Round(time.Millisecond)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prismproxy/prism/internal/deliver"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
-	"github.com/prismproxy/prism/internal/sink"
 )
 
 var node = render.Node{Colo: "SJC", ID: "sjc-edge-1", RegionName: "San Jose (CA)"}
@@ -272,7 +272,7 @@ func TestPipelineFileCSV(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "edge.csv")
 	p, err := New(node, []Config{{Name: "e", Dataset: render.EdgeOne, OutputType: "csv",
 		Fields:      []string{"SessionID", "DisconnetReason", "ReceivedBytes"},
-		Destination: sink.Config{Type: "file", Path: path}}}, nil, nil)
+		Destination: fileDest(path)}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,8 +363,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Name: "a", Dataset: render.Spectrum, Batch: BatchConfig{MaxRecords: -1}, QueueSize: -2},
 			[]string{"batch.max_records: must not be negative", "queue_size: must be between"}},
 		{Config{Name: "a", Dataset: render.Spectrum, CloudConnexa: &render.CloudConnexaConfig{}}, []string{"cloudconnexa: is only valid"}},
-		{Config{Name: "a", Dataset: render.Spectrum, Destination: sink.Config{Type: "file"}}, []string{"destination.path: is required"}},
-		{Config{Name: "a", Dataset: render.Spectrum, Destination: sink.Config{Type: "s3"}}, []string{`destination.type: unknown destination type "s3"`}},
+		{Config{Name: "a", Dataset: render.Spectrum, Destination: deliver.Config{Type: "file"}}, []string{"destination.path: is required"}},
+		{Config{Name: "a", Dataset: render.Spectrum, Destination: deliver.Config{Type: "ftp"}}, []string{`destination.type: unknown destination type "ftp"`}},
+		{Config{Name: "a", Dataset: render.Spectrum, Destination: deliver.Config{Type: "s3"}}, []string{`destination.bucket: is required for type s3`}},
 	}
 	for i, tc := range tests {
 		errs := tc.cfg.Validate()

@@ -188,10 +188,11 @@ func runHistory(t *testing.T, seed uint64) {
 	}
 
 	type rec struct {
-		SessionID       string
-		DisconnetReason string
-		ReceivedBytes   int64
-		SentBytes       int64
+		SessionID        string
+		ConnectTimeStamp string
+		DisconnetReason  string
+		ReceivedBytes    int64
+		SentBytes        int64
 	}
 	byID := map[string]*simSession{}
 	for _, s := range sess {
@@ -223,6 +224,11 @@ func runHistory(t *testing.T, seed uint64) {
 			}
 			if r.ReceivedBytes < 0 || r.SentBytes < 0 {
 				t.Fatalf("job %s: negative delta: %s", j.Name, line)
+			}
+			// Every record, of sessions that connected or not, carries the
+			// accept time (spec §7.4).
+			if s := byID[r.SessionID]; s == nil || r.ConnectTimeStamp != s.start.UTC().Format("2006-01-02T15:04:05Z") {
+				t.Fatalf("job %s: ConnectTimeStamp is not the session's start: %s", j.Name, line)
 			}
 			a.cb += r.ReceivedBytes
 			a.ob += r.SentBytes

@@ -10,6 +10,7 @@ package logjob_test
 
 import (
 	"context"
+	"github.com/prismproxy/prism/internal/deliver"
 	"io"
 	"net"
 	"path/filepath"
@@ -64,9 +65,9 @@ apps:
 			if jobs > 0 {
 				dir := b.TempDir()
 				p, err = logjob.New(render.Node{Colo: "SJC", ID: "n1"}, []logjob.Config{
-					{Name: "spectrum", Dataset: render.Spectrum, Destination: sink.Config{Type: "file", Path: filepath.Join(dir, "s.log")}},
-					{Name: "edgeone", Dataset: render.EdgeOne, Interval: time.Second, Destination: sink.Config{Type: "file", Path: filepath.Join(dir, "e.log")}},
-					{Name: "cc", Dataset: render.CloudConnexa, Destination: sink.Config{Type: "file", Path: filepath.Join(dir, "c.log")}},
+					{Name: "spectrum", Dataset: render.Spectrum, Destination: fileDest(filepath.Join(dir, "s.log"))},
+					{Name: "edgeone", Dataset: render.EdgeOne, Interval: time.Second, Destination: fileDest(filepath.Join(dir, "e.log"))},
+					{Name: "cc", Dataset: render.CloudConnexa, Destination: fileDest(filepath.Join(dir, "c.log"))},
 				}, reg, nil)
 				if err != nil {
 					b.Fatal(err)

@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -116,6 +119,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	ev := event.New(a.cfg.ID, event.NewID(start))
 	ev.StartTime, ev.Time = start, start
 	ev.ProxyProtocol = a.cfg.ProxyProtocol
+	ev.OriginProto = a.pool.Proto(event.ProtoTCP) // until an origin is chosen (spec §7.3)
 	if l.path != "" {
 		ev.ClientProto = event.ProtoUnix
 		ev.ClientPath = l.path
@@ -140,19 +144,25 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		}
 	}()
 
-	// 1. Inbound PROXY header, from trusted front proxies only.
+	// 1. Inbound PROXY header, from trusted front proxies only. A health
+	// check of the front writes no record; a missing or invalid header is
+	// one clientFiltered record (spec §7.1): a disconnect only follows a
+	// connect.
 	var prefix []byte
 	if l.path == "" && len(a.cfg.Trusted) > 0 && a.trusted(ev.PeerAddr.Addr()) {
 		var err error
 		prefix, err = a.readProxyHeader(c, &ev)
 		if err != nil {
+			if errors.Is(err, errHealthCheck) {
+				s.healthChecks.Add(1)
+				s.log.Debug("health check from a trusted front", "app", ev.App, "peer", ev.PeerAddr.String(), "detail", err.Error())
+				return
+			}
 			status, reason := event.StatusInternal, event.ReasonPeerError
 			if isTimeout(err) {
 				status, reason = event.StatusClientTimeout, event.ReasonTimeout
-			} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				status, reason = event.StatusOK, event.ReasonPeerClose
 			}
-			a.finish(&ev, event.Disconnect, status, event.SideClient, reason, "inbound PROXY header: "+err.Error())
+			a.end(c, &ev, event.ClientFiltered, status, event.SideClient, reason, "inbound PROXY header: "+err.Error())
 			return
 		}
 	}
@@ -163,7 +173,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		if ev.FirewallMatch == event.FirewallUnknown {
 			detail = "no rule matched (firewall default: block)"
 		}
-		a.finish(&ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, detail)
+		a.end(c, &ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, detail) // refused by prism (spec §7.5)
 		return
 	}
 
@@ -176,19 +186,20 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		case a.terminate:
 			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c, prefix), &ev)
 			if err != nil {
-				a.finish(&ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
 			}
 			clientConn, prefix = tc, nil
 		case a.edge.NeedsPeek():
 			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c, prefix), &ev)
 			if err != nil {
-				a.finish(&ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
 			}
 			prefix = peeked // includes the PROXY-header leftovers it replayed
 			if i, ok := a.edge.RouteFor(sni); ok {
 				pool = a.routes[i]
+				ev.OriginProto = pool.Proto(event.ProtoTCP)
 			}
 		}
 	}
@@ -198,7 +209,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	targets, fail := pool.Candidates(ctx, ev.ClientAddr.Addr(), l.offset)
 	if fail != nil {
 		ev.OriginAddr = fail.Addr
-		a.finish(&ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
+		a.end(c, &ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
 		return
 	}
 
@@ -207,10 +218,10 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	a.setOrigin(&ev, target)
 	if err != nil {
 		if ss.isStopped() {
-			a.finish(&ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
+			a.end(c, &ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
 			return
 		}
-		a.finish(&ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+		a.end(c, &ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 		return
 	}
 	ss.setOrigin(oc)
@@ -225,7 +236,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	// PROXY header to the origin, in the clear before any origin TLS.
 	if a.ppVersion != 0 {
 		if err := a.writeProxyHeader(oc, &ev); err != nil {
-			a.finish(&ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, "write PROXY header: "+err.Error())
+			a.end(c, &ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, "write PROXY header: "+err.Error())
 			return
 		}
 	}
@@ -233,7 +244,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	if a.originTLS {
 		tc, err := a.edge.DialTLS(ctx, oc, &ev)
 		if err != nil {
-			a.finish(&ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+			a.end(c, &ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 			return
 		}
 		originConn = tc
@@ -260,7 +271,12 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		// registry before its terminal record is emitted (see event.Registry).
 		s.reg.Remove(live)
 		ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
-		ev.ClientRTT, ev.OriginRTT = res.ClientRTT, res.OriginRTT
+		if res.ClientRTT > 0 { // a later sample never replaces a real one with 0 (spec §7.2)
+			ev.ClientRTT = res.ClientRTT
+		}
+		if res.OriginRTT > 0 {
+			ev.OriginRTT = res.OriginRTT
+		}
 		a.finish(&ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
 		release()
 		s.untrack(ss)
@@ -279,6 +295,16 @@ func (a *tcpApp) setOrigin(ev *event.Event, t origin.Target) {
 	}
 }
 
+// end emits the terminal record of a connection that ends before the
+// relay, with the client leg's RTT from TCP_INFO: every TCP record carries
+// one (spec §7.2). c is the accepted socket, still open.
+func (a *tcpApp) end(c net.Conn, ev *event.Event, typ event.Type, status int, side event.Side, reason event.Reason, detail string) {
+	if ev.ClientProto == event.ProtoTCP && ev.ClientRTT == 0 {
+		ev.ClientRTT = relay.RTT(c)
+	}
+	a.finish(ev, typ, status, side, reason, detail)
+}
+
 // finish emits the terminal record.
 func (a *tcpApp) finish(ev *event.Event, typ event.Type, status int, side event.Side, reason event.Reason, detail string) {
 	now := time.Now()
@@ -291,24 +317,50 @@ func (a *tcpApp) finish(ev *event.Event, typ event.Type, status int, side event.
 	}
 }
 
+// errHealthCheck marks a connection from a trusted front that is a health
+// check, not a client: it closed (FIN or RST) before sending a byte, or its
+// PROXY v2 header says LOCAL (the front opened it on its own behalf).
+var errHealthCheck = errors.New("health check")
+
 // readProxyHeader reads a PROXY v1/v2 header within the header timeout and
 // replaces the event's client address with the one it carries. It returns
 // any bytes read past the header, which belong to the client's stream.
+// A health check returns an error wrapping errHealthCheck; a header that
+// has not arrived whole by the timeout, an error that isTimeout accepts.
 func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
-	_ = c.SetReadDeadline(time.Now().Add(a.cfg.InboundProxy.HeaderTimeout))
+	timeout := a.cfg.InboundProxy.HeaderTimeout
+	deadline := time.Now().Add(timeout)
+	_ = c.SetReadDeadline(deadline)
 	defer c.SetReadDeadline(time.Time{})
 	br := bufio.NewReaderSize(c, 512)
+	if _, err := br.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// Closed (with FIN, or RST as HAProxy closes its checks)
+			// before sending a byte: a load balancer's plain TCP check.
+			return nil, fmt.Errorf("trusted peer %s closed before sending a byte: %w", ev.PeerAddr, errHealthCheck)
+		}
+		if isTimeout(err) {
+			return nil, fmt.Errorf("trusted peer %s sent nothing within header_timeout %s: %w", ev.PeerAddr, timeout, err)
+		}
+		return nil, fmt.Errorf("trusted peer %s: read PROXY header: %w", ev.PeerAddr, err)
+	}
+	if err := bufferV1Line(br); err != nil && isTimeout(err) {
+		return nil, fmt.Errorf("PROXY v1 header not complete within header_timeout %s: %w", timeout, err)
+	}
 	h, err := proxyproto.Read(br)
 	if err != nil {
+		if !time.Now().Before(deadline) && !isTimeout(err) {
+			// The parser gave up at the deadline with an error of its own:
+			// the header was still arriving.
+			err = fmt.Errorf("%w (%w after header_timeout %s)", err, os.ErrDeadlineExceeded, timeout)
+		}
 		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
-			if br.Buffered() == 0 {
-				// Closed before sending a byte: a load balancer's plain TCP
-				// health check. That is a normal close, not an error.
-				return nil, fmt.Errorf("trusted peer %s closed before sending a PROXY header: %w", ev.PeerAddr, io.EOF)
-			}
 			return nil, fmt.Errorf("trusted peer %s sent no PROXY header", ev.PeerAddr)
 		}
 		return nil, err
+	}
+	if h.Version == 2 && h.Command.IsLocal() {
+		return nil, fmt.Errorf("trusted peer %s sent a PROXY v2 LOCAL header: %w", ev.PeerAddr, errHealthCheck)
 	}
 	if h.Command.IsProxy() {
 		if src, ok := h.SourceAddr.(*net.TCPAddr); ok {
@@ -322,6 +374,26 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 		rest = append([]byte(nil), rest...)
 	}
 	return rest, nil
+}
+
+// bufferV1Line makes sure a PROXY v1 line that arrives in several segments
+// is buffered whole before the parser sees it: the parser rejects a v1
+// header that does not come in one read, which would turn a slow but
+// timely header into an invalid one. It reads until the buffer holds the
+// line's LF, 107 bytes (the longest v1 line) or bytes that cannot start a
+// v1 header, or a read fails (the deadline: the header did not arrive in
+// time).
+func bufferV1Line(br *bufio.Reader) error {
+	const v1Max = 107
+	for {
+		b, _ := br.Peek(br.Buffered())
+		if k := min(len(b), 5); string(b[:k]) != "PROXY"[:k] || bytes.IndexByte(b, '\n') >= 0 || len(b) >= v1Max {
+			return nil
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return err
+		}
+	}
 }
 
 func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {

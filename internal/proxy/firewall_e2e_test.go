@@ -299,11 +299,20 @@ func TestFirewallEndToEnd(t *testing.T) {
 				if cc, _ := sp["ClientCountry"].(string); !equalFoldCC(cc, tc.country) {
 					t.Errorf("Spectrum ClientCountry = %q, want %q", cc, tc.country)
 				}
-				if tc.country != "" {
-					eo := renderJSON(t, render.EdgeOne, &e)
-					if eo["ClientRegion"] != tc.country || eo["ClientRealIP"] != client.String() {
-						t.Errorf("EdgeOne ClientRegion %v ClientRealIP %v; want %s %s", eo["ClientRegion"], eo["ClientRealIP"], tc.country, client)
-					}
+				if rtt, _ := sp["ClientTcpRtt"].(float64); rtt == 0 || sp["OriginProto"] != "tcp" {
+					t.Errorf("Spectrum ClientTcpRtt %v OriginProto %v; want the client RTT and tcp (spec §7.2, §7.3)", sp["ClientTcpRtt"], sp["OriginProto"])
+				}
+				eo := renderJSON(t, render.EdgeOne, &e)
+				if tc.country != "" && (eo["ClientRegion"] != tc.country || eo["ClientRealIP"] != client.String()) {
+					t.Errorf("EdgeOne ClientRegion %v ClientRealIP %v; want %s %s", eo["ClientRegion"], eo["ClientRealIP"], tc.country, client)
+				}
+				if eo["DisconnetReason"] != "down:net_exception_closed" || eo["ConnectTimeStamp"] == "-" {
+					t.Errorf("EdgeOne DisconnetReason %v ConnectTimeStamp %v; want down:net_exception_closed and the accept time (spec §7.5, §7.4)",
+						eo["DisconnetReason"], eo["ConnectTimeStamp"])
+				}
+				cc := renderJSON(t, render.CloudConnexa, &e)
+				if l, _ := cc["log"].(map[string]any); cc["eventName"] != "flow-established" || l["allowed"] != false || l["sourceIp"] != client.String() {
+					t.Errorf("CloudConnexa %v log %v; want a refused flow from %s", cc["eventName"], cc["log"], client)
 				}
 				return
 			}

@@ -420,24 +420,3 @@ func TestUnixOriginDialErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestTrustedPeerHealthCheckIsANormalClose(t *testing.T) {
-	// A load balancer's plain TCP health check connects and closes without
-	// sending a byte: a normal close, not an error, and the origin is never dialed.
-	dialed := make(chan struct{}, 1)
-	origin := serve(t, func(c net.Conn) { dialed <- struct{}{} })
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.0/8"]}`))
-	c := dial(t, addr)
-	c.Close()
-	e := rec.expect(t, event.Disconnect, event.StatusOK)
-	if e.CloseSide != event.SideClient || e.CloseReason != event.ReasonPeerClose || !e.ConnectTime.IsZero() {
-		t.Fatalf("cause %s/%s connect %v", e.CloseSide, e.CloseReason, e.ConnectTime)
-	}
-	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": float64(200)})
-	select {
-	case <-dialed:
-		t.Fatal("origin dialed for a health check")
-	default:
-	}
-}

@@ -54,7 +54,9 @@ type Server struct {
 	forced   bool // drain deadline passed: stop every session now
 	closing  atomic.Bool
 	wg       sync.WaitGroup // connection handlers
-	accepts  sync.WaitGroup // accept loops
+
+	healthChecks atomic.Int64   // see Stats
+	accepts      sync.WaitGroup // accept loops
 }
 
 // Option adjusts a Server before Start.

@@ -513,10 +513,12 @@ func (h *half) sampleRTT(now time.Time) {
 // startRTT takes the caller's sample d of src, or samples now if there is
 // none.
 func (h *half) startRTT(d time.Duration, now time.Time) {
-	if d <= 0 || h.rttRaw == nil {
+	if d <= 0 {
 		h.sampleRTT(now)
 		return
 	}
+	// A caller's sample is kept even when this relay cannot reach the
+	// socket itself: a later sample never replaces a real one with 0.
 	h.rttAt = now
 	h.rtt.Store(int64(d))
 	if h.liveRTT != nil {

@@ -94,8 +94,7 @@ var cloudconnexaFields = []field{
 	{name: "traceId", kind: KindString, text: func(r *rec, b []byte) []byte { return appendUUID(b, &r.trace) },
 		nofilter: "it is a fresh random UUID per record"},
 	{name: "publicIp", kind: KindString,
-		text: func(r *rec, b []byte) []byte { return appendAddr(b, r.e.ClientAddr.Addr(), "") },
-		null: func(r *rec) bool { return !r.e.ClientAddr.IsValid() },
+		text: func(r *rec, b []byte) []byte { return appendAddr(b, r.e.ClientAddr.Addr(), "") }, // "" for a unix socket (spec §7.6)
 		key: func(r *rec) string {
 			if ccEventName(r.e) == ClientDisconnected {
 				return "clientPublicIp"
@@ -152,10 +151,12 @@ func kvInt(b []byte, key string, v int64) []byte {
 	return strconv.AppendInt(kv(b, false, key), v, 10)
 }
 
+// kvAddr writes an address as a String field; a unix socket has none,
+// which is "" (spec §7.6: unknown without breaking the seed's type).
 func kvAddr(b []byte, key string, a netip.Addr) []byte {
 	b = kv(b, false, key)
 	if !a.IsValid() {
-		return append(b, "null"...)
+		return append(b, '"', '"')
 	}
 	b = append(b, '"')
 	b = a.Unmap().AppendTo(b)
@@ -195,22 +196,17 @@ func appendCCFlow(r *rec, b []byte) []byte {
 		dst = e.LocalAddr
 	}
 	b = kvAddr(b, "destinationEntityIp", dst.Addr())
-	if dst.IsValid() {
-		b = kvInt(b, "destinationPort", int64(dst.Port()))
-	} else {
-		b = kvNull(b, "destinationPort")
-	}
+	b = kvInt(b, "destinationPort", int64(dst.Port())) // 0 for a unix socket (spec §7.6)
 	b = kvString(b, "destinationGatewayRegion", r.node.Colo)
 	b = kv(b, false, "allowed")
 	b = strconv.AppendBool(b, e.Type != event.ClientFiltered)
-	b = kvString(b, "protocolName", e.ClientProto)
-	switch e.ClientProto {
-	case event.ProtoTCP:
-		b = kvInt(b, "protocol", 6)
-	case event.ProtoUDP:
+	// tcp|udp only: a unix stream is reported as TCP (spec §7.6).
+	if e.ClientProto == event.ProtoUDP {
+		b = kvString(b, "protocolName", event.ProtoUDP)
 		b = kvInt(b, "protocol", 17)
-	default:
-		b = kvNull(b, "protocol")
+	} else {
+		b = kvString(b, "protocolName", event.ProtoTCP)
+		b = kvInt(b, "protocol", 6)
 	}
 	b = kvString(b, "sourceGatewayRegionName", r.regionName())
 	b = kvString(b, "destinationGatewayRegionName", r.regionName())

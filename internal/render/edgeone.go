@@ -31,7 +31,15 @@ const edgeoneEmpty = "-"
 var edgeoneFields = []field{
 	{name: "ClientRealIP", kind: KindString, text: func(r *rec, b []byte) []byte { return appendAddr(b, r.e.ClientAddr.Addr(), edgeoneEmpty) }},
 	{name: "ClientRegion", kind: KindString, text: func(r *rec, b []byte) []byte { return appendUpperCode(b, r.e.Country, edgeoneEmpty) }},
-	{name: "ConnectTimeStamp", kind: KindString, text: func(r *rec, b []byte) []byte { return appendISO(b, r.e.ConnectTime) }},
+	// When the edge accepted the client (TCP) or got the first datagram
+	// (UDP), also for sessions that never reached an origin (spec §7.4);
+	// Spectrum's ConnectTimestamp stays "both legs up".
+	{name: "ConnectTimeStamp", kind: KindString, text: func(r *rec, b []byte) []byte {
+		if r.e.StartTime.IsZero() {
+			return appendISO(b, r.e.Time)
+		}
+		return appendISO(b, r.e.StartTime)
+	}},
 	{name: "DisconnetReason", kind: KindString, str: func(r *rec) string { return EdgeOneReason(r.e) }},
 	{name: "DisconnetTimeStamp", kind: KindString, text: func(r *rec, b []byte) []byte {
 		if !r.e.Type.Terminal() {
@@ -59,14 +67,15 @@ var edgeoneFields = []field{
 	}},
 }
 
+// edgeoneProto is EdgeOne's ForwardProtocol (and CloudConnexa's
+// sessionProtocol): TCP or UDP. Neither enumeration has unix sockets, so a
+// unix stream is reported as the stream it is, TCP (spec §7.6).
 func edgeoneProto(p string) string {
 	switch p {
-	case event.ProtoTCP:
+	case event.ProtoTCP, event.ProtoUnix:
 		return "TCP"
 	case event.ProtoUDP:
 		return "UDP"
-	case event.ProtoUnix:
-		return "UNIX"
 	}
 	return edgeoneEmpty
 }

@@ -27,13 +27,7 @@ func FieldKinds(dataset string) ([]Kind, error) {
 // CloudConnexa traceId instead of a fresh random one, so that a record read
 // back from a cloudconnexa log renders with the id it had.
 func (enc *Encoder) AppendWithTrace(dst []byte, e *event.Event, trace [16]byte) []byte {
-	enc.r.e = e
+	enc.bind(e)
 	enc.r.trace = trace
-	if enc.out == CSV {
-		dst = enc.appendCSV(dst)
-	} else {
-		dst = enc.appendJSON(dst)
-	}
-	enc.r.e = nil
-	return dst
+	return enc.appendBound(dst)
 }

@@ -125,6 +125,9 @@ type Options struct {
 	Output          Output
 	// CloudConnexa holds the envelope values of the cloudconnexa dataset.
 	CloudConnexa CloudConnexaConfig
+	// Logpush's record prefix/suffix, field delimiter, record template and
+	// CVE-2021-44228 (see output.go).
+	OutputOptions
 }
 
 // rec is the record being rendered. It lives inside the Encoder so that the
@@ -242,6 +245,10 @@ type Encoder struct {
 	header []byte
 	keys   [][]byte // pre-encoded `"Name":` per selected field (ndjson)
 	ccSel  bool
+	// Record framing (output.go): Logpush's defaults unless the job sets them.
+	recPrefix, recSuffix, fieldDelim []byte
+	tmpl                             []tmplPart
+	jndi                             bool
 }
 
 // NewEncoder returns an encoder for dataset with the job's options.
@@ -294,6 +301,9 @@ func NewEncoder(datasetName string, node Node, opt Options) (*Encoder, error) {
 		}
 		enc.header = append(enc.header, '\n')
 	}
+	if err := enc.setOutput(opt.OutputOptions); err != nil {
+		return nil, err
+	}
 	return enc, nil
 }
 
@@ -310,10 +320,24 @@ func (enc *Encoder) Wants(t event.Type) bool { return enc.ds.wants(t) }
 // Append renders e as one record (with its trailing newline) onto dst.
 func (enc *Encoder) Append(dst []byte, e *event.Event) []byte {
 	enc.bind(e)
-	if enc.out == CSV {
+	return enc.appendBound(dst)
+}
+
+// appendBound renders the bound event and unbinds it.
+func (enc *Encoder) appendBound(dst []byte) []byte {
+	start := len(dst)
+	switch {
+	case enc.tmpl != nil:
+		dst = append(dst, enc.recPrefix...)
+		dst = enc.appendTemplate(dst)
+		dst = append(dst, enc.recSuffix...)
+	case enc.out == CSV:
 		dst = enc.appendCSV(dst)
-	} else {
+	default:
 		dst = enc.appendJSON(dst)
+	}
+	if enc.jndi {
+		EscapeJNDI(dst[start:])
 	}
 	enc.r.e = nil
 	return dst
@@ -327,7 +351,7 @@ func (enc *Encoder) bind(e *event.Event) {
 }
 
 func (enc *Encoder) appendJSON(b []byte) []byte {
-	b = append(b, '{')
+	b = append(b, enc.recPrefix...)
 	r := &enc.r
 	first := true
 	for n, i := range enc.sel {
@@ -336,7 +360,7 @@ func (enc *Encoder) appendJSON(b []byte) []byte {
 			continue
 		}
 		if !first {
-			b = append(b, ',')
+			b = append(b, enc.fieldDelim...)
 		}
 		first = false
 		if f.key != nil {
@@ -348,7 +372,7 @@ func (enc *Encoder) appendJSON(b []byte) []byte {
 		}
 		b = enc.appendValueJSON(b, f)
 	}
-	return append(b, '}', '\n')
+	return append(b, enc.recSuffix...)
 }
 
 func (enc *Encoder) appendValueJSON(b []byte, f *field) []byte {
@@ -381,13 +405,14 @@ func (enc *Encoder) appendValueJSON(b []byte, f *field) []byte {
 }
 
 func (enc *Encoder) appendCSV(b []byte) []byte {
+	b = append(b, enc.recPrefix...)
 	for n, i := range enc.sel {
 		if n > 0 {
-			b = append(b, ',')
+			b = append(b, enc.fieldDelim...)
 		}
 		b = enc.appendValueCSV(b, &enc.ds.fields[i])
 	}
-	return append(b, '\n')
+	return append(b, enc.recSuffix...)
 }
 
 func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {

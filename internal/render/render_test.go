@@ -312,7 +312,7 @@ func TestEdgeOneEmptyValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, w := range map[string]any{
-		"ClientRealIP": "-", "ClientRegion": "-", "ConnectTimeStamp": "-", "EdgeIP": "-", "ForwardPort": -1.0,
+		"ClientRealIP": "-", "ClientRegion": "-", "ConnectTimeStamp": "2023-11-14T22:13:20Z", "EdgeIP": "-", "ForwardPort": -1.0,
 		"ForwardProtocol": "-", "ServiceID": "-", "SessionID": "-", "DisconnetTimeStamp": "-",
 		"DisconnetReason": "up:create_peer_channel_exception",
 	} {

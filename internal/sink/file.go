@@ -82,7 +82,8 @@ func (fl *File) Write(b *Batch) error {
 			return err
 		}
 	}
-	if fl.max > 0 && fl.size > 0 && fl.size+int64(len(b.Data)) > fl.max {
+	data := b.Body()
+	if fl.max > 0 && fl.size > 0 && fl.size+int64(len(data)) > fl.max {
 		if err := fl.rotate(); err != nil {
 			return err
 		}
@@ -94,7 +95,7 @@ func (fl *File) Write(b *Batch) error {
 			return fmt.Errorf("write header to %s: %w", fl.cfg.Path, err)
 		}
 	}
-	n, err := fl.f.Write(b.Data)
+	n, err := fl.f.Write(data)
 	fl.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("write %d records to %s: %w", b.Records, fl.cfg.Path, err)

@@ -4,6 +4,11 @@
 // and writes each with as few system calls as it can. Destinations are
 // called from one writer goroutine per job, never from the data path, so a
 // slow disk delays only that job's queue.
+//
+// Remote destinations (http, s3, kafka; the subpackages httpdst, s3dst and
+// kafkadst) are Senders instead: they may fail for a while, and
+// internal/deliver retries them, with a disk spool, behind the same
+// Destination interface.
 package sink
 
 import (
@@ -12,8 +17,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/event"
 )
 
 // Batch is a run of rendered records.
@@ -25,6 +32,59 @@ type Batch struct {
 	Data []byte
 	// Records is the number of records in Data.
 	Records int
+	// Ends[i] is the offset in Data just past record i, and Keys[i] the
+	// session the record belongs to: destinations that send records one by
+	// one (Kafka, keyed by session) cut Data with them. Filled by the log
+	// job for every record; len(Ends) == len(Keys) == Records.
+	Ends []uint32
+	Keys []event.ID
+	// First and Last are the times of the first and last record in the
+	// batch (object stores name objects by them).
+	First, Last time.Time
+	// Prefix, Suffix and Delim are the job's batch_prefix, batch_suffix
+	// and record_delimiter (Logpush's output options): a destination that
+	// writes the batch whole writes Body. Constant for a job; usually empty.
+	Prefix, Suffix, Delim []byte
+
+	body []byte // Body's scratch buffer
+}
+
+// Body is the batch as a destination writes it whole: Prefix, the records
+// separated by Delim, Suffix (without Header). Without those options it is
+// Data itself.
+func (b *Batch) Body() []byte {
+	if len(b.Prefix) == 0 && len(b.Suffix) == 0 && len(b.Delim) == 0 {
+		return b.Data
+	}
+	p := append(b.body[:0], b.Prefix...)
+	if len(b.Delim) == 0 {
+		p = append(p, b.Data...)
+	} else {
+		for i := 0; i < b.Records; i++ {
+			if i > 0 {
+				p = append(p, b.Delim...)
+			}
+			p = append(p, b.Record(i)...)
+		}
+	}
+	p = append(p, b.Suffix...)
+	b.body = p
+	return p
+}
+
+// Reset empties b for reuse, keeping its buffers.
+func (b *Batch) Reset() {
+	b.Data, b.Ends, b.Keys, b.Records = b.Data[:0], b.Ends[:0], b.Keys[:0], 0
+	b.First, b.Last = time.Time{}, time.Time{}
+}
+
+// Record returns record i of b (with its delimiter).
+func (b *Batch) Record(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = b.Ends[i-1]
+	}
+	return b.Data[start:b.Ends[i]]
 }
 
 // Destination takes batches. Write is called from one goroutine at a time;
@@ -135,9 +195,9 @@ func NewStream(w io.Writer, mu *sync.Mutex) *Stream {
 
 // Write writes b in one Write call.
 func (s *Stream) Write(b *Batch) error {
-	p := b.Data
+	p := b.Body()
 	if !s.headerDone && len(b.Header) > 0 {
-		s.buf = append(append(s.buf[:0], b.Header...), b.Data...)
+		s.buf = append(append(s.buf[:0], b.Header...), p...)
 		p = s.buf
 	}
 	s.mu.Lock()

@@ -573,6 +573,10 @@ type prefixConn struct {
 	prefix []byte
 }
 
+// NetConn returns the wrapped connection, so that the TCP socket under a
+// TLS connection can still be reached (TCP_INFO for the RTT, keepalive).
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n := copy(p, c.prefix)

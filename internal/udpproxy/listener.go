@@ -348,5 +348,15 @@ func (l *listener) sessionEvent(k key, client netip.AddrPort, start time.Time) e
 		ev.LocalAddr = netip.AddrPortFrom(k.local, l.local.Port())
 	}
 	ev.ProxyProtocol = l.srv.app.ProxyProtocol
+	ev.OriginProto = originProto(l.srv.app.Pool) // until an origin is chosen (spec §7.3)
 	return ev
+}
+
+// originProto is the transport of the app's origins: "unix" for a pool of
+// unix sockets (*origin.Pool says so), else "udp".
+func originProto(p Origins) string {
+	if pp, ok := p.(interface{ Proto(string) string }); ok {
+		return pp.Proto(event.ProtoUDP)
+	}
+	return event.ProtoUDP
 }

@@ -142,7 +142,7 @@ func (ss *session) run() {
 		if srv.nBlocked.Add(1) > int64(srv.app.UDP.MaxSessions) {
 			// Too many negative entries (a spoofed flood): keep none for
 			// this client; its next datagram is looked up again.
-			defer ss.finish(event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonCreatePeer, "")
+			defer ss.finish(event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, "")
 		}
 		now := time.Now()
 		ev.Type, ev.Status = event.ClientFiltered, event.StatusFiltered
@@ -151,7 +151,7 @@ func (ss *session) run() {
 		if ev.FirewallMatch == event.FirewallUnknown {
 			detail = "no rule matched (firewall default: block)"
 		}
-		ev.CloseSide, ev.CloseReason, ev.Detail = event.SideProxy, event.ReasonCreatePeer, detail
+		ev.CloseSide, ev.CloseReason, ev.Detail = event.SideProxy, event.ReasonClosed, detail // refused by prism (spec §7.5)
 		srv.em.Emit(&ev)
 		return
 	}

@@ -1,0 +1,387 @@
+// Package deliver gets a log job's batches to a remote destination (http,
+// s3, kafka) at least once. It sits between the job's batching and the
+// destination's Sender and is itself a sink.Destination, so the job hands
+// it batches exactly as it hands them to a file.
+//
+// With a spool (internal/spool), Write makes each batch durable on disk
+// (written and fsynced) before the job counts it as accepted; one delivery
+// goroutine sends spooled batches oldest first, removes each once the
+// destination took it, and starts with what an earlier run left behind.
+// Without a spool, a bounded number of batches waits in memory. Either way
+// a failed send is retried with exponential backoff and jitter for as long
+// as prism runs (a Retry-After is honoured); a batch the destination
+// refuses for good is counted as rejected and moved to the spool's
+// dead-letter directory. When the spool (or the memory bound) is full,
+// batches are dropped by the configured policy and counted by cause.
+//
+// Nothing here runs on the data path: Write is called by the job's writer
+// goroutine, whose queue absorbs (and, beyond its bound, counts) what a
+// slow fsync holds up.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/sink/httpdst"
+	"github.com/prismproxy/prism/internal/sink/kafkadst"
+	"github.com/prismproxy/prism/internal/sink/s3dst"
+	"github.com/prismproxy/prism/internal/spool"
+)
+
+// Stats are a job's delivery counters, in records unless named otherwise.
+type Stats struct {
+	// Accepted records were spooled (or queued in memory) for delivery.
+	Accepted uint64
+	// Delivered records the destination acknowledged.
+	Delivered uint64
+	// Retries counts failed attempts that were tried again (batches).
+	Retries uint64
+	// Rejected records were in batches the destination refused for good
+	// (kept in the spool's dead-letter directory when there is one).
+	Rejected uint64
+	// Dropped by cause: the spool was full (drop_oldest removed them, or
+	// drop_newest refused them); the memory bound was full (no spool);
+	// still in memory at shutdown (no spool); a spool file was unreadable.
+	DroppedSpoolFull  uint64
+	DroppedMemoryFull uint64
+	DroppedShutdown   uint64
+	DroppedCorrupt    uint64
+	// Pending records wait for delivery now (spooled or in memory).
+	Pending int
+	// SpoolBytes is the spool's size now (0 without a spool).
+	SpoolBytes int64
+	// OldestUndelivered is the time of the oldest pending record (zero
+	// when nothing is pending); its age is time.Since(OldestUndelivered).
+	OldestUndelivered time.Time
+	// Restored records were found in the spool at start (an earlier run's).
+	Restored uint64
+}
+
+// Dropped is the sum of the drops of every cause.
+func (s *Stats) Dropped() uint64 {
+	return s.DroppedSpoolFull + s.DroppedMemoryFull + s.DroppedShutdown + s.DroppedCorrupt
+}
+
+// New returns the destination c describes: the local stdout and file
+// destinations as they are, remote ones wrapped in a Deliverer. job names
+// the job in log lines; csv says the job writes CSV.
+func New(job string, c Config, sp spool.Config, csv bool, logger *slog.Logger) (sink.Destination, error) {
+	c.SetDefaults()
+	if !c.Remote() {
+		if sp.Enabled() {
+			return nil, errors.New("a spool is for http, s3 and kafka destinations")
+		}
+		return sink.New(c.File)
+	}
+	var snd sink.Sender
+	var err error
+	switch c.Type {
+	case TypeHTTP:
+		snd, err = httpdst.New(c.HTTP, csv)
+	case TypeS3:
+		snd, err = s3dst.New(c.S3)
+	case TypeKafka:
+		snd, err = kafkadst.New(c.Kafka)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewDeliverer(job, snd, c, sp, logger)
+}
+
+// Deliverer is a remote destination with retries and an optional spool.
+type Deliverer struct {
+	job    string
+	snd    sink.Sender
+	cfg    Config
+	sp     *spool.Spool
+	logger *slog.Logger
+
+	ctx    context.Context // cancelled when Close gives up
+	cancel context.CancelFunc
+	wake   chan struct{}
+	done   chan struct{}
+
+	closing atomic.Bool
+
+	mu      sync.Mutex
+	mem     []*sink.Batch // no spool: pending batches, oldest first
+	memRecs int
+	free    []*sink.Batch
+
+	cur sink.Batch // the batch being delivered (loaded from the spool)
+
+	accepted, delivered, retries, rejected                atomic.Uint64
+	dropSpoolFull, dropMemFull, dropShutdown, dropCorrupt atomic.Uint64
+	restored                                              atomic.Uint64
+	errMu                                                 sync.Mutex
+	lastErr                                               error
+}
+
+// NewDeliverer starts delivering to snd. With sp enabled it opens the
+// spool and starts with the batches already in it.
+func NewDeliverer(job string, snd sink.Sender, c Config, sp spool.Config, logger *slog.Logger) (*Deliverer, error) {
+	c.SetDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	d := &Deliverer{job: job, snd: snd, cfg: c, logger: logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if sp.Enabled() {
+		s, corrupt, err := spool.Open(sp)
+		if err != nil {
+			snd.Close()
+			return nil, err
+		}
+		d.sp = s
+		st := s.Stats()
+		d.restored.Store(uint64(st.Records))
+		if corrupt > 0 {
+			logger.Warn("log job spool: unreadable batch files moved to the dead-letter directory", "job", job, "files", corrupt, "dir", s.Dir())
+		}
+		if st.Batches > 0 {
+			logger.Info("log job spool: delivering batches left by an earlier run", "job", job, "batches", st.Batches, "records", st.Records, "bytes", st.Bytes)
+		}
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	go d.loop()
+	return d, nil
+}
+
+// Write accepts b for delivery: spooled and fsynced, or copied into the
+// bounded memory queue. It never waits for the destination.
+func (d *Deliverer) Write(b *sink.Batch) error {
+	if d.sp != nil {
+		acc, evicted, err := d.sp.Put(b)
+		if evicted > 0 {
+			d.dropSpoolFull.Add(uint64(evicted))
+		}
+		if err != nil {
+			return fmt.Errorf("log job %s: %w", d.job, err)
+		}
+		if acc == 0 {
+			d.dropSpoolFull.Add(uint64(b.Records))
+			return nil
+		}
+		d.accepted.Add(uint64(acc))
+		d.signal()
+		return nil
+	}
+	d.mu.Lock()
+	if len(d.mem) >= d.cfg.MemoryBatches {
+		d.mu.Unlock()
+		d.dropMemFull.Add(uint64(b.Records))
+		return nil
+	}
+	var c *sink.Batch
+	if n := len(d.free); n > 0 {
+		c = d.free[n-1]
+		d.free = d.free[:n-1]
+	} else {
+		c = new(sink.Batch)
+	}
+	copyBatch(c, b)
+	d.mem = append(d.mem, c)
+	d.memRecs += c.Records
+	d.mu.Unlock()
+	d.accepted.Add(uint64(b.Records))
+	d.signal()
+	return nil
+}
+
+func copyBatch(dst, src *sink.Batch) {
+	dst.Reset()
+	dst.Header = src.Header // immutable, shared by every batch of the job
+	dst.Data = append(dst.Data, src.Data...)
+	dst.Ends = append(dst.Ends, src.Ends...)
+	dst.Keys = append(dst.Keys, src.Keys...)
+	dst.Records, dst.First, dst.Last = src.Records, src.First, src.Last
+	dst.Prefix, dst.Suffix, dst.Delim = src.Prefix, src.Suffix, src.Delim // job constants
+}
+
+func (d *Deliverer) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the delivery goroutine.
+func (d *Deliverer) loop() {
+	defer close(d.done)
+	for {
+		if d.ctx.Err() != nil {
+			return
+		}
+		if d.sp != nil {
+			e, ok := d.sp.Oldest()
+			if ok {
+				if err := d.sp.Load(e, &d.cur); err != nil {
+					d.dropCorrupt.Add(uint64(e.Records))
+					d.setErr(err)
+					d.logger.Warn("log job spool: unreadable batch moved to the dead-letter directory", "job", d.job, "records", e.Records, "err", err)
+					_ = d.sp.DeadLetter(e)
+					continue
+				}
+				switch d.deliver(&d.cur) {
+				case outDelivered:
+					if err := d.sp.Remove(e); err != nil {
+						d.setErr(err)
+					}
+				case outRejected:
+					_ = d.sp.DeadLetter(e)
+				case outStopped:
+					return // stays spooled for the next start
+				}
+				continue
+			}
+		} else {
+			d.mu.Lock()
+			var b *sink.Batch
+			if len(d.mem) > 0 {
+				b = d.mem[0]
+			}
+			d.mu.Unlock()
+			if b != nil {
+				out := d.deliver(b)
+				if out == outStopped {
+					return
+				}
+				d.mu.Lock()
+				d.mem = d.mem[1:]
+				d.memRecs -= b.Records
+				d.free = append(d.free, b)
+				d.mu.Unlock()
+				continue
+			}
+		}
+		if d.closing.Load() {
+			return // everything delivered
+		}
+		select {
+		case <-d.wake:
+		case <-d.ctx.Done():
+			return
+		}
+	}
+}
+
+type outcome int
+
+const (
+	outDelivered outcome = iota
+	outRejected
+	outStopped
+)
+
+// deliver sends b until it is delivered, rejected, or Close gives up.
+func (d *Deliverer) deliver(b *sink.Batch) outcome {
+	backoff := d.cfg.Retry.Initial
+	for {
+		err := d.snd.Send(d.ctx, b)
+		if err == nil {
+			d.delivered.Add(uint64(b.Records))
+			return outDelivered
+		}
+		if d.ctx.Err() != nil {
+			return outStopped
+		}
+		d.setErr(err)
+		if sink.IsRejected(err) {
+			d.rejected.Add(uint64(b.Records))
+			d.logger.Warn("log job destination rejected a batch", "job", d.job, "records", b.Records, "err", err, "kept", d.sp != nil)
+			return outRejected
+		}
+		d.retries.Add(1)
+		wait := backoff/2 + rand.N(backoff/2+1) // jitter: half fixed, half random
+		if after, ok := sink.RetryAfter(err); ok {
+			wait = min(max(wait, after), 5*time.Minute)
+		}
+		backoff = min(backoff*2, d.cfg.Retry.Max)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-d.ctx.Done():
+			t.Stop()
+			return outStopped
+		}
+	}
+}
+
+func (d *Deliverer) setErr(err error) {
+	d.errMu.Lock()
+	d.lastErr = err
+	d.errMu.Unlock()
+}
+
+// LastError is the most recent delivery error (nil if none yet).
+func (d *Deliverer) LastError() error {
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	return d.lastErr
+}
+
+// DeliveryStats returns the counters.
+func (d *Deliverer) DeliveryStats() Stats {
+	st := Stats{
+		Accepted: d.accepted.Load(), Delivered: d.delivered.Load(), Retries: d.retries.Load(),
+		Rejected: d.rejected.Load(), DroppedSpoolFull: d.dropSpoolFull.Load(),
+		DroppedMemoryFull: d.dropMemFull.Load(), DroppedShutdown: d.dropShutdown.Load(),
+		DroppedCorrupt: d.dropCorrupt.Load(), Restored: d.restored.Load(),
+	}
+	if d.sp != nil {
+		ss := d.sp.Stats()
+		st.Pending, st.SpoolBytes, st.OldestUndelivered = ss.Records, ss.Bytes, ss.Oldest
+	} else {
+		d.mu.Lock()
+		st.Pending = d.memRecs
+		if len(d.mem) > 0 {
+			st.OldestUndelivered = d.mem[0].First
+		}
+		d.mu.Unlock()
+	}
+	return st
+}
+
+// Close delivers what is pending for up to the flush timeout, then stops:
+// spooled batches stay for the next start; batches in memory are counted
+// as dropped at shutdown.
+func (d *Deliverer) Close() error {
+	d.closing.Store(true)
+	d.signal()
+	t := time.NewTimer(d.cfg.FlushTimeout)
+	select {
+	case <-d.done:
+		t.Stop()
+	case <-t.C:
+		d.cancel()
+		<-d.done
+	}
+	d.cancel()
+	var err error
+	if d.sp != nil {
+		if st := d.sp.Stats(); st.Batches > 0 {
+			d.logger.Warn("log job: undelivered batches stay in the spool for the next start", "job", d.job, "batches", st.Batches, "records", st.Records, "dir", d.sp.Dir(), "err", d.LastError())
+		}
+		err = d.sp.Close()
+	} else {
+		d.mu.Lock()
+		if d.memRecs > 0 {
+			d.dropShutdown.Add(uint64(d.memRecs))
+			err = fmt.Errorf("log job %s: %d records not delivered before the flush timeout (no spool): %v", d.job, d.memRecs, d.LastError())
+			d.mem, d.memRecs = nil, 0
+		}
+		d.mu.Unlock()
+	}
+	if e := d.snd.Close(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,208 @@
+// Package kafkadst is the kafka destination of a log job (franz-go): one
+// Kafka record per log record, keyed by the session id, so that every
+// record of a session lands on one partition, in order. The producer asks
+// for acks from all in-sync replicas and is idempotent (franz-go's
+// default), and compresses its batches.
+//
+// A batch is produced whole and Send waits for every record. When some
+// records fail, the whole batch is sent again by the delivery layer, so
+// the records that had landed are duplicated: at-least-once.
+package kafkadst
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/sink"
+)
+
+// DefaultTimeout bounds the delivery of one batch.
+const DefaultTimeout = 30 * time.Second
+
+// Config is the kafka destination's part of a log job's "destination".
+type Config struct {
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
+	// Compression of produced batches: zstd (default) | lz4 | snappy | gzip | none.
+	Compression string         `yaml:"compression"`
+	TLS         sink.TLSConfig `yaml:"tls"`
+	SASL        SASLConfig     `yaml:"sasl"`
+	Timeout     time.Duration  `yaml:"timeout"`
+}
+
+// SASLConfig authenticates the producer.
+type SASLConfig struct {
+	Mechanism string `yaml:"mechanism"` // plain | scram-sha-256 | scram-sha-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// SetDefaults fills in zstd and the timeout.
+func (c *Config) SetDefaults() {
+	if c.Compression == "" {
+		c.Compression = "zstd"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+}
+
+// Validate checks the section; keys are relative to the destination.
+func (c *Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	if len(c.Brokers) == 0 {
+		errs.Add("brokers", "is required for type kafka (host:port of at least one broker)")
+	}
+	for i, b := range c.Brokers {
+		if c := strings.LastIndexByte(b, ':'); c <= 0 || c == len(b)-1 || strings.Contains(b, "/") {
+			errs.Add(cfgerr.Index("brokers", i), "%q is not host:port", b)
+		}
+	}
+	if c.Topic == "" {
+		errs.Add("topic", "is required for type kafka")
+	} else if len(c.Topic) > 249 || strings.ContainsFunc(c.Topic, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) {
+		errs.Add("topic", "%q is not a Kafka topic name (letters, digits, . _ -)", c.Topic)
+	}
+	if _, err := codec(c.Compression); err != nil {
+		errs.Add("compression", "%v", err)
+	}
+	switch c.SASL.Mechanism {
+	case "":
+		if c.SASL.Username != "" || c.SASL.Password != "" {
+			errs.Add("sasl.mechanism", "is required with a username or password (plain, scram-sha-256 or scram-sha-512)")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if c.SASL.Username == "" {
+			errs.Add("sasl.username", "is required")
+		}
+	default:
+		errs.Add("sasl.mechanism", "unknown mechanism %q (use plain, scram-sha-256 or scram-sha-512)", c.SASL.Mechanism)
+	}
+	if c.Timeout != 0 && c.Timeout < time.Second {
+		errs.Add("timeout", "must be at least 1s, got %v", c.Timeout)
+	}
+	errs.Merge("tls", c.TLS.Validate())
+	return errs
+}
+
+func codec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "zstd":
+		return kgo.ZstdCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q (use zstd, lz4, snappy, gzip or none)", name)
+}
+
+// Sender produces batches.
+type Sender struct {
+	cfg    Config
+	client *kgo.Client
+	recs   []kgo.Record
+	ptrs   []*kgo.Record
+	keys   []byte
+}
+
+// New returns a sender for c. It does not wait for the brokers.
+func New(c Config) (*Sender, error) {
+	c.SetDefaults()
+	cc, err := codec(c.Compression)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.DefaultProduceTopic(c.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(cc),
+		kgo.RecordDeliveryTimeout(c.Timeout),
+		kgo.ProducerLinger(0),
+	}
+	if c.TLS.Enabled || c.TLS.Set() {
+		tc, err := c.TLS.Build()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch c.SASL.Mechanism {
+	case "plain":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsMechanism()))
+	case "scram-sha-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha256Mechanism()))
+	case "scram-sha-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return &Sender{cfg: c, client: cl}, nil
+}
+
+// Send produces every record of b and waits until all are acknowledged.
+func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
+	n := b.Records
+	if cap(s.recs) < n {
+		s.recs = make([]kgo.Record, n)
+		s.ptrs = make([]*kgo.Record, n)
+	}
+	s.recs, s.ptrs = s.recs[:n], s.ptrs[:n]
+	s.keys = s.keys[:0]
+	for i := 0; i < n; i++ {
+		s.keys = hex.AppendEncode(s.keys, b.Keys[i][:])
+	}
+	for i := 0; i < n; i++ {
+		v := b.Record(i)
+		if len(v) > 0 && v[len(v)-1] == '\n' {
+			v = v[:len(v)-1]
+		}
+		s.recs[i] = kgo.Record{Key: s.keys[24*i : 24*i+24 : 24*i+24], Value: v}
+		s.ptrs[i] = &s.recs[i]
+	}
+	res := s.client.ProduceSync(ctx, s.ptrs...)
+	failed := 0
+	var first error
+	for _, r := range res {
+		if r.Err != nil {
+			failed++
+			if first == nil {
+				first = r.Err
+			}
+		}
+	}
+	clear(s.recs) // drop references to b's buffers
+	if first == nil {
+		return nil
+	}
+	err := fmt.Errorf("kafka topic %s: %d of %d records not acknowledged: %w", s.cfg.Topic, failed, n, first)
+	if errors.Is(first, kerr.MessageTooLarge) || errors.Is(first, kerr.RecordListTooLarge) || errors.Is(first, kerr.InvalidRecord) {
+		return sink.Rejected(err)
+	}
+	return err
+}
+
+// Close closes the client.
+func (s *Sender) Close() error {
+	s.client.Close()
+	return nil
+}

@@ -1,0 +1,484 @@
+// Package spool is a log job's disk spool: the batches a job has accepted
+// and its destination has not yet taken, one file per batch, in a directory
+// of their own. A batch is written to a temporary file, fsynced and renamed
+// into place before Put returns, so a batch Put accepted survives a crash
+// or a power cut; a restarted prism finds the spooled batches, oldest
+// first, and delivers them. The spool is bounded by bytes: when it is full,
+// Put drops the oldest batches (or refuses the new one, as configured) and
+// says how many records that cost, so the caller can count them.
+//
+// Batches a destination refused for good go to a dead-letter subdirectory
+// ("dead"), where an operator can look at them and resend them by hand.
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/sink"
+)
+
+// Policies for a full spool.
+const (
+	DropOldest = "drop_oldest"
+	DropNewest = "drop_newest"
+)
+
+// DefaultMaxBytes bounds a spool when max_bytes is not set (1 GiB).
+const DefaultMaxBytes = 1 << 30
+
+// Config is a log job's "spool" section. An empty Dir means no spool.
+type Config struct {
+	Dir      string `yaml:"dir"`
+	MaxBytes int64  `yaml:"max_bytes"`
+	WhenFull string `yaml:"when_full"` // drop_oldest (default) | drop_newest
+}
+
+// Enabled reports whether a spool is configured.
+func (c *Config) Enabled() bool { return c.Dir != "" }
+
+// SetDefaults fills in max_bytes and when_full for a configured spool.
+func (c *Config) SetDefaults() {
+	if !c.Enabled() {
+		return
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.WhenFull == "" {
+		c.WhenFull = DropOldest
+	}
+}
+
+// Validate checks the section; keys are relative to it.
+func (c *Config) Validate() []*cfgerr.Error {
+	var errs cfgerr.List
+	if !c.Enabled() {
+		if c.MaxBytes != 0 || c.WhenFull != "" {
+			errs.Add("dir", "is required when the spool has other settings")
+		}
+		return errs
+	}
+	if st, err := os.Stat(c.Dir); err == nil && !st.IsDir() {
+		errs.Add("dir", "%s exists and is not a directory", c.Dir)
+	}
+	if c.MaxBytes < 0 {
+		errs.Add("max_bytes", "must not be negative")
+	} else if c.MaxBytes > 0 && c.MaxBytes < 1<<20 {
+		errs.Add("max_bytes", "must be at least 1 MiB (1048576), got %d", c.MaxBytes)
+	}
+	switch c.WhenFull {
+	case "", DropOldest, DropNewest:
+	default:
+		errs.Add("when_full", "unknown policy %q (use drop_oldest or drop_newest)", c.WhenFull)
+	}
+	return errs
+}
+
+// Entry is one spooled batch.
+type Entry struct {
+	Seq     uint64
+	Size    int64
+	Records int
+	First   time.Time // time of the batch's first record
+}
+
+// Spool is an open spool directory. Its methods are safe for concurrent use
+// (the job's writer puts, the delivery goroutine loads and removes).
+type Spool struct {
+	dir        string
+	max        int64
+	dropOldest bool
+	lock       *os.File
+	dirf       *os.File
+
+	mu       sync.Mutex
+	entries  []Entry // pending, oldest first
+	bytes    int64
+	records  int
+	next     uint64
+	inflight uint64 // Seq being delivered (0: none); never evicted
+	buf      []byte // Put's encode buffer (under mu)
+	rbuf     []byte // Load's read buffer (the delivery goroutine's)
+}
+
+const (
+	magic     = "PRSPOOL1"
+	headSize  = len(magic) + 4*3 + 8*2 + 4*3
+	suffix    = ".batch"
+	deadDir   = "dead"
+	lockName  = "lock"
+	tmpPrefix = ".tmp-"
+)
+
+// Open opens (creating) the spool directory c.Dir, locks it against a
+// second prism process, removes half-written files a crash left behind and
+// loads the index of spooled batches. Files that cannot be read are moved
+// to the dead-letter directory; their count is returned as corrupt.
+func Open(c Config) (s *Spool, corrupt int, err error) {
+	c.SetDefaults()
+	if err := os.MkdirAll(filepath.Join(c.Dir, deadDir), 0o700); err != nil {
+		return nil, 0, fmt.Errorf("spool: create %s: %w", c.Dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(c.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("spool: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, 0, fmt.Errorf("spool %s is in use by another process: %w", c.Dir, err)
+	}
+	dirf, err := os.Open(c.Dir)
+	if err != nil {
+		lock.Close()
+		return nil, 0, fmt.Errorf("spool: %w", err)
+	}
+	s = &Spool{dir: c.Dir, max: c.MaxBytes, dropOldest: c.WhenFull != DropNewest, lock: lock, dirf: dirf, next: 1}
+	ents, err := os.ReadDir(c.Dir)
+	if err != nil {
+		s.Close()
+		return nil, 0, fmt.Errorf("spool: %w", err)
+	}
+	for _, de := range ents {
+		name := de.Name()
+		if strings.HasPrefix(name, tmpPrefix) {
+			_ = os.Remove(filepath.Join(c.Dir, name)) // never acknowledged
+			continue
+		}
+		seqStr, ok := strings.CutSuffix(name, suffix)
+		if !ok || de.IsDir() {
+			continue
+		}
+		seq, err := strconv.ParseUint(seqStr, 10, 64)
+		if err != nil {
+			continue
+		}
+		s.next = max(s.next, seq+1)
+		e, err := s.stat(seq)
+		if err != nil {
+			corrupt++
+			_ = os.Rename(s.path(seq), filepath.Join(c.Dir, deadDir, name))
+			continue
+		}
+		s.entries = append(s.entries, e)
+		s.bytes += e.Size
+		s.records += e.Records
+	}
+	sort.Slice(s.entries, func(i, j int) bool { return s.entries[i].Seq < s.entries[j].Seq })
+	return s, corrupt, nil
+}
+
+func (s *Spool) path(seq uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d%s", seq, suffix))
+}
+
+// stat reads the fixed header of a spooled file and checks its size.
+func (s *Spool) stat(seq uint64) (Entry, error) {
+	f, err := os.Open(s.path(seq))
+	if err != nil {
+		return Entry{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Entry{}, err
+	}
+	var h [headSize]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return Entry{}, err
+	}
+	records, hl, dl, fl, first, _, err := parseHead(h[:])
+	if err != nil {
+		return Entry{}, err
+	}
+	if want := fileSize(records, hl+fl, dl); st.Size() != want {
+		return Entry{}, fmt.Errorf("size %d, want %d", st.Size(), want)
+	}
+	return Entry{Seq: seq, Size: st.Size(), Records: records, First: first}, nil
+}
+
+func fileSize(records, hl, dl int) int64 {
+	return int64(headSize + hl + dl + records*(4+12) + 4)
+}
+
+// parseHead reads the fixed header: record count, header and data
+// lengths, the total length of the batch framing (prefix, suffix,
+// delimiter) and the first and last record times.
+func parseHead(h []byte) (records, hl, dl, fl int, first, last time.Time, err error) {
+	if string(h[:len(magic)]) != magic {
+		return 0, 0, 0, 0, first, last, errors.New("not a spool file")
+	}
+	p := h[len(magic):]
+	records = int(binary.LittleEndian.Uint32(p[0:]))
+	hl = int(binary.LittleEndian.Uint32(p[4:]))
+	dl = int(binary.LittleEndian.Uint32(p[8:]))
+	if fn := int64(binary.LittleEndian.Uint64(p[12:])); fn != 0 {
+		first = time.Unix(0, fn)
+	}
+	if ln := int64(binary.LittleEndian.Uint64(p[20:])); ln != 0 {
+		last = time.Unix(0, ln)
+	}
+	for i := 0; i < 3; i++ {
+		fl += int(binary.LittleEndian.Uint32(p[28+4*i:]))
+	}
+	return records, hl, dl, fl, first, last, nil
+}
+
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+// encode appends the file form of b to dst.
+func encode(dst []byte, b *sink.Batch) []byte {
+	dst = append(dst, magic...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.Records))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Header)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Data)))
+	dst = binary.LittleEndian.AppendUint64(dst, unixNano(b.First))
+	dst = binary.LittleEndian.AppendUint64(dst, unixNano(b.Last))
+	for _, f := range [][]byte{b.Prefix, b.Suffix, b.Delim} {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(f)))
+	}
+	dst = append(dst, b.Header...)
+	dst = append(dst, b.Prefix...)
+	dst = append(dst, b.Suffix...)
+	dst = append(dst, b.Delim...)
+	dst = append(dst, b.Data...)
+	for i := 0; i < b.Records; i++ {
+		dst = binary.LittleEndian.AppendUint32(dst, b.Ends[i])
+	}
+	for i := 0; i < b.Records; i++ {
+		dst = append(dst, b.Keys[i][:]...)
+	}
+	return binary.LittleEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst))
+}
+
+// decode fills b from the file form p (b's buffers are reused).
+func decode(p []byte, b *sink.Batch) error {
+	if len(p) < headSize+4 {
+		return errors.New("short file")
+	}
+	if crc32.ChecksumIEEE(p[:len(p)-4]) != binary.LittleEndian.Uint32(p[len(p)-4:]) {
+		return errors.New("checksum mismatch")
+	}
+	records, hl, dl, fl, first, last, err := parseHead(p[:headSize])
+	if err != nil {
+		return err
+	}
+	if int64(len(p)) != fileSize(records, hl+fl, dl) {
+		return errors.New("bad length")
+	}
+	b.Reset()
+	q := p[headSize:]
+	b.Header = append(b.Header[:0], q[:hl]...)
+	if hl == 0 {
+		b.Header = nil
+	}
+	q = q[hl:]
+	h := p[len(magic)+28:]
+	for i, dst := range []*[]byte{&b.Prefix, &b.Suffix, &b.Delim} {
+		n := int(binary.LittleEndian.Uint32(h[4*i:]))
+		*dst = nil
+		if n > 0 {
+			*dst = append([]byte(nil), q[:n]...)
+		}
+		q = q[n:]
+	}
+	b.Data = append(b.Data, q[:dl]...)
+	q = q[dl:]
+	for i := 0; i < records; i++ {
+		b.Ends = append(b.Ends, binary.LittleEndian.Uint32(q[4*i:]))
+	}
+	q = q[4*records:]
+	for i := 0; i < records; i++ {
+		var id [12]byte
+		copy(id[:], q[12*i:])
+		b.Keys = append(b.Keys, id)
+	}
+	b.Records, b.First, b.Last = records, first, last
+	return nil
+}
+
+// ErrTooBig is returned by Put for a batch larger than the whole spool.
+var ErrTooBig = errors.New("batch is larger than the spool's max_bytes")
+
+// Put writes b durably. It returns the records of b written (0 when
+// drop_newest refused it) and the records of older batches drop_oldest
+// removed to make room.
+func (s *Spool) Put(b *sink.Batch) (accepted, evicted int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = encode(s.buf[:0], b)
+	size := int64(len(s.buf))
+	if size > s.max {
+		return 0, 0, ErrTooBig
+	}
+	for s.bytes+size > s.max {
+		if !s.dropOldest {
+			return 0, evicted, nil
+		}
+		i := 0
+		if len(s.entries) > 0 && s.entries[0].Seq == s.inflight {
+			i = 1
+		}
+		if i >= len(s.entries) {
+			break // only the batch being delivered is left: allow the overshoot
+		}
+		e := s.entries[i]
+		if err := os.Remove(s.path(e.Seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, evicted, fmt.Errorf("spool: drop oldest: %w", err)
+		}
+		s.entries = append(s.entries[:i], s.entries[i+1:]...)
+		s.bytes -= e.Size
+		s.records -= e.Records
+		evicted += e.Records
+	}
+	seq := s.next
+	s.next++
+	tmp := filepath.Join(s.dir, tmpPrefix+strconv.FormatUint(seq, 10))
+	if err := writeSync(tmp, s.buf); err != nil {
+		_ = os.Remove(tmp)
+		return 0, evicted, fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Rename(tmp, s.path(seq)); err != nil {
+		_ = os.Remove(tmp)
+		return 0, evicted, fmt.Errorf("spool: %w", err)
+	}
+	if err := s.dirf.Sync(); err != nil {
+		return 0, evicted, fmt.Errorf("spool: sync %s: %w", s.dir, err)
+	}
+	s.entries = append(s.entries, Entry{Seq: seq, Size: size, Records: b.Records, First: b.First})
+	s.bytes += size
+	s.records += b.Records
+	return b.Records, evicted, nil
+}
+
+func writeSync(path string, p []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(p); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Oldest returns the oldest spooled batch and marks it in flight (drop_oldest
+// leaves it alone until Remove or DeadLetter).
+func (s *Spool) Oldest() (Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.entries) == 0 {
+		return Entry{}, false
+	}
+	s.inflight = s.entries[0].Seq
+	return s.entries[0], true
+}
+
+// Load reads entry e into b. Only the delivery goroutine calls it (it
+// reuses one read buffer).
+func (s *Spool) Load(e Entry, b *sink.Batch) error {
+	f, err := os.Open(s.path(e.Seq))
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	if int64(cap(s.rbuf)) < e.Size {
+		s.rbuf = make([]byte, e.Size)
+	}
+	p := s.rbuf[:e.Size]
+	if _, err := io.ReadFull(f, p); err != nil {
+		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)
+	}
+	if err := decode(p, b); err != nil {
+		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)
+	}
+	return nil
+}
+
+// Remove deletes a delivered batch.
+func (s *Spool) Remove(e Entry) error {
+	s.forget(e)
+	if err := os.Remove(s.path(e.Seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// DeadLetter moves a batch the destination refused (or that cannot be
+// read) into the dead-letter directory.
+func (s *Spool) DeadLetter(e Entry) error {
+	s.forget(e)
+	name := filepath.Base(s.path(e.Seq))
+	if err := os.Rename(s.path(e.Seq), filepath.Join(s.dir, deadDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: dead-letter: %w", err)
+	}
+	return nil
+}
+
+func (s *Spool) forget(e Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == e.Seq {
+		s.inflight = 0
+	}
+	for i, x := range s.entries {
+		if x.Seq == e.Seq {
+			s.entries = append(s.entries[:i], s.entries[i+1:]...)
+			s.bytes -= x.Size
+			s.records -= x.Records
+			return
+		}
+	}
+}
+
+// Stats is what the spool holds right now.
+type Stats struct {
+	Bytes   int64
+	Batches int
+	Records int
+	// Oldest is the time of the first record of the oldest spooled batch
+	// (zero when empty).
+	Oldest time.Time
+}
+
+// Stats returns the spool's current size.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Bytes: s.bytes, Batches: len(s.entries), Records: s.records}
+	if len(s.entries) > 0 {
+		st.Oldest = s.entries[0].First
+	}
+	return st
+}
+
+// Dir is the spool directory.
+func (s *Spool) Dir() string { return s.dir }
+
+// Close releases the directory lock.
+func (s *Spool) Close() error {
+	s.dirf.Close()
+	return s.lock.Close()
+}

@@ -1,0 +1,167 @@
+package spool
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/sink/sinktest"
+)
+
+var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, c Config) *Spool {
+	t.Helper()
+	s, corrupt, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if corrupt != 0 {
+		t.Fatalf("%d corrupt files", corrupt)
+	}
+	return s
+}
+
+func TestPutLoadRemoveAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	b1 := sinktest.Batch(t0, 1, 2, 2)
+	b1.Header = []byte("a,b\n")
+	b1.Prefix, b1.Suffix, b1.Delim = []byte("["), []byte("]\n"), []byte(",")
+	b2 := sinktest.Batch(t0.Add(time.Minute), 3)
+	for _, b := range []*sink.Batch{b1, b2} {
+		if acc, ev, err := s.Put(b); err != nil || acc != b.Records || ev != 0 {
+			t.Fatalf("put: %d %d %v", acc, ev, err)
+		}
+	}
+	if st := s.Stats(); st.Batches != 2 || st.Records != 4 || !st.Oldest.Equal(t0) || st.Bytes == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, _, err := Open(Config{Dir: dir}); err == nil {
+		t.Fatal("a second Open of a locked spool succeeded")
+	}
+	s.Close()
+
+	// A crash leaves a temporary file: it is removed, the rest survives.
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-99"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, Config{Dir: dir})
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-99")); !os.IsNotExist(err) {
+		t.Fatal("temporary file left in place")
+	}
+	e, ok := s.Oldest()
+	if !ok || e.Records != 3 {
+		t.Fatalf("oldest %+v %v", e, ok)
+	}
+	var got sink.Batch
+	if err := s.Load(e, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Data, b1.Data) || !bytes.Equal(got.Header, b1.Header) || got.Records != 3 ||
+		string(got.Body()) != string(b1.Body()) || got.Keys[2] != b1.Keys[2] || got.Ends[1] != b1.Ends[1] || !got.First.Equal(b1.First) || !got.Last.Equal(b1.Last) {
+		t.Fatalf("loaded %+v\nwant %+v", got, b1)
+	}
+	if err := s.Remove(e); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = s.Oldest()
+	if e.Records != 1 {
+		t.Fatalf("next oldest %+v", e)
+	}
+	if err := s.DeadLetter(e); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Batches != 0 || st.Bytes != 0 {
+		t.Fatalf("after remove and dead-letter: %+v", st)
+	}
+	dead, _ := os.ReadDir(filepath.Join(dir, "dead"))
+	if len(dead) != 1 {
+		t.Fatalf("dead-letter dir holds %d files", len(dead))
+	}
+}
+
+func TestFullPolicies(t *testing.T) {
+	big := sinktest.Batch(t0, make([]uint32, 6000)...) // ~200 KiB
+	for _, tc := range []struct {
+		policy           string
+		wantAcc, wantEv  int
+		wantOldestRecord bool
+	}{
+		{DropOldest, big.Records, big.Records, true},
+		{DropNewest, 0, 0, false},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			s := open(t, Config{Dir: t.TempDir(), MaxBytes: 1 << 20, WhenFull: tc.policy})
+			defer s.Close()
+			n := 0
+			for {
+				acc, ev, err := s.Put(big)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if acc != big.Records || ev != 0 {
+					if acc != tc.wantAcc || ev != tc.wantEv {
+						t.Fatalf("put %d on a full spool: accepted %d evicted %d, want %d %d", n, acc, ev, tc.wantAcc, tc.wantEv)
+					}
+					break
+				}
+				n++
+				if n > 10 {
+					t.Fatal("1 MiB spool took more than 10 200 KiB batches")
+				}
+			}
+			if st := s.Stats(); st.Bytes > 1<<20 {
+				t.Fatalf("spool grew past max_bytes: %+v", st)
+			}
+		})
+	}
+}
+
+func TestDropOldestSparesTheBatchInFlight(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir(), MaxBytes: 1 << 20})
+	defer s.Close()
+	big := sinktest.Batch(t0, make([]uint32, 6000)...)
+	s.Put(big)
+	first, _ := s.Oldest() // in flight
+	for i := 0; i < 12; i++ {
+		if _, _, err := s.Put(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, _ := s.Oldest(); e.Seq != first.Seq {
+		t.Fatalf("the batch in flight (%d) was evicted; oldest is %d", first.Seq, e.Seq)
+	}
+}
+
+func TestCorruptFileGoesToDeadLetter(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	s.Put(sinktest.Batch(t0, 1))
+	e, _ := s.Oldest()
+	s.Close()
+	p := s.path(e.Seq)
+	data, _ := os.ReadFile(p)
+	data[len(data)-10] ^= 0xff
+	os.WriteFile(p, data, 0o600)
+	s, _, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e, _ = s.Oldest()
+	if err := s.Load(e, new(sink.Batch)); err == nil {
+		t.Fatal("a flipped byte went unnoticed")
+	}
+	os.Truncate(p, 20)
+	s.Close()
+	s, corrupt, err := Open(Config{Dir: dir})
+	if err != nil || corrupt != 1 {
+		t.Fatalf("truncated file: corrupt=%d err=%v", corrupt, err)
+	}
+	s.Close()
+}
