@@ -14,6 +14,22 @@ type FilterOptions struct {
 	Common
 	// Filter is a Logpush filter (the log jobs' language, spec §6).
 	Filter string
+	// decodeAll reads every field of every record (tests compare it with
+	// reading only what the filter names).
+	decodeAll bool
+}
+
+// filterDeps are the fields a field's value is built from, besides itself
+// (a port is kept with its address; the EdgeOne disconnect time and
+// connect time depend on the reason).
+var filterDeps = map[string][]string{
+	"ClientPort":          {"ClientIP"},
+	"OriginPort":          {"OriginIP"},
+	"ForwardPort":         {"EdgeIP"},
+	"DisconnetTimeStamp":  {"DisconnetReason", "LogTimeStamp"},
+	"ConnectTimeStamp":    {"DisconnetReason"},
+	"DisconnectTimestamp": {"Timestamp"},
+	"ConnectTimestamp":    {"Timestamp"},
 }
 
 // CheckFilter compiles spec against dataset the way a log job does and
@@ -79,10 +95,15 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	if err := CheckFilter(o.From, o.Filter); err != nil {
 		return res, err
 	}
-	if r.dec.dataset != render.CloudConnexa {
-		// read only the fields the filter looks at (and the ones that
-		// choose the encoder); the others are type-checked
-		r.dec.needOnly(append(filterKeys(o.Filter), "ColoCode", "Event", "Status"))
+	if r.dec.dataset != render.CloudConnexa && !o.decodeAll {
+		// read only the fields the filter looks at, what they are built
+		// from, and what chooses the record type and the encoder; the
+		// others are type-checked
+		need := []string{"ColoCode", "Event", "Status", "DisconnetReason"}
+		for _, k := range filterKeys(o.Filter) {
+			need = append(append(need, k), filterDeps[k]...)
+		}
+		r.dec.needOnly(need)
 	}
 	es := &encoders{to: o.From, m: map[encKey]*render.Encoder{}}
 	filters := map[*render.Encoder]*logjob.Filter{}

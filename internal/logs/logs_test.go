@@ -634,3 +634,37 @@ func FuzzScanner(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterReadsWhatItNeeds: filter decodes only the fields its
+// conditions name; for a condition on every field of the dataset it keeps
+// exactly the records a full decode keeps.
+func TestFilterReadsWhatItNeeds(t *testing.T) {
+	for _, ds := range []string{render.Spectrum, render.EdgeOne} {
+		in, _ := logstest.Render(ds, logstest.Sessions(150, 8), render.Options{})
+		file := writeFile(t, "f", in)
+		names, _ := render.FieldNames(ds)
+		kinds, _ := render.FieldKinds(ds)
+		// compare against the value the 7th record has
+		var rec map[string]any
+		if err := json.Unmarshal(bytes.Split(in, []byte("\n"))[6], &rec); err != nil {
+			t.Fatal(err)
+		}
+		for i, name := range names {
+			v, _ := json.Marshal(rec[name])
+			op := "eq"
+			if kinds[i] == render.KindInt || kinds[i] == render.KindTime {
+				op = "geq"
+			}
+			spec := fmt.Sprintf(`{"where":{"key":%q,"operator":%q,"value":%s}}`, name, op, v)
+			var a, b bytes.Buffer
+			ra, err := Filter(FilterOptions{Common: Common{From: ds, Files: []string{file}}, Filter: spec}, &a)
+			if err != nil {
+				t.Fatalf("%s %s: %v", ds, spec, err)
+			}
+			rb, _ := Filter(FilterOptions{Common: Common{From: ds, Files: []string{file}}, Filter: spec, decodeAll: true}, &b)
+			if ra.Written != rb.Written || a.String() != b.String() || rb.Written == 0 {
+				t.Errorf("%s %s: %d records, a full decode keeps %d", ds, spec, ra.Written, rb.Written)
+			}
+		}
+	}
+}
