@@ -130,9 +130,19 @@ func (r *reader) walkFile(name string, verify bool, fn func(rec *record, probs [
 			return r.bad(in.name, in.line, err.Error())
 		}
 		if err := r.dec.setCSVHeader(in.header); err != nil {
-			return r.bad(in.name, in.line, err.Error())
+			if next, _ := in.br.Peek(1); len(next) == 1 && next[0] == '{' {
+				// not a CSV file: an ndjson file whose first line is bad
+				r.res.Records++
+				if err := r.bad(in.name, in.line, "not a JSON object (and not a CSV header: "+err.Error()+")"); err != nil {
+					return err
+				}
+				in.csv = false
+			} else {
+				return r.bad(in.name, in.line, err.Error())
+			}
+		} else {
+			rec.csv, rec.header, rec.headerRaw = true, in.header, in.headerRaw
 		}
-		rec.csv, rec.header, rec.headerRaw = true, in.header, in.headerRaw
 	}
 	for {
 		var line []byte

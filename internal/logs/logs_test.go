@@ -674,3 +674,15 @@ func TestFilterReadsWhatItNeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFirstLine: an ndjson file whose first line is not JSON is not
+// taken for CSV: the line is reported and the rest read.
+func TestBadFirstLine(t *testing.T) {
+	in := corpus(t, render.EdgeOne, render.Options{})
+	data := append([]byte("garbage, not a record\n"), in...)
+	file := writeFile(t, "g", data)
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.EdgeOne, Files: []string{file}}, To: render.EdgeOne})
+	if !errors.Is(err, ErrProblems) || res.Bad != 1 || !bytes.Equal(out, in) || fmt.Sprint(reportedLines(diag, file)) != "[1]" {
+		t.Errorf("%v %+v %q", err, res, diag)
+	}
+}
