@@ -244,7 +244,7 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 		if synth && first && e.Type != event.OriginError && !e.ConnectTime.IsZero() {
 			c := *e
 			c.Type, c.Status, c.Time = event.Connect, event.StatusConnect, e.ConnectTime
-			c.DisconnectTime = event.Event{}.DisconnectTime
+			c.DisconnectTime = time.Time{}
 			c.ClientBytes, c.OriginBytes, c.ClientBytesDelta, c.OriginBytesDelta = 0, 0, 0, 0
 			c.CloseSide, c.CloseReason = event.SideNone, event.ReasonNone
 			buf = enc.Append(buf, &c)
