@@ -145,7 +145,7 @@ func Stats(o StatsOptions) (*Report, Result, error) {
 		}
 		return nil
 	})
-	rep.Records, rep.Bad, rep.Open = res.Records, res.Bad, len(tr.m)
+	rep.Records, rep.Bad, rep.Open = res.Records, res.Bad, len(tr.m)+tr.evicted
 	for app, a := range apps {
 		slices.Sort(a.durs)
 		rep.Apps = append(rep.Apps, AppStats{App: app, Sessions: a.sessions, ClientBytes: a.client, OriginBytes: a.origin,
