@@ -4,6 +4,7 @@
 //	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files, re-reads GeoIP and lists)
 //	prism validate -config prism.yaml  check the config, print one line per problem
 //	prism status [-config prism.yaml | -admin ADDR]  what a running prism is doing (admin API)
+//	prism logs convert|filter|stats|verify ...  work with existing log files (internal/logs)
 //	prism version
 package main
 
@@ -23,6 +24,8 @@ import (
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
+	"github.com/prismproxy/prism/internal/logs"
+	"github.com/prismproxy/prism/internal/render"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -30,11 +33,16 @@ var version = ""
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// stdin is what `prism logs` reads for "-"; tests replace it.
+var stdin io.Reader = os.Stdin
+
 const usage = `usage:
   prism run -config FILE       run the proxy
   prism validate -config FILE  check a config file
   prism status [-config FILE | -admin HOST:PORT] [-token TOKEN] [-cacert F -cert F -key F]
                                print apps, sessions and log jobs of a running prism
+  prism logs SUBCOMMAND ...    convert, filter, summarise or verify log files
+                               (prism logs help)
   prism version                print the version
 `
 
@@ -43,7 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	render.SetProductVersion(versionString())
 	switch args[0] {
+	case "logs":
+		return logs.Main(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "prism", versionString())
 		return 0

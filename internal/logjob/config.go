@@ -20,7 +20,7 @@ import (
 type Config struct {
 	// Name identifies the job in stats and in the proxy's own log; unique.
 	Name string `yaml:"name"`
-	// Dataset is the renderer: spectrum_events | edgeone_l4 | cloudconnexa.
+	// Dataset is the renderer: spectrum_events | edgeone_l4 | cloudconnexa | ocsf.
 	Dataset string `yaml:"dataset"`
 	// Fields to write, in this order; default all, in the dataset's order.
 	Fields []string `yaml:"fields"`
@@ -208,7 +208,7 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if _, err := render.FieldNames(c.Dataset); err != nil {
 		if c.Dataset == "" {
-			errs.Add("dataset", "is required (one of spectrum_events, edgeone_l4, cloudconnexa)")
+			errs.Add("dataset", "is required (one of %s)", strings.Join(render.Datasets, ", "))
 		} else {
 			errs.Add("dataset", "%v", err)
 		}

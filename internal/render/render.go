@@ -38,10 +38,11 @@ const (
 	Spectrum     = "spectrum_events"
 	EdgeOne      = "edgeone_l4"
 	CloudConnexa = "cloudconnexa"
+	OCSF         = "ocsf"
 )
 
 // Datasets lists the dataset names in a stable order.
-var Datasets = []string{Spectrum, EdgeOne, CloudConnexa}
+var Datasets = []string{Spectrum, EdgeOne, CloudConnexa, OCSF}
 
 // Kind is the JSON type of a field's value as the job renders it.
 type Kind uint8
@@ -164,6 +165,9 @@ type field struct {
 	key func(r *rec) string
 	// nofilter explains why the field cannot be filtered on.
 	nofilter string
+	// omit reports that the key is left out of this ndjson record (an
+	// empty cell in CSV): OCSF leaves out attributes that do not apply.
+	omit func(r *rec) bool
 }
 
 // dataset is a renderer: its fields in documented order and which event
@@ -316,6 +320,11 @@ func (enc *Encoder) Wants(t event.Type) bool { return enc.ds.wants(t) }
 // Append renders e as one record (with its trailing newline) onto dst.
 func (enc *Encoder) Append(dst []byte, e *event.Event) []byte {
 	enc.bind(e)
+	return enc.appendBound(dst)
+}
+
+// appendBound renders the bound event and unbinds it.
+func (enc *Encoder) appendBound(dst []byte) []byte {
 	start := len(dst)
 	switch {
 	case enc.tmpl != nil:
@@ -344,11 +353,16 @@ func (enc *Encoder) bind(e *event.Event) {
 func (enc *Encoder) appendJSON(b []byte) []byte {
 	b = append(b, enc.recPrefix...)
 	r := &enc.r
+	first := true
 	for n, i := range enc.sel {
-		if n > 0 {
+		f := &enc.ds.fields[i]
+		if f.omit != nil && f.omit(r) {
+			continue
+		}
+		if !first {
 			b = append(b, enc.fieldDelim...)
 		}
-		f := &enc.ds.fields[i]
+		first = false
 		if f.key != nil {
 			b = AppendJSONString(b, f.key(r))
 			b = append(b, ':')
@@ -403,8 +417,8 @@ func (enc *Encoder) appendCSV(b []byte) []byte {
 
 func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {
 	r := &enc.r
-	if f.null != nil && f.null(r) {
-		return b // null is an empty cell
+	if f.null != nil && f.null(r) || f.omit != nil && f.omit(r) {
+		return b // null or left out is an empty cell
 	}
 	switch {
 	case f.str != nil:

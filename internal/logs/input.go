@@ -1,0 +1,227 @@
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// input reads the records of one file: ndjson (a JSON object per line) or
+// CSV (a header row, then RFC 4180 rows), gzip-compressed or not, told
+// apart by their first bytes. Line numbers count from 1 in the
+// uncompressed text.
+type input struct {
+	name string
+	br   *bufio.Reader
+	gz   *gzip.Reader
+	line int // lines read so far
+	csv  bool
+	// header holds the CSV column names.
+	header [][]byte
+	long   []byte // a line longer than the reader's buffer
+	cells  [][]byte
+	cellB  []byte
+	// raw is the text of the last CSV row (its lines joined by "\n"),
+	// headerRaw the header row's.
+	raw       []byte
+	headerRaw []byte
+	closer    io.Closer
+}
+
+const readBuf = 256 << 10
+
+func openInput(name string, stdin io.Reader) (*input, error) {
+	in := &input{name: name}
+	var r io.Reader
+	if name == "-" {
+		in.name = "(stdin)"
+		r = stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		in.closer = f
+		r = f
+	}
+	br := bufio.NewReaderSize(r, readBuf)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			in.close()
+			return nil, fmt.Errorf("%s: gzip: %w", in.name, err)
+		}
+		in.gz = gz
+		br = bufio.NewReaderSize(gz, readBuf)
+	}
+	in.br = br
+	return in, nil
+}
+
+func (in *input) close() {
+	if in.closer != nil {
+		_ = in.closer.Close()
+	}
+}
+
+// readLine returns the next line without its line ending, or io.EOF. A
+// read error (a truncated gzip stream) is returned as it is, after the
+// lines read before it.
+func (in *input) readLine() ([]byte, error) {
+	b, err := in.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		in.long = append(in.long[:0], b...)
+		for err == bufio.ErrBufferFull {
+			b, err = in.br.ReadSlice('\n')
+			in.long = append(in.long, b...)
+		}
+		b = in.long
+	}
+	if len(b) == 0 && err != nil {
+		return nil, in.readErr(err)
+	}
+	in.line++
+	if err != nil && err != io.EOF {
+		// the bytes before a broken stream are reported as that line
+		return trimEOL(b), in.readErr(err)
+	}
+	return trimEOL(b), nil
+}
+
+func (in *input) readErr(err error) error {
+	if err == io.EOF {
+		return io.EOF
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) && in.gz != nil {
+		return fmt.Errorf("gzip stream is truncated: %w", err)
+	}
+	if in.gz != nil {
+		return fmt.Errorf("gzip: %w", err)
+	}
+	return err
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// detect peeks at the first non-blank byte: '{' means ndjson, anything
+// else a CSV header row.
+func (in *input) detect() {
+	for n := 1; n <= 64; n++ {
+		p, err := in.br.Peek(n)
+		if len(p) < n {
+			_ = err
+			return
+		}
+		switch p[n-1] {
+		case ' ', '\t', '\r', '\n', 0xef, 0xbb, 0xbf: // blanks and a UTF-8 BOM
+			continue
+		case '{':
+			return
+		default:
+			in.csv = true
+			return
+		}
+	}
+}
+
+// readCSVHeader reads the header row.
+func (in *input) readCSVHeader() error {
+	cells, _, err := in.readCSVRow()
+	if err != nil {
+		return err
+	}
+	in.headerRaw = append([]byte(nil), in.raw...)
+	in.header = in.header[:0]
+	for _, c := range cells {
+		c = bytes.TrimPrefix(c, []byte("\xef\xbb\xbf"))
+		in.header = append(in.header, append([]byte(nil), c...))
+	}
+	return nil
+}
+
+// readCSVRow reads one RFC 4180 row (a quoted cell may span lines) and
+// returns its cells and the line it started on. The cells stay valid until
+// the next call.
+func (in *input) readCSVRow() ([][]byte, int, error) {
+	line, err := in.readLine()
+	if err != nil && line == nil {
+		return nil, 0, err
+	}
+	start := in.line
+	in.cells = in.cells[:0]
+	in.cellB = in.cellB[:0]
+	in.raw = append(in.raw[:0], line...)
+	type span struct{ a, b int }
+	var spans [64]span
+	sp := spans[:0]
+	i := 0
+	for {
+		// one cell
+		a := len(in.cellB)
+		if i < len(line) && line[i] == '"' {
+			i++
+			for {
+				if i >= len(line) {
+					// the quoted cell goes on on the next line
+					next, rerr := in.readLine()
+					if rerr != nil && next == nil {
+						if rerr == io.EOF {
+							return nil, start, fmt.Errorf("unterminated quoted CSV cell (truncated record?)")
+						}
+						return nil, start, rerr
+					}
+					in.cellB = append(in.cellB, '\n')
+					in.raw = append(append(in.raw, '\n'), next...)
+					// line may alias the reader's buffer: keep it in long
+					in.long = append(in.long[:0], next...)
+					line, i = in.long, 0
+					continue
+				}
+				c := line[i]
+				if c == '"' {
+					if i+1 < len(line) && line[i+1] == '"' {
+						in.cellB = append(in.cellB, '"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				in.cellB = append(in.cellB, c)
+				i++
+			}
+			if i < len(line) && line[i] != ',' {
+				return nil, start, fmt.Errorf("CSV: text after a closing quote at column %d", i+1)
+			}
+		} else {
+			for i < len(line) && line[i] != ',' {
+				if line[i] == '"' {
+					return nil, start, fmt.Errorf("CSV: quote inside an unquoted cell at column %d", i+1)
+				}
+				in.cellB = append(in.cellB, line[i])
+				i++
+			}
+		}
+		sp = append(sp, span{a, len(in.cellB)})
+		if i >= len(line) {
+			break
+		}
+		i++ // ','
+	}
+	for _, s := range sp {
+		in.cells = append(in.cells, in.cellB[s.a:s.b:s.b])
+	}
+	return in.cells, start, err
+}

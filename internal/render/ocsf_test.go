@@ -1,0 +1,227 @@
+package render
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render/ocsftest"
+)
+
+// ocsfCases is every event type prism writes, TCP and UDP, TLS and not,
+// IPv4, IPv6 and unix sockets.
+func ocsfCases() map[string]event.Event {
+	out := map[string]event.Event{}
+	base := fullEvent()
+	for _, tc := range []struct {
+		name   string
+		typ    event.Type
+		status int
+	}{
+		{"connect", event.Connect, event.StatusConnect},
+		{"disconnect", event.Disconnect, event.StatusOK},
+		{"reset", event.Disconnect, event.StatusClientReset},
+		{"timeout", event.Disconnect, event.StatusOriginTimeout},
+		{"clientFiltered", event.ClientFiltered, event.StatusFiltered},
+		{"tlsError", event.TLSError, event.StatusClientHandshake},
+		{"resolveOrigin", event.ResolveOrigin, event.StatusResolveFailed},
+		{"originError", event.OriginError, event.StatusOriginConnRefused},
+		{"interim", event.Interim, event.StatusConnect},
+	} {
+		e := base
+		e.Type, e.Status = tc.typ, tc.status
+		if !tc.typ.Terminal() {
+			e.DisconnectTime = time.Time{}
+			e.CloseSide, e.CloseReason = event.SideNone, event.ReasonNone
+		}
+		if tc.status == event.StatusClientReset {
+			e.CloseReason = event.ReasonPeerError
+		}
+		switch tc.typ {
+		case event.ClientFiltered, event.TLSError:
+			e.OriginAddr, e.OriginTLS, e.ConnectTime = netip.AddrPort{}, event.NoTLS, time.Time{}
+			if tc.typ == event.ClientFiltered {
+				e.FirewallMatch = event.FirewallBlockCountry
+			}
+		case event.ResolveOrigin:
+			e.OriginAddr, e.OriginTLS, e.OriginName = netip.AddrPort{}, event.NoTLS, "db.internal.example"
+			e.Detail = "no such host"
+		}
+		out[tc.name] = e
+		udp := e
+		udp.ClientProto, udp.OriginProto = event.ProtoUDP, event.ProtoUDP
+		udp.ClientTLS, udp.OriginTLS, udp.TLSMode = event.NoTLS, event.NoTLS, "off"
+		udp.ClientRTT, udp.OriginRTT = 0, 0
+		udp.ClientAddr = netip.MustParseAddrPort("192.0.2.7:5353")
+		udp.Firewall, udp.FirewallMatch = false, event.FirewallUnknown
+		if tc.typ == event.ClientFiltered {
+			udp.Firewall, udp.FirewallMatch = true, event.FirewallBlockIP
+		}
+		out[tc.name+"/udp"] = udp
+		unix := e
+		unix.ClientProto, unix.OriginProto = event.ProtoUnix, event.ProtoUnix
+		unix.ClientAddr, unix.PeerAddr, unix.LocalAddr = netip.AddrPort{}, netip.AddrPort{}, netip.AddrPort{}
+		unix.ClientPath = "/run/prism/app.sock"
+		unix.Country, unix.ASN = "", 0
+		if unix.OriginAddr.IsValid() {
+			unix.OriginAddr, unix.OriginPath = netip.AddrPort{}, "/run/origin.sock"
+		}
+		out[tc.name+"/unix"] = unix
+	}
+	empty := event.New("", event.ID{})
+	empty.Type = event.Disconnect
+	out["empty"] = empty
+	return out
+}
+
+// TestOCSFValidatesAgainstSchema renders every case and checks it against
+// the vendored OCSF 1.8.0 schema.
+func TestOCSFValidatesAgainstSchema(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range ocsfCases() {
+		out := render1(t, OCSF, Options{}, &e)
+		if probs := s.Validate(out); len(probs) > 0 {
+			t.Errorf("%s:\n  %s\n%s", name, strings.Join(probs, "\n  "), out)
+		}
+	}
+}
+
+// TestOCSFValidatorCatchesProblems makes sure the checker is not vacuous.
+func TestOCSFValidatorCatchesProblems(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fullEvent()
+	good := string(render1(t, OCSF, Options{}, &e))
+	for _, tc := range []struct{ from, to, want string }{
+		{`"class_uid":4001`, `"class_uid":4002`, "class_uid"},
+		{`"activity_id":2`, `"activity_id":9`, "activity_id"},
+		{`"severity":"Informational"`, `"severity":"High"`, "severity"},
+		{`"time":`, `"timex":`, "timex: not an attribute"},
+		{`"port":51234`, `"port":"51234"`, "src_endpoint.port"},
+		{`"port":51234`, `"port":70000`, "src_endpoint.port"},
+		{`"ip":"81.2.69.142"`, `"ip":"not-an-ip"`, "src_endpoint.ip"},
+		{`"metadata":{"version":"1.8.0",`, `"metadata":{`, "metadata.version: required"},
+		{`"direction_id":1,`, ``, "direction_id: required"},
+		{`"type_uid":400102`, `"type_uid":400101`, "type_uid"},
+	} {
+		bad := strings.Replace(good, tc.from, tc.to, 1)
+		if bad == good {
+			t.Fatalf("case %q does not change the record:\n%s", tc.from, good)
+		}
+		probs := strings.Join(s.Validate([]byte(bad)), "\n")
+		if !strings.Contains(probs, tc.want) {
+			t.Errorf("%s -> %s: want a problem about %q, got %q", tc.from, tc.to, tc.want, probs)
+		}
+	}
+}
+
+func TestOCSFMapping(t *testing.T) {
+	cases := ocsfCases()
+	for name, want := range map[string]int{
+		"connect": OCSFActivityOpen, "disconnect": OCSFActivityClose, "reset": OCSFActivityReset,
+		"timeout": OCSFActivityClose, "clientFiltered": OCSFActivityRefuse, "tlsError": OCSFActivityFail,
+		"resolveOrigin": OCSFActivityFail, "originError": OCSFActivityFail, "interim": OCSFActivityTraffic,
+	} {
+		e := cases[name]
+		var rec map[string]any
+		if err := json.Unmarshal(render1(t, OCSF, Options{}, &e), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := int(rec["activity_id"].(float64)); got != want {
+			t.Errorf("%s: activity_id %d, want %d", name, got, want)
+		}
+		if got := int64(rec["time"].(float64)); got != e.Time.UnixMilli() {
+			t.Errorf("%s: time %d, want %d ms", name, got, e.Time.UnixMilli())
+		}
+		if name == "interim" {
+			if _, ok := rec["status_code"]; ok {
+				t.Errorf("interim has a status_code")
+			}
+		} else if rec["status_code"] != strings.TrimSpace(strings.Split(string(mustJSON(e.Status)), "\n")[0]) {
+			t.Errorf("%s: status_code %v, want %d", name, rec["status_code"], e.Status)
+		}
+		tr := rec["traffic"].(map[string]any)
+		if int64(tr["bytes_out"].(float64)) != e.ClientBytesDelta || int64(tr["bytes_in"].(float64)) != e.OriginBytesDelta {
+			t.Errorf("%s: traffic %v, want deltas %d/%d", name, tr, e.ClientBytesDelta, e.OriginBytesDelta)
+		}
+		ct := rec["cumulative_traffic"].(map[string]any)
+		if int64(ct["bytes_out"].(float64)) != e.ClientBytes || int64(ct["bytes_in"].(float64)) != e.OriginBytes {
+			t.Errorf("%s: cumulative_traffic %v, want totals", name, ct)
+		}
+		_, disp := rec["disposition_id"]
+		if name == "clientFiltered" {
+			if rec["disposition"] != "Blocked" || rec["action"] != "Denied" {
+				t.Errorf("clientFiltered: disposition %v action %v", rec["disposition"], rec["action"])
+			}
+		} else if !disp || rec["disposition"] != "Allowed" {
+			t.Errorf("%s (firewall on): disposition %v", name, rec["disposition"])
+		}
+		src := rec["src_endpoint"].(map[string]any)
+		if src["ip"] != "81.2.69.142" || src["location"].(map[string]any)["country"] != "GB" ||
+			src["autonomous_system"].(map[string]any)["number"] != float64(29518) {
+			t.Errorf("%s: src_endpoint %v", name, src)
+		}
+	}
+	e := cases["disconnect"]
+	var rec map[string]any
+	_ = json.Unmarshal(render1(t, OCSF, Options{}, &e), &rec)
+	tls := rec["tls"].(map[string]any)
+	if tls["version"] != "TLSv1.3" || tls["sni"] != "ssh.example.com" || tls["cipher"] != "AEAD-AES128-GCM-SHA256" {
+		t.Errorf("tls %v", tls)
+	}
+	ptls := rec["proxy_tls"].(map[string]any)
+	fp := ptls["certificate"].(map[string]any)["fingerprints"].([]any)[0].(map[string]any)
+	if fp["value"] != strings.Repeat("ab", 32) || fp["algorithm"] != "SHA-256" {
+		t.Errorf("proxy_tls %v", ptls)
+	}
+	u := cases["disconnect/udp"]
+	rec = nil
+	_ = json.Unmarshal(render1(t, OCSF, Options{}, &u), &rec)
+	if _, ok := rec["tls"]; ok {
+		t.Errorf("a UDP record without TLS has a tls object")
+	}
+	if ci := rec["connection_info"].(map[string]any); ci["protocol_num"] != float64(17) || ci["protocol_name"] != "udp" {
+		t.Errorf("udp connection_info %v", ci)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return []byte(strings.Trim(string(b), `"`))
+}
+
+// TestOCSFZeroAllocs: rendering an OCSF record allocates nothing, like the
+// other datasets (the data path hands every event to every job).
+func TestOCSFZeroAllocs(t *testing.T) {
+	e := fullEvent()
+	for _, out := range []Output{NDJSON, CSV} {
+		enc, _ := NewEncoder(OCSF, testNode, Options{Output: out})
+		buf := make([]byte, 0, 8192)
+		if n := testing.AllocsPerRun(200, func() { buf = enc.Append(buf[:0], &e) }); n != 0 {
+			t.Errorf("output %d: %v allocs/record", out, n)
+		}
+	}
+}
+
+func BenchmarkRenderOCSF(b *testing.B) {
+	e := fullEvent()
+	enc, err := NewEncoder(OCSF, testNode, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 0, 8192)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = enc.Append(buf[:0], &e)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
