@@ -7,6 +7,7 @@ package main
 // connection must arrive as one connect and one disconnect record).
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
+	"github.com/prismproxy/prism/internal/spool"
 )
 
 // deliveryConfig writes a config whose one job delivers to url, spooled in
@@ -236,6 +239,9 @@ func TestDeliverySIGKILLLosesOnlyUnspooled(t *testing.T) {
 	killed := time.Now()
 	d.signal(t, syscall.SIGKILL)
 	d.exit(t, 10*time.Second) // exit status of a killed process: not 0, not checked
+	// What the killed process had made durable: every record in the spool
+	// must arrive after the restart.
+	spooled := countRecords(t, spooledRecords(t, spoolDir))
 	r.Up()
 	d2 := startDaemon(t, cfg, "prism started")
 	// Nothing signals "everything restored is delivered" except the spool
@@ -270,10 +276,24 @@ func TestDeliverySIGKILLLosesOnlyUnspooled(t *testing.T) {
 	}
 	t.Logf("SIGKILL: %d connections, %d lost (%.1f%%), oldest lost connection ended %v before the kill; %d duplicates",
 		len(conns), len(missing), 100*float64(len(missing))/float64(len(conns)), window.Round(time.Millisecond), dups)
-	// Spooled means durable: only connections of the last moments may be
-	// lost (the 50 ms batch interval, plus the queue and one fsync).
-	if window > 500*time.Millisecond {
-		t.Fatalf("a connection that ended %v before the kill lost its records: it should have been spooled", window)
+	// Spooled means durable: a record the spool held at the kill is
+	// delivered after the restart; only records not yet spooled (the open
+	// batch, max_interval 50ms here, and the queue) may be lost. How long
+	// before the kill those connections ended is the measured window above
+	// (it depends on the machine's fsync latency, so it is not asserted).
+	delivered := countRecords(t, r.Records())
+	for _, m := range []struct {
+		name      string
+		got, want map[int]int
+	}{{"connect", delivered.connects, spooled.connects}, {"disconnect", delivered.disconnects, spooled.disconnects}} {
+		for port, n := range m.want {
+			if m.got[port] < n {
+				t.Errorf("client port %d: %d spooled %s records, %d delivered after the restart", port, n, m.name, m.got[port])
+			}
+		}
+	}
+	if spooled.total == 0 {
+		t.Fatal("nothing was in the spool at the kill")
 	}
 	if len(missing) == len(conns) {
 		t.Fatal("every connection lost its records: nothing was spooled")
@@ -358,5 +378,48 @@ func TestDeliverySlowDestination(t *testing.T) {
 	}
 	if worst > 2*time.Second {
 		t.Fatalf("a connection took %v while the destination was slow", worst)
+	}
+}
+
+// spooledRecords returns the records of every batch in the spool directory
+// dir, read from a copy (opening a spool locks and tidies its directory).
+func spooledRecords(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	cp := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.batch"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, filepath.Base(f)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, corrupt, err := spool.Open(spool.Config{Dir: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if corrupt != 0 {
+		t.Fatalf("%d corrupt batches in the spool after SIGKILL", corrupt)
+	}
+	var recs [][]byte
+	var b sink.Batch
+	for {
+		e, ok := sp.Oldest()
+		if !ok {
+			return recs
+		}
+		b.Reset()
+		if err := sp.Load(e, &b); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < b.Records; i++ {
+			recs = append(recs, bytes.TrimRight(append([]byte(nil), b.Record(i)...), "\n"))
+		}
+		if err := sp.Remove(e); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
