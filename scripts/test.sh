@@ -51,6 +51,8 @@ fuzz=(
 	"./internal/config FuzzParse"             # the config file
 	"./internal/logjob FuzzCompileFilter"     # log job filters
 	"./internal/render FuzzAppendJSONString"  # record encoding
+	"./internal/logs FuzzScanner"             # prism logs: the JSON record scanner
+	"./internal/logs FuzzConvert"             # prism logs: every reader, vendor exports as they come
 )
 for f in "${fuzz[@]}"; do
 	read -r pkg target <<<"$f"

@@ -146,6 +146,9 @@ var udpDrops = []struct {
 	{"send_origin", func(s udpproxy.Stats) int64 { return s.DropSendOrigin }},
 	{"send_client", func(s udpproxy.Stats) int64 { return s.DropSendClient }},
 	{"no_session", func(s udpproxy.Stats) int64 { return s.DropNoSession }},
+	{"limit_per_client", func(s udpproxy.Stats) int64 { return s.DropLimitClient }},
+	{"limit_per_prefix", func(s udpproxy.Stats) int64 { return s.DropLimitPrefix }},
+	{"limit_rate", func(s udpproxy.Stats) int64 { return s.DropLimitRate }},
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

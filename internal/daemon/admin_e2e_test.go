@@ -624,24 +624,31 @@ log_jobs:
     dataset: spectrum_events
     batch: {max_interval: 50ms}
     destination: {type: http, url: %q, retry: {initial: 50ms, max: 500ms}}
+  - name: siem
+    dataset: ocsf
+    batch: {max_interval: 50ms}
+    destination: {type: http, url: %q, retry: {initial: 50ms, max: 500ms}}
+    spool: {dir: %q}
   - name: local
     dataset: spectrum_events
     destination: {type: file, path: %q}
-`, echoOrigin(t), recv.URL, filepath.Join(t.TempDir(), "local.log")))
+`, echoOrigin(t), recv.URL, recv.URL, t.TempDir(), filepath.Join(t.TempDir(), "local.log")))
 	const n = 3
 	for range n {
 		shortConn(t, d.Addrs("web")[0].String(), "hi\n")
 	}
 	rec.terminal(t, n)
-	if !recv.WaitRecords(2*n, waitFor) {
-		t.Fatalf("receiver got %d records, want %d", len(recv.Records()), 2*n)
+	if !recv.WaitRecords(4*n, waitFor) {
+		t.Fatalf("receiver got %d records, want %d", len(recv.Records()), 4*n)
 	}
 	// The receiver has the records; prism counts them delivered when it
 	// reads the answer. Nothing else signals that: poll, bounded.
 	var m *admintest.Metrics
 	for deadline := time.Now().Add(waitFor); ; {
 		m = admintest.Scrape(t, adm, "")
-		if v, _ := m.Value("prism_logjob_delivered_total", "log_job=remote"); v == 2*n || time.Now().After(deadline) {
+		v, _ := m.Value("prism_logjob_delivered_total", "log_job=remote")
+		o, _ := m.Value("prism_logjob_delivered_total", "log_job=siem")
+		if v == 2*n && o == 2*n || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -651,6 +658,23 @@ log_jobs:
 	m.Want(t, 0, "prism_logjob_delivery_pending", "log_job=remote")
 	m.Want(t, 0, "prism_logjob_delivery_lag_seconds", "log_job=remote")
 	m.Want(t, 0, "prism_logjob_delivery_dropped_total", "log_job=remote", "cause=memory_full")
+	// The ocsf dataset is a job like the others: its delivery through a
+	// spool is on /metrics with its dataset label.
+	m.Want(t, 2*n, "prism_logjob_delivered_total", "log_job=siem", "dataset=ocsf")
+	m.Want(t, 2*n, "prism_logjob_delivery_accepted_total", "log_job=siem", "dataset=ocsf")
+	m.Want(t, 0, "prism_logjob_delivery_pending", "log_job=siem", "dataset=ocsf")
+	m.Want(t, 0, "prism_logjob_spool_bytes", "log_job=siem", "dataset=ocsf")
+	var jobs struct {
+		Jobs []struct {
+			Job, Dataset string
+			Delivery     *struct{ Delivered uint64 }
+		}
+	}
+	admintest.JSON(t, adm, "/api/v1/jobs", &jobs)
+	if len(jobs.Jobs) != 3 || jobs.Jobs[1].Job != "siem" || jobs.Jobs[1].Dataset != "ocsf" ||
+		jobs.Jobs[1].Delivery == nil || jobs.Jobs[1].Delivery.Delivered != 2*n {
+		t.Errorf("jobs: %+v", jobs)
+	}
 	if _, ok := m.Value("prism_logjob_delivered_total", "log_job=local"); ok {
 		t.Error("a file job has delivery counters")
 	}

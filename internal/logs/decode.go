@@ -254,7 +254,9 @@ func (d *decoder) mark(key []byte, out *Decoded) bool {
 		i = d.prevIdx[d.pos]
 	} else {
 		i, ok = d.index[string(key)]
-		if ok {
+		// cache it at its position; past an unknown field (not cached)
+		// the position is beyond the cache and the key is not kept
+		if ok && d.pos <= len(d.prevKeys) {
 			d.prevKeys = append(d.prevKeys[:d.pos], append([]byte(nil), key...))
 			d.prevIdx = append(d.prevIdx[:d.pos], i)
 		}

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,6 +58,21 @@ var sourceLacks = map[string][]facet{
 		fPeriodic, fLocal},
 }
 
+// sourceApproximates lists facets a source lacks but convert fills with a
+// stand-in rather than the target's unknown, and what stands in.
+var sourceApproximates = map[string]map[facet]string{
+	render.Spectrum: {
+		fSession:    "hashed from start time, colo, app and client address",
+		fStart:      "the connect time",
+		fCloseCause: "a normal close is read as the client's",
+		fTrace:      "a fresh random id",
+	},
+	render.EdgeOne: {
+		fConnect: "its ConnectTimeStamp, the accept",
+		fTrace:   "a fresh random id",
+	},
+}
+
 // sourceDerives says what a source gives only indirectly. Byte totals and
 // per-record bytes are always exact: convert sums EdgeOne's per-record
 // bytes and takes differences of the others' totals.
@@ -87,7 +103,7 @@ var targetNeeds = map[string]map[string]facet{
 	},
 	render.CloudConnexa: {
 		"traceId": fTrace, "publicIp": fClientIP,
-		"log": fSession, // clientSessionId; the rest of log is listed by logNeeds
+		// log: its keys are listed by logNeeds
 	},
 	render.OCSF: {
 		"start_time": fStart, "end_time": fEnd, "duration": fStart, "status_code": fStatus,
@@ -98,9 +114,36 @@ var targetNeeds = map[string]map[string]facet{
 	},
 }
 
+// logNeeds names the keys of a CloudConnexa record's log object that are
+// made from each facet (the log field as a whole counts as present).
+var logNeeds = []struct {
+	facet facet
+	keys  string
+}{
+	{fSession, "log.clientSessionId"},
+	{fOrigin, "log.destinationEntityIp/destinationPort"},
+	{fTotals, "log.sessionBytesIn/sessionBytesOut"},
+	{fEnd, "log.sessionEndTime"},
+	{fColo, "log.gatewayRegion/sourceGatewayRegion/destinationGatewayRegion"},
+	{fNodeID, "log.gatewayId"},
+	{fRegionName, "log.gatewayRegionName/sourceGatewayRegionName/destinationGatewayRegionName"},
+	{fDetail, "log.sessionDisconnectReasonDescription"},
+	{fApp, "log.destinationEntityId/destinationEntityName"},
+}
+
 // Missing lists, for a conversion, the target fields the source cannot
 // fill and why, one "Field (no facet)" entry per field, sorted.
 func Missing(from, to string, fields []string) []string {
+	return lacking(from, to, fields, false)
+}
+
+// Approximated lists, like Missing, the target fields the source cannot
+// fill that convert fills with a stand-in: "Field (facet: stand-in)".
+func Approximated(from, to string, fields []string) []string {
+	return lacking(from, to, fields, true)
+}
+
+func lacking(from, to string, fields []string, approximated bool) []string {
 	if from == to {
 		return nil
 	}
@@ -111,21 +154,29 @@ func Missing(from, to string, fields []string) []string {
 	if len(fields) == 0 {
 		fields, _ = render.FieldNames(to)
 	}
+	approx := sourceApproximates[from]
 	var out []string
 	for _, name := range fields {
-		if f, ok := targetNeeds[to][name]; ok && lacks[f] {
-			out = append(out, name+" ("+string(f)+")")
+		if f, ok := targetNeeds[to][name]; ok && lacks[f] && (approx[f] == "") == !approximated {
+			out = append(out, name+" ("+string(f)+note(approx[f])+")")
 		}
 	}
-	if to == render.CloudConnexa {
-		for _, f := range []facet{fOrigin, fTotals, fEnd, fColo, fNodeID, fRegionName, fDetail, fApp} {
-			if lacks[f] {
-				out = append(out, "log ("+string(f)+")")
+	if to == render.CloudConnexa && slices.Contains(fields, "log") {
+		for _, l := range logNeeds {
+			if lacks[l.facet] && (approx[l.facet] == "") == !approximated {
+				out = append(out, l.keys+" ("+string(l.facet)+note(approx[l.facet])+")")
 			}
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+func note(approx string) string {
+	if approx == "" {
+		return ""
+	}
+	return ": " + approx
 }
 
 // missingNote is the one line convert prints about Missing.
@@ -134,6 +185,10 @@ func missingNote(from, to string, fields []string) string {
 	if m := Missing(from, to, fields); len(m) > 0 {
 		notes = append(notes, "prism logs convert: "+from+" cannot provide these "+to+" fields; they are written as "+to+
 			" writes unknown: "+strings.Join(m, ", "))
+	}
+	if a := Approximated(from, to, fields); len(a) > 0 {
+		notes = append(notes, "prism logs convert: "+from+" cannot provide these "+to+" fields either; they are filled with a stand-in: "+
+			strings.Join(a, ", "))
 	}
 	if d := sourceDerives[from]; d != "" && from != to && (to == render.Spectrum || to == render.OCSF) {
 		notes = append(notes, "prism logs convert: "+d+" (docs/logs-cli.md)")
