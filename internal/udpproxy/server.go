@@ -197,7 +197,14 @@ func (s *Server) Start() error {
 		go l.rep.loop()
 	}
 	s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
-	go s.sweep()
+	// The firewall's change signal is taken here, not in the goroutine: a
+	// reload between Start and the goroutine's first run would be missed.
+	fwc, _ := s.app.Firewall.(changer)
+	var changed <-chan struct{}
+	if fwc != nil {
+		changed = fwc.Changed()
+	}
+	go s.sweep(fwc, changed)
 	return nil
 }
 
@@ -297,22 +304,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // sweep ends sessions idle for longer than the idle timeout and expires
 // firewall negative entries the same way.
-func (s *Server) sweep() {
+// changer is a firewall that can say when its rules changed (list files
+// reloaded).
+type changer interface{ Changed() <-chan struct{} }
+
+func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
 	defer close(s.sweepDone)
 	idle := s.app.UDP.IdleTimeout
 	tick := min(max(idle/4, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var buf []*session
-	// A firewall that can say when its rules changed (list files reloaded)
-	// gets its negative entries expired at once, so a client that is no
-	// longer blocked is not refused until it falls silent.
-	type changer interface{ Changed() <-chan struct{} }
-	fwc, _ := s.app.Firewall.(changer)
-	var changed <-chan struct{}
-	if fwc != nil {
-		changed = fwc.Changed()
-	}
+	// A firewall that can say when its rules changed gets its negative
+	// entries expired at once, so a client that is no longer blocked is not
+	// refused until it falls silent.
 	for {
 		select {
 		case <-s.sweepStop:
