@@ -184,6 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.closeEdges()
+		s.logTotals()
 		return nil
 	case <-ctx.Done():
 	}
@@ -198,6 +199,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("drain deadline passed; closing open connections", "count", n)
 	<-done
 	s.closeEdges()
+	s.logTotals()
 	return nil
 }
 
