@@ -287,7 +287,7 @@ func (a *tcpApp) listen() error {
 			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
 			ln, err := listenTCP(addr)
 			if err != nil {
-				return fmt.Errorf("app %s: listen tcp %s: %w", a.cfg.ID, addr, err)
+				return fmt.Errorf("app %s: %w", a.cfg.ID, err)
 			}
 			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo)})
 		}
