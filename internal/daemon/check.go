@@ -11,8 +11,8 @@ import (
 )
 
 // Check opens, then releases, what New would open besides listeners: the
-// GeoIP databases, every firewall list file, every log file path (checked,
-// not created) and the TLS certificates and CA files. errs would stop New
+// GeoIP databases, every firewall list file, every log file path and spool
+// directory (checked, not created) and the TLS certificates and CA files. errs would stop New
 // (prism run would print "cannot start"); warns are TLS files that do not
 // load, which a running prism reports and keeps retrying (so validate may
 // run before a renewal has put them in place). Each problem carries its
@@ -37,6 +37,9 @@ func Check(cfg *config.Config) (errs, warns []config.Issue) {
 		d := &cfg.LogJobs[i].Destination.File
 		if err := d.CheckWritable(); err != nil {
 			errs = append(errs, cfg.Issue(cfgerr.Index("log_jobs", i)+".destination.path", "%v", err))
+		}
+		if err := cfg.LogJobs[i].Spool.CheckWritable(); err != nil {
+			errs = append(errs, cfg.Issue(cfgerr.Index("log_jobs", i)+".spool.dir", "%v", err))
 		}
 	}
 	for i := range cfg.Apps {

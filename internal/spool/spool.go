@@ -71,7 +71,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 		}
 		return errs
 	}
-	if st, err := os.Stat(c.Dir); err == nil && !st.IsDir() {
+	if !filepath.IsAbs(c.Dir) {
+		errs.Add("dir", "%q is relative: give an absolute path (a relative one would depend on the directory prism was started in)", c.Dir)
+	} else if st, err := os.Stat(c.Dir); err == nil && !st.IsDir() {
 		errs.Add("dir", "%s exists and is not a directory", c.Dir)
 	}
 	if c.MaxBytes < 0 {
