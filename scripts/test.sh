@@ -51,6 +51,8 @@ fuzz=(
 	"./internal/config FuzzParse"             # the config file
 	"./internal/logjob FuzzCompileFilter"     # log job filters
 	"./internal/render FuzzAppendJSONString"  # record encoding
+	"./internal/logs FuzzScanner"             # log files read by prism logs
+	"./internal/spool FuzzDecode"             # spool files left on disk
 )
 for f in "${fuzz[@]}"; do
 	read -r pkg target <<<"$f"

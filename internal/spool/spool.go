@@ -303,8 +303,14 @@ func decode(p []byte, b *sink.Batch) error {
 	}
 	b.Data = append(b.Data, q[:dl]...)
 	q = q[dl:]
+	prev := uint32(0)
 	for i := 0; i < records; i++ {
-		b.Ends = append(b.Ends, binary.LittleEndian.Uint32(q[4*i:]))
+		e := binary.LittleEndian.Uint32(q[4*i:])
+		if e < prev || int(e) > dl {
+			b.Reset()
+			return fmt.Errorf("record %d ends at %d, outside the data (%d bytes) or before the previous record", i, e, dl)
+		}
+		b.Ends, prev = append(b.Ends, e), e
 	}
 	q = q[4*records:]
 	for i := 0; i < records; i++ {
