@@ -52,6 +52,7 @@ fuzz=(
 	"./internal/logjob FuzzCompileFilter"     # log job filters
 	"./internal/render FuzzAppendJSONString"  # record encoding
 	"./internal/logs FuzzScanner"             # log files read by prism logs
+	"./internal/logs FuzzInput"               # prism logs stats/verify/convert on any file
 	"./internal/spool FuzzDecode"             # spool files left on disk
 )
 for f in "${fuzz[@]}"; do
