@@ -42,6 +42,8 @@ func TestCannotStart(t *testing.T) {
     destination: {type: http, url: "http://127.0.0.1:9/"}
     spool: {dir: ` + filepath.Join(notDir, "spool") + `}
 `, filepath.Join(notDir, "spool"), "log_jobs[0].spool.dir"},
+		{"admin certificate not PEM", "node: {colo: SJC}\nadmin: {listen: \"127.0.0.1:0\", tls: {cert: " + notMMDB + ", key: " + notMMDB + "}}\n" + app,
+			"admin tls", "admin.tls"},
 		{"geoip file not an mmdb", "node: {colo: SJC}\ngeoip: {country_db: " + notMMDB + "}\n" + app,
 			notMMDB, "geoip.country_db"},
 	} {

@@ -12,8 +12,9 @@ import (
 
 // Check opens, then releases, what New would open besides listeners: the
 // GeoIP databases, every firewall list file, every log file path and spool
-// directory (checked, not created) and the TLS certificates and CA files. errs would stop New
-// (prism run would print "cannot start"); warns are TLS files that do not
+// directory (checked, not created), the apps' TLS certificates and CA
+// files, and the admin listener's. errs would stop New (prism run would
+// print "cannot start"); warns are TLS files that do not
 // load, which a running prism reports and keeps retrying (so validate may
 // run before a renewal has put them in place). Each problem carries its
 // key and line. Nothing is left open or running when Check returns.
@@ -33,6 +34,9 @@ func Check(cfg *config.Config) (errs, warns []config.Issue) {
 		errs = append(errs, cfg.Issue(key, "%v", gerr))
 	}
 	defer func() { _ = db.Close() }()
+	if err := cfg.Admin.CheckTLS(); err != nil {
+		errs = append(errs, cfg.Issue("admin.tls", "%v", err))
+	}
 	for i := range cfg.LogJobs {
 		d := &cfg.LogJobs[i].Destination.File
 		if err := d.CheckWritable(); err != nil {
