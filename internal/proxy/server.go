@@ -59,6 +59,7 @@ type Server struct {
 
 	healthChecks atomic.Int64  // see Stats
 	acceptErrs   atomic.Uint64 // failed accepts, every listener
+	serving      atomic.Bool   // Start bound every listener (the shutdown totals are logged)
 
 	gsem chan struct{} // the config's max_connections, all apps; nil: none
 }
@@ -150,6 +151,7 @@ func (s *Server) Start() error {
 			}()
 		}
 	}
+	s.serving.Store(true)
 	return nil
 }
 

@@ -6,6 +6,9 @@ import "log/slog"
 // app's and each log job's): health checks, accept failures and, per app
 // with limits, the connections each limit refused.
 func (s *Server) logTotals() {
+	if !s.serving.Load() {
+		return // never started: nothing to total
+	}
 	attrs := []any{"health_checks", s.healthChecks.Load(), "accept_errors", s.acceptErrs.Load()}
 	for id, m := range s.LimitRefusals() {
 		var g []any
