@@ -53,6 +53,8 @@ fuzz=(
 	"./internal/render FuzzAppendJSONString"  # record encoding
 	"./internal/logs FuzzScanner"             # prism logs: the JSON record scanner
 	"./internal/logs FuzzConvert"             # prism logs: every reader, vendor exports as they come
+	"./internal/logs FuzzInput"               # prism logs stats/verify/convert on any file
+	"./internal/spool FuzzDecode"             # spool files left on disk
 )
 for f in "${fuzz[@]}"; do
 	read -r pkg target <<<"$f"

@@ -38,6 +38,9 @@ func TestLogsCommands(t *testing.T) {
 	if code != 0 || bytes.Count(b, []byte("\n")) != n || !bytes.Contains(b, []byte(`"product":{"name":"prism","vendor_name":"prism","version":"`)) {
 		t.Fatalf("convert: exit %d, %d lines (want %d), stderr %q", code, bytes.Count(b, []byte("\n")), n, stderr)
 	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm()&0o007 != 0 {
+		t.Errorf("convert -o made %v (%v): records must not be world-readable", st.Mode(), err)
+	}
 	if !strings.Contains(stderr, "cannot provide") {
 		t.Errorf("convert did not say what spectrum_events cannot provide: %q", stderr)
 	}

@@ -36,6 +36,19 @@ func TestCannotStart(t *testing.T) {
     dataset: spectrum_events
     destination: {type: file, path: ` + filepath.Join(notDir, "x.log") + `}
 `, filepath.Join(notDir, "x.log"), "log_jobs[0].destination.path"},
+		{"spool directory under a plain file", "node: {colo: SJC}\n" + app + `log_jobs:
+  - name: j
+    dataset: spectrum_events
+    destination: {type: http, url: "http://127.0.0.1:9/"}
+    spool: {dir: ` + filepath.Join(notDir, "spool") + `}
+`, filepath.Join(notDir, "spool"), "log_jobs[0].spool.dir"},
+		{"admin certificate not PEM", "node: {colo: SJC}\nadmin: {listen: \"127.0.0.1:0\", tls: {cert: " + notMMDB + ", key: " + notMMDB + "}}\n" + app,
+			"admin tls", "admin.tls"},
+		{"log destination CA not PEM", "node: {colo: SJC}\n" + app + `log_jobs:
+  - name: j
+    dataset: spectrum_events
+    destination: {type: http, url: "https://127.0.0.1:9/", tls: {ca_file: ` + notMMDB + `}}
+`, "no PEM certificates", "log_jobs[0].destination.tls"},
 		{"geoip file not an mmdb", "node: {colo: SJC}\ngeoip: {country_db: " + notMMDB + "}\n" + app,
 			notMMDB, "geoip.country_db"},
 	} {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -110,7 +111,7 @@ func ReadTokenFile(path string) (string, error) {
 	line, _, _ := strings.Cut(string(b), "\n")
 	tok := strings.TrimSpace(line)
 	if tok == "" {
-		return "", &os.PathError{Op: "read token", Path: path, Err: os.ErrInvalid}
+		return "", fmt.Errorf("token file %s: the first line is empty", path)
 	}
 	return tok, nil
 }

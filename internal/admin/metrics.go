@@ -37,6 +37,8 @@ var (
 	dUDPDgrams    = desc("prism_udp_datagrams_total", "UDP datagrams received, by where they came from.", "app", "from")
 	dUDPDrops     = desc("prism_udp_dropped_datagrams_total", "UDP datagrams received and not forwarded, by cause.", "app", "cause")
 	dUDPSessions  = desc("prism_udp_sessions", "UDP sessions now, including ones being set up.", "app")
+	dLimitRefused = desc("prism_limit_refusals_total", "Connections (UDP: sessions) refused by a limit of the app's limits: section, by its config key; each wrote one clientFiltered record.", "app", "limit")
+	dAcceptErrs   = desc("prism_accept_errors_total", "TCP accepts that failed (EMFILE, ENFILE and the like); prism backs off and keeps serving.")
 	dUDPBlocked   = desc("prism_udp_blocked_clients", "UDP clients the firewall blocked that are remembered now (their datagrams are dropped without a lookup).", "app")
 	dFirewall     = desc("prism_firewall_decisions_total", "IP firewall decisions (one per session of an app with a firewall), by match.", "app", "match")
 	dTLS          = desc("prism_tls_handshakes_total", "Edge TLS handshakes of terminating apps, by client-leg TLS status.", "app", "status")
@@ -146,14 +148,14 @@ var udpDrops = []struct {
 	{"send_origin", func(s udpproxy.Stats) int64 { return s.DropSendOrigin }},
 	{"send_client", func(s udpproxy.Stats) int64 { return s.DropSendClient }},
 	{"no_session", func(s udpproxy.Stats) int64 { return s.DropNoSession }},
-	{"limit_per_client", func(s udpproxy.Stats) int64 { return s.DropLimitClient }},
-	{"limit_per_prefix", func(s udpproxy.Stats) int64 { return s.DropLimitPrefix }},
-	{"limit_rate", func(s udpproxy.Stats) int64 { return s.DropLimitRate }},
+	{"max_connections_per_client", func(s udpproxy.Stats) int64 { return s.DropLimitClient }},
+	{"max_connections_per_prefix", func(s udpproxy.Stats) int64 { return s.DropLimitPrefix }},
+	{"new_connections_per_second", func(s udpproxy.Stats) int64 { return s.DropLimitRate }},
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dBuild, dOpened, dActive, dRecords, dBytes, dUDPDgrams, dUDPDrops, dUDPSessions,
-		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth} {
+		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dAcceptErrs} {
 		ch <- d
 	}
 	for _, d := range jobDescs {
@@ -219,6 +221,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(dUDPSessions, float64(st.Sessions), a.ID)
 			gauge(dUDPBlocked, float64(st.Blocked), a.ID)
 		}
+		if a.Refused != nil {
+			for k, n := range a.Refused() {
+				counter(dLimitRefused, float64(n), a.ID, k)
+			}
+		}
 		if a.Certs != nil {
 			for _, ct := range a.Certs() {
 				gauge(dCertExpiry, float64(ct.NotAfter.Unix()), a.ID, ct.Name)
@@ -261,6 +268,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.HealthChecks != nil {
 		counter(dHealthChecks, float64(p.HealthChecks()))
+	}
+	if p.AcceptErrors != nil {
+		counter(dAcceptErrs, float64(p.AcceptErrors()))
 	}
 	if c.unauth != nil {
 		counter(dUnauth, float64(c.unauth()))

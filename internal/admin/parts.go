@@ -32,6 +32,9 @@ type Parts struct {
 	// HealthChecks returns how many connections from trusted front proxies
 	// were health checks (they write no record).
 	HealthChecks func() int64
+	// AcceptErrors returns how many TCP accepts failed (EMFILE and the
+	// like); nil: not reported.
+	AcceptErrors func() uint64
 }
 
 // App is one configured app.
@@ -51,6 +54,9 @@ type App struct {
 	UDP func() udpproxy.Stats
 	// Certs returns the edge certificates in use (apps with edge TLS).
 	Certs func() []tlsedge.Certificate
+	// Refused returns how many connections (UDP: sessions) each limit of
+	// the app's `limits:` refused, by config key; nil: no limit set.
+	Refused func() map[string]uint64
 }
 
 // Reloads counts configuration reloads (SIGHUP) by result.

@@ -26,6 +26,7 @@ func (d *Daemon) newAdmin() error {
 		Close:        d.closeSession,
 		Ready:        d.ready,
 		HealthChecks: func() int64 { return d.tcp.Stats().HealthChecks },
+		AcceptErrors: d.tcp.AcceptErrors,
 	}
 	if d.geo != nil {
 		p.Geo = d.geo.Builds
@@ -53,8 +54,15 @@ func (d *Daemon) newAdmin() error {
 		}
 		if s, ok := d.udp[a.ID]; ok {
 			pa.UDP = s.Stats
+			if a.Limits.Enabled() {
+				pa.Refused = s.LimitRefusals
+			}
 		} else {
 			pa.Dial = d.tcp.DialLatency(a.ID)
+			if a.Limits.Enabled() || a.Limits.MaxTLSHandshakes > 0 {
+				id := a.ID
+				pa.Refused = func() map[string]uint64 { return d.tcp.LimitRefusals()[id] }
+			}
 		}
 		if e := edges[a.ID]; e != nil && a.TLS.Terminates() {
 			pa.Certs = e.Certificates

@@ -176,7 +176,9 @@ func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Resu
 	var f *os.File
 	if path != "" {
 		var err error
-		if f, err = os.Create(path); err != nil {
+		// Records hold client addresses: not world-readable, like the
+		// log files prism writes (0640).
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640); err != nil {
 			fmt.Fprintf(stderr, "prism logs: %v\n", err)
 			return 1
 		}

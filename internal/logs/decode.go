@@ -254,8 +254,8 @@ func (d *decoder) mark(key []byte, out *Decoded) bool {
 		i = d.prevIdx[d.pos]
 	} else {
 		i, ok = d.index[string(key)]
-		// cache it at its position; past an unknown field (not cached)
-		// the position is beyond the cache and the key is not kept
+		// Cache the key at its position, unless an unknown field before it
+		// left a gap (the cache is by position).
 		if ok && d.pos <= len(d.prevKeys) {
 			d.prevKeys = append(d.prevKeys[:d.pos], append([]byte(nil), key...))
 			d.prevIdx = append(d.prevIdx[:d.pos], i)

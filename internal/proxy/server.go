@@ -59,6 +59,7 @@ type Server struct {
 
 	healthChecks atomic.Int64  // see Stats
 	acceptErrs   atomic.Uint64 // failed accepts, every listener
+	serving      atomic.Bool   // Start bound every listener (the shutdown totals are logged)
 
 	gsem chan struct{} // the config's max_connections, all apps; nil: none
 }
@@ -150,6 +151,7 @@ func (s *Server) Start() error {
 			}()
 		}
 	}
+	s.serving.Store(true)
 	return nil
 }
 
@@ -184,6 +186,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.closeEdges()
+		s.logTotals()
 		return nil
 	case <-ctx.Done():
 	}
@@ -198,6 +201,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("drain deadline passed; closing open connections", "count", n)
 	<-done
 	s.closeEdges()
+	s.logTotals()
 	return nil
 }
 
@@ -285,7 +289,7 @@ func (a *tcpApp) listen() error {
 			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
 			ln, err := listenTCP(addr)
 			if err != nil {
-				return fmt.Errorf("app %s: listen tcp %s: %w", a.cfg.ID, addr, err)
+				return fmt.Errorf("app %s: %w", a.cfg.ID, err)
 			}
 			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo)})
 		}

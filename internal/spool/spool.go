@@ -71,7 +71,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 		}
 		return errs
 	}
-	if st, err := os.Stat(c.Dir); err == nil && !st.IsDir() {
+	if !filepath.IsAbs(c.Dir) {
+		errs.Add("dir", "%q is relative: give an absolute path (a relative one would depend on the directory prism was started in)", c.Dir)
+	} else if st, err := os.Stat(c.Dir); err == nil && !st.IsDir() {
 		errs.Add("dir", "%s exists and is not a directory", c.Dir)
 	}
 	if c.MaxBytes < 0 {
@@ -301,8 +303,14 @@ func decode(p []byte, b *sink.Batch) error {
 	}
 	b.Data = append(b.Data, q[:dl]...)
 	q = q[dl:]
+	prev := uint32(0)
 	for i := 0; i < records; i++ {
-		b.Ends = append(b.Ends, binary.LittleEndian.Uint32(q[4*i:]))
+		e := binary.LittleEndian.Uint32(q[4*i:])
+		if e < prev || int(e) > dl {
+			b.Reset()
+			return fmt.Errorf("record %d ends at %d, outside the data (%d bytes) or before the previous record", i, e, dl)
+		}
+		b.Ends, prev = append(b.Ends, e), e
 	}
 	q = q[4*records:]
 	for i := 0; i < records; i++ {

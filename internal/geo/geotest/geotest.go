@@ -112,10 +112,9 @@ func Write(t testing.TB, path string, opt Options, nets ...Net) {
 	}
 }
 
-// Shared returns the path of one of the MaxMind test databases: the copy in
-// the repository (testdata/geoip), else the project's shared test data
-// (../shared/testdata/geoip beside the repository root). A missing file
-// skips the test (fails it in CI).
+// Shared returns the path of one of the MaxMind test databases vendored in
+// the repository (testdata/geoip, with their licence). A missing file skips
+// the test (fails it in CI).
 func Shared(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -133,9 +132,6 @@ func Shared(t testing.TB, name string) string {
 		dir = parent
 	}
 	p := filepath.Join(dir, "testdata", "geoip", name)
-	if _, err := os.Stat(p); err != nil {
-		p = filepath.Join(filepath.Dir(dir), "shared", "testdata", "geoip", name)
-	}
 	return testpeer.NeedFile(t, p, "MaxMind test database")
 }
 

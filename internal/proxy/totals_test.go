@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// The shutdown totals name the connections each limit refused.
+func TestShutdownTotalsNameLimitRefusals(t *testing.T) {
+	origin := echoServer(t)
+	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"limits: {max_connections_per_client: 1}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	rec := newRecorder()
+	s, err := New(cfg, rec, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addrs("app")[0].String()
+	echoOnce(t, dialFrom(t, "127.0.0.1", addr))
+	dialFrom(t, "127.0.0.1", addr)
+	if e := rec.terminal(t); e.Type != event.ClientFiltered {
+		t.Fatalf("record %s %d, want clientFiltered", e.Type, e.Status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+		var l struct {
+			Msg          string
+			AcceptErrors *uint64           `json:"accept_errors"`
+			Refused      map[string]uint64 `json:"refused_app"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Msg != "tcp totals" {
+			continue
+		}
+		if l.AcceptErrors == nil || *l.AcceptErrors != 0 || l.Refused["max_connections_per_client"] != 1 {
+			t.Fatalf("totals line %s", line)
+		}
+		return
+	}
+	t.Fatalf("no tcp totals line in\n%s", logs.String())
+}
