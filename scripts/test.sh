@@ -2,14 +2,15 @@
 # Installs the real peers prism's integration tests talk to (HAProxy, nginx
 # with the stream module, openssl, dnsmasq, dig, curl, socat, strace; iptables
 # and iproute2 for the tests that run in a network namespace of their own;
-# promtool from prometheus, headless chromium for the dashboard), then runs
-# every check: gofmt, go vet, the whole test suite under -race, and a short
-# run of every fuzz target.
+# promtool from prometheus, headless chromium for the dashboard; systemd for
+# systemd-analyze and systemd-socket-activate, which check deploy/prism.service
+# and socket activation), then runs every check: gofmt, go vet, the whole
+# test suite under -race, and a short run of every fuzz target.
 # Works on a fresh Debian machine with only Go installed; uses sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(haproxy nginx-light libnginx-mod-stream openssl dnsmasq-base bind9-dnsutils curl socat strace iptables iproute2 prometheus chromium)
+pkgs=(haproxy nginx-light libnginx-mod-stream openssl dnsmasq-base bind9-dnsutils curl socat strace iptables iproute2 prometheus chromium systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

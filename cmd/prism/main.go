@@ -1,11 +1,17 @@
 // Command prism is a Layer-4 (TCP/UDP) edge proxy that records every
 // connection in the Spectrum, EdgeOne and CloudConnexa log schemas.
 //
-//	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reopens log files, re-reads GeoIP and lists)
+//	prism run -config prism.yaml       run until SIGINT/SIGTERM (SIGHUP reloads the config and reopens log files,
+//	                                   SIGUSR1 reopens log files, SIGUSR2 upgrades the binary on the same sockets)
 //	prism validate -config prism.yaml  check the config, print one line per problem
+//	prism reload|upgrade -config prism.yaml -pidfile FILE
+//	                                   check the config, then signal the running prism (SIGHUP|SIGUSR2)
 //	prism status [-config prism.yaml | -admin ADDR]  what a running prism is doing (admin API)
 //	prism logs convert|filter|stats|verify ...  work with existing log files (internal/logs)
-//	prism version
+//	prism version                      print the version and the commit it was built from
+//
+// -c is short for -config; PRISM_CONFIG names the file when neither is given.
+// Under systemd (Type=notify) prism reports READY, RELOADING and STOPPING.
 package main
 
 import (
@@ -16,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -26,10 +31,8 @@ import (
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/logs"
 	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/upgrade"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = ""
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -37,13 +40,16 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 var stdin io.Reader = os.Stdin
 
 const usage = `usage:
-  prism run -config FILE       run the proxy
-  prism validate -config FILE  check a config file
+  prism run -config FILE [-pidfile FILE]     run the proxy
+  prism validate -config FILE                check a config file
+  prism reload -config FILE -pidfile FILE    check the config, then have the running prism reload it (SIGHUP)
+  prism upgrade -config FILE -pidfile FILE   check the config, then have the running prism start its executable anew (SIGUSR2)
   prism status [-config FILE | -admin HOST:PORT] [-token TOKEN] [-cacert F -cert F -key F]
-                               print apps, sessions and log jobs of a running prism
-  prism logs SUBCOMMAND ...    convert, filter, summarise or verify log files
-                               (prism logs help)
-  prism version                print the version
+                                             print apps, sessions and log jobs of a running prism
+  prism logs SUBCOMMAND ...                  convert, filter, summarise or verify log files
+                                             (prism logs help)
+  prism version                              print the version and commit
+-c FILE is short for -config FILE; without either, $PRISM_CONFIG names the file.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -51,14 +57,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	render.SetProductVersion(versionString())
+	render.SetProductVersion(plainVersion())
 	switch args[0] {
 	case "logs":
 		return logs.Main(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "prism", versionString())
 		return 0
-	case "run", "validate":
+	case "run", "validate", "reload", "upgrade":
 	case "status":
 		return status(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -70,12 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("prism "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path of the YAML config file")
+	path := configFlag(fs)
+	pidfile := pidfileFlag(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "prism %s: give exactly -config FILE\n", args[0])
+		fmt.Fprintf(stderr, "prism %s: give exactly -config FILE (or -c FILE, or set %s)\n", args[0], configEnv)
 		return 2
 	}
 	cfg, err := config.Load(*path)
@@ -83,7 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if args[0] == "validate" {
+	switch args[0] {
+	case "validate":
 		errs, warns := daemon.Check(cfg)
 		if len(warns) > 0 {
 			fmt.Fprintln(stderr, &config.Error{File: cfg.File, Issues: warns})
@@ -94,18 +102,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps, %d log jobs)\n", *path, len(cfg.Apps), len(cfg.LogJobs))
 		return 0
+	case "reload":
+		return signalRunning(*pidfile, syscall.SIGHUP, stdout, stderr)
+	case "upgrade":
+		return signalRunning(*pidfile, syscall.SIGUSR2, stdout, stderr)
 	}
 	logger := newLogger(cfg.Log, stderr)
-	return serve(cfg, logger, stderr)
+	if *pidfile != "" {
+		if err := writePidfile(*pidfile); err != nil {
+			fmt.Fprintf(stderr, "cannot start: %v\n", err)
+			return 1
+		}
+		defer removePidfile(*pidfile)
+	}
+	return serve(cfg, logger, stderr, *pidfile)
 }
 
-func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile string) int {
 	daemon.Version = versionString()
 	// Signals are taken before anything starts: a SIGTERM right after
 	// "prism started" must drain, not kill the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	d, err := daemon.New(cfg, logger)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	inherited, err := upgrade.Inherited()
+	if err != nil {
+		fmt.Fprintf(stderr, "cannot start: %v\n", err)
+		return 1
+	}
+	d, err := daemon.New(cfg, logger, daemon.WithInherited(inherited))
 	if err != nil {
 		fmt.Fprintf(stderr, "cannot start: %v\n", err)
 		return 1
@@ -126,19 +150,42 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	if a := d.AdminAddr(); a != nil {
 		logger.Info("admin listening", "addr", a.String())
 	}
-	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs))
+	logger.Info("prism started", "version", versionString(), "config", cfg.File, "log_jobs", len(cfg.LogJobs), "inherited_sockets", len(inherited), "pid", os.Getpid())
+	if err := upgrade.Ready(); err != nil {
+		logger.Error("upgrade", "err", err)
+	}
+	notify(logger, "READY=1", fmt.Sprintf("STATUS=serving %d apps", len(cfg.Apps)))
 
 	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			if err := d.Reload(); err != nil {
+		switch sig {
+		case syscall.SIGHUP:
+			notifyReloading(logger)
+			_, cerr, err := d.Hangup() // the config part logs what it did or why not
+			if cerr == nil {
+				cfg = d.Config()
+			}
+			notify(logger, "READY=1", fmt.Sprintf("STATUS=serving %d apps", len(cfg.Apps)))
+			if err != nil {
 				logger.Error("SIGHUP reload", "err", err)
 			} else {
 				logger.Info("SIGHUP: log files reopened, GeoIP and firewall lists re-read")
 			}
 			continue
+		case syscall.SIGUSR2:
+			if !upgradeBinary(d, logger, pidfile) {
+				continue // the new process did not start: keep serving
+			}
+		case syscall.SIGUSR1:
+			if err := d.Reopen(); err != nil {
+				logger.Error("SIGUSR1: reopen log files", "err", err)
+			} else {
+				logger.Info("SIGUSR1: log files reopened")
+			}
+			continue
 		}
 		break
 	}
+	notify(logger, "STOPPING=1", "STATUS=draining")
 	logger.Info("shutting down: no new connections; draining", "drain_timeout", cfg.Shutdown.DrainTimeout.String(), "open", d.Registry().Len())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 	defer cancel()
@@ -157,7 +204,7 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 		logger.Error("shutdown", "err", err, "took", time.Since(start).String())
 		return 1
 	}
-	logger.Info("stopped", "took", time.Since(start).String())
+	logger.Info("stopped", "took", time.Since(start).String(), "pid", os.Getpid())
 	return 0
 }
 
@@ -229,14 +276,4 @@ func newLogger(c config.Diagnostic, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
