@@ -389,6 +389,7 @@ func (a *App) validate() []*cfgerr.Error {
 		a.ListenSpecs = append(a.ListenSpecs, l)
 	}
 	errs.Merge("origins", a.Origins.Validate())
+	errs.Merge("origins", a.Origins.ValidateFor(a.Protocol))
 	errs.Merge("tls", a.TLS.Validate())
 	errs.Merge("ip_firewall", a.IPFirewall.Validate())
 	errs.Merge("limits", a.Limits.Validate())

@@ -1,8 +1,12 @@
 // Package daemon wires a loaded configuration into running parts: the log
-// pipeline, the GeoIP databases, one firewall per app, the TCP server,
-// one UDP server per UDP app and the admin listener, all sharing one event.Registry so that log
-// jobs see every open session. cmd/prism stays a thin shell around it, and
-// tests can run the whole proxy in-process.
+// pipeline, the GeoIP databases, one part per app (its firewall and its
+// TCP server or UDP server) and the admin listener, all sharing one
+// event.Registry so that log jobs see every open session. Parts are built, started, replaced and
+// closed on their own, which is what a config reload does (reload.go):
+// build the new parts, keep the ones that did not change, hand the
+// listening sockets of the changed ones to their replacements, drain the
+// removed ones. cmd/prism stays a thin shell around it, and tests can run
+// the whole proxy in-process.
 package daemon
 
 import (
@@ -18,13 +22,11 @@ import (
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
-	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
-	"github.com/prismproxy/prism/internal/udpproxy"
+	"github.com/prismproxy/prism/internal/upgrade"
 )
 
 // FlushTimeout bounds how long shutdown waits for log jobs to write what
@@ -33,20 +35,34 @@ const FlushTimeout = 15 * time.Second
 
 // Daemon is one running proxy.
 type Daemon struct {
-	cfg  *config.Config
 	log  *slog.Logger
 	reg  *event.Registry
-	pipe *logjob.Pipeline
-	geo  *geo.DB
-	fws  []*firewall.Firewall
-	tcp  *proxy.Server
-	udp  map[string]*udpproxy.Server
+	opts options
+	em   *swapEmitter // what every server emits to: the current pipeline (and the test emitter)
+
+	mu     sync.Mutex // serialises Start, ReloadConfig and Shutdown
+	cfg    *config.Config
+	pipe   *logjob.Pipeline
+	geo    *geo.DB
+	apps   map[string]*appPart
+	order  []string  // app ids in config order
+	oldGeo []*geo.DB // replaced by a reload, closed at Shutdown
+
+	// Parts replaced or removed by a reload, still draining.
+	retired       sync.WaitGroup
+	retireCtx     context.Context // cancelled when Shutdown's drain deadline passes
+	retireCancel  context.CancelFunc
+	reloadsOK     atomic.Int64
+	reloadsFailed atomic.Int64
+
+	slots chan struct{} // the config's global max_connections, shared by every tcp app; nil: none
 
 	tally   *admin.Tally  // nil when the admin listener is off
 	admin   *admin.Server // nil when off
 	reloads admin.Reloads
-	started atomic.Bool
 
+	started    atomic.Bool
+	upgraded   bool // HandedOver: Shutdown drains only
 	pipeClosed bool
 }
 
@@ -54,8 +70,9 @@ type Daemon struct {
 type Option func(*options)
 
 type options struct {
-	emitter  event.Emitter // extra emitter fed alongside the pipeline
-	resolver origin.Resolver
+	emitter   event.Emitter // extra emitter fed alongside the pipeline
+	resolver  origin.Resolver
+	inherited []upgrade.File
 }
 
 // WithEmitter also sends every event to em (tests observe events with it).
@@ -64,21 +81,13 @@ func WithEmitter(em event.Emitter) Option { return func(o *options) { o.emitter 
 // WithResolver resolves DNS origins through r.
 func WithResolver(r origin.Resolver) Option { return func(o *options) { o.resolver = r } }
 
-type tee []event.Emitter
-
-func (t tee) Emit(e *event.Event) {
-	for _, em := range t {
-		em.Emit(e)
-	}
-}
-
 // New builds every part of cfg. Nothing listens until Start.
 func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, err error) {
-	var o options
+	d = &Daemon{cfg: cfg, log: logger, reg: new(event.Registry), apps: map[string]*appPart{}}
 	for _, f := range opts {
-		f(&o)
+		f(&d.opts)
 	}
-	d = &Daemon{cfg: cfg, log: logger, reg: new(event.Registry), udp: map[string]*udpproxy.Server{}}
+	d.retireCtx, d.retireCancel = context.WithCancel(context.Background())
 	// Every error return sets d to nil: clean up through a copy.
 	built := d
 	defer func() {
@@ -86,66 +95,31 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 			built.abandon()
 		}
 	}()
-	node := render.Node{Colo: cfg.Node.Colo, ID: cfg.Node.ID, RegionName: cfg.Node.RegionName}
-	if d.pipe, err = logjob.New(node, cfg.LogJobs, d.reg, logger); err != nil {
-		return nil, fmt.Errorf("log jobs: %w", err)
+	if d.pipe, err = d.newPipeline(cfg); err != nil {
+		return nil, err
 	}
-	ems := tee{d.pipe}
 	if cfg.Admin.Enabled() {
 		ids := make([]string, len(cfg.Apps))
 		for i := range cfg.Apps {
 			ids[i] = cfg.Apps[i].ID
 		}
 		d.tally = admin.NewTally(ids)
-		ems = append(ems, d.tally)
 	}
-	if o.emitter != nil {
-		ems = append(ems, o.emitter)
+	if cfg.MaxConnections > 0 {
+		d.slots = make(chan struct{}, cfg.MaxConnections)
 	}
-	var em event.Emitter = ems
-	if len(ems) == 1 {
-		em = d.pipe
-	}
+	d.em = newSwapEmitter(d.emitterFor(d.pipe))
 	if d.geo, err = geo.Open(cfg.GeoIP, logger); err != nil {
 		return nil, fmt.Errorf("geoip: %w", err)
 	}
-	var popts []proxy.Option
-	if o.resolver != nil {
-		popts = append(popts, proxy.WithResolver(o.resolver))
-	}
-	fws := map[string]*firewall.Firewall{}
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
-		fw, err := firewall.New(a.IPFirewall, d.geo, logger.With("app", a.ID))
+		p, err := d.buildApp(cfg, a, d.geo)
 		if err != nil {
-			return nil, fmt.Errorf("app %s: ip_firewall: %w", a.ID, err)
+			return nil, err
 		}
-		d.fws = append(d.fws, fw)
-		fws[a.ID] = fw
-		if a.Protocol == "tcp" {
-			popts = append(popts, proxy.WithFirewall(a.ID, fw))
-		}
-	}
-	if d.tcp, err = proxy.New(cfg, em, d.reg, logger, popts...); err != nil {
-		return nil, err
-	}
-	for i := range cfg.Apps {
-		a := &cfg.Apps[i]
-		if a.Protocol != "udp" {
-			continue
-		}
-		pool, err := origin.NewPool(a.Origins, a.Block, o.resolver)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", a.ID, err)
-		}
-		s, err := udpproxy.New(udpproxy.App{
-			ID: a.ID, Listen: a.Listen, Pool: pool, ProxyProtocol: a.ProxyProtocol,
-			Trusted: a.Trusted, Firewall: fws[a.ID], UDP: a.UDP, Limits: a.Limits,
-		}, em, d.reg, logger) // udpproxy adds the app id to its log lines
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", a.ID, err)
-		}
-		d.udp[a.ID] = s
+		d.apps[a.ID] = p
+		d.order = append(d.order, a.ID)
 	}
 	if cfg.Admin.Enabled() {
 		if err := d.newAdmin(); err != nil {
@@ -155,16 +129,63 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 	return d, nil
 }
 
-// Start binds every listener. On failure nothing is left listening.
-func (d *Daemon) Start() error {
-	if err := d.tcp.Start(); err != nil {
-		return err
+func (d *Daemon) newPipeline(cfg *config.Config) (*logjob.Pipeline, error) {
+	node := render.Node{Colo: cfg.Node.Colo, ID: cfg.Node.ID, RegionName: cfg.Node.RegionName}
+	p, err := logjob.New(node, cfg.LogJobs, d.reg, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("log jobs: %w", err)
 	}
-	for id, s := range d.udp {
-		if err := s.Start(); err != nil {
+	return p, nil
+}
+
+// emitterFor is what the servers emit to with pipeline p: p, the admin
+// tally and the test emitter.
+func (d *Daemon) emitterFor(p *logjob.Pipeline) event.Emitter {
+	ems := tee{p}
+	if d.tally != nil {
+		ems = append(ems, d.tally)
+	}
+	if d.opts.emitter != nil {
+		ems = append(ems, d.opts.emitter)
+	}
+	if len(ems) == 1 {
+		return p
+	}
+	return ems
+}
+
+type tee []event.Emitter
+
+func (t tee) Emit(e *event.Event) {
+	for _, em := range t {
+		em.Emit(e)
+	}
+}
+
+// Start binds every listener (or takes the inherited ones). On failure
+// nothing is left listening.
+func (d *Daemon) Start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var inh *sockets
+	if len(d.opts.inherited) > 0 {
+		var err error
+		if inh, err = inheritedSockets(d.opts.inherited); err != nil {
+			return err
+		}
+		d.opts.inherited = nil
+		defer func() { inh.tcp.Close(); inh.udp.Close() }() // the ones no app took
+	}
+	for i, id := range d.order {
+		if inh != nil {
+			d.apps[id].inherit(inh)
+		}
+		if err := d.apps[id].start(); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_ = d.stopServers(ctx)
+			for _, prev := range d.order[:i] {
+				_ = d.apps[prev].shutdown(ctx)
+			}
 			return fmt.Errorf("app %s: %w", id, err)
 		}
 	}
@@ -172,7 +193,9 @@ func (d *Daemon) Start() error {
 		if err := d.admin.Start(); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_ = d.stopServers(ctx)
+			for _, id := range d.order {
+				_ = d.apps[id].shutdown(ctx)
+			}
 			return err
 		}
 	}
@@ -182,40 +205,88 @@ func (d *Daemon) Start() error {
 
 // Addrs returns the bound addresses of app id (TCP or UDP).
 func (d *Daemon) Addrs(id string) []net.Addr {
-	if s, ok := d.udp[id]; ok {
-		return s.Addrs()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.apps[id]; p != nil {
+		return p.addrs()
 	}
-	return d.tcp.Addrs(id)
+	return nil
+}
+
+// Config is the configuration running now (the last one loaded).
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }
 
 // Registry is the set of open sessions.
 func (d *Daemon) Registry() *event.Registry { return d.reg }
 
 // Stats are the log jobs' counters.
-func (d *Daemon) Stats() []logjob.Stats { return d.pipe.Stats() }
+func (d *Daemon) Stats() []logjob.Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pipe.Stats()
+}
 
-// Reload is what SIGHUP does: reopen the log jobs' files (after an
-// external rotation) and re-read GeoIP databases and firewall list files
-// now rather than at their next poll. Certificates are re-read by their own
-// watcher.
+// Reload reopens the log jobs' files (after an external rotation) and
+// re-reads GeoIP databases and firewall list files now rather than at
+// their next poll; it counts as a reload. SIGHUP does this after re-reading
+// the config (Hangup). Certificates are re-read by their own watcher.
 func (d *Daemon) Reload() error {
-	errs := []error{d.pipe.Reopen()}
-	if d.geo != nil {
-		errs = append(errs, d.geo.Reload(true))
-	}
-	for _, fw := range d.fws {
-		errs = append(errs, fw.Reload(true))
-	}
-	err := errors.Join(errs...)
+	err := d.reopenAll()
 	d.reloads.Record(err)
 	return err
 }
 
+func (d *Daemon) reopenAll() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	errs := []error{d.pipe.Reopen()}
+	if d.geo != nil {
+		errs = append(errs, d.geo.Reload(true))
+	}
+	for _, id := range d.order {
+		if fw := d.apps[id].fw; fw != nil {
+			errs = append(errs, fw.Reload(true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reopen is what SIGUSR1 does: reopen the log jobs' files only.
+func (d *Daemon) Reopen() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pipe.Reopen()
+}
+
 // Shutdown stops accepting, drains connections and sessions until ctx is
 // done (then closes the rest, each with its terminal record), and flushes
-// every log job.
+// every log job. Parts still draining after a reload end by the same
+// deadline.
 func (d *Daemon) Shutdown(ctx context.Context) error {
-	err := d.stopServers(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	stop := context.AfterFunc(ctx, d.retireCancel)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make([]error, len(d.order))
+	for i, id := range d.order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d.upgraded {
+				errs[i] = d.apps[id].drain(ctx) // the sockets are the new process's
+			} else {
+				errs[i] = d.apps[id].shutdown(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+	d.retired.Wait()
+	err := errors.Join(errs...)
 	if d.admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		if aerr := d.admin.Shutdown(actx); aerr != nil {
@@ -229,23 +300,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("flush log jobs: %w", ferr))
 	}
 	d.pipeClosed = true
+	for _, p := range d.apps {
+		p.close()
+	}
 	d.closeParts()
 	return err
-}
-
-func (d *Daemon) stopServers(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(d.udp)+1)
-	wg.Add(1)
-	go func() { defer wg.Done(); errs[0] = d.tcp.Shutdown(ctx) }()
-	i := 1
-	for _, s := range d.udp {
-		wg.Add(1)
-		go func(i int) { defer wg.Done(); errs[i] = s.Shutdown(ctx) }(i)
-		i++
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // abandon releases what a failed New built: servers that never listened
@@ -253,11 +312,11 @@ func (d *Daemon) stopServers(ctx context.Context) error {
 func (d *Daemon) abandon() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if d.tcp != nil {
-		_ = d.tcp.Shutdown(ctx)
-	}
-	for _, s := range d.udp {
-		_ = s.Shutdown(ctx)
+	for _, p := range d.apps {
+		if p.tcp != nil || p.udp != nil {
+			_ = p.shutdown(ctx)
+		}
+		p.close()
 	}
 	d.closeParts()
 }
@@ -269,10 +328,12 @@ func (d *Daemon) closeParts() {
 		_ = d.pipe.Close(ctx)
 		cancel()
 	}
-	for _, fw := range d.fws {
-		_ = fw.Close()
-	}
 	if d.geo != nil {
 		_ = d.geo.Close()
+	}
+	for _, g := range d.oldGeo {
+		if g != nil {
+			_ = g.Close()
+		}
 	}
 }

@@ -50,8 +50,13 @@ type Config struct {
 	Addresses []string `yaml:"addresses"`
 	// DNS names one origin host resolved at connect time (A and AAAA).
 	DNS *DNSConfig `yaml:"dns"`
-	// Balance is round_robin (default), least_conn or ip_hash.
+	// Balance is round_robin (default), least_conn or ip_hash. Each
+	// honours the addresses' weights.
 	Balance string `yaml:"balance"`
+	// HealthCheck probes every origin address actively; nil: no checks.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// Passive ejects an origin after consecutive failed dials; nil: off.
+	Passive *PassiveEjection `yaml:"passive_ejection"`
 }
 
 // DNSConfig is an origin given by name.
@@ -76,6 +81,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.DNS != nil && c.DNS.TTL == 0 {
 		c.DNS.TTL = 10 * time.Second
+	}
+	if c.HealthCheck != nil {
+		c.HealthCheck.setDefaults()
+	}
+	if c.Passive != nil {
+		c.Passive.setDefaults()
 	}
 }
 
@@ -126,6 +137,12 @@ func (c *Config) Validate() []*cfgerr.Error {
 	default:
 		errs.Add("balance", "unknown policy %q (use round_robin, least_conn or ip_hash)", c.Balance)
 	}
+	if c.HealthCheck != nil {
+		errs.Merge("health_check", c.HealthCheck.validate())
+	}
+	if c.Passive != nil {
+		errs.Merge("passive_ejection", c.Passive.validate())
+	}
 	return errs
 }
 
@@ -151,9 +168,39 @@ type target struct {
 	addr   netip.Addr
 	lo, hi uint16
 	path   string
+	weight int
 }
 
+// MaxWeight bounds an address's weight.
+const MaxWeight = 1000
+
+// parseAddress parses one entry of addresses: the address, then optional
+// options after spaces ("10.0.0.1:443 weight=3").
 func parseAddress(s string) (target, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return target{}, fmt.Errorf("empty origin address")
+	}
+	t, err := parseAddr(fields[0])
+	if err != nil {
+		return target{}, err
+	}
+	t.weight = 1
+	for _, f := range fields[1:] {
+		v, ok := strings.CutPrefix(f, "weight=")
+		if !ok {
+			return target{}, fmt.Errorf("unknown option %q after origin address %q (use weight=N)", f, fields[0])
+		}
+		w, err := strconv.Atoi(v)
+		if err != nil || w < 1 || w > MaxWeight {
+			return target{}, fmt.Errorf("bad weight %q in %q: want 1-%d", v, s, MaxWeight)
+		}
+		t.weight = w
+	}
+	return t, nil
+}
+
+func parseAddr(s string) (target, error) {
 	if p, ok := strings.CutPrefix(s, "unix:"); ok {
 		if p == "" {
 			return target{}, fmt.Errorf("empty unix socket path in %q", s)
@@ -180,7 +227,13 @@ type Target struct {
 	Addr netip.AddrPort // IP origin
 	Path string         // unix socket origin
 	Name string         // the DNS name Addr was resolved from, if any
+
+	weight int            // balancer weight (0 means 1)
+	base   netip.AddrPort // the origin's first port, when Addr is in a port range (health key)
 }
+
+// Weight is the target's balancer weight (at least 1).
+func (t Target) Weight() int { return max(t.weight, 1) }
 
 // Network is "tcp", "udp" or "unix" for proto "tcp"/"udp".
 func (t Target) Network(proto string) string {
@@ -224,6 +277,8 @@ type Pool struct {
 	cachedAt time.Time
 
 	active sync.Map // string (Target.String()) → *atomic.Int64, for least_conn
+
+	health *healthState // nil without health_check and passive_ejection
 }
 
 // NewPool builds a pool. block is the parsed origin block list. resolver
@@ -236,7 +291,7 @@ func NewPool(cfg Config, block []netip.Prefix, resolver Resolver) (*Pool, error)
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
-	p := &Pool{cfg: cfg, block: block, resolver: resolver, seed: maphash.MakeSeed()}
+	p := &Pool{cfg: cfg, block: block, resolver: resolver, seed: maphash.MakeSeed(), health: newHealthState(&cfg)}
 	for _, a := range cfg.Addresses {
 		t, _ := parseAddress(a)
 		p.static = append(p.static, t)
@@ -320,7 +375,7 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 				}
 				continue
 			}
-			out = append(out, Target{Addr: ap, Name: p.cfg.DNS.Name})
+			out = append(out, Target{Addr: ap, Name: p.cfg.DNS.Name, base: netip.AddrPortFrom(a, lo)})
 		}
 		if len(out) == 0 && local.IsValid() && !firstBlocked.IsValid() {
 			return nil, &Failure{Status: event.StatusResolveBlocked, Addr: local,
@@ -333,7 +388,7 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 		out = make([]Target, 0, len(p.static))
 		for _, t := range p.static {
 			if t.path != "" {
-				out = append(out, Target{Path: t.path})
+				out = append(out, Target{Path: t.path, weight: t.weight})
 				continue
 			}
 			ap := netip.AddrPortFrom(t.addr, mapPort(t.lo, t.hi, portOffset))
@@ -343,12 +398,15 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 				}
 				continue
 			}
-			out = append(out, Target{Addr: ap})
+			out = append(out, Target{Addr: ap, weight: t.weight, base: netip.AddrPortFrom(t.addr, t.lo)})
 		}
 	}
 	if len(out) == 0 {
 		return nil, &Failure{Status: event.StatusResolveBlocked, Addr: firstBlocked,
 			Detail: fmt.Sprintf("origin %s is in the origin block list", firstBlocked)}
+	}
+	if p.health != nil {
+		out = p.health.filter(out)
 	}
 	first := p.pick(out, client)
 	if first > 0 {
@@ -365,24 +423,42 @@ func (p *Pool) pick(ts []Target, client netip.Addr) int {
 	if n == 1 {
 		return 0
 	}
+	total := 0
+	for _, t := range ts {
+		total += t.Weight()
+	}
 	switch p.cfg.Balance {
 	case IPHash:
 		b := client.Unmap().As16()
-		return int(maphash.Bytes(p.seed, b[:]) % uint64(n))
+		return bySlot(ts, int(maphash.Bytes(p.seed, b[:])%uint64(total)))
 	case LeastConn:
+		// The fewest active connections per unit of weight; ties go
+		// round robin.
 		start := int(p.rr.Add(1) % uint64(n))
-		best, bestN := start, int64(-1)
+		best, bestN, bestW := start, int64(-1), int64(1)
 		for i := range n {
 			j := (start + i) % n
-			c := p.counter(ts[j]).Load()
-			if bestN < 0 || c < bestN {
-				best, bestN = j, c
+			c, w := p.counter(ts[j]).Load(), int64(ts[j].Weight())
+			if bestN < 0 || c*bestW < bestN*w {
+				best, bestN, bestW = j, c, w
 			}
 		}
 		return best
 	default:
-		return int((p.rr.Add(1) - 1) % uint64(n))
+		return bySlot(ts, int((p.rr.Add(1)-1)%uint64(total)))
 	}
+}
+
+// bySlot maps slot (0 ≤ slot < the sum of weights) to the target owning
+// it: each target owns as many consecutive slots as its weight.
+func bySlot(ts []Target, slot int) int {
+	for i, t := range ts {
+		if slot < t.Weight() {
+			return i
+		}
+		slot -= t.Weight()
+	}
+	return len(ts) - 1
 }
 
 func (p *Pool) counter(t Target) *atomic.Int64 {

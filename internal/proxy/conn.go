@@ -232,7 +232,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 
 	// 5. Dial with failover.
 	dialStart := time.Now()
-	oc, target, status, err := a.dial(ctx, targets)
+	oc, target, status, err := a.dial(ctx, pool, targets)
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(&ev, target)
 	if err != nil {
@@ -442,9 +442,10 @@ func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
 	return err
 }
 
-// dial tries the targets in order until one connects. On total failure it
-// returns the status of the last attempt's error.
-func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, origin.Target, int, error) {
+// dial tries the targets in order until one connects, telling pool how
+// each attempt went (passive ejection). On total failure it returns the
+// status of the last attempt's error.
+func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target) (net.Conn, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
 	// No keepalive at dial time: the relay sets it on both legs once the
@@ -453,6 +454,9 @@ func (a *tcpApp) dial(ctx context.Context, targets []origin.Target) (net.Conn, o
 	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: -1}
 	for i, t := range targets {
 		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
+		if ctx.Err() == nil {
+			pool.Report(t, err) // a dial cut by shutdown says nothing about the origin
+		}
 		if err == nil {
 			return c, t, 0, nil
 		}

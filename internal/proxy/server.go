@@ -143,6 +143,9 @@ func (s *Server) Start() error {
 		}
 	}
 	for _, a := range s.apps {
+		for _, p := range a.pools() {
+			p.StartChecks(s.log.With("app", a.cfg.ID), "tcp")
+		}
 		for _, l := range a.listeners {
 			s.accepts.Add(1)
 			go func() {
@@ -247,6 +250,9 @@ func (s *Server) closeEdges() {
 	for _, a := range s.apps {
 		if a.edge != nil {
 			_ = a.edge.Close()
+		}
+		for _, p := range a.pools() {
+			p.Close()
 		}
 	}
 }
