@@ -1,0 +1,192 @@
+package proxy
+
+// Origin health against real origins: an nginx stream origin the test
+// stops and starts, next to an origin that stays up. Traffic moves away
+// after unhealthy_threshold failed checks and back after healthy_threshold
+// good ones; with every origin down the record is the real dial's
+// originError (spec §3: 521 refused).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
+)
+
+// logWatch is a slog handler that hands every record's message and
+// attributes to a channel: prism's own health log lines are the signal.
+type logWatch struct{ ch chan string }
+
+func newLogWatch() *logWatch { return &logWatch{ch: make(chan string, 256)} }
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *logWatch) WithAttrs(as []slog.Attr) slog.Handler  { return &attrWatch{w, as} }
+func (w *logWatch) WithGroup(string) slog.Handler          { return w }
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	return (&attrWatch{w, nil}).Handle(context.Background(), r)
+}
+
+type attrWatch struct {
+	w  *logWatch
+	as []slog.Attr
+}
+
+func (a *attrWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (a *attrWatch) WithAttrs(as []slog.Attr) slog.Handler {
+	return &attrWatch{a.w, append(append([]slog.Attr{}, a.as...), as...)}
+}
+func (a *attrWatch) WithGroup(string) slog.Handler { return a }
+func (a *attrWatch) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	for _, at := range a.as {
+		fmt.Fprintf(&b, " %s=%v", at.Key, at.Value)
+	}
+	r.Attrs(func(at slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", at.Key, at.Value); return true })
+	select {
+	case a.w.ch <- b.String():
+	default:
+	}
+	return nil
+}
+
+// waitLog returns the first line containing every one of subs.
+func (w *logWatch) waitLog(t *testing.T, subs ...string) string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-w.ch:
+			ok := true
+			for _, s := range subs {
+				ok = ok && strings.Contains(l, s)
+			}
+			if ok {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("no log line with %q within 20s", subs)
+		}
+	}
+}
+
+// fetch connects through prism and reads what the origin sends until it closes.
+func fetch(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read through prism: %v", err)
+	}
+	return string(b)
+}
+
+const nginxA = "nginx-A\n"
+
+func nginxOrigin(t *testing.T, port int) *testpeer.Process {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return testpeer.NginxStream(t, fmt.Sprintf("server { listen %s; return %q; }", addr, nginxA), addr)
+}
+
+// TestHealthChecksMoveTrafficAwayAndBack: round robin over nginx (A) and a
+// second origin (B). With A stopped, prism logs it unhealthy after exactly
+// unhealthy_threshold failed checks and sends every connection to B, each
+// with complete records; with A started again it is healthy after
+// healthy_threshold good checks and gets connections again.
+func TestHealthChecksMoveTrafficAwayAndBack(t *testing.T) {
+	port := testpeer.FreePort(t)
+	addrA := "127.0.0.1:" + strconv.Itoa(port)
+	a := nginxOrigin(t, port)
+	addrB := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
+	logs := newLogWatch()
+	yaml := appYAML("127.0.0.1:0", fmt.Sprintf(`{addresses: ["%s", "%s"], health_check: {interval: 300ms, timeout: 300ms, unhealthy_threshold: 3, healthy_threshold: 2}}`, addrA, addrB))
+	_, rec, listen := startProxy(t, yaml, withLogger(slog.New(logs)))
+
+	spread := func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			got[fetch(t, listen)]++
+		}
+		// Every connection: connect then disconnect 200, no originError.
+		for range n {
+			e := rec.next(t)
+			if e.Type != event.Connect {
+				t.Fatalf("got %s %d (%s), want connect", e.Type, e.Status, e.Detail)
+			}
+			if d := rec.terminal(t); d.Type != event.Disconnect || d.Status != 200 {
+				t.Fatalf("terminal %s %d (%s), want disconnect 200", d.Type, d.Status, d.Detail)
+			}
+		}
+		return got
+	}
+	if got := spread(10); got[nginxA] != 5 || got["origin-B\n"] != 5 {
+		t.Fatalf("both healthy: %v, want 5 and 5", got)
+	}
+
+	a.Stop(t)
+	l := logs.waitLog(t, "origin unhealthy", addrA)
+	if !strings.Contains(l, "3 checks failed in a row") {
+		t.Errorf("went down with %q, want after the 3rd failed check in a row", l)
+	}
+	if got := spread(10); got["origin-B\n"] != 10 {
+		t.Fatalf("A down: %v, want every connection on B", got)
+	}
+
+	nginxOrigin(t, port)
+	l = logs.waitLog(t, "origin healthy", addrA)
+	if !strings.Contains(l, "2 checks passed in a row") {
+		t.Errorf("came back with %q, want after the 2nd good check in a row", l)
+	}
+	if got := spread(10); got[nginxA] != 5 || got["origin-B\n"] != 5 {
+		t.Fatalf("A back: %v, want 5 and 5", got)
+	}
+}
+
+// TestEveryOriginDown: with its only origin (nginx) down and known to be
+// down, prism still tries it and the record is the dial's originError 521,
+// as when nothing is checked; AllDown counts it.
+func TestEveryOriginDown(t *testing.T) {
+	port := testpeer.FreePort(t)
+	addrA := "127.0.0.1:" + strconv.Itoa(port)
+	a := nginxOrigin(t, port)
+	logs := newLogWatch()
+	yaml := appYAML("127.0.0.1:0", fmt.Sprintf(`{addresses: ["%s"], health_check: {interval: 100ms, timeout: 100ms, unhealthy_threshold: 1}}`, addrA))
+	s, rec, listen := startProxy(t, yaml, withLogger(slog.New(logs)))
+	if got := fetch(t, listen); got != nginxA {
+		t.Fatalf("through prism: %q", got)
+	}
+	rec.expect(t, event.Connect, 0)
+	rec.expect(t, event.Disconnect, 200)
+	a.Stop(t)
+	logs.waitLog(t, "origin unhealthy", addrA)
+	c := dial(t, listen)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.ReadAll(c)
+	e := rec.expect(t, event.OriginError, event.StatusOriginConnRefused)
+	if e.OriginAddr.String() != addrA {
+		t.Errorf("OriginAddr %v, want %s", e.OriginAddr, addrA)
+	}
+	if n := s.apps[0].pool.AllDown(); n != 1 {
+		t.Errorf("AllDown = %d, want 1", n)
+	}
+	h := s.OriginHealth()["app"]
+	if len(h) != 1 || h[0].Healthy || h[0].ChecksFailed < 1 || h[0].Transitions != 1 {
+		t.Errorf("OriginHealth = %+v", h)
+	}
+}
+
+// withLogger replaces the server's logger (the health tests read it).
+func withLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
