@@ -116,8 +116,8 @@ func waitMsg(t *testing.T, ch chan string, msg string) {
 type chanHandler chan string
 
 func (c chanHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (c chanHandler) WithAttrs([]slog.Attr) slog.Handler        { return c }
-func (c chanHandler) WithGroup(string) slog.Handler             { return c }
+func (c chanHandler) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c chanHandler) WithGroup(string) slog.Handler            { return c }
 func (c chanHandler) Handle(_ context.Context, r slog.Record) error {
 	select {
 	case c <- r.Message:
