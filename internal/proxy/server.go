@@ -62,6 +62,10 @@ type Server struct {
 	serving      atomic.Bool   // Start bound every listener (the shutdown totals are logged)
 
 	gsem chan struct{} // the config's max_connections, all apps; nil: none
+
+	inherit    Listeners     // bound sockets from the server this one replaces (reload)
+	handoff    chan struct{} // closed when HandOff stops the accept loops
+	handingOff atomic.Bool
 }
 
 // AcceptErrors is how many accepts have failed (EMFILE and the like).
@@ -97,7 +101,7 @@ func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
-		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{})}
+		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{}), handoff: make(chan struct{})}
 	if cfg.MaxConnections > 0 {
 		s.gsem = make(chan struct{}, cfg.MaxConnections)
 	}
@@ -137,6 +141,12 @@ func (s *Server) Start() error {
 	for _, a := range s.apps {
 		if err := a.listen(); err != nil {
 			for _, b := range s.apps {
+				for _, l := range b.listeners {
+					if l.inherited {
+						s.inherit[l.key] = l.ln // back to the caller's hand-over
+						l.handed = true
+					}
+				}
 				b.closeListeners()
 			}
 			return err
@@ -278,26 +288,40 @@ type listener struct {
 	ln     net.Listener
 	offset int    // port - range low, for origin port-range mapping
 	path   string // unix socket path
+	handed bool   // given to the next server by HandOff: never closed here
+	key    string // ListenKey of the configured address
+
+	inherited bool // from WithListeners
 }
 
 func (a *tcpApp) listen() error {
 	for _, spec := range a.cfg.ListenSpecs {
 		if spec.Path != "" {
+			key := ListenKey("unix", spec.Path)
+			if ln := a.srv.inherit.take(key); ln != nil {
+				a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path, key: key, inherited: true})
+				continue
+			}
 			_ = removeStaleSocket(spec.Path)
 			ln, err := net.Listen("unix", spec.Path)
 			if err != nil {
 				return fmt.Errorf("app %s: listen unix %s: %w", a.cfg.ID, spec.Path, err)
 			}
-			a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path})
+			a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path, key: key})
 			continue
 		}
 		for p := int(spec.Lo); p <= int(spec.Hi); p++ {
 			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
+			key := ListenKey("tcp", addr)
+			if ln := a.srv.inherit.take(key); ln != nil {
+				a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo), key: key, inherited: true})
+				continue
+			}
 			ln, err := listenTCP(addr)
 			if err != nil {
 				return fmt.Errorf("app %s: %w", a.cfg.ID, err)
 			}
-			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo)})
+			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo), key: key})
 		}
 	}
 	return nil
@@ -343,7 +367,9 @@ func (a *tcpApp) releaseSlots() {
 
 func (a *tcpApp) closeListeners() {
 	for _, l := range a.listeners {
-		_ = l.ln.Close()
+		if !l.handed {
+			_ = l.ln.Close()
+		}
 	}
 }
 
@@ -364,6 +390,8 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			case a.sem <- struct{}{}:
 			case <-s.stopAccepting:
 				return
+			case <-s.handoff:
+				return
 			}
 		}
 		c, err := l.ln.Accept()
@@ -379,13 +407,22 @@ func (a *tcpApp) acceptLoop(l *listener) {
 					<-a.sem
 				}
 				return
+			case <-s.handoff:
+				// Handing the listener over (reload): this connection is
+				// ours already; serve it once a slot frees.
+				s.wg.Add(1)
+				go func() {
+					s.gsem <- struct{}{}
+					a.handle(l, c, a.connDone)
+				}()
+				return
 			}
 		}
 		if err != nil {
 			if a.sem != nil {
 				<-a.sem
 			}
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if s.closing.Load() || s.handingOff.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// EMFILE and friends: back off, keep serving, log now and then.
@@ -398,6 +435,8 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			select {
 			case <-time.After(wait):
 			case <-s.stopAccepting:
+				return
+			case <-s.handoff:
 				return
 			}
 			continue

@@ -35,6 +35,11 @@ type listener struct {
 	offset  int      // port - range low, for origin port-range mapping
 	rep     *replier // relays the replies of this listener's sessions
 
+	key      string        // "udp host:port" as configured (reload hand-over)
+	handed   bool          // the socket went to the next server: not closed here
+	prev     *listener     // the replaced server's listener on this socket: its sessions go on
+	loopDone chan struct{} // closed when the read loop returned
+
 	mu       sync.Mutex
 	sessions map[key]*session
 	alias    map[netip.AddrPort]*session // trusted front peer → its latest proxied session
@@ -51,7 +56,7 @@ type listener struct {
 }
 
 func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
-	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{}}
+	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{}, loopDone: make(chan struct{})}
 	network, addr := "udp", net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if host == "0.0.0.0" {
 		network = "udp4"
@@ -96,6 +101,7 @@ func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
 // loop reads batches until the socket is closed.
 func (l *listener) loop() {
 	defer l.srv.readers.Done()
+	defer close(l.loopDone)
 	for {
 		if err := l.rc.Read(l.readFn); err != nil {
 			return // closed
@@ -248,7 +254,17 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 	if ss != nil {
 		return ss, false
 	}
-	if l.srv.closing.Load() {
+	for p := l.prev; p != nil; p = p.prev {
+		// A session of the server this one replaced (config reload) goes
+		// on with its own settings until it ends.
+		p.mu.Lock()
+		ss = p.sessions[k]
+		p.mu.Unlock()
+		if ss != nil {
+			return ss, false
+		}
+	}
+	if l.srv.closing.Load() || l.srv.draining.Load() {
 		return nil, false
 	}
 	client := k.peer

@@ -83,6 +83,9 @@ type Server struct {
 	c counters
 
 	closing   atomic.Bool
+	draining  atomic.Bool          // Drain: no new sessions
+	inherit   map[string]*listener // sockets (and their sessions) of the server this one replaces
+	handedOff atomic.Bool
 	readers   sync.WaitGroup // listener loops and repliers
 	sessWG    sync.WaitGroup // session set-up goroutines
 	sweepStop chan struct{}
@@ -179,10 +182,14 @@ func parseListen(s string) (listenSpec, error) {
 func (s *Server) Start() error {
 	for _, sp := range s.specs {
 		for p := int(sp.lo); p <= int(sp.hi); p++ {
-			l, err := s.bind(sp.host, uint16(p), p-int(sp.lo))
+			l, err := s.bindOrInherit(sp.host, uint16(p), p-int(sp.lo))
 			if err != nil {
 				for _, l := range s.listeners {
-					_ = l.conn.Close()
+					if l.prev == nil {
+						_ = l.conn.Close()
+					} else {
+						s.inherit[l.key] = l.prev // back to the caller's hand-over
+					}
 					l.rep.close()
 				}
 				s.listeners = nil
@@ -269,7 +276,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	for _, l := range s.listeners {
-		_ = l.conn.Close()
+		if !l.handed { // a handed socket is the next server's now
+			_ = l.conn.Close()
+		}
 		l.rep.close()
 	}
 	s.readers.Wait()

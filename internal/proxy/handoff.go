@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+)
+
+// Listeners are bound listening sockets by ListenKey, handed from a server
+// to the one that replaces it (config reload) so that an address that
+// stays in the config keeps its socket: no SYN is refused while the new
+// server takes over, and connections waiting in the backlog are accepted
+// by the new one.
+type Listeners map[string]net.Listener
+
+// ListenKey names one listening socket: "tcp 127.0.0.1:8000", "unix /run/x.sock".
+func ListenKey(network, addr string) string { return network + " " + addr }
+
+// ListenKeys are the sockets app a binds, by ListenKey. An ephemeral port
+// (":0") has no key: it is a new socket every time.
+func ListenKeys(a *config.App) []string {
+	var out []string
+	for _, spec := range a.ListenSpecs {
+		switch {
+		case spec.Path != "":
+			out = append(out, ListenKey("unix", spec.Path))
+		case spec.Lo != 0:
+			for p := int(spec.Lo); p <= int(spec.Hi); p++ {
+				out = append(out, ListenKey(a.Protocol, net.JoinHostPort(spec.Host, strconv.Itoa(p))))
+			}
+		}
+	}
+	return out
+}
+
+// take removes and returns the listener for key, nil if there is none.
+func (ls Listeners) take(key string) net.Listener {
+	ln := ls[key]
+	delete(ls, key)
+	return ln
+}
+
+// Close closes every listener left (not taken by a server).
+func (ls Listeners) Close() {
+	for k, ln := range ls {
+		_ = ln.Close()
+		delete(ls, k)
+	}
+}
+
+// WithListeners makes the server use these bound sockets for the addresses
+// they match instead of binding new ones (those it takes are removed from
+// ls; the caller closes the rest).
+func WithListeners(ls Listeners) Option {
+	return func(s *Server) { s.inherit = ls }
+}
+
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// HandOff stops accepting on every listener without closing those whose
+// key keep wants, and returns them for the server that replaces this one;
+// the others are closed. Connections already accepted go on; Shutdown
+// drains them later and leaves the handed sockets open.
+func (s *Server) HandOff(keep func(key string) bool) Listeners {
+	out := Listeners{}
+	if s.closing.Load() || s.handingOff.Swap(true) {
+		return out
+	}
+	close(s.handoff)
+	for _, a := range s.apps {
+		for _, l := range a.listeners {
+			if d, ok := l.ln.(deadliner); ok {
+				_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
+			}
+		}
+	}
+	s.accepts.Wait()
+	for _, a := range s.apps {
+		for _, l := range a.listeners {
+			if key := l.key; keep(key) {
+				if d, ok := l.ln.(deadliner); ok {
+					_ = d.SetDeadline(time.Time{})
+				}
+				l.handed = true
+				out[l.key] = l.ln
+				continue
+			}
+			_ = l.ln.Close()
+			l.handed = true // closed here already
+		}
+	}
+	return out
+}
+
+
+// ListenKeys are the sockets the server's apps bind, by ListenKey.
+func (s *Server) ListenKeys() []string {
+	var out []string
+	for _, a := range s.apps {
+		out = append(out, ListenKeys(a.cfg)...)
+	}
+	return out
+}

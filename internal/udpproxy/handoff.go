@@ -1,0 +1,121 @@
+package udpproxy
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Handoff is a UDP server's bound sockets, with the sessions they carry,
+// given to the server that replaces it (config reload): the new server
+// reads the same sockets, so no datagram meets a closed port, and
+// datagrams of a session the old server opened still reach that session,
+// which goes on with the old settings until it ends.
+type Handoff struct {
+	ls map[string]*listener
+}
+
+// Len is how many sockets the hand-over holds.
+func (h *Handoff) Len() int {
+	if h == nil {
+		return 0
+	}
+	return len(h.ls)
+}
+
+func listenKey(host string, port uint16) string {
+	return "udp " + net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// ListenKeys are the sockets the server binds, as "udp host:port"; an
+// ephemeral port has none.
+func (s *Server) ListenKeys() []string {
+	var out []string
+	for _, sp := range s.specs {
+		for p := int(sp.lo); sp.lo != 0 && p <= int(sp.hi); p++ {
+			out = append(out, listenKey(sp.host, uint16(p)))
+		}
+	}
+	return out
+}
+
+// Inherit makes Start use the sockets of h (from the replaced server's
+// HandOff) for the addresses they match. Call it before Start.
+func (s *Server) Inherit(h *Handoff) {
+	if h != nil {
+		s.inherit = h.ls
+	}
+}
+
+// HandOff stops reading the sockets whose key keep wants, without closing
+// them, and returns them for the replacing server; its sessions stay open
+// (replies still flow) until they end on their own or Drain ends them.
+// Sockets not wanted keep being read until Drain or Shutdown.
+func (s *Server) HandOff(keep func(key string) bool) *Handoff {
+	h := &Handoff{ls: map[string]*listener{}}
+	if s.closing.Load() || s.handedOff.Swap(true) {
+		return h
+	}
+	var stopped []*listener
+	for _, l := range s.listeners {
+		if l.key != "" && keep(l.key) {
+			l.handed = true
+			stopped = append(stopped, l)
+			_ = l.conn.SetReadDeadline(time.Unix(1, 0)) // ends the read loop
+		}
+	}
+	for _, l := range stopped {
+		<-l.loopDone
+		_ = l.conn.SetReadDeadline(time.Time{})
+		h.ls[l.key] = l
+	}
+	return h
+}
+
+// Drain stops opening sessions and waits until the open ones have ended
+// (idle timeout, origin gone) or ctx is done, then shuts the server down:
+// what is left ends with its terminal record.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for s.nSessions.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return s.Shutdown(context.Background())
+		case <-t.C:
+		}
+	}
+	return s.Shutdown(ctx)
+}
+
+// bindOrInherit takes the inherited socket for host:port, or binds one.
+func (s *Server) bindOrInherit(host string, port uint16, offset int) (*listener, error) {
+	k := ""
+	if port != 0 {
+		k = listenKey(host, port)
+	}
+	old := s.inherit[k]
+	if k == "" || old == nil {
+		l, err := s.bind(host, port, offset)
+		if err == nil {
+			l.key = k
+		}
+		return l, err
+	}
+	delete(s.inherit, k)
+	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{},
+		conn: old.conn, v6: old.v6, pktinfo: old.pktinfo, local: old.local, key: k, prev: old, loopDone: make(chan struct{})}
+	var err error
+	if l.rc, err = l.conn.SyscallConn(); err != nil {
+		return nil, err
+	}
+	if l.rep, err = newReplier(l); err != nil {
+		return nil, err
+	}
+	l.readFn = l.readable
+	l.sendFn = l.sendOrigin
+	return l, nil
+}
