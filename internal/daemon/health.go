@@ -6,10 +6,18 @@ import "github.com/prismproxy/prism/internal/origin"
 // health checks or passive ejection, by app id: what logs and metrics
 // show of it.
 func (d *Daemon) OriginHealth() map[string][]origin.OriginHealth {
-	out := d.tcp.OriginHealth()
-	for id, p := range d.udpPools {
-		if h := p.Health(); h != nil {
-			out[id] = h
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string][]origin.OriginHealth{}
+	for id, p := range d.apps {
+		if p.udp != nil {
+			if h := p.pool.Health(); h != nil {
+				out[id] = h
+			}
+			continue
+		}
+		for k, v := range p.tcp.OriginHealth() {
+			out[k] = v
 		}
 	}
 	return out

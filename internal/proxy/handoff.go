@@ -103,3 +103,8 @@ func (s *Server) ListenKeys() []string {
 	}
 	return out
 }
+
+// Inherit makes Start use the sockets of ls (from the replaced server's
+// HandOff) for the addresses they match; it takes those it uses out of ls.
+// Call it before Start.
+func (s *Server) Inherit(ls Listeners) { s.inherit = ls }

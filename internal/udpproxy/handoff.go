@@ -119,3 +119,25 @@ func (s *Server) bindOrInherit(host string, port uint16, offset int) (*listener,
 	l.sendFn = l.sendOrigin
 	return l, nil
 }
+
+// NewHandoff is an empty hand-over, to Merge several servers' into.
+func NewHandoff() *Handoff { return &Handoff{ls: map[string]*listener{}} }
+
+// Merge moves o's sockets into h.
+func (h *Handoff) Merge(o *Handoff) {
+	if o == nil {
+		return
+	}
+	for k, l := range o.ls {
+		h.ls[k] = l
+	}
+}
+
+// Close closes the sockets nobody took and shuts down their servers'
+// replies: for a hand-over whose new server could not start.
+func (h *Handoff) Close() {
+	for k, l := range h.ls {
+		_ = l.conn.Close()
+		delete(h.ls, k)
+	}
+}

@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/udpproxy"
+)
+
+// ReloadResult says what a config reload changed.
+type ReloadResult struct {
+	Added, Changed, Removed, Unchanged []string // app ids
+	LogJobs                            bool     // the log pipeline was rebuilt
+	GeoIP                              bool     // the GeoIP databases were reopened
+}
+
+func (r ReloadResult) String() string {
+	return fmt.Sprintf("added %v, changed %v, removed %v, unchanged %d, log jobs rebuilt %v, geoip reopened %v",
+		r.Added, r.Changed, r.Removed, len(r.Unchanged), r.LogJobs, r.GeoIP)
+}
+
+// ReloadStats counts config reloads since start.
+type ReloadStats struct{ OK, Failed int64 }
+
+// ReloadStats are the reload counters.
+func (d *Daemon) ReloadStats() ReloadStats {
+	return ReloadStats{OK: d.reloadsOK.Load(), Failed: d.reloadsFailed.Load()}
+}
+
+// ReloadConfig re-reads the config file and applies it (SIGHUP, `prism
+// reload`, POST /api/v1/reload). A file that does not load changes
+// nothing: the error lists every problem as file:line: key: reason.
+// Otherwise apps added start listening; apps removed stop accepting and
+// drain for shutdown.drain_timeout; apps changed get a new server that
+// takes over the listening sockets of addresses that stayed (no refused
+// connection, no lost datagram) while the old one's connections and
+// sessions carry on until they end; unchanged apps are left alone. Log jobs
+// that changed get a new pipeline; the old one writes what it held first.
+func (d *Daemon) ReloadConfig() (ReloadResult, error) {
+	d.mu.Lock()
+	path := d.cfg.File
+	d.mu.Unlock()
+	cfg, err := config.Load(path)
+	if err != nil {
+		d.reloadsFailed.Add(1)
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, line := range strings.Split(ce.Error(), "\n") {
+				d.log.Error("config reload refused: the running config stays", "problem", line)
+			}
+		} else {
+			d.log.Error("config reload refused: the running config stays", "err", err)
+		}
+		return ReloadResult{}, err
+	}
+	res, err := d.Apply(cfg)
+	if err != nil {
+		d.reloadsFailed.Add(1)
+		d.log.Error("config reload failed", "err", err)
+		return res, err
+	}
+	d.reloadsOK.Add(1)
+	for _, id := range append(append([]string{}, res.Added...), res.Changed...) {
+		var strs []string
+		for _, ad := range d.Addrs(id) {
+			strs = append(strs, ad.Network()+":"+ad.String())
+		}
+		d.log.Info("app listening", "app", id, "addrs", strs)
+	}
+	d.log.Info("config reloaded", "added", res.Added, "changed", res.Changed, "removed", res.Removed,
+		"unchanged", len(res.Unchanged), "log_jobs_rebuilt", res.LogJobs, "geoip_reopened", res.GeoIP)
+	return res, nil
+}
+
+// Apply makes cfg the running config (see ReloadConfig). Every new part
+// is built before anything running changes: an error there changes nothing.
+func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started {
+		return res, errors.New("reload before start")
+	}
+	old := d.cfg
+
+	// 1. Build.
+	g := d.geo
+	if !reflect.DeepEqual(old.GeoIP, cfg.GeoIP) {
+		if g, err = geo.Open(cfg.GeoIP, d.log); err != nil {
+			return res, fmt.Errorf("geoip: %w", err)
+		}
+		res.GeoIP = true
+	}
+	fresh := map[string]*appPart{}
+	defer func() {
+		if err != nil {
+			for _, p := range fresh {
+				p.close()
+			}
+			if res.GeoIP && g != nil {
+				_ = g.Close()
+			}
+		}
+	}()
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		if p := d.apps[a.ID]; p != nil && !res.GeoIP && reflect.DeepEqual(p.cfg, *a) {
+			res.Unchanged = append(res.Unchanged, a.ID)
+			continue
+		}
+		p, err := d.buildApp(cfg, a, g)
+		if err != nil {
+			return res, err
+		}
+		fresh[a.ID] = p
+		if d.apps[a.ID] != nil {
+			res.Changed = append(res.Changed, a.ID)
+		} else {
+			res.Added = append(res.Added, a.ID)
+		}
+	}
+	var removed []*appPart
+	for _, id := range d.order {
+		if !hasApp(cfg, id) {
+			removed = append(removed, d.apps[id])
+			res.Removed = append(res.Removed, id)
+		}
+	}
+	pipe := d.pipe
+	res.LogJobs = !reflect.DeepEqual(old.LogJobs, cfg.LogJobs) || old.Node != cfg.Node
+	if res.LogJobs {
+		if pipe, err = d.newPipeline(cfg); err != nil {
+			return res, err
+		}
+	}
+
+	// 2. Swap. From here on nothing fails as a whole: an app that cannot
+	// start is logged and keeps running with its old settings.
+	if res.LogJobs {
+		oldPipe := d.pipe
+		d.em.swap(d.emitterFor(pipe))
+		d.pipe = pipe
+		fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+		if err := oldPipe.Close(fctx); err != nil {
+			d.log.Error("reload: the replaced log jobs could not write everything they held", "err", err)
+		}
+		cancel()
+	}
+	wanted := map[string]bool{}
+	for _, p := range fresh {
+		for _, k := range p.listenKeys() {
+			wanted[k] = true
+		}
+	}
+	keep := func(k string) bool { return wanted[k] }
+	socks := &sockets{tcp: proxy.Listeners{}, udp: udpproxy.NewHandoff()}
+	for id := range fresh {
+		if p := d.apps[id]; p != nil {
+			p.handOff(keep, socks)
+		}
+	}
+	for _, p := range removed {
+		p.handOff(keep, socks) // an address moving to another app
+	}
+	var startErrs []error
+	for id, p := range fresh {
+		p.inherit(socks)
+		if serr := p.start(); serr != nil {
+			startErrs = append(startErrs, fmt.Errorf("app %s: %w", id, serr))
+			p.close()
+			delete(fresh, id)
+			if prev := d.apps[id]; prev != nil {
+				// Put the old settings back on the sockets it handed over.
+				if back, berr := d.buildApp(old, &prev.cfg, prev.geo); berr == nil {
+					back.inherit(socks)
+					if berr = back.start(); berr == nil {
+						fresh[id] = back
+						continue
+					}
+					back.close()
+				}
+				d.log.Error("reload: app stopped: neither its new nor its old settings could take its sockets", "app", id)
+			}
+		}
+	}
+	socks.tcp.Close()
+	socks.udp.Close()
+
+	// 3. Retire what was replaced or removed.
+	drain := cfg.Shutdown.DrainTimeout
+	for id, p := range fresh {
+		if prev := d.apps[id]; prev != nil {
+			d.retire(prev, 0) // its connections carry on until they end
+		}
+		d.apps[id] = p
+	}
+	for _, p := range removed {
+		delete(d.apps, p.id)
+		d.retire(p, drain)
+	}
+	d.order = d.order[:0]
+	for i := range cfg.Apps {
+		if d.apps[cfg.Apps[i].ID] != nil {
+			d.order = append(d.order, cfg.Apps[i].ID)
+		}
+	}
+	if res.GeoIP {
+		// Firewalls of parts still draining may read the old databases:
+		// they are closed with the daemon.
+		d.oldGeo = append(d.oldGeo, d.geo)
+		d.geo = g
+	}
+	d.cfg = cfg
+	return res, errors.Join(startErrs...)
+}
+
+// retire drains p in the background: for up to timeout (0: until its
+// connections end by themselves), and at the latest when Shutdown's drain
+// deadline passes.
+func (d *Daemon) retire(p *appPart, timeout time.Duration) {
+	ctx, cancel := d.retireCtx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(d.retireCtx, timeout)
+	}
+	d.retired.Add(1)
+	go func() {
+		defer d.retired.Done()
+		defer cancel()
+		if err := p.drain(ctx); err != nil {
+			d.log.Warn("draining a replaced app", "app", p.id, "err", err)
+		}
+		p.close()
+	}()
+}
+
+func hasApp(cfg *config.Config, id string) bool {
+	for i := range cfg.Apps {
+		if cfg.Apps[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
