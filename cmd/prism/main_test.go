@@ -213,7 +213,13 @@ type prismProc struct {
 
 func startDaemon(t *testing.T, cfgPath string, waitFor ...string) *prismProc {
 	t.Helper()
-	d := &prismProc{cmd: exec.Command(prismBin, "run", "-config", cfgPath), done: make(chan struct{}), seen: map[string]chan struct{}{}}
+	return startDaemonArgs(t, []string{"run", "-config", cfgPath}, waitFor...)
+}
+
+// startDaemonArgs is startDaemon with the command line given.
+func startDaemonArgs(t *testing.T, args []string, waitFor ...string) *prismProc {
+	t.Helper()
+	d := &prismProc{cmd: exec.Command(prismBin, args...), done: make(chan struct{}), seen: map[string]chan struct{}{}}
 	for _, w := range waitFor {
 		d.seen[w] = make(chan struct{})
 	}

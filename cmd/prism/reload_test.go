@@ -1,0 +1,379 @@
+package main
+
+// Config reload as an operator does it, against the real binary: while a
+// client loop opens connections and UDP sessions without pause and long
+// TCP connections and UDP sessions stay open, prism reloads a config that
+// adds an app, changes two (TCP and UDP), removes one and rebuilds the log
+// jobs; then a file that does not validate. No connection may be refused
+// or reset, no datagram lost, every long flow must still move bytes (or,
+// for the removed app, end at the drain deadline with its terminal record),
+// and every session must have complete records in all three datasets.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// udpEcho is an in-process UDP echo origin.
+func udpEcho(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+type reloadSetup struct {
+	tcpOrigin, udpOrigin                 string
+	stay, change, gone, added, udpChange string // listen addresses
+	dir                                  string
+}
+
+func (s *reloadSetup) logPath(ds string) string { return filepath.Join(s.dir, ds+".log") }
+
+// config renders version 1 (stay, change, gone, udp) or version 2 (stay,
+// change changed, added, udp changed; gone removed; log jobs changed).
+func (s *reloadSetup) config(v int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 1s}\nlog: {level: info}\napps:\n")
+	app := func(id, listen, extra string) {
+		fmt.Fprintf(&b, "  - id: %s\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n%s", id, listen, s.tcpOrigin, extra)
+	}
+	app("stay", s.stay, "")
+	if v == 1 {
+		app("change", s.change, "    max_connections: 1000\n")
+		app("gone", s.gone, "")
+		fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 30s}\n", s.udpChange, s.udpOrigin)
+	} else {
+		app("change", s.change, "    max_connections: 2000\n    timeouts: {idle: 30m}\n")
+		app("added", s.added, "")
+		fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 40s}\n", s.udpChange, s.udpOrigin)
+	}
+	interval := "50ms"
+	if v == 2 {
+		interval = "80ms" // every job changes: a new pipeline takes over
+	}
+	fmt.Fprintf(&b, "log_jobs:\n")
+	for _, ds := range []string{"spectrum_events", "edgeone_l4", "cloudconnexa"} {
+		fmt.Fprintf(&b, "  - name: %s\n    dataset: %s\n    batch: {max_interval: %s}\n    destination: {type: file, path: %s}\n", ds, ds, interval, s.logPath(ds))
+	}
+	return b.String()
+}
+
+// longTCP is a connection kept open across the reload.
+type longTCP struct {
+	c   net.Conn
+	app string
+}
+
+func (l *longTCP) echo(msg string) error {
+	_ = l.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := l.c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(l.c, got); err != nil {
+		return err
+	}
+	if string(got) != msg {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
+}
+
+func udpRoundTrip(c net.Conn, msg string) error {
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != msg {
+		return fmt.Errorf("udp echo %q, want %q", buf[:n], msg)
+	}
+	return nil
+}
+
+// clientLoop opens short TCP connections to addrs and UDP sessions to udp,
+// round robin, until stop or max sessions, and counts failures of any kind.
+type clientLoop struct {
+	sessions, failures atomic.Int64
+	mu                 sync.Mutex
+	errs               []string
+	done               chan struct{}
+}
+
+func runClientLoop(stop <-chan struct{}, max int, tcp []string, udp string, reserved ...int) *clientLoop {
+	cl := &clientLoop{done: make(chan struct{})}
+	go func() {
+		defer close(cl.done)
+		// A UDP session is its client address: a socket that gets the
+		// port of an earlier, still open session would be that session.
+		usedPorts := map[int]bool{}
+		for _, p := range reserved {
+			usedPorts[p] = true
+		}
+		for i := 0; i < max; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%4 == 3 {
+				var c net.Conn
+				if c, err = net.Dial("udp", udp); err == nil {
+					if p := c.LocalAddr().(*net.UDPAddr).Port; usedPorts[p] {
+						c.Close()
+						i--
+						continue
+					} else {
+						usedPorts[p] = true
+					}
+					err = udpRoundTrip(c, fmt.Sprintf("dgram-%d", i))
+					c.Close()
+				}
+			} else {
+				addr := tcp[i%len(tcp)]
+				var c net.Conn
+				if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+					l := &longTCP{c: c}
+					err = l.echo(fmt.Sprintf("short-%d", i))
+					c.Close()
+				}
+			}
+			cl.sessions.Add(1)
+			if err != nil {
+				cl.failures.Add(1)
+				cl.mu.Lock()
+				if len(cl.errs) < 10 {
+					cl.errs = append(cl.errs, err.Error())
+				}
+				cl.mu.Unlock()
+			}
+		}
+	}()
+	return cl
+}
+
+func TestReloadWithoutDroppingAFlow(t *testing.T) {
+	s := &reloadSetup{tcpOrigin: echoOrigin(t), udpOrigin: udpEcho(t), dir: t.TempDir()}
+	for _, p := range []*string{&s.stay, &s.change, &s.gone, &s.added} {
+		*p = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	s.udpChange = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	cfgPath := filepath.Join(s.dir, "prism.yaml")
+	if err := os.WriteFile(cfgPath, []byte(s.config(1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(s.dir, "prism.pid")
+	d := startDaemonArgs(t, []string{"run", "-config", cfgPath, "-pidfile", pidfile},
+		"prism started", "config reloaded", "config reload refused", "drain deadline passed")
+
+	// Long flows, opened before the reload.
+	var long []*longTCP
+	for _, a := range []struct{ app, addr string }{{"stay", s.stay}, {"change", s.change}, {"change", s.change}, {"gone", s.gone}} {
+		c, err := net.Dial("tcp", a.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		l := &longTCP{c: c, app: a.app}
+		if err := l.echo("before"); err != nil {
+			t.Fatalf("long %s connection: %v", a.app, err)
+		}
+		long = append(long, l)
+	}
+	longUDP, err := net.Dial("udp", s.udpChange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer longUDP.Close()
+	if err := udpRoundTrip(longUDP, "udp-before"); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	loop := runClientLoop(stop, 20000, []string{s.stay, s.change}, s.udpChange, longUDP.LocalAddr().(*net.UDPAddr).Port)
+	waitSessions := func(n int64) {
+		deadline := time.Now().Add(20 * time.Second)
+		for loop.sessions.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitSessions(50)
+
+	// Reload with an app added, two changed, one removed, log jobs changed,
+	// through `prism reload` (which validates first, then sends SIGHUP).
+	if err := os.WriteFile(cfgPath, []byte(s.config(2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runPrism(t, "reload", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
+		t.Fatalf("prism reload: exit %d\n%s%s", code, out, stderr)
+	}
+	d.wait(t, "config reloaded")
+	before := loop.sessions.Load()
+	waitSessions(before + 50)
+
+	// The removed app's long connection ends at the drain deadline (1s).
+	gone := long[3]
+	_ = gone.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := gone.c.Read(make([]byte, 1)); err == nil {
+		t.Error("the removed app's connection got data instead of being closed")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the removed app's connection is still open 10s after the reload (drain_timeout 1s)")
+	}
+	d.wait(t, "drain deadline passed")
+	if c, err := net.DialTimeout("tcp", s.gone, time.Second); err == nil {
+		c.Close()
+		t.Error("the removed app still accepts connections")
+	}
+	// The added app serves.
+	added := echoOnce(t, s.added, "added app")
+	added.Close()
+
+	// A file that does not validate changes nothing.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(s.config(2), "protocol: udp", "protocol: sctp", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.signal(t, syscall.SIGHUP)
+	d.wait(t, "config reload refused")
+	waitSessions(loop.sessions.Load() + 50)
+	if !strings.Contains(d.output(), cfgPath+":") || !strings.Contains(d.output(), `unknown protocol \"sctp\"`) {
+		t.Errorf("the refused reload did not log file:line: key: reason")
+	}
+
+	close(stop)
+	<-loop.done
+	if n := loop.failures.Load(); n != 0 {
+		t.Fatalf("%d of %d client sessions failed during the reloads: %v", n, loop.sessions.Load(), loop.errs)
+	}
+	for i, l := range long[:3] {
+		if err := l.echo(fmt.Sprintf("after-%d", i)); err != nil {
+			t.Errorf("long %s connection after the reloads: %v", l.app, err)
+		}
+	}
+	if err := udpRoundTrip(longUDP, "udp-after"); err != nil {
+		t.Errorf("long UDP session after the reloads: %v", err)
+	}
+	for _, l := range long[:3] {
+		l.c.Close()
+	}
+	d.signal(t, syscall.SIGTERM)
+	if code := d.exit(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Every session's records, complete, in every dataset: the loop's, the
+	// four long TCP connections, the long UDP session, the added app's.
+	want := int(loop.sessions.Load()) + len(long) + 1 + 1
+	checkDatasets(t, s, want)
+}
+
+// checkDatasets counts sessions in the three log files: each session has a
+// connect and exactly one terminal record (spectrum_events), one final
+// record (edgeone_l4, no interval) and a flow-established and a
+// client-disconnected (cloudconnexa).
+func checkDatasets(t *testing.T, s *reloadSetup, want int) {
+	t.Helper()
+	spec := readRecords(t, s.logPath("spectrum_events"))
+	type sess struct{ connect, terminal int }
+	bySock := map[string]*sess{}
+	for _, r := range spec {
+		k := fmt.Sprint(r["Application"], r["ClientProto"], r["ClientPort"])
+		if bySock[k] == nil {
+			bySock[k] = &sess{}
+		}
+		switch r["Event"] {
+		case "connect":
+			bySock[k].connect++
+		case "disconnect":
+			bySock[k].terminal++
+		default:
+			t.Errorf("spectrum record %v %v: want only connect and disconnect", r["Event"], r["Status"])
+		}
+	}
+	complete := 0
+	for k, v := range bySock {
+		if v.connect == 1 && v.terminal == 1 {
+			complete++
+		} else if v.connect != v.terminal {
+			t.Errorf("spectrum session %s: %d connect, %d terminal records", k, v.connect, v.terminal)
+		}
+	}
+	if len(spec) != 2*want {
+		t.Errorf("spectrum_events: %d records, want %d (connect + disconnect for %d sessions; %d complete by client port)", len(spec), 2*want, want, complete)
+	}
+
+	eo := readRecords(t, s.logPath("edgeone_l4"))
+	ids := map[any]int{}
+	for _, r := range eo {
+		ids[r["SessionID"]]++
+		if r["DisconnetReason"] == "-" {
+			t.Errorf("edgeone record without a DisconnetReason (no interval: only final records): %v", r)
+		}
+	}
+	if len(eo) != want || len(ids) != want {
+		t.Errorf("edgeone_l4: %d records of %d sessions, want one final record for each of %d", len(eo), len(ids), want)
+	}
+
+	cc := readRecords(t, s.logPath("cloudconnexa"))
+	flows := map[any][2]int{}
+	for _, r := range cc {
+		lg, _ := r["log"].(map[string]any)
+		id := lg["clientSessionId"]
+		f := flows[id]
+		switch r["eventName"] {
+		case "flow-established":
+			f[0]++
+		case "client-disconnected":
+			f[1]++
+		}
+		flows[id] = f
+	}
+	for id, f := range flows {
+		if f != [2]int{1, 1} {
+			t.Errorf("cloudconnexa session %v: %d flow-established, %d client-disconnected", id, f[0], f[1])
+		}
+	}
+	if len(flows) != want {
+		t.Errorf("cloudconnexa: %d sessions, want %d", len(flows), want)
+	}
+}
