@@ -94,7 +94,6 @@ func (s *Server) HandOff(keep func(key string) bool) Listeners {
 	return out
 }
 
-
 // ListenKeys are the sockets the server's apps bind, by ListenKey.
 func (s *Server) ListenKeys() []string {
 	var out []string
