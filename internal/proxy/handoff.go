@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
@@ -38,14 +41,21 @@ func ListenKeys(a *config.App) []string {
 // take removes and returns the listener for key, nil if there is none.
 func (ls Listeners) take(key string) net.Listener {
 	ln := ls[key]
-	delete(ls, key)
+	if ln == nil {
+		return nil
+	}
+	for k, v := range ls { // and its other names (FileListeners)
+		if v == ln {
+			delete(ls, k)
+		}
+	}
 	return ln
 }
 
 // Close closes every listener left (not taken by a server).
 func (ls Listeners) Close() {
 	for k, ln := range ls {
-		_ = ln.Close()
+		_ = ln.Close() // a second name of a closed listener: a harmless error
 		delete(ls, k)
 	}
 }
@@ -107,3 +117,59 @@ func (s *Server) ListenKeys() []string {
 // HandOff) for the addresses they match; it takes those it uses out of ls.
 // Call it before Start.
 func (s *Server) Inherit(ls Listeners) { s.inherit = ls }
+
+// Files duplicates every listening socket the server accepts on, by
+// ListenKey, for a new process to inherit (binary upgrade). The caller
+// closes them once handed.
+func (s *Server) Files() (map[string]*os.File, error) {
+	out := map[string]*os.File{}
+	for _, a := range s.apps {
+		for _, l := range a.listeners {
+			if l.handed || l.key == "" || strings.HasSuffix(l.key, ":0") {
+				continue
+			}
+			fl, ok := l.ln.(interface{ File() (*os.File, error) })
+			if !ok {
+				continue
+			}
+			f, err := fl.File()
+			if err != nil {
+				for _, f := range out {
+					f.Close()
+				}
+				return nil, fmt.Errorf("app %s: %s: %w", a.cfg.ID, l.key, err)
+			}
+			out[l.key] = f
+		}
+	}
+	return out, nil
+}
+
+// FileListeners turns inherited sockets into Listeners: stream sockets by
+// key (a key names the listen address it was bound for), or, for keys that
+// are "", by the socket's own address (systemd socket activation). A wildcard
+// address also answers to the key of the empty host (":443").
+func FileListeners(files map[*os.File]string) (Listeners, error) {
+	out := Listeners{}
+	for f, key := range files {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("inherited socket %s: %w", f.Name(), err)
+		}
+		f.Close()
+		if key != "" {
+			out[key] = ln
+			continue
+		}
+		switch ad := ln.Addr().(type) {
+		case *net.TCPAddr:
+			out[ListenKey("tcp", ad.String())] = ln
+			if ad.IP.IsUnspecified() {
+				out[ListenKey("tcp", net.JoinHostPort("", strconv.Itoa(ad.Port)))] = ln
+			}
+		case *net.UnixAddr:
+			out[ListenKey("unix", ad.Name)] = ln
+		}
+	}
+	return out, nil
+}

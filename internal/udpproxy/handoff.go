@@ -2,9 +2,12 @@ package udpproxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -140,4 +143,56 @@ func (h *Handoff) Close() {
 		_ = l.conn.Close()
 		delete(h.ls, k)
 	}
+}
+
+// Files duplicates every socket the server reads, by listen key, for a
+// new process to inherit (binary upgrade).
+func (s *Server) Files() (map[string]*os.File, error) {
+	out := map[string]*os.File{}
+	for _, l := range s.listeners {
+		if l.handed || l.key == "" {
+			continue
+		}
+		f, err := l.conn.File()
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("udp app %s: %s: %w", s.id, l.key, err)
+		}
+		out[l.key] = f
+	}
+	return out, nil
+}
+
+// Adopt makes a hand-over of inherited UDP sockets (binary upgrade,
+// systemd socket activation) by key; a key of "" is made from the
+// socket's address.
+func Adopt(conns map[*net.UDPConn]string) (*Handoff, error) {
+	h := NewHandoff()
+	for c, k := range conns {
+		la := c.LocalAddr().(*net.UDPAddr)
+		ap := la.AddrPort()
+		l := &listener{conn: c, local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), v6: la.IP.To4() == nil || ap.Addr().Is6() && !ap.Addr().Is4In6()}
+		host := ap.Addr().Unmap().String()
+		if k == "" {
+			k = listenKey(host, ap.Port())
+		}
+		if h2, _, err := net.SplitHostPort(strings.TrimPrefix(k, "udp ")); err == nil && (h2 == "" || h2 == "0.0.0.0" || h2 == "::") {
+			l.pktinfo = true
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return nil, err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = setPktinfo(fd, l.v6) }); err != nil {
+				return nil, err
+			}
+			if serr != nil {
+				return nil, fmt.Errorf("inherited udp socket %s: %w", k, serr)
+			}
+		}
+		h.ls[k] = l
+	}
+	return h, nil
 }

@@ -18,6 +18,10 @@ import (
 // key identifies a session on one listener: the socket peer, the real
 // client when a trusted front proxy named one (zero otherwise), and, on a
 // wildcard socket, the local address the client sent to (zero otherwise).
+// errRestartSys is the kernel's ERESTARTSYS (512), which a raw recvmmsg
+// interrupted by a signal can return.
+const errRestartSys = syscall.Errno(512)
+
 type key struct {
 	peer   netip.AddrPort
 	client netip.AddrPort
@@ -105,6 +109,9 @@ func (l *listener) loop() {
 	for {
 		if err := l.rc.Read(l.readFn); err != nil {
 			return // closed
+		}
+		if l.rerr == unix.EINTR || l.rerr == errRestartSys {
+			continue // interrupted by a signal (an upgrade's SIGUSR2, for one): read again
 		}
 		if l.rerr != 0 {
 			// Errors on an unconnected socket are reports about earlier

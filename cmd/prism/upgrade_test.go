@@ -1,0 +1,227 @@
+package main
+
+// Binary upgrade against the real binary: prism runs from a copy of the
+// binary, the test builds a new version over that path, and `prism
+// upgrade` (SIGUSR2) makes the running process start it with the listening
+// sockets. A client loop of TCP connections and UDP sessions never sees a
+// refusal or a lost datagram, a long TCP connection of the old process
+// still moves bytes until the test closes it, the old process then exits 0,
+// and every session's records are complete in all three datasets.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// procLog reads the stderr of prism and of every process it starts (they
+// share the pipe) and waits for lines.
+type procLog struct {
+	mu    sync.Mutex
+	lines []string
+	cond  *sync.Cond
+}
+
+func newProcLog(t *testing.T) (*procLog, *os.File) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &procLog{}
+	pl.cond = sync.NewCond(&pl.mu)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			pl.mu.Lock()
+			pl.lines = append(pl.lines, sc.Text())
+			pl.cond.Broadcast()
+			pl.mu.Unlock()
+		}
+		r.Close()
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prism stderr:\n%s", pl.text())
+		}
+	})
+	return pl, w
+}
+
+func (pl *procLog) text() string {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return strings.Join(pl.lines, "\n")
+}
+
+// wait returns the first line matching re, failing after timeout.
+func (pl *procLog) wait(t *testing.T, re string, timeout time.Duration) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() { pl.mu.Lock(); pl.cond.Broadcast(); pl.mu.Unlock() })
+	defer timer.Stop()
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for {
+		for _, l := range pl.lines {
+			if rx.MatchString(l) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line matching %q within %v", re, timeout)
+		}
+		pl.cond.Wait()
+	}
+}
+
+func buildVersion(t *testing.T, out, version string) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	args := []string{"build", "-o", out, "-ldflags", "-X main.version=" + version}
+	if raceBuild() {
+		args = append(args, "-race")
+	}
+	if b, err := exec.Command(goBin, append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+}
+
+func TestUpgradeWithoutAcceptGap(t *testing.T) {
+	s := &reloadSetup{tcpOrigin: echoOrigin(t), udpOrigin: udpEcho(t), dir: t.TempDir()}
+	s.stay = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.udpChange = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n")
+	fmt.Fprintf(&b, "  - id: web\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", s.stay, s.tcpOrigin)
+	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s}\n", s.udpChange, s.udpOrigin)
+	fmt.Fprintf(&b, "log_jobs:\n")
+	for _, ds := range []string{"spectrum_events", "edgeone_l4", "cloudconnexa"} {
+		fmt.Fprintf(&b, "  - name: %s\n    dataset: %s\n    batch: {max_interval: 50ms}\n    destination: {type: file, path: %s}\n", ds, ds, s.logPath(ds))
+	}
+	cfgPath := filepath.Join(s.dir, "prism.yaml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(s.dir, "prism")
+	if data, err := os.ReadFile(prismBin); err != nil || os.WriteFile(bin, data, 0o755) != nil {
+		t.Fatalf("copy binary: %v", err)
+	}
+	pidfile := filepath.Join(s.dir, "prism.pid")
+	logs, w := newProcLog(t)
+	old := exec.Command(bin, "run", "-c", cfgPath, "-pidfile", pidfile)
+	old.Stderr, old.Stdout = w, w
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the processes hold it
+	oldDone := make(chan error, 1)
+	go func() { oldDone <- old.Wait() }()
+	t.Cleanup(func() {
+		_ = old.Process.Kill()
+		if b, err := os.ReadFile(pidfile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != old.Process.Pid {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	logs.wait(t, fmt.Sprintf(`msg="prism started".*pid=%d`, old.Process.Pid), 20*time.Second)
+
+	longC := echoOnce(t, s.stay, "before")
+	long := &longTCP{c: longC, app: "web"}
+	longUDP := dialUDP(t, s.udpChange)
+	if err := udpRoundTrip(longUDP, "udp-before"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	loop := runClientLoop(stop, 20000, []string{s.stay}, s.udpChange, longUDP.LocalAddr().(*net.UDPAddr).Port)
+	waitLoop(loop, 50)
+
+	// The new version goes where the old binary was, as an install does.
+	next := bin + ".new"
+	buildVersion(t, next, "v9.9.9-upgraded")
+	if err := os.Rename(next, bin); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runPrism(t, "upgrade", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
+		t.Fatalf("prism upgrade: exit %d\n%s%s", code, out, stderr)
+	}
+	started := logs.wait(t, `msg="prism started" version="v9\.9\.9-upgraded.*inherited_sockets=2`, 60*time.Second)
+	logs.wait(t, `upgrade: new process ready`, 20*time.Second)
+	newPid := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(started)[1]
+	waitLoop(loop, loop.sessions.Load()+100)
+
+	// The old process's connection still moves bytes; the UDP session's
+	// next datagram reaches the new process.
+	if err := long.echo("after the upgrade"); err != nil {
+		t.Errorf("long connection of the old process after the upgrade: %v", err)
+	}
+	if err := udpRoundTrip(longUDP, "udp-after"); err != nil {
+		t.Errorf("UDP after the upgrade: %v", err)
+	}
+	select {
+	case err := <-oldDone:
+		t.Fatalf("the old process exited (%v) while its connection was open", err)
+	default:
+	}
+	longC.Close()
+	select {
+	case err := <-oldDone:
+		if err != nil {
+			t.Fatalf("old process: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process did not exit within 30s of its last connection ending")
+	}
+	close(stop)
+	<-loop.done
+	if n := loop.failures.Load(); n != 0 {
+		t.Fatalf("%d of %d client sessions failed across the upgrade: %v", n, loop.sessions.Load(), loop.errs)
+	}
+	if b, _ := os.ReadFile(pidfile); strings.TrimSpace(string(b)) != newPid {
+		t.Errorf("pid file holds %q, want the new process %s", b, newPid)
+	}
+	pid, _ := strconv.Atoi(newPid)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	logs.wait(t, fmt.Sprintf(`msg=stopped .*pid=%d`, pid), 30*time.Second)
+
+	// The loop's sessions, the long TCP connection, and the long UDP
+	// client's two sessions (the old process's, ended by its idle timeout,
+	// and the new process's).
+	checkDatasets(t, s, int(loop.sessions.Load())+1+2)
+}
+
+func dialUDP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitLoop waits (bounded) until the client loop made n sessions: the
+// loop is the clock of these tests.
+func waitLoop(l *clientLoop, n int64) {
+	deadline := time.Now().Add(30 * time.Second)
+	for l.sessions.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
