@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event"
+)
+
+type events struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+func (e *events) Emit(ev *event.Event) { e.mu.Lock(); e.evs = append(e.evs, *ev); e.mu.Unlock() }
+
+func (e *events) of(app string, typ event.Type) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, ev := range e.evs {
+		if ev.App == app && ev.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func echo(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func port(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func roundTrip(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != msg {
+		t.Fatalf("echo %q: %v", b, err)
+	}
+}
+
+func writeConfig(t *testing.T, path, apps string) *config.Config {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("node: {colo: TST}\nshutdown: {drain_timeout: 300ms}\napps:\n"+apps), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg *config.Config, em event.Emitter) *Daemon {
+	t.Helper()
+	d, err := New(cfg, slog.New(slog.DiscardHandler), WithEmitter(em))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = d.Shutdown(ctx)
+	})
+	return d
+}
+
+// TestReloadMovesAnAddressBetweenApps: app a is removed and app b added on
+// a's address: b gets a's socket (no bind error, no gap), a's open
+// connection drains and ends at drain_timeout with its terminal record.
+func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
+	origin, addr := echo(t), port(t)
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	app := func(id string) string {
+		return fmt.Sprintf("  - id: %s\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", id, addr, origin)
+	}
+	em := &events{}
+	d := start(t, writeConfig(t, path, app("a")), em)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, "on a")
+	writeConfig(t, path, app("b"))
+	res, err := d.ReloadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Added, res.Removed) != "[b] [a]" {
+		t.Fatalf("reload result %+v", res)
+	}
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("after the move: %v", err)
+	}
+	defer c2.Close()
+	roundTrip(t, c2, "on b")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("a's connection not closed at its drain deadline: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for em.of("a", event.Disconnect) != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the terminal event follows the close
+	}
+	if em.of("a", event.Disconnect) != 1 || em.of("b", event.Connect) != 1 {
+		t.Errorf("a disconnects %d, b connects %d; want 1 and 1", em.of("a", event.Disconnect), em.of("b", event.Connect))
+	}
+}
+
+// TestReloadKeepsOldSettingsWhenTheNewCannotStart: a changed app whose new
+// extra address is taken reports the error and serves on with its old
+// settings on its old socket; the reload is counted as failed.
+func TestReloadKeepsOldSettingsWhenTheNewCannotStart(t *testing.T) {
+	origin, addr := echo(t), port(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	em := &events{}
+	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), em)
+	writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\", \"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, taken.Addr(), origin))
+	if _, err := d.ReloadConfig(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("reload onto a taken address: %v", err)
+	}
+	if st := d.ReloadStats(); st.Failed != 1 || st.OK != 0 {
+		t.Errorf("ReloadStats %+v, want 1 failed", st)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("the app stopped serving its old address: %v", err)
+	}
+	defer c.Close()
+	roundTrip(t, c, "still here")
+	if got := d.Addrs("a"); len(got) != 1 || got[0].String() != addr {
+		t.Errorf("addrs %v, want only %s", got, addr)
+	}
+}
+
+// TestReloadOfABadFileChangesNothing: every problem is reported with its
+// line, the running config stays.
+func TestReloadOfABadFileChangesNothing(t *testing.T) {
+	origin, addr := echo(t), port(t)
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), &events{})
+	before := d.Config()
+	if err := os.WriteFile(path, []byte("node: {colo: TST}\napps:\n  - id: a\n    protocol: sctp\n    listen: [\"x\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.ReloadConfig()
+	if err == nil || !strings.Contains(err.Error(), path+":4: apps[0].protocol") || !strings.Contains(err.Error(), path+":5: apps[0].listen[0]") {
+		t.Fatalf("reload of a bad file: %v", err)
+	}
+	if d.Config() != before {
+		t.Error("the running config changed")
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, "unchanged")
+}
