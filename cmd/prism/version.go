@@ -18,6 +18,13 @@ func versionString() string {
 	return formatVersion(version, bi, ok)
 }
 
+// plainVersion is the version alone ("v1.2.0", "dev"), for records that
+// name the product's version.
+func plainVersion() string {
+	v, _, _ := strings.Cut(versionString(), " (")
+	return v
+}
+
 func formatVersion(ldVersion string, bi *debug.BuildInfo, ok bool) string {
 	v := ldVersion
 	if v == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {

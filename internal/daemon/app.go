@@ -43,7 +43,7 @@ func (d *Daemon) buildApp(cfg *config.Config, a *config.App, g *geo.DB) (p *appP
 		}
 		p.udp, err = udpproxy.New(udpproxy.App{
 			ID: a.ID, Listen: a.Listen, Pool: p.pool, ProxyProtocol: a.ProxyProtocol,
-			Trusted: a.Trusted, Firewall: p.fw, UDP: a.UDP,
+			Trusted: a.Trusted, Firewall: p.fw, UDP: a.UDP, Limits: a.Limits,
 		}, d.em, d.reg, d.log) // udpproxy adds the app id to its log lines
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.ID, err)
@@ -52,7 +52,7 @@ func (d *Daemon) buildApp(cfg *config.Config, a *config.App, g *geo.DB) (p *appP
 	}
 	one := *cfg
 	one.Apps = []config.App{*a}
-	popts := []proxy.Option{proxy.WithFirewall(a.ID, p.fw)}
+	popts := []proxy.Option{proxy.WithFirewall(a.ID, p.fw), proxy.WithGlobalSlots(d.slots)}
 	if d.opts.resolver != nil {
 		popts = append(popts, proxy.WithResolver(d.opts.resolver))
 	}

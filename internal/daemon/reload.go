@@ -16,9 +16,12 @@ import (
 
 // ReloadResult says what a config reload changed.
 type ReloadResult struct {
-	Added, Changed, Removed, Unchanged []string // app ids
-	LogJobs                            bool     // the log pipeline was rebuilt
-	GeoIP                              bool     // the GeoIP databases were reopened
+	Added     []string `json:"added"` // app ids
+	Changed   []string `json:"changed"`
+	Removed   []string `json:"removed"`
+	Unchanged []string `json:"unchanged"`
+	LogJobs   bool     `json:"log_jobs_rebuilt"` // the log pipeline was rebuilt
+	GeoIP     bool     `json:"geoip_reopened"`   // the GeoIP databases were reopened
 }
 
 func (r ReloadResult) String() string {
@@ -44,6 +47,21 @@ func (d *Daemon) ReloadStats() ReloadStats {
 // sessions carry on until they end; unchanged apps are left alone. Log jobs
 // that changed get a new pipeline; the old one writes what it held first.
 func (d *Daemon) ReloadConfig() (ReloadResult, error) {
+	res, err := d.reloadConfig()
+	d.reloads.Record(err)
+	return res, err
+}
+
+// Hangup is what SIGHUP does: ReloadConfig, then Reload's reopening and
+// re-reading, counted as one reload. The config error comes first.
+func (d *Daemon) Hangup() (ReloadResult, error, error) {
+	res, cerr := d.reloadConfig()
+	rerr := d.reopenAll()
+	d.reloads.Record(errors.Join(cerr, rerr))
+	return res, cerr, rerr
+}
+
+func (d *Daemon) reloadConfig() (ReloadResult, error) {
 	d.mu.Lock()
 	path := d.cfg.File
 	d.mu.Unlock()
@@ -84,7 +102,7 @@ func (d *Daemon) ReloadConfig() (ReloadResult, error) {
 func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.started {
+	if !d.started.Load() {
 		return res, errors.New("reload before start")
 	}
 	old := d.cfg
@@ -97,9 +115,21 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		}
 		res.GeoIP = true
 	}
+	// A top-level setting every app reads (max_connections, limits…)
+	// rebuilds them all; max_connections gets new shared slots, the
+	// replaced servers keep the old ones until their connections end.
+	globals := globalsChanged(old, cfg)
+	oldSlots := d.slots
+	if globals {
+		d.slots = nil
+		if cfg.MaxConnections > 0 {
+			d.slots = make(chan struct{}, cfg.MaxConnections)
+		}
+	}
 	fresh := map[string]*appPart{}
 	defer func() {
 		if err != nil {
+			d.slots = oldSlots
 			for _, p := range fresh {
 				p.close()
 			}
@@ -110,7 +140,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	}()
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
-		if p := d.apps[a.ID]; p != nil && !res.GeoIP && reflect.DeepEqual(p.cfg, *a) {
+		if p := d.apps[a.ID]; p != nil && !res.GeoIP && !globals && reflect.DeepEqual(p.cfg, *a) {
 			res.Unchanged = append(res.Unchanged, a.ID)
 			continue
 		}
@@ -237,6 +267,19 @@ func (d *Daemon) retire(p *appPart, timeout time.Duration) {
 		}
 		p.close()
 	}()
+}
+
+// globalsChanged reports whether a top-level setting the app servers read
+// differs: everything but the sections handled on their own.
+func globalsChanged(a, b *config.Config) bool {
+	strip := func(c *config.Config) config.Config {
+		x := *c
+		x.Apps, x.LogJobs, x.File = nil, nil, ""
+		x.Node, x.GeoIP, x.Shutdown, x.Log = config.Node{}, b.GeoIP, config.Shutdown{}, config.Diagnostic{}
+		x.Admin = b.Admin
+		return x
+	}
+	return !reflect.DeepEqual(strip(a), strip(b))
 }
 
 func hasApp(cfg *config.Config, id string) bool {

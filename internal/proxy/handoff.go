@@ -173,3 +173,14 @@ func FileListeners(files map[*os.File]string) (Listeners, error) {
 	}
 	return out, nil
 }
+
+// WithGlobalSlots makes the server share slots, the config's global
+// max_connections, with the other servers of the same daemon (one server
+// per app).
+func WithGlobalSlots(slots chan struct{}) Option {
+	return func(s *Server) {
+		if slots != nil {
+			s.gsem = slots
+		}
+	}
+}
