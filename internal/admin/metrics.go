@@ -51,6 +51,9 @@ var (
 	dReloadOK     = desc("prism_config_last_reload_success_timestamp_seconds", "When the last successful reload finished, Unix time (0: none yet).")
 	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
 	dUnauth       = desc("prism_admin_unauthorized_requests_total", "Admin requests refused with 401 (wrong or missing token).")
+	dOriginUp     = desc("prism_origin_healthy", "1 while an origin address of an app with health checks or passive ejection is healthy, 0 while it is skipped.", "app", "origin")
+	dOriginChecks = desc("prism_origin_health_checks_total", "Active health checks of an origin address, by result.", "app", "origin", "result")
+	dOriginFlaps  = desc("prism_origin_health_transitions_total", "Times an origin address went down or came back.", "app", "origin")
 )
 
 // jobMetric is one log-job counter: a logjob.Stats field as a metric. A
@@ -155,7 +158,8 @@ var udpDrops = []struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dBuild, dOpened, dActive, dRecords, dBytes, dUDPDgrams, dUDPDrops, dUDPSessions,
-		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dAcceptErrs} {
+		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dAcceptErrs,
+		dOriginUp, dOriginChecks, dOriginFlaps} {
 		ch <- d
 	}
 	for _, d := range jobDescs {
@@ -172,6 +176,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	p := c.p
 	gauge(dBuild, 1, p.Version)
+	if p.OriginHealth != nil {
+		for app, hs := range p.OriginHealth() {
+			for _, h := range hs {
+				up := 0.0
+				if h.Healthy {
+					up = 1
+				}
+				gauge(dOriginUp, up, app, h.Origin)
+				counter(dOriginChecks, float64(h.ChecksOK), app, h.Origin, "ok")
+				counter(dOriginChecks, float64(h.ChecksFailed), app, h.Origin, "failed")
+				counter(dOriginFlaps, float64(h.Transitions), app, h.Origin)
+			}
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lv := c.live.get(p.Registry, time.Now(), 0, false)

@@ -35,6 +35,12 @@ type Parts struct {
 	// AcceptErrors returns how many TCP accepts failed (EMFILE and the
 	// like); nil: not reported.
 	AcceptErrors func() uint64
+	// Reload re-reads and applies the config file (POST /api/v1/reload);
+	// the result says what changed. nil: no reload offered.
+	Reload func() (any, error)
+	// OriginHealth returns, by app, the health of every checked origin
+	// address (apps with health checks or passive ejection). nil: none.
+	OriginHealth func() map[string][]origin.OriginHealth
 }
 
 // App is one configured app.

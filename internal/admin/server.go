@@ -85,6 +85,7 @@ func New(cfg Config, p *Parts, logger *slog.Logger) (*Server, error) {
 	mux.Handle("DELETE /api/v1/sessions/{id}", s.auth(http.HandlerFunc(s.closeSession)))
 	mux.Handle("GET /api/v1/jobs", s.auth(http.HandlerFunc(s.jobs)))
 	mux.Handle("GET /api/v1/summary", s.auth(http.HandlerFunc(s.summary)))
+	mux.Handle("POST /api/v1/reload", s.auth(http.HandlerFunc(s.reload)))
 	if cfg.Pprof {
 		mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/cmdline", s.auth(http.HandlerFunc(pprof.Cmdline)))

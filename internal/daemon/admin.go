@@ -8,11 +8,20 @@ import (
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/tlsedge"
+	"github.com/prismproxy/prism/internal/udpproxy"
 )
 
 // Version is what the admin side reports as prism's version (cmd/prism
 // sets it).
 var Version = "dev"
+
+// part is the running part of app id (nil if none); the admin side reads
+// through it so that a reload's replacements are what it sees.
+func (d *Daemon) part(id string) *appPart {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.apps[id]
+}
 
 // newAdmin builds the admin listener of d's config over d's parts.
 func (d *Daemon) newAdmin() error {
@@ -22,24 +31,26 @@ func (d *Daemon) newAdmin() error {
 		Registry:     d.reg,
 		Tally:        d.tally,
 		Reloads:      &d.reloads,
-		Jobs:         d.pipe.Stats,
+		Jobs:         d.Stats,
 		Close:        d.closeSession,
 		Ready:        d.ready,
-		HealthChecks: func() int64 { return d.tcp.Stats().HealthChecks },
-		AcceptErrors: d.tcp.AcceptErrors,
+		HealthChecks: d.healthChecks,
+		AcceptErrors: d.acceptErrors,
+		Reload:       func() (any, error) { return d.ReloadConfig() },
+		OriginHealth: d.OriginHealth,
 	}
 	if d.geo != nil {
 		p.Geo = d.geo.Builds
 	}
-	edges := d.tcp.Edges()
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
+		id := a.ID
 		pa := admin.App{
 			ID: a.ID, Protocol: a.Protocol, Listen: a.Listen, Balance: a.Origins.Balance,
 			ProxyProtocol: a.ProxyProtocol, TLSMode: a.TLS.Mode,
 			Addrs: func() []string {
 				var out []string
-				for _, ad := range d.Addrs(a.ID) {
+				for _, ad := range d.Addrs(id) {
 					out = append(out, ad.String())
 				}
 				return out
@@ -52,20 +63,42 @@ func (d *Daemon) newAdmin() error {
 		if dns := a.Origins.DNS; dns != nil {
 			pa.Origins = append(pa.Origins, net.JoinHostPort(dns.Name, dns.Port))
 		}
-		if s, ok := d.udp[a.ID]; ok {
-			pa.UDP = s.Stats
+		ap := d.apps[id]
+		if ap.udp != nil {
+			pa.UDP = func() udpproxy.Stats {
+				if p := d.part(id); p != nil && p.udp != nil {
+					return p.udp.Stats()
+				}
+				return udpproxy.Stats{}
+			}
 			if a.Limits.Enabled() {
-				pa.Refused = s.LimitRefusals
+				pa.Refused = func() map[string]uint64 {
+					if p := d.part(id); p != nil && p.udp != nil {
+						return p.udp.LimitRefusals()
+					}
+					return nil
+				}
 			}
 		} else {
-			pa.Dial = d.tcp.DialLatency(a.ID)
+			pa.Dial = ap.tcp.DialLatency(id) // the first server's: a reload that changes the app starts another
 			if a.Limits.Enabled() || a.Limits.MaxTLSHandshakes > 0 {
-				id := a.ID
-				pa.Refused = func() map[string]uint64 { return d.tcp.LimitRefusals()[id] }
+				pa.Refused = func() map[string]uint64 {
+					if p := d.part(id); p != nil && p.tcp != nil {
+						return p.tcp.LimitRefusals()[id]
+					}
+					return nil
+				}
 			}
 		}
-		if e := edges[a.ID]; e != nil && a.TLS.Terminates() {
-			pa.Certs = e.Certificates
+		if a.TLS.Terminates() {
+			pa.Certs = func() []tlsedge.Certificate {
+				if p := d.part(id); p != nil && p.tcp != nil {
+					if e := p.tcp.Edges()[id]; e != nil {
+						return e.Certificates()
+					}
+				}
+				return nil
+			}
 		}
 		p.Apps = append(p.Apps, pa)
 	}
@@ -77,12 +110,42 @@ func (d *Daemon) newAdmin() error {
 	return nil
 }
 
+// healthChecks is how many trusted fronts' health checks the tcp apps saw.
+func (d *Daemon) healthChecks() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int64
+	for _, p := range d.apps {
+		if p.tcp != nil {
+			n += p.tcp.Stats().HealthChecks
+		}
+	}
+	return n
+}
+
+// acceptErrors is how many TCP accepts failed, every running tcp app.
+func (d *Daemon) acceptErrors() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n uint64
+	for _, p := range d.apps {
+		if p.tcp != nil {
+			n += p.tcp.AcceptErrors()
+		}
+	}
+	return n
+}
+
 // closeSession ends one open session of app as a close by the proxy.
 func (d *Daemon) closeSession(app string, id event.ID, detail string) bool {
-	if s, ok := d.udp[app]; ok {
-		return s.CloseSession(id, detail)
+	p := d.part(app)
+	if p == nil {
+		return false
 	}
-	return d.tcp.CloseSession(id, detail)
+	if p.udp != nil {
+		return p.udp.CloseSession(id, detail)
+	}
+	return p.tcp.CloseSession(id, detail)
 }
 
 // ready is nil once every listener is bound and every certificate and CA
@@ -91,10 +154,17 @@ func (d *Daemon) ready() error {
 	if !d.started.Load() {
 		return errors.New("listeners not bound yet")
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var errs []error
-	for id, e := range d.tcp.Edges() {
-		if err := e.Ready(); err != nil {
-			errs = append(errs, fmt.Errorf("app %s: %w", id, err))
+	for _, p := range d.apps {
+		if p.tcp == nil {
+			continue
+		}
+		for id, e := range p.tcp.Edges() {
+			if err := e.Ready(); err != nil {
+				errs = append(errs, fmt.Errorf("app %s: %w", id, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

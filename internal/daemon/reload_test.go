@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +67,7 @@ func port(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func roundTrip(t *testing.T, c net.Conn, msg string) {
+func echoOn(t *testing.T, c net.Conn, msg string) {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte(msg)); err != nil {
@@ -122,7 +124,7 @@ func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	roundTrip(t, c, "on a")
+	echoOn(t, c, "on a")
 	writeConfig(t, path, app("b"))
 	res, err := d.ReloadConfig()
 	if err != nil {
@@ -136,7 +138,7 @@ func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
 		t.Fatalf("after the move: %v", err)
 	}
 	defer c2.Close()
-	roundTrip(t, c2, "on b")
+	echoOn(t, c2, "on b")
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("a's connection not closed at its drain deadline: %v", err)
@@ -175,7 +177,7 @@ func TestReloadKeepsOldSettingsWhenTheNewCannotStart(t *testing.T) {
 		t.Fatalf("the app stopped serving its old address: %v", err)
 	}
 	defer c.Close()
-	roundTrip(t, c, "still here")
+	echoOn(t, c, "still here")
 	if got := d.Addrs("a"); len(got) != 1 || got[0].String() != addr {
 		t.Errorf("addrs %v, want only %s", got, addr)
 	}
@@ -203,5 +205,104 @@ func TestReloadOfABadFileChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	roundTrip(t, c, "unchanged")
+	echoOn(t, c, "unchanged")
+}
+
+// TestReloadThroughTheAdminAPI: POST /api/v1/reload applies the file and
+// answers what changed; a bad file is a 422 with its problems, and counts
+// as a failed reload in the metrics.
+func TestReloadThroughTheAdminAPI(t *testing.T) {
+	origin, addr, addr2 := echo(t), port(t), port(t)
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	head := "admin: {listen: \"127.0.0.1:0\"}\n"
+	app := func(id, listen string) string {
+		return fmt.Sprintf("  - id: %s\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", id, listen, origin)
+	}
+	write := func(apps string) {
+		if err := os.WriteFile(path, []byte(head+"node: {colo: TST}\napps:\n"+apps), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(app("a", addr))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, &events{})
+	url := "http://" + d.AdminAddr().String() + "/api/v1/reload"
+	post := func() (int, string) {
+		resp, err := http.Post(url, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	write(app("a", addr) + app("b", addr2))
+	if code, body := post(); code != 200 || !regexp.MustCompile(`"added": \[\s*"b"\s*\]`).MatchString(body) {
+		t.Fatalf("POST /api/v1/reload: %d %s", code, body)
+	}
+	c, err := net.Dial("tcp", addr2)
+	if err != nil {
+		t.Fatalf("the added app: %v", err)
+	}
+	c.Close()
+	write("  - id: a\n    protocol: sctp\n")
+	if code, body := post(); code != 422 || !strings.Contains(body, "apps[0].protocol") {
+		t.Fatalf("POST /api/v1/reload of a bad file: %d %s", code, body)
+	}
+	resp, err := http.Get("http://" + d.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `prism_config_reload_total{result="success"} 1`) || !strings.Contains(string(b), `prism_config_reload_total{result="failure"} 1`) {
+		t.Errorf("reload counters in /metrics:\n%s", grepLines(string(b), "prism_config_reload_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestOriginHealthInMetrics: a health-checked origin that is down shows as
+// prism_origin_healthy 0 with its failed checks counted.
+func TestOriginHealthInMetrics(t *testing.T) {
+	dead := port(t) // nothing listens: every check fails
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	yaml := fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"%s\"], health_check: {interval: 50ms, timeout: 50ms, unhealthy_threshold: 2}}\n", dead)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, &events{})
+	want := fmt.Sprintf(`prism_origin_healthy{app="a",origin="%s"} 0`, dead)
+	deadline := time.Now().Add(10 * time.Second)
+	var body string
+	for time.Now().Before(deadline) { // the checks run on their own clock: poll the scrape, bounded
+		resp, err := http.Get("http://" + d.AdminAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body = string(b); strings.Contains(body, want) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, want) || !strings.Contains(body, `prism_origin_health_transitions_total{app="a",origin="`+dead+`"} 1`) {
+		t.Fatalf("no %s in /metrics:\n%s", want, grepLines(body, "prism_origin_"))
+	}
 }
