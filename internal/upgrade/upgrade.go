@@ -99,8 +99,13 @@ func Ready() error {
 
 // Child is a process started by Spawn.
 type Child struct {
-	Cmd *exec.Cmd
+	Cmd    *exec.Cmd
+	exited chan error
 }
+
+// Wait waits for the child to exit (Spawn already reaps it: do not call
+// Cmd.Wait).
+func (c *Child) Wait() error { return <-c.exited }
 
 // Spawn starts exe with args and the sockets of fs, and waits until it
 // calls Ready (then it returns the child) or exits or timeout passes (then
@@ -150,8 +155,8 @@ func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io
 	select {
 	case err := <-ready:
 		if err == nil {
-			// Reap the child when it ends, long after this process may be gone.
-			return &Child{Cmd: cmd}, nil
+			// Reaped when it ends, long after this process may be gone.
+			return &Child{Cmd: cmd, exited: exited}, nil
 		}
 		_ = cmd.Process.Kill()
 		<-exited
