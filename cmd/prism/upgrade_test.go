@@ -11,7 +11,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,8 +107,9 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	s := &reloadSetup{tcpOrigin: echoOrigin(t), udpOrigin: udpEcho(t), dir: t.TempDir()}
 	s.stay = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.udpChange = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var b strings.Builder
-	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n")
+	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\nadmin: {listen: \"%s\"}\napps:\n", adminAddr)
 	fmt.Fprintf(&b, "  - id: web\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", s.stay, s.tcpOrigin)
 	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s}\n", s.udpChange, s.udpOrigin)
 	fmt.Fprintf(&b, "log_jobs:\n")
@@ -160,9 +163,13 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	if code, out, stderr := runPrism(t, "upgrade", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
 		t.Fatalf("prism upgrade: exit %d\n%s%s", code, out, stderr)
 	}
-	started := logs.wait(t, `msg="prism started" version="v9\.9\.9-upgraded.*inherited_sockets=2`, 60*time.Second)
+	started := logs.wait(t, `msg="prism started" version="v9\.9\.9-upgraded.*inherited_sockets=3`, 60*time.Second)
 	logs.wait(t, `upgrade: new process ready`, 20*time.Second)
 	newPid := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(started)[1]
+	// The admin listener moved too: the new version answers on it.
+	if body := httpGet(t, "http://"+adminAddr+"/metrics"); !strings.Contains(body, `prism_build_info{version="v9.9.9-upgraded`) {
+		t.Errorf("admin listener after the upgrade:\n%s", body[:min(len(body), 500)])
+	}
 	waitLoop(loop, loop.sessions.Load()+100)
 
 	// The old process's connection still moves bytes; the UDP session's
@@ -205,6 +212,20 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	// client's two sessions (the old process's, ended by its idle timeout,
 	// and the new process's).
 	checkDatasets(t, s, int(loop.sessions.Load())+1+2)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func dialUDP(t *testing.T, addr string) net.Conn {

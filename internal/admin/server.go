@@ -50,7 +50,21 @@ type Server struct {
 	sessionSlots chan struct{} // bounds concurrent session-list walks
 
 	ln  net.Listener
+	raw net.Listener // ln without TLS
 	srv *http.Server
+}
+
+// File duplicates the listening socket for a new process (binary
+// upgrade); nil before Start.
+func (s *Server) File() (*os.File, error) {
+	if s.raw == nil {
+		return nil, nil
+	}
+	fl, ok := s.raw.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("admin: listener %T has no file", s.raw)
+	}
+	return fl.File()
 }
 
 // New builds the admin server of cfg over p. Nothing listens until Start.
@@ -107,11 +121,18 @@ func New(cfg Config, p *Parts, logger *slog.Logger) (*Server, error) {
 }
 
 // Start binds the listener and serves in the background.
-func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("admin: listen %s: %w", s.cfg.Listen, err)
+func (s *Server) Start() error { return s.StartOn(nil) }
+
+// StartOn is Start on ln, a listening socket bound for admin.listen that
+// this process inherited (binary upgrade); nil binds one.
+func (s *Server) StartOn(ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return fmt.Errorf("admin: listen %s: %w", s.cfg.Listen, err)
+		}
 	}
+	s.raw = ln
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}

@@ -190,7 +190,12 @@ func (d *Daemon) Start() error {
 		}
 	}
 	if d.admin != nil {
-		if err := d.admin.Start(); err != nil {
+		var ln net.Listener
+		if inh != nil {
+			ln = inh.tcp[adminKey(d.cfg)]
+			delete(inh.tcp, adminKey(d.cfg))
+		}
+		if err := d.admin.StartOn(ln); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			for _, id := range d.order {

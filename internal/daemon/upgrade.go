@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/udpproxy"
 	"github.com/prismproxy/prism/internal/upgrade"
@@ -87,8 +90,21 @@ func (d *Daemon) ListenFiles() ([]upgrade.File, error) {
 			out = append(out, upgrade.File{Key: k, File: f})
 		}
 	}
+	if d.admin != nil {
+		f, err := d.admin.File()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		if f != nil {
+			out = append(out, upgrade.File{Key: adminKey(d.cfg), File: f})
+		}
+	}
 	return out, nil
 }
+
+// adminKey names the admin listener's socket among the inherited ones.
+func adminKey(cfg *config.Config) string { return "admin " + cfg.Admin.Listen }
 
 // HandedOver is what the old process does once the new one serves: stop
 // accepting and reading on every socket without closing any (the new
@@ -106,6 +122,13 @@ func (d *Daemon) HandedOver() {
 		} else {
 			_ = p.tcp.HandOff(all) // the sockets stay open in this process too, unused
 		}
+	}
+	if d.admin != nil {
+		// The new process serves the admin API on the same socket.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = d.admin.Shutdown(ctx)
+		cancel()
+		d.admin = nil
 	}
 	d.upgraded = true
 }
