@@ -261,6 +261,7 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 	if ss != nil {
 		return ss, false
 	}
+	live := false
 	for p := l.prev; p != nil; p = p.prev {
 		// A session of the server this one replaced (config reload) goes
 		// on with its own settings until it ends.
@@ -270,6 +271,10 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 		if ss != nil {
 			return ss, false
 		}
+		live = live || (p.srv != nil && !p.srv.closing.Load())
+	}
+	if !live {
+		l.prev = nil // every replaced server is gone: stop looking (only this loop reads prev)
 	}
 	if l.srv.closing.Load() || l.srv.draining.Load() {
 		return nil, false
