@@ -199,6 +199,7 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	if n := loop.failures.Load(); n != 0 {
 		t.Fatalf("%d of %d client sessions failed across the upgrade: %v", n, loop.sessions.Load(), loop.errs)
 	}
+	t.Logf("%d client sessions (TCP and UDP) across the upgrade, none failed", loop.sessions.Load())
 	if b, _ := os.ReadFile(pidfile); strings.TrimSpace(string(b)) != newPid {
 		t.Errorf("pid file holds %q, want the new process %s", b, newPid)
 	}
