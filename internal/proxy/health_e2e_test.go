@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,10 @@ import (
 
 // logWatch is a slog handler that hands every record's message and
 // attributes to a channel: prism's own health log lines are the signal.
-type logWatch struct{ ch chan string }
+type logWatch struct {
+	ch        chan string
+	dialFails atomic.Int64 // "origin dial failed" lines
+}
 
 func newLogWatch() *logWatch { return &logWatch{ch: make(chan string, 256)} }
 
@@ -45,6 +49,9 @@ func (a *attrWatch) WithAttrs(as []slog.Attr) slog.Handler {
 }
 func (a *attrWatch) WithGroup(string) slog.Handler { return a }
 func (a *attrWatch) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "origin dial failed") {
+		a.w.dialFails.Add(1)
+	}
 	var b strings.Builder
 	b.WriteString(r.Message)
 	for _, at := range a.as {
@@ -195,3 +202,49 @@ func TestEveryOriginDown(t *testing.T) {
 
 // withLogger replaces the server's logger (the health tests read it).
 func withLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// TestPassiveEjection: with nginx (A) stopped, client connections fail
+// over to B; after consecutive_failures failed dials A is ejected, and no
+// later connection dials it (no more failover), each with complete records.
+func TestPassiveEjectionAgainstAStoppedOrigin(t *testing.T) {
+	port := testpeer.FreePort(t)
+	addrA := "127.0.0.1:" + strconv.Itoa(port)
+	nginxOrigin(t, port).Stop(t)
+	addrB := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
+	logs := newLogWatch()
+	yaml := appYAML("127.0.0.1:0", fmt.Sprintf(`{addresses: ["%s", "%s"], passive_ejection: {consecutive_failures: 2, eject_for: 1m}}`, addrA, addrB))
+	_, rec, listen := startProxy(t, yaml, withLogger(slog.New(logs)))
+	for range 4 { // round robin: A first twice, failing over to B each time
+		if got := fetch(t, listen); got != "origin-B\n" {
+			t.Fatalf("through prism: %q", got)
+		}
+	}
+	l := logs.waitLog(t, "origin unhealthy", addrA)
+	if !strings.Contains(l, "2 client dials failed in a row") {
+		t.Errorf("ejected with %q", l)
+	}
+	for range 10 {
+		if got := fetch(t, listen); got != "origin-B\n" {
+			t.Fatalf("through prism: %q", got)
+		}
+	}
+	// A was dialed exactly twice, by the first two connections that
+	// picked it; after its ejection it is no longer tried.
+	if n := logs.dialFails.Load(); n != 2 {
+		t.Errorf("%d failed dials of A, want 2 (then ejected)", n)
+	}
+	connects, disconnects := 0, 0
+	for range 2 * 14 {
+		switch e := rec.next(t); e.Type {
+		case event.Connect:
+			connects++
+		case event.Disconnect:
+			disconnects++
+		default:
+			t.Fatalf("%s %d (%s): want only connect and disconnect", e.Type, e.Status, e.Detail)
+		}
+	}
+	if connects != 14 || disconnects != 14 {
+		t.Errorf("%d connects, %d disconnects for 14 connections", connects, disconnects)
+	}
+}
