@@ -2,10 +2,8 @@ package relay
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -13,16 +11,12 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 )
 
-// rttEvery is how often a direction that is moving bytes refreshes the RTT
-// sample of its source leg in the Live counters.
-const rttEvery = time.Second
-
 // inlineChunks bounds how many chunks a direction moves on the goroutine
 // that called Start before it takes a goroutine of its own, so that one
 // busy direction cannot hold up the other one's first move.
 const inlineChunks = 4
 
-// busyWait is how long a splice direction that has nothing to read waits
+// busyWait is how long a direction between two sockets that has nothing to read waits
 // in the runtime netpoller (holding its goroutine, but no pipe) before it
 // parks in the relay's epoll set (holding nothing). The runtime already
 // watches every socket, so such a wait costs no system call, while parking
@@ -59,7 +53,7 @@ type half struct {
 	srcSide, dstSide event.Side
 
 	// srcRaw/dstRaw are set when the conn is a kernel socket (TCP or unix
-	// stream). Both set: splice. Only srcRaw: buffered copy, but the wait
+	// stream). Both set: splice or buffered path (adaptive_linux.go). Only srcRaw: buffered copy, but the wait
 	// for data happens without holding a buffer (or a goroutine).
 	srcRaw, dstRaw syscall.RawConn
 	// rttRaw is the TCP socket under src (through NetConn() wrappers such
@@ -78,17 +72,21 @@ type half struct {
 	rtt       atomic.Int64  // last RTT sample of src, ns
 	rttAt     time.Time     // when rtt was sampled
 
-	// copyMode moves a kernel-socket direction with read/write through a
-	// pooled buffer instead of splice (Options.Copy).
-	copyMode bool
+	// Path between two kernel sockets (adaptive_linux.go): mode is the
+	// relay's Mode; spliceNow says the next read splices; smallRun counts
+	// small splices in a row; drained says the last read emptied src.
+	mode      Mode
+	spliceNow bool
+	drained   bool
+	smallRun  uint8
 
-	// Splice state, used by the RawConn callbacks below. The callbacks are
+	// Chunk state, used by the RawConn callbacks below. The callbacks are
 	// bound once in init so that the per-chunk calls allocate nothing.
 	pipe       *pipe
-	buf        *[]byte // copy mode: the buffer in flight, from copyBufs
-	off        int     // copy mode: start of the pending bytes in buf
-	inN        int     // bytes moved into the pipe by the last read
-	pending    int     // bytes still in the pipe
+	buf        *[]byte // buffered path: the buffer in flight
+	off        int     // buffered path: start of the pending bytes in buf
+	inN        int     // bytes moved into the pipe or buffer by the last read
+	pending    int     // bytes still in the pipe or buffer
 	again      bool    // the last callback found the socket not ready
 	rerr, werr error   // errors of the last read/write callback
 	readFn     func(fd uintptr) bool
@@ -112,9 +110,9 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.dstRaw = rawConn(dst)
 	h.rttRaw = tcpRawConn(src)
 	h.srcFD = -1
-	h.readFn = h.spliceIn
-	h.writeFn = h.spliceOutWait
-	h.tryWriteFn = h.spliceOutTry
+	h.readFn = h.sockIn
+	h.writeFn = h.sockOutWait
+	h.tryWriteFn = h.sockOutTry
 	h.peekFn = h.peekWait
 	h.tryPeekFn = h.peekTry
 	h.fdFn = func(fd uintptr) { h.srcFD = int(fd) }
@@ -161,13 +159,14 @@ func tcpRawConn(c net.Conn) syscall.RawConn {
 	return nil
 }
 
-// splice reports whether this direction moves bytes with splice(2).
-func (h *half) splice() bool { return h.srcRaw != nil && h.dstRaw != nil }
+// sockets reports whether this direction moves bytes between two kernel
+// sockets (the splice and buffered paths of adaptive_linux.go).
+func (h *half) sockets() bool { return h.srcRaw != nil && h.dstRaw != nil }
 
-// begin starts the direction: a splice direction makes its first moves on
+// begin starts the direction: a direction between two sockets makes its first moves on
 // the caller's goroutine; a buffered one gets its own goroutine.
 func (h *half) begin() {
-	if h.splice() {
+	if h.sockets() {
 		h.pump(true)
 		return
 	}
@@ -189,8 +188,8 @@ func (h *half) pump(inline bool) {
 			budget--
 		}
 		var st int
-		if h.splice() {
-			st = h.spliceStep(inline)
+		if h.sockets() {
+			st = h.sockStep(inline)
 		} else {
 			st = h.copyStep()
 		}
@@ -200,7 +199,7 @@ func (h *half) pump(inline bool) {
 			go h.pumpFn()
 			return
 		case stepWaitRead:
-			if h.splice() {
+			if h.sockets() {
 				if inline {
 					go h.waitPumpFn() // wait on a goroutine of our own
 					return
@@ -219,7 +218,7 @@ func (h *half) pump(inline bool) {
 	}
 }
 
-// waitThenPump is the goroutine a splice direction gets when it must wait
+// waitThenPump is the goroutine a direction between two sockets gets when it must wait
 // for data: a busy wait first, then the usual pump (parking right away if
 // the busy wait ran out).
 func (h *half) waitThenPump() {
@@ -298,6 +297,7 @@ func (h *half) busyDeadline(err error) bool {
 // and returns true instead of blocking its caller).
 func (h *half) park(inline bool) bool {
 	h.r.quiet()
+	h.quietPath()
 	if p := getPoller(); p != nil {
 		if h.srcFD < 0 {
 			_ = h.srcRaw.Control(h.fdFn)
@@ -344,7 +344,7 @@ func (h *half) resumeIfParked() { h.wake() }
 
 // finish ends the direction; the second one to finish completes the relay.
 func (h *half) finish() {
-	h.dropPipe()
+	h.dropHeld()
 	if h.registered {
 		getPoller().unregister(h)
 	}
@@ -366,89 +366,6 @@ func (h *half) count(n int64, now time.Time) {
 	}
 }
 
-// spliceStep moves one chunk src → pipe → dst.
-func (h *half) spliceStep(inline bool) int {
-	if h.pending == 0 {
-		h.inN, h.rerr, h.again = 0, nil, false
-		if err := h.srcRaw.Read(h.readFn); err != nil {
-			if h.busyDeadline(err) {
-				return stepMoved // a stale busy-wait deadline: read again
-			}
-			h.readErr(err) // deadline (end of relay) or closed
-			return stepDone
-		}
-		switch {
-		case h.again:
-			return stepWaitRead
-		case h.rerr != nil:
-			h.readErr(h.rerr)
-			return stepDone
-		case h.inN == 0:
-			if err := h.pendingError(); err != nil {
-				h.readErr(err) // an abort (timeout, reset) that read as EOF
-				return stepDone
-			}
-			h.eof()
-			return stepDone
-		}
-		h.count(int64(h.inN), time.Now())
-		h.pending = h.inN
-	}
-	h.werr, h.again = nil, false
-	fn := h.writeFn
-	if inline {
-		fn = h.tryWriteFn
-	}
-	if err := h.dstRaw.Write(fn); err != nil {
-		h.writeErr(err)
-		return stepDone
-	}
-	switch {
-	case h.werr != nil:
-		h.writeErr(h.werr)
-		return stepDone
-	case h.again:
-		return stepHandoff
-	}
-	return stepMoved
-}
-
-// copyStep is the buffered path for conns that cannot splice. A kernel
-// socket as src is first checked for data without holding a buffer.
-func (h *half) copyStep() int {
-	if h.srcRaw != nil {
-		h.again = false
-		if err := h.srcRaw.Read(h.tryPeekFn); err != nil {
-			h.readErr(err)
-			return stepDone
-		}
-		if h.again {
-			return stepWaitRead
-		}
-	}
-	bp := getBuf()
-	n, rerr := h.src.Read(*bp)
-	if n > 0 {
-		h.count(int64(n), time.Now())
-		if _, werr := h.dst.Write((*bp)[:n]); werr != nil {
-			putBuf(bp)
-			h.writeErr(werr)
-			return stepDone
-		}
-	}
-	putBuf(bp)
-	switch {
-	case rerr == io.EOF:
-		h.eof()
-		return stepDone
-	case rerr != nil:
-		h.readErr(rerr)
-		return stepDone
-	}
-	return stepMoved
-}
-
-// eof propagates the end of src: dst is half-closed so its peer sees FIN
 // while the other direction keeps flowing.
 func (h *half) eof() {
 	h.r.finished(h.srcSide)
@@ -501,54 +418,3 @@ func (h *half) peekTry(fd uintptr) bool {
 	h.again = !h.peekWait(fd)
 	return true
 }
-
-// sampleRTT refreshes the RTT sample of src (TCP only).
-func (h *half) sampleRTT(now time.Time) {
-	h.rttAt = now
-	if h.rttRaw != nil {
-		_ = h.rttRaw.Control(h.rttFn)
-	}
-}
-
-// startRTT takes the caller's sample d of src, or samples now if there is
-// none.
-func (h *half) startRTT(d time.Duration, now time.Time) {
-	if d <= 0 {
-		h.sampleRTT(now)
-		return
-	}
-	// A caller's sample is kept even when this relay cannot reach the
-	// socket itself: a later sample never replaces a real one with 0.
-	h.rttAt = now
-	h.rtt.Store(int64(d))
-	if h.liveRTT != nil {
-		h.liveRTT.Store(int64(d))
-	}
-}
-
-func (h *half) tcpInfo(fd uintptr) {
-	if d := fdRTT(int(fd)); d > 0 {
-		h.rtt.Store(int64(d))
-		if h.liveRTT != nil {
-			h.liveRTT.Store(int64(d))
-		}
-	}
-}
-
-// finalRTT returns the last known RTT of src, sampling once more (the
-// conn is still open) unless the last sample is less than rttEvery old:
-// a short connection then costs no TCP_INFO read at its end.
-func (h *half) finalRTT() time.Duration {
-	if now := time.Now(); now.Sub(h.rttAt) >= rttEvery || h.rtt.Load() == 0 {
-		h.sampleRTT(now)
-	}
-	return time.Duration(h.rtt.Load())
-}
-
-// Buffers for the copy path. 32 KiB holds two full TLS records.
-const bufSize = 32 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-
-func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
-func putBuf(b *[]byte) { bufPool.Put(b) }

@@ -3,14 +3,19 @@
 // why the connection ended in vendor-neutral terms (event.Side, event.Reason
 // and a Spectrum status code).
 //
-// Between two kernel sockets (*net.TCPConn, *net.UnixConn) the bytes move
-// with splice(2) through a pipe (or, with Options.Copy, non-blocking
-// read(2)/write(2) through a buffer) borrowed from a pool only while data
-// is in flight: an idle connection holds no pipe or buffer,
+// Between two kernel sockets (*net.TCPConn, *net.UnixConn) each direction
+// chooses its path as it goes (ModeAuto, the default, in the spirit of
+// HAProxy's splice-auto): small reads move with read(2)/write(2) through a
+// small buffer (adaptive_linux.go, copy_linux.go), and a direction that
+// fills that buffer switches to splice(2) through a pipe (splice_linux.go)
+// until it goes quiet or carries only small chunks again. ModeSplice and
+// ModeCopy pin one path. A pipe or buffer is borrowed from a pool only
+// while data is in flight: an idle connection holds no pipe or buffer,
 // only its two sockets. A direction with nothing to read waits briefly in
 // the runtime netpoller, then parks in one process-wide epoll set without
-// a goroutine. Other connections (*tls.Conn, wrappers) are copied through
-// pooled buffers.
+// a goroutine (poller_linux.go). Other connections (*tls.Conn, wrappers)
+// are copied through pooled buffers (conncopy.go). RTT samples come from
+// TCP_INFO (rtt.go).
 // Each direction propagates its end with a half-close (CloseWrite) and the
 // other direction keeps flowing; counters are exact per direction and are
 // published to an event.Live as every chunk moves.
@@ -52,16 +57,56 @@ type Options struct {
 	// last segment received anyway, so a short connection saves the four
 	// setsockopt calls per leg and a long one gets the same probes.
 	KeepAlive net.KeepAliveConfig
-	// Copy moves bytes between two kernel sockets with read(2)/write(2)
-	// through a pooled 64 KiB buffer instead of splice(2) through a pipe.
-	// Splice (the default) keeps the payload in the kernel and costs the
-	// proxy 10-45 % less CPU per byte. Copy hands the next hop ordinary
-	// linear segments: when that hop is a process on the same host (an
-	// origin on loopback, the bench's sink) its receive path coalesces
-	// them and spends less CPU per byte than on spliced page fragments,
-	// so on a machine whose every core is busy the pair moves more per
-	// second. See docs/benchmarks.md.
-	Copy bool
+	// Mode says how bytes move between two kernel sockets (see Mode).
+	Mode Mode
+}
+
+// Mode is the path bytes take between two kernel sockets.
+type Mode uint8
+
+const (
+	// ModeAuto (the default) reads each direction through a small
+	// buffer while it carries small messages (one read(2) and one
+	// write(2) per message, no pipe) and splices it while it carries
+	// bulk: a read that fills the buffer switches the direction to
+	// splice(2); a run of small splices, or the direction going quiet
+	// (parking), switches it back. See adaptive_linux.go.
+	ModeAuto Mode = iota
+	// ModeSplice always moves bytes with splice(2) through a pipe: the
+	// payload stays in the kernel (10-45 % less proxy CPU per byte on
+	// bulk), but every message costs two splices and a pipe.
+	ModeSplice
+	// ModeCopy always moves bytes with read(2)/write(2) through a pooled
+	// 64 KiB buffer. It hands the next hop ordinary linear segments: when
+	// that hop is a process on the same host (an origin on loopback, the
+	// bench's sink) its receive path coalesces them and spends less CPU
+	// per byte than on spliced page fragments. See docs/benchmarks.md.
+	ModeCopy
+)
+
+// ParseMode maps a config value (auto, splice, copy; "" is auto) to a
+// Mode; ok is false for anything else.
+func ParseMode(s string) (m Mode, ok bool) {
+	switch s {
+	case "", "auto":
+		return ModeAuto, true
+	case "splice":
+		return ModeSplice, true
+	case "copy":
+		return ModeCopy, true
+	}
+	return ModeAuto, false
+}
+
+// String is the config spelling of m.
+func (m Mode) String() string {
+	switch m {
+	case ModeSplice:
+		return "splice"
+	case ModeCopy:
+		return "copy"
+	}
+	return "auto"
 }
 
 // Result is how a relay ended.
@@ -110,7 +155,8 @@ func New(client, origin net.Conn, opts Options) *Relay {
 	r := &Relay{client: client, origin: origin, opts: opts}
 	r.c2o.init(r, client, origin, event.SideClient, event.SideOrigin)
 	r.o2c.init(r, origin, client, event.SideOrigin, event.SideClient)
-	r.c2o.copyMode, r.o2c.copyMode = opts.Copy, opts.Copy
+	r.c2o.setMode(opts.Mode)
+	r.o2c.setMode(opts.Mode)
 	if opts.Live != nil {
 		r.c2o.liveBytes = &opts.Live.ClientBytes
 		r.c2o.liveRTT = &opts.Live.ClientRTT

@@ -156,10 +156,10 @@ func TestEchoCountsHalfClose(t *testing.T) {
 		{legTLS, legTCP, 0, 1 << 20},
 		{legTLS, legUnix, 5, 100},
 	} {
-		for _, copyMode := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s-%s-prefix%d-%d-copy%v", tc.client, tc.origin, tc.prefix, tc.size, copyMode), func(t *testing.T) {
+		for _, mode := range allModes {
+			t.Run(fmt.Sprintf("%s-%s-prefix%d-%d-%v", tc.client, tc.origin, tc.prefix, tc.size, mode), func(t *testing.T) {
 				prefix := randBytes(tc.prefix)
-				g := newRig(t, tc.client, tc.origin, Options{ClientPrefix: prefix, Copy: copyMode})
+				g := newRig(t, tc.client, tc.origin, Options{ClientPrefix: prefix, Mode: mode})
 				up := randBytes(tc.size)
 				down := randBytes(tc.size*2 + 3)
 
@@ -488,18 +488,21 @@ func countPipes(t testing.TB) int {
 // idle: no pipe may stay borrowed, and the process holds no more pipes
 // than the bounded spare pool.
 func TestIdleHoldsNoPipe(t *testing.T) {
-	for _, copyMode := range []bool{false, true} {
-		t.Run(fmt.Sprintf("copy%v", copyMode), func(t *testing.T) { testIdleHoldsNoPipe(t, copyMode) })
+	for _, mode := range allModes {
+		t.Run(mode.String(), func(t *testing.T) { testIdleHoldsNoPipe(t, mode) })
 	}
 }
 
-func testIdleHoldsNoPipe(t *testing.T, copyMode bool) {
+// allModes are the paths every behaviour test runs on.
+var allModes = []Mode{ModeAuto, ModeSplice, ModeCopy}
+
+func testIdleHoldsNoPipe(t *testing.T, mode Mode) {
 	before := countPipes(t)
 	goBefore := runtime.NumGoroutine()
 	const n = 100
 	rigs := make([]*rig, n)
 	for i := range rigs {
-		g := newRig(t, legTCP, legTCP, Options{Copy: copyMode})
+		g := newRig(t, legTCP, legTCP, Options{Mode: mode})
 		rigs[i] = g
 		if _, err := g.client.Write(make([]byte, 4096)); err != nil {
 			t.Fatal(err)

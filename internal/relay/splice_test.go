@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -15,15 +16,18 @@ import (
 
 // TestSpliceUsed proves which system calls move the bytes: the helper
 // below relays 4 MiB between two TCP sockets and 4 MiB unix→TCP while
-// strace records the splice(2) calls of the whole process. By default the
-// relay splices (copying through user space would make none); with
-// Options.Copy it makes none.
+// strace records the splice(2) calls of the whole process. ModeSplice and
+// ModeAuto splice such bulk (copying through user space would make none);
+// ModeCopy makes none. In ModeAuto a direction that moves small messages
+// (auto-small: a ping-pong of 200-byte messages, then the same after a
+// quiet period long enough to park) stays on the buffered path: no
+// splice at all.
 func TestSpliceUsed(t *testing.T) {
 	if os.Getenv("RELAY_SPLICE_HELPER") != "" {
 		t.Skip("helper mode")
 	}
 	strace := testpeer.Need(t, "strace")
-	for _, mode := range []string{"splice", "copy"} {
+	for _, mode := range []string{"splice", "copy", "auto", "auto-small"} {
 		t.Run(mode, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "trace")
 			cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
@@ -46,12 +50,12 @@ func TestSpliceUsed(t *testing.T) {
 				}
 			}
 			switch {
-			case mode == "splice" && n < 16:
+			case (mode == "splice" || mode == "auto") && n < 16:
 				// 8 MiB through 64 KiB pipes: at least 128 calls in and 128 out (the
 				// test asks for 16, which no pipe size up to 1 MiB could miss).
 				t.Fatalf("%d successful splice calls for 8 MiB relayed, want >= 16:\n%.2000s", n, trace)
-			case mode == "copy" && n != 0:
-				t.Fatalf("copy mode made %d successful splice calls, want 0:\n%.2000s", n, trace)
+			case (mode == "copy" || mode == "auto-small") && n != 0:
+				t.Fatalf("%s made %d successful splice calls, want 0:\n%.2000s", mode, n, trace)
 			}
 		})
 	}
@@ -63,8 +67,20 @@ func TestSpliceHelper(t *testing.T) {
 	if mode == "" {
 		t.Skip("run by TestSpliceUsed under strace")
 	}
+	if mode == "auto-small" {
+		for _, kind := range []legKind{legTCP, legUnix} {
+			g := newRig(t, kind, legTCP, Options{})
+			pingPong(t, g, 200, 200)
+			time.Sleep(busyWait * 2) // the scenario: both directions park
+			pingPong(t, g, 20, 200)
+			_ = g.client.Close()
+			_ = g.origin.Close()
+			g.result(t)
+		}
+		return
+	}
 	for _, kind := range []legKind{legTCP, legUnix} {
-		g := newRig(t, kind, legTCP, Options{Copy: mode == "copy"})
+		g := newRig(t, kind, legTCP, Options{Mode: map[string]Mode{"splice": ModeSplice, "copy": ModeCopy, "auto": ModeAuto}[mode]})
 		up := randBytes(4 << 20)
 		go func() { _, _ = g.client.Write(up); closeWrite(t, g.client) }()
 		got, err := io.ReadAll(g.origin)
@@ -73,5 +89,29 @@ func TestSpliceHelper(t *testing.T) {
 		}
 		_ = g.origin.Close()
 		check(t, g.result(t), 200, event.SideClient, event.ReasonPeerClose)
+	}
+}
+
+// pingPong sends n messages of size bytes from the client, each echoed
+// by the origin and read back before the next one.
+func pingPong(t testing.TB, g *rig, n, size int) {
+	t.Helper()
+	msg, got := randBytes(size), make([]byte, size)
+	for i := 0; i < n; i++ {
+		if _, err := g.client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.origin, got); err != nil {
+			t.Fatalf("origin read %d: %v", i, err)
+		}
+		if _, err := g.origin.Write(got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.client, got); err != nil {
+			t.Fatalf("client read %d: %v", i, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("message %d came back changed", i)
+		}
 	}
 }

@@ -1,0 +1,146 @@
+package relay
+
+import "time"
+
+// The path between two kernel sockets and how a direction chooses it.
+// Under ModeAuto a direction starts on the buffered path (copy_linux.go):
+// a small message costs one read(2) and one write(2), the fewest system
+// calls there are, and no pipe. A read that fills the small buffer means
+// the direction carries bulk: it switches to splice (splice_linux.go),
+// which keeps the payload in the kernel. It switches back after
+// smallSplices small splices in a row, or when it goes quiet and parks.
+
+// smallSplice is the size below which a splice counts as small.
+const smallSplice = 4 << 10
+
+// smallSplices small splices in a row send a ModeAuto direction back to
+// the buffered path.
+const smallSplices = 4
+
+// setMode fixes the direction's mode and its starting path.
+func (h *half) setMode(m Mode) {
+	h.mode = m
+	h.spliceNow = m == ModeSplice
+}
+
+// sockIn is the RawConn.Read callback of a step: move what is queued on
+// the socket into the pipe or the buffer, per the current path.
+func (h *half) sockIn(fd uintptr) bool {
+	if h.spliceNow {
+		return h.spliceIn(fd)
+	}
+	return h.readIn(fd)
+}
+
+// sockOut moves the pending chunk to dst; false means its socket buffer
+// is full.
+func (h *half) sockOut(fd uintptr) bool {
+	if h.pipe != nil {
+		return h.spliceOut(fd)
+	}
+	return h.writeOut(fd)
+}
+
+// sockOutWait is the RawConn.Write callback that waits for writability
+// while the socket buffer is full (the data is in flight: holding the
+// pipe or buffer and the goroutine is fine).
+func (h *half) sockOutWait(fd uintptr) bool { return h.sockOut(fd) }
+
+// sockOutTry never waits: on a full socket buffer it sets again.
+func (h *half) sockOutTry(fd uintptr) bool {
+	h.again = !h.sockOut(fd)
+	return true
+}
+
+// adapt picks the path of the next read from the size of the last one
+// (ModeAuto only).
+func (h *half) adapt(n int) {
+	if h.mode != ModeAuto {
+		return
+	}
+	if !h.spliceNow {
+		if n == smallBufSize {
+			h.spliceNow, h.smallRun = true, 0
+			h.drained = false
+		}
+		return
+	}
+	if n >= smallSplice {
+		h.smallRun = 0
+		return
+	}
+	if h.smallRun++; h.smallRun >= smallSplices {
+		h.spliceNow, h.smallRun = false, 0
+	}
+}
+
+// quietPath is called when the direction parks: a ModeAuto direction
+// starts again on the buffered path.
+func (h *half) quietPath() {
+	if h.mode == ModeAuto {
+		h.spliceNow, h.smallRun = false, 0
+	}
+}
+
+// sockStep moves one chunk src → pipe or buffer → dst.
+func (h *half) sockStep(inline bool) int {
+	if h.pending == 0 {
+		if h.drained {
+			// The last read emptied the socket: wait for the next
+			// edge instead of reading EAGAIN.
+			h.drained = false
+			return stepWaitRead
+		}
+		if !h.spliceNow {
+			h.releasePipe() // back from splice: the pipe is empty
+		}
+		h.inN, h.rerr, h.again = 0, nil, false
+		if err := h.srcRaw.Read(h.readFn); err != nil {
+			if h.busyDeadline(err) {
+				return stepMoved // a stale busy-wait deadline: read again
+			}
+			h.readErr(err) // deadline (end of relay) or closed
+			return stepDone
+		}
+		switch {
+		case h.again:
+			return stepWaitRead
+		case h.rerr != nil:
+			h.readErr(h.rerr)
+			return stepDone
+		case h.inN == 0:
+			if err := h.pendingError(); err != nil {
+				h.readErr(err) // an abort (timeout, reset) that read as EOF
+				return stepDone
+			}
+			h.eof()
+			return stepDone
+		}
+		h.count(int64(h.inN), time.Now())
+		h.pending = h.inN
+		h.adapt(h.inN)
+	}
+	h.werr, h.again = nil, false
+	fn := h.writeFn
+	if inline {
+		fn = h.tryWriteFn
+	}
+	if err := h.dstRaw.Write(fn); err != nil {
+		h.writeErr(err)
+		return stepDone
+	}
+	switch {
+	case h.werr != nil:
+		h.writeErr(h.werr)
+		return stepDone
+	case h.again:
+		return stepHandoff
+	}
+	return stepMoved
+}
+
+// dropHeld gives back the pipe or buffer held when the direction ends.
+func (h *half) dropHeld() {
+	h.releasePipe()
+	h.releaseBuf()
+}

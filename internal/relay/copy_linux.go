@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The buffered path between two kernel sockets: read(2) into a pooled
+// buffer, write(2) out of it. ModeCopy uses a 64 KiB buffer for every
+// chunk; ModeAuto uses a small one for the small messages of interactive
+// traffic (a read that fills it switches the direction to splice). A
+// direction borrows a buffer only while a chunk is in flight.
+
+// copyBufSize is the copy-mode buffer (ModeCopy). On loopback 64 KiB beat both 32 KiB
+// and 256 KiB for one bulk stream (the receiver gets smaller, steadier
+// writes than with 256 KiB) and tied for eight.
+const copyBufSize = 64 << 10
+
+// smallBufSize is ModeAuto's buffer: a read that fills it means more is
+// queued than a message, and the direction switches to splice. 16 KiB is
+// HAProxy's default buffer size.
+const smallBufSize = 16 << 10
+
+var (
+	copyBufs  = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+)
+
+// bufsInUse counts copy and small buffers borrowed right now (tests use
+// it, as pipesInUse, to prove that idle connections hold none).
+var bufsInUse atomic.Int64
+
+func (h *half) getSockBuf() {
+	bufsInUse.Add(1)
+	if h.mode == ModeCopy {
+		h.buf = copyBufs.Get().(*[]byte)
+	} else {
+		h.buf = smallBufs.Get().(*[]byte)
+	}
+}
+
+// releaseBuf gives the buffer back to its pool.
+func (h *half) releaseBuf() {
+	if h.buf == nil {
+		return
+	}
+	bufsInUse.Add(-1)
+	if len(*h.buf) == copyBufSize {
+		copyBufs.Put(h.buf)
+	} else {
+		smallBufs.Put(h.buf)
+	}
+	h.buf = nil
+}
+
+// readIn reads what is queued on the socket into a borrowed buffer. It
+// never waits: when nothing is queued it gives the buffer back and sets
+// again. A read that returned less than the buffer drained the socket
+// (TCP and unix stream reads return short only then), so it sets drained:
+// the direction then waits for the next edge in the netpoller without
+// another read(2) that would only say EAGAIN, as HAProxy skips the recv
+// after a short one.
+func (h *half) readIn(fd uintptr) bool {
+	if h.buf == nil {
+		h.getSockBuf()
+	}
+	for {
+		n, err := unix.Read(int(fd), *h.buf)
+		switch err {
+		case nil:
+			h.inN, h.off = n, 0
+			h.drained = n > 0 && n < len(*h.buf)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			h.releaseBuf()
+			h.again = true
+			return true
+		}
+		h.rerr = err
+		return true
+	}
+}
+
+// writeOut writes the buffer's pending bytes to the socket; false means
+// the socket buffer is full. The buffer goes back to its pool as soon as
+// it is empty.
+func (h *half) writeOut(fd uintptr) bool {
+	for h.pending > 0 {
+		n, err := unix.Write(int(fd), (*h.buf)[h.off:h.off+h.pending])
+		switch err {
+		case nil:
+			h.off += n
+			h.pending -= n
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		h.werr = err
+		return true
+	}
+	h.releaseBuf()
+	return true
+}
