@@ -98,8 +98,8 @@ type App struct {
 	Timeouts       Timeouts      `yaml:"timeouts"`
 	MaxConnections int           `yaml:"max_connections"`
 	// RelayMode says how a tcp app moves bytes between two plain sockets:
-	// splice (splice(2) through a pipe, the default) or copy (read/write
-	// through a buffer). See relay.Options.Copy.
+	// auto (the default: small messages through a buffer, bulk with
+	// splice(2)), splice or copy. See relay.Mode.
 	RelayMode string `yaml:"relay_mode"`
 	// OriginBlock lists CIDRs an origin must never resolve to. Unset means
 	// origin.DefaultBlock; an empty list blocks nothing.
@@ -287,7 +287,7 @@ func (c *Config) setDefaults() {
 		}
 		a.relayModeSet = a.RelayMode != ""
 		if a.RelayMode == "" {
-			a.RelayMode = "splice"
+			a.RelayMode = "auto"
 		}
 		a.timeoutsSet = a.Timeouts != (Timeouts{})
 		if a.Timeouts.Connect == 0 {
@@ -409,9 +409,9 @@ func (a *App) validate() []*cfgerr.Error {
 		}
 	}
 	switch a.RelayMode {
-	case "splice", "copy":
+	case "auto", "splice", "copy":
 	default:
-		errs.Add("relay_mode", "unknown value %q (use splice or copy)", a.RelayMode)
+		errs.Add("relay_mode", "unknown value %q (use auto, splice or copy)", a.RelayMode)
 	}
 	if a.Protocol == "udp" && a.TLS.Mode != "" && a.TLS.Mode != tlsedge.ModeOff {
 		errs.Add("tls.mode", "TLS termination is for tcp apps only (Spectrum likewise); use off for udp")

@@ -54,7 +54,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"bad balance", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins:\n      addresses: [\"127.0.0.1:2\"]\n      balance: fastest\n", "bad.yaml:7: apps[0].origins.balance: unknown policy"},
 		{"duplicate port", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used"},
 		{"bad yaml", "node: [\n", "bad.yaml:"},
-		{"bad relay mode", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: zerocopy\n", "bad.yaml:6: apps[0].relay_mode: unknown value \"zerocopy\" (use splice or copy)"},
+		{"bad relay mode", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: zerocopy\n", "bad.yaml:6: apps[0].relay_mode: unknown value \"zerocopy\" (use auto, splice or copy)"},
 		{"relay mode on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: copy\n", "bad.yaml:7: apps[0].relay_mode: relay_mode is for tcp apps"},
 		{"tcp settings on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    max_connections: 5\n", "bad.yaml:7: apps[0].max_connections: max_connections is for tcp apps"},
 	} {

@@ -282,7 +282,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live,
 		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT, // sampled above: the relay need not read TCP_INFO again
 		KeepAlive: relayKeepAlive, // set once the connection goes quiet, not per short connection
-		Copy:      a.cfg.RelayMode == "copy"})
+		Mode:      relayMode(a.cfg.RelayMode)})
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {
@@ -473,3 +473,10 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 }
 
 func isTimeout(err error) bool { return origin.IsTimeout(err) }
+
+// relayMode is the relay.Mode of an app's relay_mode (validated by
+// config: anything else is the default, auto).
+func relayMode(s string) relay.Mode {
+	m, _ := relay.ParseMode(s)
+	return m
+}
