@@ -194,3 +194,95 @@ func closeAll(conns []net.Conn) {
 		}
 	}
 }
+
+// keepAliveResult is one keep-alive request/response run.
+type keepAliveResult struct {
+	n, errors int
+	elapsed   time.Duration
+	p50, p99  time.Duration
+	max       time.Duration
+}
+
+// keepAlive drives request/response traffic over conns persistent
+// connections through addr: each sends a size-byte request, reads the
+// size-byte answer (the echo origin frames by length: it sends back what
+// it got), and at once sends the next, until total requests were made or
+// dur elapsed. With gap > 0 each connection waits gap before every
+// request instead (an interactive session that goes quiet between
+// exchanges: the latency then includes waking a parked direction).
+func keepAlive(addr string, conns, total, size int, dur, gap time.Duration) keepAliveResult {
+	var (
+		next  atomic.Int64
+		errs  atomic.Int64
+		mu    sync.Mutex
+		lat   = make([]time.Duration, 0, total)
+		wg    sync.WaitGroup
+		ready sync.WaitGroup
+		start = make(chan struct{})
+	)
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			errs.Add(1)
+			continue
+		}
+		if _, err := c.Write([]byte{echo.ModeEcho}); err != nil {
+			errs.Add(1)
+			c.Close()
+			continue
+		}
+		cs[i] = c
+	}
+	defer closeAll(cs)
+	var stopAt time.Time
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		ready.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			req, back := make([]byte, size), make([]byte, size)
+			mine := make([]time.Duration, 0, total/conns+1)
+			ready.Done()
+			<-start
+			_ = c.SetDeadline(stopAt.Add(5 * time.Second))
+			for time.Now().Before(stopAt) {
+				if gap > 0 {
+					time.Sleep(gap)
+				}
+				if next.Add(1) > int64(total) {
+					break
+				}
+				t0 := time.Now()
+				if _, err := c.Write(req); err != nil {
+					errs.Add(1)
+					break
+				}
+				if _, err := io.ReadFull(c, back); err != nil {
+					errs.Add(1)
+					break
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}(c)
+	}
+	ready.Wait()
+	t0 := time.Now()
+	stopAt = t0.Add(dur)
+	close(start)
+	wg.Wait()
+	r := keepAliveResult{n: len(lat), errors: int(errs.Load()), elapsed: time.Since(t0)}
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		r.p50 = lat[len(lat)/2]
+		r.p99 = lat[len(lat)*99/100]
+		r.max = lat[len(lat)-1]
+	}
+	return r
+}

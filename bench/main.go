@@ -44,6 +44,11 @@ type bench struct {
 	connTime  time.Duration
 	idle      int
 
+	kaConns, kaRequests   int
+	kaTime                time.Duration
+	wakeConns, wakeRounds int
+	wakeGap               time.Duration
+
 	prismBin, prismErr, prismLog string
 	stopExtra                    func() // a peer a prism variant started (the HTTP receiver)
 }
@@ -79,6 +84,12 @@ func main() {
 	flag.IntVar(&b.conns, "conns", 10000, "short connections: count limit per run")
 	flag.IntVar(&b.connConc, "conn-concurrency", 16, "short connections: parallel clients")
 	flag.DurationVar(&b.connTime, "conn-time", 5*time.Second, "short connections: time limit per run")
+	flag.IntVar(&b.kaConns, "ka-conns", 64, "keep-alive: persistent connections")
+	flag.IntVar(&b.kaRequests, "ka-requests", 1000000, "keep-alive: request count limit per run")
+	flag.DurationVar(&b.kaTime, "ka-time", 5*time.Second, "keep-alive: time limit per run")
+	flag.IntVar(&b.wakeConns, "wake-conns", 100, "wake: persistent connections")
+	flag.IntVar(&b.wakeRounds, "wake-rounds", 20, "wake: exchanges per connection")
+	flag.DurationVar(&b.wakeGap, "wake-gap", 100*time.Millisecond, "wake: quiet time before each exchange (longer than the relay's 50 ms busy wait)")
 	flag.IntVar(&b.idle, "idle", 5000, "idle connections held open for the memory section")
 	flag.Parse()
 
@@ -188,7 +199,7 @@ func must(b []byte, _ error) []byte { return b }
 func runLoad(args []string) {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	addr := fs.String("addr", "", "proxy address")
-	kind := fs.String("kind", "conn", "conn, or bulk (with -streams)")
+	kind := fs.String("kind", "conn", "conn, keepalive (with -c connections), or bulk (with -streams)")
 	n := fs.Int("n", 20000, "conn: connections")
 	conc := fs.Int("c", 16, "conn: parallel clients")
 	streams := fs.Int("streams", 1, "bulk: streams")
@@ -198,6 +209,9 @@ func runLoad(args []string) {
 	case "conn":
 		r := connRate(*addr, *n, *conc, *dur)
 		fmt.Printf("%d conns in %v (%.0f/s), %d errors, p50 %v p99 %v\n", r.n, r.elapsed, float64(r.n)/r.elapsed.Seconds(), r.errors, r.p50, r.p99)
+	case "keepalive":
+		r := keepAlive(*addr, *conc, *n, 64, *dur, 0)
+		fmt.Printf("%d requests in %v (%.0f/s) on %d conns, %d errors, p50 %v p99 %v\n", r.n, r.elapsed, float64(r.n)/r.elapsed.Seconds(), *conc, r.errors, r.p50, r.p99)
 	case "bulk":
 		r, err := bulk(*addr, *streams, *dur, 1<<40)
 		fmt.Printf("%.2f Gbit/s (%d bytes in %v) err=%v\n", r.gbps(), r.bytes, r.elapsed, err)

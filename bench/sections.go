@@ -51,6 +51,18 @@ func sections() []*section {
 			run:     func(b *bench, srv *server) ([]float64, error) { return runBulk(b, srv, 8) },
 		},
 		{
+			name:    "keepalive",
+			title:   "keep-alive request/response (64 B each way, persistent connections)",
+			metrics: []metric{{"req/s", true}, {"p50 ms", false}, {"p99 ms", false}, {"proxy CPU µs/req", true}, {"errors", false}},
+			run:     runKeepAlive,
+		},
+		{
+			name:    "wake",
+			title:   "request/response after a quiet period (each connection waits between exchanges)",
+			metrics: []metric{{"req/s", false}, {"p50 ms", false}, {"p99 ms", true}, {"max ms", false}, {"errors", false}},
+			run:     runWake,
+		},
+		{
 			name:    "conn",
 			title:   "short connections (connect, 64 B echo, close)",
 			metrics: []metric{{"conn/s", true}, {"p50 ms", false}, {"p99 ms", false}, {"proxy CPU µs/conn", true}, {"errors", false}},
@@ -116,9 +128,35 @@ func runConn(b *bench, srv *server) ([]float64, error) {
 	if srv.pid != 0 {
 		cpu = float64((cpuOf(srv) - c0).Microseconds()) / float64(r.n)
 	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return []float64{float64(r.n) / r.elapsed.Seconds(), ms(r.p50), ms(r.p99), cpu, float64(r.errors)}, nil
 }
+
+func runKeepAlive(b *bench, srv *server) ([]float64, error) {
+	keepAlive(srv.addr, b.kaConns, 5000, 64, time.Second, 0) // warm-up
+	c0 := cpuOf(srv)
+	r := keepAlive(srv.addr, b.kaConns, b.kaRequests, 64, b.kaTime, 0)
+	if r.n == 0 {
+		return nil, fmt.Errorf("no request succeeded (%d errors)", r.errors)
+	}
+	cpu := na
+	if srv.pid != 0 {
+		cpu = float64((cpuOf(srv) - c0).Nanoseconds()) / 1000 / float64(r.n)
+	}
+	return []float64{float64(r.n) / r.elapsed.Seconds(), ms(r.p50), ms(r.p99), cpu, float64(r.errors)}, nil
+}
+
+// runWake measures exchanges that each follow a quiet period longer
+// than the relay's busy wait (50 ms), so that both directions have parked
+// and every request first wakes them.
+func runWake(b *bench, srv *server) ([]float64, error) {
+	r := keepAlive(srv.addr, b.wakeConns, b.wakeConns*b.wakeRounds, 64, time.Duration(b.wakeRounds+2)*b.wakeGap, b.wakeGap)
+	if r.n == 0 {
+		return nil, fmt.Errorf("no request succeeded (%d errors)", r.errors)
+	}
+	return []float64{float64(r.n) / r.elapsed.Seconds(), ms(r.p50), ms(r.p99), ms(r.max), float64(r.errors)}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func runIdle(b *bench, srv *server) ([]float64, error) {
 	// Warm up: a few connections opened and closed, so that the baseline

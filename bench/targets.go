@@ -39,6 +39,7 @@ func targets() []*target {
 		{name: "prism-http-nospool", check: checkPrism, start: prismVariant(prismHTTPNoSpool)},
 		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
 		{name: "prism-admin-idle", check: checkPrism, start: prismVariant(prismAdminIdle)},
+		{name: "prism-splice", check: checkPrism, start: prismVariant(prismSplice)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -157,6 +158,7 @@ const (
 	prismHTTPNoSpool        // the same without the spool (retries from memory)
 	prismAdmin              // spectrum_events job, the admin listener on and /metrics scraped every second
 	prismAdminIdle          // spectrum_events job, the admin listener on, nobody scraping
+	prismSplice             // spectrum_events job, relay_mode: splice (splice even small messages)
 )
 
 // fwRules is the size of the prism-fw block list.
@@ -221,6 +223,9 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 				return nil, err
 			}
 			top = fmt.Sprintf("admin: {listen: \"127.0.0.1:%d\"}\n", adminPort)
+		case prismSplice:
+			jobs = spectrum
+			app = "    relay_mode: splice\n"
 		case prismThreeJobs:
 			jobs = spectrum + fmt.Sprintf(`  - name: edgeone
     dataset: edgeone_l4
