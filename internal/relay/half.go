@@ -233,9 +233,11 @@ func (h *half) waitThenPump() {
 // read (the deadline is cleared again), true if src may have data or the
 // relay ended: the next step finds out which.
 func (h *half) waitBriefly() bool {
-	now := time.Now()
-	if h.waitUntil.Sub(now) < busyWait/2 {
-		h.waitUntil = now.Add(busyWait)
+	// The time a byte last moved stands in for the clock: a wait right
+	// after a chunk (the common case) reads no clock at all. If the
+	// stand-in is old, the deadline is only earlier than it would be.
+	if h.waitUntil.IsZero() || time.Duration(h.waitUntil.UnixNano()-h.r.last.Load()) < busyWait/2 {
+		h.waitUntil = time.Now().Add(busyWait)
 		if err := h.src.SetReadDeadline(h.waitUntil); err != nil {
 			return true
 		}
