@@ -3,6 +3,7 @@ package udpproxy
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
@@ -56,7 +57,16 @@ type Config struct {
 	// burst that arrives while the proxy is off the CPU waits here instead
 	// of being dropped by the kernel.
 	ReceiveBuffer int `yaml:"receive_buffer"`
+	// Sockets is how many SO_REUSEPORT sockets each listen port opens,
+	// each with its own receive loop and replier, so that one listener's
+	// datagrams spread over the cores (the kernel hashes a client's
+	// 4-tuple to one socket; the port's sockets share one session table).
+	// Default (0): GOMAXPROCS, one per usable core.
+	Sockets int `yaml:"sockets"`
 }
+
+// MaxSockets bounds udp.sockets.
+const MaxSockets = 256
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {
@@ -77,6 +87,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ReceiveBuffer == 0 {
 		c.ReceiveBuffer = DefaultReceiveBuffer
+	}
+	if c.Sockets == 0 {
+		c.Sockets = min(runtime.GOMAXPROCS(0), MaxSockets)
 	}
 }
 
@@ -105,6 +118,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 	}
 	if c.ReceiveBuffer != 0 && (c.ReceiveBuffer < 64<<10 || c.ReceiveBuffer > 1<<30) {
 		errs.Add("receive_buffer", "%d is out of range (65536-1073741824 bytes)", c.ReceiveBuffer)
+	}
+	if c.Sockets < 0 || c.Sockets > MaxSockets {
+		errs.Add("sockets", "%d is out of range (0-%d; 0 means one per core)", c.Sockets, MaxSockets)
 	}
 	return errs
 }

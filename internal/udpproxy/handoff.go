@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Handoff is a UDP server's bound sockets, with the sessions they carry,
@@ -32,13 +34,16 @@ func listenKey(host string, port uint16) string {
 	return "udp " + net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
-// ListenKeys are the sockets the server binds, as "udp host:port"; an
+// ListenKeys are the sockets the server binds, as "udp host:port" (and
+// "udp host:port#i" for the port's SO_REUSEPORT socket i > 0); an
 // ephemeral port has none.
 func (s *Server) ListenKeys() []string {
 	var out []string
 	for _, sp := range s.specs {
 		for p := int(sp.lo); sp.lo != 0 && p <= int(sp.hi); p++ {
-			out = append(out, listenKey(sp.host, uint16(p)))
+			for i := 0; i < max(s.app.UDP.Sockets, 1); i++ {
+				out = append(out, socketKey(sp.host, uint16(p), i))
+			}
 		}
 	}
 	return out
@@ -94,23 +99,29 @@ func (s *Server) Drain(ctx context.Context) error {
 	return s.Shutdown(ctx)
 }
 
-// bindOrInherit takes the inherited socket for host:port, or binds one.
-func (s *Server) bindOrInherit(host string, port uint16, offset int) (*listener, error) {
+// bindOrInherit takes the inherited socket for host:port (socket idx of
+// the port), or binds one on bindPort (port, or for the extra sockets of
+// an ephemeral port the one its first socket got). t and reuseport are as
+// for bind.
+func (s *Server) bindOrInherit(host string, port, bindPort uint16, offset, idx int, t *table, reuseport bool) (*listener, error) {
 	k := ""
 	if port != 0 {
-		k = listenKey(host, port)
+		k = socketKey(host, port, idx)
 	}
 	old := s.inherit[k]
 	if k == "" || old == nil {
-		l, err := s.bind(host, port, offset)
+		l, err := s.bind(host, bindPort, offset, t, reuseport)
 		if err == nil {
 			l.key = k
 		}
 		return l, err
 	}
 	delete(s.inherit, k)
-	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{},
+	l := &listener{srv: s, offset: offset, table: t, primary: t == nil, reuseport: reuseport,
 		conn: old.conn, v6: old.v6, pktinfo: old.pktinfo, local: old.local, key: k, prev: old, loopDone: make(chan struct{})}
+	if l.table == nil {
+		l.table = newTable()
+	}
 	var err error
 	if l.rc, err = l.conn.SyscallConn(); err != nil {
 		return nil, err
@@ -121,6 +132,23 @@ func (s *Server) bindOrInherit(host string, port uint16, offset int) (*listener,
 	l.readFn = l.readable
 	l.sendFn = l.sendOrigin
 	return l, nil
+}
+
+// socketKey is the hand-over key of socket idx of a listen port: the
+// port's listenKey for its first socket, with "#idx" for the others.
+func socketKey(host string, port uint16, idx int) string {
+	k := listenKey(host, port)
+	if idx > 0 {
+		k += "#" + strconv.Itoa(idx)
+	}
+	return k
+}
+
+// hasReuseport reports whether l's socket has SO_REUSEPORT set.
+func hasReuseport(l *listener) bool {
+	on := 0
+	_ = l.rc.Control(func(fd uintptr) { on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT) })
+	return on == 1
 }
 
 // NewHandoff is an empty hand-over, to Merge several servers' into.
@@ -173,7 +201,7 @@ func Adopt(conns map[*net.UDPConn]string) (*Handoff, error) {
 	for c, k := range conns {
 		la := c.LocalAddr().(*net.UDPAddr)
 		ap := la.AddrPort()
-		l := &listener{conn: c, local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), v6: la.IP.To4() == nil || ap.Addr().Is6() && !ap.Addr().Is4In6()}
+		l := &listener{conn: c, local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), v6: la.IP.To4() == nil || ap.Addr().Is6() && !ap.Addr().Is4In6(), table: newTable()}
 		host := ap.Addr().Unmap().String()
 		if k == "" {
 			k = listenKey(host, ap.Port())

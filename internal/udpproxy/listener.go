@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +29,23 @@ type key struct {
 	local  netip.Addr
 }
 
-// listener is one bound UDP socket (one port of a listen entry).
+// table is the sessions of one listen port, shared by the port's
+// SO_REUSEPORT sockets: the kernel's 4-tuple hash keeps a client on one
+// socket, and if it does not (a socket of the group closed), the client's
+// datagrams still find its one session.
+type table struct {
+	mu       sync.RWMutex
+	sessions map[key]*session
+	alias    map[netip.AddrPort]*session // trusted front peer → its latest proxied session
+}
+
+func newTable() *table {
+	return &table{sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{}}
+}
+
+// listener is one bound UDP socket (one port of a listen entry; with
+// udp.sockets > 1 one of the port's SO_REUSEPORT sockets, each with its
+// own receive loop and replier).
 type listener struct {
 	srv     *Server
 	conn    *net.UDPConn
@@ -39,14 +56,15 @@ type listener struct {
 	offset  int      // port - range low, for origin port-range mapping
 	rep     *replier // relays the replies of this listener's sessions
 
-	key      string        // "udp host:port" as configured (reload hand-over)
+	key      string        // "udp host:port" as configured (reload hand-over; "#i" for the port's socket i > 0)
 	handed   bool          // the socket went to the next server: not closed here
 	prev     *listener     // the replaced server's listener on this socket: its sessions go on
 	loopDone chan struct{} // closed when the read loop returned
 
-	mu       sync.Mutex
-	sessions map[key]*session
-	alias    map[netip.AddrPort]*session // trusted front peer → its latest proxied session
+	*table                 // shared by the port's sockets
+	primary   bool         // the port's first socket (Addrs, sweeps and shutdown go by it)
+	reuseport bool         // SO_REUSEPORT: the port has more than one socket
+	received  atomic.Int64 // datagrams read from this socket
 
 	// Owned by the loop goroutine.
 	cur    *batch
@@ -59,8 +77,14 @@ type listener struct {
 	sendE  syscall.Errno
 }
 
-func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
-	l := &listener{srv: s, offset: offset, sessions: map[key]*session{}, alias: map[netip.AddrPort]*session{}, loopDone: make(chan struct{})}
+// bind opens one socket of a listen port. t is the port's session table
+// (nil for its first socket: bind makes one); reuseport asks for
+// SO_REUSEPORT, so that more sockets can bind the same port.
+func (s *Server) bind(host string, port uint16, offset int, t *table, reuseport bool) (*listener, error) {
+	l := &listener{srv: s, offset: offset, table: t, primary: t == nil, reuseport: reuseport, loopDone: make(chan struct{})}
+	if l.table == nil {
+		l.table = newTable()
+	}
 	network, addr := "udp", net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if host == "0.0.0.0" {
 		network = "udp4"
@@ -70,11 +94,18 @@ func (s *Server) bind(host string, port uint16, offset int) (*listener, error) {
 	}
 	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
 		l.v6 = network == "udp6"
-		if !l.pktinfo {
-			return nil
-		}
 		var serr error
-		if err := c.Control(func(fd uintptr) { serr = setPktinfo(fd, l.v6) }); err != nil {
+		if err := c.Control(func(fd uintptr) {
+			if l.reuseport {
+				if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); serr != nil {
+					serr = fmt.Errorf("SO_REUSEPORT: %w", serr)
+					return
+				}
+			}
+			if l.pktinfo {
+				serr = setPktinfo(fd, l.v6)
+			}
+		}); err != nil {
 			return err
 		}
 		return serr
@@ -157,6 +188,7 @@ func (l *listener) process(b *batch, n int) {
 	s := l.srv
 	now := time.Now().UnixNano()
 	s.c.clientDgrams.Add(int64(n))
+	l.received.Add(int64(n))
 	var run *session
 	runStart := 0
 	var last *session
@@ -243,9 +275,9 @@ func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 		}
 		return nil, k, n, true
 	}
-	l.mu.Lock()
+	l.mu.RLock()
 	ss := l.alias[k.peer]
-	l.mu.Unlock()
+	l.mu.RUnlock()
 	if ss != nil && ss.key.local == k.local {
 		return ss, ss.key, 0, true
 	}
@@ -255,9 +287,9 @@ func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 // lookup finds the session of k, or opens one with payload as its first
 // datagram (opened is then true).
 func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened bool) {
-	l.mu.Lock()
+	l.mu.RLock()
 	ss = l.sessions[k]
-	l.mu.Unlock()
+	l.mu.RUnlock()
 	if ss != nil {
 		return ss, false
 	}
@@ -294,7 +326,7 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 	ss.queue = append(ss.queue, append([]byte(nil), payload...))
 	ss.live.ClientBytes.Add(int64(len(payload)))
 	l.mu.Lock()
-	if prev := l.sessions[k]; prev != nil { // cannot happen: only this goroutine inserts
+	if prev := l.sessions[k]; prev != nil { // another socket of the port opened it meanwhile
 		l.mu.Unlock()
 		l.srv.unadmit(client.Addr())
 		return prev, false
@@ -321,13 +353,13 @@ func (l *listener) remove(ss *session) {
 	l.mu.Unlock()
 }
 
-// snapshot appends the current sessions to buf.
-func (l *listener) snapshot(buf []*session) []*session {
-	l.mu.Lock()
-	for _, ss := range l.sessions {
+// snapshot appends the current sessions of the port to buf.
+func (t *table) snapshot(buf []*session) []*session {
+	t.mu.RLock()
+	for _, ss := range t.sessions {
 		buf = append(buf, ss)
 	}
-	l.mu.Unlock()
+	t.mu.RUnlock()
 	return buf
 }
 

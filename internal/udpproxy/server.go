@@ -176,26 +176,46 @@ func parseListen(s string) (listenSpec, error) {
 	return listenSpec{host: host, lo: lo, hi: hi}, nil
 }
 
-// Start binds every listener (one socket per port) and starts relaying. If
-// one cannot be bound, the ones already bound are closed and the error
-// names the address.
+// Start binds every listener (udp.sockets SO_REUSEPORT sockets per port,
+// each with its own receive loop and replier) and starts relaying. If one
+// cannot be bound, the ones already bound are closed and the error names
+// the address.
 func (s *Server) Start() error {
+	n := s.app.UDP.Sockets
 	for _, sp := range s.specs {
 		for p := int(sp.lo); p <= int(sp.hi); p++ {
-			l, err := s.bindOrInherit(sp.host, uint16(p), p-int(sp.lo))
-			if err != nil {
-				for _, l := range s.listeners {
-					if l.prev == nil {
-						_ = l.conn.Close()
-					} else {
-						s.inherit[l.key] = l.prev // back to the caller's hand-over
+			var first *listener
+			for i := 0; i < n; i++ {
+				port := uint16(p)
+				var t *table
+				if first != nil {
+					port, t = first.local.Port(), first.table // port 0: the one the first socket got
+					if i == 1 && !hasReuseport(first) {
+						// An inherited socket bound without SO_REUSEPORT
+						// (by a server with one socket per port): no
+						// second socket can join it.
+						s.log.Warn("udp listener inherited without SO_REUSEPORT: one socket for this port", "addr", first.local.String())
+						break
 					}
-					l.rep.close()
 				}
-				s.listeners = nil
-				return err
+				l, err := s.bindOrInherit(sp.host, uint16(p), port, p-int(sp.lo), i, t, n > 1)
+				if err != nil {
+					for _, l := range s.listeners {
+						if l.prev == nil {
+							_ = l.conn.Close()
+						} else {
+							s.inherit[l.key] = l.prev // back to the caller's hand-over
+						}
+						l.rep.close()
+					}
+					s.listeners = nil
+					return err
+				}
+				if first == nil {
+					first = l
+				}
+				s.listeners = append(s.listeners, l)
 			}
-			s.listeners = append(s.listeners, l)
 		}
 	}
 	for _, l := range s.listeners {
@@ -219,7 +239,9 @@ func (s *Server) Start() error {
 func (s *Server) Addrs() []net.Addr {
 	out := make([]net.Addr, 0, len(s.listeners))
 	for _, l := range s.listeners {
-		out = append(out, l.conn.LocalAddr())
+		if l.primary {
+			out = append(out, l.conn.LocalAddr())
+		}
 	}
 	return out
 }
@@ -288,7 +310,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel() // unblock resolves in progress
 	n := 0
-	for _, l := range s.listeners {
+	for _, l := range s.ports() {
 		for _, ss := range l.snapshot(nil) {
 			ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonClosed, "proxy shutting down")
 			n++
@@ -309,6 +331,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.logTotals()
 		return fmt.Errorf("udp app %s: session goroutines still running: %w", s.id, ctx.Err())
 	}
+}
+
+// ports returns the first socket of every listen port: one per session
+// table.
+func (s *Server) ports() []*listener {
+	out := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		if l.primary {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // sweep ends sessions idle for longer than the idle timeout and expires
@@ -333,7 +367,7 @@ func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
 			return
 		case <-changed:
 			changed = fwc.Changed()
-			for _, l := range s.listeners {
+			for _, l := range s.ports() {
 				buf = l.snapshot(buf[:0])
 				for _, ss := range buf {
 					if ss.state.Load() == stateBlocked {
@@ -345,7 +379,7 @@ func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
 		case now := <-t.C:
 			s.drops.due(s, now)
 			cut := now.Add(-idle).UnixNano()
-			for _, l := range s.listeners {
+			for _, l := range s.ports() {
 				buf = l.snapshot(buf[:0])
 				for _, ss := range buf {
 					if ss.last.Load() < cut && ss.state.Load() != statePending {

@@ -1,0 +1,82 @@
+package udpproxy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// TestSocketsPerPort: a listener with udp.sockets 4 binds four
+// SO_REUSEPORT sockets on one port; datagrams from many clients reach
+// every one of them (the kernel spreads clients by 4-tuple hash), each
+// client keeps one session whichever socket its datagrams arrive on, and
+// every reply comes back to the client that asked.
+func TestSocketsPerPort(t *testing.T) {
+	const sockets, clients, rounds = 4, 64, 5
+	o := startEcho(t, "")
+	em, reg := newCollector(), new(event.Registry)
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{Sockets: sockets}}, em, reg)
+	if len(s.listeners) != sockets || len(s.Addrs()) != 1 {
+		t.Fatalf("%d sockets, %d addresses; want %d sockets on 1 address", len(s.listeners), len(s.Addrs()), sockets)
+	}
+	for _, l := range s.listeners {
+		if l.local != addrOf(s, 0) || l.table != s.listeners[0].table {
+			t.Fatalf("socket on %v (table shared: %v), want all on %v sharing one table", l.local, l.table == s.listeners[0].table, addrOf(s, 0))
+		}
+	}
+	cs := make([]*net.UDPConn, clients)
+	for i := range cs {
+		cs[i] = dial(t, addrOf(s, 0))
+	}
+	for r := 0; r < rounds; r++ {
+		for i, c := range cs {
+			msg := fmt.Sprintf("client %d round %d", i, r)
+			if got := roundTrip(t, c, msg); got != msg {
+				t.Fatalf("client %d got %q, want %q", i, got, msg)
+			}
+		}
+	}
+	for i, l := range s.listeners {
+		if l.received.Load() == 0 {
+			t.Errorf("socket %d received no datagram from %d clients", i, clients)
+		}
+	}
+	if got := em.count(event.Connect); got != clients {
+		t.Fatalf("%d connect records for %d clients, want one session each", got, clients)
+	}
+	if n := s.Stats().Sessions; n != clients {
+		t.Fatalf("%d sessions open, want %d", n, clients)
+	}
+	if got := s.Stats().ClientDatagrams; got != clients*rounds {
+		t.Fatalf("%d client datagrams counted, want %d", got, clients*rounds)
+	}
+}
+
+// TestSharedTableAcrossSockets: should a client's datagrams land on
+// another socket of the port (the kernel's hash is not a promise: the
+// group can change), that socket finds the client's session instead of
+// opening a second one.
+func TestSharedTableAcrossSockets(t *testing.T) {
+	o := startEcho(t, "")
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{Sockets: 2}}, em, nil)
+	a, b := s.listeners[0], s.listeners[1]
+	k := key{peer: netip.MustParseAddrPort("127.0.0.9:4242")}
+	now := time.Now().UnixNano()
+	first, opened := a.lookup(k, now, []byte("one"))
+	if first == nil || !opened {
+		t.Fatalf("first socket: session %v opened %v, want a new one", first, opened)
+	}
+	again, opened := b.lookup(k, now, []byte("two"))
+	if again != first || opened {
+		t.Fatalf("second socket: session %p opened %v, want the first socket's %p", again, opened, first)
+	}
+	em.next(t, event.Connect) // the session reached the origin
+	if n := s.Stats().Sessions; n != 1 {
+		t.Fatalf("%d sessions, want 1", n)
+	}
+}
