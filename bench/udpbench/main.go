@@ -19,6 +19,13 @@
 //     static origin and a counting emitter instead of log jobs: the UDP
 //     proxy alone.
 //   - nginx: nginx stream (udp), one worker.
+//
+// -sockets N gives prism's listener N SO_REUSEPORT sockets (udp.sockets)
+// and nginx N workers on a `reuseport` listener; with -proxy-cpu 0,1 the
+// proxy may use both cores (the load generator and origin share CPU 0
+// with it), for the across-cores comparison:
+//
+//	go run ./bench/udpbench -proxy-cpu 0,1 -sockets 2 -rates 50000,100000 -targets prism,nginx
 package main
 
 import (
@@ -68,6 +75,7 @@ func main() {
 	targets := flag.String("targets", "direct,prism,prism-bare,nginx", "targets to compare: direct (no proxy), prism (cmd/prism), prism-bare (internal/udpproxy alone), nginx")
 	proxyCPU := flag.String("proxy-cpu", "1", "CPU the proxy is pinned to")
 	loadCPU := flag.String("load-cpu", "0", "CPU the load generator and origin are pinned to")
+	flag.IntVar(&sockets, "sockets", 1, "prism: SO_REUSEPORT sockets per listener (udp.sockets); nginx: workers on a reuseport listener")
 	flag.Parse()
 
 	if ts, err := proc.LookPath("taskset"); err == nil {
@@ -93,8 +101,8 @@ func main() {
 		}
 		rs = append(rs, n)
 	}
-	fmt.Printf("UDP echo through the proxy: %d flows, %d-byte payloads, %v per rate; proxy pinned to CPU %s, load generator and origin to CPU %s\n\n",
-		*flows, *size, *dur, *proxyCPU, *loadCPU)
+	fmt.Printf("UDP echo through the proxy: %d flows, %d-byte payloads, %v per rate; proxy pinned to CPU %s, load generator and origin to CPU %s; %d socket(s) per prism listener, %d nginx worker(s)\n\n",
+		*flows, *size, *dur, *proxyCPU, *loadCPU, sockets, sockets)
 	fmt.Printf("| proxy | offered pkt/s | echoed pkt/s | loss | proxy CPU µs/pkt |\n|---|---:|---:|---:|---:|\n")
 	mem := map[string]float64{}
 	results := map[string]map[int]result{}
@@ -198,6 +206,9 @@ func freeUDPAddr() (netip.AddrPort, error) {
 	return l.LocalAddr().(*net.UDPAddr).AddrPort(), nil
 }
 
+// sockets is -sockets: prism's udp.sockets and nginx's worker count.
+var sockets = 1
+
 type proxy struct {
 	addr netip.AddrPort
 	pid  int
@@ -213,6 +224,7 @@ func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
 	case "prism":
 		return startDaemon(cpu, org)
 	case "prism-bare":
+		_ = os.Setenv("PRISM_UDPBENCH_SOCKETS", strconv.Itoa(sockets))
 		c, err := launcher.SpawnAddr(cpu, "prism-bare", self, "prism", org.String())
 		if err != nil {
 			return nil, err
@@ -245,23 +257,28 @@ func startProxy(name, self, cpu string, org netip.AddrPort) (*proxy, error) {
 		if err != nil {
 			return nil, err
 		}
-		// One worker, like prism's one pinned CPU; sessions live 10s.
+		// One worker, like prism's one pinned CPU, unless -sockets asks
+		// for more (then a master and reuseport); sessions live 10s.
+		master, reuse := "off", ""
+		if sockets > 1 {
+			master, reuse = "on", " reuseport"
+		}
 		conf := fmt.Sprintf(`load_module %s;
 daemon off;
-master_process off;
-worker_processes 1;
+master_process %s;
+worker_processes %d;
 worker_rlimit_nofile 20000;
 pid %s/nginx.pid;
 error_log stderr warn;
 events { worker_connections 16384; }
 stream {
     server {
-        listen %s udp;
+        listen %s udp%s;
         proxy_pass %s;
         proxy_timeout 10s;
     }
 }
-`, mod, dir, addr, org)
+`, mod, master, sockets, dir, addr, reuse, org)
 		cf := filepath.Join(dir, "nginx.conf")
 		_ = os.WriteFile(cf, []byte(conf), 0o644)
 		c, err := launcher.Start(cpu, "nginx", bin, "-c", cf, "-p", dir, "-e", "stderr")
@@ -318,12 +335,12 @@ apps:
     protocol: udp
     listen: ["%s"]
     origins: {addresses: ["%s"]}
-    udp: {idle_timeout: 10s, max_sessions_per_client: 100000}
+    udp: {idle_timeout: 10s, max_sessions_per_client: 100000, sockets: %d}
 log_jobs:
   - name: spectrum
     dataset: spectrum_events
     destination: {type: file, path: %s}
-`, addr, org, filepath.Join(dir, "spectrum.log"))
+`, addr, org, sockets, filepath.Join(dir, "spectrum.log"))
 	cf := filepath.Join(dir, "prism.yaml")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -379,11 +396,19 @@ type result struct {
 	echoed, loss, cpuPerPkt float64
 }
 
-// procCPU is the CPU time of every thread of pid, from schedstat (ns).
+// procCPU is the CPU time of every thread of pid and of its children
+// (nginx's workers under its master), from schedstat (ns).
 func procCPU(pid int) time.Duration {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	var total int64
 	for _, e := range ents {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, e.Name())); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if child, err := strconv.Atoi(f); err == nil {
+					total += int64(procCPU(child))
+				}
+			}
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, e.Name()))
 		if err != nil {
 			continue
@@ -557,7 +582,7 @@ func runPrism(originAddr string) {
 	var events atomic.Int64
 	em := event.EmitterFunc(func(*event.Event) { events.Add(1) })
 	s, err := udpproxy.New(udpproxy.App{ID: "bench", Listen: []string{"127.0.0.1:0"}, Pool: pool,
-		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000}}, em, nil, nil)
+		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000, Sockets: socketsEnv()}}, em, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -581,4 +606,10 @@ func runPrism(originAddr string) {
 	_ = s.Shutdown(sctx)
 	st := s.Stats()
 	fmt.Fprintf(os.Stderr, "prism: %d events, stats %+v\n", events.Load(), st)
+}
+
+// socketsEnv is -sockets passed to the prism-bare child.
+func socketsEnv() int {
+	n, _ := strconv.Atoi(os.Getenv("PRISM_UDPBENCH_SOCKETS"))
+	return n
 }
