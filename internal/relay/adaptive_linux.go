@@ -26,8 +26,11 @@ func (h *half) setMode(m Mode) {
 // sockIn is the RawConn.Read callback of a step: move what is queued on
 // the socket into the pipe or the buffer, per the current path.
 func (h *half) sockIn(fd uintptr) bool {
-	if h.spliceNow {
+	switch {
+	case h.spliceNow:
 		return h.spliceIn(fd)
+	case h.mayWait:
+		return h.relayIn(fd)
 	}
 	return h.readIn(fd)
 }
@@ -61,7 +64,6 @@ func (h *half) adapt(n int) {
 	if !h.spliceNow {
 		if n == smallBufSize {
 			h.spliceNow, h.smallRun = true, 0
-			h.drained = false
 		}
 		return
 	}
@@ -82,22 +84,23 @@ func (h *half) quietPath() {
 	}
 }
 
-// sockStep moves one chunk src → pipe or buffer → dst.
+// sockStep moves one chunk src → pipe or buffer → dst. Off the caller's
+// goroutine (not inline) the read waits in the netpoller, up to the busy
+// wait, and on the buffered path it may move several messages before it
+// returns (relayIn).
 func (h *half) sockStep(inline bool) int {
 	if h.pending == 0 {
-		if h.drained {
-			// The last read emptied the socket: wait for the next
-			// edge instead of reading EAGAIN.
-			h.drained = false
-			return stepWaitRead
-		}
 		if !h.spliceNow {
 			h.releasePipe() // back from splice: the pipe is empty
 		}
-		h.inN, h.rerr, h.again = 0, nil, false
+		h.inN, h.rerr, h.werr, h.again, h.counted = 0, nil, nil, false, false
+		h.mayWait = !inline
+		if h.mayWait {
+			h.armBusy()
+		}
 		if err := h.srcRaw.Read(h.readFn); err != nil {
 			if h.busyDeadline(err) {
-				return stepMoved // a stale busy-wait deadline: read again
+				return stepIdle // nothing came within the busy wait
 			}
 			h.readErr(err) // deadline (end of relay) or closed
 			return stepDone
@@ -108,6 +111,16 @@ func (h *half) sockStep(inline bool) int {
 		case h.rerr != nil:
 			h.readErr(h.rerr)
 			return stepDone
+		case h.werr != nil: // relayIn wrote, and dst failed
+			h.writeErr(h.werr)
+			return stepDone
+		case h.counted:
+			// relayIn counted the chunk; it left the rest for us to write
+			// (dst full), or wrote it all and switched to splice.
+			h.counted = false
+			if h.pending == 0 {
+				return stepMoved
+			}
 		case h.inN == 0:
 			if err := h.pendingError(); err != nil {
 				h.readErr(err) // an abort (timeout, reset) that read as EOF
@@ -115,10 +128,11 @@ func (h *half) sockStep(inline bool) int {
 			}
 			h.eof()
 			return stepDone
+		default:
+			h.count(int64(h.inN), time.Now())
+			h.pending = h.inN
+			h.adapt(h.inN)
 		}
-		h.count(int64(h.inN), time.Now())
-		h.pending = h.inN
-		h.adapt(h.inN)
 	}
 	h.werr, h.again = nil, false
 	fn := h.writeFn

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,13 +57,9 @@ func (h *half) releaseBuf() {
 	h.buf = nil
 }
 
-// readIn reads what is queued on the socket into a borrowed buffer. It
-// never waits: when nothing is queued it gives the buffer back and sets
-// again. A read that returned less than the buffer drained the socket
-// (TCP and unix stream reads return short only then), so it sets drained:
-// the direction then waits for the next edge in the netpoller without
-// another read(2) that would only say EAGAIN, as HAProxy skips the recv
-// after a short one.
+// readIn reads what is queued on the socket into a borrowed buffer, for
+// a direction that may not wait (on the caller's goroutine). When nothing
+// is queued it gives the buffer back and sets again.
 func (h *half) readIn(fd uintptr) bool {
 	if h.buf == nil {
 		h.getSockBuf()
@@ -72,7 +69,6 @@ func (h *half) readIn(fd uintptr) bool {
 		switch err {
 		case nil:
 			h.inN, h.off = n, 0
-			h.drained = n > 0 && n < len(*h.buf)
 			return true
 		case syscall.EINTR:
 			continue
@@ -84,6 +80,78 @@ func (h *half) readIn(fd uintptr) bool {
 		h.rerr = err
 		return true
 	}
+}
+
+// relayIn is the buffered path's read callback for a direction that may
+// wait: it reads, writes what it read straight on to dst and waits for
+// the next edge, all within one RawConn.Read call, so that a message
+// costs one read(2) and one write(2), as in HAProxy's edge-triggered
+// recv/send. A read that returned less than the buffer drained the socket
+// (TCP and unix stream reads return short only then): it waits without
+// another read(2) that would only say EAGAIN, which is safe only because
+// no new RawConn.Read began since (that would clear the readiness an edge
+// set meanwhile). It returns to the step (true) at EOF, on an error, when
+// dst is full (the step finishes the write), or when the direction
+// switches to splice.
+func (h *half) relayIn(fd uintptr) bool {
+	for {
+		if h.buf == nil {
+			h.getSockBuf()
+		}
+		n, err := unix.Read(int(fd), *h.buf)
+		switch err {
+		case nil:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			h.releaseBuf()
+			return false // wait
+		default:
+			h.rerr = err
+			return true
+		}
+		if n == 0 {
+			h.inN = 0
+			return true // EOF: the step propagates it
+		}
+		full := n == len(*h.buf)
+		h.count(int64(n), time.Now())
+		h.inN, h.off, h.pending = n, 0, n
+		h.adapt(n)
+		if !h.writeDst() || h.spliceNow {
+			h.counted = true
+			return true
+		}
+		if full {
+			continue // more is queued
+		}
+		h.armBusy()
+		return false // drained: wait for the next edge
+	}
+}
+
+// writeDst writes the pending bytes to dst's descriptor from inside src's
+// read callback (dst is open: the relay closes its conns only after both
+// directions finished). It returns false when the step must take over:
+// dst full (pending bytes stay) or an error (werr).
+func (h *half) writeDst() bool {
+	for h.pending > 0 {
+		n, err := unix.Write(h.dstFD, (*h.buf)[h.off:h.off+h.pending])
+		switch err {
+		case nil:
+			h.off += n
+			h.pending -= n
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		h.werr = err
+		return false
+	}
+	h.releaseBuf()
+	return true
 }
 
 // writeOut writes the buffer's pending bytes to the socket; false means

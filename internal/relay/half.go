@@ -16,16 +16,23 @@ import (
 // busy direction cannot hold up the other one's first move.
 const inlineChunks = 4
 
-// busyWait is how long a direction between two sockets that has nothing to read waits
-// in the runtime netpoller (holding its goroutine, but no pipe) before it
-// parks in the relay's epoll set (holding nothing). The runtime already
-// watches every socket, so such a wait costs no system call, while parking
-// costs an epoll_ctl to arm it and a new goroutine to resume it. A busy
-// stream (the next chunk comes within microseconds) or a request/response
-// exchange thus never parks; a connection that went quiet parks after
-// busyWait/2 to busyWait (25-50 ms). The wait is bounded with a read deadline on src
-// that is pushed forward only when less than half of it is left, so it
-// costs a timer update every busyWait/2 at most.
+// busyWait is how long a direction between two sockets that has nothing
+// to read waits in the runtime netpoller (holding its goroutine, but no
+// pipe or buffer) before it parks in the relay's epoll set (holding
+// nothing). The runtime already watches every socket, so such a wait
+// costs no system call, while parking costs an epoll_ctl to arm it and a
+// new goroutine to resume it. A busy stream (the next chunk comes within
+// microseconds) or a request/response exchange thus never parks; a
+// connection that went quiet parks after busyWait/2 to busyWait (25-50
+// ms). The wait is bounded with a read deadline on src that is pushed
+// forward only when less than half of it is left, so it costs a timer
+// update every busyWait/2 at most.
+//
+// The wait happens inside the same RawConn.Read call as the read that
+// found nothing (or, on the buffered path, as the short read whose bytes
+// were just written on): the runtime clears a socket's readiness when a
+// RawConn.Read begins, so waiting in a second call could miss data that
+// arrived in between and sleep until the deadline.
 const busyWait = 50 * time.Millisecond
 
 // Direction states. A direction is owned by at most one goroutine at a
@@ -41,7 +48,8 @@ const (
 // Outcomes of one step of a direction.
 const (
 	stepMoved    = iota // moved a chunk; go on
-	stepWaitRead        // nothing queued on src
+	stepWaitRead        // nothing queued on src (and we may not wait here)
+	stepIdle            // nothing came within the busy wait: park
 	stepHandoff         // dst is full and we may not block here
 	stepDone            // EOF propagated, error recorded or relay ended
 )
@@ -74,11 +82,15 @@ type half struct {
 
 	// Path between two kernel sockets (adaptive_linux.go): mode is the
 	// relay's Mode; spliceNow says the next read splices; smallRun counts
-	// small splices in a row; drained says the last read emptied src.
+	// small splices in a row; mayWait says the read callback may wait in
+	// the netpoller (not on the caller's goroutine); dstFD is dst's
+	// descriptor, for writes from inside src's read callback.
 	mode      Mode
 	spliceNow bool
-	drained   bool
+	mayWait   bool
+	counted   bool // relayIn counted the chunk it hands to the step
 	smallRun  uint8
+	dstFD     int
 
 	// Chunk state, used by the RawConn callbacks below. The callbacks are
 	// bound once in init so that the per-chunk calls allocate nothing.
@@ -97,9 +109,6 @@ type half struct {
 	fdFn       func(fd uintptr)
 	rttFn      func(fd uintptr)
 	pumpFn     func()
-	waitPumpFn func()
-	waitFn     func(fd uintptr) bool
-	waited     bool      // waitFn was called once
 	waitUntil  time.Time // src read deadline set for busy waits, zero if none
 	peekBuf    [1]byte
 }
@@ -118,8 +127,10 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.fdFn = func(fd uintptr) { h.srcFD = int(fd) }
 	h.rttFn = h.tcpInfo
 	h.pumpFn = h.pumpAsync
-	h.waitPumpFn = h.waitThenPump
-	h.waitFn = h.waitReadable
+	h.dstFD = -1
+	if h.dstRaw != nil {
+		_ = h.dstRaw.Control(func(fd uintptr) { h.dstFD = int(fd) })
+	}
 }
 
 // rawConn returns the RawConn of a kernel stream socket we may splice
@@ -199,15 +210,14 @@ func (h *half) pump(inline bool) {
 			go h.pumpFn()
 			return
 		case stepWaitRead:
-			if h.sockets() {
-				if inline {
-					go h.waitPumpFn() // wait on a goroutine of our own
-					return
-				}
-				if h.waitBriefly() {
-					continue
-				}
+			if h.sockets() { // only inline: wait on a goroutine of our own
+				go h.pumpFn()
+				return
 			}
+			if h.park(inline) {
+				return
+			}
+		case stepIdle:
 			if h.park(inline) {
 				return
 			}
@@ -218,61 +228,31 @@ func (h *half) pump(inline bool) {
 	}
 }
 
-// waitThenPump is the goroutine a direction between two sockets gets when it must wait
-// for data: a busy wait first, then the usual pump (parking right away if
-// the busy wait ran out).
-func (h *half) waitThenPump() {
-	if !h.waitBriefly() && h.park(false) {
+// armBusy bounds the wait of the next read with a deadline busyWait
+// ahead, pushed forward only when less than half of it is left. The time
+// a byte last moved stands in for the clock: a wait right after a chunk
+// (the common case) reads no clock at all; if the stand-in is old, the
+// deadline is only earlier than it would be. It may run inside src's read
+// callback (SetReadDeadline takes no read lock).
+func (h *half) armBusy() {
+	if !h.waitUntil.IsZero() && time.Duration(h.waitUntil.UnixNano()-h.r.last.Load()) >= busyWait/2 {
 		return
 	}
-	h.pump(false)
-}
-
-// waitBriefly waits up to busyWait in the runtime netpoller for src to
-// become readable. It returns false if the time ran out with nothing to
-// read (the deadline is cleared again), true if src may have data or the
-// relay ended: the next step finds out which.
-func (h *half) waitBriefly() bool {
-	// The time a byte last moved stands in for the clock: a wait right
-	// after a chunk (the common case) reads no clock at all. If the
-	// stand-in is old, the deadline is only earlier than it would be.
-	if h.waitUntil.IsZero() || time.Duration(h.waitUntil.UnixNano()-h.r.last.Load()) < busyWait/2 {
-		h.waitUntil = time.Now().Add(busyWait)
-		if err := h.src.SetReadDeadline(h.waitUntil); err != nil {
-			return true
-		}
-		// end sets ended before it sets its past deadline: if the relay has
-		// not ended now, that deadline comes after ours and wins.
-		if h.r.isEnded() {
-			return true
-		}
+	h.waitUntil = time.Now().Add(busyWait)
+	if err := h.src.SetReadDeadline(h.waitUntil); err != nil {
+		return // closed: the read says so
 	}
-	h.waited = false
-	err := h.srcRaw.Read(h.waitFn)
-	if err == nil {
-		return true
+	// end sets ended before it sets its past deadline: if the relay has
+	// not ended now, that deadline comes after ours and wins; if it has,
+	// ours may have replaced it, so put it back.
+	if h.r.isEnded() {
+		_ = h.src.SetReadDeadline(aLongTimeAgo)
 	}
-	if h.busyDeadline(err) {
-		return false
-	}
-	return true
-}
-
-// waitReadable is the RawConn.Read callback of a busy wait: the caller has
-// just seen EAGAIN, so the first call asks to wait without reading; the
-// call after the wake-up returns at once (the next step reads).
-func (h *half) waitReadable(uintptr) bool {
-	if !h.waited {
-		h.waited = true
-		return false
-	}
-	return true
 }
 
 // busyDeadline reports whether err is the expiry of a busy-wait deadline
 // (not the end of the relay); it then clears the deadline so that src can
-// be read again. A busy-wait deadline may also expire while the direction
-// is moving data, failing its next read: the caller then simply retries.
+// be read again.
 func (h *half) busyDeadline(err error) bool {
 	if h.waitUntil.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) || h.r.isEnded() {
 		return false

@@ -74,9 +74,10 @@ func putPipe(p *pipe, empty bool) {
 	_ = unix.Close(p.w)
 }
 
-// spliceIn moves what is queued on the socket into the pipe. It never
-// waits: when nothing is queued it gives the pipe back to its pool and
-// sets again, so that a direction waiting for data holds none.
+// spliceIn moves what is queued on the socket into the pipe. When
+// nothing is queued it gives the pipe back to its pool, so that a
+// direction waiting for data holds none, and waits (mayWait) or sets
+// again.
 func (h *half) spliceIn(fd uintptr) bool {
 	if h.pipe == nil {
 		p, err := getPipe()
@@ -96,6 +97,9 @@ func (h *half) spliceIn(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			h.releasePipe()
+			if h.mayWait {
+				return false // wait for the next edge, within this same read call
+			}
 			h.again = true
 			return true
 		}
