@@ -26,13 +26,10 @@ func (h *half) setMode(m Mode) {
 // sockIn is the RawConn.Read callback of a step: move what is queued on
 // the socket into the pipe or the buffer, per the current path.
 func (h *half) sockIn(fd uintptr) bool {
-	switch {
-	case h.spliceNow:
+	if h.spliceNow {
 		return h.spliceIn(fd)
-	case h.mayWait:
-		return h.relayIn(fd)
 	}
-	return h.readIn(fd)
+	return h.relayIn(fd)
 }
 
 // sockOut moves the pending chunk to dst; false means its socket buffer
@@ -48,12 +45,6 @@ func (h *half) sockOut(fd uintptr) bool {
 // while the socket buffer is full (the data is in flight: holding the
 // pipe or buffer and the goroutine is fine).
 func (h *half) sockOutWait(fd uintptr) bool { return h.sockOut(fd) }
-
-// sockOutTry never waits: on a full socket buffer it sets again.
-func (h *half) sockOutTry(fd uintptr) bool {
-	h.again = !h.sockOut(fd)
-	return true
-}
 
 // adapt picks the path of the next read from the size of the last one
 // (ModeAuto only).
@@ -84,20 +75,16 @@ func (h *half) quietPath() {
 	}
 }
 
-// sockStep moves one chunk src → pipe or buffer → dst. Off the caller's
-// goroutine (not inline) the read waits in the netpoller, up to the busy
-// wait, and on the buffered path it may move several messages before it
-// returns (relayIn).
-func (h *half) sockStep(inline bool) int {
+// sockStep moves one chunk src → pipe or buffer → dst. The read waits in
+// the netpoller, up to the busy wait, and on the buffered path it may
+// move several messages before it returns (relayIn).
+func (h *half) sockStep() int {
 	if h.pending == 0 {
 		if !h.spliceNow {
 			h.releasePipe() // back from splice: the pipe is empty
 		}
-		h.inN, h.rerr, h.werr, h.again, h.counted = 0, nil, nil, false, false
-		h.mayWait = !inline
-		if h.mayWait {
-			h.armBusy()
-		}
+		h.inN, h.rerr, h.werr, h.counted = 0, nil, nil, false
+		h.armBusy()
 		if err := h.srcRaw.Read(h.readFn); err != nil {
 			if h.busyDeadline(err) {
 				return stepIdle // nothing came within the busy wait
@@ -106,8 +93,6 @@ func (h *half) sockStep(inline bool) int {
 			return stepDone
 		}
 		switch {
-		case h.again:
-			return stepWaitRead
 		case h.rerr != nil:
 			h.readErr(h.rerr)
 			return stepDone
@@ -134,21 +119,14 @@ func (h *half) sockStep(inline bool) int {
 			h.adapt(h.inN)
 		}
 	}
-	h.werr, h.again = nil, false
-	fn := h.writeFn
-	if inline {
-		fn = h.tryWriteFn
-	}
-	if err := h.dstRaw.Write(fn); err != nil {
+	h.werr = nil
+	if err := h.dstRaw.Write(h.writeFn); err != nil {
 		h.writeErr(err)
 		return stepDone
 	}
-	switch {
-	case h.werr != nil:
+	if h.werr != nil {
 		h.writeErr(h.werr)
 		return stepDone
-	case h.again:
-		return stepHandoff
 	}
 	return stepMoved
 }

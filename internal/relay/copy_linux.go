@@ -57,31 +57,6 @@ func (h *half) releaseBuf() {
 	h.buf = nil
 }
 
-// readIn reads what is queued on the socket into a borrowed buffer, for
-// a direction that may not wait (on the caller's goroutine). When nothing
-// is queued it gives the buffer back and sets again.
-func (h *half) readIn(fd uintptr) bool {
-	if h.buf == nil {
-		h.getSockBuf()
-	}
-	for {
-		n, err := unix.Read(int(fd), *h.buf)
-		switch err {
-		case nil:
-			h.inN, h.off = n, 0
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			h.releaseBuf()
-			h.again = true
-			return true
-		}
-		h.rerr = err
-		return true
-	}
-}
-
 // relayIn is the buffered path's read callback for a direction that may
 // wait: it reads, writes what it read straight on to dst and waits for
 // the next edge, all within one RawConn.Read call, so that a message

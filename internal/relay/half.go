@@ -11,11 +11,6 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 )
 
-// inlineChunks bounds how many chunks a direction moves on the goroutine
-// that called Start before it takes a goroutine of its own, so that one
-// busy direction cannot hold up the other one's first move.
-const inlineChunks = 4
-
 // busyWait is how long a direction between two sockets that has nothing
 // to read waits in the runtime netpoller (holding its goroutine, but no
 // pipe or buffer) before it parks in the relay's epoll set (holding
@@ -48,9 +43,8 @@ const (
 // Outcomes of one step of a direction.
 const (
 	stepMoved    = iota // moved a chunk; go on
-	stepWaitRead        // nothing queued on src (and we may not wait here)
+	stepWaitRead        // nothing queued on src (a conn that is not a socket)
 	stepIdle            // nothing came within the busy wait: park
-	stepHandoff         // dst is full and we may not block here
 	stepDone            // EOF propagated, error recorded or relay ended
 )
 
@@ -82,12 +76,10 @@ type half struct {
 
 	// Path between two kernel sockets (adaptive_linux.go): mode is the
 	// relay's Mode; spliceNow says the next read splices; smallRun counts
-	// small splices in a row; mayWait says the read callback may wait in
-	// the netpoller (not on the caller's goroutine); dstFD is dst's
-	// descriptor, for writes from inside src's read callback.
+	// small splices in a row; dstFD is dst's descriptor, for writes from
+	// inside src's read callback.
 	mode      Mode
 	spliceNow bool
-	mayWait   bool
 	counted   bool // relayIn counted the chunk it hands to the step
 	smallRun  uint8
 	dstFD     int
@@ -103,10 +95,8 @@ type half struct {
 	rerr, werr error   // errors of the last read/write callback
 	readFn     func(fd uintptr) bool
 	writeFn    func(fd uintptr) bool
-	tryWriteFn func(fd uintptr) bool
 	peekFn     func(fd uintptr) bool
 	tryPeekFn  func(fd uintptr) bool
-	fdFn       func(fd uintptr)
 	rttFn      func(fd uintptr)
 	pumpFn     func()
 	waitUntil  time.Time // src read deadline set for busy waits, zero if none
@@ -121,13 +111,14 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.srcFD = -1
 	h.readFn = h.sockIn
 	h.writeFn = h.sockOutWait
-	h.tryWriteFn = h.sockOutTry
 	h.peekFn = h.peekWait
 	h.tryPeekFn = h.peekTry
-	h.fdFn = func(fd uintptr) { h.srcFD = int(fd) }
 	h.rttFn = h.tcpInfo
 	h.pumpFn = h.pumpAsync
 	h.dstFD = -1
+	if h.srcRaw != nil {
+		_ = h.srcRaw.Control(func(fd uintptr) { h.srcFD = int(fd) })
+	}
 	if h.dstRaw != nil {
 		_ = h.dstRaw.Control(func(fd uintptr) { h.dstFD = int(fd) })
 	}
@@ -174,51 +165,29 @@ func tcpRawConn(c net.Conn) syscall.RawConn {
 // sockets (the splice and buffered paths of adaptive_linux.go).
 func (h *half) sockets() bool { return h.srcRaw != nil && h.dstRaw != nil }
 
-// begin starts the direction: a direction between two sockets makes its first moves on
-// the caller's goroutine; a buffered one gets its own goroutine.
+// begin starts the direction on a goroutine of its own. Its first read
+// waits for data right there (see busyWait): a first move on the caller's
+// goroutine could not wait, and would cost a read(2) that finds nothing
+// for each direction of every connection.
 func (h *half) begin() {
-	if h.sockets() {
-		h.pump(true)
-		return
-	}
 	go h.pumpFn()
 }
 
-func (h *half) pumpAsync() { h.pump(false) }
+func (h *half) pumpAsync() { h.pump() }
 
-// pump moves the direction forward until it must wait. inline means "on
-// a goroutine that is not ours": never block, hand off instead.
-func (h *half) pump(inline bool) {
-	budget := inlineChunks
+// pump moves the direction forward until it parks or finishes.
+func (h *half) pump() {
 	for {
-		if inline {
-			if budget == 0 {
-				go h.pumpFn()
-				return
-			}
-			budget--
-		}
 		var st int
 		if h.sockets() {
-			st = h.sockStep(inline)
+			st = h.sockStep()
 		} else {
 			st = h.copyStep()
 		}
 		switch st {
 		case stepMoved:
-		case stepHandoff:
-			go h.pumpFn()
-			return
-		case stepWaitRead:
-			if h.sockets() { // only inline: wait on a goroutine of our own
-				go h.pumpFn()
-				return
-			}
-			if h.park(inline) {
-				return
-			}
-		case stepIdle:
-			if h.park(inline) {
+		case stepWaitRead, stepIdle:
+			if h.park() {
 				return
 			}
 		case stepDone:
@@ -275,15 +244,11 @@ func (h *half) busyDeadline(err error) bool {
 // new one resumes the direction when data arrives. If a wake-up came while
 // it was arming, or without a poller (then it waits in the runtime
 // netpoller, holding the goroutine but no pipe or buffer), it returns
-// false and the caller goes on (inline, it hands over to a new goroutine
-// and returns true instead of blocking its caller).
-func (h *half) park(inline bool) bool {
+// false and the caller goes on.
+func (h *half) park() bool {
 	h.r.quiet()
 	h.quietPath()
 	if p := getPoller(); p != nil {
-		if h.srcFD < 0 {
-			_ = h.srcRaw.Control(h.fdFn)
-		}
 		if err := p.arm(h); err == nil {
 			if h.state.CompareAndSwap(stateRunning, stateParked) {
 				return true
@@ -291,10 +256,6 @@ func (h *half) park(inline bool) bool {
 			h.state.Store(stateRunning) // woken meanwhile: look again
 			return false
 		}
-	}
-	if inline {
-		go h.pumpFn() // not our goroutine to block
-		return true
 	}
 	_ = h.srcRaw.Read(h.peekFn) // errors show again at the next read
 	return false

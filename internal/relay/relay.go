@@ -202,9 +202,8 @@ func (r *Relay) Start(done func(Result)) {
 			r.fail(err, event.SideOrigin, "origin write")
 		}
 	}
-	// Splice directions make their first move on this goroutine: most
-	// find nothing queued yet and park without any goroutine; buffered
-	// directions may block in Read/Write and get their own.
+	// Each direction runs on a goroutine of its own until it goes quiet
+	// and parks (then it holds none).
 	r.c2o.begin()
 	r.o2c.begin()
 }

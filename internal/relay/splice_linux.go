@@ -76,8 +76,7 @@ func putPipe(p *pipe, empty bool) {
 
 // spliceIn moves what is queued on the socket into the pipe. When
 // nothing is queued it gives the pipe back to its pool, so that a
-// direction waiting for data holds none, and waits (mayWait) or sets
-// again.
+// direction waiting for data holds none, and waits.
 func (h *half) spliceIn(fd uintptr) bool {
 	if h.pipe == nil {
 		p, err := getPipe()
@@ -97,11 +96,7 @@ func (h *half) spliceIn(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			h.releasePipe()
-			if h.mayWait {
-				return false // wait for the next edge, within this same read call
-			}
-			h.again = true
-			return true
+			return false // wait for the next edge, within this same read call
 		}
 		h.rerr = err
 		return true
