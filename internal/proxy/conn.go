@@ -289,6 +289,10 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		// 8. Close. The relay has closed both legs. The session leaves the
 		// registry before its terminal record is emitted (see event.Registry).
 		s.reg.Remove(live)
+		// The record is rebuilt from the Live's copy of the connect
+		// record, so that this callback does not keep a second copy
+		// alive for the whole life of an idle connection.
+		ev := *live.Base()
 		ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
 		if res.ClientRTT > 0 { // a later sample never replaces a real one with 0 (spec §7.2)
 			ev.ClientRTT = res.ClientRTT
