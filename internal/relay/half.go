@@ -13,7 +13,7 @@ import (
 
 // busyWait is how long a direction between two sockets that has nothing
 // to read waits in the runtime netpoller (holding its goroutine, but no
-// pipe or buffer) before it parks in the relay's epoll set (holding
+// pipe or buffer) before it parks in one of the relay's epoll sets (holding
 // nothing). The runtime already watches every socket, so such a wait
 // costs no system call, while parking costs an epoll_ctl to arm it and a
 // new goroutine to resume it. A busy stream (the next chunk comes within
@@ -248,7 +248,7 @@ func (h *half) busyDeadline(err error) bool {
 func (h *half) park() bool {
 	h.r.quiet()
 	h.quietPath()
-	if p := getPoller(); p != nil {
+	if p := getPoller(h.srcFD); p != nil {
 		if err := p.arm(h); err == nil {
 			if h.state.CompareAndSwap(stateRunning, stateParked) {
 				return true
@@ -289,7 +289,7 @@ func (h *half) resumeIfParked() { h.wake() }
 func (h *half) finish() {
 	h.dropHeld()
 	if h.registered {
-		getPoller().unregister(h)
+		getPoller(h.srcFD).unregister(h)
 	}
 	h.state.Store(stateDone)
 	if h.r.remaining.Add(-1) == 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -11,9 +12,12 @@ import (
 )
 
 // poller parks idle directions without a goroutine: the source socket of
-// a direction waiting for data is armed in one epoll set (EPOLLONESHOT),
-// and one goroutine for the whole process waits on that set and starts a
-// goroutine for a direction only when its socket becomes readable.
+// a direction waiting for data is armed in an epoll set (EPOLLONESHOT),
+// and one goroutine per set waits on it and starts a goroutine for a
+// direction only when its socket becomes readable. There is one set per
+// usable core (GOMAXPROCS at first use), a direction's set chosen by its
+// socket's descriptor, so that waking parked connections is spread over
+// the cores instead of queuing behind one goroutine and one lock.
 //
 // The sockets stay registered in the runtime's own netpoller too (it uses
 // edge-triggered events and nobody waits there while a direction is
@@ -36,27 +40,33 @@ type poller struct {
 	gen   int32
 }
 
-var thePoller struct {
+var thePollers struct {
 	once sync.Once
-	p    *poller
+	ps   []*poller
 }
 
-// getPoller returns the process poller, starting it on first use; nil if
-// epoll is unavailable (directions then wait in the runtime netpoller).
-func getPoller() *poller {
-	thePoller.once.Do(func() {
+// getPoller returns the poller for socket descriptor fd, starting the
+// process's pollers on first use; nil if epoll is unavailable (directions
+// then wait in the runtime netpoller).
+func getPoller(fd int) *poller {
+	thePollers.once.Do(func() {
 		if os.Getenv("PRISM_RELAY_POLLER") == "off" {
 			return // waits happen in the runtime netpoller (a goroutine per waiting direction)
 		}
-		p, err := newPoller()
-		if err != nil {
-			slog.Warn("relay: no epoll, idle connections keep a goroutine", "err", err)
-			return
+		for range max(runtime.GOMAXPROCS(0), 1) {
+			p, err := newPoller()
+			if err != nil {
+				slog.Warn("relay: no epoll, idle connections keep a goroutine", "err", err)
+				break
+			}
+			thePollers.ps = append(thePollers.ps, p)
+			go p.loop()
 		}
-		thePoller.p = p
-		go p.loop()
 	})
-	return thePoller.p
+	if n := len(thePollers.ps); n > 0 {
+		return thePollers.ps[uint(fd)%uint(n)]
+	}
+	return nil
 }
 
 func newPoller() (*poller, error) {

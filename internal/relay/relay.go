@@ -12,7 +12,7 @@
 // ModeCopy pin one path. A pipe or buffer is borrowed from a pool only
 // while data is in flight: an idle connection holds no pipe or buffer,
 // only its two sockets. A direction with nothing to read waits briefly in
-// the runtime netpoller, then parks in one process-wide epoll set without
+// the runtime netpoller, then parks in one of the relay's epoll sets (one per core) without
 // a goroutine (poller_linux.go). Other connections (*tls.Conn, wrappers)
 // are copied through pooled buffers (conncopy.go). RTT samples come from
 // TCP_INFO (rtt.go).

@@ -536,7 +536,7 @@ func testIdleHoldsNoPipe(t *testing.T, mode Mode) {
 	for runtime.NumGoroutine()-goBefore > n+5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if g := runtime.NumGoroutine() - goBefore; g > n+5 && getPoller() != nil {
+	if g := runtime.NumGoroutine() - goBefore; g > n+5 && getPoller(0) != nil {
 		t.Errorf("%d goroutines for %d idle relays (each waits in Run), want about %d", g, n, n)
 	}
 	if extra := countPipes(t) - before; extra > 2*maxIdlePipes {
@@ -668,7 +668,7 @@ func TestStartAsync(t *testing.T) {
 	for runtime.NumGoroutine() > goBefore && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // the wake-up goroutine exits after parking again
 	}
-	if g := runtime.NumGoroutine() - goBefore; g > 0 && getPoller() != nil {
+	if g := runtime.NumGoroutine() - goBefore; g > 0 && getPoller(0) != nil {
 		t.Errorf("%d goroutines for one idle relay started with Start, want 0", g)
 	}
 	closeWrite(t, tc)
@@ -742,7 +742,7 @@ func TestBusyWaitDeadlines(t *testing.T) {
 // TestKeepAliveWhenQuiet: Options.KeepAlive reaches both legs' sockets
 // once the connection goes quiet (a direction parks), not before.
 func TestKeepAliveWhenQuiet(t *testing.T) {
-	if getPoller() == nil {
+	if getPoller(0) == nil {
 		t.Skip("no epoll poller: directions never park")
 	}
 	ka := net.KeepAliveConfig{Enable: true, Idle: 77 * time.Second, Interval: 7 * time.Second, Count: 4}
