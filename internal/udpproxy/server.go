@@ -275,7 +275,7 @@ func (s *Server) Stats() Stats {
 // was open.
 func (s *Server) CloseSession(id event.ID, detail string) bool {
 	var buf []*session
-	for _, l := range s.listeners {
+	for _, l := range s.ports() {
 		buf = l.snapshot(buf[:0])
 		for _, ss := range buf {
 			// The base of a ready session no longer changes (it is in the
