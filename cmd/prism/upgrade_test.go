@@ -111,7 +111,7 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\nadmin: {listen: \"%s\"}\napps:\n", adminAddr)
 	fmt.Fprintf(&b, "  - id: web\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", s.stay, s.tcpOrigin)
-	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s}\n", s.udpChange, s.udpOrigin)
+	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: 2}\n", s.udpChange, s.udpOrigin)
 	fmt.Fprintf(&b, "log_jobs:\n")
 	for _, ds := range []string{"spectrum_events", "edgeone_l4", "cloudconnexa"} {
 		fmt.Fprintf(&b, "  - name: %s\n    dataset: %s\n    batch: {max_interval: 50ms}\n    destination: {type: file, path: %s}\n", ds, ds, s.logPath(ds))
@@ -163,7 +163,7 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	if code, out, stderr := runPrism(t, "upgrade", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
 		t.Fatalf("prism upgrade: exit %d\n%s%s", code, out, stderr)
 	}
-	started := logs.wait(t, `msg="prism started" version="v9\.9\.9-upgraded.*inherited_sockets=3`, 60*time.Second)
+	started := logs.wait(t, `msg="prism started" version="v9\.9\.9-upgraded.*inherited_sockets=4`, 60*time.Second)
 	logs.wait(t, `upgrade: new process ready`, 20*time.Second)
 	newPid := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(started)[1]
 	// The admin listener moved too: the new version answers on it.
