@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/sink/sinktest"
 )
 
 // procLog reads the stderr of prism and of every process it starts (they
@@ -116,6 +118,11 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	for _, ds := range []string{"spectrum_events", "edgeone_l4", "cloudconnexa"} {
 		fmt.Fprintf(&b, "  - name: %s\n    dataset: %s\n    batch: {max_interval: 50ms}\n    destination: {type: file, path: %s}\n", ds, ds, s.logPath(ds))
 	}
+	// A spooled job too: the new process takes its spool over once the old
+	// one flushed into it and exited.
+	recv := sinktest.NewReceiver(t)
+	fmt.Fprintf(&b, "  - name: spooled\n    dataset: spectrum_events\n    batch: {max_interval: 50ms}\n    destination: {type: http, url: \"http://127.0.0.1:%s/\", retry: {initial: 50ms, max: 500ms}}\n    spool: {dir: %s}\n",
+		recv.Port(), filepath.Join(s.dir, "spool"))
 	cfgPath := filepath.Join(s.dir, "prism.yaml")
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -213,6 +220,19 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	// client's two sessions (the old process's, ended by its idle timeout,
 	// and the new process's).
 	checkDatasets(t, s, int(loop.sessions.Load())+1+2)
+
+	// The spooled job delivered what the spectrum file holds, record for
+	// record: nothing of the old process's was lost in the hand-over.
+	data, err := os.ReadFile(s.logPath("spectrum_events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Count(string(data), "\n")
+	recv.WaitRecords(want, 10*time.Second)
+	if got := len(recv.Records()); got != want {
+		t.Errorf("the spooled job delivered %d records, the spectrum file holds %d", got, want)
+	}
+	logs.wait(t, `log job spool: taken over`, time.Second)
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -48,9 +48,11 @@ type AppJSON struct {
 	TLSMode       string   `json:"tls_mode"`
 }
 
-func (s *Server) appList() []AppJSON {
-	out := make([]AppJSON, 0, len(s.p.Apps))
-	for _, a := range s.p.Apps {
+func (s *Server) appList() []AppJSON { return appJSONs(s.p.apps()) }
+
+func appJSONs(apps []App) []AppJSON {
+	out := make([]AppJSON, 0, len(apps))
+	for _, a := range apps {
 		j := AppJSON{ID: a.ID, Protocol: a.Protocol, Listen: a.Listen, Origins: a.Origins, Balance: a.Balance,
 			ProxyProtocol: a.ProxyProtocol, TLSMode: a.TLSMode}
 		if a.Addrs != nil {
@@ -337,8 +339,9 @@ func (s *Server) buildSummary(now time.Time) SummaryJSON {
 		}
 	}
 	byRecord := map[[2]any]uint64{}
-	for i, a := range s.appList() {
-		pa := s.p.Apps[i]
+	apps := s.p.apps()
+	for i, a := range appJSONs(apps) {
+		pa := apps[i]
 		as := AppSummary{AppJSON: a, OriginState: []OriginState{}}
 		la := lv.apps[a.ID]
 		if la == nil {

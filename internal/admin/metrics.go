@@ -193,7 +193,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lv := c.live.get(p.Registry, time.Now(), 0, false)
-	for _, a := range p.Apps {
+	for _, a := range p.apps() {
 		la := lv.apps[a.ID]
 		if la == nil {
 			la = &liveApp{}

@@ -16,8 +16,11 @@ import (
 // tables, handed over by the daemon as plain values and functions. The
 // admin side never reaches into the data path beyond these.
 type Parts struct {
-	Version  string
+	Version string
+	// Apps are the configured apps; AppList, when set, is read instead on
+	// every request (the apps after the last reload).
 	Apps     []App
+	AppList  func() []App
 	Registry *event.Registry
 	Tally    *Tally
 	Reloads  *Reloads
@@ -79,4 +82,12 @@ func (r *Reloads) Record(err error) {
 	}
 	r.ok.Add(1)
 	r.lastOK.Store(time.Now().Unix())
+}
+
+// apps is the current app list: AppList's when set, else Apps.
+func (p *Parts) apps() []App {
+	if p.AppList != nil {
+		return p.AppList()
+	}
+	return p.Apps
 }

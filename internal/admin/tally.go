@@ -14,9 +14,15 @@ import (
 // Every session has exactly one terminal record, so each per-session count
 // is taken from that record.
 type Tally struct {
-	// ids and apps are fixed at NewTally and read-only afterwards. A
-	// record's App is the config's own string, so comparing it with ids
-	// (same pointer, same length) is quicker than hashing it for a map.
+	// tab is replaced whole by Add (a reload that adds apps) and read
+	// with one atomic load by Emit.
+	tab atomic.Pointer[tallyTable]
+}
+
+// tallyTable is read-only once stored. A record's App is the config's own
+// string, so comparing it with ids (same pointer, same length) is quicker
+// than hashing it for a map.
+type tallyTable struct {
 	ids  []string
 	apps []*appTally
 	byID map[string]*appTally // instead of the scan when there are many apps
@@ -91,29 +97,52 @@ type appTally struct {
 // ignored.
 func NewTally(apps []string) *Tally {
 	t := &Tally{}
-	for _, a := range apps {
-		t.ids = append(t.ids, a)
-		t.apps = append(t.apps, new(appTally))
-	}
-	if len(apps) > scanApps {
-		t.byID = make(map[string]*appTally, len(apps))
-		for i, a := range t.ids {
-			t.byID[a] = t.apps[i]
-		}
-	}
+	t.tab.Store(newTallyTable(nil, apps))
 	return t
 }
 
-func (t *Tally) app(id string) *appTally {
-	if t.byID != nil {
-		return t.byID[id]
+// Add starts counting the records of apps too (apps a reload added); the
+// counts of apps already counted go on. Callers serialise Add.
+func (t *Tally) Add(apps ...string) {
+	t.tab.Store(newTallyTable(t.tab.Load(), apps))
+}
+
+func newTallyTable(old *tallyTable, apps []string) *tallyTable {
+	n := &tallyTable{}
+	if old != nil {
+		n.ids = append(n.ids, old.ids...)
+		n.apps = append(n.apps, old.apps...)
 	}
-	for i, s := range t.ids {
+	for _, a := range apps {
+		if n.lookup(a) != nil {
+			continue
+		}
+		n.ids = append(n.ids, a)
+		n.apps = append(n.apps, new(appTally))
+	}
+	if len(n.ids) > scanApps {
+		n.byID = make(map[string]*appTally, len(n.ids))
+		for i, a := range n.ids {
+			n.byID[a] = n.apps[i]
+		}
+	}
+	return n
+}
+
+func (n *tallyTable) lookup(id string) *appTally {
+	if n.byID != nil {
+		return n.byID[id]
+	}
+	for i, s := range n.ids {
 		if s == id {
-			return t.apps[i]
+			return n.apps[i]
 		}
 	}
 	return nil
+}
+
+func (t *Tally) app(id string) *appTally {
+	return t.tab.Load().lookup(id)
 }
 
 // Emit counts e.

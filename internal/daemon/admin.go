@@ -42,6 +42,23 @@ func (d *Daemon) newAdmin() error {
 	if d.geo != nil {
 		p.Geo = d.geo.Builds
 	}
+	p.AppList = d.adminApps
+	s, err := admin.New(cfg.Admin, p, d.log.With("component", "admin"))
+	if err != nil {
+		return err
+	}
+	d.admin = s
+	return nil
+}
+
+// adminApps is what the admin side shows of the apps running now: the
+// ones of the last applied config, read anew on every request so that a
+// reload's added apps appear and its removed ones disappear.
+func (d *Daemon) adminApps() []admin.App {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := d.cfg
+	out := make([]admin.App, 0, len(cfg.Apps))
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
 		id := a.ID
@@ -64,6 +81,9 @@ func (d *Daemon) newAdmin() error {
 			pa.Origins = append(pa.Origins, net.JoinHostPort(dns.Name, dns.Port))
 		}
 		ap := d.apps[id]
+		if ap == nil {
+			continue
+		}
 		if ap.udp != nil {
 			pa.UDP = func() udpproxy.Stats {
 				if p := d.part(id); p != nil && p.udp != nil {
@@ -80,7 +100,7 @@ func (d *Daemon) newAdmin() error {
 				}
 			}
 		} else {
-			pa.Dial = ap.tcp.DialLatency(id) // the first server's: a reload that changes the app starts another
+			pa.Dial = ap.tcp.DialLatency(id) // the current server's: a changed app starts afresh
 			if a.Limits.Enabled() || a.Limits.MaxTLSHandshakes > 0 {
 				pa.Refused = func() map[string]uint64 {
 					if p := d.part(id); p != nil && p.tcp != nil {
@@ -100,14 +120,9 @@ func (d *Daemon) newAdmin() error {
 				return nil
 			}
 		}
-		p.Apps = append(p.Apps, pa)
+		out = append(out, pa)
 	}
-	s, err := admin.New(cfg.Admin, p, d.log.With("component", "admin"))
-	if err != nil {
-		return err
-	}
-	d.admin = s
-	return nil
+	return out
 }
 
 // healthChecks is how many trusted fronts' health checks the tcp apps saw.

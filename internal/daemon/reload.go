@@ -198,6 +198,9 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	for _, p := range removed {
 		p.handOff(keep, socks) // an address moving to another app
 	}
+	if d.tally != nil {
+		d.tally.Add(res.Added...) // before they start emitting
+	}
 	var startErrs []error
 	for id, p := range fresh {
 		p.inherit(socks)

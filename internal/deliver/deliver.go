@@ -104,6 +104,11 @@ type Deliverer struct {
 	cfg    Config
 	sp     *spool.Spool
 	logger *slog.Logger
+	// spReady, when not nil, is closed once the spool another holder had
+	// locked is open (sp set) or waiting for it gave up (spErr set); sp is
+	// read only after it is closed.
+	spReady chan struct{}
+	spErr   error
 
 	ctx    context.Context // cancelled when Close gives up
 	cancel context.CancelFunc
@@ -134,30 +139,102 @@ func NewDeliverer(job string, snd sink.Sender, c Config, sp spool.Config, logger
 		logger = slog.Default()
 	}
 	d := &Deliverer{job: job, snd: snd, cfg: c, logger: logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if sp.Enabled() {
 		s, corrupt, err := spool.Open(sp)
-		if err != nil {
+		switch {
+		case errors.Is(err, spool.ErrLocked) && SpoolLockWait > 0:
+			// The pipeline a reload replaces, or the process an upgrade
+			// replaces, still flushes into it: take it over once it lets go.
+			logger.Info("log job spool: waiting for the previous holder to flush and release it", "job", job, "dir", sp.Dir, "wait", SpoolLockWait.String())
+			d.spReady = make(chan struct{})
+			go d.awaitSpool(sp)
+		case err != nil:
+			d.cancel()
 			snd.Close()
 			return nil, err
-		}
-		d.sp = s
-		st := s.Stats()
-		d.restored.Store(uint64(st.Records))
-		if corrupt > 0 {
-			logger.Warn("log job spool: unreadable batch files moved to the dead-letter directory", "job", job, "files", corrupt, "dir", s.Dir())
-		}
-		if st.Batches > 0 {
-			logger.Info("log job spool: delivering batches left by an earlier run", "job", job, "batches", st.Batches, "records", st.Records, "bytes", st.Bytes)
+		default:
+			d.adopt(s, corrupt)
 		}
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
 	go d.loop()
 	return d, nil
+}
+
+// SpoolLockWait is how long a new log job waits for a spool directory that
+// another pipeline (the one a config reload replaces) or process (the one
+// a binary upgrade replaces) holds: that one flushes into it, lets go, and
+// the new job opens it with everything left in it. Meanwhile the job's
+// queue holds the new records (bounded: its drops are counted). 0: fail at
+// once.
+var SpoolLockWait = 5 * time.Minute
+
+// spoolRetry is how often a locked spool is tried again.
+const spoolRetry = 20 * time.Millisecond
+
+func (d *Deliverer) adopt(s *spool.Spool, corrupt int) {
+	d.sp = s
+	st := s.Stats()
+	d.restored.Store(uint64(st.Records))
+	if corrupt > 0 {
+		d.logger.Warn("log job spool: unreadable batch files moved to the dead-letter directory", "job", d.job, "files", corrupt, "dir", s.Dir())
+	}
+	if st.Batches > 0 {
+		d.logger.Info("log job spool: delivering batches left by an earlier run", "job", d.job, "batches", st.Batches, "records", st.Records, "bytes", st.Bytes)
+	}
+}
+
+// awaitSpool opens the locked spool c once its holder lets go, for up to
+// SpoolLockWait or until Close gives up.
+func (d *Deliverer) awaitSpool(c spool.Config) {
+	defer close(d.spReady)
+	deadline := time.Now().Add(SpoolLockWait)
+	t := time.NewTicker(spoolRetry)
+	defer t.Stop()
+	for {
+		s, corrupt, err := spool.Open(c)
+		if err == nil {
+			d.adopt(s, corrupt)
+			d.logger.Info("log job spool: taken over", "job", d.job, "dir", c.Dir)
+			return
+		}
+		if !errors.Is(err, spool.ErrLocked) || time.Now().After(deadline) {
+			d.spErr = fmt.Errorf("log job %s: %w", d.job, err)
+			d.setErr(d.spErr)
+			d.logger.Error("log job spool: could not be opened; the job's records are counted as write errors", "job", d.job, "err", err)
+			return
+		}
+		select {
+		case <-t.C:
+		case <-d.ctx.Done():
+			d.spErr = fmt.Errorf("log job %s: closed while waiting for its spool: %w", d.job, err)
+			return
+		}
+	}
+}
+
+// spoolNow is the open spool and true, or false while it is awaited.
+func (d *Deliverer) spoolNow() (*spool.Spool, bool) {
+	if d.spReady == nil {
+		return d.sp, true
+	}
+	select {
+	case <-d.spReady:
+		return d.sp, true
+	default:
+		return nil, false
+	}
 }
 
 // Write accepts b for delivery: spooled and fsynced, or copied into the
 // bounded memory queue. It never waits for the destination.
 func (d *Deliverer) Write(b *sink.Batch) error {
+	if d.spReady != nil {
+		<-d.spReady // bounded by SpoolLockWait; the job's queue holds meanwhile
+		if d.spErr != nil {
+			return d.spErr
+		}
+	}
 	if d.sp != nil {
 		acc, evicted, err := d.sp.Put(b)
 		if evicted > 0 {
@@ -216,6 +293,13 @@ func (d *Deliverer) signal() {
 // loop is the delivery goroutine.
 func (d *Deliverer) loop() {
 	defer close(d.done)
+	if d.spReady != nil {
+		select {
+		case <-d.spReady:
+		case <-d.ctx.Done():
+			return
+		}
+	}
 	for {
 		if d.ctx.Err() != nil {
 			return
@@ -336,8 +420,8 @@ func (d *Deliverer) DeliveryStats() Stats {
 		DroppedMemoryFull: d.dropMemFull.Load(), DroppedShutdown: d.dropShutdown.Load(),
 		DroppedCorrupt: d.dropCorrupt.Load(), Restored: d.restored.Load(),
 	}
-	if d.sp != nil {
-		ss := d.sp.Stats()
+	if sp, _ := d.spoolNow(); sp != nil { // (not yet while it is awaited)
+		ss := sp.Stats()
 		st.Pending, st.SpoolBytes, st.OldestUndelivered = ss.Records, ss.Bytes, ss.Oldest
 	} else {
 		d.mu.Lock()
@@ -365,6 +449,9 @@ func (d *Deliverer) Close() error {
 		<-d.done
 	}
 	d.cancel()
+	if d.spReady != nil {
+		<-d.spReady // awaitSpool returns at once after cancel
+	}
 	var err error
 	if d.sp != nil {
 		if st := d.sp.Stats(); st.Batches > 0 {

@@ -125,6 +125,10 @@ const (
 	tmpPrefix = ".tmp-"
 )
 
+// ErrLocked is Open's error when another open Spool (in this process or
+// another) holds the directory's lock.
+var ErrLocked = errors.New("spool directory locked")
+
 // Open opens (creating) the spool directory c.Dir, locks it against a
 // second prism process, removes half-written files a crash left behind and
 // loads the index of spooled batches. Files that cannot be read are moved
@@ -140,7 +144,10 @@ func Open(c Config) (s *Spool, corrupt int, err error) {
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, 0, fmt.Errorf("spool %s is in use by another process: %w", c.Dir, err)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			err = ErrLocked
+		}
+		return nil, 0, fmt.Errorf("spool %s is in use by another pipeline or process: %w", c.Dir, err)
 	}
 	dirf, err := os.Open(c.Dir)
 	if err != nil {
