@@ -109,29 +109,11 @@ func (h *half) relayIn(fd uintptr) bool {
 // read callback (dst is open: the relay closes its conns only after both
 // directions finished). It returns false when the step must take over:
 // dst full (pending bytes stay) or an error (werr).
-func (h *half) writeDst() bool {
-	for h.pending > 0 {
-		n, err := unix.Write(h.dstFD, (*h.buf)[h.off:h.off+h.pending])
-		switch err {
-		case nil:
-			h.off += n
-			h.pending -= n
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		h.werr = err
-		return false
-	}
-	h.releaseBuf()
-	return true
-}
+func (h *half) writeDst() bool { return h.writeOut(uintptr(h.dstFD)) && h.werr == nil }
 
 // writeOut writes the buffer's pending bytes to the socket; false means
-// the socket buffer is full. The buffer goes back to its pool as soon as
-// it is empty.
+// the socket buffer is full. An error is kept in werr and ends the write
+// (true). The buffer goes back to its pool as soon as it is empty.
 func (h *half) writeOut(fd uintptr) bool {
 	for h.pending > 0 {
 		n, err := unix.Write(int(fd), (*h.buf)[h.off:h.off+h.pending])
