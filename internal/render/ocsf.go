@@ -1,6 +1,7 @@
 package render
 
 import (
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -300,27 +301,24 @@ func ocsfProtoNum(p string) int64 {
 
 func appendOCSFConnInfo(r *rec, b []byte) []byte {
 	e := r.e
-	b = append(b, '{')
-	b = kv(b, true, "uid")
-	b = append(b, '"')
-	b = e.SessionID.AppendHex(b)
-	b = append(b, '"')
-	b = appendOCSFProto(b, e.ClientProto, e.ClientAddr.Addr().Unmap().Is4(), e.ClientAddr.IsValid())
-	b = kvInt(b, "direction_id", 1)
-	b = kvString(b, "direction", "Inbound")
-	return append(b, '}')
+	return appendOCSFConn(b, e, e.ClientProto, e.ClientAddr, 1, "Inbound")
 }
 
 func appendOCSFProxyConnInfo(r *rec, b []byte) []byte {
 	e := r.e
+	return appendOCSFConn(b, e, e.OriginProto, e.OriginAddr, 2, "Outbound")
+}
+
+// appendOCSFConn writes a connection_info object for one leg of e.
+func appendOCSFConn(b []byte, e *event.Event, proto string, addr netip.AddrPort, dirID int64, dir string) []byte {
 	b = append(b, '{')
 	b = kv(b, true, "uid")
 	b = append(b, '"')
 	b = e.SessionID.AppendHex(b)
 	b = append(b, '"')
-	b = appendOCSFProto(b, e.OriginProto, e.OriginAddr.Addr().Unmap().Is4(), e.OriginAddr.IsValid())
-	b = kvInt(b, "direction_id", 2)
-	b = kvString(b, "direction", "Outbound")
+	b = appendOCSFProto(b, proto, addr.Addr().Unmap().Is4(), addr.IsValid())
+	b = kvInt(b, "direction_id", dirID)
+	b = kvString(b, "direction", dir)
 	return append(b, '}')
 }
 
