@@ -370,6 +370,16 @@ func (d *decoder) getBool(m *member) (bool, bool) {
 	return m.val.bl, true
 }
 
+// getEnum reads a string that must be one of allowed ("" when it is not a
+// string; a value outside allowed is reported and kept).
+func (d *decoder) getEnum(m *member, allowed map[string]bool) string {
+	s, ok := d.getStr(m)
+	if ok {
+		d.enum(m, s, allowed)
+	}
+	return s
+}
+
 func (d *decoder) enum(m *member, s string, allowed map[string]bool) {
 	if d.cur >= 0 && d.lastOK[d.cur] == s && s != "" {
 		return // the value the previous record had in this field, checked then
@@ -576,17 +586,11 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 		case spClientIP:
 			clientIP = d.getIP(m)
 		case spClientMatchedIpFirewall:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumFirewall)
-				e.FirewallMatch = s
-			}
+			e.FirewallMatch = d.getEnum(m, spectrumFirewall)
 		case spClientPort:
 			clientPort = d.getPort(m)
 		case spClientProto:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumProtos)
-				e.ClientProto = s
-			}
+			e.ClientProto = d.getEnum(m, spectrumProtos)
 		case spClientTcpRtt:
 			n, _ := d.getInt(m)
 			e.ClientRTT = time.Duration(n)
@@ -595,15 +599,9 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 		case spClientTlsClientHelloServerName:
 			e.ClientTLS.ServerName, _ = d.getStr(m)
 		case spClientTlsProtocol:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumTLSProtocols)
-				e.ClientTLS.Protocol = s
-			}
+			e.ClientTLS.Protocol = d.getEnum(m, spectrumTLSProtocols)
 		case spClientTlsStatus:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumTLSStatus)
-				e.ClientTLS.Status = s
-			}
+			e.ClientTLS.Status = d.getEnum(m, spectrumTLSStatus)
 		case spColoCode:
 			out.Node.Colo, _ = d.getStr(m)
 		case spConnectTimestamp:
@@ -646,25 +644,13 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 				e.OriginTLS.Fingerprint = s
 			}
 		case spOriginTlsMode:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumTLSModes)
-				e.TLSMode = s
-			}
+			e.TLSMode = d.getEnum(m, spectrumTLSModes)
 		case spOriginTlsProtocol:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumTLSProtocols)
-				e.OriginTLS.Protocol = s
-			}
+			e.OriginTLS.Protocol = d.getEnum(m, spectrumTLSProtocols)
 		case spOriginTlsStatus:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumTLSStatus)
-				e.OriginTLS.Status = s
-			}
+			e.OriginTLS.Status = d.getEnum(m, spectrumTLSStatus)
 		case spProxyProtocol:
-			if s, ok := d.getStr(m); ok {
-				d.enum(m, s, spectrumProxyProtocols)
-				e.ProxyProtocol = s
-			}
+			e.ProxyProtocol = d.getEnum(m, spectrumProxyProtocols)
 		case spStatus:
 			n, _ := d.getInt(m)
 			e.Status = int(n)
