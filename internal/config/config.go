@@ -4,7 +4,9 @@
 // package decodes the file strictly (unknown keys are errors), applies
 // defaults, runs every Validate, checks what spans sections (port ranges
 // against origin ranges, unique ids), and reports each problem as
-// "file:line: key: reason" so an operator can go straight to it.
+// "file:line: key: reason" (cfgerr.Fold) so an operator can go straight
+// to it. It is the one place that defaults and validates: the
+// constructors the daemon hands these sections to trust them.
 package config
 
 import (
