@@ -283,7 +283,8 @@ type Pool struct {
 
 // NewPool builds a pool of cfg, defaulted and validated (by package config,
 // or cfgerr.Prepare). block is the parsed origin block list. resolver may
-// be nil for net.DefaultResolver.
+// be nil for net.DefaultResolver. The error is nil today: validation
+// refuses what cannot work.
 func NewPool(cfg Config, block []netip.Prefix, resolver Resolver) (*Pool, error) {
 	if resolver == nil {
 		resolver = net.DefaultResolver

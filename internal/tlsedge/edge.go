@@ -65,8 +65,8 @@ type Edge struct {
 // validated (by package config, or cfgerr.Prepare). It loads every
 // certificate and CA file; a file that fails to load is logged and
 // reported by Ready, and connections that need it fail (540 when no edge
-// certificate at all is usable) until a good file appears. It returns an
-// error only for settings that cannot work at all.
+// certificate at all is usable) until a good file appears. Settings that
+// cannot work at all are validation's to refuse, so the error is nil today.
 func NewEdge(cfg Config, logger *slog.Logger) (*Edge, error) {
 	return newEdge(cfg, logger, nil)
 }
