@@ -101,15 +101,18 @@ func (e *Errors) Error() string {
 }
 
 // Fold turns the problems found in file into one error: nil when there
-// are none, else an *Errors with the problems in line order (problems on
-// the same line, or without one, keep their order).
+// are none, else an *Errors with the problems in the order given.
 func Fold(file string, errs []*Error) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	list := append([]*Error(nil), errs...)
-	sort.SliceStable(list, func(i, j int) bool { return list[i].Line < list[j].Line })
-	return &Errors{File: file, List: list}
+	return &Errors{File: file, List: errs}
+}
+
+// SortByLine orders problems by their line in the file, keeping the order
+// of problems on the same line or without one.
+func SortByLine(errs []*Error) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 }
 
 // Section is a configuration section: what a constructor takes.

@@ -2,6 +2,7 @@ package cfgerr
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -15,9 +16,9 @@ func TestFold(t *testing.T) {
 		{Key: "node.colo", Msg: "bad\nvalue", Line: 2},
 		{Key: "apps[1].id", Msg: "duplicate", Line: 9},
 	})
-	want := "prism.yaml: config is too large\n" +
+	want := "prism.yaml:9: apps[1].listen: missing\n" +
+		"prism.yaml: config is too large\n" +
 		"prism.yaml:2: node.colo: bad\\nvalue\n" +
-		"prism.yaml:9: apps[1].listen: missing\n" +
 		"prism.yaml:9: apps[1].id: duplicate"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Fold =\n%v\nwant\n%s", err, want)
@@ -31,11 +32,15 @@ func TestFold(t *testing.T) {
 	}
 }
 
-func TestFoldKeepsCallersList(t *testing.T) {
-	in := []*Error{{Key: "b", Line: 2}, {Key: "a", Line: 1}}
-	_ = Fold("f", in)
-	if in[0].Key != "b" {
-		t.Errorf("Fold reordered the caller's slice: %v", in)
+func TestSortByLine(t *testing.T) {
+	errs := []*Error{{Key: "c", Line: 3}, {Key: "none"}, {Key: "a1", Line: 1}, {Key: "a2", Line: 1}}
+	SortByLine(errs)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Key)
+	}
+	if fmt.Sprint(got) != "[none a1 a2 c]" {
+		t.Errorf("SortByLine: %v, want [none a1 a2 c]", got)
 	}
 }
 

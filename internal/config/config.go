@@ -219,6 +219,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		ce.Line = idx.line(ce.Key)
 		issues = append(issues, ce)
 	}
+	cfgerr.SortByLine(issues)
 	if err := cfgerr.Fold(name, issues); err != nil {
 		return nil, err
 	}
