@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/prismproxy/prism/bench/internal/proc"
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
@@ -118,7 +119,7 @@ type result struct {
 // run delivers batches (cycled) to one destination until records or limit,
 // keeping at most a few batches pending, and waits until all are delivered.
 func run(target, addr string, batches []*sink.Batch, records int, limit time.Duration) (result, error) {
-	c := deliver.Config{Retry: deliver.RetryConfig{Initial: 100 * time.Millisecond}, FlushTimeout: 30 * time.Second}
+	c := deliver.Config{Retry: deliver.RetryConfig{Initial: 100 * time.Millisecond}, FlushTimeout: deliver.MaxFlushTimeout}
 	var sp spool.Config
 	switch target {
 	case "http", "http-spool":
@@ -137,6 +138,11 @@ func run(target, addr string, batches []*sink.Batch, records int, limit time.Dur
 		c.Type, c.Kafka = deliver.TypeKafka, kafkadst.Config{Brokers: []string{addr}, Topic: "prism"}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for _, s := range []cfgerr.Section{&c, &sp} {
+		if err := cfgerr.Prepare(s); err != nil {
+			return result{}, err
+		}
+	}
 	d, err := deliver.New("bench", c, sp, false, logger)
 	if err != nil {
 		return result{}, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/bench/internal/proc"
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -57,8 +58,11 @@ func runEdgeProxy(args []string) {
 		signal.Notify(sig, syscall.SIGTERM)
 		go func() { <-sig; stopProfile(); os.Exit(0) }()
 	}
-	edge, err := tlsedge.NewEdge(tlsedge.Config{Mode: tlsedge.ModeFlexible,
-		Certificates: []tlsedge.CertFile{{Cert: *certFile, Key: *keyFile}}}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	tc := tlsedge.Config{Mode: tlsedge.ModeFlexible, Certificates: []tlsedge.CertFile{{Cert: *certFile, Key: *keyFile}}}
+	if err := cfgerr.Prepare(&tc); err != nil {
+		log.Fatal(err)
+	}
+	edge, err := tlsedge.NewEdge(tc, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -51,6 +51,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/prismproxy/prism/bench/internal/proc"
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/udpproxy"
@@ -575,14 +576,24 @@ func runOrigin() {
 // runPrism runs prism's UDP proxy for one app with a static origin and
 // prints the bound address; SIGTERM shuts it down.
 func runPrism(originAddr string) {
-	pool, err := origin.NewPool(origin.Config{Addresses: []string{originAddr}}, nil, nil)
+	oc := origin.Config{Addresses: []string{originAddr}}
+	if err := cfgerr.Prepare(&oc); err != nil {
+		log.Fatal(err)
+	}
+	pool, err := origin.NewPool(oc, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	var events atomic.Int64
 	em := event.EmitterFunc(func(*event.Event) { events.Add(1) })
-	s, err := udpproxy.New(udpproxy.App{ID: "bench", Listen: []string{"127.0.0.1:0"}, Pool: pool,
-		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000, Sockets: socketsEnv()}}, em, nil, nil)
+	app := udpproxy.App{ID: "bench", Listen: []string{"127.0.0.1:0"}, Pool: pool,
+		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000, Sockets: socketsEnv()}}
+	for _, sec := range []cfgerr.Section{&app.UDP, &app.Limits} {
+		if err := cfgerr.Prepare(sec); err != nil {
+			log.Fatal(err)
+		}
+	}
+	s, err := udpproxy.New(app, em, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 	"github.com/prismproxy/prism/internal/spool"
@@ -396,7 +397,11 @@ func spooledRecords(t *testing.T, dir string) [][]byte {
 			t.Fatal(err)
 		}
 	}
-	sp, corrupt, err := spool.Open(spool.Config{Dir: cp})
+	spc := spool.Config{Dir: cp}
+	if err := cfgerr.Prepare(&spc); err != nil {
+		t.Fatal(err)
+	}
+	sp, corrupt, err := spool.Open(spc)
 	if err != nil {
 		t.Fatal(err)
 	}

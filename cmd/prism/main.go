@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/admin"
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/logs"
@@ -94,10 +95,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		errs, warns := daemon.Check(cfg)
 		if len(warns) > 0 {
-			fmt.Fprintln(stderr, &config.Error{File: cfg.File, Issues: warns})
+			fmt.Fprintln(stderr, cfgerr.Fold(cfg.File, warns))
 		}
 		if len(errs) > 0 {
-			fmt.Fprintln(stderr, &config.Error{File: cfg.File, Issues: errs})
+			fmt.Fprintln(stderr, cfgerr.Fold(cfg.File, errs))
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps, %d log jobs)\n", *path, len(cfg.Apps), len(cfg.LogJobs))

@@ -4,7 +4,9 @@
 // package decodes the file strictly (unknown keys are errors), applies
 // defaults, runs every Validate, checks what spans sections (port ranges
 // against origin ranges, unique ids), and reports each problem as
-// "file:line: key: reason" so an operator can go straight to it.
+// "file:line: key: reason" (cfgerr.Fold) so an operator can go straight
+// to it. It is the one place that defaults and validates: the
+// constructors the daemon hands these sections to trust them.
 package config
 
 import (
@@ -16,8 +18,6 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -59,8 +59,8 @@ type Config struct {
 
 // Issue returns an Issue for key with its line in the file (the line of
 // its nearest ancestor present), for checks made after Parse.
-func (c *Config) Issue(key, format string, args ...any) Issue {
-	is := Issue{Key: key, Msg: fmt.Sprintf(format, args...)}
+func (c *Config) Issue(key, format string, args ...any) *Issue {
+	is := &Issue{Key: key, Msg: fmt.Sprintf(format, args...)}
 	if c.idx != nil {
 		is.Line = c.idx.line(key)
 	}
@@ -160,49 +160,12 @@ const (
 	MaxListenRange       = 4096
 )
 
-// Error is every problem found in one file, one per line.
-type Error struct {
-	File   string
-	Issues []Issue
-}
+// Error is every problem found in one file, one per line:
+// "file:line: key: reason" (see cfgerr.Errors).
+type Error = cfgerr.Errors
 
 // Issue is one problem: where, which key, why.
-type Issue struct {
-	Line int
-	Key  string
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	for i, is := range e.Issues {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.File)
-		if is.Line > 0 {
-			fmt.Fprintf(&b, ":%d", is.Line)
-		}
-		b.WriteString(": ")
-		if is.Key != "" {
-			b.WriteString(oneLine(is.Key))
-			b.WriteString(": ")
-		}
-		b.WriteString(oneLine(is.Msg))
-	}
-	return b.String()
-}
-
-// oneLine keeps a problem on its line: a message can quote the file's own
-// text (a YAML error quotes a multi-line scalar), so line breaks and other
-// control characters are written escaped.
-func oneLine(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) < 0 {
-		return s
-	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
-}
+type Issue = cfgerr.Error
 
 // MaxConfigBytes caps the size of a config file. Decoding YAML takes many
 // times the file's size in memory (a 50 MB file took 1.3 GB); long lists of
@@ -226,39 +189,39 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
 	if len(data) > MaxConfigBytes {
-		return nil, &Error{File: name, Issues: []Issue{{Msg: fmt.Sprintf(
-			"config is larger than %d bytes (%d KiB): put long address lists in ip_firewall list files", MaxConfigBytes, MaxConfigBytes>>10)}}}
+		return nil, cfgerr.Fold(name, []*Issue{{Msg: fmt.Sprintf(
+			"config is larger than %d bytes (%d KiB): put long address lists in ip_firewall list files", MaxConfigBytes, MaxConfigBytes>>10)}})
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{File: name, Issues: yamlIssues(err, nil)}
+		return nil, cfgerr.Fold(name, yamlIssues(err, nil))
 	}
 	idx := newIndex(&root)
 	cfg := &Config{File: name, idx: idx}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	e := &Error{File: name}
+	var issues []*Issue
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		e.Issues = yamlIssues(err, idx)
+		issues = yamlIssues(err, idx)
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, e // a syntax error: nothing more can be checked
+			return nil, cfgerr.Fold(name, issues) // a syntax error: nothing more can be checked
 		}
 		// Unknown keys and wrongly typed values leave the rest decoded:
 		// check it too, so one run of validate shows every problem.
 	}
 	// ${NAME} references: unset variables are errors at their line; the
 	// values replace the references before defaults and validation.
-	e.Issues = append(e.Issues, envRefs(&root)...)
+	issues = append(issues, envRefs(&root)...)
 	expandAll(reflect.ValueOf(cfg))
 	cfg.setDefaults()
-	errs := cfg.validate()
-	if len(errs) > 0 || len(e.Issues) > 0 {
-		for _, ce := range errs {
-			e.Issues = append(e.Issues, Issue{Line: idx.line(ce.Key), Key: ce.Key, Msg: ce.Msg})
-		}
-		sort.SliceStable(e.Issues, func(i, j int) bool { return e.Issues[i].Line < e.Issues[j].Line })
-		return nil, e
+	for _, ce := range cfg.validate() {
+		ce.Line = idx.line(ce.Key)
+		issues = append(issues, ce)
+	}
+	cfgerr.SortByLine(issues)
+	if err := cfgerr.Fold(name, issues); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

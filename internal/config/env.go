@@ -17,8 +17,8 @@ import (
 
 // envRefs reports every ${NAME} in the file whose variable is not set, as
 // issues at the value's line and key.
-func envRefs(root *yaml.Node) []Issue {
-	var out []Issue
+func envRefs(root *yaml.Node) []*Issue {
+	var out []*Issue
 	var walk func(path string, n *yaml.Node)
 	walk = func(path string, n *yaml.Node) {
 		switch n.Kind {
@@ -41,7 +41,7 @@ func envRefs(root *yaml.Node) []Issue {
 		case yaml.ScalarNode:
 			for _, name := range envNames(n.Value) {
 				if _, ok := os.LookupEnv(name); !ok {
-					out = append(out, Issue{Line: n.Line, Key: path, Msg: "environment variable " + name + " is not set (referenced as ${" + name + "})"})
+					out = append(out, &Issue{Line: n.Line, Key: path, Msg: "environment variable " + name + " is not set (referenced as ${" + name + "})"})
 				}
 			}
 		}

@@ -71,12 +71,12 @@ func (ix *index) line(key string) int {
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 // yamlIssues turns a yaml decode error into issues with lines and keys.
-func yamlIssues(err error, ix *index) []Issue {
+func yamlIssues(err error, ix *index) []*Issue {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		var out []Issue
+		var out []*Issue
 		for _, msg := range te.Errors {
-			is := Issue{Msg: msg}
+			is := &Issue{Msg: msg}
 			if m := yamlLine.FindStringSubmatch(msg); m != nil {
 				is.Line, _ = strconv.Atoi(m[1])
 				is.Msg = m[2]
@@ -90,12 +90,12 @@ func yamlIssues(err error, ix *index) []Issue {
 		return out
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	is := Issue{Msg: msg}
+	is := &Issue{Msg: msg}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		is.Line, _ = strconv.Atoi(m[1])
 		is.Msg = m[2]
 	}
-	return []Issue{is}
+	return []*Issue{is}
 }
 
 var (

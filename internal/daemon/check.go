@@ -19,7 +19,7 @@ import (
 // load, which a running prism reports and keeps retrying (so validate may
 // run before a renewal has put them in place). Each problem carries its
 // key and line. Nothing is left open or running when Check returns.
-func Check(cfg *config.Config) (errs, warns []config.Issue) {
+func Check(cfg *config.Config) (errs, warns []*config.Issue) {
 	quiet := slog.New(slog.DiscardHandler)
 	gcfg := cfg.GeoIP
 	gcfg.ReloadInterval = -1

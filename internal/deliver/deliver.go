@@ -71,14 +71,12 @@ func (s *Stats) Dropped() uint64 {
 }
 
 // New returns the destination c describes: the local stdout and file
-// destinations as they are, remote ones wrapped in a Deliverer. job names
-// the job in log lines; csv says the job writes CSV.
+// destinations as they are, remote ones wrapped in a Deliverer. c and sp
+// are defaulted and validated (by package config, or cfgerr.Prepare; a
+// job's validation refuses a spool for a local destination). job names the
+// job in log lines; csv says the job writes CSV.
 func New(job string, c Config, sp spool.Config, csv bool, logger *slog.Logger) (sink.Destination, error) {
-	c.SetDefaults()
 	if !c.Remote() {
-		if sp.Enabled() {
-			return nil, errors.New("a spool is for http, s3 and kafka destinations")
-		}
 		return sink.New(c.File)
 	}
 	var snd sink.Sender
@@ -131,10 +129,10 @@ type Deliverer struct {
 	lastErr                                               error
 }
 
-// NewDeliverer starts delivering to snd. With sp enabled it opens the
-// spool and starts with the batches already in it.
+// NewDeliverer starts delivering to snd, with c and sp as New takes them.
+// With sp enabled it opens the spool and starts with the batches already
+// in it.
 func NewDeliverer(job string, snd sink.Sender, c Config, sp spool.Config, logger *slog.Logger) (*Deliverer, error) {
-	c.SetDefaults()
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/httpdst"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
@@ -22,6 +23,11 @@ func httpCfg(url string) Config {
 
 func newDel(t *testing.T, c Config, sp spool.Config) *Deliverer {
 	t.Helper()
+	for _, s := range []cfgerr.Section{&c, &sp} {
+		if err := cfgerr.Prepare(s); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d, err := New("test", c, sp, false, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 	"github.com/prismproxy/prism/internal/spool"
 )
@@ -63,7 +64,11 @@ func TestLockedSpoolWaitIsBounded(t *testing.T) {
 	defer func() { SpoolLockWait = old }()
 	r := sinktest.NewReceiver(t)
 	dir := t.TempDir()
-	holder, _, err := spool.Open(spool.Config{Dir: dir})
+	hc := spool.Config{Dir: dir}
+	if err := cfgerr.Prepare(&hc); err != nil {
+		t.Fatal(err)
+	}
+	holder, _, err := spool.Open(hc)
 	if err != nil {
 		t.Fatal(err)
 	}

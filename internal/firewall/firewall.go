@@ -124,19 +124,16 @@ type Firewall struct {
 	closeOnce sync.Once
 }
 
-// New builds the firewall of one app. cfg may be the zero value (the
-// firewall is off; Apply still fills Country and ASN from db). db may be nil.
-// A list file that cannot be read or parsed is an error.
+// New builds the firewall of one app from cfg, defaulted and validated (by
+// package config, or cfgerr.Prepare); the zero value is a firewall that is
+// off (Apply still fills Country and ASN from db). db may be nil. A list
+// file that cannot be read or parsed is an error.
 func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	cfg.SetDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("ip_firewall: %w", errs[0])
-	}
 	f := &Firewall{
-		enabled:    *cfg.Enabled,
+		enabled:    cfg.Enabled != nil && *cfg.Enabled,
 		failClosed: cfg.FailClosed,
 		defBlock:   cfg.Default == ActionBlock,
 		db:         db,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
@@ -53,9 +54,18 @@ func fixtureDB(t testing.TB, countryOpt geotest.Options) *geo.DB {
 	return d
 }
 
+// prepared is cfg defaulted and validated, as New expects it.
+func prepared(t testing.TB, cfg firewall.Config) firewall.Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func newFW(t testing.TB, cfg firewall.Config, db *geo.DB) *firewall.Firewall {
 	t.Helper()
-	f, err := firewall.New(cfg, db, quiet)
+	f, err := firewall.New(prepared(t, cfg), db, quiet)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -331,14 +341,29 @@ func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.txt")
 	writeFile(t, bad, "127.0.0.1\n300.1.1.1\n")
+	// Validation (config.Load, or cfgerr.Prepare) refuses them all.
 	for _, cfg := range []firewall.Config{
 		{Lists: []firewall.List{{Action: "block", Path: filepath.Join(dir, "missing")}}},
 		{Lists: []firewall.List{{Action: "block", Path: bad}}},
 		{Rules: []firewall.Rule{{Action: "deny", IP: "127.0.0.1"}}},
 	} {
+		if err := cfgerr.Prepare(&cfg); err == nil {
+			t.Errorf("Prepare(%+v) succeeded", cfg)
+		}
+	}
+	// New reads the list files again: one that went missing or bad after
+	// validation is an error there too.
+	for _, spoil := range []func(path string){
+		func(path string) { _ = os.Remove(path) },
+		func(path string) { writeFile(t, path, "127.0.0.1\n300.1.1.1\n") },
+	} {
+		path := filepath.Join(dir, "list.txt")
+		writeFile(t, path, "127.0.0.1\n")
+		cfg := prepared(t, firewall.Config{Lists: []firewall.List{{Action: "block", Path: path}}})
+		spoil(path)
 		if f, err := firewall.New(cfg, nil, quiet); err == nil {
 			f.Close()
-			t.Errorf("New(%+v) succeeded", cfg)
+			t.Errorf("New(%+v) succeeded with a list file gone bad", cfg)
 		}
 	}
 }
@@ -455,7 +480,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 	}
-	f, err := firewall.New(firewall.Config{Rules: rs}, db, quiet)
+	f, err := firewall.New(prepared(b, firewall.Config{Rules: rs}), db, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -492,7 +517,7 @@ func BenchmarkReloadList(b *testing.B) {
 	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	f, err := firewall.New(firewall.Config{Lists: []firewall.List{{Action: "block", Path: path}}, ReloadInterval: -1}, nil, quiet)
+	f, err := firewall.New(prepared(b, firewall.Config{Lists: []firewall.List{{Action: "block", Path: path}}, ReloadInterval: -1}), nil, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -238,7 +238,8 @@ type DB struct {
 	closeOnce sync.Once
 }
 
-// Open loads the configured databases. With neither file configured it
+// Open loads the databases cfg (defaulted and validated, by package config
+// or cfgerr.Prepare) names. With neither file configured it
 // returns a nil *DB (which answers "unknown") and no error. A file that
 // cannot be read or is not a valid MaxMind DB is an error: a proxy that was
 // told to filter by country must not start without the data.
@@ -249,7 +250,6 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	cfg.SetDefaults()
 	d := &DB{
 		logger:  logger.With("component", "geo"),
 		changed: make(chan struct{}),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/geo/geotest"
 )
@@ -20,6 +21,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func open(t *testing.T, cfg geo.Config) *geo.DB {
 	t.Helper()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	d, err := geo.Open(cfg, quiet)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -343,7 +347,11 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	d, err := geo.Open(geo.Config{CountryDB: geotest.Shared(t, geotest.GeoLite2Country)}, quiet)
+	cfg := geo.Config{CountryDB: geotest.Shared(t, geotest.GeoLite2Country)}
+	if err := cfgerr.Prepare(&cfg); err != nil { // Close also stops the poller
+		t.Fatal(err)
+	}
+	d, err := geo.Open(cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,10 +139,9 @@ type Limiter struct {
 	refused [nWhich]atomic.Uint64
 }
 
-// New returns a Limiter for c (defaulted and validated), or nil when c sets
-// no per-client limit.
+// New returns a Limiter for c (defaulted and validated, by package config
+// or cfgerr.Prepare), or nil when c sets no per-client limit.
 func New(c Config) *Limiter {
-	c.SetDefaults()
 	if !c.Enabled() {
 		return nil
 	}

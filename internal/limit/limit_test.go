@@ -4,14 +4,25 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
 )
 
 var t0 = time.Unix(1_800_000_000, 0)
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// newLimiter is New of c defaulted and validated, as New expects it.
+func newLimiter(t *testing.T, c Config) *Limiter {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return New(c)
+}
+
 func TestPerClientAndPrefix(t *testing.T) {
-	l := New(Config{MaxPerClient: 2, MaxPerPrefix: 3})
+	l := newLimiter(t, Config{MaxPerClient: 2, MaxPerPrefix: 3})
 	var rel []func()
 	admit := func(a string, want Which) {
 		t.Helper()
@@ -46,7 +57,7 @@ func TestPerClientAndPrefix(t *testing.T) {
 }
 
 func TestRate(t *testing.T) {
-	l := New(Config{RatePerClient: 10, Burst: 3})
+	l := newLimiter(t, Config{RatePerClient: 10, Burst: 3})
 	n := 0
 	for i := range 10 {
 		if r, w := l.Admit(addr("10.0.0.1"), t0.Add(time.Duration(i)*time.Millisecond)); w == None {
@@ -71,7 +82,7 @@ func TestRate(t *testing.T) {
 }
 
 func TestDisabledAndValidate(t *testing.T) {
-	if New(Config{MaxTLSHandshakes: 5}) != nil {
+	if newLimiter(t, Config{MaxTLSHandshakes: 5}) != nil {
 		t.Fatal("a limiter without per-client limits")
 	}
 	var l *Limiter

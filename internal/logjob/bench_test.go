@@ -23,7 +23,7 @@ func benchPipeline(b *testing.B, jobs []Config) *Pipeline {
 	old := newDestination
 	newDestination = func(*Config, *slog.Logger) (sink.Destination, error) { return discard{}, nil }
 	b.Cleanup(func() { newDestination = old })
-	p, err := New(node, jobs, new(event.Registry), slog.New(slog.DiscardHandler))
+	p, err := newPrepared(b, node, jobs, new(event.Registry), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

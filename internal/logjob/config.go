@@ -319,6 +319,21 @@ func typeOr(t string) string {
 	return t
 }
 
+// Jobs is the log_jobs section as one cfgerr.Section, for a list of jobs
+// built by hand: cfgerr.Prepare(logjob.Jobs(jobs)) defaults and validates
+// them in place, as package config does for the jobs it loads.
+type Jobs []Config
+
+// SetDefaults defaults every job.
+func (j Jobs) SetDefaults() {
+	for i := range j {
+		j[i].SetDefaults()
+	}
+}
+
+// Validate is ValidateAll.
+func (j Jobs) Validate() []*cfgerr.Error { return ValidateAll(j) }
+
 // ValidateAll validates every job and that names are unique; keys start
 // with the job's index ("[1].name").
 func ValidateAll(jobs []Config) []*cfgerr.Error {

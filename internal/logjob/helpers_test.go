@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/sink"
 )
 
@@ -126,4 +129,25 @@ func (h *logCapture) find(msgPrefix string) []map[string]any {
 // fileDest is a file destination at path.
 func fileDest(path string) deliver.Config {
 	return deliver.Config{Type: sink.TypeFile, File: sink.Config{Type: sink.TypeFile, Path: path}}
+}
+
+// prepared is a copy of jobs, defaulted and validated as New expects them.
+func prepared(tb testing.TB, jobs []Config) []Config {
+	tb.Helper()
+	jobs = append([]Config(nil), jobs...)
+	if err := cfgerr.Prepare(Jobs(jobs)); err != nil {
+		tb.Fatal(err)
+	}
+	return jobs
+}
+
+// newPrepared is New of jobs prepared with cfgerr.Prepare, whose error it
+// returns.
+func newPrepared(tb testing.TB, node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger) (*Pipeline, error) {
+	tb.Helper()
+	jobs = append([]Config(nil), jobs...)
+	if err := cfgerr.Prepare(Jobs(jobs)); err != nil {
+		return nil, err
+	}
+	return New(node, jobs, reg, logger)
 }

@@ -53,7 +53,7 @@ func TestOCSFJobRemoteDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kc.Close()
-	p, err := New(node, []Config{
+	p, err := newPrepared(t, node, []Config{
 		{Name: "h", Dataset: render.OCSF, Batch: BatchConfig{MaxRecords: 50},
 			Destination: deliver.Config{Type: deliver.TypeHTTP, HTTP: httpdst.Config{URL: recv.URL}},
 			Spool:       spool.Config{Dir: t.TempDir()}},

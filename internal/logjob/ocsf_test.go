@@ -35,7 +35,7 @@ func TestOCSFJob(t *testing.T) {
 
 	d := &memDest{}
 	useDests(t, map[string]*memDest{"o": d})
-	p, err := New(node, []Config{{Name: "o", Dataset: render.OCSF}}, nil, nil)
+	p, err := newPrepared(t, node, []Config{{Name: "o", Dataset: render.OCSF}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func runOutput(t *testing.T, cfg Config) string {
 	path := filepath.Join(t.TempDir(), "out.log")
 	cfg.Name, cfg.Dataset, cfg.Destination = "j", render.Spectrum, fileDest(path)
 	cfg.Fields = []string{"ClientIP", "Timestamp", "Application"}
-	p, err := New(node, []Config{cfg}, nil, nil)
+	p, err := newPrepared(t, node, []Config{cfg}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestLogpushOutputOptionExamples(t *testing.T) {
 
 func TestCVE202144228(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.log")
-	p, err := New(node, []Config{{Name: "j", Dataset: render.Spectrum, Fields: []string{"Application"}, CVE202144228: true,
+	p, err := newPrepared(t, node, []Config{{Name: "j", Dataset: render.Spectrum, Fields: []string{"Application"}, CVE202144228: true,
 		BatchPrefix: "${batch}", Destination: fileDest(path)}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

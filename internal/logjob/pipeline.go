@@ -47,7 +47,8 @@ type Pipeline struct {
 
 var _ event.Emitter = (*Pipeline)(nil)
 
-// New validates jobs, opens their destinations and starts them. reg is the
+// New opens the destinations of jobs, defaulted and validated (by package
+// config, or cfgerr.Prepare(Jobs(jobs))), and starts them. reg is the
 // registry of open sessions that periodic jobs walk; it may be nil when no
 // job has an interval.
 func New(node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger) (*Pipeline, error) {
@@ -60,16 +61,6 @@ func newPipeline(node render.Node, jobs []Config, reg *event.Registry, logger *s
 	}
 	cfgs := make([]Config, len(jobs))
 	copy(cfgs, jobs)
-	for i := range cfgs {
-		cfgs[i].SetDefaults()
-	}
-	if errs := ValidateAll(cfgs); len(errs) > 0 {
-		es := make([]error, len(errs))
-		for i, e := range errs {
-			es[i] = fmt.Errorf("log_jobs%w", e)
-		}
-		return nil, errors.Join(es...)
-	}
 	p := &Pipeline{
 		logger:      logger,
 		stop:        make(chan struct{}),

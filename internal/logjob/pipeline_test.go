@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 )
@@ -46,10 +47,10 @@ func TestEmitNeverBlocks(t *testing.T) {
 	fine := &memDest{}
 	useDests(t, map[string]*memDest{"stuck": stuck, "fine": fine})
 	logs := &logCapture{}
-	p, err := newPipeline(node, []Config{
+	p, err := newPipeline(node, prepared(t, []Config{
 		{Name: "stuck", Dataset: render.Spectrum, QueueSize: 16, Batch: BatchConfig{MaxRecords: 1}},
 		{Name: "fine", Dataset: render.Spectrum, QueueSize: 20000},
-	}, nil, slog.New(logs), 20*time.Millisecond)
+	}), nil, slog.New(logs), 20*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestEmitNeverBlocks(t *testing.T) {
 func TestCloseFlushes(t *testing.T) {
 	d := &memDest{}
 	useDests(t, map[string]*memDest{"s": d})
-	p, err := New(node, []Config{{Name: "s", Dataset: render.Spectrum, QueueSize: 5000,
+	p, err := newPrepared(t, node, []Config{{Name: "s", Dataset: render.Spectrum, QueueSize: 5000,
 		Batch: BatchConfig{MaxRecords: 1 << 20, MaxBytes: 1 << 30, MaxInterval: time.Hour}}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func TestCloseFlushes(t *testing.T) {
 func TestCloseDeadline(t *testing.T) {
 	d := &memDest{gate: make(chan struct{})}
 	useDests(t, map[string]*memDest{"s": d})
-	p, err := New(node, []Config{{Name: "s", Dataset: render.Spectrum}}, nil, nil)
+	p, err := newPrepared(t, node, []Config{{Name: "s", Dataset: render.Spectrum}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestBatchLimits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		byRecords, byBytes, byTime := &memDest{}, &memDest{}, &memDest{}
 		useDests(t, map[string]*memDest{"records": byRecords, "bytes": byBytes, "time": byTime})
-		p, err := New(node, []Config{
+		p, err := newPrepared(t, node, []Config{
 			{Name: "records", Dataset: render.Spectrum, Batch: BatchConfig{MaxRecords: 10, MaxInterval: time.Hour}},
 			{Name: "bytes", Dataset: render.Spectrum, Batch: BatchConfig{MaxBytes: 2000, MaxInterval: time.Hour}},
 			{Name: "time", Dataset: render.Spectrum, Batch: BatchConfig{MaxInterval: 5 * time.Second}},
@@ -205,7 +206,7 @@ func TestSampling(t *testing.T) {
 	d := &memDest{}
 	useDests(t, map[string]*memDest{"s": d})
 	rate := 0.3
-	p, err := New(node, []Config{{Name: "s", Dataset: render.Spectrum, SampleRate: &rate, QueueSize: 10000,
+	p, err := newPrepared(t, node, []Config{{Name: "s", Dataset: render.Spectrum, SampleRate: &rate, QueueSize: 10000,
 		Filter: FilterSpec(where(leaf("ClientPort", "lt", "3024")))}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +247,7 @@ func TestWriteErrorsCounted(t *testing.T) {
 	d := &memDest{fail: errors.New("disk full")}
 	useDests(t, map[string]*memDest{"s": d})
 	logs := &logCapture{}
-	p, err := newPipeline(node, []Config{{Name: "s", Dataset: render.Spectrum}}, nil, slog.New(logs), time.Hour)
+	p, err := newPipeline(node, prepared(t, []Config{{Name: "s", Dataset: render.Spectrum}}), nil, slog.New(logs), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestWriteErrorsCounted(t *testing.T) {
 // header row comes first, then one row per record.
 func TestPipelineFileCSV(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "edge.csv")
-	p, err := New(node, []Config{{Name: "e", Dataset: render.EdgeOne, OutputType: "csv",
+	p, err := newPrepared(t, node, []Config{{Name: "e", Dataset: render.EdgeOne, OutputType: "csv",
 		Fields:      []string{"SessionID", "DisconnetReason", "ReceivedBytes"},
 		Destination: fileDest(path)}}, nil, nil)
 	if err != nil {
@@ -387,7 +388,7 @@ func TestConfigValidate(t *testing.T) {
 	if len(errs) != 1 || errs[0].Key != "[1].name" {
 		t.Errorf("duplicate names: %v", errs)
 	}
-	if _, err := New(node, []Config{{Name: "a", Dataset: "nope"}}, nil, nil); err == nil || !strings.Contains(err.Error(), "log_jobs[0].dataset") {
-		t.Errorf("New with a bad job: %v", err)
+	if err := cfgerr.Prepare(Jobs{{Name: "a", Dataset: "nope"}}); err == nil || !strings.Contains(err.Error(), "[0].dataset: ") {
+		t.Errorf("Prepare with a bad job: %v", err)
 	}
 }

@@ -136,7 +136,7 @@ func runHistory(t *testing.T, seed uint64) {
 			startSession(nil, st.sess)
 		}
 	}
-	p, err := New(node, jobs, &reg, nil)
+	p, err := newPrepared(t, node, jobs, &reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

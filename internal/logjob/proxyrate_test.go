@@ -10,6 +10,7 @@ package logjob_test
 
 import (
 	"context"
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/deliver"
 	"io"
 	"net"
@@ -64,11 +65,15 @@ apps:
 			var p *logjob.Pipeline
 			if jobs > 0 {
 				dir := b.TempDir()
-				p, err = logjob.New(render.Node{Colo: "SJC", ID: "n1"}, []logjob.Config{
+				lj := logjob.Jobs{
 					{Name: "spectrum", Dataset: render.Spectrum, Destination: fileDest(filepath.Join(dir, "s.log"))},
 					{Name: "edgeone", Dataset: render.EdgeOne, Interval: time.Second, Destination: fileDest(filepath.Join(dir, "e.log"))},
 					{Name: "cc", Dataset: render.CloudConnexa, Destination: fileDest(filepath.Join(dir, "c.log"))},
-				}, reg, nil)
+				}
+				if err := cfgerr.Prepare(lj); err != nil {
+					b.Fatal(err)
+				}
+				p, err = logjob.New(render.Node{Colo: "SJC", ID: "n1"}, lj, reg, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

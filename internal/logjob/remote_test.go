@@ -50,7 +50,7 @@ func TestKafkaJobEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := New(node, []Config{{Name: "k", Dataset: render.Spectrum, Fields: []string{"Event", "ClientPort"},
+	p, err := newPrepared(t, node, []Config{{Name: "k", Dataset: render.Spectrum, Fields: []string{"Event", "ClientPort"},
 		Batch:       BatchConfig{MaxRecords: 64},
 		Destination: deliver.Config{Type: deliver.TypeKafka, Kafka: kafkadst.Config{Brokers: c.ListenAddrs(), Topic: "spectrum"}},
 		Spool:       spool.Config{Dir: t.TempDir()}}}, nil, nil)
@@ -120,7 +120,7 @@ func TestS3JobEndToEnd(t *testing.T) {
 	if err := cl.MakeBucket(context.Background(), "logs", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(node, []Config{{Name: "s", Dataset: render.Spectrum, Fields: []string{"Event", "ClientPort"},
+	p, err := newPrepared(t, node, []Config{{Name: "s", Dataset: render.Spectrum, Fields: []string{"Event", "ClientPort"},
 		Batch: BatchConfig{MaxRecords: 100},
 		Destination: deliver.Config{Type: deliver.TypeS3, S3: s3dst.Config{Bucket: "logs", Prefix: "spectrum/{DATE}", Endpoint: srv.URL,
 			PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}}}}, nil, nil)

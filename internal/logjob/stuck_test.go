@@ -30,7 +30,7 @@ func TestCloseNamesOnlyTheStuckJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := New(node, []Config{
+		p, err := newPrepared(t, node, []Config{
 			{Name: "stuck", Dataset: render.Spectrum, Batch: BatchConfig{MaxInterval: 10 * time.Millisecond},
 				Destination: deliver.Config{Type: sink.TypeFile, File: sink.Config{Type: sink.TypeFile, Path: fifo, MaxSizeMB: -1}}},
 			{Name: "healthy", Dataset: render.Spectrum, Batch: BatchConfig{MaxInterval: 10 * time.Millisecond},

@@ -281,13 +281,11 @@ type Pool struct {
 	health *healthState // nil without health_check and passive_ejection
 }
 
-// NewPool builds a pool. block is the parsed origin block list. resolver
-// may be nil for net.DefaultResolver.
+// NewPool builds a pool of cfg, defaulted and validated (by package config,
+// or cfgerr.Prepare). block is the parsed origin block list. resolver may
+// be nil for net.DefaultResolver. The error is nil today: validation
+// refuses what cannot work.
 func NewPool(cfg Config, block []netip.Prefix, resolver Resolver) (*Pool, error) {
-	cfg.SetDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, errs[0]
-	}
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 )
 
@@ -20,8 +21,18 @@ func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
+// prepared is cfg defaulted and validated, as NewPool expects it.
+func prepared(t testing.TB, cfg Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func mustPool(t *testing.T, cfg Config, block []string) *Pool {
 	t.Helper()
+	cfg = prepared(t, cfg)
 	b, err := ParseBlock(block)
 	if err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestUDPChecksFollowDnsmasq(t *testing.T) {
 	if err := probeOnce(hc, addr, "udp"); err != nil {
 		t.Fatalf("udp send_expect against dnsmasq: %v", err)
 	}
-	p, err := NewPool(Config{Addresses: []string{addr}, HealthCheck: &hc}, nil, nil)
+	p, err := NewPool(prepared(t, Config{Addresses: []string{addr}, HealthCheck: &hc}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ func TestPoolProto(t *testing.T) {
 		{Config{Addresses: []string{"127.0.0.1:53"}}, "udp", "udp"},
 		{Config{DNS: &DNSConfig{Name: "origin.test", Port: "443"}}, "tcp", "tcp"},
 	} {
-		p, err := NewPool(tc.cfg, nil, nil)
+		p, err := NewPool(prepared(t, tc.cfg), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

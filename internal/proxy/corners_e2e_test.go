@@ -25,6 +25,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/render"
@@ -330,7 +331,11 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	}
 
 	t.Run("clientFiltered", func(t *testing.T) {
-		fw, err := firewall.New(firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}, nil, slog.New(slog.DiscardHandler))
+		fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
+		if err := cfgerr.Prepare(&fwc); err != nil {
+			t.Fatal(err)
+		}
+		fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
@@ -140,9 +141,8 @@ func startFirewalledProxy(t *testing.T) (*proxy.Server, *fwRecorder, string, *at
 	if err := dec.Decode(&fwc); err != nil {
 		t.Fatal(err)
 	}
-	fwc.SetDefaults()
-	if errs := fwc.Validate(); len(errs) > 0 {
-		t.Fatalf("ip_firewall: %v", errs)
+	if err := cfgerr.Prepare(&fwc); err != nil {
+		t.Fatalf("ip_firewall: %v", err)
 	}
 	fw, err := firewall.New(fwc, db, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
@@ -63,7 +64,11 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw, err := firewall.New(firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}, nil, slog.New(slog.DiscardHandler))
+	fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
+	if err := cfgerr.Prepare(&fwc); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

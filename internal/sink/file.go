@@ -38,9 +38,9 @@ type File struct {
 	closed   bool
 }
 
-// OpenFile opens (creating or appending to) c.Path.
+// OpenFile opens (creating or appending to) c.Path; c is defaulted and
+// validated (by package config, or cfgerr.Prepare).
 func OpenFile(c Config) (*File, error) {
-	c.SetDefaults()
 	fl := &File{cfg: c, now: time.Now, mill: make(chan struct{}, 1), millDone: make(chan struct{})}
 	if c.MaxSizeMB > 0 {
 		fl.max = int64(c.MaxSizeMB) << 20

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
 )
 
 const fsizeLimit = 10000 // bytes a file may grow to in the child
@@ -88,7 +90,12 @@ func fsizeChild(path string) {
 		fmt.Println("setrlimit:", err)
 		os.Exit(1)
 	}
-	f, err := OpenFile(Config{Type: TypeFile, Path: path, MaxSizeMB: -1})
+	c := Config{Type: TypeFile, Path: path, MaxSizeMB: -1}
+	if err := cfgerr.Prepare(&c); err != nil {
+		fmt.Println("config:", err)
+		os.Exit(1)
+	}
+	f, err := OpenFile(c)
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)

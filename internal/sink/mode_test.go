@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
 )
 
 // TestFileModes: log files hold client addresses; they were created 0644
@@ -26,8 +28,8 @@ func TestFileModes(t *testing.T) {
 	} {
 		dir := filepath.Join(t.TempDir(), "a", "b")
 		c := Config{Type: TypeFile, Path: filepath.Join(dir, "x.log"), Mode: tc.mode, Compress: true}
-		if errs := c.Validate(); len(errs) > 0 {
-			t.Fatal(errs)
+		if err := cfgerr.Prepare(&c); err != nil {
+			t.Fatal(err)
 		}
 		f, err := OpenFile(c)
 		if err != nil {

@@ -172,9 +172,9 @@ func (c *Config) Validate() []*cfgerr.Error {
 	return errs
 }
 
-// New opens the destination c describes.
+// New opens the destination c (defaulted and validated, by package config
+// or cfgerr.Prepare) describes.
 func New(c Config) (Destination, error) {
-	c.SetDefaults()
 	switch c.Type {
 	case TypeStdout:
 		return NewStream(os.Stdout, &stdoutMu), nil

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/cfgerr"
 )
 
 func batch(header string, lines ...string) *Batch {
@@ -109,7 +111,7 @@ func listBackups(t *testing.T, dir string) []string {
 func TestFileRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.csv")
-	fl, err := OpenFile(Config{Type: TypeFile, Path: path, MaxSizeMB: 1, MaxBackups: 2})
+	fl, err := OpenFile(prepared(t, Config{Type: TypeFile, Path: path, MaxSizeMB: 1, MaxBackups: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,7 @@ func TestFileCompressAndAge(t *testing.T) {
 	if err := os.WriteFile(old, []byte("old\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fl, err := OpenFile(Config{Type: TypeFile, Path: path, MaxAgeDays: 30, Compress: true})
+	fl, err := OpenFile(prepared(t, Config{Type: TypeFile, Path: path, MaxAgeDays: 30, Compress: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestFileCompressAndAge(t *testing.T) {
 func TestFileReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.csv")
-	fl, err := OpenFile(Config{Type: TypeFile, Path: path})
+	fl, err := OpenFile(prepared(t, Config{Type: TypeFile, Path: path}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +239,13 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, errs, tc.want)
 		}
 	}
+}
+
+// prepared is c defaulted and validated, as New and OpenFile expect it.
+func prepared(t testing.TB, c Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -129,12 +129,12 @@ const (
 // another) holds the directory's lock.
 var ErrLocked = errors.New("spool directory locked")
 
-// Open opens (creating) the spool directory c.Dir, locks it against a
+// Open opens (creating) the spool directory c.Dir (c defaulted and
+// validated, by package config or cfgerr.Prepare), locks it against a
 // second prism process, removes half-written files a crash left behind and
 // loads the index of spooled batches. Files that cannot be read are moved
 // to the dead-letter directory; their count is returned as corrupt.
 func Open(c Config) (s *Spool, corrupt int, err error) {
-	c.SetDefaults()
 	if err := os.MkdirAll(filepath.Join(c.Dir, deadDir), 0o700); err != nil {
 		return nil, 0, fmt.Errorf("spool: create %s: %w", c.Dir, err)
 	}

@@ -7,15 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 )
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
+// prepared is c defaulted and validated, as Open expects it.
+func prepared(t testing.TB, c Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func open(t *testing.T, c Config) *Spool {
 	t.Helper()
-	s, corrupt, err := Open(c)
+	s, corrupt, err := Open(prepared(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +50,7 @@ func TestPutLoadRemoveAndReopen(t *testing.T) {
 	if st := s.Stats(); st.Batches != 2 || st.Records != 4 || !st.Oldest.Equal(t0) || st.Bytes == 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if _, _, err := Open(Config{Dir: dir}); err == nil {
+	if _, _, err := Open(prepared(t, Config{Dir: dir})); err == nil {
 		t.Fatal("a second Open of a locked spool succeeded")
 	}
 	s.Close()
@@ -148,7 +158,7 @@ func TestCorruptFileGoesToDeadLetter(t *testing.T) {
 	data, _ := os.ReadFile(p)
 	data[len(data)-10] ^= 0xff
 	os.WriteFile(p, data, 0o600)
-	s, _, err := Open(Config{Dir: dir})
+	s, _, err := Open(prepared(t, Config{Dir: dir}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +169,7 @@ func TestCorruptFileGoesToDeadLetter(t *testing.T) {
 	}
 	os.Truncate(p, 20)
 	s.Close()
-	s, corrupt, err := Open(Config{Dir: dir})
+	s, corrupt, err := Open(prepared(t, Config{Dir: dir}))
 	if err != nil || corrupt != 1 {
 		t.Fatalf("truncated file: corrupt=%d err=%v", corrupt, err)
 	}

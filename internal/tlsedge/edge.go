@@ -61,24 +61,17 @@ type Edge struct {
 	hsRefused atomic.Uint64
 }
 
-// NewEdge builds the TLS side of an app from its (defaulted, validated)
-// config. It loads every certificate and CA file; a file that fails to load
-// is logged and reported by Ready, and connections that need it fail (540
-// when no edge certificate at all is usable) until a good file appears. It
-// returns an error only for settings that cannot work at all.
+// NewEdge builds the TLS side of an app from its config, defaulted and
+// validated (by package config, or cfgerr.Prepare). It loads every
+// certificate and CA file; a file that fails to load is logged and
+// reported by Ready, and connections that need it fail (540 when no edge
+// certificate at all is usable) until a good file appears. Settings that
+// cannot work at all are validation's to refuse, so the error is nil today.
 func NewEdge(cfg Config, logger *slog.Logger) (*Edge, error) {
 	return newEdge(cfg, logger, nil)
 }
 
 func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge, error) {
-	cfg.SetDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
-		}
-		return nil, fmt.Errorf("tls config: %s", strings.Join(msgs, "; "))
-	}
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -312,7 +312,7 @@ func TestReloadCertificate(t *testing.T) {
 	}
 	loads := make(chan load, 16)
 	logger, logs := testLogger(t)
-	e, err := newEdge(Config{Mode: ModeFlexible, Certificates: []CertFile{{certFile, keyFile}}, ReloadInterval: 20 * time.Millisecond},
+	e, err := newEdge(prepared(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{certFile, keyFile}}, ReloadInterval: 20 * time.Millisecond}),
 		logger, func(src string, err error) { loads <- load{src, err} })
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 )
 
@@ -175,11 +176,20 @@ func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 
+// prepared is cfg defaulted and validated, as NewEdge expects it.
+func prepared(t testing.TB, cfg Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // mustEdge builds an Edge and closes it when the test ends.
 func mustEdge(t testing.TB, cfg Config) (*Edge, *logBuffer) {
 	t.Helper()
 	logger, lb := testLogger(t)
-	e, err := NewEdge(cfg, logger)
+	e, err := NewEdge(prepared(t, cfg), logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
 )
@@ -19,7 +20,9 @@ func TestFirewallReloadExpiresNegativeEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := firewall.Config{Lists: []firewall.List{{Action: "block", Path: list}}, ReloadInterval: -1}
-	cfg.SetDefaults()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	fw, err := firewall.New(cfg, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
 )
@@ -132,7 +133,11 @@ func startQuietEcho(t testing.TB) netip.AddrPort {
 func staticPool(t testing.TB, addrs ...string) *origin.Pool {
 	t.Helper()
 	block, _ := origin.ParseBlock(nil)
-	p, err := origin.NewPool(origin.Config{Addresses: addrs}, block, nil)
+	cfg := origin.Config{Addresses: addrs}
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	p, err := origin.NewPool(cfg, block, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +176,21 @@ func (f *fakeFirewall) Apply(a netip.Addr, e *event.Event) bool {
 	return false
 }
 
+// prepared is app with its udp and limits sections defaulted and
+// validated, as New expects them.
+func prepared(t testing.TB, app App) App {
+	t.Helper()
+	for _, s := range []cfgerr.Section{&app.UDP, &app.Limits} {
+		if err := cfgerr.Prepare(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return app
+}
+
 func startServer(t testing.TB, app App, em event.Emitter, reg *event.Registry) *Server {
 	t.Helper()
+	app = prepared(t, app)
 	if app.ID == "" {
 		app.ID = "udp-app"
 	}

@@ -104,6 +104,8 @@ type listenSpec struct {
 }
 
 // New checks app and prepares its listeners. Nothing is bound until Start.
+// app.UDP and app.Limits are defaulted and validated (by package config,
+// or cfgerr.Prepare).
 func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -116,10 +118,6 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 	}
 	if app.Pool == nil {
 		return nil, fmt.Errorf("udp app %s: no origin pool", app.ID)
-	}
-	app.UDP.SetDefaults()
-	if errs := app.UDP.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("udp app %s: udp.%v", app.ID, errs[0])
 	}
 	switch app.ProxyProtocol {
 	case "":

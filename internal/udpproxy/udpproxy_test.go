@@ -511,7 +511,7 @@ func TestWildcardRepliesFromDestination(t *testing.T) {
 	} {
 		t.Run(tt.listen, func(t *testing.T) {
 			em := newCollector()
-			s, err := New(App{ID: "w", Listen: []string{tt.listen}, Pool: staticPool(t, o.String())}, em, nil, nil)
+			s, err := New(prepared(t, App{ID: "w", Listen: []string{tt.listen}, Pool: staticPool(t, o.String())}), em, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -162,9 +162,9 @@ type Sender struct {
 	zs   *zstd.Encoder
 }
 
-// New returns a sender for c; csv says the job writes CSV (Content-Type).
+// New returns a sender for c (defaulted and validated, by package config
+// or cfgerr.Prepare); csv says the job writes CSV (Content-Type).
 func New(c Config, csv bool) (*Sender, error) {
-	c.SetDefaults()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // a log destination is addressed directly
 	if c.TLS.Set() {

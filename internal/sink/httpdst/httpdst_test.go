@@ -17,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 )
@@ -71,7 +72,7 @@ var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 func send(t *testing.T, c Config, b *sink.Batch) error {
 	t.Helper()
-	s, err := New(c, false)
+	s, err := New(prepared(t, c), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestCompressionAndCSV(t *testing.T) {
 	b.Header = []byte("s,n\n")
 	for _, comp := range []string{CompressZstd, CompressNone} {
 		srv, reqs := receiver(t)
-		s, err := New(Config{URL: srv.URL, Compression: comp}, true)
+		s, err := New(prepared(t, Config{URL: srv.URL, Compression: comp}), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,4 +213,13 @@ func TestTLSOptions(t *testing.T) {
 
 func pemEncode(w io.Writer, der []byte) {
 	_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// prepared is c defaulted and validated, as New expects it.
+func prepared(t testing.TB, c Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -59,7 +59,7 @@ func TestTLSAndSASL(t *testing.T) {
 	defer c.Close()
 	send := func(cfg Config) error {
 		cfg.Brokers, cfg.Topic, cfg.Timeout = c.ListenAddrs(), "prism", 2*time.Second
-		s, err := New(cfg)
+		s, err := New(prepared(t, cfg))
 		if err != nil {
 			t.Fatal(err)
 		}

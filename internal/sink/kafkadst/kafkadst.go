@@ -122,9 +122,9 @@ type Sender struct {
 	keys   []byte
 }
 
-// New returns a sender for c. It does not wait for the brokers.
+// New returns a sender for c (defaulted and validated, by package config
+// or cfgerr.Prepare). It does not wait for the brokers.
 func New(c Config) (*Sender, error) {
-	c.SetDefaults()
 	cc, err := codec(c.Compression)
 	if err != nil {
 		return nil, err

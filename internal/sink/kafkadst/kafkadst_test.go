@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 )
 
@@ -47,7 +48,7 @@ func consumeAll(t *testing.T, brokers []string, n int) []*kgo.Record {
 
 func TestRecordsKeyedBySessionInOrder(t *testing.T) {
 	brokers := cluster(t)
-	s, err := New(Config{Brokers: brokers, Topic: "prism"})
+	s, err := New(prepared(t, Config{Brokers: brokers, Topic: "prism"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestRecordsKeyedBySessionInOrder(t *testing.T) {
 }
 
 func TestBrokerDownIsATemporaryError(t *testing.T) {
-	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "prism", Timeout: time.Second})
+	s, err := New(prepared(t, Config{Brokers: []string{"127.0.0.1:1"}, Topic: "prism", Timeout: time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,4 +136,13 @@ func TestBrokerDownIsATemporaryError(t *testing.T) {
 	if err := s.Send(ctx, sinktest.Batch(time.Now(), 1)); err == nil {
 		t.Fatal("no error with no broker")
 	}
+}
+
+// prepared is c defaulted and validated, as New expects it.
+func prepared(t testing.TB, c Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

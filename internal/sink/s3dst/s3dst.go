@@ -114,9 +114,9 @@ type Sender struct {
 	key    []byte
 }
 
-// New returns a sender for c. It does not contact the store.
+// New returns a sender for c (defaulted and validated, by package config
+// or cfgerr.Prepare). It does not contact the store.
 func New(c Config) (*Sender, error) {
-	c.SetDefaults()
 	host, secure, err := c.endpoint()
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 )
@@ -56,7 +57,7 @@ func TestKeys(t *testing.T) {
 
 func TestPutObjectsReadBack(t *testing.T) {
 	cl, endpoint := fakeS3(t, "prism-logs")
-	s, err := New(Config{Bucket: "prism-logs", Prefix: "edge/spectrum", Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"})
+	s, err := New(prepared(t, Config{Bucket: "prism-logs", Prefix: "edge/spectrum", Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestPutObjectsReadBack(t *testing.T) {
 
 func TestMissingBucketIsRetried(t *testing.T) {
 	_, endpoint := fakeS3(t, "other")
-	s, err := New(Config{Bucket: "absent", Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"})
+	s, err := New(prepared(t, Config{Bucket: "absent", Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,4 +115,13 @@ func TestMissingBucketIsRetried(t *testing.T) {
 	if err == nil || sink.IsRejected(err) {
 		t.Fatalf("missing bucket: %v (want a temporary error: the operator may create it)", err)
 	}
+}
+
+// prepared is c defaulted and validated, as New expects it.
+func prepared(t testing.TB, c Config) Config {
+	t.Helper()
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
