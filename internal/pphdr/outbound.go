@@ -21,6 +21,33 @@ func sameFamily(client, local netip.AddrPort) (c, l netip.AddrPort, v4 bool) {
 	return netip.AddrPortFrom(ca, client.Port()), netip.AddrPortFrom(la, local.Port()), false
 }
 
+// tcpPair and udpPair hold the two addresses of one header and their
+// bytes: go-proxyproto takes net.Addr values, and one allocation for both
+// (instead of one per address and per IP slice) keeps the per-connection
+// cost down.
+type (
+	tcpPair struct {
+		ip [2][16]byte
+		a  [2]net.TCPAddr
+	}
+	udpPair struct {
+		ip [2][16]byte
+		a  [2]net.UDPAddr
+	}
+)
+
+// ipsInto writes the addresses of client and local (of one family, v4 or
+// not) into buf and returns them as net.IPs over it: 4 bytes for IPv4, 16
+// for IPv6.
+func ipsInto(buf *[2][16]byte, client, local netip.AddrPort, v4 bool) (c, l net.IP) {
+	if v4 {
+		c4, l4 := client.Addr().As4(), local.Addr().As4()
+		return append(buf[0][:0], c4[:]...), append(buf[1][:0], l4[:]...)
+	}
+	buf[0], buf[1] = client.Addr().As16(), local.Addr().As16()
+	return buf[0][:], buf[1][:]
+}
+
 // TCPHeader formats the PROXY header (version 1 or 2) prism writes to a
 // TCP origin before anything else: PROXY TCP4/TCP6 with the client and
 // the local (accepting) address, or, when either is not an IP address (a
@@ -30,11 +57,14 @@ func TCPHeader(version byte, client, local netip.AddrPort, tlvs []proxyproto.TLV
 	h := &proxyproto.Header{Version: version, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
 	if client.IsValid() && local.IsValid() {
 		c, l, v4 := sameFamily(client, local)
+		p := new(tcpPair)
+		ci, li := ipsInto(&p.ip, c, l, v4)
+		p.a = [2]net.TCPAddr{{IP: ci, Port: int(c.Port())}, {IP: li, Port: int(l.Port())}}
 		h.Command, h.TransportProtocol = proxyproto.PROXY, proxyproto.TCPv6
 		if v4 {
 			h.TransportProtocol = proxyproto.TCPv4
 		}
-		h.SourceAddr, h.DestinationAddr = net.TCPAddrFromAddrPort(c), net.TCPAddrFromAddrPort(l)
+		h.SourceAddr, h.DestinationAddr = &p.a[0], &p.a[1]
 	}
 	if version == 2 && tlvs != nil {
 		if err := h.SetTLVs(tlvs); err != nil {
@@ -49,16 +79,13 @@ func TCPHeader(version byte, client, local netip.AddrPort, tlvs []proxyproto.TLV
 // per session.
 func UDPHeader(client, local netip.AddrPort) ([]byte, error) {
 	c, l, v4 := sameFamily(client, local)
-	tp := proxyproto.UDPv6
+	p := new(udpPair)
+	ci, li := ipsInto(&p.ip, c, l, v4)
+	p.a = [2]net.UDPAddr{{IP: ci, Port: int(c.Port())}, {IP: li, Port: int(l.Port())}}
+	h := &proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proxyproto.UDPv6,
+		SourceAddr: &p.a[0], DestinationAddr: &p.a[1]}
 	if v4 {
-		tp = proxyproto.UDPv4
-	}
-	h := &proxyproto.Header{
-		Version:           2,
-		Command:           proxyproto.PROXY,
-		TransportProtocol: tp,
-		SourceAddr:        net.UDPAddrFromAddrPort(c),
-		DestinationAddr:   net.UDPAddrFromAddrPort(l),
+		h.TransportProtocol = proxyproto.UDPv4
 	}
 	return h.Format()
 }
