@@ -10,6 +10,16 @@ import (
 	"github.com/pires/go-proxyproto/tlvparse"
 )
 
+// valueOf is the value of the first TLV of type typ.
+func valueOf(tlvs []proxyproto.TLV, typ proxyproto.PP2Type) (string, bool) {
+	for _, tlv := range tlvs {
+		if tlv.Type == typ {
+			return string(tlv.Value), true
+		}
+	}
+	return "", false
+}
+
 // TestTLSTLVs writes the TLVs into a real PROXY v2 header and reads it
 // back with go-proxyproto's parser.
 func TestTLSTLVs(t *testing.T) {
@@ -40,14 +50,8 @@ func TestTLSTLVs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var authority string
-	for _, tlv := range tlvs {
-		if tlv.Type == proxyproto.PP2_TYPE_AUTHORITY {
-			authority = string(tlv.Value)
-		}
-	}
-	if authority != "a.example" {
-		t.Errorf("authority %q", authority)
+	if v, ok := valueOf(tlvs, proxyproto.PP2_TYPE_AUTHORITY); !ok || v != "a.example" {
+		t.Errorf("authority %q (present %v)", v, ok)
 	}
 	ssl, ok := tlvparse.FindSSL(tlvs)
 	if !ok {
