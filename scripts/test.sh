@@ -43,8 +43,8 @@ go test -race -count=1 -timeout 20m ./...
 # each (FUZZTIME, default 4s): a new crasher fails the run, and go test
 # writes it under the package's testdata/fuzz to be kept as a regression.
 fuzz=(
-	"./internal/proxy FuzzReadInboundHeader"  # PROXY v1/v2 from a trusted front (TCP)
-	"./internal/udpproxy FuzzParseInbound"    # PROXY v2/v1 on datagrams
+	"./internal/pphdr FuzzReadTCP"            # PROXY v1/v2 from a trusted front (TCP)
+	"./internal/pphdr FuzzParseUDP"           # PROXY v2/v1 on datagrams
 	"./internal/spp FuzzParse"                # Simple Proxy Protocol
 	"./internal/spp FuzzRoundTrip"
 	"./internal/tlsedge FuzzReadClientHello"  # ClientHello peek

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/pphdr"
 	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -107,15 +107,6 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (a *tcpApp) trusted(peer netip.Addr) bool {
-	for _, p := range a.cfg.Trusted {
-		if p.Contains(peer) {
-			return true
-		}
-	}
-	return false
-}
-
 // handle takes one accepted connection through its whole lifecycle. Once
 // both legs are up it hands the connection to the relay and returns, so an
 // idle connection holds no goroutine; done runs exactly once, when the
@@ -157,7 +148,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	// one clientFiltered record (spec §7.1): a disconnect only follows a
 	// connect.
 	var prefix []byte
-	if l.path == "" && len(a.cfg.Trusted) > 0 && a.trusted(ev.PeerAddr.Addr()) {
+	if l.path == "" && pphdr.Trusted(a.cfg.Trusted, ev.PeerAddr.Addr()) {
 		var err error
 		prefix, err = a.readProxyHeader(c, &ev)
 		if err != nil {
@@ -367,10 +358,10 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("trusted peer %s: read PROXY header: %w", ev.PeerAddr, err)
 	}
-	if err := bufferV1Line(br); err != nil && isTimeout(err) {
+	if err := pphdr.BufferV1(br); err != nil && isTimeout(err) {
 		return nil, fmt.Errorf("PROXY v1 header not complete within header_timeout %s: %w", timeout, err)
 	}
-	h, err := readInboundHeader(br)
+	h, err := pphdr.ReadTCP(br)
 	if err != nil {
 		if !time.Now().Before(deadline) && !isTimeout(err) {
 			// The parser gave up at the deadline with an error of its own:
@@ -385,11 +376,8 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	if h.Version == 2 && h.Command.IsLocal() {
 		return nil, fmt.Errorf("trusted peer %s sent a PROXY v2 LOCAL header: %w", ev.PeerAddr, errHealthCheck)
 	}
-	if h.Command.IsProxy() {
-		if src, ok := h.SourceAddr.(*net.TCPAddr); ok {
-			ap := src.AddrPort()
-			ev.ClientAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
+	if src, ok := pphdr.TCPSource(h); ok {
+		ev.ClientAddr = src
 	}
 	var rest []byte
 	if n := br.Buffered(); n > 0 {
@@ -399,50 +387,22 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	return rest, nil
 }
 
-// bufferV1Line makes sure a PROXY v1 line that arrives in several segments
-// is buffered whole before the parser sees it: the parser rejects a v1
-// header that does not come in one read, which would turn a slow but
-// timely header into an invalid one. It reads until the buffer holds the
-// line's LF, 107 bytes (the longest v1 line) or bytes that cannot start a
-// v1 header, or a read fails (the deadline: the header did not arrive in
-// time).
-func bufferV1Line(br *bufio.Reader) error {
-	const v1Max = 107
-	for {
-		b, _ := br.Peek(br.Buffered())
-		if k := min(len(b), 5); string(b[:k]) != "PROXY"[:k] || bytes.IndexByte(b, '\n') >= 0 || len(b) >= v1Max {
-			return nil
-		}
-		if _, err := br.Peek(len(b) + 1); err != nil {
-			return err
-		}
-	}
-}
-
 func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
-	var h *proxyproto.Header
-	if ev.ClientAddr.IsValid() && ev.LocalAddr.IsValid() {
-		h = proxyproto.HeaderProxyFromAddrs(a.ppVersion,
-			net.TCPAddrFromAddrPort(ev.ClientAddr), net.TCPAddrFromAddrPort(ev.LocalAddr))
-		if ev.ClientAddr.Addr().Is4() != ev.LocalAddr.Addr().Is4() {
-			// Mixed families: express both as IPv6 so the header stays valid.
-			c16, l16 := ev.ClientAddr.Addr().As16(), ev.LocalAddr.Addr().As16()
-			h = proxyproto.HeaderProxyFromAddrs(a.ppVersion,
-				&net.TCPAddr{IP: net.IP(c16[:]), Port: int(ev.ClientAddr.Port())},
-				&net.TCPAddr{IP: net.IP(l16[:]), Port: int(ev.LocalAddr.Port())})
-		}
-	} else {
-		// No IP client (unix socket): v1 UNKNOWN / v2 LOCAL.
-		h = &proxyproto.Header{Version: a.ppVersion, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
-	}
+	var tlvs []proxyproto.TLV
 	if a.ppVersion == 2 && a.edge != nil && a.edge.Config().ProxyProtocolTLVs {
-		if err := h.SetTLVs(tlsedge.ProxyTLVs(ev)); err != nil {
+		var err error
+		if tlvs, err = tlsedge.ProxyTLVs(ev); err != nil {
 			return fmt.Errorf("PROXY v2 TLVs: %w", err)
 		}
 	}
+	// A client without an IP address (unix socket) gets v1 UNKNOWN / v2 LOCAL.
+	h, err := pphdr.TCPHeader(a.ppVersion, ev.ClientAddr, ev.LocalAddr, tlvs)
+	if err != nil {
+		return err
+	}
 	_ = oc.SetWriteDeadline(time.Now().Add(a.cfg.Timeouts.Connect))
 	defer oc.SetWriteDeadline(time.Time{})
-	_, err := h.WriteTo(oc)
+	_, err = oc.Write(h)
 	return err
 }
 

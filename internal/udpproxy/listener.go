@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/pphdr"
 )
 
 // key identifies a session on one listener: the socket peer, the real
@@ -209,7 +210,7 @@ func (l *listener) process(b *batch, n int) {
 		data := b.buf(i)[headroom : headroom+int(h.Len)]
 		off := 0
 		var ss *session
-		if len(s.app.Trusted) > 0 && s.trusted(peer.Addr()) {
+		if pphdr.Trusted(s.app.Trusted, peer.Addr()) {
 			var ok bool
 			ss, k, off, ok = l.inbound(k, data)
 			if !ok {
@@ -264,8 +265,8 @@ func (l *listener) process(b *batch, n int) {
 // to the front peer's latest proxied session (header on the first datagram
 // only), or, if there is none, to the peer itself.
 func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
-	if hasProxyHeader(data) {
-		src, n, err := parseInbound(data)
+	if pphdr.HasUDPHeader(data) {
+		src, n, err := pphdr.ParseUDP(data)
 		if err != nil {
 			l.srv.c.badInbound.Add(1)
 			return nil, k, 0, false

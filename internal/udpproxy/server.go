@@ -422,15 +422,6 @@ func (s *Server) unadmit(client netip.Addr) {
 	s.mu.Unlock()
 }
 
-func (s *Server) trusted(a netip.Addr) bool {
-	for _, p := range s.app.Trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // rateLog lets one message through per interval and counts the rest.
 type rateLog struct {
 	next       atomic.Int64

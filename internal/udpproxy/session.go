@@ -16,6 +16,8 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/pphdr"
+	"github.com/prismproxy/prism/internal/spp"
 )
 
 // Session states. A session starts pending (firewall, origin choice and
@@ -86,6 +88,19 @@ func newSession(l *listener, k key, client netip.AddrPort, now int64) *session {
 	}
 	ss.fd = -1
 	return ss
+}
+
+// outboundHeader returns the header a session puts in front of datagrams
+// to the origin: SPP, or PROXY v2 with transport UDP (DGRAM). It is built
+// once per session.
+func outboundHeader(mode string, client, local netip.AddrPort) ([]byte, error) {
+	switch mode {
+	case ProxySimple:
+		return spp.AppendHeader(make([]byte, 0, spp.HeaderLen), client, local), nil
+	case ProxyV2:
+		return pphdr.UDPHeader(client, local)
+	}
+	return nil, nil
 }
 
 // accept takes one client datagram for the session. It returns true if the

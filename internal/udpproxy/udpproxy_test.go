@@ -15,7 +15,6 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
-	"github.com/prismproxy/prism/internal/spp"
 	"github.com/prismproxy/prism/internal/spp/spptest"
 )
 
@@ -582,63 +581,6 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(App{ID: "x", Listen: []string{"127.0.0.1:0"}, Pool: &fakePool{}, ProxyProtocol: "v1"}, nil, nil, nil); err == nil {
 		t.Fatal("v1 accepted for udp")
 	}
-}
-
-func TestInboundParse(t *testing.T) {
-	v4 := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1000}, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 53})
-	v6 := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 2000}, &net.UDPAddr{IP: net.ParseIP("2001:db8::2"), Port: 53})
-	local := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
-	b4, _ := v4.Format()
-	b6, _ := v6.Format()
-	bl, _ := local.Format()
-	tests := []struct {
-		name string
-		in   []byte
-		src  string
-		n    int
-		err  bool
-	}{
-		{"v2 udp4", b4, "192.0.2.1:1000", len(b4), false},
-		{"v2 udp6", b6, "[2001:db8::1]:2000", len(b6), false},
-		{"v2 local", bl, "", len(bl), false},
-		{"v2 truncated", b4[:20], "", 0, true},
-		{"v1 tcp4", []byte("PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\r\npayload"), "198.51.100.7:4000", 43, false},
-		{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "", 15, false},
-		{"v1 garbage", []byte("PROXY TCP4 nope\r\n"), "", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			src, n, err := parseInbound(tt.in)
-			if (err != nil) != tt.err || n != tt.n || (tt.src != "" && src != netip.MustParseAddrPort(tt.src)) || (tt.src == "" && src.IsValid()) {
-				t.Fatalf("src %v n %d err %v", src, n, err)
-			}
-		})
-	}
-	if n := testing.AllocsPerRun(100, func() { _, _, _ = parseInbound(b6) }); n != 0 {
-		t.Fatalf("v2 parse allocates %v", n)
-	}
-}
-
-func FuzzParseInbound(f *testing.F) {
-	b, _ := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.IPv4(1, 2, 3, 4), Port: 5}, &net.UDPAddr{IP: net.IPv4(6, 7, 8, 9), Port: 10}).Format()
-	f.Add(b)
-	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"))
-	f.Add(spp.AppendHeader(nil, netip.AddrPort{}, netip.AddrPort{}))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		src, n, err := parseInbound(in)
-		if err == nil && (n > len(in) || n < 0) {
-			t.Fatalf("header length %d of %d bytes", n, len(in))
-		}
-		// Whatever go-proxyproto accepts as v2 with an address, we read the same source.
-		if h, _, perr := proxyproto.ParseUDPDatagram(in); perr == nil && h.Version == 2 && err == nil && src.IsValid() {
-			if s, ok := h.SourceAddr.(*net.UDPAddr); ok {
-				ap := s.AddrPort()
-				if netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != src {
-					t.Fatalf("source %v, go-proxyproto says %v", src, ap)
-				}
-			}
-		}
-	})
 }
 
 func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
