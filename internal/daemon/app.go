@@ -80,7 +80,7 @@ func (p *appPart) addrs() []net.Addr {
 	return p.tcp.Addrs(p.id)
 }
 
-// listenKeys are the sockets the part binds (proxy.ListenKey form).
+// listenKeys are the sockets the part binds (netspec.ListenKey form).
 func (p *appPart) listenKeys() []string {
 	if p.udp != nil {
 		return p.udp.ListenKeys()

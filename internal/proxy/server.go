@@ -24,6 +24,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -289,7 +290,7 @@ type listener struct {
 	offset int    // port - range low, for origin port-range mapping
 	path   string // unix socket path
 	handed bool   // given to the next server by HandOff: never closed here
-	key    string // ListenKey of the configured address
+	key    string // netspec.ListenKey of the configured address
 
 	inherited bool // from WithListeners
 }
@@ -297,7 +298,7 @@ type listener struct {
 func (a *tcpApp) listen() error {
 	for _, spec := range a.cfg.ListenSpecs {
 		if spec.Path != "" {
-			key := ListenKey("unix", spec.Path)
+			key := netspec.ListenKey("unix", spec.Path)
 			if ln := a.srv.inherit.take(key); ln != nil {
 				a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path, key: key, inherited: true})
 				continue
@@ -312,7 +313,7 @@ func (a *tcpApp) listen() error {
 		}
 		for p := int(spec.Lo); p <= int(spec.Hi); p++ {
 			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
-			key := ListenKey("tcp", addr)
+			key := netspec.ListenKey("tcp", addr)
 			if ln := a.srv.inherit.take(key); ln != nil {
 				a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo), key: key, inherited: true})
 				continue

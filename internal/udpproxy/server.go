@@ -27,7 +27,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
-	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Stats are the server's counters since New. Drops are datagrams the proxy
@@ -169,7 +169,7 @@ func parseListen(s string) (listenSpec, error) {
 	if port == "0" {
 		return listenSpec{host: host}, nil
 	}
-	lo, hi, err := origin.ParsePortRange(port)
+	lo, hi, err := netspec.ParsePortRange(port)
 	if err != nil {
 		return listenSpec{}, err
 	}
