@@ -59,39 +59,29 @@ func (s *Server) HandOff(keep func(key string) bool) Listeners {
 		return out
 	}
 	close(s.handoff)
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if d, ok := l.ln.(deadliner); ok {
-				_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
-			}
+	for _, l := range s.app.listeners {
+		if d, ok := l.ln.(deadliner); ok {
+			_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
 		}
 	}
 	s.accepts.Wait()
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if key := l.key; keep(key) {
-				if d, ok := l.ln.(deadliner); ok {
-					_ = d.SetDeadline(time.Time{})
-				}
-				l.handed = true
-				out[l.key] = l.ln
-				continue
+	for _, l := range s.app.listeners {
+		if key := l.key; keep(key) {
+			if d, ok := l.ln.(deadliner); ok {
+				_ = d.SetDeadline(time.Time{})
 			}
-			_ = l.ln.Close()
-			l.handed = true // closed here already
+			l.handed = true
+			out[l.key] = l.ln
+			continue
 		}
+		_ = l.ln.Close()
+		l.handed = true // closed here already
 	}
 	return out
 }
 
-// ListenKeys are the sockets the server's apps bind, by netspec.ListenKey.
-func (s *Server) ListenKeys() []string {
-	var out []string
-	for _, a := range s.apps {
-		out = append(out, netspec.ListenKeys("tcp", a.cfg.ListenSpecs)...)
-	}
-	return out
-}
+// ListenKeys are the sockets the server binds, by netspec.ListenKey.
+func (s *Server) ListenKeys() []string { return netspec.ListenKeys("tcp", s.app.cfg.Listen) }
 
 // Inherit makes Start use the sockets of ls (from the replaced server's
 // HandOff) for the addresses they match; it takes those it uses out of ls.
@@ -103,24 +93,22 @@ func (s *Server) Inherit(ls Listeners) { s.inherit = ls }
 // closes them once handed.
 func (s *Server) Files() (map[string]*os.File, error) {
 	out := map[string]*os.File{}
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if l.handed || l.key == "" || strings.HasSuffix(l.key, ":0") {
-				continue
-			}
-			fl, ok := l.ln.(interface{ File() (*os.File, error) })
-			if !ok {
-				continue
-			}
-			f, err := fl.File()
-			if err != nil {
-				for _, f := range out {
-					f.Close()
-				}
-				return nil, fmt.Errorf("app %s: %s: %w", a.cfg.ID, l.key, err)
-			}
-			out[l.key] = f
+	for _, l := range s.app.listeners {
+		if l.handed || l.key == "" || strings.HasSuffix(l.key, ":0") {
+			continue
 		}
+		fl, ok := l.ln.(interface{ File() (*os.File, error) })
+		if !ok {
+			continue
+		}
+		f, err := fl.File()
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("app %s: %s: %w", s.app.cfg.ID, l.key, err)
+		}
+		out[l.key] = f
 	}
 	return out, nil
 }
