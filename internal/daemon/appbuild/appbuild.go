@@ -154,7 +154,7 @@ func (p *Parts) TCP() proxy.App {
 func (p *Parts) UDP() udpproxy.App {
 	a := &p.App
 	app := udpproxy.App{
-		ID: a.ID, Listen: a.Listen, Pool: p.Pool, ProxyProtocol: a.ProxyProtocol,
+		ID: a.ID, Listen: a.ListenSpecs, Pool: p.Pool, ProxyProtocol: a.ProxyProtocol,
 		Trusted: a.Trusted, UDP: a.UDP, Limits: a.Limits,
 	}
 	if p.Firewall != nil {
