@@ -1,6 +1,7 @@
 // Package daemon wires a loaded configuration into running parts: the log
-// pipeline, the GeoIP databases, one part per app (its firewall and its
-// TCP server or UDP server) and the admin listener, all sharing one
+// pipeline, the GeoIP databases, one part per app (the parts appbuild
+// builds from its config — origin pools, TLS edge, firewall, limiter — and
+// the TCP or UDP server they are handed to) and the admin listener, all sharing one
 // event.Registry so that log jobs see every open session. Parts are built, started, replaced and
 // closed on their own, which is what a config reload does (reload.go):
 // build the new parts, keep the ones that did not change, hand the

@@ -72,8 +72,9 @@ func (s *Server) AcceptErrors() uint64 { return s.acceptErrs.Load() }
 // Option adjusts a Server before Start.
 type Option func(*Server)
 
-// New prepares app, whose values it trusts (validated by config, built by
-// appbuild). Nothing listens until Start.
+// New prepares app. Its values are trusted as given (config validated
+// them, appbuild built the parts); only a missing pool or listen list is
+// refused. Nothing listens until Start.
 func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
