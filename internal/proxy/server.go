@@ -132,9 +132,6 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// ID is the app's id.
-func (s *Server) ID() string { return s.app.cfg.ID }
-
 // Addrs returns the bound listener addresses, in config order.
 func (s *Server) Addrs() []net.Addr {
 	var out []net.Addr
