@@ -53,6 +53,7 @@ import (
 	"github.com/prismproxy/prism/bench/internal/proc"
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/udpproxy"
 )
@@ -586,7 +587,7 @@ func runPrism(originAddr string) {
 	}
 	var events atomic.Int64
 	em := event.EmitterFunc(func(*event.Event) { events.Add(1) })
-	app := udpproxy.App{ID: "bench", Listen: []string{"127.0.0.1:0"}, Pool: pool,
+	app := udpproxy.App{ID: "bench", Listen: []netspec.Listen{{Raw: "127.0.0.1:0", Host: "127.0.0.1"}}, Pool: pool,
 		UDP: udpproxy.Config{IdleTimeout: 10 * time.Second, MaxSessionsPerClient: 100000, Sockets: socketsEnv()}}
 	for _, sec := range []cfgerr.Section{&app.UDP, &app.Limits} {
 		if err := cfgerr.Prepare(sec); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/logjob"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Limits of GET /api/v1/sessions.
@@ -123,15 +124,11 @@ func parseSessionFilter(r *http.Request) (sessionFilter, error) {
 	q := r.URL.Query()
 	f := sessionFilter{app: q.Get("app"), limit: DefaultSessionLimit}
 	if c := q.Get("client"); c != "" {
-		p, err := netip.ParsePrefix(c)
+		p, err := netspec.ParsePrefix(c)
 		if err != nil {
-			a, err2 := netip.ParseAddr(c)
-			if err2 != nil {
-				return f, fmt.Errorf("client: %q is neither an IP address nor a CIDR prefix", c)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			return f, fmt.Errorf("client: %q is neither an IP address nor a CIDR prefix", c)
 		}
-		f.client = p.Masked()
+		f.client = p
 	}
 	if v := q.Get("min_age"); v != "" {
 		d, err := time.ParseDuration(v)

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -31,6 +30,7 @@ import (
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/logjob"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
 	"github.com/prismproxy/prism/internal/udpproxy"
@@ -117,9 +117,9 @@ type App struct {
 	relayModeSet bool
 
 	// Parsed forms, filled by Load.
-	ListenSpecs []Listen       `yaml:"-"`
-	Trusted     []netip.Prefix `yaml:"-"`
-	Block       []netip.Prefix `yaml:"-"`
+	ListenSpecs []netspec.Listen `yaml:"-"`
+	Trusted     []netip.Prefix   `yaml:"-"`
+	Block       []netip.Prefix   `yaml:"-"`
 }
 
 // InboundProxy says which front load balancers may send a PROXY v1/v2
@@ -135,29 +135,12 @@ type Timeouts struct {
 	Idle    time.Duration `yaml:"idle"`    // no bytes either way
 }
 
-// Listen is one parsed listen entry.
-type Listen struct {
-	Raw    string
-	Host   string // "" for all addresses
-	Lo, Hi uint16 // port range (Lo == Hi for one port)
-	Path   string // unix socket path
-}
-
-// Ports is how many ports the entry covers (0 for a unix socket).
-func (l Listen) Ports() int {
-	if l.Path != "" {
-		return 0
-	}
-	return int(l.Hi-l.Lo) + 1
-}
-
 // Defaults.
 const (
 	DefaultDrainTimeout  = 30 * time.Second
 	DefaultConnect       = 5 * time.Second
 	DefaultIdle          = time.Hour
 	DefaultHeaderTimeout = 3 * time.Second
-	MaxListenRange       = 4096
 )
 
 // Error is every problem found in one file, one per line:
@@ -340,7 +323,7 @@ func (a *App) validate() []*cfgerr.Error {
 	a.ListenSpecs = a.ListenSpecs[:0]
 	maxSpan := 0
 	for i, s := range a.Listen {
-		l, err := ParseListen(s)
+		l, err := netspec.ParseListen(s)
 		if err != nil {
 			errs.Add(cfgerr.Index("listen", i), "%v", err)
 			continue
@@ -400,16 +383,12 @@ func (a *App) validate() []*cfgerr.Error {
 	}
 	a.Trusted = a.Trusted[:0]
 	for i, s := range a.InboundProxy.TrustedCIDRs {
-		p, err := netip.ParsePrefix(s)
+		p, err := netspec.ParsePrefix(s)
 		if err != nil {
-			if ad, err2 := netip.ParseAddr(s); err2 == nil {
-				p = netip.PrefixFrom(ad, ad.BitLen())
-			} else {
-				errs.Add(cfgerr.Index("inbound_proxy_protocol.trusted_cidrs", i), "bad CIDR %q", s)
-				continue
-			}
+			errs.Add(cfgerr.Index("inbound_proxy_protocol.trusted_cidrs", i), "bad CIDR %q", s)
+			continue
 		}
-		a.Trusted = append(a.Trusted, p.Masked())
+		a.Trusted = append(a.Trusted, p)
 	}
 	if a.InboundProxy.HeaderTimeout < 0 {
 		errs.Add("inbound_proxy_protocol.header_timeout", "must not be negative")
@@ -429,35 +408,4 @@ func (a *App) validate() []*cfgerr.Error {
 		a.Block, _ = origin.ParseBlock(a.OriginBlock)
 	}
 	return errs
-}
-
-// ParseListen parses "host:port", "host:low-high", ":port" or "unix:/path".
-func ParseListen(s string) (Listen, error) {
-	if p, ok := strings.CutPrefix(s, "unix:"); ok {
-		if p == "" {
-			return Listen{}, fmt.Errorf("empty unix socket path")
-		}
-		return Listen{Raw: s, Path: p}, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return Listen{}, fmt.Errorf("bad listen address %q: want host:port, host:low-high or unix:/path", s)
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
-			return Listen{}, fmt.Errorf("bad listen host %q in %q: use an IP address", host, s)
-		}
-	}
-	if port == "0" {
-		// An ephemeral port, chosen by the kernel (handy for tests).
-		return Listen{Raw: s, Host: host}, nil
-	}
-	lo, hi, err := origin.ParsePortRange(port)
-	if err != nil {
-		return Listen{}, err
-	}
-	if int(hi-lo)+1 > MaxListenRange {
-		return Listen{}, fmt.Errorf("port range %q is wider than %d ports", port, MaxListenRange)
-	}
-	return Listen{Raw: s, Host: host, Lo: lo, Hi: hi}, nil
 }

@@ -100,11 +100,11 @@ func (d *Daemon) adminApps() []admin.App {
 				}
 			}
 		} else {
-			pa.Dial = ap.tcp.DialLatency(id) // the current server's: a changed app starts afresh
+			pa.Dial = ap.tcp.DialLatency() // the current server's: a changed app starts afresh
 			if a.Limits.Enabled() || a.Limits.MaxTLSHandshakes > 0 {
 				pa.Refused = func() map[string]uint64 {
 					if p := d.part(id); p != nil && p.tcp != nil {
-						return p.tcp.LimitRefusals()[id]
+						return p.tcp.LimitRefusals()
 					}
 					return nil
 				}
@@ -113,7 +113,7 @@ func (d *Daemon) adminApps() []admin.App {
 		if a.TLS.Terminates() {
 			pa.Certs = func() []tlsedge.Certificate {
 				if p := d.part(id); p != nil && p.tcp != nil {
-					if e := p.tcp.Edges()[id]; e != nil {
+					if e := p.tcp.Edge(); e != nil {
 						return e.Certificates()
 					}
 				}
@@ -176,9 +176,9 @@ func (d *Daemon) ready() error {
 		if p.tcp == nil {
 			continue
 		}
-		for id, e := range p.tcp.Edges() {
+		if e := p.tcp.Edge(); e != nil {
 			if err := e.Ready(); err != nil {
-				errs = append(errs, fmt.Errorf("app %s: %w", id, err))
+				errs = append(errs, fmt.Errorf("app %s: %w", p.id, err))
 			}
 		}
 	}

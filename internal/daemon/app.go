@@ -7,9 +7,8 @@ import (
 	"net"
 
 	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/geo"
-	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/udpproxy"
 )
@@ -17,46 +16,35 @@ import (
 // appPart is one app's running pieces, built, started, handed over and
 // closed on its own.
 type appPart struct {
-	cfg  config.App // as built, to tell whether a reload changed it
-	geo  *geo.DB    // the databases its firewall reads
-	fw   *firewall.Firewall
-	tcp  *proxy.Server    // a tcp app
-	udp  *udpproxy.Server // a udp app
-	pool *origin.Pool     // a udp app's origins (a tcp app's are inside its server)
-	id   string
-	log  *slog.Logger
+	cfg   config.App // as built, to tell whether a reload changed it
+	geo   *geo.DB    // the databases its firewall reads
+	parts *appbuild.Parts
+	tcp   *proxy.Server    // a tcp app
+	udp   *udpproxy.Server // a udp app
+	id    string
+	log   *slog.Logger
 }
 
-func (d *Daemon) buildApp(cfg *config.Config, a *config.App, g *geo.DB) (p *appPart, err error) {
+// buildApp builds app a's parts (appbuild) and the server of its
+// protocol, which gets them as plain values.
+func (d *Daemon) buildApp(a *config.App, g *geo.DB) (p *appPart, err error) {
 	p = &appPart{cfg: *a, geo: g, id: a.ID, log: d.log.With("app", a.ID)}
 	defer func() {
 		if err != nil {
 			p.close()
 		}
 	}()
-	if p.fw, err = firewall.New(a.IPFirewall, g, d.log.With("app", a.ID)); err != nil {
-		return nil, fmt.Errorf("app %s: ip_firewall: %w", a.ID, err)
+	if p.parts, err = appbuild.Build(a, appbuild.Options{Geo: g, Resolver: d.opts.resolver, Log: d.log}); err != nil {
+		return nil, err
 	}
 	if a.Protocol == "udp" {
-		if p.pool, err = origin.NewPool(a.Origins, a.Block, d.opts.resolver); err != nil {
-			return nil, fmt.Errorf("app %s: %w", a.ID, err)
-		}
-		p.udp, err = udpproxy.New(udpproxy.App{
-			ID: a.ID, Listen: a.Listen, Pool: p.pool, ProxyProtocol: a.ProxyProtocol,
-			Trusted: a.Trusted, Firewall: p.fw, UDP: a.UDP, Limits: a.Limits,
-		}, d.em, d.reg, d.log) // udpproxy adds the app id to its log lines
-		if err != nil {
+		// udpproxy adds the app id to its log lines
+		if p.udp, err = udpproxy.New(p.parts.UDP(), d.em, d.reg, d.log); err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.ID, err)
 		}
 		return p, nil
 	}
-	one := *cfg
-	one.Apps = []config.App{*a}
-	popts := []proxy.Option{proxy.WithFirewall(a.ID, p.fw), proxy.WithGlobalSlots(d.slots)}
-	if d.opts.resolver != nil {
-		popts = append(popts, proxy.WithResolver(d.opts.resolver))
-	}
-	if p.tcp, err = proxy.New(&one, d.em, d.reg, d.log, popts...); err != nil {
+	if p.tcp, err = proxy.New(p.parts.TCP(), d.em, d.reg, d.log, proxy.WithGlobalSlots(d.slots)); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -67,7 +55,7 @@ func (p *appPart) start() error {
 		if err := p.udp.Start(); err != nil {
 			return err
 		}
-		p.pool.StartChecks(p.log, "udp")
+		p.parts.Pool.StartChecks(p.log, "udp")
 		return nil
 	}
 	return p.tcp.Start()
@@ -77,10 +65,10 @@ func (p *appPart) addrs() []net.Addr {
 	if p.udp != nil {
 		return p.udp.Addrs()
 	}
-	return p.tcp.Addrs(p.id)
+	return p.tcp.Addrs()
 }
 
-// listenKeys are the sockets the part binds (proxy.ListenKey form).
+// listenKeys are the sockets the part binds (netspec.ListenKey form).
 func (p *appPart) listenKeys() []string {
 	if p.udp != nil {
 		return p.udp.ListenKeys()
@@ -114,12 +102,12 @@ func (p *appPart) inherit(s *sockets) {
 	p.tcp.Inherit(s.tcp)
 }
 
-// shutdown stops accepting and drains until ctx is done.
+// shutdown stops accepting and drains until ctx is done, then stops the
+// origins' health checks and the edge's watching.
 func (p *appPart) shutdown(ctx context.Context) error {
+	defer p.parts.CloseOrigins()
 	if p.udp != nil {
-		err := p.udp.Shutdown(ctx)
-		p.pool.Close()
-		return err
+		return p.udp.Shutdown(ctx)
 	}
 	return p.tcp.Shutdown(ctx)
 }
@@ -127,17 +115,12 @@ func (p *appPart) shutdown(ctx context.Context) error {
 // drain lets the part's connections and sessions end on their own until
 // ctx is done, then ends the rest with their terminal records.
 func (p *appPart) drain(ctx context.Context) error {
+	defer p.parts.CloseOrigins()
 	if p.udp != nil {
-		err := p.udp.Drain(ctx)
-		p.pool.Close()
-		return err
+		return p.udp.Drain(ctx)
 	}
 	return p.tcp.Shutdown(ctx)
 }
 
 // close releases what the part holds besides its sockets.
-func (p *appPart) close() {
-	if p.fw != nil {
-		_ = p.fw.Close()
-	}
-}
+func (p *appPart) close() { p.parts.Close() }

@@ -1,6 +1,7 @@
 // Package daemon wires a loaded configuration into running parts: the log
-// pipeline, the GeoIP databases, one part per app (its firewall and its
-// TCP server or UDP server) and the admin listener, all sharing one
+// pipeline, the GeoIP databases, one part per app (the parts appbuild
+// builds from its config — origin pools, TLS edge, firewall, limiter — and
+// the TCP or UDP server they are handed to) and the admin listener, all sharing one
 // event.Registry so that log jobs see every open session. Parts are built, started, replaced and
 // closed on their own, which is what a config reload does (reload.go):
 // build the new parts, keep the ones that did not change, hand the
@@ -21,6 +22,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/logjob"
@@ -105,16 +107,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 		}
 		d.tally = admin.NewTally(ids)
 	}
-	if cfg.MaxConnections > 0 {
-		d.slots = make(chan struct{}, cfg.MaxConnections)
-	}
+	d.slots = appbuild.GlobalSlots(cfg)
 	d.em = newSwapEmitter(d.emitterFor(d.pipe))
 	if d.geo, err = geo.Open(cfg.GeoIP, logger); err != nil {
 		return nil, fmt.Errorf("geoip: %w", err)
 	}
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
-		p, err := d.buildApp(cfg, a, d.geo)
+		p, err := d.buildApp(a, d.geo)
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +253,7 @@ func (d *Daemon) reopenAll() error {
 		errs = append(errs, d.geo.Reload(true))
 	}
 	for _, id := range d.order {
-		if fw := d.apps[id].fw; fw != nil {
+		if fw := d.apps[id].parts.Firewall; fw != nil {
 			errs = append(errs, fw.Reload(true))
 		}
 	}

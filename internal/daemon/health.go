@@ -10,14 +10,14 @@ func (d *Daemon) OriginHealth() map[string][]origin.OriginHealth {
 	defer d.mu.Unlock()
 	out := map[string][]origin.OriginHealth{}
 	for id, p := range d.apps {
+		var h []origin.OriginHealth
 		if p.udp != nil {
-			if h := p.pool.Health(); h != nil {
-				out[id] = h
-			}
-			continue
+			h = p.parts.Pool.Health()
+		} else {
+			h = p.tcp.OriginHealth()
 		}
-		for k, v := range p.tcp.OriginHealth() {
-			out[k] = v
+		if h != nil {
+			out[id] = h
 		}
 	}
 	return out

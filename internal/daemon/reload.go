@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/udpproxy"
@@ -121,10 +122,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	globals := globalsChanged(old, cfg)
 	oldSlots := d.slots
 	if globals {
-		d.slots = nil
-		if cfg.MaxConnections > 0 {
-			d.slots = make(chan struct{}, cfg.MaxConnections)
-		}
+		d.slots = appbuild.GlobalSlots(cfg)
 	}
 	fresh := map[string]*appPart{}
 	defer func() {
@@ -144,7 +142,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 			res.Unchanged = append(res.Unchanged, a.ID)
 			continue
 		}
-		p, err := d.buildApp(cfg, a, g)
+		p, err := d.buildApp(a, g)
 		if err != nil {
 			return res, err
 		}
@@ -210,7 +208,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 			delete(fresh, id)
 			if prev := d.apps[id]; prev != nil {
 				// Put the old settings back on the sockets it handed over.
-				if back, berr := d.buildApp(old, &prev.cfg, prev.geo); berr == nil {
+				if back, berr := d.buildApp(&prev.cfg, prev.geo); berr == nil {
 					back.inherit(socks)
 					if berr = back.start(); berr == nil {
 						fresh[id] = back

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Actions of a rule or list.
@@ -233,18 +234,16 @@ func parseASN(s string) (uint32, bool) {
 // parseEntry parses one list line (already stripped of comments and space).
 func parseEntry(s string) (key, error) {
 	switch {
-	case strings.Contains(s, "/"):
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
+	case strings.ContainsAny(s, "/.:"):
+		p, err := netspec.ParsePrefix(s)
+		switch {
+		case err == nil:
+			return prefixKey(p), nil
+		case strings.Contains(s, "/"):
 			return key{}, fmt.Errorf("not a CIDR prefix: %q", s)
-		}
-		return prefixKey(p), nil
-	case strings.ContainsAny(s, ".:"):
-		a, err := netip.ParseAddr(s)
-		if err != nil {
+		default:
 			return key{}, fmt.Errorf("not an IP address: %q", s)
 		}
-		return prefixKey(netip.PrefixFrom(a, a.BitLen())), nil
 	}
 	if asn, ok := parseASN(s); ok {
 		return key{kind: kindASN, asn: asn}, nil

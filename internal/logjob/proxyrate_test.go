@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/proxy"
@@ -79,14 +80,19 @@ apps:
 				}
 				em = p
 			}
-			s, err := proxy.New(cfg, em, reg, nil)
+			parts, err := appbuild.Build(&cfg.Apps[0], appbuild.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer parts.Close()
+			s, err := proxy.New(parts.TCP(), em, reg, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Start(); err != nil {
 				b.Fatal(err)
 			}
-			addr := s.Addrs("app")[0].String()
+			addr := s.Addrs()[0].String()
 			var next atomic.Int64
 			const clients = 8
 			b.ResetTimer()

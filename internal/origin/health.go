@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Health check types.
@@ -442,7 +443,7 @@ func (p *Pool) checkTargets() []Target {
 			p.health.log.Warn("health check: cannot resolve the origin", "err", f.Detail)
 			return nil
 		}
-		lo, _, _ := ParsePortRange(p.cfg.DNS.Port)
+		lo, _, _ := netspec.ParsePortRange(p.cfg.DNS.Port)
 		out := make([]Target, 0, len(addrs))
 		for _, a := range addrs {
 			if !p.blocked(a) {

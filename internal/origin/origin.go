@@ -20,6 +20,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Balance policies.
@@ -101,7 +102,7 @@ func (c *Config) PortSpan() int {
 		}
 	}
 	if c.DNS != nil {
-		if lo, hi, err := ParsePortRange(c.DNS.Port); err == nil {
+		if lo, hi, err := netspec.ParsePortRange(c.DNS.Port); err == nil {
 			span = max(span, int(hi-lo)+1)
 		}
 	}
@@ -128,7 +129,7 @@ func (c *Config) Validate() []*cfgerr.Error {
 		} else if _, err := netip.ParseAddr(c.DNS.Name); err == nil {
 			errs.Add("dns.name", "%q is an IP address; list it under addresses instead", c.DNS.Name)
 		}
-		if _, _, err := ParsePortRange(c.DNS.Port); err != nil {
+		if _, _, err := netspec.ParsePortRange(c.DNS.Port); err != nil {
 			errs.Add("dns.port", "%v", err)
 		}
 	}
@@ -144,23 +145,6 @@ func (c *Config) Validate() []*cfgerr.Error {
 		errs.Merge("passive_ejection", c.Passive.validate())
 	}
 	return errs
-}
-
-// ParsePortRange parses "443" or "1000-1100".
-func ParsePortRange(s string) (lo, hi uint16, err error) {
-	a, b, isRange := strings.Cut(s, "-")
-	l, err := strconv.ParseUint(a, 10, 16)
-	if err != nil || l == 0 {
-		return 0, 0, fmt.Errorf("bad port %q: want 1-65535 or a range like 1000-1100", s)
-	}
-	if !isRange {
-		return uint16(l), uint16(l), nil
-	}
-	h, err := strconv.ParseUint(b, 10, 16)
-	if err != nil || h == 0 || h < l {
-		return 0, 0, fmt.Errorf("bad port range %q: want low-high with low <= high", s)
-	}
-	return uint16(l), uint16(h), nil
 }
 
 // target is one configured origin before port mapping.
@@ -215,7 +199,7 @@ func parseAddr(s string) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("bad origin IP %q in %q (use the dns section for names)", host, s)
 	}
-	lo, hi, err := ParsePortRange(port)
+	lo, hi, err := netspec.ParsePortRange(port)
 	if err != nil {
 		return target{}, err
 	}
@@ -314,14 +298,11 @@ func ParseBlock(cidrs []string) ([]netip.Prefix, error) {
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
+	p, err := netspec.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("bad CIDR or IP %q", s)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return p, nil
 }
 
 // ValidateBlock checks a block list for the config package.
@@ -355,7 +336,7 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 		if f != nil {
 			return nil, f
 		}
-		lo, hi, _ := ParsePortRange(p.cfg.DNS.Port)
+		lo, hi, _ := netspec.ParsePortRange(p.cfg.DNS.Port)
 		port := mapPort(lo, hi, portOffset)
 		out = make([]Target, 0, len(addrs))
 		var local netip.AddrPort

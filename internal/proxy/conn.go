@@ -15,7 +15,6 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
@@ -26,7 +25,7 @@ import (
 
 type tcpApp struct {
 	srv       *Server
-	cfg       *config.App
+	cfg       App // as handed to New
 	pool      *origin.Pool
 	sem       chan struct{}
 	fw        Firewall
@@ -270,10 +269,10 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	s.reg.Add(live)
 
 	// 7. Relay.
-	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.Timeouts.Idle, ClientPrefix: prefix, Live: live,
+	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.IdleTimeout, ClientPrefix: prefix, Live: live,
 		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT, // sampled above: the relay need not read TCP_INFO again
 		KeepAlive: relayKeepAlive, // set once the connection goes quiet, not per short connection
-		Mode:      relayMode(a.cfg.RelayMode)})
+		Mode:      a.cfg.RelayMode})
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {
@@ -342,7 +341,7 @@ var errHealthCheck = errors.New("health check")
 // A health check returns an error wrapping errHealthCheck; a header that
 // has not arrived whole by the timeout, an error that isTimeout accepts.
 func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
-	timeout := a.cfg.InboundProxy.HeaderTimeout
+	timeout := a.cfg.HeaderTimeout
 	deadline := time.Now().Add(timeout)
 	_ = c.SetReadDeadline(deadline)
 	defer c.SetReadDeadline(time.Time{})
@@ -400,7 +399,7 @@ func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	_ = oc.SetWriteDeadline(time.Now().Add(a.cfg.Timeouts.Connect))
+	_ = oc.SetWriteDeadline(time.Now().Add(a.cfg.ConnectTimeout))
 	defer oc.SetWriteDeadline(time.Time{})
 	_, err = oc.Write(h)
 	return err
@@ -415,7 +414,7 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 	// No keepalive at dial time: the relay sets it on both legs once the
 	// connection goes quiet (relay.Options.KeepAlive); the dial and any
 	// origin TLS handshake have their own timeouts.
-	d := net.Dialer{Timeout: a.cfg.Timeouts.Connect, KeepAlive: -1}
+	d := net.Dialer{Timeout: a.cfg.ConnectTimeout, KeepAlive: -1}
 	for i, t := range targets {
 		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
 		if ctx.Err() == nil {
@@ -437,10 +436,3 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 }
 
 func isTimeout(err error) bool { return origin.IsTimeout(err) }
-
-// relayMode is the relay.Mode of an app's relay_mode (validated by
-// config: anything else is the default, auto).
-func relayMode(s string) relay.Mode {
-	m, _ := relay.ParseMode(s)
-	return m
-}

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 // The corners spec §7 decides, each produced for real and checked in the
 // records of all three datasets as a log job renders them: inbound PROXY
@@ -28,6 +28,7 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -121,7 +122,7 @@ func noMoreEvents(t *testing.T, rec *recorder, why string) {
 }
 
 // waitHealthChecks waits until the server counted n health checks.
-func waitHealthChecks(t *testing.T, s *Server, n int64) {
+func waitHealthChecks(t *testing.T, s *proxy.Server, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Stats().HealthChecks < n {
@@ -242,7 +243,7 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 			}
 			want := filteredRecords(tc.status, "UNKNOWN", reason)
 			want[render.Spectrum]["ClientIP"] = "127.0.0.1"
-			want[render.Spectrum]["ClientPort"] = addrPortOf(c.LocalAddr()).Port()
+			want[render.Spectrum]["ClientPort"] = proxy.AddrPortOf(c.LocalAddr()).Port()
 			want[render.Spectrum]["OriginIP"] = ""
 			wantRecords(t, &e, want)
 			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -340,7 +341,7 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { fw.Close() })
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`), WithFirewall("app", fw))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`), withFirewall("app", fw))
 		dial(t, addr)
 		e := rec.next(t)
 		check(t, &e, event.ClientFiltered, event.StatusFiltered)

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"bufio"
@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/prismproxy/prism/internal/config"
 )
 
 // TestAcceptAtFDLimit runs a proxy in a child process (this test binary)
@@ -107,18 +105,8 @@ func TestAcceptAtFDLimit(t *testing.T) {
 
 func emfileChild(t *testing.T) {
 	origin := echoServer(t)
-	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stdout, nil))
-	s, err := New(cfg, newRecorder(), nil, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`), withLogger(logger))
 	lim := unix.Rlimit{Cur: 48, Max: 48}
 	var old unix.Rlimit
 	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &old)
@@ -128,7 +116,7 @@ func emfileChild(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("ADDR=%s\n", s.Addrs("app")[0])
+	fmt.Printf("ADDR=%s\n", addr)
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes stdin
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

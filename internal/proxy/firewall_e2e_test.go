@@ -163,19 +163,8 @@ apps:
 		t.Fatal(err)
 	}
 	rec := newFWRecorder()
-	s, err := proxy.New(cfg, rec, nil, nil, proxy.WithFirewall("app", fw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	addrs := s.Addrs("app")
+	s := startServers(t, cfg, rec, withFirewall("app", fw))["app"]
+	addrs := s.Addrs()
 	if len(addrs) == 0 {
 		t.Fatal("app has no listener")
 	}

@@ -8,35 +8,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
-// Listeners are bound listening sockets by ListenKey, handed from a server
+// Listeners are bound listening sockets by netspec.ListenKey, handed from a server
 // to the one that replaces it (config reload) so that an address that
 // stays in the config keeps its socket: no SYN is refused while the new
 // server takes over, and connections waiting in the backlog are accepted
 // by the new one.
 type Listeners map[string]net.Listener
-
-// ListenKey names one listening socket: "tcp 127.0.0.1:8000", "unix /run/x.sock".
-func ListenKey(network, addr string) string { return network + " " + addr }
-
-// ListenKeys are the sockets app a binds, by ListenKey. An ephemeral port
-// (":0") has no key: it is a new socket every time.
-func ListenKeys(a *config.App) []string {
-	var out []string
-	for _, spec := range a.ListenSpecs {
-		switch {
-		case spec.Path != "":
-			out = append(out, ListenKey("unix", spec.Path))
-		case spec.Lo != 0:
-			for p := int(spec.Lo); p <= int(spec.Hi); p++ {
-				out = append(out, ListenKey(a.Protocol, net.JoinHostPort(spec.Host, strconv.Itoa(p))))
-			}
-		}
-	}
-	return out
-}
 
 // take removes and returns the listener for key, nil if there is none.
 func (ls Listeners) take(key string) net.Listener {
@@ -79,39 +59,29 @@ func (s *Server) HandOff(keep func(key string) bool) Listeners {
 		return out
 	}
 	close(s.handoff)
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if d, ok := l.ln.(deadliner); ok {
-				_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
-			}
+	for _, l := range s.app.listeners {
+		if d, ok := l.ln.(deadliner); ok {
+			_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
 		}
 	}
 	s.accepts.Wait()
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if key := l.key; keep(key) {
-				if d, ok := l.ln.(deadliner); ok {
-					_ = d.SetDeadline(time.Time{})
-				}
-				l.handed = true
-				out[l.key] = l.ln
-				continue
+	for _, l := range s.app.listeners {
+		if key := l.key; keep(key) {
+			if d, ok := l.ln.(deadliner); ok {
+				_ = d.SetDeadline(time.Time{})
 			}
-			_ = l.ln.Close()
-			l.handed = true // closed here already
+			l.handed = true
+			out[l.key] = l.ln
+			continue
 		}
+		_ = l.ln.Close()
+		l.handed = true // closed here already
 	}
 	return out
 }
 
-// ListenKeys are the sockets the server's apps bind, by ListenKey.
-func (s *Server) ListenKeys() []string {
-	var out []string
-	for _, a := range s.apps {
-		out = append(out, ListenKeys(a.cfg)...)
-	}
-	return out
-}
+// ListenKeys are the sockets the server binds, by netspec.ListenKey.
+func (s *Server) ListenKeys() []string { return netspec.ListenKeys("tcp", s.app.cfg.Listen) }
 
 // Inherit makes Start use the sockets of ls (from the replaced server's
 // HandOff) for the addresses they match; it takes those it uses out of ls.
@@ -119,28 +89,26 @@ func (s *Server) ListenKeys() []string {
 func (s *Server) Inherit(ls Listeners) { s.inherit = ls }
 
 // Files duplicates every listening socket the server accepts on, by
-// ListenKey, for a new process to inherit (binary upgrade). The caller
+// netspec.ListenKey, for a new process to inherit (binary upgrade). The caller
 // closes them once handed.
 func (s *Server) Files() (map[string]*os.File, error) {
 	out := map[string]*os.File{}
-	for _, a := range s.apps {
-		for _, l := range a.listeners {
-			if l.handed || l.key == "" || strings.HasSuffix(l.key, ":0") {
-				continue
-			}
-			fl, ok := l.ln.(interface{ File() (*os.File, error) })
-			if !ok {
-				continue
-			}
-			f, err := fl.File()
-			if err != nil {
-				for _, f := range out {
-					f.Close()
-				}
-				return nil, fmt.Errorf("app %s: %s: %w", a.cfg.ID, l.key, err)
-			}
-			out[l.key] = f
+	for _, l := range s.app.listeners {
+		if l.handed || l.key == "" || strings.HasSuffix(l.key, ":0") {
+			continue
 		}
+		fl, ok := l.ln.(interface{ File() (*os.File, error) })
+		if !ok {
+			continue
+		}
+		f, err := fl.File()
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("app %s: %s: %w", s.app.cfg.ID, l.key, err)
+		}
+		out[l.key] = f
 	}
 	return out, nil
 }
@@ -163,12 +131,12 @@ func FileListeners(files map[*os.File]string) (Listeners, error) {
 		}
 		switch ad := ln.Addr().(type) {
 		case *net.TCPAddr:
-			out[ListenKey("tcp", ad.String())] = ln
+			out[netspec.ListenKey("tcp", ad.String())] = ln
 			if ad.IP.IsUnspecified() {
-				out[ListenKey("tcp", net.JoinHostPort("", strconv.Itoa(ad.Port)))] = ln
+				out[netspec.ListenKey("tcp", net.JoinHostPort("", strconv.Itoa(ad.Port)))] = ln
 			}
 		case *net.UnixAddr:
-			out[ListenKey("unix", ad.Name)] = ln
+			out[netspec.ListenKey("unix", ad.Name)] = ln
 		}
 	}
 	return out, nil

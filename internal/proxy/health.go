@@ -8,16 +8,13 @@ func (a *tcpApp) pools() []*origin.Pool {
 	return append([]*origin.Pool{a.pool}, a.routes...)
 }
 
-// OriginHealth is the health of every checked origin of each TCP app that
-// has health checks or passive ejection, by app id (for logs and metrics).
-func (s *Server) OriginHealth() map[string][]origin.OriginHealth {
-	out := map[string][]origin.OriginHealth{}
-	for _, a := range s.apps {
-		for _, p := range a.pools() {
-			if h := p.Health(); h != nil {
-				out[a.cfg.ID] = append(out[a.cfg.ID], h...)
-			}
-		}
+// OriginHealth is the health of every checked origin of the app (its
+// pool, then its passthrough routes'), nil if none has health checks or
+// passive ejection (for logs and metrics).
+func (s *Server) OriginHealth() []origin.OriginHealth {
+	var out []origin.OriginHealth
+	for _, p := range s.app.pools() {
+		out = append(out, p.Health()...)
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 // Origin health against real origins: an nginx stream origin the test
 // stops and starts, next to an origin that stays up. Traffic moves away
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
@@ -191,17 +192,14 @@ func TestEveryOriginDown(t *testing.T) {
 	if e.OriginAddr.String() != addrA {
 		t.Errorf("OriginAddr %v, want %s", e.OriginAddr, addrA)
 	}
-	if n := s.apps[0].pool.AllDown(); n != 1 {
+	if n := proxy.PoolOf(s).AllDown(); n != 1 {
 		t.Errorf("AllDown = %d, want 1", n)
 	}
-	h := s.OriginHealth()["app"]
+	h := s.OriginHealth()
 	if len(h) != 1 || h[0].Healthy || h[0].ChecksFailed < 1 || h[0].Transitions != 1 {
 		t.Errorf("OriginHealth = %+v", h)
 	}
 }
-
-// withLogger replaces the server's logger (the health tests read it).
-func withLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // TestPassiveEjection: with nginx (A) stopped, client connections fail
 // over to B; after consecutive_failures failed dials A is ejected, and no

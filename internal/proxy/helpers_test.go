@@ -1,10 +1,11 @@
-package proxy
+package proxy_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -13,7 +14,10 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 )
 
@@ -132,27 +136,98 @@ func hostPort(t *testing.T, addr string) (string, int) {
 	return h, n
 }
 
-// startProxy starts a Server from a config with one tcp app "app".
-func startProxy(t *testing.T, yaml string, opts ...Option) (*Server, *recorder, string) {
+// startConf is what a test sets besides the YAML.
+type startConf struct {
+	fw       map[string]proxy.Firewall // by app id: replaces the firewall built from the config
+	resolver origin.Resolver
+	log      *slog.Logger
+}
+
+// startOpt adjusts how startServers builds the apps.
+type startOpt func(*startConf)
+
+// withFirewall gives app id the firewall fw instead of its configured one.
+func withFirewall(id string, fw proxy.Firewall) startOpt {
+	return func(c *startConf) {
+		if c.fw == nil {
+			c.fw = map[string]proxy.Firewall{}
+		}
+		c.fw[id] = fw
+	}
+}
+
+// withResolver makes every DNS origin resolve through r (a DNS server the
+// test runs).
+func withResolver(r origin.Resolver) startOpt { return func(c *startConf) { c.resolver = r } }
+
+// withLogger gives the servers logger l (the tests that read it).
+func withLogger(l *slog.Logger) startOpt { return func(c *startConf) { c.log = l } }
+
+// startServers builds the tcp apps of cfg as the daemon does (appbuild,
+// one proxy.Server per app, the global max_connections shared), starts
+// them, and shuts them down and closes their parts at cleanup.
+func startServers(t *testing.T, cfg *config.Config, em event.Emitter, opts ...startOpt) map[string]*proxy.Server {
+	t.Helper()
+	var c startConf
+	for _, o := range opts {
+		o(&c)
+	}
+	slots := appbuild.GlobalSlots(cfg)
+	reg := new(event.Registry)
+	out := map[string]*proxy.Server{}
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		if a.Protocol != "tcp" {
+			continue
+		}
+		parts, err := appbuild.Build(a, appbuild.Options{Resolver: c.resolver, Log: c.log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := parts.TCP()
+		if fw, ok := c.fw[a.ID]; ok {
+			app.Firewall = fw
+		}
+		s, err := proxy.New(app, em, reg, c.log, proxy.WithGlobalSlots(slots))
+		if err != nil {
+			parts.Close()
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			parts.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = s.Shutdown(ctx)
+			parts.Close()
+		})
+		out[a.ID] = s
+	}
+	return out
+}
+
+// parseConfig parses a test config (the node is set).
+func parseConfig(t *testing.T, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// startProxy starts the servers of a config whose tcp app "app" it
+// returns, with that app's first listen address.
+func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *recorder, string) {
+	t.Helper()
 	rec := newRecorder()
-	s, err := New(cfg, rec, nil, nil, opts...)
-	if err != nil {
-		t.Fatal(err)
+	s := startServers(t, parseConfig(t, yaml), rec, opts...)["app"]
+	if s == nil {
+		t.Fatal("no tcp app \"app\" in the config")
 	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	addrs := s.Addrs("app")
+	addrs := s.Addrs()
 	if len(addrs) == 0 {
 		return s, rec, ""
 	}

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 // The established-connection codes that only a misbehaving network
 // produces — 445/446/447 on the origin leg, 497/496/495 on the client leg

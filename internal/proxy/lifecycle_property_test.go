@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"context"
@@ -74,16 +74,10 @@ apps:
 	}
 	defer fw.Close()
 	rec := newRecorder()
-	s, err := New(cfg, rec, nil, nil, WithFirewall("blocked", fw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	servers := startServers(t, cfg, rec, withFirewall("blocked", fw))
 	addr := map[string]string{}
 	for _, id := range []string{"plain", "trusted", "blocked", "refused", "metadata", "tls"} {
-		addr[id] = s.Addrs(id)[0].String()
+		addr[id] = servers[id].Addrs()[0].String()
 	}
 
 	// What a client does once connected. Each returns when it is done with
@@ -142,8 +136,12 @@ apps:
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
+	var healthChecks int64
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		healthChecks += s.Stats().HealthChecks
 	}
 
 	rec.mu.Lock()
@@ -177,7 +175,7 @@ apps:
 			t.Errorf("session %s: records %v; want connect+disconnect or one error record", id, ts)
 		}
 	}
-	if got := int64(len(lives)) + s.Stats().HealthChecks; got != int64(made) {
-		t.Errorf("%d sessions with records + %d health checks, want the %d connections made", len(lives), s.Stats().HealthChecks, made)
+	if got := int64(len(lives)) + healthChecks; got != int64(made) {
+		t.Errorf("%d sessions with records + %d health checks, want the %d connections made", len(lives), healthChecks, made)
 	}
 }

@@ -30,19 +30,16 @@ func (a *tcpApp) admitClient(c net.Conn, ev *event.Event, now time.Time, done *f
 	return true
 }
 
-// LimitRefusals returns, per app id, how many connections each per-client
-// limit and the TLS handshake limit refused.
-func (s *Server) LimitRefusals() map[string]map[string]uint64 {
-	out := map[string]map[string]uint64{}
-	for _, a := range s.apps {
-		m := map[string]uint64{}
-		for w, n := range a.lim.Refused() {
-			m[w.Key()] = n
-		}
-		if a.edge != nil && a.cfg.Limits.MaxTLSHandshakes > 0 {
-			m["max_tls_handshakes"] = a.edge.HandshakesRefused()
-		}
-		out[a.cfg.ID] = m
+// LimitRefusals returns how many connections each per-client limit and
+// the TLS handshake limit refused, by limit key.
+func (s *Server) LimitRefusals() map[string]uint64 {
+	a := s.app
+	m := map[string]uint64{}
+	for w, n := range a.lim.Refused() {
+		m[w.Key()] = n
 	}
-	return out
+	if a.edge != nil && a.cfg.MaxTLSHandshakes > 0 {
+		m["max_tls_handshakes"] = a.edge.HandshakesRefused()
+	}
+	return m
 }

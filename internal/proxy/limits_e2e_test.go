@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"crypto/tls"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/proxy"
 )
 
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -71,7 +72,7 @@ func TestPerClientLimits(t *testing.T) {
 		c.Close()
 		rec.waitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			if s.apps[0].lim.Held(netip.MustParseAddr("127.7.0.1")) == 1 || time.Now().After(deadline) {
+			if proxy.LimiterOf(s).Held(netip.MustParseAddr("127.7.0.1")) == 1 || time.Now().After(deadline) {
 				break // the slot is given back just after the record
 			}
 		}
@@ -82,7 +83,7 @@ func TestPerClientLimits(t *testing.T) {
 	closeAndRelease(a3)
 	refused("127.7.0.1", "new_connections_per_second")
 	echoOnce(t, dialFrom(t, "127.8.0.1", addr)) // another client, another prefix
-	got := s.LimitRefusals()["app"]
+	got := s.LimitRefusals()
 	if got["max_connections_per_client"] != 1 || got["max_connections_per_prefix"] != 1 || got["new_connections_per_second"] != 1 {
 		t.Fatalf("refusals counted %v", got)
 	}
@@ -96,8 +97,9 @@ func TestGlobalMaxConnections(t *testing.T) {
 	yaml := "max_connections: 2\napps:\n" +
 		"  - id: app\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n" +
 		"  - id: other\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n"
-	s, rec, addr := startProxy(t, yaml)
-	other := s.Addrs("other")[0].String()
+	rec := newRecorder()
+	servers := startServers(t, parseConfig(t, yaml), rec)
+	addr, other := servers["app"].Addrs()[0].String(), servers["other"].Addrs()[0].String()
 	a := dial(t, addr)
 	echoOnce(t, a)
 	echoOnce(t, dial(t, other))
@@ -175,7 +177,7 @@ func TestTLSHandshakeLimit(t *testing.T) {
 	roots.AddCert(ca.cert)
 	tc := tls.Client(dial(t, addr), &tls.Config{ServerName: "edge.example", RootCAs: roots})
 	echoOnce(t, tc)
-	if n := s.LimitRefusals()["app"]["max_tls_handshakes"]; n != 1 {
+	if n := s.LimitRefusals()["max_tls_handshakes"]; n != 1 {
 		t.Fatalf("%d handshake refusals counted, want 1", n)
 	}
 }

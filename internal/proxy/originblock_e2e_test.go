@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"strconv"
@@ -38,7 +38,7 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 		{"zero.test", "loopback or unspecified"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`"}}`), WithResolver(res))
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`"}}`), withResolver(res))
 			c := dial(t, addr)
 			defer c.Close()
 			e := rec.next(t)
@@ -48,7 +48,7 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 		})
 	}
 	// allow_loopback lets the loopback name through, to the echo origin.
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: loop.test, port: "`+ps+`", allow_loopback: true}}`), WithResolver(res))
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: loop.test, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 	c := dial(t, addr)
 	defer c.Close()
 	if e := rec.next(t); e.Type != event.Connect {

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 // PROXY protocol against real peers: HAProxy (accept-proxy) and nginx
 // (listen ... proxy_protocol) as origins prove that the v1 and v2 headers
@@ -24,6 +24,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
@@ -223,7 +224,7 @@ backend be
 			if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
 				t.Fatalf("echo: %q %v", got, err)
 			}
-			client := addrPortOf(c.LocalAddr())
+			client := proxy.AddrPortOf(c.LocalAddr())
 			for { // HAProxy's readiness probe may have reached the origin first
 				h := nextHeader(t, headers)
 				if strings.HasPrefix(h, "127.0.0.1:") {
@@ -297,7 +298,7 @@ func TestInboundProxyUntrustedNotParsed(t *testing.T) {
 				t.Fatal("origin received nothing")
 			}
 			conn := rec.expect(t, event.Connect, 0)
-			if conn.ClientAddr != addrPortOf(c.LocalAddr()) {
+			if conn.ClientAddr != proxy.AddrPortOf(c.LocalAddr()) {
 				t.Fatalf("client %v, want the socket peer %v", conn.ClientAddr, c.LocalAddr())
 			}
 			d := rec.expect(t, event.Disconnect, event.StatusOK)

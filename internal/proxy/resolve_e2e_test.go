@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 // Origin resolution against a real DNS server: dnsmasq answers good.test
 // with 127.0.0.1, missing.test with NXDOMAIN, meta.test with the cloud
@@ -59,7 +59,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 		{"refused.example", event.ResolveOrigin, event.StatusResolveInternal, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`", allow_loopback: true}}`), WithResolver(res))
+			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 			c := dial(t, addr)
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			e := rec.next(t)

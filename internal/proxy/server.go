@@ -1,12 +1,13 @@
-// Package proxy runs an app's listeners and takes every TCP connection
+// Package proxy runs a TCP app's listeners and takes every TCP connection
 // through its lifecycle (spec §1): inbound PROXY header, IP firewall, edge
 // TLS, origin resolution and dial with failover, PROXY header to the
 // origin, relay, close — emitting exactly one connect record and one
 // terminal record per connection to an event.Emitter, and keeping the open
 // session in an event.Registry so log jobs can write periodic records.
 //
-// It knows the canonical event only; vendor field names live in
-// internal/render.
+// A Server runs one App, built of plain values and parts made elsewhere
+// (internal/daemon/appbuild): it imports no config and knows the canonical
+// event only; vendor field names live in internal/render.
 package proxy
 
 import (
@@ -21,9 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/limit"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
@@ -35,15 +35,13 @@ type Firewall interface {
 	Apply(client netip.Addr, e *event.Event) (blocked bool)
 }
 
-// Server is every app of one config.
+// Server is one TCP app, running.
 type Server struct {
-	cfg *config.Config
 	em  event.Emitter
 	reg *event.Registry
 	log *slog.Logger
 
-	apps     []*tcpApp
-	resolver origin.Resolver
+	app *tcpApp
 
 	ctx    context.Context // cancelled when the drain deadline passes
 	cancel context.CancelFunc
@@ -61,7 +59,7 @@ type Server struct {
 	acceptErrs   atomic.Uint64 // failed accepts, every listener
 	serving      atomic.Bool   // Start bound every listener (the shutdown totals are logged)
 
-	gsem chan struct{} // the config's max_connections, all apps; nil: none
+	gsem chan struct{} // the config's global max_connections, shared by every app's server (WithGlobalSlots); nil: none
 
 	inherit    Listeners     // bound sockets from the server this one replaces (reload)
 	handoff    chan struct{} // closed when HandOff stops the accept loops
@@ -74,60 +72,31 @@ func (s *Server) AcceptErrors() uint64 { return s.acceptErrs.Load() }
 // Option adjusts a Server before Start.
 type Option func(*Server)
 
-// WithFirewall installs the firewall of the app with the given id.
-func WithFirewall(appID string, fw Firewall) Option {
-	return func(s *Server) {
-		for _, a := range s.apps {
-			if a.cfg.ID == appID && fw != nil {
-				a.fw = fw
-			}
-		}
-	}
-}
-
-// WithResolver makes every DNS origin resolve through r instead of the
-// system resolver (tests point it at a DNS server they run).
-func WithResolver(r origin.Resolver) Option {
-	return func(s *Server) { s.resolver = r }
-}
-
-// New prepares the TCP apps of cfg. Nothing listens until Start.
-func New(cfg *config.Config, em event.Emitter, reg *event.Registry, logger *slog.Logger, opts ...Option) (*Server, error) {
+// New prepares app. Its values are trusted as given (config validated
+// them, appbuild built the parts); only a missing pool or listen list is
+// refused. Nothing listens until Start.
+func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if reg == nil {
 		reg = new(event.Registry)
 	}
+	if app.Pool == nil {
+		return nil, fmt.Errorf("app %s: no origin pool", app.ID)
+	}
+	if len(app.Listen) == 0 {
+		return nil, fmt.Errorf("app %s: no listen addresses", app.ID)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
+	s := &Server{em: em, reg: reg, log: logger, ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{}, stopAccepting: make(chan struct{}), handoff: make(chan struct{})}
-	if cfg.MaxConnections > 0 {
-		s.gsem = make(chan struct{}, cfg.MaxConnections)
-	}
-	var late []Option
 	for _, o := range opts {
-		if o == nil {
-			continue
+		if o != nil {
+			o(s)
 		}
-		late = append(late, o)
-		o(s) // options that only set server fields take effect before apps are built
 	}
-	for i := range cfg.Apps {
-		ac := &cfg.Apps[i]
-		if ac.Protocol != "tcp" {
-			continue
-		}
-		a, err := newTCPApp(s, ac)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("app %s: %w", ac.ID, err)
-		}
-		s.apps = append(s.apps, a)
-	}
-	for _, o := range late {
-		o(s) // and again now that apps exist (per-app options)
-	}
+	s.app = newTCPApp(s, app)
 	return s, nil
 }
 
@@ -138,46 +107,36 @@ func (s *Server) Registry() *event.Registry { return s.reg }
 // be bound, the ones already bound are closed and the error names the
 // address.
 func (s *Server) Start() error {
-	for _, a := range s.apps {
-		if err := a.listen(); err != nil {
-			for _, b := range s.apps {
-				for _, l := range b.listeners {
-					if l.inherited {
-						s.inherit[l.key] = l.ln // back to the caller's hand-over
-						l.handed = true
-					}
-				}
-				b.closeListeners()
-			}
-			return err
-		}
-	}
-	for _, a := range s.apps {
-		for _, p := range a.pools() {
-			p.StartChecks(s.log.With("app", a.cfg.ID), "tcp")
-		}
+	a := s.app
+	if err := a.listen(); err != nil {
 		for _, l := range a.listeners {
-			s.accepts.Add(1)
-			go func() {
-				defer s.accepts.Done()
-				a.acceptLoop(l)
-			}()
+			if l.inherited {
+				s.inherit[l.key] = l.ln // back to the caller's hand-over
+				l.handed = true
+			}
 		}
+		a.closeListeners()
+		return err
+	}
+	for _, p := range a.pools() {
+		p.StartChecks(s.log.With("app", a.cfg.ID), "tcp")
+	}
+	for _, l := range a.listeners {
+		s.accepts.Add(1)
+		go func() {
+			defer s.accepts.Done()
+			a.acceptLoop(l)
+		}()
 	}
 	s.serving.Store(true)
 	return nil
 }
 
-// Addrs returns the bound listener addresses of app id, in config order.
-func (s *Server) Addrs(id string) []net.Addr {
+// Addrs returns the bound listener addresses, in config order.
+func (s *Server) Addrs() []net.Addr {
 	var out []net.Addr
-	for _, a := range s.apps {
-		if a.cfg.ID != id {
-			continue
-		}
-		for _, l := range a.listeners {
-			out = append(out, l.ln.Addr())
-		}
+	for _, l := range s.app.listeners {
+		out = append(out, l.ln.Addr())
 	}
 	return out
 }
@@ -190,15 +149,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return errors.New("proxy: Shutdown called twice")
 	}
 	close(s.stopAccepting)
-	for _, a := range s.apps {
-		a.closeListeners()
-	}
+	s.app.closeListeners()
 	s.accepts.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		s.closeEdges()
 		s.logTotals()
 		return nil
 	case <-ctx.Done():
@@ -213,7 +169,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.log.Info("drain deadline passed; closing open connections", "count", n)
 	<-done
-	s.closeEdges()
 	s.logTotals()
 	return nil
 }
@@ -234,38 +189,11 @@ func (s *Server) CloseSession(id event.ID, detail string) bool {
 	return false
 }
 
-// DialLatency is the origin dial-time histogram of tcp app id (nil if
-// there is no such app).
-func (s *Server) DialLatency(id string) *origin.Latency {
-	for _, a := range s.apps {
-		if a.cfg.ID == id {
-			return &a.dialTime
-		}
-	}
-	return nil
-}
+// DialLatency is the app's origin dial-time histogram.
+func (s *Server) DialLatency() *origin.Latency { return &s.app.dialTime }
 
-// Edges returns the TLS side of every tcp app that has one, by app id.
-func (s *Server) Edges() map[string]*tlsedge.Edge {
-	m := map[string]*tlsedge.Edge{}
-	for _, a := range s.apps {
-		if a.edge != nil {
-			m[a.cfg.ID] = a.edge
-		}
-	}
-	return m
-}
-
-func (s *Server) closeEdges() {
-	for _, a := range s.apps {
-		if a.edge != nil {
-			_ = a.edge.Close()
-		}
-		for _, p := range a.pools() {
-			p.Close()
-		}
-	}
-}
+// Edge is the app's TLS side (nil: none).
+func (s *Server) Edge() *tlsedge.Edge { return s.app.edge }
 
 func (s *Server) track(ss *session) bool {
 	s.mu.Lock()
@@ -289,15 +217,15 @@ type listener struct {
 	offset int    // port - range low, for origin port-range mapping
 	path   string // unix socket path
 	handed bool   // given to the next server by HandOff: never closed here
-	key    string // ListenKey of the configured address
+	key    string // netspec.ListenKey of the configured address
 
 	inherited bool // from WithListeners
 }
 
 func (a *tcpApp) listen() error {
-	for _, spec := range a.cfg.ListenSpecs {
+	for _, spec := range a.cfg.Listen {
 		if spec.Path != "" {
-			key := ListenKey("unix", spec.Path)
+			key := netspec.ListenKey("unix", spec.Path)
 			if ln := a.srv.inherit.take(key); ln != nil {
 				a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path, key: key, inherited: true})
 				continue
@@ -312,7 +240,7 @@ func (a *tcpApp) listen() error {
 		}
 		for p := int(spec.Lo); p <= int(spec.Hi); p++ {
 			addr := net.JoinHostPort(spec.Host, fmt.Sprint(p))
-			key := ListenKey("tcp", addr)
+			key := netspec.ListenKey("tcp", addr)
 			if ln := a.srv.inherit.take(key); ln != nil {
 				a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo), key: key, inherited: true})
 				continue
@@ -446,32 +374,12 @@ func (a *tcpApp) acceptLoop(l *listener) {
 	}
 }
 
-// newTCPApp prepares one app: origin pool, dialer, limits.
-func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
-	pool, err := origin.NewPool(ac.Origins, ac.Block, s.resolver)
-	if err != nil {
-		return nil, err
-	}
-	a := &tcpApp{srv: s, cfg: ac, pool: pool, lim: limit.New(ac.Limits)}
+// newTCPApp prepares the app's server-side state around its parts.
+func newTCPApp(s *Server, ac App) *tcpApp {
+	a := &tcpApp{srv: s, cfg: ac, pool: ac.Pool, routes: ac.Routes, fw: ac.Firewall, lim: ac.Limiter,
+		edge: ac.Edge, terminate: ac.Terminate, originTLS: ac.OriginTLS}
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
-	}
-	tc := ac.TLS
-	tc.MaxHandshakes = ac.Limits.MaxTLSHandshakes
-	if tc.Terminates() || len(tc.PassthroughRoutes) > 0 || len(tc.SNIAllow) > 0 || tc.PeekSNI {
-		edge, err := tlsedge.NewEdge(tc, s.log.With("app", ac.ID))
-		if err != nil {
-			return nil, err
-		}
-		a.edge = edge
-		a.terminate, a.originTLS = tc.Terminates(), tc.OriginTLS()
-		for i, r := range tc.PassthroughRoutes {
-			p, err := origin.NewPool(r.Origins, ac.Block, s.resolver)
-			if err != nil {
-				return nil, fmt.Errorf("tls.passthrough_routes[%d]: %w", i, err)
-			}
-			a.routes = append(a.routes, p)
-		}
 	}
 	switch ac.ProxyProtocol {
 	case "v1":
@@ -479,5 +387,5 @@ func newTCPApp(s *Server, ac *config.App) (*tcpApp, error) {
 	case "v2":
 		a.ppVersion = 2
 	}
-	return a, nil
+	return a
 }

@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"bytes"
@@ -8,28 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 )
 
 // The shutdown totals name the connections each limit refused.
 func TestShutdownTotalsNameLimitRefusals(t *testing.T) {
 	origin := echoServer(t)
-	cfg, err := config.Parse("test.yaml", []byte("node: {colo: TST, id: t1}\n"+appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"limits: {max_connections_per_client: 1}")))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	rec := newRecorder()
-	s, err := New(cfg, rec, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := s.Addrs("app")[0].String()
+	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"limits: {max_connections_per_client: 1}"), withLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	echoOnce(t, dialFrom(t, "127.0.0.1", addr))
 	dialFrom(t, "127.0.0.1", addr)
 	if e := rec.terminal(t); e.Type != event.ClientFiltered {

@@ -9,6 +9,7 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -148,10 +149,11 @@ const (
 // App is one UDP app, as the proxy passes it in (filled from the config).
 type App struct {
 	ID string
-	// Listen entries: "host:port" or "host:low-high" ("" or "::" host: all
-	// addresses, IPv4 and IPv6; "0.0.0.0": all IPv4 addresses). Port 0
-	// binds an ephemeral port (tests).
-	Listen []string
+	// Listen entries, parsed (netspec.ParseListen): "host:port" or
+	// "host:low-high" ("" or "::" host: all addresses, IPv4 and IPv6;
+	// "0.0.0.0": all IPv4 addresses). Port 0 binds an ephemeral port
+	// (tests).
+	Listen []netspec.Listen
 	// Pool chooses origins (balancer pick first, then failover order).
 	Pool Origins
 	// ProxyProtocol to the origin: off, v2 or simple ("" is off; v1 is a

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/netspec"
 )
 
 // Handoff is a UDP server's bound sockets, with the sessions they carry,
@@ -31,7 +33,7 @@ func (h *Handoff) Len() int {
 }
 
 func listenKey(host string, port uint16) string {
-	return "udp " + net.JoinHostPort(host, strconv.Itoa(int(port)))
+	return netspec.ListenKey("udp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 }
 
 // ListenKeys are the sockets the server binds, as "udp host:port" (and

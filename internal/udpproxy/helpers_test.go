@@ -12,6 +12,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
@@ -195,7 +196,7 @@ func startServer(t testing.TB, app App, em event.Emitter, reg *event.Registry) *
 		app.ID = "udp-app"
 	}
 	if app.Listen == nil {
-		app.Listen = []string{"127.0.0.1:0"}
+		app.Listen = listenOn(t, "127.0.0.1:0")
 	}
 	s, err := New(app, em, reg, nil)
 	if err != nil {
@@ -270,4 +271,18 @@ func noReply(t testing.TB, c *net.UDPConn, d time.Duration) {
 	if n, err := c.Read(buf); err == nil {
 		t.Fatalf("unexpected reply %q", buf[:n])
 	}
+}
+
+// listenOn parses listen entries as the config does.
+func listenOn(t testing.TB, addrs ...string) []netspec.Listen {
+	t.Helper()
+	var out []netspec.Listen
+	for _, a := range addrs {
+		l, err := netspec.ParseListen(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	return out
 }

@@ -97,7 +97,7 @@ func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
 func TestShutdownDuringFlood(t *testing.T) {
 	oa := startFloodOrigin(t)
 	em := newCollector()
-	s, err := New(prepared(t, App{ID: "flood", Listen: []string{"127.0.0.1:0"}, Pool: staticPool(t, oa.String())}), em, nil, nil)
+	s, err := New(prepared(t, App{ID: "flood", Listen: listenOn(t, "127.0.0.1:0"), Pool: staticPool(t, oa.String())}), em, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestDropsReported(t *testing.T) {
 	o := startEcho(t, "")
 	var logs syncBuf
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	s, err := New(prepared(t, App{ID: "flood", Listen: []string{"127.0.0.1:0"}, Pool: staticPool(t, o.addr().String()),
+	s, err := New(prepared(t, App{ID: "flood", Listen: listenOn(t, "127.0.0.1:0"), Pool: staticPool(t, o.addr().String()),
 		UDP: Config{IdleTimeout: time.Hour, MaxSessions: 2, MaxSessionsPerClient: 2}}), newCollector(), nil, logger)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,6 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
-	"github.com/prismproxy/prism/internal/origin"
 )
 
 // Stats are the server's counters since New. Drops are datagrams the proxy
@@ -138,40 +137,20 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 		lim:         limit.New(app.Limits),
 	}
 	for i, l := range app.Listen {
-		sp, err := parseListen(l)
-		if err != nil {
-			return nil, fmt.Errorf("udp app %s: listen[%d]: %w", app.ID, i, err)
+		if l.Path != "" {
+			return nil, fmt.Errorf("udp app %s: listen[%d]: unix sockets are for tcp apps only", app.ID, i)
 		}
-		s.specs = append(s.specs, sp)
+		host := l.Host
+		if host == "localhost" {
+			host = "127.0.0.1"
+		}
+		s.specs = append(s.specs, listenSpec{host: host, lo: l.Lo, hi: l.Hi})
 	}
 	if len(s.specs) == 0 {
 		return nil, fmt.Errorf("udp app %s: no listen addresses", app.ID)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
-}
-
-func parseListen(s string) (listenSpec, error) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return listenSpec{}, fmt.Errorf("bad listen address %q: want host:port or host:low-high", s)
-	}
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return listenSpec{}, fmt.Errorf("bad listen host %q in %q: use an IP address", host, s)
-		}
-	}
-	if port == "0" {
-		return listenSpec{host: host}, nil
-	}
-	lo, hi, err := origin.ParsePortRange(port)
-	if err != nil {
-		return listenSpec{}, err
-	}
-	return listenSpec{host: host, lo: lo, hi: hi}, nil
 }
 
 // Start binds every listener (udp.sockets SO_REUSEPORT sockets per port,

@@ -484,7 +484,7 @@ func TestPortRangeOffset(t *testing.T) {
 		t.Skip("no two consecutive free ports")
 	}
 	pool := &fakePool{targets: []origin.Target{{Addr: o}}, offsets: make(chan int, 4)}
-	s := startServer(t, App{Pool: pool, Listen: []string{fmt.Sprintf("127.0.0.1:%d-%d", lo, lo+1)}}, newCollector(), nil)
+	s := startServer(t, App{Pool: pool, Listen: listenOn(t, fmt.Sprintf("127.0.0.1:%d-%d", lo, lo+1))}, newCollector(), nil)
 	if len(s.Addrs()) != 2 {
 		t.Fatalf("%d listeners", len(s.Addrs()))
 	}
@@ -510,7 +510,7 @@ func TestWildcardRepliesFromDestination(t *testing.T) {
 	} {
 		t.Run(tt.listen, func(t *testing.T) {
 			em := newCollector()
-			s, err := New(prepared(t, App{ID: "w", Listen: []string{tt.listen}, Pool: staticPool(t, o.String())}), em, nil, nil)
+			s, err := New(prepared(t, App{ID: "w", Listen: listenOn(t, tt.listen), Pool: staticPool(t, o.String())}), em, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -578,7 +578,7 @@ func TestConfigValidate(t *testing.T) {
 	if c.IdleTimeout != DefaultIdleTimeout || c.ProxyV2Placement != PlacementFirst || c.MaxDatagramSize != DefaultMaxDatagramSize {
 		t.Fatalf("defaults %+v", c)
 	}
-	if _, err := New(App{ID: "x", Listen: []string{"127.0.0.1:0"}, Pool: &fakePool{}, ProxyProtocol: "v1"}, nil, nil, nil); err == nil {
+	if _, err := New(App{ID: "x", Listen: listenOn(t, "127.0.0.1:0"), Pool: &fakePool{}, ProxyProtocol: "v1"}, nil, nil, nil); err == nil {
 		t.Fatal("v1 accepted for udp")
 	}
 }

@@ -1,0 +1,17 @@
+package proxy
+
+import (
+	"github.com/prismproxy/prism/internal/limit"
+	"github.com/prismproxy/prism/internal/origin"
+)
+
+// What the external tests (package proxy_test) read of a server's inside.
+
+// PoolOf is the server's origin pool.
+func PoolOf(s *Server) *origin.Pool { return s.app.pool }
+
+// LimiterOf is the server's per-client limiter (nil: none).
+func LimiterOf(s *Server) *limit.Limiter { return s.app.lim }
+
+// AddrPortOf is addrPortOf.
+var AddrPortOf = addrPortOf
