@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 type syncBuf struct {
@@ -40,10 +42,10 @@ func (s *syncBuf) lines(msg string) []map[string]any {
 // totals. Drops are now reported by cause every period and at shutdown,
 // and the reports add up to the counters.
 func TestDropsReported(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	var logs syncBuf
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	s, err := New(App{ID: "flood", Listen: []string{"127.0.0.1:0"}, Pool: staticPool(t, o.addr().String()),
+	s, err := New(App{ID: "flood", Listen: []string{"127.0.0.1:0"}, Pool: staticPool(t, o.Addr().String()),
 		UDP: Config{IdleTimeout: time.Hour, MaxSessions: 2, MaxSessionsPerClient: 2}}, newCollector(), nil, logger)
 	if err != nil {
 		t.Fatal(err)
