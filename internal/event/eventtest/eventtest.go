@@ -88,6 +88,31 @@ func (r *Recorder) WaitFor(t testing.TB, what string, match func(*event.Event) b
 	}
 }
 
+// Take consumes events until n of them satisfy match and returns those n,
+// failing the test if they do not all arrive within one timeout.
+func (r *Recorder) Take(t testing.TB, n int, what string, match func(*event.Event) bool) []event.Event {
+	t.Helper()
+	out := make([]event.Event, 0, n)
+	timer := time.NewTimer(r.timeout())
+	defer timer.Stop()
+	for len(out) < n {
+		e, ok := r.pop()
+		if ok {
+			if match(&e) {
+				out = append(out, e)
+			}
+			continue
+		}
+		select {
+		case <-r.signal:
+		case <-timer.C:
+			t.Fatalf("got %d %s events within %v, want %d", len(out), what, r.timeout(), n)
+			return out
+		}
+	}
+	return out
+}
+
 // Next returns the next event.
 func (r *Recorder) Next(t testing.TB) event.Event {
 	t.Helper()

@@ -79,3 +79,23 @@ func TestExpectFailsOnAnotherStatus(t *testing.T) {
 		t.Fatal("Expect accepted the wrong status")
 	}
 }
+
+func TestTakeCountsWithinOneTimeout(t *testing.T) {
+	r := New()
+	r.Timeout = 20 * time.Millisecond
+	emit(r, event.Connect, event.StatusConnect)
+	emit(r, event.Disconnect, event.StatusOK)
+	emit(r, event.Connect, event.StatusConnect)
+	isConnect := func(e *event.Event) bool { return e.Type == event.Connect }
+	if got := r.Take(t, 2, "connect", isConnect); len(got) != 2 || got[1].Type != event.Connect {
+		t.Fatalf("Take = %v", got)
+	}
+	emit(r, event.Connect, event.StatusConnect)
+	f := &fatalTB{TB: t}
+	if got := r.Take(f, 2, "connect", isConnect); len(got) != 1 {
+		t.Fatalf("Take returned %d events", len(got))
+	}
+	if want := "got 1 connect events within 20ms, want 2"; f.msg != want {
+		t.Fatalf("message %q, want %q", f.msg, want)
+	}
+}
