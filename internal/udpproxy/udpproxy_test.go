@@ -142,30 +142,16 @@ type v2Seen struct {
 }
 
 func startV2Origin(t *testing.T) (netip.AddrPort, chan v2Seen) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan v2Seen, 64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			h, payload, err := proxyproto.ParseUDPDatagram(buf[:n])
-			if err != nil {
-				h, payload = nil, buf[:n]
-			}
-			ch <- v2Seen{h, string(payload)}
-			_, _ = c.WriteToUDPAddrPort(payload, from)
+	c := testpeer.ServeUDP(t, func(c *net.UDPConn, b []byte, from netip.AddrPort) {
+		h, payload, err := proxyproto.ParseUDPDatagram(b)
+		if err != nil {
+			h, payload = nil, b
 		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return c.LocalAddr().(*net.UDPAddr).AddrPort(), ch
+		ch <- v2Seen{h, string(payload)}
+		_, _ = c.WriteToUDPAddrPort(payload, from)
+	})
+	return testpeer.UDPAddr(c), ch
 }
 
 func TestProxyV2Placement(t *testing.T) {
