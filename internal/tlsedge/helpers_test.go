@@ -1,47 +1,22 @@
 package tlsedge
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/slogtest"
 )
 
-// logBuffer captures slog output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("edge log:\n%s", lb.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
+// testLogger is a debug-level text logger into a buffer the test can
+// read (and sees in full when it fails).
+func testLogger(t testing.TB) (*slog.Logger, *slogtest.Buffer) { return slogtest.Text(t) }
 
 // mustEdge builds an Edge and closes it when the test ends.
-func mustEdge(t testing.TB, cfg Config) (*Edge, *logBuffer) {
+func mustEdge(t testing.TB, cfg Config) (*Edge, *slogtest.Buffer) {
 	t.Helper()
 	logger, lb := testLogger(t)
 	e, err := NewEdge(cfg, logger)
