@@ -21,7 +21,7 @@ func TestSystemdSocketActivation(t *testing.T) {
 	activate := testpeer.Need(t, "systemd-socket-activate")
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "spectrum.log")
-	cfg, listen := writeRunConfig(t, echoOrigin(t), logPath, "1s")
+	cfg, listen := writeRunConfig(t, testpeer.Echo(t), logPath, "1s")
 	logs, w := newProcLog(t)
 	cmd := exec.Command(activate, "-l", listen, prismBin, "run", "-c", cfg)
 	cmd.Stdout, cmd.Stderr = w, w

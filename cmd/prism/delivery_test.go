@@ -22,6 +22,7 @@ import (
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 	"github.com/prismproxy/prism/internal/spool"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // deliveryConfig writes a config whose one job delivers to url, spooled in
@@ -34,7 +35,7 @@ func deliveryConfig(t *testing.T, origin, url, spoolDir, extra string) (string, 
 // must include Event and ClientPort).
 func deliveryConfigFields(t *testing.T, origin, url, spoolDir, fields, extra string) (string, string) {
 	t.Helper()
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	listen := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	spool := ""
 	if spoolDir != "" {
 		spool = fmt.Sprintf("    spool: {dir: %s}\n", spoolDir)
@@ -148,7 +149,7 @@ func TestDeliveryOutage30s(t *testing.T) {
 	t.Parallel()
 	r := sinktest.NewReceiver(t)
 	r.Down()
-	cfg, listen := deliveryConfig(t, echoOrigin(t), r.URL, t.TempDir(), "")
+	cfg, listen := deliveryConfig(t, testpeer.Echo(t), r.URL, t.TempDir(), "")
 	d := startDaemon(t, cfg, "prism started", "log job delivery is behind", "log job delivery totals")
 	var ports []int
 	start := time.Now()
@@ -185,7 +186,7 @@ func TestDeliverySIGTERMDuringOutageThenRestart(t *testing.T) {
 	r := sinktest.NewReceiver(t)
 	r.Down()
 	spoolDir := t.TempDir()
-	cfg, listen := deliveryConfig(t, echoOrigin(t), r.URL, spoolDir, "")
+	cfg, listen := deliveryConfig(t, testpeer.Echo(t), r.URL, spoolDir, "")
 	d := startDaemon(t, cfg, "prism started", "undelivered batches stay in the spool")
 	var ports []int
 	for i := 0; i < 50; i++ {
@@ -224,7 +225,7 @@ func TestDeliverySIGKILLLosesOnlyUnspooled(t *testing.T) {
 	r := sinktest.NewReceiver(t)
 	r.Down()
 	spoolDir := t.TempDir()
-	cfg, listen := deliveryConfig(t, echoOrigin(t), r.URL, spoolDir, "")
+	cfg, listen := deliveryConfig(t, testpeer.Echo(t), r.URL, spoolDir, "")
 	d := startDaemon(t, cfg, "prism started")
 	type conn struct {
 		port int
@@ -307,7 +308,7 @@ func TestDelivery429Storm(t *testing.T) {
 	t.Parallel()
 	r := sinktest.NewReceiver(t)
 	r.Fail(429, "1")
-	cfg, listen := deliveryConfig(t, echoOrigin(t), r.URL, t.TempDir(), "")
+	cfg, listen := deliveryConfig(t, testpeer.Echo(t), r.URL, t.TempDir(), "")
 	d := startDaemon(t, cfg, "prism started", "log job delivery totals")
 	var ports []int
 	stormStart := time.Now()
@@ -347,7 +348,7 @@ func TestDeliverySlowDestination(t *testing.T) {
 	// Every field, uncompressed: about 700 bytes a record, so that 1 MB/s
 	// holds delivery back by seconds.
 	all := "[Event, ClientPort, Application, ClientAsn, ClientBytes, ClientCountry, ClientIP, ClientMatchedIpFirewall, ClientProto, ClientTcpRtt, ClientTlsCipher, ClientTlsClientHelloServerName, ClientTlsProtocol, ClientTlsStatus, ColoCode, ConnectTimestamp, DisconnectTimestamp, IpFirewall, OriginBytes, OriginIP, OriginPort, OriginProto, OriginTcpRtt, OriginTlsCipher, OriginTlsFingerprint, OriginTlsMode, OriginTlsProtocol, OriginTlsStatus, ProxyProtocol, Status, Timestamp]"
-	cfg, listen := deliveryConfigFields(t, echoOrigin(t), r.URL, t.TempDir(), all, "      compression: none\n")
+	cfg, listen := deliveryConfigFields(t, testpeer.Echo(t), r.URL, t.TempDir(), all, "      compression: none\n")
 	d := startDaemon(t, cfg, "prism started")
 	var ports []int
 	var worst time.Duration

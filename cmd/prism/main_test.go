@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // prismBin is the binary built by TestMain.
@@ -317,50 +319,12 @@ func (d *prismProc) exit(t *testing.T, timeout time.Duration) int {
 	return exitCode(t, d.err)
 }
 
-// echoOrigin is an in-process TCP echo server.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // writeRunConfig writes a config with one TCP app in front of origin and a
 // spectrum_events job to logPath, and returns the config path and the
 // app's listen address.
 func writeRunConfig(t *testing.T, origin, logPath, drain string) (string, string) {
 	t.Helper()
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	listen := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	cfg := fmt.Sprintf(`node: {colo: TST, id: test-1}
 shutdown: {drain_timeout: %s}
 log: {level: info}
@@ -461,7 +425,7 @@ func checkSession(t *testing.T, what string, recs []record, bytes int) {
 // open one, and the log file holds both sessions' connect and terminal
 // records (Status 200 for the one closed at the drain deadline).
 func TestRunDrainsAndFlushesOnSIGTERM(t *testing.T) {
-	origin := echoOrigin(t)
+	origin := testpeer.Echo(t)
 	logPath := filepath.Join(t.TempDir(), "spectrum.log")
 	cfg, listen := writeRunConfig(t, origin, logPath, "1s")
 	d := startDaemon(t, cfg, "prism started", "drain deadline passed")
@@ -497,7 +461,7 @@ func TestRunDrainsAndFlushesOnSIGTERM(t *testing.T) {
 // logrotate does) and prism gets SIGHUP, new records go to a new file at
 // the configured path; the moved file keeps the old ones.
 func TestRunSIGHUPReopensLogFile(t *testing.T) {
-	origin := echoOrigin(t)
+	origin := testpeer.Echo(t)
 	logPath := filepath.Join(t.TempDir(), "spectrum.log")
 	cfg, listen := writeRunConfig(t, origin, logPath, "5s")
 	d := startDaemon(t, cfg, "prism started", "SIGHUP: log files reopened")

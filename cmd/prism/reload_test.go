@@ -22,40 +22,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/testpeer"
 )
-
-// udpEcho is an in-process UDP echo origin.
-func udpEcho(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
 
 type reloadSetup struct {
 	tcpOrigin, udpOrigin                 string
@@ -194,11 +163,11 @@ func runClientLoop(stop <-chan struct{}, max int, tcp []string, udp string, rese
 }
 
 func TestReloadWithoutDroppingAFlow(t *testing.T) {
-	s := &reloadSetup{tcpOrigin: echoOrigin(t), udpOrigin: udpEcho(t), dir: t.TempDir()}
+	s := &reloadSetup{tcpOrigin: testpeer.Echo(t), udpOrigin: testpeer.QuietUDPEcho(t).String(), dir: t.TempDir()}
 	for _, p := range []*string{&s.stay, &s.change, &s.gone, &s.added} {
-		*p = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		*p = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	}
-	s.udpChange = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	s.udpChange = fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))
 	cfgPath := filepath.Join(s.dir, "prism.yaml")
 	if err := os.WriteFile(cfgPath, []byte(s.config(1)), 0o644); err != nil {
 		t.Fatal(err)

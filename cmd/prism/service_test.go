@@ -69,7 +69,7 @@ func TestRunNotifiesServiceManager(t *testing.T) {
 		}
 		return msg
 	}
-	cfg, _ := writeRunConfig(t, echoOrigin(t), filepath.Join(t.TempDir(), "s.log"), "1s")
+	cfg, _ := writeRunConfig(t, testpeer.Echo(t), filepath.Join(t.TempDir(), "s.log"), "1s")
 	d := startDaemon(t, cfg)
 	if msg := next("READY=1"); !strings.Contains(msg, "STATUS=serving 1 apps") {
 		t.Errorf("READY message %q has no STATUS", msg)
@@ -156,7 +156,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 	if b, err := os.ReadFile(prismBin); err != nil || os.WriteFile(bin, b, 0o755) != nil {
 		t.Fatalf("copy binary: %v", err)
 	}
-	origin := echoOrigin(t)
+	origin := testpeer.Echo(t)
 	cfg, listen := writeRunConfig(t, origin, "/var/log/prism/spectrum.log", "1s")
 	cfgCopy := filepath.Join(dir, "prism.yaml")
 	if b, err := os.ReadFile(cfg); err != nil || os.WriteFile(cfgCopy, b, 0o644) != nil {

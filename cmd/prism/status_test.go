@@ -11,20 +11,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // prism status against a running prism, reading the admin address and the
 // token from the same config file; a wrong token is refused.
 func TestStatusReadsTheAdminAPI(t *testing.T) {
-	origin := echoOrigin(t)
+	origin := testpeer.Echo(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
 	const token = "status-test-token-0123456789"
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	adminAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	listen := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	adminAddr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	cfg := fmt.Sprintf(`node: {colo: TST, id: test-1}
 admin: {listen: %q, token_file: %q}
 apps:

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/sink/sinktest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // procLog reads the stderr of prism and of every process it starts (they
@@ -106,10 +107,10 @@ func buildVersion(t *testing.T, out, version string) {
 }
 
 func TestUpgradeWithoutAcceptGap(t *testing.T) {
-	s := &reloadSetup{tcpOrigin: echoOrigin(t), udpOrigin: udpEcho(t), dir: t.TempDir()}
-	s.stay = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	s.udpChange = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s := &reloadSetup{tcpOrigin: testpeer.Echo(t), udpOrigin: testpeer.QuietUDPEcho(t).String(), dir: t.TempDir()}
+	s.stay = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	s.udpChange = fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\nadmin: {listen: \"%s\"}\napps:\n", adminAddr)
 	fmt.Fprintf(&b, "  - id: web\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", s.stay, s.tcpOrigin)

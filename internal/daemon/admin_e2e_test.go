@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/prismproxy/prism/internal/admin/admintest"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/geo/geotest"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -35,51 +35,24 @@ import (
 const waitFor = 10 * time.Second
 
 // records collects the events prism emits.
-type records struct{ ch chan event.Event }
+type records struct{ *eventtest.Recorder }
 
-func newRecords() *records { return &records{ch: make(chan event.Event, 4096)} }
-
-func (r *records) Emit(e *event.Event) {
-	select {
-	case r.ch <- *e:
-	default:
-		panic("test recorder full")
-	}
-}
+func newRecords() *records { return &records{eventtest.New()} }
 
 // terminal waits for the next n terminal records.
 func (r *records) terminal(t *testing.T, n int) []event.Event {
 	t.Helper()
-	var out []event.Event
-	deadline := time.After(waitFor)
-	for len(out) < n {
-		select {
-		case e := <-r.ch:
-			if e.Type.Terminal() {
-				out = append(out, e)
-			}
-		case <-deadline:
-			t.Fatalf("got %d terminal records, want %d", len(out), n)
-		}
-	}
-	return out
+	return r.Take(t, n, "terminal", func(e *event.Event) bool { return e.Type.Terminal() })
 }
 
-// connects waits for the next n connect records.
+// connects waits for the next n connect records; a terminal record before
+// them fails the test.
 func (r *records) connects(t *testing.T, n int) []event.Event {
 	t.Helper()
-	var out []event.Event
-	deadline := time.After(waitFor)
-	for len(out) < n {
-		select {
-		case e := <-r.ch:
-			if e.Type == event.Connect {
-				out = append(out, e)
-			} else if e.Type.Terminal() {
-				t.Fatalf("unexpected terminal record %s %d: %s", e.Type, e.Status, e.Detail)
-			}
-		case <-deadline:
-			t.Fatalf("got %d connect records, want %d", len(out), n)
+	out := r.Take(t, n, "connect", func(e *event.Event) bool { return e.Type == event.Connect || e.Type.Terminal() })
+	for _, e := range out {
+		if e.Type.Terminal() {
+			t.Fatalf("unexpected terminal record %s %d: %s", e.Type, e.Status, e.Detail)
 		}
 	}
 	return out
@@ -109,30 +82,6 @@ func startDaemon(t *testing.T, yaml string) (*Daemon, *records, string) {
 		}
 	})
 	return d, rec, d.AdminAddr().String()
-}
-
-// echoOrigin echoes every connection until EOF.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			})
-		}
-	})
-	return ln.Addr().String()
 }
 
 // geoFixture writes country and ASN databases that place loopback clients
@@ -202,7 +151,7 @@ func promtoolCheck(t *testing.T, body []byte) {
 }
 
 func TestAdminTCPMetricsSessionsAndClose(t *testing.T) {
-	d, rec, adm := startDaemon(t, webYAML(t, echoOrigin(t)))
+	d, rec, adm := startDaemon(t, webYAML(t, testpeer.Echo(t)))
 	addr := d.Addrs("web")[0].String()
 
 	const n, msg = 5, "hello\n"
@@ -508,7 +457,7 @@ apps:
     tls:
       mode: flexible
       certificates: [{cert: %q, key: %q}]
-`, echoOrigin(t), cert, key))
+`, testpeer.Echo(t), cert, key))
 	addr := d.Addrs("tls")[0].String()
 	const ok = 2
 	for range ok {
@@ -632,7 +581,7 @@ log_jobs:
   - name: local
     dataset: spectrum_events
     destination: {type: file, path: %q}
-`, echoOrigin(t), recv.URL, recv.URL, t.TempDir(), filepath.Join(t.TempDir(), "local.log")))
+`, testpeer.Echo(t), recv.URL, recv.URL, t.TempDir(), filepath.Join(t.TempDir(), "local.log")))
 	const n = 3
 	for range n {
 		shortConn(t, d.Addrs("web")[0].String(), "hi\n")

@@ -27,7 +27,7 @@ log_jobs:
   - name: spectrum
     dataset: spectrum_events
     destination: {type: file, path: %q}
-`, echoOrigin(t), filepath.Join(t.TempDir(), "spectrum.log")))
+`, testpeer.Echo(t), filepath.Join(t.TempDir(), "spectrum.log")))
 	addr := d.Addrs("web")[0].String()
 	held, err := net.Dial("tcp", addr)
 	if err != nil {

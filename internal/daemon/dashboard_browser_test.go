@@ -19,10 +19,11 @@ import (
 
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/admin/admintest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 func TestDashboardInBrowser(t *testing.T) {
-	d, rec, adm := startDaemon(t, webYAML(t, echoOrigin(t)))
+	d, rec, adm := startDaemon(t, webYAML(t, testpeer.Echo(t)))
 	addr := d.Addrs("web")[0].String()
 	for range 3 {
 		shortConn(t, addr, "warm-up\n")
@@ -130,7 +131,7 @@ apps:
   - id: web
     listen: ["127.0.0.1:0"]
     origins: {addresses: [%q]}
-`, token, echoOrigin(t)))
+`, token, testpeer.Echo(t)))
 	roundTrip(t, d.Addrs("web")[0].String(), "hello\n")
 	rec.connects(t, 1)
 	bctx := admintest.Chromium(t)

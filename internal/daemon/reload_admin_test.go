@@ -15,22 +15,15 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
-
-// endSignal receives the app of every disconnect record.
-type endSignal chan string
-
-func (s endSignal) Emit(e *event.Event) {
-	if e.Type == event.Disconnect {
-		s <- e.App
-	}
-}
 
 // TestReloadShowsTheCurrentAppsInTheAdminAPI: after a reload that adds app
 // b and removes app a, /api/v1/apps lists b (with its bound address) and
 // not a, and /metrics counts b's sessions and has no series of a.
 func TestReloadShowsTheCurrentAppsInTheAdminAPI(t *testing.T) {
-	origin, addrA, addrB := echo(t), port(t), port(t)
+	origin, addrA, addrB := testpeer.Echo(t), testpeer.ClosedPort(t), testpeer.ClosedPort(t)
 	path := filepath.Join(t.TempDir(), "prism.yaml")
 	app := func(id, listen string) string {
 		return fmt.Sprintf("  - id: %s\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", id, listen, origin)
@@ -45,7 +38,8 @@ func TestReloadShowsTheCurrentAppsInTheAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ended := endSignal(make(chan string, 16))
+	ended := eventtest.New()
+	ended.Timeout = 5 * time.Second
 	d := start(t, cfg, ended)
 	base := "http://" + d.AdminAddr().String()
 	get := func(p string) string {
@@ -103,13 +97,7 @@ func TestReloadShowsTheCurrentAppsInTheAdminAPI(t *testing.T) {
 		c.Close()
 	}
 	// The tally counts a record before the test emitter sees it.
-	for range n {
-		select {
-		case <-ended:
-		case <-time.After(5 * time.Second):
-			t.Fatal("no terminal record of b's session")
-		}
-	}
+	ended.Take(t, n, "disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 	metrics := get("/metrics")
 	want := fmt.Sprintf(`prism_session_records_total{app="b",event="disconnect",status="200"} %d`, n)
 	if !strings.Contains(metrics, want) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // TestReloadOfSpooledLogJobsWhileConnectionsFlow: a job with a disk spool
@@ -23,7 +24,7 @@ import (
 // reaches the first receiver exactly once; every connection opened after
 // the reload reaches the second one exactly once, and nothing else does.
 func TestReloadOfSpooledLogJobsWhileConnectionsFlow(t *testing.T) {
-	origin, listen := echo(t), port(t)
+	origin, listen := testpeer.Echo(t), testpeer.ClosedPort(t)
 	r1, r2 := sinktest.NewReceiver(t), sinktest.NewReceiver(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prism.yaml")

@@ -11,60 +11,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-type events struct {
-	mu  sync.Mutex
-	evs []event.Event
-}
-
-func (e *events) Emit(ev *event.Event) { e.mu.Lock(); e.evs = append(e.evs, *ev); e.mu.Unlock() }
-
-func (e *events) of(app string, typ event.Type) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, ev := range e.evs {
-		if ev.App == app && ev.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
-func echo(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func port(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// of is how many events of app with type typ em has recorded.
+func of(em *eventtest.Recorder, app string, typ event.Type) int {
+	return em.Count(func(e *event.Event) bool { return e.App == app && e.Type == typ })
 }
 
 func echoOn(t *testing.T, c net.Conn, msg string) {
@@ -112,12 +70,12 @@ func start(t *testing.T, cfg *config.Config, em event.Emitter) *Daemon {
 // a's address: b gets a's socket (no bind error, no gap), a's open
 // connection drains and ends at drain_timeout with its terminal record.
 func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
-	origin, addr := echo(t), port(t)
+	origin, addr := testpeer.Echo(t), testpeer.ClosedPort(t)
 	path := filepath.Join(t.TempDir(), "prism.yaml")
 	app := func(id string) string {
 		return fmt.Sprintf("  - id: %s\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", id, addr, origin)
 	}
-	em := &events{}
+	em := eventtest.New()
 	d := start(t, writeConfig(t, path, app("a")), em)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -143,12 +101,10 @@ func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("a's connection not closed at its drain deadline: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for em.of("a", event.Disconnect) != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the terminal event follows the close
-	}
-	if em.of("a", event.Disconnect) != 1 || em.of("b", event.Connect) != 1 {
-		t.Errorf("a disconnects %d, b connects %d; want 1 and 1", em.of("a", event.Disconnect), em.of("b", event.Connect))
+	em.Timeout = 5 * time.Second
+	em.WaitFor(t, "disconnect of a", func(e *event.Event) bool { return e.App == "a" && e.Type == event.Disconnect })
+	if of(em, "a", event.Disconnect) != 1 || of(em, "b", event.Connect) != 1 {
+		t.Errorf("a disconnects %d, b connects %d; want 1 and 1", of(em, "a", event.Disconnect), of(em, "b", event.Connect))
 	}
 }
 
@@ -156,14 +112,14 @@ func TestReloadMovesAnAddressBetweenApps(t *testing.T) {
 // extra address is taken reports the error and serves on with its old
 // settings on its old socket; the reload is counted as failed.
 func TestReloadKeepsOldSettingsWhenTheNewCannotStart(t *testing.T) {
-	origin, addr := echo(t), port(t)
+	origin, addr := testpeer.Echo(t), testpeer.ClosedPort(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
 	path := filepath.Join(t.TempDir(), "prism.yaml")
-	em := &events{}
+	em := eventtest.New()
 	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), em)
 	writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\", \"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, taken.Addr(), origin))
 	if _, err := d.ReloadConfig(); err == nil || !strings.Contains(err.Error(), "address already in use") {
@@ -186,9 +142,9 @@ func TestReloadKeepsOldSettingsWhenTheNewCannotStart(t *testing.T) {
 // TestReloadOfABadFileChangesNothing: every problem is reported with its
 // line, the running config stays.
 func TestReloadOfABadFileChangesNothing(t *testing.T) {
-	origin, addr := echo(t), port(t)
+	origin, addr := testpeer.Echo(t), testpeer.ClosedPort(t)
 	path := filepath.Join(t.TempDir(), "prism.yaml")
-	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), &events{})
+	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), eventtest.New())
 	before := d.Config()
 	if err := os.WriteFile(path, []byte("node: {colo: TST}\napps:\n  - id: a\n    protocol: sctp\n    listen: [\"x\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -212,7 +168,7 @@ func TestReloadOfABadFileChangesNothing(t *testing.T) {
 // answers what changed; a bad file is a 422 with its problems, and counts
 // as a failed reload in the metrics.
 func TestReloadThroughTheAdminAPI(t *testing.T) {
-	origin, addr, addr2 := echo(t), port(t), port(t)
+	origin, addr, addr2 := testpeer.Echo(t), testpeer.ClosedPort(t), testpeer.ClosedPort(t)
 	path := filepath.Join(t.TempDir(), "prism.yaml")
 	head := "admin: {listen: \"127.0.0.1:0\"}\n"
 	app := func(id, listen string) string {
@@ -228,7 +184,7 @@ func TestReloadThroughTheAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(t, cfg, &events{})
+	d := start(t, cfg, eventtest.New())
 	url := "http://" + d.AdminAddr().String() + "/api/v1/reload"
 	post := func() (int, string) {
 		resp, err := http.Post(url, "", nil)
@@ -276,7 +232,7 @@ func grepLines(s, sub string) string {
 // TestOriginHealthInMetrics: a health-checked origin that is down shows as
 // prism_origin_healthy 0 with its failed checks counted.
 func TestOriginHealthInMetrics(t *testing.T) {
-	dead := port(t) // nothing listens: every check fails
+	dead := testpeer.ClosedPort(t) // nothing listens: every check fails
 	path := filepath.Join(t.TempDir(), "prism.yaml")
 	yaml := fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"%s\"], health_check: {interval: 50ms, timeout: 50ms, unhealthy_threshold: 2}}\n", dead)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
@@ -286,7 +242,7 @@ func TestOriginHealthInMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(t, cfg, &events{})
+	d := start(t, cfg, eventtest.New())
 	want := fmt.Sprintf(`prism_origin_healthy{app="a",origin="%s"} 0`, dead)
 	deadline := time.Now().Add(10 * time.Second)
 	var body string

@@ -17,15 +17,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/gaissmai/bart"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/filewatch"
 	"github.com/prismproxy/prism/internal/geo"
 )
 
@@ -85,21 +83,7 @@ type listFile struct {
 	path    string
 	verdict verdict
 	keys    []key
-	seen    stamp // guarded by Firewall.mu
-}
-
-type stamp struct {
-	mtime time.Time
-	size  int64
-	ino   uint64
-}
-
-func stampOf(fi os.FileInfo) stamp {
-	s := stamp{mtime: fi.ModTime(), size: fi.Size()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
+	seen    filewatch.Stamp // guarded by Firewall.mu
 }
 
 // Firewall decides for client addresses of one app. A nil *Firewall is a
@@ -119,8 +103,7 @@ type Firewall struct {
 	mu      sync.Mutex    // serialises reloads
 	changed chan struct{} // closed after each reload check; guarded by mu
 
-	stop      chan struct{}
-	done      chan struct{}
+	poll      *filewatch.Poller // nil when no list file is watched
 	closeOnce sync.Once
 }
 
@@ -139,11 +122,8 @@ func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 		db:         db,
 		logger:     logger.With("component", "firewall"),
 		changed:    make(chan struct{}),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 	}
 	if !f.enabled {
-		close(f.done)
 		f.cur.Store(newTables())
 		return f, nil
 	}
@@ -157,14 +137,14 @@ func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 	}
 	for _, l := range cfg.Lists {
 		lf := &listFile{path: l.Path, verdict: verdictOf(l.Action)}
-		fi, err := os.Stat(l.Path)
+		seen, err := filewatch.Stat(l.Path)
 		if err != nil {
 			return nil, fmt.Errorf("ip_firewall list: %w", err)
 		}
 		if lf.keys, err = readList(l.Path); err != nil {
 			return nil, fmt.Errorf("ip_firewall list: %w", err)
 		}
-		lf.seen = stampOf(fi)
+		lf.seen = seen
 		f.lists = append(f.lists, lf)
 	}
 	t := f.build()
@@ -172,10 +152,8 @@ func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 	f.logger.Info("IP firewall on", "prefixes", t.prefixes.Size(), "asns", len(t.asns), "countries", t.nCountry,
 		"lists", len(f.lists), "default", cfg.Default, "fail_closed", f.failClosed)
 	f.warnUndecidable(t)
-	if len(f.lists) > 0 && cfg.ReloadInterval > 0 {
-		go f.poll(cfg.ReloadInterval)
-	} else {
-		close(f.done)
+	if len(f.lists) > 0 {
+		f.poll = filewatch.Start(cfg.ReloadInterval, func() { _ = f.Reload(false) })
 	}
 	return f, nil
 }
@@ -300,13 +278,12 @@ func (f *Firewall) Reload(force bool) error {
 	var errs []error
 	changed := false
 	for _, l := range f.lists {
-		fi, err := os.Stat(l.path)
+		st, err := filewatch.Stat(l.path)
 		if err != nil {
 			f.logger.Warn("list file not readable; keeping its previous entries", "path", l.path, "err", err)
 			errs = append(errs, err)
 			continue
 		}
-		st := stampOf(fi)
 		if !force && st == l.seen {
 			continue
 		}
@@ -329,29 +306,12 @@ func (f *Firewall) Reload(force bool) error {
 	return errors.Join(errs...)
 }
 
-func (f *Firewall) poll(every time.Duration) {
-	defer close(f.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-			_ = f.Reload(false)
-		}
-	}
-}
-
 // Close stops watching list files. It does not close the GeoIP database,
 // which is shared by every app.
 func (f *Firewall) Close() error {
 	if f == nil {
 		return nil
 	}
-	f.closeOnce.Do(func() {
-		close(f.stop)
-		<-f.done
-	})
+	f.closeOnce.Do(f.poll.Close)
 	return nil
 }

@@ -21,13 +21,13 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/filewatch"
 )
 
 // DefaultReloadInterval is how often the database files are checked for
@@ -159,21 +159,6 @@ func (k kind) String() string {
 	return "asn"
 }
 
-// stamp identifies one version of a file on disk.
-type stamp struct {
-	mtime time.Time
-	size  int64
-	ino   uint64
-}
-
-func stampOf(st os.FileInfo) stamp {
-	s := stamp{mtime: st.ModTime(), size: st.Size()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
-}
-
 // loaded is one opened version of a database file. Apart from its decode
 // cache it is immutable.
 type loaded struct {
@@ -218,7 +203,7 @@ type source struct {
 	kind kind
 	path string
 	cur  atomic.Pointer[loaded]
-	seen stamp // the file version last looked at (loaded or refused); guarded by DB.mu
+	seen filewatch.Stamp // the file version last looked at (loaded or refused); guarded by DB.mu
 }
 
 // DB answers country and ASN lookups. A nil *DB answers "unknown" with no
@@ -233,8 +218,7 @@ type DB struct {
 	mu      sync.Mutex    // serialises reloads
 	changed chan struct{} // closed after each reload check; guarded by mu
 
-	stop      chan struct{}
-	done      chan struct{}
+	poll      *filewatch.Poller
 	closeOnce sync.Once
 }
 
@@ -253,8 +237,6 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 	d := &DB{
 		logger:  logger.With("component", "geo"),
 		changed: make(chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if cfg.CountryDB != "" {
 		d.cc = &source{kind: kindCountry, path: cfg.CountryDB}
@@ -273,26 +255,22 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 		s.seen = st
 		d.logger.Info("GeoIP database loaded", "db", s.kind.String(), "path", s.path, "type", l.dbType)
 	}
-	if cfg.ReloadInterval > 0 {
-		go d.poll(cfg.ReloadInterval)
-	} else {
-		close(d.done)
-	}
+	d.poll = filewatch.Start(cfg.ReloadInterval, func() { _ = d.Reload(false) })
 	return d, nil
 }
 
 // load reads, opens and verifies one database file.
-func load(path string) (*loaded, stamp, error) {
+func load(path string) (*loaded, filewatch.Stamp, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, stamp{}, err
+		return nil, filewatch.Stamp{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, stamp{}, fmt.Errorf("stat %s: %w", path, err)
+		return nil, filewatch.Stamp{}, fmt.Errorf("stat %s: %w", path, err)
 	}
-	st := stampOf(fi)
+	st := filewatch.StampOf(fi)
 	buf := make([]byte, fi.Size())
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return nil, st, fmt.Errorf("read %s: %w", path, err)
@@ -479,13 +457,13 @@ func (d *DB) Reload(force bool) error {
 }
 
 func (d *DB) reloadSource(s *source, force bool) error {
-	fi, err := os.Stat(s.path)
+	now, err := filewatch.Stat(s.path)
 	if err != nil {
 		// A file being replaced may be briefly absent; keep what we have.
 		d.logger.Warn("GeoIP database not readable; keeping the loaded version", "db", s.kind.String(), "path", s.path, "err", err)
 		return fmt.Errorf("reload %s database: %w", s.kind, err)
 	}
-	if !force && stampOf(fi) == s.seen {
+	if !force && now == s.seen {
 		return nil
 	}
 	l, st, err := load(s.path)
@@ -504,20 +482,6 @@ func (d *DB) reloadSource(s *source, force bool) error {
 	return nil
 }
 
-func (d *DB) poll(every time.Duration) {
-	defer close(d.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-			_ = d.Reload(false)
-		}
-	}
-}
-
 // Close stops watching the files. Lookups after Close answer
 // ErrUnavailable for each configured database.
 func (d *DB) Close() error {
@@ -525,8 +489,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closeOnce.Do(func() {
-		close(d.stop)
-		<-d.done
+		d.poll.Close()
 		for _, s := range d.srcs {
 			s.cur.Store(nil)
 		}

@@ -2,21 +2,16 @@ package relay
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // tcpPair returns two ends of a loopback TCP connection.
@@ -600,35 +596,11 @@ func TestRTT(t *testing.T) {
 	}
 }
 
-var (
-	certOnce sync.Once
-	certTLS  tls.Certificate
-	certPool *x509.CertPool
-)
-
+// testCert returns a certificate for relay.test and a pool that trusts it.
 func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "relay.test"},
-			DNSNames:     []string{"relay.test"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		leaf, _ := x509.ParseCertificate(der)
-		certTLS = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-		certPool = x509.NewCertPool()
-		certPool.AddCert(leaf)
-	})
-	return certTLS, certPool
+	t.Helper()
+	ca := tlstest.NewCA(t, "relay test CA")
+	return ca.Issue(t, tlstest.Leaf{Names: []string{"relay.test"}}).TLS(), ca.Pool()
 }
 
 // tlsPair returns a TLS client (test side) and the TLS server conn the

@@ -2,7 +2,8 @@
 // talk to (HAProxy, nginx, openssl, dnsmasq, dig). A test that needs a peer
 // which is not installed is skipped with a message saying what to install;
 // in CI (CI=true) it fails instead, so a missing install step cannot turn a
-// red run green.
+// red run green. Where no program is needed, or none exists, it also runs
+// small Go origins on loopback (TCP echo and sink, UDP echo) in origin.go.
 package testpeer
 
 import (

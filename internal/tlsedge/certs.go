@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
-	"time"
+
+	"github.com/prismproxy/prism/internal/filewatch"
 )
 
 // certSet is an immutable snapshot of the usable edge certificates, indexed
@@ -118,55 +118,12 @@ func loadPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// fileSig identifies a version of a file cheaply. Stat follows symlinks, so
-// a Kubernetes-style "..data" symlink swap shows up as a change too.
-type fileSig struct {
-	mod   time.Time
-	size  int64
-	ino   uint64
-	error bool
-}
-
-func statSig(path string) fileSig {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileSig{error: true}
-	}
-	s := fileSig{mod: st.ModTime(), size: st.Size()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
-}
-
 // source is a set of files loaded together (a cert and its key, a CA
 // bundle) and the function that loads and installs them.
 type source struct {
 	name  string
-	paths []string
-	sigs  []fileSig
-	load  func() error // installs on success; on error the previous value stays
-}
-
-// changed re-stats the files and reports whether any differs from the last
-// look.
-func (s *source) changed() bool {
-	diff := false
-	for i, p := range s.paths {
-		sig := statSig(p)
-		if sig != s.sigs[i] {
-			s.sigs[i] = sig
-			diff = true
-		}
-	}
-	return diff
-}
-
-func (s *source) snapshot() {
-	s.sigs = make([]fileSig, len(s.paths))
-	for i, p := range s.paths {
-		s.sigs[i] = statSig(p)
-	}
+	files *filewatch.Files // what the files looked like at the last load
+	load  func() error     // installs on success; on error the previous value stays
 }
 
 // errNoCertificate is returned (as 540 INVALID_CONFIG) when no certificate

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/filewatch"
 )
 
 // TLS alert descriptions the edge sends itself, before crypto/tls is
@@ -53,8 +54,9 @@ type Edge struct {
 
 	sources []*source
 	onLoad  func(src string, err error) // test hook, called after each (re)load
-	stop    chan struct{}
-	done    chan struct{}
+	poll    *filewatch.Poller           // nil when nothing is watched
+	reload  sync.Mutex                  // serialises Reload (the watcher's and any other caller's)
+	stop    chan struct{}               // closed by Close: handshakes waiting for a slot give up
 	closeMu sync.Once
 
 	hs        chan struct{} // handshake slots (cfg.MaxHandshakes); nil: unbounded
@@ -81,7 +83,6 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 		problems: map[string]error{},
 		onLoad:   onLoad,
 		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	e.minVersion, _ = parseVersion(cfg.MinVersion)
 	if cfg.MaxHandshakes > 0 {
@@ -111,7 +112,7 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 			i, cf := i, cf
 			e.sources = append(e.sources, &source{
 				name:  fmt.Sprintf("certificates[%d]", i),
-				paths: []string{cf.Cert, cf.Key},
+				files: filewatch.NewFiles(cf.Cert, cf.Key),
 				load: func() error {
 					c, err := loadPair(cf.Cert, cf.Key)
 					if err != nil {
@@ -143,7 +144,7 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 			}
 			e.sources = append(e.sources, &source{
 				name:  "origin client certificate",
-				paths: []string{o.Cert, o.Key},
+				files: filewatch.NewFiles(o.Cert, o.Key),
 				load: func() error {
 					c, err := loadPair(o.Cert, o.Key)
 					if err != nil {
@@ -157,7 +158,7 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 		if f := cfg.Origin.CAFile; f != "" && cfg.Mode == ModeStrict {
 			e.sources = append(e.sources, &source{
 				name:  "origin.ca_file",
-				paths: []string{f},
+				files: filewatch.NewFiles(f),
 				load: func() error {
 					pool, err := loadPool(f)
 					if err != nil {
@@ -171,13 +172,10 @@ func newEdge(cfg Config, logger *slog.Logger, onLoad func(string, error)) (*Edge
 	}
 
 	for _, s := range e.sources {
-		s.snapshot()
 		e.runLoad(s, false)
 	}
-	if len(e.sources) > 0 && cfg.ReloadInterval > 0 {
-		go e.watch(cfg.ReloadInterval)
-	} else {
-		close(e.done)
+	if len(e.sources) > 0 {
+		e.poll = filewatch.Start(cfg.ReloadInterval, func() { _ = e.Reload(false) })
 	}
 	return e, nil
 }
@@ -198,7 +196,7 @@ func (e *Edge) runLoad(s *source, reload bool) {
 	case err != nil:
 		e.logger.Error("tls: load failed; connections that need it will fail until the file is fixed", "source", s.name, "error", err)
 	case reload:
-		e.logger.Info("tls: reloaded", "source", s.name, "files", s.paths)
+		e.logger.Info("tls: reloaded", "source", s.name, "files", s.files.Paths())
 	}
 	if e.onLoad != nil {
 		e.onLoad(s.name, err)
@@ -214,34 +212,22 @@ func (e *Edge) warnValidity(file string, leaf *x509.Certificate) {
 	}
 }
 
-// watch re-stats the watched files every interval and reloads what changed.
-// Polling (rather than inotify) survives editors and secret managers that
-// replace files by rename or swap a symlinked directory, and costs a few
-// stat calls per app per interval.
-func (e *Edge) watch(every time.Duration) {
-	defer close(e.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			for _, s := range e.sources {
-				if s.changed() {
-					e.runLoad(s, true)
-				}
-			}
-		}
-	}
-}
-
-// Reload re-reads every certificate and CA file now, whether or not it
-// changed (for SIGHUP). It returns the joined load errors; a source that
-// fails keeps its previous version.
-func (e *Edge) Reload() error {
+// Reload re-reads the certificate and CA files that changed on disk since
+// they were last looked at (every one with force) and installs what loads;
+// a source that fails keeps its previous version. It returns Ready's
+// answer. The watcher calls Reload(false) every reload_interval: polling
+// (rather than inotify) survives editors and secret managers that replace
+// files by rename or swap a symlinked directory, and costs a few stat
+// calls per app per interval.
+func (e *Edge) Reload(force bool) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
 	for _, s := range e.sources {
-		s.snapshot()
+		if force {
+			s.files.Look()
+		} else if !s.files.Changed() {
+			continue
+		}
 		e.runLoad(s, true)
 	}
 	return e.Ready()
@@ -261,10 +247,10 @@ func (e *Edge) Ready() error {
 	return errors.Join(errs...)
 }
 
-// Close stops the file watcher.
+// Close stops the file watcher and waits for a reload in progress.
 func (e *Edge) Close() error {
 	e.closeMu.Do(func() { close(e.stop) })
-	<-e.done
+	e.poll.Close()
 	return nil
 }
 

@@ -15,15 +15,16 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // TestTerminateOpenSSLClient drives the edge handshake with openssl
 // s_client and checks the status and every client TLS field.
 func TestTerminateOpenSSLClient(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newCA(t, "edge test CA")
-	rsaCert := ca.issue(t, leafOpts{names: []string{"a.example"}, keyType: "rsa"})
-	ecCert := ca.issue(t, leafOpts{names: []string{"*.b.example"}})
+	ca := tlstest.NewCA(t, "edge test CA")
+	rsaCert := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, KeyType: tlstest.RSA})
+	ecCert := ca.Issue(t, tlstest.Leaf{Names: []string{"*.b.example"}})
 	certs := []CertFile{{rsaCert.CertFile, rsaCert.KeyFile}, {ecCert.CertFile, ecCert.KeyFile}}
 
 	tests := []struct {
@@ -138,8 +139,8 @@ func TestTerminateOpenSSLClient(t *testing.T) {
 // TLS port) and random bytes are handshake failures (443).
 func TestTerminateNotTLS(t *testing.T) {
 	curl := testpeer.Need(t, "curl")
-	ca := newCA(t, "CA")
-	c := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{c.CertFile, c.KeyFile}}})
 
 	addr, res := serveTerminate(t, e, nil)
@@ -169,8 +170,8 @@ func TestTerminateNotTLS(t *testing.T) {
 // TestTerminateTimeout: a client that connects and says nothing fails the
 // handshake when handshake_timeout passes.
 func TestTerminateTimeout(t *testing.T) {
-	ca := newCA(t, "CA")
-	c := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{c.CertFile, c.KeyFile}},
 		HandshakeTimeout: 200 * time.Millisecond})
 	addr, res := serveTerminate(t, e, nil)
@@ -197,8 +198,8 @@ func TestTerminateTimeout(t *testing.T) {
 // CA, negotiates ALPN, and gets a response over the terminated connection.
 func TestTerminateCurl(t *testing.T) {
 	curl := testpeer.Need(t, "curl")
-	ca := newCA(t, "CA")
-	c := ca.issue(t, leafOpts{names: []string{"a.example"}, keyType: "rsa"})
+	ca := tlstest.NewCA(t, "CA")
+	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, KeyType: tlstest.RSA})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{c.CertFile, c.KeyFile}}, ALPN: []string{"http/1.1"}})
 	var alpn string
 	addr, res := serveTerminate(t, e, func(tc *tls.Conn) {
@@ -232,12 +233,12 @@ func TestTerminateCurl(t *testing.T) {
 // name, wildcard (one label only), default = first, and RSA vs ECDSA for the
 // same name by what the client supports.
 func TestCertificateBySNI(t *testing.T) {
-	ca := newCA(t, "CA")
-	first := ca.issue(t, leafOpts{names: []string{"default.example"}})
-	a := ca.issue(t, leafOpts{names: []string{"a.example"}})
-	wild := ca.issue(t, leafOpts{names: []string{"*.b.example"}})
-	dualRSA := ca.issue(t, leafOpts{names: []string{"dual.example"}, keyType: "rsa"})
-	dualEC := ca.issue(t, leafOpts{names: []string{"dual.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	first := ca.Issue(t, tlstest.Leaf{Names: []string{"default.example"}})
+	a := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
+	wild := ca.Issue(t, tlstest.Leaf{Names: []string{"*.b.example"}})
+	dualRSA := ca.Issue(t, tlstest.Leaf{Names: []string{"dual.example"}, KeyType: tlstest.RSA})
+	dualEC := ca.Issue(t, tlstest.Leaf{Names: []string{"dual.example"}})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{
 		{first.CertFile, first.KeyFile}, {a.CertFile, a.KeyFile}, {wild.CertFile, wild.KeyFile},
 		{dualRSA.CertFile, dualRSA.KeyFile}, {dualEC.CertFile, dualEC.KeyFile},
@@ -245,7 +246,7 @@ func TestCertificateBySNI(t *testing.T) {
 	tests := []struct {
 		sni     string
 		ciphers []uint16 // TLS 1.2 suites offered; nil: TLS 1.3 defaults
-		want    *issued
+		want    *tlstest.Issued
 	}{
 		{"a.example", nil, &a},
 		{"A.Example.", nil, &a},
@@ -284,11 +285,11 @@ func TestCertificateBySNI(t *testing.T) {
 // a good new pair is served to the next handshake; a broken file keeps the
 // previous certificate and the log says why.
 func TestReloadCertificate(t *testing.T) {
-	ca := newCA(t, "CA")
-	v1 := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	v1 := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.key")
-	install := func(is issued) {
+	install := func(is tlstest.Issued) {
 		// Replace by rename, as certbot and secret managers do.
 		for _, p := range [][2]string{{is.CertFile, certFile}, {is.KeyFile, keyFile}} {
 			b, err := os.ReadFile(p[0])
@@ -324,7 +325,7 @@ func TestReloadCertificate(t *testing.T) {
 	served := func() *big.Int {
 		t.Helper()
 		addr, res := serveTerminate(t, e, nil)
-		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", RootCAs: ca.pool()})
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", RootCAs: ca.Pool()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +340,7 @@ func TestReloadCertificate(t *testing.T) {
 		t.Fatalf("serving serial %v, want %v", got, v1.Leaf.SerialNumber)
 	}
 
-	v2 := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	v2 := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	install(v2)
 	if l := wait(t, loads); l.err != nil {
 		// The two renames can be seen half done: cert v2 with key v1. That
@@ -382,8 +383,8 @@ func TestReloadCertificate(t *testing.T) {
 // TestIsTLSError: a corrupted record on an established connection is a TLS
 // error (disconnect 490); a clean close and a plain socket error are not.
 func TestIsTLSError(t *testing.T) {
-	ca := newCA(t, "CA")
-	c := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{c.CertFile, c.KeyFile}}})
 
 	readErr := func(after func(raw net.Conn, tc *tls.Conn)) error {
@@ -393,7 +394,7 @@ func TestIsTLSError(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		tc := tls.Client(raw, &tls.Config{ServerName: "a.example", RootCAs: ca.pool()})
+		tc := tls.Client(raw, &tls.Config{ServerName: "a.example", RootCAs: ca.Pool()})
 		if err := tc.Handshake(); err != nil {
 			t.Fatal(err)
 		}
@@ -420,5 +421,63 @@ func TestIsTLSError(t *testing.T) {
 	}
 	if IsTLSError(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}) || IsTLSError(nil) {
 		t.Error("socket errors reported as TLS errors")
+	}
+}
+
+// TestReloadOnlyWhatChanged: with the watcher off, Reload(false) loads no
+// source whose files are as they were, and a source whose files were
+// replaced; Reload(true) loads every source whether or not it changed.
+func TestReloadOnlyWhatChanged(t *testing.T) {
+	ca := tlstest.NewCA(t, "CA")
+	a := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
+	b := ca.Issue(t, tlstest.Leaf{Names: []string{"b.example"}})
+	loads := make(chan string, 16)
+	logger, _ := testLogger(t)
+	e, err := newEdge(Config{Mode: ModeFlexible, ReloadInterval: -1, Certificates: []CertFile{
+		{a.CertFile, a.KeyFile}, {b.CertFile, b.KeyFile}}},
+		logger, func(src string, err error) {
+			if err != nil {
+				t.Errorf("load %s: %v", src, err)
+			}
+			loads <- src
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	drain := func() []string {
+		var got []string
+		for {
+			select {
+			case s := <-loads:
+				got = append(got, s)
+			default:
+				return got
+			}
+		}
+	}
+	if got := drain(); len(got) != 2 {
+		t.Fatalf("initial loads %v, want both sources", got)
+	}
+	if err := e.Reload(false); err != nil || len(drain()) != 0 {
+		t.Fatalf("Reload(false) with nothing changed: %v, loads %v", err, drain())
+	}
+	b2 := ca.Issue(t, tlstest.Leaf{Names: []string{"b.example"}})
+	for _, p := range [][2]string{{b2.CertFile, b.CertFile}, {b2.KeyFile, b.KeyFile}} {
+		if err := os.Rename(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(); len(got) != 1 || got[0] != "certificates[1]" {
+		t.Fatalf("Reload(false) after replacing b loaded %v, want [certificates[1]]", got)
+	}
+	if err := e.Reload(true); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(); len(got) != 2 {
+		t.Fatalf("Reload(true) loaded %v, want both sources", got)
 	}
 }

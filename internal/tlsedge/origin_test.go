@@ -2,8 +2,6 @@ package tlsedge
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,11 +15,12 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // startSServer runs `openssl s_server -www` with the given certificate and
 // returns its address.
-func startSServer(t *testing.T, c issued) netip.AddrPort {
+func startSServer(t *testing.T, c tlstest.Issued) netip.AddrPort {
 	t.Helper()
 	openssl := testpeer.Need(t, "openssl")
 	port := testpeer.FreePort(t)
@@ -33,7 +32,7 @@ func startSServer(t *testing.T, c issued) netip.AddrPort {
 
 // startNginxTLS runs nginx as an HTTPS origin answering "nginx-origin".
 // With clientCA set it requires a client certificate signed by it.
-func startNginxTLS(t *testing.T, c issued, clientCA string) netip.AddrPort {
+func startNginxTLS(t *testing.T, c tlstest.Issued, clientCA string) netip.AddrPort {
 	t.Helper()
 	nginx := testpeer.Need(t, "nginx")
 	dir := t.TempDir()
@@ -76,11 +75,6 @@ http {
 	return netip.MustParseAddrPort(addr)
 }
 
-func fingerprintOf(c issued) string {
-	sum := sha256.Sum256(c.Leaf.Raw)
-	return hex.EncodeToString(sum[:])
-}
-
 // dialOrigin dials addr and runs DialTLS with a fresh event.
 func dialOrigin(t *testing.T, e *Edge, addr netip.AddrPort, prep func(*event.Event)) (*event.Event, net.Conn, error) {
 	t.Helper()
@@ -118,14 +112,14 @@ func httpGet(t *testing.T, c net.Conn) string {
 // TestDialTLSOpenSSLServer checks full and strict against openssl s_server
 // origins: right CA, wrong CA, expired certificate, name mismatch.
 func TestDialTLSOpenSSLServer(t *testing.T) {
-	ca := newCA(t, "origin CA")
-	other := newCA(t, "some other CA")
-	good := ca.issue(t, leafOpts{names: []string{"origin.example"}})
-	expired := ca.issue(t, leafOpts{names: []string{"origin.example"},
-		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
+	ca := tlstest.NewCA(t, "origin CA")
+	other := tlstest.NewCA(t, "some other CA")
+	good := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}})
+	expired := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	goodAddr := startSServer(t, good)
 	expiredAddr := startSServer(t, expired)
-	edgeCert := ca.issue(t, leafOpts{names: []string{"edge.example"}})
+	edgeCert := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	certs := []CertFile{{edgeCert.CertFile, edgeCert.KeyFile}}
 
 	tests := []struct {
@@ -134,7 +128,7 @@ func TestDialTLSOpenSSLServer(t *testing.T) {
 		caFile   string
 		sn       string
 		addr     netip.AddrPort
-		leaf     issued
+		leaf     tlstest.Issued
 		prep     func(*event.Event)
 		ok       bool
 		wantErr  string
@@ -192,8 +186,8 @@ func TestDialTLSOpenSSLServer(t *testing.T) {
 					t.Errorf("OriginTLS %+v, want status %s, protocol unknown, cipher UNK", ev.OriginTLS, want)
 				}
 				// A certificate that was presented but rejected is still identified.
-				if tc.leaf.Leaf != nil && ev.OriginTLS.Fingerprint != fingerprintOf(tc.leaf) {
-					t.Errorf("fingerprint %q, want %q", ev.OriginTLS.Fingerprint, fingerprintOf(tc.leaf))
+				if tc.leaf.Leaf != nil && ev.OriginTLS.Fingerprint != tc.leaf.Fingerprint() {
+					t.Errorf("fingerprint %q, want %q", ev.OriginTLS.Fingerprint, tc.leaf.Fingerprint())
 				}
 				return
 			}
@@ -203,8 +197,8 @@ func TestDialTLSOpenSSLServer(t *testing.T) {
 			if ev.OriginTLS.Status != "OK" || ev.OriginTLS.Protocol != "TLSv1.3" || !strings.HasPrefix(ev.OriginTLS.Cipher, "AEAD-") {
 				t.Errorf("OriginTLS %+v", ev.OriginTLS)
 			}
-			if ev.OriginTLS.Fingerprint != fingerprintOf(tc.leaf) {
-				t.Errorf("fingerprint %q, want %q", ev.OriginTLS.Fingerprint, fingerprintOf(tc.leaf))
+			if ev.OriginTLS.Fingerprint != tc.leaf.Fingerprint() {
+				t.Errorf("fingerprint %q, want %q", ev.OriginTLS.Fingerprint, tc.leaf.Fingerprint())
 			}
 			if resp := httpGet(t, conn); !strings.Contains(resp, "200 ok") {
 				t.Errorf("s_server response: %.200q", resp)
@@ -216,10 +210,10 @@ func TestDialTLSOpenSSLServer(t *testing.T) {
 // TestDialTLSNginx: nginx (ssl) as a strict origin, with and without a
 // required client certificate, and at TLS 1.2 only.
 func TestDialTLSNginx(t *testing.T) {
-	ca := newCA(t, "origin CA")
-	originCert := ca.issue(t, leafOpts{names: []string{"origin.example"}, keyType: "rsa"})
-	clientCert := ca.issue(t, leafOpts{names: []string{"edge-client"}})
-	edgeCert := ca.issue(t, leafOpts{names: []string{"edge.example"}})
+	ca := tlstest.NewCA(t, "origin CA")
+	originCert := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}, KeyType: tlstest.RSA})
+	clientCert := ca.Issue(t, tlstest.Leaf{Names: []string{"edge-client"}})
+	edgeCert := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	certs := []CertFile{{edgeCert.CertFile, edgeCert.KeyFile}}
 
 	open := startNginxTLS(t, originCert, "")
@@ -231,7 +225,7 @@ func TestDialTLSNginx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.OriginTLS.Status != "OK" || ev.OriginTLS.Protocol != "TLSv1.3" || ev.OriginTLS.Fingerprint != fingerprintOf(originCert) {
+	if ev.OriginTLS.Status != "OK" || ev.OriginTLS.Protocol != "TLSv1.3" || ev.OriginTLS.Fingerprint != originCert.Fingerprint() {
 		t.Errorf("OriginTLS %+v", ev.OriginTLS)
 	}
 	if resp := httpGet(t, conn); !strings.HasSuffix(resp, "nginx-origin") {
@@ -271,8 +265,8 @@ func TestDialTLSNginx(t *testing.T) {
 
 // TestDialTLSWrongMode: DialTLS in a mode without origin TLS is an internal error.
 func TestDialTLSWrongMode(t *testing.T) {
-	ca := newCA(t, "CA")
-	c := ca.issue(t, leafOpts{names: []string{"a.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
 	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{c.CertFile, c.KeyFile}}})
 	a, b := net.Pipe()
 	defer a.Close()

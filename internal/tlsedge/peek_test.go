@@ -13,6 +13,7 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 type peekResult struct {
@@ -64,8 +65,8 @@ func passthrough(t *testing.T, e *Edge, originAddr string) (string, <-chan peekR
 // to end with the origin's certificate (nothing was consumed).
 func TestPeekPassthroughOpenSSL(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newCA(t, "CA")
-	originCert := ca.issue(t, leafOpts{names: []string{"origin.example"}})
+	ca := tlstest.NewCA(t, "CA")
+	originCert := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}})
 	o := startSServer(t, originCert)
 	e, _ := mustEdge(t, Config{Mode: ModeOff, SNIAllow: []string{"*.example"}})
 	addr, res := passthrough(t, e, o.String())

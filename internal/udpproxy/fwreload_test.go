@@ -10,6 +10,7 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // A client blocked by a list file is let through as soon as the list is
@@ -28,14 +29,14 @@ func TestFirewallReloadExpiresNegativeEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fw.Close() })
-	origin := startEcho(t, "")
+	origin := testpeer.StartUDPEcho(t, "")
 	col := newCollector()
-	s := startServer(t, App{Pool: staticPool(t, origin.addr().String()), Firewall: fw, UDP: Config{IdleTimeout: time.Minute}}, col, nil)
+	s := startServer(t, App{Pool: staticPool(t, origin.Addr().String()), Firewall: fw, UDP: Config{IdleTimeout: time.Minute}}, col, nil)
 	c := dial(t, addrOf(s, 0))
 	if _, err := c.Write([]byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if e := col.next(t, event.ClientFiltered); e.FirewallMatch != event.FirewallBlockIP {
+	if e := col.NextOf(t, event.ClientFiltered); e.FirewallMatch != event.FirewallBlockIP {
 		t.Fatalf("match %s", e.FirewallMatch)
 	}
 	if err := os.WriteFile(list, []byte("# nobody blocked now\n"), 0o644); err != nil {
@@ -52,5 +53,5 @@ func TestFirewallReloadExpiresNegativeEntries(t *testing.T) {
 	if got := roundTrip(t, c, "three"); got != "three" {
 		t.Fatalf("echo %q", got)
 	}
-	col.next(t, event.Connect)
+	col.NextOf(t, event.Connect)
 }

@@ -5,130 +5,24 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 )
 
 const waitFor = 5 * time.Second
 
-// collector records every event and hands them to waiters in order.
-type collector struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func newCollector() *collector { return &collector{ch: make(chan event.Event, 8192)} }
-
-func (c *collector) Emit(e *event.Event) {
-	c.mu.Lock()
-	c.evs = append(c.evs, *e)
-	c.mu.Unlock()
-	select {
-	case c.ch <- *e:
-	default:
-		panic("collector: channel full")
-	}
-}
-
-// next waits for the next event of type typ, skipping others.
-func (c *collector) next(t *testing.T, typ event.Type) event.Event {
-	t.Helper()
-	timer := time.NewTimer(waitFor)
-	defer timer.Stop()
-	for {
-		select {
-		case e := <-c.ch:
-			if e.Type == typ {
-				return e
-			}
-		case <-timer.C:
-			t.Fatalf("no %v event within %v; have %d events", typ, waitFor, len(c.all()))
-		}
-	}
-}
-
-func (c *collector) all() []event.Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]event.Event(nil), c.evs...)
-}
-
-func (c *collector) count(typ event.Type) int {
-	n := 0
-	for _, e := range c.all() {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
-// echoOrigin is a plain UDP echo server; it can prefix replies.
-type echoOrigin struct {
-	conn *net.UDPConn
-	got  chan []byte
-	done chan struct{}
-}
-
-func startEcho(t testing.TB, prefix string) *echoOrigin {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &echoOrigin{conn: c, got: make(chan []byte, 4096), done: make(chan struct{})}
-	go func() {
-		defer close(o.done)
-		buf := make([]byte, 65536)
-		out := make([]byte, 0, 65536)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			select {
-			case o.got <- append([]byte(nil), buf[:n]...):
-			default:
-			}
-			out = append(append(out[:0], prefix...), buf[:n]...)
-			_, _ = c.WriteToUDPAddrPort(out, from)
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-o.done })
-	return o
-}
-
-func (o *echoOrigin) addr() netip.AddrPort { return o.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
-
-// quietEcho is echoOrigin without recording (for load).
-func startQuietEcho(t testing.TB) netip.AddrPort {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			_, _ = c.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+// newCollector returns an event recorder that waits up to waitFor.
+func newCollector() *eventtest.Recorder {
+	r := eventtest.New()
+	r.Timeout = waitFor
+	return r
 }
 
 func staticPool(t testing.TB, addrs ...string) *origin.Pool {

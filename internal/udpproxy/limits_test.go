@@ -8,6 +8,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // TestPerClientLimits: a flow whose first datagram would open a session
@@ -15,9 +16,9 @@ import (
 // clientFiltered 403 record naming the limit, then a negative entry that
 // drops (and counts, by limit) its datagrams until it falls silent.
 func TestPerClientLimits(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{IdleTimeout: time.Hour},
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: Config{IdleTimeout: time.Hour},
 		Limits: limit.Config{MaxPerPrefix: 3, RatePerClient: 1, Burst: 2}}, em, nil)
 	from := func(src string) *net.UDPConn {
 		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(src), 0)), net.UDPAddrFromAddrPort(addrOf(s, 0)))
@@ -33,14 +34,14 @@ func TestPerClientLimits(t *testing.T) {
 	roundTrip(t, from("127.9.0.1"), "b") // second session of the client: burst 2
 	c := from("127.9.0.1")
 	_, _ = c.Write([]byte("c")) // third within the second: rate
-	if e := em.next(t, event.ClientFiltered); e.Status != event.StatusFiltered || e.Detail != "client over limits.new_connections_per_second" {
+	if e := em.NextOf(t, event.ClientFiltered); e.Status != event.StatusFiltered || e.Detail != "client over limits.new_connections_per_second" {
 		t.Fatalf("refusal record %d %q", e.Status, e.Detail)
 	}
 	_, _ = c.Write([]byte("c2")) // the negative entry drops it
 	eventually(t, "two rate drops", func() bool { return s.Stats().DropLimitRate == 2 })
 	roundTrip(t, from("127.9.0.2"), "d")
 	_, _ = from("127.9.0.3").Write([]byte("d")) // 127.9.0.0/24 holds 3 sessions
-	if e := em.next(t, event.ClientFiltered); e.Detail != "client over limits.max_connections_per_prefix" {
+	if e := em.NextOf(t, event.ClientFiltered); e.Detail != "client over limits.max_connections_per_prefix" {
 		t.Fatalf("refusal record %q", e.Detail)
 	}
 	eventually(t, "a prefix drop", func() bool { return s.Stats().DropLimitPrefix == 1 })

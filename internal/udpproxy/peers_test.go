@@ -46,7 +46,7 @@ func TestDigThroughProxyToDnsmasq(t *testing.T) {
 	if err != nil || !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "192.0.2.1") {
 		t.Fatalf("dig: %v\n%s", err, out)
 	}
-	c1, c2 := em.next(t, event.Connect), em.next(t, event.Connect)
+	c1, c2 := em.NextOf(t, event.Connect), em.NextOf(t, event.Connect)
 	if c1.SessionID == c2.SessionID || c1.OriginAddr != dns {
 		t.Fatalf("sessions %v %v origin %v", c1.SessionID, c2.SessionID, c1.OriginAddr)
 	}
@@ -54,7 +54,7 @@ func TestDigThroughProxyToDnsmasq(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		d := em.next(t, event.Disconnect)
+		d := em.NextOf(t, event.Disconnect)
 		// One query and one answer: a DNS header is 12 bytes, the
 		// answer longer than the query.
 		if d.ClientBytes < 12 || d.OriginBytes <= d.ClientBytes || d.CloseReason != event.ReasonClosed {
@@ -68,9 +68,9 @@ func TestDigThroughProxyToDnsmasq(t *testing.T) {
 func TestNginxFrontSendsProxyV1(t *testing.T) {
 	bin := testpeer.Need(t, "nginx")
 	mod := testpeer.NeedFile(t, "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx stream module")
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()),
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()),
 		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, em, nil)
 	port := testpeer.FreeUDPPort(t)
 	dir := t.TempDir()
@@ -117,16 +117,16 @@ stream {
 	if got := roundTrip(t, c, "second"); got != "second" {
 		t.Fatalf("reply %q", got)
 	}
-	con := em.next(t, event.Connect)
+	con := em.NextOf(t, event.Connect)
 	if con.ClientAddr != client || con.PeerAddr == client || con.PeerAddr.Addr() != front.Addr() {
 		t.Fatalf("client %v (want %v) peer %v", con.ClientAddr, client, con.PeerAddr)
 	}
-	for _, got := range []string{string(<-o.got), string(<-o.got)} {
+	for _, got := range []string{string(<-o.Got), string(<-o.Got)} {
 		if strings.HasPrefix(got, "PROXY") {
 			t.Fatalf("inbound header leaked to the origin: %q", got)
 		}
 	}
-	if n := em.count(event.Connect); n != 1 {
+	if n := em.CountOf(event.Connect); n != 1 {
 		t.Fatalf("%d sessions for one nginx flow", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // The types the proxy passes in satisfy the package's interfaces.
@@ -43,7 +44,7 @@ func TestNoAllocationsPerDatagram(t *testing.T) {
 			if mode == ProxySimple {
 				oa = startSPPEcho(t)
 			} else {
-				oa = startQuietEcho(t).String()
+				oa = testpeer.QuietUDPEcho(t).String()
 			}
 			s := startServer(t, App{Pool: staticPool(t, oa), ProxyProtocol: mode, UDP: Config{ProxyV2Placement: PlacementEvery}}, event.EmitterFunc(func(*event.Event) {}), nil)
 			c := dial(t, addrOf(s, 0))
@@ -64,7 +65,7 @@ func TestNoAllocationsPerDatagram(t *testing.T) {
 
 // startSPPEcho is an SPP origin that echoes the datagram as is (header
 // included), without allocating.
-func startSPPEcho(t testing.TB) string { return startQuietEcho(t).String() }
+func startSPPEcho(t testing.TB) string { return testpeer.QuietUDPEcho(t).String() }
 
 // TestMemoryPerIdleSession measures the Go heap and goroutine stack per
 // idle session (the kernel's socket memory is extra and not counted).
@@ -73,7 +74,7 @@ func TestMemoryPerIdleSession(t *testing.T) {
 		t.Skip("opens many sockets; the race detector multiplies memory")
 	}
 	const n = 2000
-	o := startQuietEcho(t)
+	o := testpeer.QuietUDPEcho(t)
 	s := startServer(t, App{Pool: staticPool(t, o.String()), UDP: Config{IdleTimeout: time.Hour, MaxSessionsPerClient: 2 * n}}, event.EmitterFunc(func(*event.Event) {}), nil)
 	clients := make([]*net.UDPConn, 0, n)
 	defer func() {
@@ -112,7 +113,7 @@ func TestMemoryPerIdleSession(t *testing.T) {
 }
 
 func BenchmarkEcho(b *testing.B) {
-	o := startQuietEcho(b)
+	o := testpeer.QuietUDPEcho(b)
 	s := startServer(b, App{Pool: staticPool(b, o.String())}, event.EmitterFunc(func(*event.Event) {}), nil)
 	c := dial(b, addrOf(s, 0))
 	echoLoop(b, c, 100)

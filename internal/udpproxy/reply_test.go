@@ -120,7 +120,7 @@ func TestShutdownDuringFlood(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("shutdown took %v", d)
 	}
-	if e := em.next(t, event.Disconnect); e.CloseReason != event.ReasonClosed {
+	if e := em.NextOf(t, event.Disconnect); e.CloseReason != event.ReasonClosed {
 		t.Fatalf("disconnect reason %v, want closed", e.CloseReason)
 	}
 }

@@ -1,49 +1,22 @@
 package udpproxy
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/slogtest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) lines(msg string) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(s.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestDropsReported: a flood past the session caps once left one log line
 // with a stale count, and the UDP counters were not in the shutdown
 // totals. Drops are now reported by cause every period and at shutdown,
 // and the reports add up to the counters.
 func TestDropsReported(t *testing.T) {
-	o := startEcho(t, "")
-	var logs syncBuf
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	s, err := New(prepared(t, App{ID: "flood", Listen: listenOn(t, "127.0.0.1:0"), Pool: staticPool(t, o.addr().String()),
+	o := testpeer.StartUDPEcho(t, "")
+	logger, logs := slogtest.JSON(t)
+	s, err := New(prepared(t, App{ID: "flood", Listen: listenOn(t, "127.0.0.1:0"), Pool: staticPool(t, o.Addr().String()),
 		UDP: Config{IdleTimeout: time.Hour, MaxSessions: 2, MaxSessionsPerClient: 2}}), newCollector(), nil, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +34,7 @@ func TestDropsReported(t *testing.T) {
 		}
 	}
 	flood(20, 50)
-	eventually(t, "a periodic drop report", func() bool { return len(logs.lines("udp datagrams dropped")) > 0 })
+	eventually(t, "a periodic drop report", func() bool { return len(logs.Records("udp datagrams dropped")) > 0 })
 	flood(20, 50) // reported at shutdown at the latest
 	eventually(t, "the second flood to arrive", func() bool { return s.Stats().ClientDatagrams >= 1800 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -74,7 +47,7 @@ func TestDropsReported(t *testing.T) {
 		t.Fatalf("no cap drops: %+v", st)
 	}
 	var reported, byCause float64
-	for _, l := range logs.lines("udp datagrams dropped") {
+	for _, l := range logs.Records("udp datagrams dropped") {
 		reported += l["dropped"].(float64)
 		byCause += l["max_sessions"].(float64)
 		if l["app"] != "flood" {
@@ -88,7 +61,7 @@ func TestDropsReported(t *testing.T) {
 	if int64(reported) != all || int64(byCause) != st.DropCapApp {
 		t.Fatalf("reports add up to %v (%v max_sessions), counters say %d (%d max_sessions)", reported, byCause, all, st.DropCapApp)
 	}
-	tot := logs.lines("udp app totals")
+	tot := logs.Records("udp app totals")
 	if len(tot) != 1 || int64(tot[0]["dropped_max_sessions"].(float64)) != st.DropCapApp ||
 		int64(tot[0]["client_datagrams"].(float64)) != st.ClientDatagrams || int64(tot[0]["dropped"].(float64)) != all {
 		t.Fatalf("shutdown totals %v, counters %+v", tot, st)

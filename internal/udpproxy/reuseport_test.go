@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // TestSocketsPerPort: a listener with udp.sockets 4 binds four
@@ -17,9 +18,9 @@ import (
 // every reply comes back to the client that asked.
 func TestSocketsPerPort(t *testing.T) {
 	const sockets, clients, rounds = 4, 64, 5
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em, reg := newCollector(), new(event.Registry)
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{Sockets: sockets}}, em, reg)
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: Config{Sockets: sockets}}, em, reg)
 	if len(s.listeners) != sockets || len(s.Addrs()) != 1 {
 		t.Fatalf("%d sockets, %d addresses; want %d sockets on 1 address", len(s.listeners), len(s.Addrs()), sockets)
 	}
@@ -45,7 +46,7 @@ func TestSocketsPerPort(t *testing.T) {
 			t.Errorf("socket %d received no datagram from %d clients", i, clients)
 		}
 	}
-	if got := em.count(event.Connect); got != clients {
+	if got := em.CountOf(event.Connect); got != clients {
 		t.Fatalf("%d connect records for %d clients, want one session each", got, clients)
 	}
 	if n := s.Stats().Sessions; n != clients {
@@ -61,9 +62,9 @@ func TestSocketsPerPort(t *testing.T) {
 // group can change), that socket finds the client's session instead of
 // opening a second one.
 func TestSharedTableAcrossSockets(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{Sockets: 2}}, em, nil)
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: Config{Sockets: 2}}, em, nil)
 	a, b := s.listeners[0], s.listeners[1]
 	k := key{peer: netip.MustParseAddrPort("127.0.0.9:4242")}
 	now := time.Now().UnixNano()
@@ -75,7 +76,7 @@ func TestSharedTableAcrossSockets(t *testing.T) {
 	if again != first || opened {
 		t.Fatalf("second socket: session %p opened %v, want the first socket's %p", again, opened, first)
 	}
-	em.next(t, event.Connect) // the session reached the origin
+	em.NextOf(t, event.Connect) // the session reached the origin
 	if n := s.Stats().Sessions; n != 1 {
 		t.Fatalf("%d sessions, want 1", n)
 	}

@@ -16,21 +16,22 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/spp/spptest"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 func TestEchoLifecycle(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em, reg := newCollector(), new(event.Registry)
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String())}, em, reg)
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String())}, em, reg)
 	c := dial(t, addrOf(s, 0))
 
 	if got := roundTrip(t, c, "hello"); got != "hello" {
 		t.Fatalf("reply %q", got)
 	}
-	con := em.next(t, event.Connect)
+	con := em.NextOf(t, event.Connect)
 	client := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	if con.ClientAddr != client || con.PeerAddr != client || con.LocalAddr != addrOf(s, 0) ||
-		con.OriginAddr != o.addr() || con.ClientProto != "udp" || con.OriginProto != "udp" ||
+		con.OriginAddr != o.Addr() || con.ClientProto != "udp" || con.OriginProto != "udp" ||
 		con.Status != 0 || con.ConnectTime.IsZero() || con.SessionID.IsZero() || con.App != "udp-app" {
 		t.Fatalf("connect event: %+v", con)
 	}
@@ -51,7 +52,7 @@ func TestEchoLifecycle(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d := em.next(t, event.Disconnect)
+	d := em.NextOf(t, event.Disconnect)
 	if d.SessionID != con.SessionID || d.Status != 200 || d.CloseSide != event.SideProxy ||
 		d.CloseReason != event.ReasonClosed || d.ClientBytes != 11 || d.OriginBytes != 11 || d.DisconnectTime.IsZero() {
 		t.Fatalf("disconnect: %+v", d)
@@ -59,19 +60,19 @@ func TestEchoLifecycle(t *testing.T) {
 	if reg.Len() != 0 {
 		t.Fatal("session still registered after shutdown")
 	}
-	if n := em.count(event.Connect); n != 1 {
+	if n := em.CountOf(event.Connect); n != 1 {
 		t.Fatalf("%d connect events", n)
 	}
 }
 
 func TestIdleTimeout(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em, reg := newCollector(), new(event.Registry)
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: Config{IdleTimeout: 150 * time.Millisecond}}, em, reg)
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: Config{IdleTimeout: 150 * time.Millisecond}}, em, reg)
 	c := dial(t, addrOf(s, 0))
 	roundTrip(t, c, "abc")
-	con := em.next(t, event.Connect)
-	d := em.next(t, event.Disconnect)
+	con := em.NextOf(t, event.Connect)
+	d := em.NextOf(t, event.Disconnect)
 	if d.SessionID != con.SessionID || d.Status != event.StatusOK || d.CloseSide != event.SideProxy ||
 		d.CloseReason != event.ReasonTimeout || d.ClientBytes != 3 || d.OriginBytes != 3 {
 		t.Fatalf("idle disconnect: %+v", d)
@@ -84,7 +85,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	// The client's next datagram opens a new session.
 	roundTrip(t, c, "again")
-	if con2 := em.next(t, event.Connect); con2.SessionID == con.SessionID {
+	if con2 := em.NextOf(t, event.Connect); con2.SessionID == con.SessionID {
 		t.Fatal("new session reused the old id")
 	}
 }
@@ -108,7 +109,7 @@ func TestSimpleProxyProtocol(t *testing.T) {
 	if o.Bad() != 0 {
 		t.Fatalf("%d datagrams with a bad header reached the origin", o.Bad())
 	}
-	con := em.next(t, event.Connect)
+	con := em.NextOf(t, event.Connect)
 	if con.ProxyProtocol != "simple" {
 		t.Fatalf("ProxyProtocol %q", con.ProxyProtocol)
 	}
@@ -125,7 +126,7 @@ func TestSimpleProxyProtocol(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	_ = s.Shutdown(ctx)
-	d := em.next(t, event.Disconnect)
+	d := em.NextOf(t, event.Disconnect)
 	// Payload bytes only: SPP headers are not counted, dropped replies are not either.
 	if d.ClientBytes != 3+3+5 || d.OriginBytes != 3+3 {
 		t.Fatalf("bytes client %d origin %d", d.ClientBytes, d.OriginBytes)
@@ -140,30 +141,16 @@ type v2Seen struct {
 }
 
 func startV2Origin(t *testing.T) (netip.AddrPort, chan v2Seen) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan v2Seen, 64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			h, payload, err := proxyproto.ParseUDPDatagram(buf[:n])
-			if err != nil {
-				h, payload = nil, buf[:n]
-			}
-			ch <- v2Seen{h, string(payload)}
-			_, _ = c.WriteToUDPAddrPort(payload, from)
+	c := testpeer.ServeUDP(t, func(c *net.UDPConn, b []byte, from netip.AddrPort) {
+		h, payload, err := proxyproto.ParseUDPDatagram(b)
+		if err != nil {
+			h, payload = nil, b
 		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return c.LocalAddr().(*net.UDPAddr).AddrPort(), ch
+		ch <- v2Seen{h, string(payload)}
+		_, _ = c.WriteToUDPAddrPort(payload, from)
+	})
+	return testpeer.UDPAddr(c), ch
 }
 
 func TestProxyV2Placement(t *testing.T) {
@@ -205,7 +192,7 @@ func TestProxyV2Placement(t *testing.T) {
 func TestOriginUnreachable(t *testing.T) {
 	// A port nothing listens on: the kernel answers with ICMP port
 	// unreachable, which the connected origin socket reports as ECONNREFUSED.
-	dead := startQuietEcho(t)
+	dead := testpeer.QuietUDPEcho(t)
 	closed, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	deadAddr := closed.LocalAddr().(*net.UDPAddr).AddrPort()
 	closed.Close()
@@ -216,8 +203,8 @@ func TestOriginUnreachable(t *testing.T) {
 	if _, err := c.Write([]byte("anyone?")); err != nil {
 		t.Fatal(err)
 	}
-	con := em.next(t, event.Connect)
-	d := em.next(t, event.Disconnect)
+	con := em.NextOf(t, event.Connect)
+	d := em.NextOf(t, event.Disconnect)
 	if d.SessionID != con.SessionID || d.Status != event.StatusOriginRefused || d.CloseSide != event.SideOrigin ||
 		d.CloseReason != event.ReasonPeerError || !strings.Contains(d.Detail, "refused") || d.OriginAddr != deadAddr {
 		t.Fatalf("disconnect: status %d side %v reason %v detail %q", d.Status, d.CloseSide, d.CloseReason, d.Detail)
@@ -232,11 +219,11 @@ func TestUnixOriginIsOriginError(t *testing.T) {
 	s := startServer(t, App{Pool: &fakePool{targets: []origin.Target{{Path: "/nonexistent.sock"}}}}, em, nil)
 	c := dial(t, addrOf(s, 0))
 	_, _ = c.Write([]byte("x"))
-	e := em.next(t, event.OriginError)
+	e := em.NextOf(t, event.OriginError)
 	if e.CloseReason != event.ReasonCreatePeer || e.CloseSide != event.SideOrigin || !strings.Contains(e.Detail, "unix") {
 		t.Fatalf("%+v", e)
 	}
-	if em.count(event.Connect) != 0 {
+	if em.CountOf(event.Connect) != 0 {
 		t.Fatal("connect emitted")
 	}
 }
@@ -247,7 +234,7 @@ func TestResolveOriginFailure(t *testing.T) {
 	s := startServer(t, App{Pool: &fakePool{fail: fail}}, em, nil)
 	c := dial(t, addrOf(s, 0))
 	_, _ = c.Write([]byte("x"))
-	e := em.next(t, event.ResolveOrigin)
+	e := em.NextOf(t, event.ResolveOrigin)
 	if e.Status != 531 || e.Detail != fail.Detail || e.CloseReason != event.ReasonCreatePeer || e.ClientProto != "udp" {
 		t.Fatalf("%+v", e)
 	}
@@ -255,17 +242,17 @@ func TestResolveOriginFailure(t *testing.T) {
 }
 
 func TestFailoverSkipsUnsendableOrigin(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
 	// A link-local address without a zone cannot be connected to (EINVAL):
 	// the session fails over to the next origin.
-	pool := &fakePool{targets: []origin.Target{{Addr: netip.MustParseAddrPort("[fe80::1]:9")}, {Addr: o.addr()}}}
+	pool := &fakePool{targets: []origin.Target{{Addr: netip.MustParseAddrPort("[fe80::1]:9")}, {Addr: o.Addr()}}}
 	s := startServer(t, App{Pool: pool}, em, nil)
 	c := dial(t, addrOf(s, 0))
 	if got := roundTrip(t, c, "hi"); got != "hi" {
 		t.Fatalf("reply %q", got)
 	}
-	if con := em.next(t, event.Connect); con.OriginAddr != o.addr() {
+	if con := em.NextOf(t, event.Connect); con.OriginAddr != o.Addr() {
 		t.Fatalf("connected to %v", con.OriginAddr)
 	}
 
@@ -274,7 +261,7 @@ func TestFailoverSkipsUnsendableOrigin(t *testing.T) {
 	s2 := startServer(t, App{Pool: &fakePool{targets: pool.targets[:1]}}, em2, nil)
 	c2 := dial(t, addrOf(s2, 0))
 	_, _ = c2.Write([]byte("x"))
-	e := em2.next(t, event.OriginError)
+	e := em2.NextOf(t, event.OriginError)
 	if e.Status != event.StatusOriginConnInternal || e.OriginAddr != pool.targets[0].Addr || e.CloseReason != event.ReasonCreatePeer {
 		t.Fatalf("%+v", e)
 	}
@@ -293,9 +280,9 @@ func TestSessionCaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := startEcho(t, "")
+			o := testpeer.StartUDPEcho(t, "")
 			em := newCollector()
-			s := startServer(t, App{Pool: staticPool(t, o.addr().String()), UDP: tt.cfg}, em, nil)
+			s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: tt.cfg}, em, nil)
 			var cs []*net.UDPConn
 			for i := range 3 {
 				c := dial(t, addrOf(s, 0))
@@ -316,7 +303,7 @@ func TestSessionCaps(t *testing.T) {
 				t.Fatalf("stats %+v", st)
 			}
 			noReply(t, cs[2], 50*time.Millisecond)
-			if n := em.count(event.Connect); n != tt.wantOpened {
+			if n := em.CountOf(event.Connect); n != tt.wantOpened {
 				t.Fatalf("%d sessions opened", n)
 			}
 			// Existing sessions keep working at the cap.
@@ -328,16 +315,16 @@ func TestSessionCaps(t *testing.T) {
 }
 
 func TestFirewallNegativeEntry(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
 	fw := &fakeFirewall{block: map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}}
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), Firewall: fw,
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), Firewall: fw,
 		UDP: Config{IdleTimeout: time.Hour}}, em, nil)
 	c := dial(t, addrOf(s, 0))
 	if _, err := c.Write([]byte("let me in")); err != nil {
 		t.Fatal(err)
 	}
-	e := em.next(t, event.ClientFiltered)
+	e := em.NextOf(t, event.ClientFiltered)
 	if e.Status != 403 || e.FirewallMatch != event.FirewallBlockIP || !e.Firewall || e.CloseSide != event.SideProxy {
 		t.Fatalf("%+v", e)
 	}
@@ -348,7 +335,7 @@ func TestFirewallNegativeEntry(t *testing.T) {
 	if n := fw.calls.Load(); n != 1 {
 		t.Fatalf("firewall consulted %d times, want 1 (negative entry)", n)
 	}
-	if em.count(event.ClientFiltered) != 1 || em.count(event.Connect) != 0 || len(o.got) != 0 {
+	if em.CountOf(event.ClientFiltered) != 1 || em.CountOf(event.Connect) != 0 || len(o.Got) != 0 {
 		t.Fatal("blocked client reached the origin or was recorded twice")
 	}
 	if st := s.Stats(); st.Blocked != 1 || st.Sessions != 0 {
@@ -383,11 +370,11 @@ func TestInboundProxyV2FromTrustedFront(t *testing.T) {
 	if seen := <-o.C(); seen.Client != real {
 		t.Fatalf("follow-up attributed to %v", seen.Client)
 	}
-	con := em.next(t, event.Connect)
+	con := em.NextOf(t, event.Connect)
 	if con.ClientAddr != real || con.PeerAddr != frontAddr {
 		t.Fatalf("client %v peer %v", con.ClientAddr, con.PeerAddr)
 	}
-	if em.count(event.Connect) != 1 {
+	if em.CountOf(event.Connect) != 1 {
 		t.Fatal("follow-up opened another session")
 	}
 	// A malformed header from a trusted peer is dropped, not guessed at.
@@ -397,7 +384,7 @@ func TestInboundProxyV2FromTrustedFront(t *testing.T) {
 }
 
 func TestManyConcurrentSessions(t *testing.T) {
-	o := startQuietEcho(t)
+	o := testpeer.QuietUDPEcho(t)
 	em := newCollector()
 	s := startServer(t, App{Pool: staticPool(t, o.String())}, em, nil)
 	const clients, rounds = 100, 5
@@ -455,16 +442,16 @@ func TestManyConcurrentSessions(t *testing.T) {
 	// watched, so a fast reply can reach the client first: wait for the
 	// records rather than count them at once.
 	for range clients {
-		em.next(t, event.Connect)
+		em.NextOf(t, event.Connect)
 	}
-	if n := em.count(event.Connect); n != clients {
+	if n := em.CountOf(event.Connect); n != clients {
 		t.Fatalf("%d sessions, want %d", n, clients)
 	}
 	t.Logf("retries %d, stats %+v", retries.Load(), s.Stats())
 }
 
 func TestPortRangeOffset(t *testing.T) {
-	o := startQuietEcho(t)
+	o := testpeer.QuietUDPEcho(t)
 	// Find two consecutive free ports.
 	var lo int
 	for try := 0; try < 50 && lo == 0; try++ {
@@ -500,7 +487,7 @@ func TestPortRangeOffset(t *testing.T) {
 // A socket bound to a wildcard address must answer from the address the
 // client sent to (IP_PKTINFO / IPV6_PKTINFO).
 func TestWildcardRepliesFromDestination(t *testing.T) {
-	o := startQuietEcho(t)
+	o := testpeer.QuietUDPEcho(t)
 	for _, tt := range []struct {
 		listen string
 		dests  []string
@@ -542,7 +529,7 @@ func TestWildcardRepliesFromDestination(t *testing.T) {
 				if string(buf[:n]) != "who" || from.Addr().Unmap() != to.Addr() || from.Port() != port {
 					t.Fatalf("reply %q from %v, want from %v", buf[:n], from, to)
 				}
-				if con := em.next(t, event.Connect); con.LocalAddr != to {
+				if con := em.NextOf(t, event.Connect); con.LocalAddr != to {
 					t.Fatalf("LocalAddr %v, want %v", con.LocalAddr, to)
 				}
 			}
@@ -584,15 +571,15 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
-	o := startEcho(t, "")
+	o := testpeer.StartUDPEcho(t, "")
 	em := newCollector()
 	fw := &fakeFirewall{block: map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}}
-	s := startServer(t, App{Pool: staticPool(t, o.addr().String()), Firewall: fw,
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), Firewall: fw,
 		UDP: Config{IdleTimeout: time.Hour, MaxSessions: 1, MaxSessionsPerClient: 1}}, em, nil)
 	for range 3 {
 		c := dial(t, addrOf(s, 0))
 		_, _ = c.Write([]byte("x"))
-		em.next(t, event.ClientFiltered)
+		em.NextOf(t, event.ClientFiltered)
 	}
 	eventually(t, "the extra entries to go", func() bool { return s.Stats().Blocked == 1 })
 	if n := fw.calls.Load(); n != 3 {
