@@ -66,8 +66,12 @@ func TestFloodingOriginDoesNotStarveOthers(t *testing.T) {
 	if _, err := flooded.Write([]byte("flood")); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, flooded); !strings.HasPrefix(got, "flood") {
-		t.Fatalf("flooded client got %q", got)
+	// The flood is running once the flooded client has had 100 of its
+	// datagrams relayed; only then does the other client start.
+	for i := 0; i < 100; i++ {
+		if got := read(t, flooded); !strings.HasPrefix(got, "flood") {
+			t.Fatalf("flooded client got %q", got)
+		}
 	}
 
 	other := dial(t, addrOf(s, 0))
