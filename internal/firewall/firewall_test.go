@@ -307,6 +307,15 @@ cn
 	check(t, f, "127.9.1.1", want{event.FirewallUnknown, false, "", 0})
 	check(t, f, "127.1.2.3", want{event.FirewallUnknown, false, "CN", 0})
 
+	// The reloads below are made by hand, on a firewall whose poller does
+	// not run meanwhile (it could see the changes first, and a file seen
+	// once is not read again).
+	f = newFW(t, firewall.Config{
+		Lists:          []firewall.List{{Action: "block", Path: block}},
+		ReloadInterval: time.Hour,
+	}, fixtureDB(t, geotest.Options{}))
+	check(t, f, "127.4.0.1", want{event.FirewallBlockIP, true, "", 0})
+
 	// A bad line: the whole new file is refused and the old entries stay.
 	writeFile(t, block, "127.5.0.0/16\nnot-an-entry\n")
 	if err := f.Reload(false); err == nil || !strings.Contains(err.Error(), ":2:") {

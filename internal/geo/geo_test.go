@@ -234,6 +234,14 @@ func TestReload(t *testing.T) {
 	geotest.Write(t, path, geotest.Options{Layout: geotest.GeoIP2}, geotest.Net{CIDR: "127.0.0.0/8", Country: "FR"})
 	waitFor(t, d, func() bool { cc, _, _ := d.Lookup(lo); return cc == "FR" })
 
+	// The reloads below are made by hand, on a DB whose poller does not
+	// run meanwhile (it could see the changes first, and a file seen once
+	// is not read again).
+	d = open(t, geo.Config{CountryDB: path, ReloadInterval: time.Hour})
+	if cc, _, _ := d.Lookup(lo); cc != "FR" {
+		t.Fatalf("reopened: %q", cc)
+	}
+
 	// A bad file: the reload fails and the loaded data stays.
 	if err := os.WriteFile(path+".tmp", []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
