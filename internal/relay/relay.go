@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/errstatus"
 )
 
 // Options tunes one relay.
@@ -294,7 +295,7 @@ func (r *Relay) checkIdle() {
 
 // fail records err on side as the cause (if none yet) and ends the relay.
 func (r *Relay) fail(err error, side event.Side, op string) {
-	status, reason := Classify(err, side)
+	status, reason := errstatus.Flow(err, side)
 	r.end(cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)})
 }
 

@@ -15,14 +15,12 @@ package udpproxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
@@ -448,20 +446,4 @@ func (r *rateLog) allow(now int64) (ok bool, suppressed int64) {
 		return false, 0
 	}
 	return true, r.suppressed.Swap(0)
-}
-
-// originStatus maps an error on an established origin flow to its
-// disconnect Status.
-func originStatus(err error) int {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return event.StatusOriginRefused
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return event.StatusOriginUnreachable
-	case errors.Is(err, syscall.ETIMEDOUT):
-		return event.StatusOriginTimeout
-	case errors.Is(err, syscall.EPIPE):
-		return event.StatusOriginPipe
-	}
-	return event.StatusUnknown
 }
