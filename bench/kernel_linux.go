@@ -1,0 +1,21 @@
+package main
+
+import "syscall"
+
+// kernelRelease is the running kernel's release (uname -r).
+func kernelRelease() string {
+	var uts syscall.Utsname
+	_ = syscall.Uname(&uts)
+	return utsString(uts.Release[:])
+}
+
+func utsString(b []int8) string {
+	s := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
