@@ -20,7 +20,8 @@
 // The socket path, the poller and TCP_INFO are Linux-only. Elsewhere
 // (sockets_other.go) every connection takes the conn path, a direction
 // waiting for data holds its goroutine, and RTTs are 0. ModeSplice and
-// ModeCopy then behave as ModeAuto.
+// ModeCopy then behave as ModeAuto. The build tag portable selects this
+// fallback on Linux too (RTTs still from TCP_INFO), for its tests.
 //
 // Each direction propagates its end with a half-close (CloseWrite) and the
 // other direction keeps flowing; counters are exact per direction and are

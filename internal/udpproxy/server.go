@@ -8,7 +8,12 @@
 // clientFiltered instead of connect.
 //
 // Datagrams move in batches (recvmmsg/sendmmsg) through pooled buffers; the
-// steady-state path allocates nothing per datagram. The client's address
+// steady-state path allocates nothing per datagram. Batched calls, the
+// epoll replier and IP_PKTINFO replies are the Linux fast path
+// (mmsg_linux.go, reply_linux.go); other Unix systems, and Linux with the
+// build tag portable, move a batch one recvmsg/sendmsg per datagram and
+// read each session's replies on a goroutine of its own (mmsg_other.go,
+// reply_other.go). The client's address
 // reaches the origin as PROXY v2 (first or every datagram) or Simple Proxy
 // Protocol (every datagram, both ways). See docs/udp.md.
 package udpproxy
