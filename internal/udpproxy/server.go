@@ -10,12 +10,11 @@
 // Datagrams move in batches (recvmmsg/sendmmsg) through pooled buffers; the
 // steady-state path allocates nothing per datagram. Batched calls and the
 // epoll replier are the Linux fast path (mmsg_linux.go, reply_linux.go);
-// other Unix systems, and Linux with the
-// build tag portable, move a batch one recvmsg/sendmsg per datagram and
-// read each session's replies on a goroutine of its own (mmsg_other.go,
-// reply_other.go). The client's address
-// reaches the origin as PROXY v2 (first or every datagram) or Simple Proxy
-// Protocol (every datagram, both ways). See docs/udp.md.
+// other Unix systems, and Linux with the build tag portable, move a batch
+// one recvmsg/sendmsg per datagram and read each session's replies on a
+// goroutine of its own (mmsg_other.go, reply_other.go). The client's
+// address reaches the origin as PROXY v2 (first or every datagram) or
+// Simple Proxy Protocol (every datagram, both ways). See docs/udp.md.
 package udpproxy
 
 import (
