@@ -10,12 +10,12 @@ import (
 
 // The socket path, between two kernel sockets (Linux): its step, and how a
 // direction chooses between its two ways of moving a chunk. Under ModeAuto
-// a direction starts on the buffered path (buffered_linux.go):
-// a small message costs one read(2) and one write(2), the fewest system
-// calls there are, and no pipe. A read that fills the small buffer means
-// the direction carries bulk: it switches to splice (splice_linux.go),
-// which keeps the payload in the kernel. It switches back after
-// smallSplices small splices in a row, or when it goes quiet and parks.
+// a direction starts on the buffered way (buffered_linux.go): a small
+// message costs one read(2) and one write(2), the fewest system calls
+// there are, and no pipe. A read that fills the small buffer means the
+// direction carries bulk: it switches to splice (splice_linux.go), which
+// keeps the payload in the kernel. It switches back after smallSplices
+// small splices in a row, or when it goes quiet and parks.
 
 // smallSplice is the size below which a splice counts as small.
 const smallSplice = 4 << 10
