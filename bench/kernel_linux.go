@@ -9,7 +9,8 @@ func kernelRelease() string {
 	return utsString(uts.Release[:])
 }
 
-func utsString(b []int8) string {
+// utsString is a NUL-terminated utsname field (int8 or uint8 by architecture).
+func utsString[T int8 | uint8](b []T) string {
 	s := make([]byte, 0, len(b))
 	for _, c := range b {
 		if c == 0 {
