@@ -173,23 +173,10 @@ func machine(w io.Writer) {
 		}
 	}
 	ncpu := strings.Count(string(must(os.ReadFile("/proc/cpuinfo"))), "\nprocessor") + 1
-	var uts syscall.Utsname
-	_ = syscall.Uname(&uts)
-	kernel := utsString(uts.Release[:])
+	kernel := kernelRelease()
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(w, "date: %s\nmachine: %d CPUs, %s, Linux %s, %s\nload average at start: %s\n",
 		time.Now().UTC().Format(time.RFC3339), ncpu, model, kernel, runtime.Version(), strings.TrimSpace(string(load)))
-}
-
-func utsString(b []int8) string {
-	s := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s = append(s, byte(c))
-	}
-	return string(s)
 }
 
 func must(b []byte, _ error) []byte { return b }

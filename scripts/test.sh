@@ -37,6 +37,16 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+
+# The build on the other platforms Go targets for development: the Linux
+# fast paths sit behind build tags with portable fallbacks (README,
+# "Platforms"); these catch a Linux-only call outside them.
+GOOS=darwin go build ./...
+GOOS=darwin go vet ./...
+GOOS=linux GOARCH=arm64 go build ./...
+# The same fallbacks, run here: the build tag portable selects them on Linux.
+go test -race -count=1 -tags portable ./internal/relay ./internal/udpproxy
+
 go test -race -count=1 -timeout 20m ./...
 
 # Every parser of untrusted or operator input, fuzzed for a few seconds

@@ -68,7 +68,22 @@ func (t Type) Terminal() bool {
 	return false
 }
 
-// Spectrum status codes (spec §2). They are not HTTP codes.
+// Status codes: Spectrum's status code set (spec §2), adopted as prism's
+// shared vocabulary for how a session step ended. They are not HTTP codes.
+//
+// There is one set, and every renderer maps from it: the data path says
+// how a session ended once, in these codes plus the neutral Side and Reason
+// (internal/event/errstatus turns socket errors into them), and never in a
+// vendor's terms. spectrum_events emits Status verbatim; OCSF's status and
+// status_code come from it; EdgeOne's DisconnetReason and CloudConnexa's
+// sessionDisconnectReason come from the Type, Side and Reason recorded
+// with it. Spectrum's set was chosen because it is the richest of the
+// schemas: it tells the client leg from the origin leg, and an established
+// flow (444-499) from a leg that could not be created (520-524) or
+// resolved (530-533), so the shorter lists of the others can be derived
+// from it but not the other way round. A new status goes here, into
+// errstatus if a socket error leads to it, and into each renderer's
+// mapping.
 const (
 	StatusConnect               = 0
 	StatusOK                    = 200
@@ -209,7 +224,9 @@ const (
 // either constants or set once per session, so copying an Event allocates
 // nothing.
 type Event struct {
-	Type   Type
+	Type Type
+	// Status is one of the Status constants: Spectrum's code set, the
+	// vocabulary every renderer maps from (see there). 0 on connect.
 	Status int
 	Time   time.Time // when this event took place
 

@@ -2,10 +2,8 @@ package origin
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
@@ -148,26 +146,6 @@ func TestValidate(t *testing.T) {
 		errs := tc.cfg.Validate()
 		if len(errs) == 0 || errs[0].Key != tc.key {
 			t.Errorf("%+v: errors %v, want one for key %q", tc.cfg, errs, tc.key)
-		}
-	}
-}
-
-func TestDialStatus(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want int
-	}{
-		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, event.StatusOriginConnRefused},
-		{&net.OpError{Op: "dial", Err: syscall.ENOENT}, event.StatusOriginConnRefused},
-		{&net.OpError{Op: "dial", Err: syscall.ETIMEDOUT}, event.StatusOriginConnTimeout},
-		{context.DeadlineExceeded, event.StatusOriginConnTimeout},
-		{&net.OpError{Op: "dial", Err: syscall.EHOSTUNREACH}, event.StatusOriginConnUnreachable},
-		{&net.OpError{Op: "dial", Err: syscall.ENETUNREACH}, event.StatusOriginConnUnreachable},
-		{&net.OpError{Op: "dial", Err: syscall.EMFILE}, event.StatusOriginConnInternal},
-		{errors.New("something else"), event.StatusOriginUnknown},
-	} {
-		if got := DialStatus(tc.err); got != tc.want {
-			t.Errorf("DialStatus(%v) = %d, want %d", tc.err, got, tc.want)
 		}
 	}
 }

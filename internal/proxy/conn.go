@@ -16,6 +16,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/errstatus"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/pphdr"
@@ -423,7 +424,7 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 		if err == nil {
 			return c, t, 0, nil
 		}
-		status = origin.DialStatus(err)
+		status = errstatus.Dial(err)
 		last = fmt.Errorf("dial origin %s: %w", t, err)
 		if i+1 < len(targets) {
 			a.srv.log.Debug("origin dial failed, trying next", "app", a.cfg.ID, "origin", t.String(), "err", err)
@@ -435,4 +436,4 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 	return nil, targets[len(targets)-1], status, last
 }
 
-func isTimeout(err error) bool { return origin.IsTimeout(err) }
+func isTimeout(err error) bool { return errstatus.IsTimeout(err) }

@@ -41,7 +41,7 @@ func setKeepAlive(network, _ string, c syscall.RawConn) error {
 	err := c.Control(func(fd uintptr) {
 		for _, o := range [...]struct{ level, opt, val int }{
 			{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-			{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdleSecs},
+			{unix.IPPROTO_TCP, tcpKeepIdle, keepAliveIdleSecs},
 			{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepAliveIntervalSecs},
 			{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
 		} {

@@ -55,8 +55,10 @@ type half struct {
 	srcSide, dstSide event.Side
 
 	// srcRaw/dstRaw are set when the conn is a kernel socket (TCP or unix
-	// stream). Both set: splice or buffered path (adaptive_linux.go). Only srcRaw: buffered copy, but the wait
-	// for data happens without holding a buffer (or a goroutine).
+	// stream) the socket path can use (Linux only). Both set: the socket
+	// path (sockets_linux.go). Only srcRaw: the conn path (connpath.go),
+	// but the wait for data happens without holding a buffer (or a
+	// goroutine).
 	srcRaw, dstRaw syscall.RawConn
 	// rttRaw is the TCP socket under src (through NetConn() wrappers such
 	// as *tls.Conn) for TCP_INFO; nil when src is not TCP.
@@ -74,13 +76,13 @@ type half struct {
 	rtt       atomic.Int64  // last RTT sample of src, ns
 	rttAt     time.Time     // when rtt was sampled
 
-	// Path between two kernel sockets (adaptive_linux.go): mode is the
+	// The socket path (sockets_linux.go): mode is the
 	// relay's Mode; spliceNow says the next read splices; smallRun counts
 	// small splices in a row; dstFD is dst's descriptor, for writes from
 	// inside src's read callback.
 	mode      Mode
 	spliceNow bool
-	counted   bool // relayIn counted the chunk it hands to the step
+	counted   bool // bufferedIn counted the chunk it hands to the step
 	smallRun  uint8
 	dstFD     int
 
@@ -109,10 +111,7 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	h.dstRaw = rawConn(dst)
 	h.rttRaw = tcpRawConn(src)
 	h.srcFD = -1
-	h.readFn = h.sockIn
-	h.writeFn = h.sockOutWait
-	h.peekFn = h.peekWait
-	h.tryPeekFn = h.peekTry
+	h.bindSocketPath()
 	h.rttFn = h.tcpInfo
 	h.pumpFn = h.pumpAsync
 	h.dstFD = -1
@@ -122,25 +121,6 @@ func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
 	if h.dstRaw != nil {
 		_ = h.dstRaw.Control(func(fd uintptr) { h.dstFD = int(fd) })
 	}
-}
-
-// rawConn returns the RawConn of a kernel stream socket we may splice
-// (TCP or unix stream), nil for anything else.
-func rawConn(c net.Conn) syscall.RawConn {
-	switch c := c.(type) {
-	case *net.TCPConn:
-		if rc, err := c.SyscallConn(); err == nil {
-			return rc
-		}
-	case *net.UnixConn:
-		if c.LocalAddr() == nil || c.LocalAddr().Network() != "unix" {
-			return nil // unixgram/unixpacket keep message boundaries: no splice
-		}
-		if rc, err := c.SyscallConn(); err == nil {
-			return rc
-		}
-	}
-	return nil
 }
 
 // tcpRawConn returns the RawConn of the TCP socket c is or wraps.
@@ -162,7 +142,8 @@ func tcpRawConn(c net.Conn) syscall.RawConn {
 }
 
 // sockets reports whether this direction moves bytes between two kernel
-// sockets (the splice and buffered paths of adaptive_linux.go).
+// sockets (the socket path of sockets_linux.go, with its splice and
+// buffered ways).
 func (h *half) sockets() bool { return h.srcRaw != nil && h.dstRaw != nil }
 
 // begin starts the direction on a goroutine of its own. Its first read
@@ -182,7 +163,7 @@ func (h *half) pump() {
 		if h.sockets() {
 			st = h.sockStep()
 		} else {
-			st = h.copyStep()
+			st = h.connStep()
 		}
 		switch st {
 		case stepMoved:
@@ -309,6 +290,7 @@ func (h *half) count(n int64, now time.Time) {
 	}
 }
 
+// eof propagates the end of src: dst is half-closed so its peer sees FIN
 // while the other direction keeps flowing.
 func (h *half) eof() {
 	h.r.finished(h.srcSide)
@@ -317,20 +299,6 @@ func (h *half) eof() {
 			h.r.fail(err, h.dstSide, "shutdown "+h.dstSide.String())
 		}
 	}
-}
-
-// pendingError returns a socket error of src that an end-of-file may
-// hide: once the kernel aborted a connection and shut it down, a read can
-// return 0 while the error waits in SO_ERROR.
-func (h *half) pendingError() error {
-	var errno int
-	_ = h.srcRaw.Control(func(fd uintptr) {
-		errno, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
-	})
-	if errno != 0 {
-		return syscall.Errno(errno)
-	}
-	return nil
 }
 
 // readErr ends the relay for an error reading src, unless the relay
@@ -347,17 +315,4 @@ func (h *half) writeErr(err error) {
 		return
 	}
 	h.r.fail(err, h.dstSide, h.dstSide.String()+" write")
-}
-
-// peekWait is a RawConn.Read callback that returns once src has data,
-// EOF or an error queued, without consuming anything.
-func (h *half) peekWait(fd uintptr) bool {
-	_, _, err := syscall.Recvfrom(int(fd), h.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err != syscall.EAGAIN && err != syscall.EINTR
-}
-
-// peekTry is peekWait that never waits: it sets again instead.
-func (h *half) peekTry(fd uintptr) bool {
-	h.again = !h.peekWait(fd)
-	return true
 }

@@ -1,3 +1,5 @@
+//go:build !portable
+
 package relay
 
 import (
@@ -6,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -184,4 +187,20 @@ func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// Waiting without the poller (or, on the conn path, checking a kernel
+// socket for data before borrowing a buffer).
+
+// peekWait is a RawConn.Read callback that returns once src has data,
+// EOF or an error queued, without consuming anything.
+func (h *half) peekWait(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), h.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EINTR
+}
+
+// peekTry is peekWait that never waits: it sets again instead.
+func (h *half) peekTry(fd uintptr) bool {
+	h.again = !h.peekWait(fd)
+	return true
 }

@@ -6,7 +6,7 @@
 // Between two kernel sockets (*net.TCPConn, *net.UnixConn) each direction
 // chooses its path as it goes (ModeAuto, the default, in the spirit of
 // HAProxy's splice-auto): small reads move with read(2)/write(2) through a
-// small buffer (adaptive_linux.go, copy_linux.go), and a direction that
+// small buffer (sockets_linux.go, buffered_linux.go), and a direction that
 // fills that buffer switches to splice(2) through a pipe (splice_linux.go)
 // until it goes quiet or carries only small chunks again. ModeSplice and
 // ModeCopy pin one path. A pipe or buffer is borrowed from a pool only
@@ -14,8 +14,15 @@
 // only its two sockets. A direction with nothing to read waits briefly in
 // the runtime netpoller, then parks in one of the relay's epoll sets (one per core) without
 // a goroutine (poller_linux.go). Other connections (*tls.Conn, wrappers)
-// are copied through pooled buffers (conncopy.go). RTT samples come from
-// TCP_INFO (rtt.go).
+// move through the net.Conn interface and pooled buffers (the conn path,
+// connpath.go). RTT samples come from TCP_INFO (rtt.go, rtt_linux.go).
+//
+// The socket path, the poller and TCP_INFO are Linux-only. Elsewhere
+// (sockets_other.go) every connection takes the conn path, a direction
+// waiting for data holds its goroutine, and RTTs are 0. ModeSplice and
+// ModeCopy then behave as ModeAuto. The build tag portable selects this
+// fallback on Linux too (RTTs still from TCP_INFO), for its tests.
+//
 // Each direction propagates its end with a half-close (CloseWrite) and the
 // other direction keeps flowing; counters are exact per direction and are
 // published to an event.Live as every chunk moves.
@@ -30,6 +37,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/errstatus"
 )
 
 // Options tunes one relay.
@@ -70,7 +78,7 @@ const (
 	// write(2) per message, no pipe) and splices it while it carries
 	// bulk: a read that fills the buffer switches the direction to
 	// splice(2); a run of small splices, or the direction going quiet
-	// (parking), switches it back. See adaptive_linux.go.
+	// (parking), switches it back. See sockets_linux.go.
 	ModeAuto Mode = iota
 	// ModeSplice always moves bytes with splice(2) through a pipe: the
 	// payload stays in the kernel (10-45 % less proxy CPU per byte on
@@ -294,7 +302,7 @@ func (r *Relay) checkIdle() {
 
 // fail records err on side as the cause (if none yet) and ends the relay.
 func (r *Relay) fail(err error, side event.Side, op string) {
-	status, reason := Classify(err, side)
+	status, reason := errstatus.Flow(err, side)
 	r.end(cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)})
 }
 

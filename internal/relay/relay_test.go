@@ -1,3 +1,5 @@
+//go:build linux
+
 package relay
 
 import (
@@ -5,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -541,43 +542,6 @@ func testIdleHoldsNoPipe(t *testing.T, mode Mode) {
 	for _, g := range rigs {
 		g.relay.Stop()
 		g.result(t)
-	}
-}
-
-func TestClassify(t *testing.T) {
-	op := func(errno syscall.Errno) error {
-		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
-	}
-	for _, tc := range []struct {
-		err    error
-		side   event.Side
-		status int
-		reason event.Reason
-	}{
-		{nil, event.SideClient, 200, event.ReasonPeerClose},
-		{io.EOF, event.SideOrigin, 200, event.ReasonPeerClose},
-		{op(syscall.ECONNRESET), event.SideOrigin, 444, event.ReasonPeerError},
-		{op(syscall.ETIMEDOUT), event.SideOrigin, 445, event.ReasonTimeout},
-		{op(syscall.EHOSTUNREACH), event.SideOrigin, 446, event.ReasonPeerError},
-		{op(syscall.ECONNREFUSED), event.SideOrigin, 447, event.ReasonPeerError},
-		{op(syscall.EPIPE), event.SideOrigin, 448, event.ReasonPeerError},
-		{op(syscall.ECONNREFUSED), event.SideClient, 495, event.ReasonPeerError},
-		{op(syscall.EHOSTUNREACH), event.SideClient, 496, event.ReasonPeerError},
-		{op(syscall.ETIMEDOUT), event.SideClient, 497, event.ReasonTimeout},
-		{syscall.EPIPE, event.SideClient, 498, event.ReasonPeerError},
-		{op(syscall.ECONNRESET), event.SideClient, 499, event.ReasonPeerError},
-		{tls.RecordHeaderError{Msg: "x"}, event.SideClient, 490, event.ReasonPeerError},
-		{&net.OpError{Op: "local error", Err: errors.New("tls: bad record MAC")}, event.SideClient, 490, event.ReasonPeerError},
-		{tls.AlertError(20), event.SideClient, 490, event.ReasonPeerError},
-		{tls.RecordHeaderError{Msg: "x"}, event.SideOrigin, 500, event.ReasonPeerError},
-		{os.ErrDeadlineExceeded, event.SideClient, 200, event.ReasonTimeout},
-		{net.ErrClosed, event.SideOrigin, 200, event.ReasonClosed},
-		{errors.New("something odd"), event.SideOrigin, 500, event.ReasonPeerError},
-	} {
-		s, r := Classify(tc.err, tc.side)
-		if s != tc.status || r != tc.reason {
-			t.Errorf("Classify(%v, %v) = %d %v, want %d %v", tc.err, tc.side, s, r, tc.status, tc.reason)
-		}
 	}
 }
 

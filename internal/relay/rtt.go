@@ -3,8 +3,6 @@ package relay
 import (
 	"net"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // RTT returns the TCP_INFO smoothed RTT of a TCP conn, or of the TCP conn
@@ -69,13 +67,4 @@ func (h *half) finalRTT() time.Duration {
 		h.sampleRTT(now)
 	}
 	return time.Duration(h.rtt.Load())
-}
-
-// fdRTT returns the smoothed RTT of a TCP socket (TCP_INFO reports µs).
-func fdRTT(fd int) time.Duration {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return 0
-	}
-	return time.Duration(info.Rtt) * time.Microsecond
 }

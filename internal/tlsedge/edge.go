@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -519,32 +518,6 @@ func originText(ev *event.Event) string {
 func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
-}
-
-// IsTLSError reports whether err came from the TLS layer (a bad record, a
-// received or sent alert) rather than from the socket under it. The relay
-// uses it to record a client-leg failure as disconnect 490.
-func IsTLSError(err error) bool {
-	if err == nil {
-		return false
-	}
-	var rh tls.RecordHeaderError
-	if errors.As(err, &rh) {
-		return true
-	}
-	var ae tls.AlertError
-	if errors.As(err, &ae) {
-		return true
-	}
-	var ve *tls.CertificateVerificationError
-	if errors.As(err, &ve) {
-		return true
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && (op.Op == "local error" || op.Op == "remote error") {
-		return true // crypto/tls wraps its alerts in these two ops only
-	}
-	return strings.HasPrefix(err.Error(), "tls: ")
 }
 
 // WithPrefix returns a conn that reads prefix before reading c. The proxy

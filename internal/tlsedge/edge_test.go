@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/errstatus"
 	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/tlstest"
 )
@@ -380,8 +381,9 @@ func TestReloadCertificate(t *testing.T) {
 	}
 }
 
-// TestIsTLSError: a corrupted record on an established connection is a TLS
-// error (disconnect 490); a clean close and a plain socket error are not.
+// TestIsTLSError: errstatus.IsTLS on real edge errors. A corrupted record
+// on an established connection is a TLS error (disconnect 490); a clean
+// close and a plain socket error are not.
 func TestIsTLSError(t *testing.T) {
 	ca := tlstest.NewCA(t, "CA")
 	c := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
@@ -412,14 +414,14 @@ func TestIsTLSError(t *testing.T) {
 		raw.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x20})
 		raw.Write(make([]byte, 0x20)) // an application-data record that fails authentication
 	})
-	if !IsTLSError(bad) {
-		t.Errorf("IsTLSError(%v) = false for a forged record", bad)
+	if !errstatus.IsTLS(bad) {
+		t.Errorf("errstatus.IsTLS(%v) = false for a forged record", bad)
 	}
 	clean := readErr(func(_ net.Conn, tc *tls.Conn) { tc.Close() })
-	if clean != io.EOF || IsTLSError(clean) {
-		t.Errorf("close_notify: err %v, IsTLSError %v", clean, IsTLSError(clean))
+	if clean != io.EOF || errstatus.IsTLS(clean) {
+		t.Errorf("close_notify: err %v, IsTLS %v", clean, errstatus.IsTLS(clean))
 	}
-	if IsTLSError(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}) || IsTLSError(nil) {
+	if errstatus.IsTLS(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}) || errstatus.IsTLS(nil) {
 		t.Error("socket errors reported as TLS errors")
 	}
 }

@@ -8,21 +8,23 @@
 // clientFiltered instead of connect.
 //
 // Datagrams move in batches (recvmmsg/sendmmsg) through pooled buffers; the
-// steady-state path allocates nothing per datagram. The client's address
-// reaches the origin as PROXY v2 (first or every datagram) or Simple Proxy
-// Protocol (every datagram, both ways). See docs/udp.md.
+// steady-state path allocates nothing per datagram. Batched calls and the
+// epoll replier are the Linux fast path (mmsg_linux.go, reply_linux.go);
+// other Unix systems, and Linux with the build tag portable, move a batch
+// one recvmsg/sendmsg per datagram and read each session's replies on a
+// goroutine of its own (mmsg_other.go, reply_other.go). The client's
+// address reaches the origin as PROXY v2 (first or every datagram) or
+// Simple Proxy Protocol (every datagram, both ways). See docs/udp.md.
 package udpproxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
@@ -416,20 +418,4 @@ func (r *rateLog) allow(now int64) (ok bool, suppressed int64) {
 		return false, 0
 	}
 	return true, r.suppressed.Swap(0)
-}
-
-// originStatus maps an error on an established origin flow to its
-// disconnect Status.
-func originStatus(err error) int {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return event.StatusOriginRefused
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return event.StatusOriginUnreachable
-	case errors.Is(err, syscall.ETIMEDOUT):
-		return event.StatusOriginTimeout
-	case errors.Is(err, syscall.EPIPE):
-		return event.StatusOriginPipe
-	}
-	return event.StatusUnknown
 }

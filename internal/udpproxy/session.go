@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/errstatus"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/pphdr"
@@ -221,7 +222,7 @@ func (ss *session) run() {
 	if conn == nil {
 		*ss.live.Base() = ev
 		ss.mu.Unlock()
-		ss.finish(event.OriginError, origin.DialStatus(err), event.SideOrigin, event.ReasonCreatePeer, err.Error())
+		ss.finish(event.OriginError, errstatus.Dial(err), event.SideOrigin, event.ReasonCreatePeer, err.Error())
 		return
 	}
 	rc, err := conn.SyscallConn()
@@ -322,7 +323,7 @@ func (ss *session) originFailed(e syscall.Errno) {
 	ss.mu.Lock()
 	addr := ss.live.Base().OriginAddr
 	ss.mu.Unlock()
-	ss.finish(event.Disconnect, originStatus(e), event.SideOrigin, event.ReasonPeerError,
+	ss.finish(event.Disconnect, errstatus.Datagram(e), event.SideOrigin, event.ReasonPeerError,
 		"origin "+addr.String()+": "+e.Error())
 }
 

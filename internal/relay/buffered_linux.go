@@ -1,3 +1,5 @@
+//go:build !portable
+
 package relay
 
 import (
@@ -57,7 +59,7 @@ func (h *half) releaseBuf() {
 	h.buf = nil
 }
 
-// relayIn is the buffered path's read callback for a direction that may
+// bufferedIn is the buffered path's read callback for a direction that may
 // wait: it reads, writes what it read straight on to dst and waits for
 // the next edge, all within one RawConn.Read call, so that a message
 // costs one read(2) and one write(2), as in HAProxy's edge-triggered
@@ -68,7 +70,7 @@ func (h *half) releaseBuf() {
 // set meanwhile). It returns to the step (true) at EOF, on an error, when
 // dst is full (the step finishes the write), or when the direction
 // switches to splice.
-func (h *half) relayIn(fd uintptr) bool {
+func (h *half) bufferedIn(fd uintptr) bool {
 	for {
 		if h.buf == nil {
 			h.getSockBuf()
@@ -93,7 +95,7 @@ func (h *half) relayIn(fd uintptr) bool {
 		h.count(int64(n), time.Now())
 		h.inN, h.off, h.pending = n, 0, n
 		h.adapt(n)
-		if !h.writeDst() || h.spliceNow {
+		if !h.bufferedOutDst() || h.spliceNow {
 			h.counted = true
 			return true
 		}
@@ -105,16 +107,16 @@ func (h *half) relayIn(fd uintptr) bool {
 	}
 }
 
-// writeDst writes the pending bytes to dst's descriptor from inside src's
+// bufferedOutDst writes the pending bytes to dst's descriptor from inside src's
 // read callback (dst is open: the relay closes its conns only after both
 // directions finished). It returns false when the step must take over:
 // dst full (pending bytes stay) or an error (werr).
-func (h *half) writeDst() bool { return h.writeOut(uintptr(h.dstFD)) && h.werr == nil }
+func (h *half) bufferedOutDst() bool { return h.bufferedOut(uintptr(h.dstFD)) && h.werr == nil }
 
-// writeOut writes the buffer's pending bytes to the socket; false means
+// bufferedOut writes the buffer's pending bytes to the socket; false means
 // the socket buffer is full. An error is kept in werr and ends the write
 // (true). The buffer goes back to its pool as soon as it is empty.
-func (h *half) writeOut(fd uintptr) bool {
+func (h *half) bufferedOut(fd uintptr) bool {
 	for h.pending > 0 {
 		n, err := unix.Write(int(fd), (*h.buf)[h.off:h.off+h.pending])
 		switch err {

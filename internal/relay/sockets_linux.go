@@ -1,14 +1,21 @@
+//go:build !portable
+
 package relay
 
-import "time"
+import (
+	"net"
+	"syscall"
+	"time"
+)
 
-// The path between two kernel sockets and how a direction chooses it.
-// Under ModeAuto a direction starts on the buffered path (copy_linux.go):
-// a small message costs one read(2) and one write(2), the fewest system
-// calls there are, and no pipe. A read that fills the small buffer means
-// the direction carries bulk: it switches to splice (splice_linux.go),
-// which keeps the payload in the kernel. It switches back after
-// smallSplices small splices in a row, or when it goes quiet and parks.
+// The socket path, between two kernel sockets (Linux): its step, and how a
+// direction chooses between its two ways of moving a chunk. Under ModeAuto
+// a direction starts on the buffered way (buffered_linux.go): a small
+// message costs one read(2) and one write(2), the fewest system calls
+// there are, and no pipe. A read that fills the small buffer means the
+// direction carries bulk: it switches to splice (splice_linux.go), which
+// keeps the payload in the kernel. It switches back after smallSplices
+// small splices in a row, or when it goes quiet and parks.
 
 // smallSplice is the size below which a splice counts as small.
 const smallSplice = 4 << 10
@@ -29,7 +36,7 @@ func (h *half) sockIn(fd uintptr) bool {
 	if h.spliceNow {
 		return h.spliceIn(fd)
 	}
-	return h.relayIn(fd)
+	return h.bufferedIn(fd)
 }
 
 // sockOut moves the pending chunk to dst; false means its socket buffer
@@ -38,7 +45,7 @@ func (h *half) sockOut(fd uintptr) bool {
 	if h.pipe != nil {
 		return h.spliceOut(fd)
 	}
-	return h.writeOut(fd)
+	return h.bufferedOut(fd)
 }
 
 // sockOutWait is the RawConn.Write callback that waits for writability
@@ -77,7 +84,7 @@ func (h *half) quietPath() {
 
 // sockStep moves one chunk src → pipe or buffer → dst. The read waits in
 // the netpoller, up to the busy wait, and on the buffered path it may
-// move several messages before it returns (relayIn).
+// move several messages before it returns (bufferedIn).
 func (h *half) sockStep() int {
 	if h.pending == 0 {
 		if !h.spliceNow {
@@ -96,11 +103,11 @@ func (h *half) sockStep() int {
 		case h.rerr != nil:
 			h.readErr(h.rerr)
 			return stepDone
-		case h.werr != nil: // relayIn wrote, and dst failed
+		case h.werr != nil: // bufferedIn wrote, and dst failed
 			h.writeErr(h.werr)
 			return stepDone
 		case h.counted:
-			// relayIn counted the chunk; it left the rest for us to write
+			// bufferedIn counted the chunk; it left the rest for us to write
 			// (dst full), or wrote it all and switched to splice.
 			h.counted = false
 			if h.pending == 0 {
@@ -135,4 +142,46 @@ func (h *half) sockStep() int {
 func (h *half) dropHeld() {
 	h.releasePipe()
 	h.releaseBuf()
+}
+
+// bindSocketPath binds the RawConn callbacks of the socket path (once, so
+// that the per-chunk calls allocate nothing).
+func (h *half) bindSocketPath() {
+	h.readFn = h.sockIn
+	h.writeFn = h.sockOutWait
+	h.peekFn = h.peekWait
+	h.tryPeekFn = h.peekTry
+}
+
+// rawConn returns the RawConn of a kernel stream socket we may splice
+// (TCP or unix stream), nil for anything else.
+func rawConn(c net.Conn) syscall.RawConn {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		if rc, err := c.SyscallConn(); err == nil {
+			return rc
+		}
+	case *net.UnixConn:
+		if c.LocalAddr() == nil || c.LocalAddr().Network() != "unix" {
+			return nil // unixgram/unixpacket keep message boundaries: no splice
+		}
+		if rc, err := c.SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
+}
+
+// pendingError returns a socket error of src that an end-of-file may
+// hide: once the kernel aborted a connection and shut it down, a read can
+// return 0 while the error waits in SO_ERROR.
+func (h *half) pendingError() error {
+	var errno int
+	_ = h.srcRaw.Control(func(fd uintptr) {
+		errno, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+	})
+	if errno != 0 {
+		return syscall.Errno(errno)
+	}
+	return nil
 }

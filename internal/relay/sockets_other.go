@@ -1,0 +1,56 @@
+//go:build !linux || portable
+
+package relay
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"syscall"
+)
+
+// The portable fallback of the Linux-only parts (sockets_linux.go,
+// buffered_linux.go, splice_linux.go, poller_linux.go): no
+// socket is taken for the socket path, so every direction moves on the
+// conn path (connpath.go), reading through net.Conn, which waits in the
+// runtime netpoller; an idle direction keeps its goroutine (there is no
+// poller to park in). The Mode is recorded but changes nothing. The build
+// tag portable selects this fallback on Linux too, so that its tests run
+// there (go test -tags portable).
+
+// rawConn is nil everywhere: there is no socket path here.
+func rawConn(net.Conn) syscall.RawConn { return nil }
+
+// bindSocketPath has no callbacks to bind.
+func (h *half) bindSocketPath() {}
+
+// setMode records the mode; there is only one path.
+func (h *half) setMode(m Mode) { h.mode = m }
+
+// sockStep is never called: sockets() is false without rawConn.
+func (h *half) sockStep() int { return h.connStep() }
+
+// quietPath and dropHeld have nothing to reset or give back: the conn
+// path holds a buffer only within connStep.
+func (h *half) quietPath() {}
+func (h *half) dropHeld()  {}
+
+// pipe is the splice pipe of the socket path; none is ever made here.
+type pipe struct{}
+
+// pipesInUse and bufsInUse count the pipes and buffers the socket path
+// holds between chunks: none here (the conn path holds a buffer only
+// within connStep).
+var pipesInUse, bufsInUse atomic.Int64
+
+// maxIdlePipes bounds the spare pipes kept open: there are none here.
+const maxIdlePipes = 0
+
+// poller is the Linux parking set; there is none here.
+type poller struct{}
+
+var errNoPoller = errors.New("relay: no poller on this platform")
+
+func getPoller(int) *poller      { return nil }
+func (*poller) arm(*half) error  { return errNoPoller }
+func (*poller) unregister(*half) {}

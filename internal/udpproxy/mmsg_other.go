@@ -1,0 +1,52 @@
+//go:build (unix && !linux) || portable
+
+package udpproxy
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// The portable fallback of mmsg_linux.go for the other Unix systems, which
+// have no recvmmsg/sendmmsg: a batch moves one recvmsg(2) or sendmsg(2) per
+// datagram, with the same results as the batched calls (the number of
+// messages moved; an error only when none moved, the next call reports it
+// otherwise).
+
+func recvmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
+	n := 0
+	for n < len(hs) {
+		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			if n > 0 {
+				return n, 0
+			}
+			return 0, e
+		}
+		hs[n].Len = uint32(r)
+		n++
+	}
+	return n, 0
+}
+
+func sendmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
+	n := 0
+	for n < len(hs) {
+		r, _, e := syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			if n > 0 {
+				return n, 0
+			}
+			return 0, e
+		}
+		hs[n].Len = uint32(r)
+		n++
+	}
+	return n, 0
+}
