@@ -37,6 +37,8 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# The README's import graph must be the one go list sees.
+bash scripts/importgraph.sh --check
 
 # The build on the other platforms Go targets for development: the Linux
 # fast paths sit behind build tags with portable fallbacks (README,
