@@ -14,28 +14,19 @@ import (
 // otherwise).
 
 func recvmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
-	n := 0
-	for n < len(hs) {
-		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != 0 {
-			if n > 0 {
-				return n, 0
-			}
-			return 0, e
-		}
-		hs[n].Len = uint32(r)
-		n++
-	}
-	return n, 0
+	return eachMsg(syscall.SYS_RECVMSG, fd, hs)
 }
 
 func sendmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
+	return eachMsg(syscall.SYS_SENDMSG, fd, hs)
+}
+
+// eachMsg makes the system call trap (recvmsg or sendmsg) once per message
+// header, until one fails or all are done.
+func eachMsg(trap, fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
 	n := 0
 	for n < len(hs) {
-		r, _, e := syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
+		r, _, e := syscall.Syscall(trap, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
 		if e == syscall.EINTR {
 			continue
 		}
