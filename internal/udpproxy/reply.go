@@ -3,6 +3,8 @@
 package udpproxy
 
 import (
+	"syscall"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/spp"
@@ -13,6 +15,21 @@ import (
 // (flush, send). How it learns that an origin socket has replies is the
 // platform's (reply_linux.go: one epoll set per listener; reply_other.go:
 // a goroutine per session).
+
+// replyBatch is a replier's batch of origin replies and the state of the
+// system calls that fill and send it, the same on every platform.
+type replyBatch struct {
+	b        *batch
+	fill     int // slots of b holding received datagrams
+	m        int // replies queued for sending, compacted into b.hs[:m]
+	now      int64
+	recvFn   func(fd uintptr) bool
+	sendFn   func(fd uintptr) bool
+	rn       int
+	rerr     syscall.Errno
+	sendN    int
+	sendDrop int
+}
 
 // collect queues messages [from, from+n) of the batch, replies of ss, for
 // the client, dropping (and counting) truncated ones and, in simple mode,

@@ -43,20 +43,11 @@ type replier struct {
 	byFD []*session // registered sessions by origin socket descriptor
 
 	// Owned by the loop goroutine.
-	events   [batchSize]unix.EpollEvent
-	ready    []*session
-	again    []*session // sessions whose last read filled the batch: read again, in turn
-	b        *batch
-	fill     int // slots of b holding received datagrams
-	m        int // replies queued for sending, compacted into b.hs[:m]
-	now      int64
+	events [batchSize]unix.EpollEvent
+	ready  []*session
+	again  []*session // sessions whose last read filled the batch: read again, in turn
+	replyBatch
 	readyFn  func(fd uintptr) bool
-	recvFn   func(fd uintptr) bool
-	sendFn   func(fd uintptr) bool
-	rn       int
-	rerr     syscall.Errno
-	sendN    int
-	sendDrop int
 	waitErrs int
 }
 

@@ -19,16 +19,7 @@ type replier struct {
 	l *listener
 
 	// A session's own replier (see watch) owns these.
-	b        *batch
-	fill     int // slots of b holding received datagrams
-	m        int // replies queued for sending, compacted into b.hs[:m]
-	now      int64
-	recvFn   func(fd uintptr) bool
-	sendFn   func(fd uintptr) bool
-	rn       int
-	rerr     syscall.Errno
-	sendN    int
-	sendDrop int
+	replyBatch
 }
 
 func newReplier(l *listener) (*replier, error) { return &replier{l: l}, nil }
