@@ -56,6 +56,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"bad yaml", "node: [\n", "bad.yaml:"},
 		{"bad relay mode", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: zerocopy\n", "bad.yaml:6: apps[0].relay_mode: unknown value \"zerocopy\" (use auto, splice or copy)"},
 		{"relay mode on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: copy\n", "bad.yaml:7: apps[0].relay_mode: relay_mode is for tcp apps"},
+		{"v1 on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    proxy_protocol: v1\n", "bad.yaml:7: apps[0].proxy_protocol: v1 is a TCP-only format"},
+		{"unix socket on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"unix:/tmp/prism-x.sock\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:5: apps[0].listen[0]: unix sockets are for tcp apps only"},
 		{"tcp settings on udp", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    max_connections: 5\n", "bad.yaml:7: apps[0].max_connections: max_connections is for tcp apps"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

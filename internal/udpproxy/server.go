@@ -104,9 +104,9 @@ type listenSpec struct {
 	lo, hi uint16
 }
 
-// New checks app and prepares its listeners. Nothing is bound until Start.
-// app.UDP and app.Limits are defaulted and validated (by package config,
-// or cfgerr.Prepare).
+// New prepares app's listeners. Nothing is bound until Start. app is
+// trusted to be validated (by package config, or cfgerr.Prepare for its
+// UDP and Limits sections): New refuses only an app without an origin pool.
 func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -120,14 +120,8 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 	if app.Pool == nil {
 		return nil, fmt.Errorf("udp app %s: no origin pool", app.ID)
 	}
-	switch app.ProxyProtocol {
-	case "":
+	if app.ProxyProtocol == "" { // a validated app says "off"; a hand-built one may leave it out
 		app.ProxyProtocol = ProxyOff
-	case ProxyOff, ProxyV2, ProxySimple:
-	case "v1":
-		return nil, fmt.Errorf("udp app %s: proxy_protocol v1 is a TCP-only format; use v2 or simple", app.ID)
-	default:
-		return nil, fmt.Errorf("udp app %s: unknown proxy_protocol %q", app.ID, app.ProxyProtocol)
 	}
 	s := &Server{
 		app: app, id: app.ID, em: em, reg: reg, log: logger.With("app", app.ID, "proto", "udp"),
@@ -138,10 +132,7 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 		reportEvery: dropReportEvery,
 		lim:         limit.New(app.Limits),
 	}
-	for i, l := range app.Listen {
-		if l.Path != "" {
-			return nil, fmt.Errorf("udp app %s: listen[%d]: unix sockets are for tcp apps only", app.ID, i)
-		}
+	for _, l := range app.Listen {
 		host := l.Host
 		if host == "localhost" {
 			host = "127.0.0.1"

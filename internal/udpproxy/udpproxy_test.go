@@ -565,9 +565,6 @@ func TestConfigValidate(t *testing.T) {
 	if c.IdleTimeout != DefaultIdleTimeout || c.ProxyV2Placement != PlacementFirst || c.MaxDatagramSize != DefaultMaxDatagramSize {
 		t.Fatalf("defaults %+v", c)
 	}
-	if _, err := New(App{ID: "x", Listen: listenOn(t, "127.0.0.1:0"), Pool: &fakePool{}, ProxyProtocol: "v1"}, nil, nil, nil); err == nil {
-		t.Fatal("v1 accepted for udp")
-	}
 }
 
 func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
