@@ -27,6 +27,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
@@ -112,12 +113,10 @@ func filteredRecords(status int, match, edgeoneReason string) map[string]map[str
 }
 
 // noMoreEvents fails if the recorder holds or soon gets another event.
-func noMoreEvents(t *testing.T, rec *recorder, why string) {
+func noMoreEvents(t *testing.T, rec *eventtest.Recorder, why string) {
 	t.Helper()
-	select {
-	case e := <-rec.ch:
+	if e, ok := rec.NextWithin(200 * time.Millisecond); ok {
 		t.Fatalf("%s, but got %s %d (%s)", why, e.Type, e.Status, e.Detail)
-	case <-time.After(200 * time.Millisecond):
 	}
 }
 
@@ -141,7 +140,7 @@ func waitHealthChecks(t *testing.T, s *proxy.Server, n int64) {
 // prism's accept: HAProxy answers the SYN-ACK with a RST.)
 func TestInboundProxyHealthChecksWriteNoRecord(t *testing.T) {
 	dialed := make(chan struct{}, 64)
-	origin := serve(t, func(c net.Conn) { dialed <- struct{}{} })
+	origin := testpeer.Serve(t, func(c net.Conn) { dialed <- struct{}{} })
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.0/8"], header_timeout: 2s}`))
 
@@ -230,7 +229,7 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 			if tc.close {
 				_ = c.CloseWrite()
 			}
-			e := rec.next(t) // the first record of the connection: no connect before it
+			e := rec.Next(t) // the first record of the connection: no connect before it
 			if e.Type != event.ClientFiltered || e.Status != tc.status {
 				t.Fatalf("got %s %d (%s), want clientFiltered %d", e.Type, e.Status, e.Detail, tc.status)
 			}
@@ -263,7 +262,7 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 // TestInboundProxySlowV1HeaderInTime: a v1 header that arrives in two
 // segments within header_timeout is a header, not an error.
 func TestInboundProxySlowV1HeaderInTime(t *testing.T) {
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`,
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`,
 		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`))
 	c := dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -274,13 +273,13 @@ func TestInboundProxySlowV1HeaderInTime(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 		t.Fatalf("echo after a slow header: %q %v", got, err)
 	}
-	e := rec.expect(t, event.Connect, 0)
+	e := rec.Expect(t, event.Connect, 0)
 	wantRecords(t, &e, map[string]map[string]any{
 		render.Spectrum:     {"ClientIP": "192.0.2.9", "ClientPort": 4242},
 		render.CloudConnexa: {"log.sourceIp": "192.0.2.9", "log.allowed": true},
 	})
 	c.Close()
-	rec.expect(t, event.Disconnect, event.StatusOK)
+	rec.Expect(t, event.Disconnect, event.StatusOK)
 }
 
 // originProtos is Spectrum's OriginProto enumeration, as the vendored
@@ -341,17 +340,17 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { fw.Close() })
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`), withFirewall("app", fw))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`), withFirewall("app", fw))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.ClientFiltered, event.StatusFiltered)
 		wantRecords(t, &e, filteredRecords(event.StatusFiltered, "BLOCK_IP", "down:net_exception_closed"))
 	})
 	t.Run("tlsError", func(t *testing.T) {
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`, tlsYAML))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`, tlsYAML))
 		c := dial(t, addr)
 		c.Write([]byte("this is not a ClientHello\r\n\r\n"))
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.TLSError, event.StatusClientHandshake)
 		wantRecords(t, &e, map[string]map[string]any{
 			render.Spectrum: {"OriginProto": "tcp", "ClientTlsStatus": "HANDSHAKE_FAILED"},
@@ -363,7 +362,7 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	t.Run("resolveOrigin 532", func(t *testing.T) {
 		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["169.254.169.254:80"]}`))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.ResolveOrigin, event.StatusResolveBlocked)
 		wantRecords(t, &e, map[string]map[string]any{
 			render.Spectrum: {"OriginIP": "169.254.169.254", "OriginPort": 80, "OriginProto": "tcp"},
@@ -373,12 +372,12 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	t.Run("originError unix origin", func(t *testing.T) {
 		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["unix:`+filepath.Join(t.TempDir(), "gone.sock")+`"]}`))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.OriginError, event.StatusOriginConnRefused)
 		wantRecords(t, &e, map[string]map[string]any{render.Spectrum: {"OriginProto": "unix"}})
 	})
 	t.Run("TLS terminated, openssl s_client", func(t *testing.T) {
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`, tlsYAML))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`, tlsYAML))
 		// s_client sends stdin and closes at its EOF.
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -387,9 +386,9 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
 			t.Fatalf("s_client: %v\n%s", err, out)
 		}
-		conn := rec.expect(t, event.Connect, 0)
+		conn := rec.Expect(t, event.Connect, 0)
 		check(t, &conn, event.Connect, 0)
-		d := rec.terminal(t)
+		d := rec.Terminal(t)
 		check(t, &d, event.Disconnect, event.StatusOK)
 		wantRecords(t, &d, map[string]map[string]any{render.Spectrum: {"ClientTlsStatus": "OK", "OriginTcpRtt": "<nonzero>"}})
 	})
@@ -423,13 +422,13 @@ func TestUnixSocketRecordsInVendorEnums(t *testing.T) {
 	if out, err := cmd.Output(); err != nil || string(out) != "ping" {
 		t.Fatalf("socat through a unix listener: %q %v", out, err)
 	}
-	conn := rec.expect(t, event.Connect, 0)
+	conn := rec.Expect(t, event.Connect, 0)
 	wantRecords(t, &conn, map[string]map[string]any{
 		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientIP": "", "ClientTcpRtt": 0},
 		render.CloudConnexa: {"publicIp": "", "log.protocolName": "tcp", "log.protocol": 6, "log.sourceIp": "",
 			"log.destinationEntityIp": "", "log.destinationPort": 0},
 	})
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	wantRecords(t, &d, map[string]map[string]any{
 		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientBytes": 4, "OriginBytes": 4},
 		render.EdgeOne: {"ForwardProtocol": "TCP", "ClientRealIP": "-", "EdgeIP": "-", "ForwardPort": -1,

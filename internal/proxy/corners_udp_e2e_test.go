@@ -14,6 +14,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -36,7 +37,7 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &udpRecorder{ch: make(chan event.Event, 64)}
+	rec := eventtest.New()
 	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ apps:
 	if out, err := testpeer.Run(t, 10*time.Second, dig, "@127.0.0.1", "-p", fmt.Sprint(port), "+tries=1", "+time=1", "test.example", "A"); err == nil {
 		t.Fatalf("dig got an answer through a firewall that blocks it:\n%s", out)
 	}
-	e := rec.next(t, "dns", event.ClientFiltered)
+	e := nextOfApp(t, rec, "dns", event.ClientFiltered)
 	sp := renderJSON(t, render.Spectrum, &e)
 	for k, w := range map[string]any{"Event": "clientFiltered", "Status": 403.0, "ClientProto": "udp", "OriginProto": "udp",
 		"ClientTcpRtt": 0.0, "ClientMatchedIpFirewall": "BLOCK_IP"} {

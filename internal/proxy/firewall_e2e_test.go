@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/geo/geotest"
@@ -38,55 +38,18 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// fwRecorder keeps every emitted event and lets a test wait for one.
-type fwRecorder struct {
-	mu   sync.Mutex
-	evs  []event.Event
-	more chan struct{} // closed and replaced on every Emit
-}
-
-func newFWRecorder() *fwRecorder { return &fwRecorder{more: make(chan struct{})} }
-
-func (r *fwRecorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	close(r.more)
-	r.more = make(chan struct{})
-	r.mu.Unlock()
-}
-
-// wait returns the first event of type typ from client, waiting up to 10 s.
-func (r *fwRecorder) wait(t *testing.T, client netip.Addr, typ event.Type) event.Event {
+// clientEvent skips events until one of type typ from client and returns
+// it, failing the test after rec's timeout.
+func clientEvent(t *testing.T, rec *eventtest.Recorder, client netip.Addr, typ event.Type) event.Event {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, e := range r.evs {
-			if e.ClientAddr.Addr() == client && e.Type == typ {
-				r.mu.Unlock()
-				return e
-			}
-		}
-		more := r.more
-		r.mu.Unlock()
-		select {
-		case <-more:
-		case <-deadline:
-			t.Fatalf("no %s event for client %s within 10s", typ, client)
-		}
-	}
+	return rec.WaitFor(t, typ.String()+" (client "+client.String()+")", func(e *event.Event) bool {
+		return e.ClientAddr.Addr() == client && e.Type == typ
+	})
 }
 
-func (r *fwRecorder) count(client netip.Addr) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.evs {
-		if e.ClientAddr.Addr() == client {
-			n++
-		}
-	}
-	return n
+// clientEvents is how many events from client rec holds, read or not.
+func clientEvents(rec *eventtest.Recorder, client netip.Addr) int {
+	return rec.Count(func(e *event.Event) bool { return e.ClientAddr.Addr() == client })
 }
 
 // The app's ip_firewall section, as an operator writes it.
@@ -124,7 +87,7 @@ var fwCases = []fwCase{
 
 // startFirewalledProxy runs one TCP app in front of an echo origin that
 // counts its connections, trusting PROXY headers from 127.0.0.1.
-func startFirewalledProxy(t *testing.T) (*proxy.Server, *fwRecorder, string, *atomic.Int64) {
+func startFirewalledProxy(t *testing.T) (*proxy.Server, *eventtest.Recorder, string, *atomic.Int64) {
 	t.Helper()
 	db, err := geo.Open(geo.Config{
 		CountryDB: geotest.Shared(t, geotest.GeoLite2Country),
@@ -162,7 +125,7 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newFWRecorder()
+	rec := eventtest.New()
 	s := startServers(t, cfg, rec, withFirewall("app", fw))["app"]
 	addrs := s.Addrs()
 	if len(addrs) == 0 {
@@ -171,28 +134,13 @@ apps:
 	return s, rec, addrs[0].String(), &originConns
 }
 
+// echoOrigin is an echo origin that counts the connections it serves.
 func echoOrigin(t *testing.T, n *atomic.Int64) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			wg.Go(func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			})
-		}
+	return testpeer.Serve(t, func(c net.Conn) {
+		n.Add(1)
+		_, _ = io.Copy(c, c)
 	})
-	return ln.Addr().String()
 }
 
 // sendThrough connects to the proxy as client (in a PROXY v2 header), sends
@@ -266,12 +214,12 @@ func TestFirewallEndToEnd(t *testing.T) {
 			client := sent.Unmap() // what the proxy records
 			sendThrough(t, addr, sent, tc.blocked)
 			if tc.blocked {
-				e := rec.wait(t, client, event.ClientFiltered)
+				e := clientEvent(t, rec, client, event.ClientFiltered)
 				if e.Status != event.StatusFiltered {
 					t.Errorf("clientFiltered Status %d, want 403", e.Status)
 				}
 				checkFirewallEvent(t, e, tc)
-				if n := rec.count(client); n != 1 {
+				if n := clientEvents(rec, client); n != 1 {
 					t.Errorf("%d events for a refused client, want exactly 1", n)
 				}
 				sp := renderJSON(t, render.Spectrum, &e)
@@ -306,9 +254,9 @@ func TestFirewallEndToEnd(t *testing.T) {
 				return
 			}
 			allowed++
-			connect := rec.wait(t, client, event.Connect)
+			connect := clientEvent(t, rec, client, event.Connect)
 			checkFirewallEvent(t, connect, tc)
-			end := rec.wait(t, client, event.Disconnect)
+			end := clientEvent(t, rec, client, event.Disconnect)
 			checkFirewallEvent(t, end, tc)
 			sp := renderJSON(t, render.Spectrum, &connect)
 			if sp["Event"] != "connect" || sp["ClientMatchedIpFirewall"] != tc.match || sp["ClientAsn"] != float64(tc.asn) {
@@ -375,7 +323,7 @@ backend be
 			if len(b) != 0 {
 				t.Errorf("blocked %s got %q", src, b)
 			}
-			e := rec.wait(t, src, event.ClientFiltered)
+			e := clientEvent(t, rec, src, event.ClientFiltered)
 			if e.Status != event.StatusFiltered || e.FirewallMatch != tc.match || e.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") {
 				t.Errorf("via HAProxy %s: Status %d, %s, peer %s; want 403, %s, peer 127.0.0.1", src, e.Status, e.FirewallMatch, e.PeerAddr, tc.match)
 			}
@@ -384,7 +332,7 @@ backend be
 			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 				t.Errorf("echo via HAProxy: %q %v", got, err)
 			}
-			e := rec.wait(t, src, event.Connect)
+			e := clientEvent(t, rec, src, event.Connect)
 			if e.FirewallMatch != tc.match || !e.Firewall {
 				t.Errorf("via HAProxy %s: %s, IpFirewall %v", src, e.FirewallMatch, e.Firewall)
 			}
@@ -392,7 +340,7 @@ backend be
 		c.Close()
 	}
 	// The probe and the allowed client reached the origin; the blocked one did not.
-	if n := rec.count(netip.MustParseAddr("127.0.0.66")); n != 1 {
+	if n := clientEvents(rec, netip.MustParseAddr("127.0.0.66")); n != 1 {
 		t.Errorf("%d events for the refused client, want 1", n)
 	}
 	if got := originConns.Load(); got > 2 {
@@ -442,7 +390,7 @@ log_jobs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newFWRecorder()
+	rec := eventtest.New()
 	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
 	if err != nil {
 		t.Fatal(err)
@@ -465,9 +413,9 @@ log_jobs:
 		client := netip.MustParseAddr(s.client)
 		sendThrough(t, s.addr, client, s.blocked)
 		if s.blocked {
-			rec.wait(t, client, event.ClientFiltered)
+			clientEvent(t, rec, client, event.ClientFiltered)
 		} else {
-			rec.wait(t, client, event.Disconnect)
+			clientEvent(t, rec, client, event.Disconnect)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -4,86 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 )
 
-// recorder is an event.Emitter that keeps every event for assertions.
-type recorder struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func newRecorder() *recorder { return &recorder{ch: make(chan event.Event, 4096)} }
-
-func (r *recorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	r.mu.Unlock()
-	r.ch <- *e
-}
-
-// next returns the next event or fails the test after a timeout.
-func (r *recorder) next(t *testing.T) event.Event {
+// nextOfApp skips events until one of type typ from app and returns it,
+// failing the test after rec's timeout.
+func nextOfApp(t *testing.T, rec *eventtest.Recorder, app string, typ event.Type) event.Event {
 	t.Helper()
-	select {
-	case e := <-r.ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
-	}
-	return event.Event{}
-}
-
-// terminal skips non-terminal events and returns the first terminal one.
-func (r *recorder) terminal(t *testing.T) event.Event {
-	t.Helper()
-	for {
-		e := r.next(t)
-		if e.Type.Terminal() {
-			return e
-		}
-	}
-}
-
-func (r *recorder) expect(t *testing.T, typ event.Type, status int) event.Event {
-	t.Helper()
-	e := r.next(t)
-	if e.Type != typ || e.Status != status {
-		t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, typ, status)
-	}
-	return e
-}
-
-// waitFor skips events until one satisfies match (peer processes such as
-// HAProxy probe or health-check connections of their own), failing after 10s.
-func (r *recorder) waitFor(t *testing.T, what string, match func(*event.Event) bool) event.Event {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case e := <-r.ch:
-			if match(&e) {
-				return e
-			}
-		case <-deadline:
-			t.Fatalf("no %s event within 10s", what)
-		}
-	}
+	return rec.WaitFor(t, typ.String()+" (app "+app+")", func(e *event.Event) bool { return e.App == app && e.Type == typ })
 }
 
 // spectrumRecord renders e with the spectrum_events encoder, every field,
@@ -220,9 +161,9 @@ func parseConfig(t *testing.T, yaml string) *config.Config {
 
 // startProxy starts the servers of a config whose tcp app "app" it
 // returns, with that app's first listen address.
-func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *recorder, string) {
+func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *eventtest.Recorder, string) {
 	t.Helper()
-	rec := newRecorder()
+	rec := eventtest.New()
 	s := startServers(t, parseConfig(t, yaml), rec, opts...)["app"]
 	if s == nil {
 		t.Fatal("no tcp app \"app\" in the config")
@@ -232,49 +173,6 @@ func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *re
 		return s, rec, ""
 	}
 	return s, rec, addrs[0].String()
-}
-
-// echoServer accepts connections and echoes until EOF, then closes.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	return serve(t, func(c net.Conn) {
-		_, _ = io.Copy(c, c)
-	})
-}
-
-// sinkServer accepts connections, reads until EOF and never writes: an
-// origin that stays open for as long as the proxy keeps its leg open.
-func sinkServer(t *testing.T) string {
-	t.Helper()
-	return serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-}
-
-// serve runs handler for every connection to a fresh loopback listener.
-func serve(t *testing.T, handler func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handler(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func appYAML(listen, origins string, extra ...string) string {
@@ -300,16 +198,4 @@ func dial(t *testing.T, addr string) *net.TCPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c.(*net.TCPConn)
-}
-
-// closedPort returns a loopback port with nothing listening.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // TestPropertyRandomLifecycles drives random connections through apps that
@@ -42,7 +44,7 @@ func TestPropertyRandomLifecycles(t *testing.T) {
 	t.Logf("seed %d (PRISM_PROPERTY_SEED reruns it)", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	echo := echoServer(t)
+	echo := testpeer.Echo(t)
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.test")
 	yml := fmt.Sprintf(`node: {colo: TST, id: t1}
@@ -59,7 +61,7 @@ apps:
     listen: ["127.0.0.1:0"]
     origins: {addresses: ["%[1]s"]}
     tls: {mode: flexible, certificates: [{cert: "%[3]s", key: "%[4]s"}]}
-`, echo, closedPort(t), cert, key)
+`, echo, testpeer.ClosedPort(t), cert, key)
 	cfg, err := config.Parse("property.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,7 @@ apps:
 		t.Fatal(err)
 	}
 	defer fw.Close()
-	rec := newRecorder()
+	rec := eventtest.New()
 	servers := startServers(t, cfg, rec, withFirewall("blocked", fw))
 	addr := map[string]string{}
 	for _, id := range []string{"plain", "trusted", "blocked", "refused", "metadata", "tls"} {
@@ -144,9 +146,7 @@ apps:
 		healthChecks += s.Stats().HealthChecks
 	}
 
-	rec.mu.Lock()
-	evs := append([]event.Event(nil), rec.evs...)
-	rec.mu.Unlock()
+	evs := rec.All()
 	type life struct{ types []event.Type }
 	lives := map[event.ID]*life{}
 	var order []event.ID

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -43,13 +45,13 @@ func echoOnce(t *testing.T, c net.Conn) {
 // /24, and new connections per second; every refusal is one
 // clientFiltered 403 record naming the limit, and counted.
 func TestPerClientLimits(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"limits: {max_connections_per_client: 2, max_connections_per_prefix: 3, new_connections_per_second: 1, new_connections_burst: 3}"))
 	refused := func(src, limit string) {
 		t.Helper()
 		c := dialFrom(t, src, addr)
-		e := rec.terminal(t)
+		e := rec.Terminal(t)
 		if e.Type != event.ClientFiltered || e.Status != event.StatusFiltered || !strings.Contains(e.Detail, limit) ||
 			e.ClientAddr.Addr().String() != src || e.FirewallMatch != event.FirewallUnknown {
 			t.Fatalf("%s: %s %d %q (%s), want clientFiltered 403 naming %s", src, e.Type, e.Status, e.Detail, e.ClientAddr, limit)
@@ -70,7 +72,7 @@ func TestPerClientLimits(t *testing.T) {
 	// is refused by rate.
 	closeAndRelease := func(c net.Conn) {
 		c.Close()
-		rec.waitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
+		rec.WaitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 			if proxy.LimiterOf(s).Held(netip.MustParseAddr("127.7.0.1")) == 1 || time.Now().After(deadline) {
 				break // the slot is given back just after the record
@@ -93,11 +95,11 @@ func TestPerClientLimits(t *testing.T) {
 // together: at the limit no new connection is accepted (it waits in the
 // backlog) until one ends.
 func TestGlobalMaxConnections(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	yaml := "max_connections: 2\napps:\n" +
 		"  - id: app\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n" +
 		"  - id: other\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n"
-	rec := newRecorder()
+	rec := eventtest.New()
 	servers := startServers(t, parseConfig(t, yaml), rec)
 	addr, other := servers["app"].Addrs()[0].String(), servers["other"].Addrs()[0].String()
 	a := dial(t, addr)
@@ -113,7 +115,7 @@ func TestGlobalMaxConnections(t *testing.T) {
 		t.Fatalf("a third connection was relayed (%d bytes) over max_connections 2", n)
 	}
 	a.Close()
-	rec.waitFor(t, "the first disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
+	rec.WaitFor(t, "the first disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 	_ = waiting.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b := make([]byte, 2)
 	if _, err := io.ReadFull(waiting, b); err != nil {
@@ -146,7 +148,7 @@ func clientHelloBytes(t *testing.T, sni string) []byte {
 func TestTLSHandshakeLimit(t *testing.T) {
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+cert+", key: "+key+"}]}",
 		"limits: {max_tls_handshakes: 1}"))
@@ -166,11 +168,11 @@ func TestTLSHandshakeLimit(t *testing.T) {
 	if _, err := late.Write(hello); err != nil {
 		t.Fatal(err)
 	}
-	e := rec.terminal(t)
+	e := rec.Terminal(t)
 	if e.Type != event.ClientFiltered || e.Status != event.StatusFiltered || !strings.Contains(e.Detail, "max_tls_handshakes") {
 		t.Fatalf("first terminal record %s %d %q, want the late client refused (clientFiltered 403)", e.Type, e.Status, e.Detail)
 	}
-	if e := rec.terminal(t); e.Type != event.TLSError { // the holder never finished
+	if e := rec.Terminal(t); e.Type != event.TLSError { // the holder never finished
 		t.Fatalf("holder ended %s %d %q, want tlsError", e.Type, e.Status, e.Detail)
 	}
 	roots := x509.NewCertPool()

@@ -25,7 +25,7 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 	server := "127.0.0.1:" + strconv.Itoa(port)
 	p.WaitTCP(t, server, 10*time.Second)
 	res := resolverFor(server)
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, oport := hostPort(t, origin)
 	ps := strconv.Itoa(oport)
 
@@ -41,7 +41,7 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`"}}`), withResolver(res))
 			c := dial(t, addr)
 			defer c.Close()
-			e := rec.next(t)
+			e := rec.Next(t)
 			if e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked || !strings.Contains(e.Detail, tc.detail) {
 				t.Fatalf("got %s %d (%s), want resolveOrigin 532 (%s)", e.Type, e.Status, e.Detail, tc.detail)
 			}
@@ -51,14 +51,14 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: loop.test, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 	c := dial(t, addr)
 	defer c.Close()
-	if e := rec.next(t); e.Type != event.Connect {
+	if e := rec.Next(t); e.Type != event.Connect {
 		t.Fatalf("with allow_loopback: %s %d (%s), want connect", e.Type, e.Status, e.Detail)
 	}
 	// A literal origin in another IPv6 form of the metadata address.
 	_, rec, addr = startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["[::169.254.169.254]:80"]}`))
 	c2 := dial(t, addr)
 	defer c2.Close()
-	if e := rec.next(t); e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked {
+	if e := rec.Next(t); e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked {
 		t.Fatalf("literal [::169.254.169.254]: %s %d (%s), want resolveOrigin 532", e.Type, e.Status, e.Detail)
 	}
 }

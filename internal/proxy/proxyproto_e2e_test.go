@@ -55,7 +55,7 @@ defaults
 func proxiedEcho(t *testing.T) (string, <-chan string) {
 	t.Helper()
 	srcs := make(chan string, 16)
-	addr := serve(t, func(c net.Conn) {
+	addr := testpeer.Serve(t, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
 		h, err := proxyproto.Read(br)
@@ -111,10 +111,10 @@ backend be
 			if got, want := nextHeader(t, srcs), c.LocalAddr().String()+" "+addr; got != want {
 				t.Fatalf("HAProxy passed on %q, want %q (client, prism listener)", got, want)
 			}
-			conn := rec.expect(t, event.Connect, 0)
+			conn := rec.Expect(t, event.Connect, 0)
 			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ProxyProtocol": v})
 			c.Close()
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"Event": "disconnect", "Status": 200, "ProxyProtocol": v,
 				"ClientBytes": len(msg), "OriginBytes": len(msg)})
 		})
@@ -183,8 +183,8 @@ func TestProxyProtocolToNginx(t *testing.T) {
 				t.Fatalf("nginx read client and server as %q, want %q", got, want)
 			}
 			c.Close() // nginx closed its side; prism keeps the client→origin half open until the client closes too
-			rec.expect(t, event.Connect, 0)
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			rec.Expect(t, event.Connect, 0)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"ProxyProtocol": tc.v, "ClientIP": ap.Addr().String(),
 				"ClientPort": ap.Port(), "OriginBytes": len(want)})
 		})
@@ -235,7 +235,7 @@ backend be
 				}
 				break
 			}
-			conn := rec.waitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
+			conn := rec.WaitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
 				return e.Type == event.Connect && e.ClientAddr == client
 			})
 			if conn.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") || conn.PeerAddr == conn.ClientAddr {
@@ -243,7 +243,7 @@ backend be
 			}
 			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ClientIP": "127.0.0.2", "ClientPort": client.Port()})
 			c.Close()
-			disc := rec.waitFor(t, "disconnect of the session", func(e *event.Event) bool {
+			disc := rec.WaitFor(t, "disconnect of the session", func(e *event.Event) bool {
 				return e.Type.Terminal() && e.SessionID == conn.SessionID
 			})
 			wantSpectrum(t, &disc, map[string]any{"Event": "disconnect", "Status": 200, "ClientIP": "127.0.0.2",
@@ -256,7 +256,7 @@ backend be
 func captureServer(t *testing.T) (string, <-chan []byte) {
 	t.Helper()
 	got := make(chan []byte, 16)
-	addr := serve(t, func(c net.Conn) {
+	addr := testpeer.Serve(t, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		b, _ := io.ReadAll(c)
 		got <- b
@@ -297,11 +297,11 @@ func TestInboundProxyUntrustedNotParsed(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("origin received nothing")
 			}
-			conn := rec.expect(t, event.Connect, 0)
+			conn := rec.Expect(t, event.Connect, 0)
 			if conn.ClientAddr != proxy.AddrPortOf(c.LocalAddr()) {
 				t.Fatalf("client %v, want the socket peer %v", conn.ClientAddr, c.LocalAddr())
 			}
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"ClientIP": "127.0.0.1", "ClientPort": conn.ClientAddr.Port(),
 				"ClientBytes": len(tc.send)})
 		})

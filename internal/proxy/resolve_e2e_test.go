@@ -43,7 +43,7 @@ func resolverFor(server string) *net.Resolver {
 
 func TestResolveOriginDnsmasq(t *testing.T) {
 	res := startDnsmasq(t)
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, port := hostPort(t, origin)
 	ps := strconv.Itoa(port)
 
@@ -62,7 +62,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 			c := dial(t, addr)
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			e := rec.next(t)
+			e := rec.Next(t)
 			if e.Type != tc.typ || e.Status != tc.status {
 				t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, tc.typ, tc.status)
 			}
@@ -81,7 +81,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 					t.Fatalf("echo via resolved origin: %q %v", b, err)
 				}
 				c.Close()
-				d := rec.expect(t, event.Disconnect, event.StatusOK)
+				d := rec.Expect(t, event.Disconnect, event.StatusOK)
 				wantSpectrum(t, &d, map[string]any{"OriginIP": "127.0.0.1", "OriginPort": port, "ClientBytes": 3, "OriginBytes": 3})
 				return
 			}

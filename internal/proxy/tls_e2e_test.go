@@ -159,7 +159,7 @@ func TestTLSFlexibleOpenSSL(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
 
@@ -173,13 +173,13 @@ func TestTLSFlexibleOpenSSL(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
 		t.Fatalf("s_client: %v\n%s", err, out)
 	}
-	c := rec.expect(t, event.Connect, event.StatusConnect)
+	c := rec.Expect(t, event.Connect, event.StatusConnect)
 	want := map[string]any{"Event": "connect", "Status": 0, "OriginTlsMode": "flexible",
 		"ClientTlsProtocol": "TLSv1.2", "ClientTlsCipher": "ECDHE-ECDSA-AES128-GCM-SHA256", "ClientTlsStatus": "OK",
 		"ClientTlsClientHelloServerName": "edge.example",
 		"OriginTlsProtocol":              "none", "OriginTlsCipher": "UNK", "OriginTlsStatus": "UNKNOWN", "OriginTlsFingerprint": ""}
 	checkFields(t, "connect", spectrumTLS(t, &c), want)
-	d := rec.terminal(t)
+	d := rec.Terminal(t)
 	want["Event"], want["Status"] = "disconnect", 200
 	checkFields(t, "disconnect", spectrumTLS(t, &d), want)
 	if d.ClientBytes != 5 {
@@ -216,7 +216,7 @@ func TestTLSStrictNginx(t *testing.T) {
 				if err != nil || out != "nginx-origin" {
 					t.Fatalf("curl through prism: %v %q", err, out)
 				}
-				c := rec.expect(t, event.Connect, event.StatusConnect)
+				c := rec.Expect(t, event.Connect, event.StatusConnect)
 				checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{
 					"OriginTlsMode": "strict", "ClientTlsProtocol": "TLSv1.3", "ClientTlsStatus": "OK",
 					"ClientTlsClientHelloServerName": "edge.example",
@@ -224,7 +224,7 @@ func TestTLSStrictNginx(t *testing.T) {
 				if !strings.HasPrefix(c.ClientTLS.Cipher, "AEAD-") || !strings.HasPrefix(c.OriginTLS.Cipher, "AEAD-") {
 					t.Errorf("ciphers %q / %q", c.ClientTLS.Cipher, c.OriginTLS.Cipher)
 				}
-				d := rec.terminal(t)
+				d := rec.Terminal(t)
 				if d.Type != event.Disconnect || d.OriginTLS != c.OriginTLS || d.ClientTLS != c.ClientTLS {
 					t.Errorf("disconnect %s %d lost TLS fields: %+v / %+v", d.Type, d.Status, d.ClientTLS, d.OriginTLS)
 				}
@@ -233,7 +233,7 @@ func TestTLSStrictNginx(t *testing.T) {
 			if err == nil {
 				t.Fatalf("curl succeeded through a strict origin with the wrong CA: %q", out)
 			}
-			e := rec.terminal(t)
+			e := rec.Terminal(t)
 			checkFields(t, "originError", spectrumTLS(t, &e), map[string]any{
 				"Event": "originError", "Status": 520, "OriginTlsMode": "strict", "ClientTlsStatus": "OK",
 				"OriginTlsStatus": "HANDSHAKE_FAILED", "OriginTlsProtocol": "unknown", "OriginTlsCipher": "UNK",
@@ -247,7 +247,7 @@ func TestTLSErrors(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	tests := []struct {
 		name   string
 		tls    string
@@ -269,7 +269,7 @@ func TestTLSErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "tls: "+tc.tls))
 			testpeer.Run(t, 15*time.Second, openssl, append([]string{"s_client", "-connect", addr}, tc.args...)...)
-			e := rec.terminal(t)
+			e := rec.Terminal(t)
 			tc.fields["Event"], tc.fields["Status"] = "tlsError", tc.status
 			checkFields(t, tc.name, spectrumTLS(t, &e), tc.fields)
 		})
@@ -285,7 +285,7 @@ func TestTLSPassthroughRoute(t *testing.T) {
 	port := testpeer.FreePort(t)
 	routed := "127.0.0.1:" + strconv.Itoa(port)
 	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", cert, "-key", key, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
-	fallback := echoServer(t)
+	fallback := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+fallback+`"]}`,
 		"tls:",
 		"  mode: \"off\"",
@@ -295,7 +295,7 @@ func TestTLSPassthroughRoute(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Verify return code: 0 (ok)") {
 		t.Fatalf("s_client through passthrough: %v\n%s", err, out)
 	}
-	c := rec.expect(t, event.Connect, event.StatusConnect)
+	c := rec.Expect(t, event.Connect, event.StatusConnect)
 	if c.OriginAddr.String() != routed {
 		t.Errorf("routed to %v, want %s", c.OriginAddr, routed)
 	}
@@ -309,7 +309,7 @@ func TestTLSPassthroughRoute(t *testing.T) {
 func TestTLSErrorAfterConnect490(t *testing.T) {
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
 	raw := dial(t, addr)
@@ -320,10 +320,10 @@ func TestTLSErrorAfterConnect490(t *testing.T) {
 	if _, err := io.ReadFull(tc, make([]byte, 2)); err != nil {
 		t.Fatal(err)
 	}
-	rec.expect(t, event.Connect, event.StatusConnect)
+	rec.Expect(t, event.Connect, event.StatusConnect)
 	raw.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x20})
 	raw.Write(make([]byte, 0x20))
-	d := rec.terminal(t)
+	d := rec.Terminal(t)
 	if d.Type != event.Disconnect || d.Status != event.StatusClientTLSError || d.CloseSide != event.SideClient {
 		t.Fatalf("got %s %d side %s (%s), want disconnect 490 from the client", d.Type, d.Status, d.CloseSide, d.Detail)
 	}
@@ -335,7 +335,7 @@ func TestTLSProxyV2TLVs(t *testing.T) {
 	ca := newE2ECA(t)
 	cert, key, _ := ca.issue(t, "edge.example")
 	headers := make(chan *proxyproto.Header, 1)
-	origin := serve(t, func(c net.Conn) {
+	origin := testpeer.Serve(t, func(c net.Conn) {
 		h, err := proxyproto.Read(bufio.NewReader(c))
 		if err != nil {
 			headers <- nil
@@ -472,11 +472,11 @@ func passthroughSpliceHelper(t *testing.T) {
 	// Read to the origin's close before closing: a close_notify sent while
 	// the origin is closing would be reset (498/499), not a clean 200.
 	_, _ = io.Copy(io.Discard, br)
-	conn := rec.expect(t, event.Connect, event.StatusConnect)
+	conn := rec.Expect(t, event.Connect, event.StatusConnect)
 	checkFields(t, "connect", spectrumTLS(t, &conn), map[string]any{"OriginTlsMode": "off",
 		"ClientTlsProtocol": "unknown", "ClientTlsClientHelloServerName": "bulk.example"})
 	c.Close()
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if d.ClientBytes < size {
 		t.Errorf("ClientBytes %d, want at least %d", d.ClientBytes, size)
 	}

@@ -15,49 +15,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/spp/spptest"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
-
-// udpRecorder hands events to a test as they are emitted.
-type udpRecorder struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func (r *udpRecorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	r.mu.Unlock()
-	select {
-	case r.ch <- *e:
-	default:
-	}
-}
-
-func (r *udpRecorder) next(t *testing.T, app string, typ event.Type) event.Event {
-	t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case e := <-r.ch:
-			if e.App == app && e.Type == typ {
-				return e
-			}
-		case <-timer.C:
-			t.Fatalf("no %v event for app %s", typ, app)
-		}
-	}
-}
 
 func TestUDPAppsFromConfigFile(t *testing.T) {
 	dnsmasq := testpeer.Need(t, "dnsmasq")
@@ -92,7 +59,7 @@ log_jobs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &udpRecorder{ch: make(chan event.Event, 1024)}
+	rec := eventtest.New()
 	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +87,7 @@ log_jobs:
 	if err != nil || strings.TrimSpace(out) != "192.0.2.1" {
 		t.Fatalf("dig through prism: %v\n%s", err, out)
 	}
-	dnsConnect := rec.next(t, "dns", event.Connect)
+	dnsConnect := nextOfApp(t, rec, "dns", event.Connect)
 
 	// A Go client → prism (SPP) → the SPP origin; the session ends idle.
 	c, err := net.DialUDP("udp", nil, d.Addrs("game")[0].(*net.UDPAddr))
@@ -140,13 +107,13 @@ log_jobs:
 	if seen := <-sppOrigin.C(); seen.Client != c.LocalAddr().(*net.UDPAddr).AddrPort() {
 		t.Fatalf("the SPP origin saw client %v", seen.Client)
 	}
-	idle := rec.next(t, "game", event.Disconnect)
+	idle := nextOfApp(t, rec, "game", event.Disconnect)
 	if idle.Status != 200 || idle.CloseReason != event.ReasonTimeout || idle.ClientBytes != 10 || idle.OriginBytes != 10 {
 		t.Fatalf("idle disconnect %+v", idle)
 	}
 
 	stop() // ends the dns session (closed) and flushes the log job
-	closed := rec.next(t, "dns", event.Disconnect)
+	closed := nextOfApp(t, rec, "dns", event.Disconnect)
 	if closed.SessionID != dnsConnect.SessionID || closed.CloseReason != event.ReasonClosed {
 		t.Fatalf("dns disconnect %+v", closed)
 	}
