@@ -32,6 +32,7 @@ import (
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // records renders e in every dataset, all fields, as a log job writes it,
@@ -308,9 +309,9 @@ var originProtos = func() map[string]bool {
 // enumeration; EdgeOne's ConnectTimeStamp is a time on every one.
 func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.test")
-	tlsYAML := `tls: {mode: flexible, certificates: [{cert: "` + cert + `", key: "` + key + `"}]}`
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.test"}})
+	tlsYAML := `tls: {mode: flexible, certificates: [{cert: "` + edge.CertFile + `", key: "` + edge.KeyFile + `"}]}`
 
 	check := func(t *testing.T, e *event.Event, wantType event.Type, status int) {
 		t.Helper()
@@ -381,7 +382,7 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 		// s_client sends stdin and closes at its EOF.
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.test", "-CAfile", ca.file)
+		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.test", "-CAfile", ca.CAFile)
 		cmd.Stdin = strings.NewReader("ping\n")
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
 			t.Fatalf("s_client: %v\n%s", err, out)

@@ -21,6 +21,7 @@ import (
 	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // TestPropertyRandomLifecycles drives random connections through apps that
@@ -45,8 +46,8 @@ func TestPropertyRandomLifecycles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	echo := testpeer.Echo(t)
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.test")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.test"}})
 	yml := fmt.Sprintf(`node: {colo: TST, id: t1}
 apps:
   - {id: plain, listen: ["127.0.0.1:0"], origins: {addresses: ["%[1]s"]}}
@@ -61,7 +62,7 @@ apps:
     listen: ["127.0.0.1:0"]
     origins: {addresses: ["%[1]s"]}
     tls: {mode: flexible, certificates: [{cert: "%[3]s", key: "%[4]s"}]}
-`, echo, testpeer.ClosedPort(t), cert, key)
+`, echo, testpeer.ClosedPort(t), edge.CertFile, edge.KeyFile)
 	cfg, err := config.Parse("property.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -146,11 +146,11 @@ func clientHelloBytes(t *testing.T, sni string) []byte {
 // refused (clientFiltered 403) rather than handshake; once the slot is
 // free a real handshake (crypto/tls client) succeeds.
 func TestTLSHandshakeLimit(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+cert+", key: "+key+"}]}",
+		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}",
 		"limits: {max_tls_handshakes: 1}"))
 	hello := clientHelloBytes(t, "edge.example")
 	late := dial(t, addr) // connects first, so its deadline comes first; says nothing yet
@@ -175,9 +175,7 @@ func TestTLSHandshakeLimit(t *testing.T) {
 	if e := rec.Terminal(t); e.Type != event.TLSError { // the holder never finished
 		t.Fatalf("holder ended %s %d %q, want tlsError", e.Type, e.Status, e.Detail)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	tc := tls.Client(dial(t, addr), &tls.Config{ServerName: "edge.example", RootCAs: roots})
+	tc := tls.Client(dial(t, addr), &tls.Config{ServerName: "edge.example", RootCAs: ca.Pool()})
 	echoOnce(t, tc)
 	if n := s.LimitRefusals()["max_tls_handshakes"]; n != 1 {
 		t.Fatalf("%d handshake refusals counted, want 1", n)

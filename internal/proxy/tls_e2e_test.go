@@ -3,19 +3,10 @@ package proxy_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -31,60 +22,8 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
-
-// e2eCA is a throwaway certificate authority for one test.
-type e2eCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	dir    string
-	file   string
-	serial int64
-}
-
-func newE2ECA(t *testing.T) *e2eCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "prism e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &e2eCA{cert: cert, key: key, dir: t.TempDir(), serial: 1}
-	ca.file = filepath.Join(ca.dir, "ca.pem")
-	e2eWritePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
-}
-
-// issue returns cert and key files for names, and the leaf's SHA-256.
-func (ca *e2eCA) issue(t *testing.T, names ...string) (certFile, keyFile, fingerprint string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca.serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
-		DNSNames: names, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(ca.dir, names[0]+"-"+strconv.FormatInt(ca.serial, 10))
-	e2eWritePEM(t, base+".pem", "CERTIFICATE", der)
-	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	e2eWritePEM(t, base+".key", "PRIVATE KEY", pk)
-	sum := sha256.Sum256(der)
-	return base + ".pem", base + ".key", hex.EncodeToString(sum[:])
-}
-
-func e2eWritePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // spectrumTLS renders e as a spectrum_events record and returns its TLS
 // fields and Event/Status.
@@ -157,17 +96,17 @@ http {
 // origin leg says none.
 func TestTLSFlexibleOpenSSL(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 
 	// s_client sends stdin, and closes at its EOF (no -quiet: that implies -ign_eof).
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.example", "-tls1_2",
-		"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", ca.file, "-verify_return_error")
+		"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", ca.CAFile, "-verify_return_error")
 	cmd.Stdin = strings.NewReader("ping\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
@@ -192,25 +131,26 @@ func TestTLSFlexibleOpenSSL(t *testing.T) {
 // originError 520 HANDSHAKE_FAILED with the refused certificate identified.
 func TestTLSStrictNginx(t *testing.T) {
 	curl := testpeer.Need(t, "curl")
-	ca := newE2ECA(t)
-	edgeCert, edgeKey, _ := ca.issue(t, "edge.example")
-	originCert, originKey, fp := ca.issue(t, "origin.example")
-	origin := startNginxOrigin(t, originCert, originKey)
-	other := newE2ECA(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	originLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}})
+	fp := originLeaf.Fingerprint()
+	origin := startNginxOrigin(t, originLeaf.CertFile, originLeaf.KeyFile)
+	other := tlstest.NewCA(t, "prism e2e CA")
 
 	for _, tc := range []struct {
 		name   string
 		caFile string
 		ok     bool
-	}{{"right CA", ca.file, true}, {"wrong CA", other.file, false}} {
+	}{{"right CA", ca.CAFile, true}, {"wrong CA", other.CAFile, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 				"tls:",
 				"  mode: strict",
-				"  certificates: [{cert: "+edgeCert+", key: "+edgeKey+"}]",
+				"  certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]",
 				"  origin: {server_name: origin.example, ca_file: "+tc.caFile+"}"))
 			_, port, _ := net.SplitHostPort(addr)
-			out, err := testpeer.Run(t, 15*time.Second, curl, "-sS", "--max-time", "10", "--cacert", ca.file,
+			out, err := testpeer.Run(t, 15*time.Second, curl, "-sS", "--max-time", "10", "--cacert", ca.CAFile,
 				"--resolve", "edge.example:"+port+":127.0.0.1", "https://edge.example:"+port+"/")
 			if tc.ok {
 				if err != nil || out != "nginx-origin" {
@@ -245,8 +185,8 @@ func TestTLSStrictNginx(t *testing.T) {
 // TestTLSErrors: each edge failure is one tlsError record with its status.
 func TestTLSErrors(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	origin := testpeer.Echo(t)
 	tests := []struct {
 		name   string
@@ -255,10 +195,10 @@ func TestTLSErrors(t *testing.T) {
 		status int
 		fields map[string]any
 	}{
-		{"SNI not allowed", "{mode: flexible, sni_allow: [edge.example], certificates: [{cert: " + cert + ", key: " + key + "}]}",
+		{"SNI not allowed", "{mode: flexible, sni_allow: [edge.example], certificates: [{cert: " + edge.CertFile + ", key: " + edge.KeyFile + "}]}",
 			[]string{"-servername", "other.example"}, 400,
 			map[string]any{"ClientTlsStatus": "INVALID_SNI", "ClientTlsClientHelloServerName": "other.example"}},
-		{"TLS 1.0", "{mode: flexible, certificates: [{cert: " + cert + ", key: " + key + "}]}",
+		{"TLS 1.0", "{mode: flexible, certificates: [{cert: " + edge.CertFile + ", key: " + edge.KeyFile + "}]}",
 			[]string{"-servername", "edge.example", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"}, 443,
 			map[string]any{"ClientTlsStatus": "HANDSHAKE_FAILED", "ClientTlsProtocol": "unknown"}},
 		{"no usable certificate", "{mode: flexible, certificates: [{cert: /nonexistent.pem, key: /nonexistent.key}]}",
@@ -280,18 +220,18 @@ func TestTLSErrors(t *testing.T) {
 // client sees the origin's certificate and the record names the SNI.
 func TestTLSPassthroughRoute(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "routed.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	routedLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"routed.example"}})
 	port := testpeer.FreePort(t)
 	routed := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", cert, "-key", key, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
+	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", routedLeaf.CertFile, "-key", routedLeaf.KeyFile, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
 	fallback := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+fallback+`"]}`,
 		"tls:",
 		"  mode: \"off\"",
 		"  passthrough_routes: [{sni: \"*.example\", origins: {addresses: [\""+routed+"\"]}}]"))
 	out, err := testpeer.Run(t, 15*time.Second, openssl, "s_client", "-connect", addr, "-servername", "routed.example",
-		"-CAfile", ca.file, "-verify_return_error")
+		"-CAfile", ca.CAFile, "-verify_return_error")
 	if err != nil || !strings.Contains(out, "Verify return code: 0 (ok)") {
 		t.Fatalf("s_client through passthrough: %v\n%s", err, out)
 	}
@@ -307,11 +247,11 @@ func TestTLSPassthroughRoute(t *testing.T) {
 // TestTLSErrorAfterConnect490: a forged record on an established, terminated
 // connection ends it as disconnect 490.
 func TestTLSErrorAfterConnect490(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 	raw := dial(t, addr)
 	tc := tls.Client(raw, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true})
 	if _, err := tc.Write([]byte("hi")); err != nil {
@@ -332,8 +272,8 @@ func TestTLSErrorAfterConnect490(t *testing.T) {
 // TestTLSProxyV2TLVs: PROXY v2 to the origin carries the SNI (AUTHORITY)
 // and the client's TLS version and cipher (SSL).
 func TestTLSProxyV2TLVs(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	headers := make(chan *proxyproto.Header, 1)
 	origin := testpeer.Serve(t, func(c net.Conn) {
 		h, err := proxyproto.Read(bufio.NewReader(c))
@@ -346,7 +286,7 @@ func TestTLSProxyV2TLVs(t *testing.T) {
 	})
 	_, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"proxy_protocol: v2",
-		"tls: {mode: flexible, proxy_protocol_tlvs: true, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, proxy_protocol_tlvs: true, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}})
 	if err != nil {
@@ -426,13 +366,9 @@ func TestTLSPassthroughSplices(t *testing.T) {
 // client sends 4 MiB through a mode-off app with peek_sni to a Go TLS
 // origin, which answers with the byte count it read.
 func passthroughSpliceHelper(t *testing.T) {
-	ca := newE2ECA(t)
-	certFile, keyFile, _ := ca.issue(t, "bulk.example")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	bulk := ca.Issue(t, tlstest.Leaf{Names: []string{"bulk.example"}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{bulk.TLS()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,9 +386,7 @@ func passthroughSpliceHelper(t *testing.T) {
 		"tls:",
 		"  mode: \"off\"",
 		"  peek_sni: true"))
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "bulk.example", RootCAs: pool})
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "bulk.example", RootCAs: ca.Pool()})
 	if err != nil {
 		t.Fatal(err)
 	}
