@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -25,10 +24,8 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
-	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -332,16 +329,7 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	}
 
 	t.Run("clientFiltered", func(t *testing.T) {
-		fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
-		if err := cfgerr.Prepare(&fwc); err != nil {
-			t.Fatal(err)
-		}
-		fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fw.Close() })
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`), withFirewall("app", fw))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`), withFirewall("app", blockLoopback(t)))
 		dial(t, addr)
 		e := rec.Next(t)
 		check(t, &e, event.ClientFiltered, event.StatusFiltered)

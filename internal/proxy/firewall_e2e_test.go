@@ -9,7 +9,6 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,9 +24,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
@@ -104,14 +101,7 @@ func startFirewalledProxy(t *testing.T) (*proxy.Server, *eventtest.Recorder, str
 	if err := dec.Decode(&fwc); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfgerr.Prepare(&fwc); err != nil {
-		t.Fatalf("ip_firewall: %v", err)
-	}
-	fw, err := firewall.New(fwc, db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fw.Close() })
+	fw := newFirewall(t, fwc, db)
 
 	var originConns atomic.Int64
 	origin := echoOrigin(t, &originConns)
@@ -276,30 +266,18 @@ func equalFoldCC(a, b string) bool { return len(a) == len(b) && bytes.EqualFold(
 // from: the client binds 127.0.0.66 (blocked by an ip rule) or 127.0.0.67
 // (no rule), while the proxy's socket peer is HAProxy at 127.0.0.1.
 func TestFirewallBehindHAProxy(t *testing.T) {
-	hap := testpeer.Need(t, "haproxy")
+	testpeer.Need(t, "haproxy")
 	_, rec, addr, originConns := startFirewalledProxy(t)
 
 	port := testpeer.FreePort(t)
 	front := fmt.Sprintf("127.0.0.1:%d", port)
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	cfg := fmt.Sprintf(`global
-  maxconn 64
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
+	// The probe startHAProxy waits with comes from 127.0.0.1.
+	startHAProxy(t, fmt.Sprintf(`frontend fe
   bind %s
   default_backend be
 backend be
   server prism %s send-proxy-v2
-`, front, addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := testpeer.Start(t, hap, "-f", cfgPath, "-db")
-	p.WaitTCP(t, front, 10*time.Second) // this probe comes from 127.0.0.1
+`, front, addr), front)
 
 	for _, tc := range []struct {
 		src     string
@@ -386,18 +364,8 @@ log_jobs:
     dataset: spectrum_events
     destination: {type: file, path: %s}
 `, geotest.Shared(t, geotest.GeoLite2Country), geotest.Shared(t, geotest.GeoLite2ASN), origin, list, origin, logPath)
-	cfg, err := config.Parse("prism.yaml", []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := eventtest.New()
-	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
+	d, stop := runDaemon(t, yml, rec)
 	guarded, open := d.Addrs("guarded")[0].String(), d.Addrs("open")[0].String()
 
 	type sent struct {
@@ -418,9 +386,7 @@ log_jobs:
 			clientEvent(t, rec, client, event.Disconnect)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Shutdown(ctx); err != nil {
+	if err := stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 

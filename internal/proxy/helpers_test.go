@@ -6,19 +6,103 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
+
+// runDaemon runs the whole daemon from the config yml (a prism.yaml with
+// its node section), its events going to em. stop shuts it down within
+// timeout the first time it is called and returns nil after; cleanup
+// calls it with 10s and reports an error.
+func runDaemon(t *testing.T, yml string, em event.Emitter) (d *daemon.Daemon, stop func(timeout time.Duration) error) {
+	t.Helper()
+	cfg, err := config.Parse("prism.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(em))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func(timeout time.Duration) error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return d.Shutdown(ctx)
+	}
+	t.Cleanup(func() {
+		if err := stop(10 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	return d, stop
+}
+
+// newFirewall prepares cfg and builds a firewall from it (looking clients
+// up in db, which may be nil), closed at cleanup.
+func newFirewall(t *testing.T, cfg firewall.Config, db *geo.DB) *firewall.Firewall {
+	t.Helper()
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatalf("ip_firewall: %v", err)
+	}
+	fw, err := firewall.New(cfg, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	return fw
+}
+
+// blockLoopback is a firewall that refuses every 127.0.0.0/8 client.
+func blockLoopback(t *testing.T) *firewall.Firewall {
+	t.Helper()
+	return newFirewall(t, firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}, nil)
+}
+
+// startHAProxy writes cfg (with the common global/defaults sections in
+// front) and runs HAProxy in the foreground until the test ends, waiting
+// until probe accepts connections.
+func startHAProxy(t *testing.T, cfg, probe string) {
+	t.Helper()
+	hap := testpeer.Need(t, "haproxy")
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	full := `global
+  maxconn 64
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+` + cfg
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Start(t, hap, "-f", path, "-db").WaitTCP(t, probe, 10*time.Second)
+}
 
 // nextOfApp skips events until one of type typ from app and returns it,
 // failing the test after rec's timeout.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -15,11 +14,9 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
-	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/tlstest"
 )
@@ -67,15 +64,7 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
-	if err := cfgerr.Prepare(&fwc); err != nil {
-		t.Fatal(err)
-	}
-	fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fw.Close()
+	fw := blockLoopback(t)
 	rec := eventtest.New()
 	servers := startServers(t, cfg, rec, withFirewall("blocked", fw))
 	addr := map[string]string{}

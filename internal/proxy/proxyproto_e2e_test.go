@@ -28,27 +28,6 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// startHAProxy writes cfg (with the common global/defaults sections in
-// front) and runs HAProxy in the foreground until the test ends, waiting
-// until probe accepts connections.
-func startHAProxy(t *testing.T, cfg, probe string) {
-	t.Helper()
-	hap := testpeer.Need(t, "haproxy")
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	full := `global
-  maxconn 64
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-` + cfg
-	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testpeer.Start(t, hap, "-f", path, "-db").WaitTCP(t, probe, 10*time.Second)
-}
-
 // proxiedEcho is a Go server that expects a PROXY header on every
 // connection, reports the source and destination addresses it carries
 // ("src dst"), and echoes the rest.

@@ -7,10 +7,8 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/spp/spptest"
@@ -55,31 +51,8 @@ log_jobs:
     dataset: spectrum_events
     destination: {type: file, path: %s}
 `, dnsPort, sppOrigin.Addr(), logPath)
-	cfg, err := config.Parse("prism.yaml", []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := eventtest.New()
-	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop)
+	d, stop := runDaemon(t, yml, rec)
 
 	// dig → prism → dnsmasq.
 	dnsAddr := d.Addrs("dns")[0].(*net.UDPAddr)
@@ -112,7 +85,10 @@ log_jobs:
 		t.Fatalf("idle disconnect %+v", idle)
 	}
 
-	stop() // ends the dns session (closed) and flushes the log job
+	// Stopping ends the dns session (closed) and flushes the log job.
+	if err := stop(10 * time.Second); err != nil {
+		t.Error(err)
+	}
 	closed := nextOfApp(t, rec, "dns", event.Disconnect)
 	if closed.SessionID != dnsConnect.SessionID || closed.CloseReason != event.ReasonClosed {
 		t.Fatalf("dns disconnect %+v", closed)
