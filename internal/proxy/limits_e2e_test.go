@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"crypto/tls"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
@@ -123,24 +122,6 @@ func TestGlobalMaxConnections(t *testing.T) {
 	}
 }
 
-// clientHelloBytes returns a real ClientHello record for sni.
-func clientHelloBytes(t *testing.T, sni string) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
-	hdr := make([]byte, 5)
-	if _, err := io.ReadFull(b, hdr); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
-	if _, err := io.ReadFull(b, body); err != nil {
-		t.Fatal(err)
-	}
-	return append(hdr, body...)
-}
-
 // TestTLSHandshakeLimit: with max_tls_handshakes 1, a client whose
 // handshake holds the slot makes another, whose deadline comes first, be
 // refused (clientFiltered 403) rather than handshake; once the slot is
@@ -152,7 +133,7 @@ func TestTLSHandshakeLimit(t *testing.T) {
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}",
 		"limits: {max_tls_handshakes: 1}"))
-	hello := clientHelloBytes(t, "edge.example")
+	hello := tlstest.ClientHello(t, "edge.example")
 	late := dial(t, addr) // connects first, so its deadline comes first; says nothing yet
 	// The gap between the two deadlines is what the test is about: make it
 	// large against scheduling jitter.
