@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,76 +19,9 @@ import (
 	"github.com/pires/go-proxyproto/tlvparse"
 
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/tlstest"
 )
-
-// spectrumTLS renders e as a spectrum_events record and returns its TLS
-// fields and Event/Status.
-func spectrumTLS(t *testing.T, e *event.Event) map[string]any {
-	t.Helper()
-	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{Fields: []string{
-		"Event", "Status", "OriginTlsMode",
-		"ClientTlsProtocol", "ClientTlsCipher", "ClientTlsStatus", "ClientTlsClientHelloServerName",
-		"OriginTlsProtocol", "OriginTlsCipher", "OriginTlsStatus", "OriginTlsFingerprint",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := enc.Append(nil, e)
-	m := map[string]any{}
-	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("rendering %q: %v", line, err)
-	}
-	return m
-}
-
-func checkFields(t *testing.T, what string, got, want map[string]any) {
-	t.Helper()
-	for k, v := range want {
-		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
-			t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
-		}
-	}
-}
-
-// startNginxOrigin runs nginx as an HTTPS origin answering "nginx-origin".
-func startNginxOrigin(t *testing.T, certFile, keyFile string) string {
-	t.Helper()
-	nginx := testpeer.Need(t, "nginx")
-	dir := t.TempDir()
-	port := testpeer.FreePort(t)
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
-    listen 127.0.0.1:%[2]d ssl;
-    ssl_certificate %[3]s;
-    ssl_certificate_key %[4]s;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / { return 200 "nginx-origin"; }
-  }
-}
-`, dir, port, certFile, keyFile)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr").WaitTCP(t, addr, 10*time.Second)
-	return addr
-}
 
 // TestTLSFlexibleOpenSSL: s_client → prism (flexible) → plaintext echo.
 // The connect and disconnect records carry every client TLS field, and the
@@ -117,10 +49,10 @@ func TestTLSFlexibleOpenSSL(t *testing.T) {
 		"ClientTlsProtocol": "TLSv1.2", "ClientTlsCipher": "ECDHE-ECDSA-AES128-GCM-SHA256", "ClientTlsStatus": "OK",
 		"ClientTlsClientHelloServerName": "edge.example",
 		"OriginTlsProtocol":              "none", "OriginTlsCipher": "UNK", "OriginTlsStatus": "UNKNOWN", "OriginTlsFingerprint": ""}
-	checkFields(t, "connect", spectrumTLS(t, &c), want)
+	wantSpectrum(t, &c, want)
 	d := rec.Terminal(t)
 	want["Event"], want["Status"] = "disconnect", 200
-	checkFields(t, "disconnect", spectrumTLS(t, &d), want)
+	wantSpectrum(t, &d, want)
 	if d.ClientBytes != 5 {
 		t.Errorf("ClientBytes %d, want the 5 plaintext bytes s_client sent", d.ClientBytes)
 	}
@@ -135,7 +67,7 @@ func TestTLSStrictNginx(t *testing.T) {
 	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	originLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}})
 	fp := originLeaf.Fingerprint()
-	origin := startNginxOrigin(t, originLeaf.CertFile, originLeaf.KeyFile)
+	origin := testpeer.NginxHTTPS(t, originLeaf.CertFile, originLeaf.KeyFile, "")
 	other := tlstest.NewCA(t, "prism e2e CA")
 
 	for _, tc := range []struct {
@@ -157,7 +89,7 @@ func TestTLSStrictNginx(t *testing.T) {
 					t.Fatalf("curl through prism: %v %q", err, out)
 				}
 				c := rec.Expect(t, event.Connect, event.StatusConnect)
-				checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{
+				wantSpectrum(t, &c, map[string]any{
 					"OriginTlsMode": "strict", "ClientTlsProtocol": "TLSv1.3", "ClientTlsStatus": "OK",
 					"ClientTlsClientHelloServerName": "edge.example",
 					"OriginTlsProtocol":              "TLSv1.3", "OriginTlsStatus": "OK", "OriginTlsFingerprint": fp})
@@ -174,7 +106,7 @@ func TestTLSStrictNginx(t *testing.T) {
 				t.Fatalf("curl succeeded through a strict origin with the wrong CA: %q", out)
 			}
 			e := rec.Terminal(t)
-			checkFields(t, "originError", spectrumTLS(t, &e), map[string]any{
+			wantSpectrum(t, &e, map[string]any{
 				"Event": "originError", "Status": 520, "OriginTlsMode": "strict", "ClientTlsStatus": "OK",
 				"OriginTlsStatus": "HANDSHAKE_FAILED", "OriginTlsProtocol": "unknown", "OriginTlsCipher": "UNK",
 				"OriginTlsFingerprint": fp})
@@ -211,7 +143,7 @@ func TestTLSErrors(t *testing.T) {
 			testpeer.Run(t, 15*time.Second, openssl, append([]string{"s_client", "-connect", addr}, tc.args...)...)
 			e := rec.Terminal(t)
 			tc.fields["Event"], tc.fields["Status"] = "tlsError", tc.status
-			checkFields(t, tc.name, spectrumTLS(t, &e), tc.fields)
+			wantSpectrum(t, &e, tc.fields)
 		})
 	}
 }
@@ -222,9 +154,7 @@ func TestTLSPassthroughRoute(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
 	ca := tlstest.NewCA(t, "prism e2e CA")
 	routedLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"routed.example"}})
-	port := testpeer.FreePort(t)
-	routed := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", routedLeaf.CertFile, "-key", routedLeaf.KeyFile, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
+	routed := testpeer.OpenSSLServer(t, routedLeaf.CertFile, routedLeaf.KeyFile)
 	fallback := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+fallback+`"]}`,
 		"tls:",
@@ -239,7 +169,7 @@ func TestTLSPassthroughRoute(t *testing.T) {
 	if c.OriginAddr.String() != routed {
 		t.Errorf("routed to %v, want %s", c.OriginAddr, routed)
 	}
-	checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{"OriginTlsMode": "off",
+	wantSpectrum(t, &c, map[string]any{"OriginTlsMode": "off",
 		"ClientTlsProtocol": "unknown", "ClientTlsStatus": "UNKNOWN", "ClientTlsClientHelloServerName": "routed.example",
 		"OriginTlsProtocol": "none"})
 }
@@ -407,7 +337,7 @@ func passthroughSpliceHelper(t *testing.T) {
 	// the origin is closing would be reset (498/499), not a clean 200.
 	_, _ = io.Copy(io.Discard, br)
 	conn := rec.Expect(t, event.Connect, event.StatusConnect)
-	checkFields(t, "connect", spectrumTLS(t, &conn), map[string]any{"OriginTlsMode": "off",
+	wantSpectrum(t, &conn, map[string]any{"OriginTlsMode": "off",
 		"ClientTlsProtocol": "unknown", "ClientTlsClientHelloServerName": "bulk.example"})
 	c.Close()
 	d := rec.Expect(t, event.Disconnect, event.StatusOK)
