@@ -37,6 +37,7 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+go vet -tags proxybench ./internal/logjob/ # the proxy connection-rate benchmark behind its tag
 go test -race -count=1 -timeout 20m ./...
 
 # Every parser of untrusted or operator input, fuzzed for a few seconds
