@@ -391,17 +391,7 @@ func TestUnixSocketRecordsInVendorEnums(t *testing.T) {
 	socat := testpeer.Need(t, "socat")
 	dir := t.TempDir()
 	originPath := filepath.Join(dir, "origin.sock")
-	ln, err := net.Listen("unix", originPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			_, _ = io.Copy(c, c)
-			c.Close()
-		}
-	}()
+	testpeer.EchoUnix(t, originPath)
 	front := filepath.Join(dir, "front.sock")
 	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -244,18 +244,7 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 func TestUnixListenerAndOrigin(t *testing.T) {
 	dir := t.TempDir()
 	originPath := filepath.Join(dir, "origin.sock")
-	ln, err := net.Listen("unix", originPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			io.Copy(c, c)
-			c.Close()
-		}
-	}()
+	testpeer.EchoUnix(t, originPath)
 	front := filepath.Join(dir, "front.sock")
 	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
 	c, err := net.Dial("unix", front)
