@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -262,30 +261,9 @@ func TestTLSPassthroughSplices(t *testing.T) {
 		passthroughSpliceHelper(t)
 		return
 	}
-	strace := testpeer.Need(t, "strace")
-	out := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
-		os.Args[0], "-test.run=^TestTLSPassthroughSplices$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "PRISM_PEEK_SPLICE_HELPER=1")
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
-			t.Skipf("strace cannot trace here: %s", b)
-		}
-		t.Fatalf("helper under strace: %v\n%s", err, b)
-	}
-	if !strings.Contains(string(b), "--- PASS: TestTLSPassthroughSplices") {
-		t.Fatalf("helper did not pass:\n%s", b)
-	}
-	trace, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range strings.Split(string(trace), "\n") {
-		if strings.Contains(line, "splice(") && !strings.Contains(line, "= -1") {
-			n++
-		}
+	n, trace, out := testpeer.StraceSplices(t, "^TestTLSPassthroughSplices$", "PRISM_PEEK_SPLICE_HELPER=1")
+	if !strings.Contains(out, "--- PASS: TestTLSPassthroughSplices") {
+		t.Fatalf("helper did not pass:\n%s", out)
 	}
 	if n < 8 {
 		t.Fatalf("%d successful splice calls for 4 MiB through a peeking passthrough, want >= 8:\n%.2000s", n, trace)
