@@ -9,7 +9,6 @@ package proxy_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -43,15 +42,7 @@ func records(t *testing.T, e *event.Event) map[string]map[string]any {
 		if !render.Wants(ds, e.Type) {
 			continue
 		}
-		enc, err := render.NewEncoder(ds, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		line := enc.Append(nil, e)
-		m := map[string]any{}
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("%s record %q: %v", ds, line, err)
-		}
+		m := renderJSON(t, ds, e)
 		if l, ok := m["log"].(map[string]any); ok {
 			for k, v := range l {
 				m["log."+k] = v

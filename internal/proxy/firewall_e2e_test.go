@@ -181,20 +181,6 @@ func checkFirewallEvent(t *testing.T, e event.Event, tc fwCase) {
 	}
 }
 
-func renderJSON(t *testing.T, dataset string, e *event.Event) map[string]any {
-	t.Helper()
-	enc, err := render.NewEncoder(dataset, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	line := enc.Append(nil, e)
-	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("%s rendering %q: %v", dataset, line, err)
-	}
-	return m
-}
-
 func TestFirewallEndToEnd(t *testing.T) {
 	_, rec, addr, originConns := startFirewalledProxy(t)
 	allowed := 0

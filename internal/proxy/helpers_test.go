@@ -111,19 +111,19 @@ func nextOfApp(t *testing.T, rec *eventtest.Recorder, app string, typ event.Type
 	return rec.WaitFor(t, typ.String()+" (app "+app+")", func(e *event.Event) bool { return e.App == app && e.Type == typ })
 }
 
-// spectrumRecord renders e with the spectrum_events encoder, every field,
-// as a log job writes it, and decodes the JSON line: the tests check what
-// an operator reads, not only the canonical event.
-func spectrumRecord(t *testing.T, e *event.Event) map[string]any {
+// renderJSON renders e with the dataset's encoder, every field, as a log
+// job writes it, and decodes the JSON line: the tests check what an
+// operator reads, not only the canonical event.
+func renderJSON(t *testing.T, dataset string, e *event.Event) map[string]any {
 	t.Helper()
-	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
+	enc, err := render.NewEncoder(dataset, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	line := enc.Append(nil, e)
 	m := map[string]any{}
 	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("rendered spectrum record %q: %v", line, err)
+		t.Fatalf("rendered %s record %q: %v", dataset, line, err)
 	}
 	return m
 }
@@ -133,7 +133,7 @@ func spectrumRecord(t *testing.T, e *event.Event) map[string]any {
 // it returns the record for further checks.
 func wantSpectrum(t *testing.T, e *event.Event, want map[string]any) map[string]any {
 	t.Helper()
-	m := spectrumRecord(t, e)
+	m := renderJSON(t, render.Spectrum, e)
 	for k, v := range want {
 		got, ok := m[k]
 		if !ok {
