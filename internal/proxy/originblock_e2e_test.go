@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -14,17 +13,10 @@ import (
 // (dnsmasq) that resolve to the metadata address written in other IPv6
 // forms, or to loopback, end as resolveOrigin 532, and nothing is dialed.
 func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
-	bin := testpeer.Need(t, "dnsmasq")
 	port := testpeer.FreePort(t)
-	p := testpeer.Start(t, bin, "-k", "-p", strconv.Itoa(port),
-		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-		"--conf-file=/dev/null", "--pid-file=", "--user=root",
-		"--address=/compat.test/::169.254.169.254", "--address=/nat64.test/64:ff9b::a9fe:a9fe",
-		"--address=/sixtofour.test/2002:a9fe:a9fe::1", "--address=/loop.test/127.0.0.1", "--address=/loop6.test/::1",
-		"--address=/zero.test/0.0.0.0")
-	server := "127.0.0.1:" + strconv.Itoa(port)
-	p.WaitTCP(t, server, 10*time.Second)
-	res := resolverFor(server)
+	testpeer.Dnsmasq(t, port, "/compat.test/::169.254.169.254", "/nat64.test/64:ff9b::a9fe:a9fe",
+		"/sixtofour.test/2002:a9fe:a9fe::1", "/loop.test/127.0.0.1", "/loop6.test/::1", "/zero.test/0.0.0.0")
+	res := resolverFor("127.0.0.1:" + strconv.Itoa(port))
 	origin := testpeer.Echo(t)
 	_, oport := hostPort(t, origin)
 	ps := strconv.Itoa(oport)

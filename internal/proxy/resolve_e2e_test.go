@@ -22,15 +22,9 @@ import (
 // resolver that sends every query there.
 func startDnsmasq(t *testing.T) *net.Resolver {
 	t.Helper()
-	bin := testpeer.Need(t, "dnsmasq")
-	port := testpeer.FreePort(t) // dnsmasq serves TCP and UDP on it; TCP is the readiness probe
-	p := testpeer.Start(t, bin, "-k", "-p", strconv.Itoa(port),
-		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-		"--conf-file=/dev/null", "--pid-file=", "--user=root",
-		"--address=/good.test/127.0.0.1", "--address=/missing.test/", "--address=/meta.test/169.254.169.254")
-	server := "127.0.0.1:" + strconv.Itoa(port)
-	p.WaitTCP(t, server, 10*time.Second)
-	return resolverFor(server)
+	port := testpeer.FreePort(t)
+	testpeer.Dnsmasq(t, port, "/good.test/127.0.0.1", "/missing.test/", "/meta.test/169.254.169.254")
+	return resolverFor("127.0.0.1:" + strconv.Itoa(port))
 }
 
 // resolverFor sends every query to the DNS server at addr.

@@ -23,14 +23,11 @@ import (
 )
 
 func TestUDPAppsFromConfigFile(t *testing.T) {
-	dnsmasq := testpeer.Need(t, "dnsmasq")
+	testpeer.Need(t, "dnsmasq")
 	dig := testpeer.Need(t, "dig")
 	dir := t.TempDir()
 	dnsPort := testpeer.FreePort(t)
-	p := testpeer.Start(t, dnsmasq, "-k", fmt.Sprintf("-p%d", dnsPort), "--listen-address=127.0.0.1", "--bind-interfaces",
-		"--no-resolv", "--no-hosts", "--address=/test.example/192.0.2.1", "--conf-file=/dev/null",
-		"--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--user=root", "--log-facility=-")
-	p.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", dnsPort), 10*time.Second)
+	testpeer.Dnsmasq(t, dnsPort, "/test.example/192.0.2.1")
 	sppOrigin := spptest.Start(t)
 
 	logPath := filepath.Join(dir, "spectrum.log")
