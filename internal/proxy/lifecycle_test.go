@@ -337,12 +337,6 @@ func freePortPair(t *testing.T) int {
 	return 0
 }
 
-func mustPort(addr string) int {
-	_, p, _ := net.SplitHostPort(addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
 func TestMaxConnectionsQueuesAndShutdownStillDrains(t *testing.T) {
 	origin := testpeer.Sink(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "max_connections: 1"))

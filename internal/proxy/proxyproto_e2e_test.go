@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,29 +102,11 @@ backend be
 // connection with the client address from its PROXY header.
 func startNginxStreamOrigin(t *testing.T) string {
 	t.Helper()
-	nginx := testpeer.Need(t, "nginx")
-	mod := testpeer.NeedFile(t, "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx stream module (libnginx-mod-stream)")
-	dir := t.TempDir()
-	port := testpeer.FreePort(t)
-	conf := fmt.Sprintf(`load_module %[3]s;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-stream {
-  server {
-    listen 127.0.0.1:%[2]d proxy_protocol;
-    return "$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port";
-  }
-}
-`, dir, port, mod)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr", "-g", "daemon off;").WaitTCP(t, addr, 10*time.Second)
+	addr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	testpeer.NginxStream(t, `server {
+  listen `+addr+` proxy_protocol;
+  return "$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port";
+}`, addr)
 	return addr
 }
 
