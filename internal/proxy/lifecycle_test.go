@@ -287,17 +287,7 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 		origins = append(origins, ln)
 	}
 	for i, ln := range origins {
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Write([]byte{byte('A' + i)})
-				c.Close()
-			}
-		}()
-		defer ln.Close()
+		testpeer.ServeListener(t, ln, func(c net.Conn) { c.Write([]byte{byte('A' + i)}) })
 	}
 	lo := origins[0].Addr().(*net.TCPAddr).Port
 	ep := freePortPair(t)

@@ -280,16 +280,10 @@ func passthroughSpliceHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	testpeer.ServeListener(t, ln, func(c net.Conn) {
 		n, _ := io.Copy(io.Discard, c) // until the client's close_notify
 		fmt.Fprintf(c, "%d\n", n)
-	}()
+	})
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+ln.Addr().String()+`"]}`,
 		"tls:",
 		"  mode: \"off\"",
