@@ -37,6 +37,7 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+go vet -tags proxybench ./internal/logjob/ # the proxy connection-rate benchmark behind its tag
 # The README's import graph must be the one go list sees.
 bash scripts/importgraph.sh --check
 

@@ -310,14 +310,9 @@ func TestAdminOriginErrorsCounted(t *testing.T) {
 }
 
 func startDnsmasq(t *testing.T) string {
-	bin := testpeer.Need(t, "dnsmasq")
-	port := testpeer.FreePort(t) // dnsmasq binds TCP and UDP on the same port
-	p := testpeer.Start(t, bin, "-k", fmt.Sprintf("-p%d", port), "--listen-address=127.0.0.1", "--bind-interfaces",
-		"--no-resolv", "--no-hosts", "--address=/test.example/192.0.2.1", "--conf-file=/dev/null",
-		"--pid-file="+filepath.Join(t.TempDir(), "dnsmasq.pid"), "--user=root", "--log-facility=-")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p.WaitTCP(t, addr, waitFor) // UDP is bound before TCP
-	return addr
+	port := testpeer.FreePort(t)
+	testpeer.Dnsmasq(t, port, "/test.example/192.0.2.1")
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func TestAdminUDPSessionsThroughDnsmasq(t *testing.T) {

@@ -10,8 +10,6 @@ package logjob_test
 
 import (
 	"context"
-	"github.com/prismproxy/prism/internal/cfgerr"
-	"github.com/prismproxy/prism/internal/deliver"
 	"io"
 	"net"
 	"path/filepath"
@@ -20,36 +18,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
-	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-func echoOrigin(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { defer c.Close(); _, _ = io.Copy(c, c) })
-		}
-	})
-	return ln.Addr().String()
-}
-
 func BenchmarkConnRate(b *testing.B) {
-	origin := echoOrigin(b)
+	origin := testpeer.Echo(b)
 	for _, jobs := range []int{0, 3} {
 		b.Run(map[int]string{0: "jobs=0", 3: "jobs=3"}[jobs], func(b *testing.B) {
 			cfg, err := config.Parse("bench.yaml", []byte(`node: {colo: SJC, id: n1}
@@ -67,9 +47,9 @@ apps:
 			if jobs > 0 {
 				dir := b.TempDir()
 				lj := logjob.Jobs{
-					{Name: "spectrum", Dataset: render.Spectrum, Destination: fileDest(filepath.Join(dir, "s.log"))},
-					{Name: "edgeone", Dataset: render.EdgeOne, Interval: time.Second, Destination: fileDest(filepath.Join(dir, "e.log"))},
-					{Name: "cc", Dataset: render.CloudConnexa, Destination: fileDest(filepath.Join(dir, "c.log"))},
+					{Name: "spectrum", Dataset: render.Spectrum, Destination: logjob.FileDest(filepath.Join(dir, "s.log"))},
+					{Name: "edgeone", Dataset: render.EdgeOne, Interval: time.Second, Destination: logjob.FileDest(filepath.Join(dir, "e.log"))},
+					{Name: "cc", Dataset: render.CloudConnexa, Destination: logjob.FileDest(filepath.Join(dir, "c.log"))},
 				}
 				if err := cfgerr.Prepare(lj); err != nil {
 					b.Fatal(err)

@@ -64,16 +64,9 @@ func TestProbeOpenSSLServer(t *testing.T) {
 // TestUDPChecksFollowDnsmasq: a udp pool checked with a DNS query follows
 // dnsmasq going away and coming back.
 func TestUDPChecksFollowDnsmasq(t *testing.T) {
-	bin := testpeer.Need(t, "dnsmasq")
 	port := testpeer.FreePort(t) // dnsmasq binds TCP and UDP on the same port
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	start := func() *testpeer.Process {
-		p := testpeer.Start(t, bin, "-k", fmt.Sprintf("-p%d", port), "--listen-address=127.0.0.1", "--bind-interfaces",
-			"--no-resolv", "--no-hosts", "--address=/test.example/192.0.2.1", "--conf-file=/dev/null",
-			"--pid-file="+filepath.Join(t.TempDir(), "dnsmasq.pid"), "--user=root", "--log-facility=-")
-		p.WaitTCP(t, addr, 10*time.Second) // UDP is bound before TCP
-		return p
-	}
+	start := func() *testpeer.Process { return testpeer.Dnsmasq(t, port, "/test.example/192.0.2.1") }
 	d := start()
 	// A query for hc.test.example, type A; the answer holds 192.0.2.1.
 	query := "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02hc\x04test\x07example\x00\x00\x01\x00\x01"

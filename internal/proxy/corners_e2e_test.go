@@ -9,10 +9,8 @@ package proxy_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -25,12 +23,12 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // records renders e in every dataset, all fields, as a log job writes it,
@@ -44,15 +42,7 @@ func records(t *testing.T, e *event.Event) map[string]map[string]any {
 		if !render.Wants(ds, e.Type) {
 			continue
 		}
-		enc, err := render.NewEncoder(ds, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		line := enc.Append(nil, e)
-		m := map[string]any{}
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("%s record %q: %v", ds, line, err)
-		}
+		m := renderJSON(t, ds, e)
 		if l, ok := m["log"].(map[string]any); ok {
 			for k, v := range l {
 				m["log."+k] = v
@@ -112,12 +102,10 @@ func filteredRecords(status int, match, edgeoneReason string) map[string]map[str
 }
 
 // noMoreEvents fails if the recorder holds or soon gets another event.
-func noMoreEvents(t *testing.T, rec *recorder, why string) {
+func noMoreEvents(t *testing.T, rec *eventtest.Recorder, why string) {
 	t.Helper()
-	select {
-	case e := <-rec.ch:
+	if e, ok := rec.NextWithin(200 * time.Millisecond); ok {
 		t.Fatalf("%s, but got %s %d (%s)", why, e.Type, e.Status, e.Detail)
-	case <-time.After(200 * time.Millisecond):
 	}
 }
 
@@ -141,7 +129,7 @@ func waitHealthChecks(t *testing.T, s *proxy.Server, n int64) {
 // prism's accept: HAProxy answers the SYN-ACK with a RST.)
 func TestInboundProxyHealthChecksWriteNoRecord(t *testing.T) {
 	dialed := make(chan struct{}, 64)
-	origin := serve(t, func(c net.Conn) { dialed <- struct{}{} })
+	origin := testpeer.Serve(t, func(c net.Conn) { dialed <- struct{}{} })
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.0/8"], header_timeout: 2s}`))
 
@@ -230,7 +218,7 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 			if tc.close {
 				_ = c.CloseWrite()
 			}
-			e := rec.next(t) // the first record of the connection: no connect before it
+			e := rec.Next(t) // the first record of the connection: no connect before it
 			if e.Type != event.ClientFiltered || e.Status != tc.status {
 				t.Fatalf("got %s %d (%s), want clientFiltered %d", e.Type, e.Status, e.Detail, tc.status)
 			}
@@ -263,7 +251,7 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 // TestInboundProxySlowV1HeaderInTime: a v1 header that arrives in two
 // segments within header_timeout is a header, not an error.
 func TestInboundProxySlowV1HeaderInTime(t *testing.T) {
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`,
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`,
 		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`))
 	c := dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -274,13 +262,13 @@ func TestInboundProxySlowV1HeaderInTime(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 		t.Fatalf("echo after a slow header: %q %v", got, err)
 	}
-	e := rec.expect(t, event.Connect, 0)
+	e := rec.Expect(t, event.Connect, 0)
 	wantRecords(t, &e, map[string]map[string]any{
 		render.Spectrum:     {"ClientIP": "192.0.2.9", "ClientPort": 4242},
 		render.CloudConnexa: {"log.sourceIp": "192.0.2.9", "log.allowed": true},
 	})
 	c.Close()
-	rec.expect(t, event.Disconnect, event.StatusOK)
+	rec.Expect(t, event.Disconnect, event.StatusOK)
 }
 
 // originProtos is Spectrum's OriginProto enumeration, as the vendored
@@ -309,9 +297,9 @@ var originProtos = func() map[string]bool {
 // enumeration; EdgeOne's ConnectTimeStamp is a time on every one.
 func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.test")
-	tlsYAML := `tls: {mode: flexible, certificates: [{cert: "` + cert + `", key: "` + key + `"}]}`
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.test"}})
+	tlsYAML := `tls: {mode: flexible, certificates: [{cert: "` + edge.CertFile + `", key: "` + edge.KeyFile + `"}]}`
 
 	check := func(t *testing.T, e *event.Event, wantType event.Type, status int) {
 		t.Helper()
@@ -332,26 +320,17 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	}
 
 	t.Run("clientFiltered", func(t *testing.T) {
-		fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
-		if err := cfgerr.Prepare(&fwc); err != nil {
-			t.Fatal(err)
-		}
-		fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fw.Close() })
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`), withFirewall("app", fw))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`), withFirewall("app", blockLoopback(t)))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.ClientFiltered, event.StatusFiltered)
 		wantRecords(t, &e, filteredRecords(event.StatusFiltered, "BLOCK_IP", "down:net_exception_closed"))
 	})
 	t.Run("tlsError", func(t *testing.T) {
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`, tlsYAML))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`, tlsYAML))
 		c := dial(t, addr)
 		c.Write([]byte("this is not a ClientHello\r\n\r\n"))
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.TLSError, event.StatusClientHandshake)
 		wantRecords(t, &e, map[string]map[string]any{
 			render.Spectrum: {"OriginProto": "tcp", "ClientTlsStatus": "HANDSHAKE_FAILED"},
@@ -363,7 +342,7 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	t.Run("resolveOrigin 532", func(t *testing.T) {
 		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["169.254.169.254:80"]}`))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.ResolveOrigin, event.StatusResolveBlocked)
 		wantRecords(t, &e, map[string]map[string]any{
 			render.Spectrum: {"OriginIP": "169.254.169.254", "OriginPort": 80, "OriginProto": "tcp"},
@@ -373,23 +352,23 @@ func TestEveryTCPRecordHasClientRTT(t *testing.T) {
 	t.Run("originError unix origin", func(t *testing.T) {
 		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["unix:`+filepath.Join(t.TempDir(), "gone.sock")+`"]}`))
 		dial(t, addr)
-		e := rec.next(t)
+		e := rec.Next(t)
 		check(t, &e, event.OriginError, event.StatusOriginConnRefused)
 		wantRecords(t, &e, map[string]map[string]any{render.Spectrum: {"OriginProto": "unix"}})
 	})
 	t.Run("TLS terminated, openssl s_client", func(t *testing.T) {
-		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+echoServer(t)+`"]}`, tlsYAML))
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`, tlsYAML))
 		// s_client sends stdin and closes at its EOF.
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.test", "-CAfile", ca.file)
+		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.test", "-CAfile", ca.CAFile)
 		cmd.Stdin = strings.NewReader("ping\n")
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
 			t.Fatalf("s_client: %v\n%s", err, out)
 		}
-		conn := rec.expect(t, event.Connect, 0)
+		conn := rec.Expect(t, event.Connect, 0)
 		check(t, &conn, event.Connect, 0)
-		d := rec.terminal(t)
+		d := rec.Terminal(t)
 		check(t, &d, event.Disconnect, event.StatusOK)
 		wantRecords(t, &d, map[string]map[string]any{render.Spectrum: {"ClientTlsStatus": "OK", "OriginTcpRtt": "<nonzero>"}})
 	})
@@ -403,17 +382,7 @@ func TestUnixSocketRecordsInVendorEnums(t *testing.T) {
 	socat := testpeer.Need(t, "socat")
 	dir := t.TempDir()
 	originPath := filepath.Join(dir, "origin.sock")
-	ln, err := net.Listen("unix", originPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			_, _ = io.Copy(c, c)
-			c.Close()
-		}
-	}()
+	testpeer.EchoUnix(t, originPath)
 	front := filepath.Join(dir, "front.sock")
 	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -423,13 +392,13 @@ func TestUnixSocketRecordsInVendorEnums(t *testing.T) {
 	if out, err := cmd.Output(); err != nil || string(out) != "ping" {
 		t.Fatalf("socat through a unix listener: %q %v", out, err)
 	}
-	conn := rec.expect(t, event.Connect, 0)
+	conn := rec.Expect(t, event.Connect, 0)
 	wantRecords(t, &conn, map[string]map[string]any{
 		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientIP": "", "ClientTcpRtt": 0},
 		render.CloudConnexa: {"publicIp": "", "log.protocolName": "tcp", "log.protocol": 6, "log.sourceIp": "",
 			"log.destinationEntityIp": "", "log.destinationPort": 0},
 	})
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	wantRecords(t, &d, map[string]map[string]any{
 		render.Spectrum: {"ClientProto": "unix", "OriginProto": "unix", "ClientBytes": 4, "OriginBytes": 4},
 		render.EdgeOne: {"ForwardProtocol": "TCP", "ClientRealIP": "-", "EdgeIP": "-", "ForwardPort": -1,

@@ -4,16 +4,13 @@ package proxy_test
 // client (dig) through the whole daemon, rendered in all three datasets.
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -25,35 +22,21 @@ import (
 // flow (protocol 17).
 func TestUDPFirewallRefusalRecords(t *testing.T) {
 	dig := testpeer.Need(t, "dig")
-	cfg, err := config.Parse("prism.yaml", []byte(fmt.Sprintf(`node: {colo: TST, id: t1}
+	yml := fmt.Sprintf(`node: {colo: TST, id: t1}
 apps:
   - id: dns
     protocol: udp
     listen: ["127.0.0.1:0"]
     origins: {addresses: ["127.0.0.1:%d"]}
     ip_firewall: {rules: [{action: block, cidr: 127.0.0.0/8}]}
-`, testpeer.FreeUDPPort(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &udpRecorder{ch: make(chan event.Event, 64)}
-	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Shutdown(ctx)
-	})
+`, testpeer.FreeUDPPort(t))
+	rec := eventtest.New()
+	d, _ := runDaemon(t, yml, rec)
 	port := d.Addrs("dns")[0].(*net.UDPAddr).Port
 	if out, err := testpeer.Run(t, 10*time.Second, dig, "@127.0.0.1", "-p", fmt.Sprint(port), "+tries=1", "+time=1", "test.example", "A"); err == nil {
 		t.Fatalf("dig got an answer through a firewall that blocks it:\n%s", out)
 	}
-	e := rec.next(t, "dns", event.ClientFiltered)
+	e := nextOfApp(t, rec, "dns", event.ClientFiltered)
 	sp := renderJSON(t, render.Spectrum, &e)
 	for k, w := range map[string]any{"Event": "clientFiltered", "Status": 403.0, "ClientProto": "udp", "OriginProto": "udp",
 		"ClientTcpRtt": 0.0, "ClientMatchedIpFirewall": "BLOCK_IP"} {

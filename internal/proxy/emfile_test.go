@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // TestAcceptAtFDLimit runs a proxy in a child process (this test binary)
@@ -104,7 +106,7 @@ func TestAcceptAtFDLimit(t *testing.T) {
 }
 
 func emfileChild(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	logger := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	s, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`), withLogger(logger))
 	lim := unix.Rlimit{Cur: 48, Max: 48}

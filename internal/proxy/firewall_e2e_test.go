@@ -9,7 +9,6 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,10 +24,9 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/firewall"
 	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/geo/geotest"
@@ -38,55 +35,18 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// fwRecorder keeps every emitted event and lets a test wait for one.
-type fwRecorder struct {
-	mu   sync.Mutex
-	evs  []event.Event
-	more chan struct{} // closed and replaced on every Emit
-}
-
-func newFWRecorder() *fwRecorder { return &fwRecorder{more: make(chan struct{})} }
-
-func (r *fwRecorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	close(r.more)
-	r.more = make(chan struct{})
-	r.mu.Unlock()
-}
-
-// wait returns the first event of type typ from client, waiting up to 10 s.
-func (r *fwRecorder) wait(t *testing.T, client netip.Addr, typ event.Type) event.Event {
+// clientEvent skips events until one of type typ from client and returns
+// it, failing the test after rec's timeout.
+func clientEvent(t *testing.T, rec *eventtest.Recorder, client netip.Addr, typ event.Type) event.Event {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, e := range r.evs {
-			if e.ClientAddr.Addr() == client && e.Type == typ {
-				r.mu.Unlock()
-				return e
-			}
-		}
-		more := r.more
-		r.mu.Unlock()
-		select {
-		case <-more:
-		case <-deadline:
-			t.Fatalf("no %s event for client %s within 10s", typ, client)
-		}
-	}
+	return rec.WaitFor(t, typ.String()+" (client "+client.String()+")", func(e *event.Event) bool {
+		return e.ClientAddr.Addr() == client && e.Type == typ
+	})
 }
 
-func (r *fwRecorder) count(client netip.Addr) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.evs {
-		if e.ClientAddr.Addr() == client {
-			n++
-		}
-	}
-	return n
+// clientEvents is how many events from client rec holds, read or not.
+func clientEvents(rec *eventtest.Recorder, client netip.Addr) int {
+	return rec.Count(func(e *event.Event) bool { return e.ClientAddr.Addr() == client })
 }
 
 // The app's ip_firewall section, as an operator writes it.
@@ -124,7 +84,7 @@ var fwCases = []fwCase{
 
 // startFirewalledProxy runs one TCP app in front of an echo origin that
 // counts its connections, trusting PROXY headers from 127.0.0.1.
-func startFirewalledProxy(t *testing.T) (*proxy.Server, *fwRecorder, string, *atomic.Int64) {
+func startFirewalledProxy(t *testing.T) (*proxy.Server, *eventtest.Recorder, string, *atomic.Int64) {
 	t.Helper()
 	db, err := geo.Open(geo.Config{
 		CountryDB: geotest.Shared(t, geotest.GeoLite2Country),
@@ -141,14 +101,7 @@ func startFirewalledProxy(t *testing.T) (*proxy.Server, *fwRecorder, string, *at
 	if err := dec.Decode(&fwc); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfgerr.Prepare(&fwc); err != nil {
-		t.Fatalf("ip_firewall: %v", err)
-	}
-	fw, err := firewall.New(fwc, db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fw.Close() })
+	fw := newFirewall(t, fwc, db)
 
 	var originConns atomic.Int64
 	origin := echoOrigin(t, &originConns)
@@ -162,7 +115,7 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newFWRecorder()
+	rec := eventtest.New()
 	s := startServers(t, cfg, rec, withFirewall("app", fw))["app"]
 	addrs := s.Addrs()
 	if len(addrs) == 0 {
@@ -171,28 +124,13 @@ apps:
 	return s, rec, addrs[0].String(), &originConns
 }
 
+// echoOrigin is an echo origin that counts the connections it serves.
 func echoOrigin(t *testing.T, n *atomic.Int64) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			wg.Go(func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			})
-		}
+	return testpeer.Serve(t, func(c net.Conn) {
+		n.Add(1)
+		_, _ = io.Copy(c, c)
 	})
-	return ln.Addr().String()
 }
 
 // sendThrough connects to the proxy as client (in a PROXY v2 header), sends
@@ -243,20 +181,6 @@ func checkFirewallEvent(t *testing.T, e event.Event, tc fwCase) {
 	}
 }
 
-func renderJSON(t *testing.T, dataset string, e *event.Event) map[string]any {
-	t.Helper()
-	enc, err := render.NewEncoder(dataset, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	line := enc.Append(nil, e)
-	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("%s rendering %q: %v", dataset, line, err)
-	}
-	return m
-}
-
 func TestFirewallEndToEnd(t *testing.T) {
 	_, rec, addr, originConns := startFirewalledProxy(t)
 	allowed := 0
@@ -266,12 +190,12 @@ func TestFirewallEndToEnd(t *testing.T) {
 			client := sent.Unmap() // what the proxy records
 			sendThrough(t, addr, sent, tc.blocked)
 			if tc.blocked {
-				e := rec.wait(t, client, event.ClientFiltered)
+				e := clientEvent(t, rec, client, event.ClientFiltered)
 				if e.Status != event.StatusFiltered {
 					t.Errorf("clientFiltered Status %d, want 403", e.Status)
 				}
 				checkFirewallEvent(t, e, tc)
-				if n := rec.count(client); n != 1 {
+				if n := clientEvents(rec, client); n != 1 {
 					t.Errorf("%d events for a refused client, want exactly 1", n)
 				}
 				sp := renderJSON(t, render.Spectrum, &e)
@@ -306,9 +230,9 @@ func TestFirewallEndToEnd(t *testing.T) {
 				return
 			}
 			allowed++
-			connect := rec.wait(t, client, event.Connect)
+			connect := clientEvent(t, rec, client, event.Connect)
 			checkFirewallEvent(t, connect, tc)
-			end := rec.wait(t, client, event.Disconnect)
+			end := clientEvent(t, rec, client, event.Disconnect)
 			checkFirewallEvent(t, end, tc)
 			sp := renderJSON(t, render.Spectrum, &connect)
 			if sp["Event"] != "connect" || sp["ClientMatchedIpFirewall"] != tc.match || sp["ClientAsn"] != float64(tc.asn) {
@@ -328,30 +252,18 @@ func equalFoldCC(a, b string) bool { return len(a) == len(b) && bytes.EqualFold(
 // from: the client binds 127.0.0.66 (blocked by an ip rule) or 127.0.0.67
 // (no rule), while the proxy's socket peer is HAProxy at 127.0.0.1.
 func TestFirewallBehindHAProxy(t *testing.T) {
-	hap := testpeer.Need(t, "haproxy")
+	testpeer.Need(t, "haproxy")
 	_, rec, addr, originConns := startFirewalledProxy(t)
 
 	port := testpeer.FreePort(t)
 	front := fmt.Sprintf("127.0.0.1:%d", port)
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	cfg := fmt.Sprintf(`global
-  maxconn 64
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
+	// The probe startHAProxy waits with comes from 127.0.0.1.
+	startHAProxy(t, fmt.Sprintf(`frontend fe
   bind %s
   default_backend be
 backend be
   server prism %s send-proxy-v2
-`, front, addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := testpeer.Start(t, hap, "-f", cfgPath, "-db")
-	p.WaitTCP(t, front, 10*time.Second) // this probe comes from 127.0.0.1
+`, front, addr), front)
 
 	for _, tc := range []struct {
 		src     string
@@ -375,7 +287,7 @@ backend be
 			if len(b) != 0 {
 				t.Errorf("blocked %s got %q", src, b)
 			}
-			e := rec.wait(t, src, event.ClientFiltered)
+			e := clientEvent(t, rec, src, event.ClientFiltered)
 			if e.Status != event.StatusFiltered || e.FirewallMatch != tc.match || e.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") {
 				t.Errorf("via HAProxy %s: Status %d, %s, peer %s; want 403, %s, peer 127.0.0.1", src, e.Status, e.FirewallMatch, e.PeerAddr, tc.match)
 			}
@@ -384,7 +296,7 @@ backend be
 			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 				t.Errorf("echo via HAProxy: %q %v", got, err)
 			}
-			e := rec.wait(t, src, event.Connect)
+			e := clientEvent(t, rec, src, event.Connect)
 			if e.FirewallMatch != tc.match || !e.Firewall {
 				t.Errorf("via HAProxy %s: %s, IpFirewall %v", src, e.FirewallMatch, e.Firewall)
 			}
@@ -392,7 +304,7 @@ backend be
 		c.Close()
 	}
 	// The probe and the allowed client reached the origin; the blocked one did not.
-	if n := rec.count(netip.MustParseAddr("127.0.0.66")); n != 1 {
+	if n := clientEvents(rec, netip.MustParseAddr("127.0.0.66")); n != 1 {
 		t.Errorf("%d events for the refused client, want 1", n)
 	}
 	if got := originConns.Load(); got > 2 {
@@ -438,18 +350,8 @@ log_jobs:
     dataset: spectrum_events
     destination: {type: file, path: %s}
 `, geotest.Shared(t, geotest.GeoLite2Country), geotest.Shared(t, geotest.GeoLite2ASN), origin, list, origin, logPath)
-	cfg, err := config.Parse("prism.yaml", []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newFWRecorder()
-	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
+	rec := eventtest.New()
+	d, stop := runDaemon(t, yml, rec)
 	guarded, open := d.Addrs("guarded")[0].String(), d.Addrs("open")[0].String()
 
 	type sent struct {
@@ -465,14 +367,12 @@ log_jobs:
 		client := netip.MustParseAddr(s.client)
 		sendThrough(t, s.addr, client, s.blocked)
 		if s.blocked {
-			rec.wait(t, client, event.ClientFiltered)
+			clientEvent(t, rec, client, event.ClientFiltered)
 		} else {
-			rec.wait(t, client, event.Disconnect)
+			clientEvent(t, rec, client, event.Disconnect)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Shutdown(ctx); err != nil {
+	if err := stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 

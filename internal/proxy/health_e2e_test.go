@@ -118,7 +118,7 @@ func TestHealthChecksMoveTrafficAwayAndBack(t *testing.T) {
 	port := testpeer.FreePort(t)
 	addrA := "127.0.0.1:" + strconv.Itoa(port)
 	a := nginxOrigin(t, port)
-	addrB := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
+	addrB := testpeer.Serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
 	logs := newLogWatch()
 	yaml := appYAML("127.0.0.1:0", fmt.Sprintf(`{addresses: ["%s", "%s"], health_check: {interval: 300ms, timeout: 300ms, unhealthy_threshold: 3, healthy_threshold: 2}}`, addrA, addrB))
 	_, rec, listen := startProxy(t, yaml, withLogger(slog.New(logs)))
@@ -131,7 +131,7 @@ func TestHealthChecksMoveTrafficAwayAndBack(t *testing.T) {
 		// Every connection: a connect and a disconnect 200, no originError.
 		connects, disconnects := 0, 0
 		for range 2 * n {
-			switch e := rec.next(t); {
+			switch e := rec.Next(t); {
 			case e.Type == event.Connect:
 				connects++
 			case e.Type == event.Disconnect && e.Status == 200:
@@ -181,14 +181,14 @@ func TestEveryOriginDown(t *testing.T) {
 	if got := fetch(t, listen); got != nginxA {
 		t.Fatalf("through prism: %q", got)
 	}
-	rec.expect(t, event.Connect, 0)
-	rec.expect(t, event.Disconnect, 200)
+	rec.Expect(t, event.Connect, 0)
+	rec.Expect(t, event.Disconnect, 200)
 	a.Stop(t)
 	logs.waitLog(t, "origin unhealthy", addrA)
 	c := dial(t, listen)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	_, _ = io.ReadAll(c)
-	e := rec.expect(t, event.OriginError, event.StatusOriginConnRefused)
+	e := rec.Expect(t, event.OriginError, event.StatusOriginConnRefused)
 	if e.OriginAddr.String() != addrA {
 		t.Errorf("OriginAddr %v, want %s", e.OriginAddr, addrA)
 	}
@@ -208,7 +208,7 @@ func TestPassiveEjectionAgainstAStoppedOrigin(t *testing.T) {
 	port := testpeer.FreePort(t)
 	addrA := "127.0.0.1:" + strconv.Itoa(port)
 	nginxOrigin(t, port).Stop(t)
-	addrB := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
+	addrB := testpeer.Serve(t, func(c net.Conn) { _, _ = io.WriteString(c, "origin-B\n") })
 	logs := newLogWatch()
 	yaml := appYAML("127.0.0.1:0", fmt.Sprintf(`{addresses: ["%s", "%s"], passive_ejection: {consecutive_failures: 2, eject_for: 1m}}`, addrA, addrB))
 	_, rec, listen := startProxy(t, yaml, withLogger(slog.New(logs)))
@@ -233,7 +233,7 @@ func TestPassiveEjectionAgainstAStoppedOrigin(t *testing.T) {
 	}
 	connects, disconnects := 0, 0
 	for range 2 * 14 {
-		switch e := rec.next(t); e.Type {
+		switch e := rec.Next(t); e.Type {
 		case event.Connect:
 			connects++
 		case event.Disconnect:

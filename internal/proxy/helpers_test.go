@@ -4,101 +4,126 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// recorder is an event.Emitter that keeps every event for assertions.
-type recorder struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func newRecorder() *recorder { return &recorder{ch: make(chan event.Event, 4096)} }
-
-func (r *recorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	r.mu.Unlock()
-	r.ch <- *e
-}
-
-// next returns the next event or fails the test after a timeout.
-func (r *recorder) next(t *testing.T) event.Event {
+// runDaemon runs the whole daemon from the config yml (a prism.yaml with
+// its node section), its events going to em. stop shuts it down within
+// timeout the first time it is called and returns nil after; cleanup
+// calls it with 10s and reports an error.
+func runDaemon(t *testing.T, yml string, em event.Emitter) (d *daemon.Daemon, stop func(timeout time.Duration) error) {
 	t.Helper()
-	select {
-	case e := <-r.ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
+	cfg, err := config.Parse("prism.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return event.Event{}
-}
-
-// terminal skips non-terminal events and returns the first terminal one.
-func (r *recorder) terminal(t *testing.T) event.Event {
-	t.Helper()
-	for {
-		e := r.next(t)
-		if e.Type.Terminal() {
-			return e
+	d, err = daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(em))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func(timeout time.Duration) error {
+		if stopped {
+			return nil
 		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return d.Shutdown(ctx)
 	}
-}
-
-func (r *recorder) expect(t *testing.T, typ event.Type, status int) event.Event {
-	t.Helper()
-	e := r.next(t)
-	if e.Type != typ || e.Status != status {
-		t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, typ, status)
-	}
-	return e
-}
-
-// waitFor skips events until one satisfies match (peer processes such as
-// HAProxy probe or health-check connections of their own), failing after 10s.
-func (r *recorder) waitFor(t *testing.T, what string, match func(*event.Event) bool) event.Event {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case e := <-r.ch:
-			if match(&e) {
-				return e
-			}
-		case <-deadline:
-			t.Fatalf("no %s event within 10s", what)
+	t.Cleanup(func() {
+		if err := stop(10 * time.Second); err != nil {
+			t.Error(err)
 		}
-	}
+	})
+	return d, stop
 }
 
-// spectrumRecord renders e with the spectrum_events encoder, every field,
-// as a log job writes it, and decodes the JSON line: the tests check what
-// an operator reads, not only the canonical event.
-func spectrumRecord(t *testing.T, e *event.Event) map[string]any {
+// newFirewall prepares cfg and builds a firewall from it (looking clients
+// up in db, which may be nil), closed at cleanup.
+func newFirewall(t *testing.T, cfg firewall.Config, db *geo.DB) *firewall.Firewall {
 	t.Helper()
-	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatalf("ip_firewall: %v", err)
+	}
+	fw, err := firewall.New(cfg, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	return fw
+}
+
+// blockLoopback is a firewall that refuses every 127.0.0.0/8 client.
+func blockLoopback(t *testing.T) *firewall.Firewall {
+	t.Helper()
+	return newFirewall(t, firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}, nil)
+}
+
+// startHAProxy writes cfg (with the common global/defaults sections in
+// front) and runs HAProxy in the foreground until the test ends, waiting
+// until probe accepts connections.
+func startHAProxy(t *testing.T, cfg, probe string) {
+	t.Helper()
+	hap := testpeer.Need(t, "haproxy")
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	full := `global
+  maxconn 64
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+` + cfg
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Start(t, hap, "-f", path, "-db").WaitTCP(t, probe, 10*time.Second)
+}
+
+// nextOfApp skips events until one of type typ from app and returns it,
+// failing the test after rec's timeout.
+func nextOfApp(t *testing.T, rec *eventtest.Recorder, app string, typ event.Type) event.Event {
+	t.Helper()
+	return rec.WaitFor(t, typ.String()+" (app "+app+")", func(e *event.Event) bool { return e.App == app && e.Type == typ })
+}
+
+// renderJSON renders e with the dataset's encoder, every field, as a log
+// job writes it, and decodes the JSON line: the tests check what an
+// operator reads, not only the canonical event.
+func renderJSON(t *testing.T, dataset string, e *event.Event) map[string]any {
+	t.Helper()
+	enc, err := render.NewEncoder(dataset, render.Node{Colo: "TST", ID: "t1"}, render.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	line := enc.Append(nil, e)
 	m := map[string]any{}
 	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("rendered spectrum record %q: %v", line, err)
+		t.Fatalf("rendered %s record %q: %v", dataset, line, err)
 	}
 	return m
 }
@@ -108,7 +133,7 @@ func spectrumRecord(t *testing.T, e *event.Event) map[string]any {
 // it returns the record for further checks.
 func wantSpectrum(t *testing.T, e *event.Event, want map[string]any) map[string]any {
 	t.Helper()
-	m := spectrumRecord(t, e)
+	m := renderJSON(t, render.Spectrum, e)
 	for k, v := range want {
 		got, ok := m[k]
 		if !ok {
@@ -220,9 +245,9 @@ func parseConfig(t *testing.T, yaml string) *config.Config {
 
 // startProxy starts the servers of a config whose tcp app "app" it
 // returns, with that app's first listen address.
-func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *recorder, string) {
+func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *eventtest.Recorder, string) {
 	t.Helper()
-	rec := newRecorder()
+	rec := eventtest.New()
 	s := startServers(t, parseConfig(t, yaml), rec, opts...)["app"]
 	if s == nil {
 		t.Fatal("no tcp app \"app\" in the config")
@@ -232,49 +257,6 @@ func startProxy(t *testing.T, yaml string, opts ...startOpt) (*proxy.Server, *re
 		return s, rec, ""
 	}
 	return s, rec, addrs[0].String()
-}
-
-// echoServer accepts connections and echoes until EOF, then closes.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	return serve(t, func(c net.Conn) {
-		_, _ = io.Copy(c, c)
-	})
-}
-
-// sinkServer accepts connections, reads until EOF and never writes: an
-// origin that stays open for as long as the proxy keeps its leg open.
-func sinkServer(t *testing.T) string {
-	t.Helper()
-	return serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-}
-
-// serve runs handler for every connection to a fresh loopback listener.
-func serve(t *testing.T, handler func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handler(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func appYAML(listen, origins string, extra ...string) string {
@@ -300,16 +282,4 @@ func dial(t *testing.T, addr string) *net.TCPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c.(*net.TCPConn)
-}
-
-// closedPort returns a loopback port with nothing listening.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

@@ -60,7 +60,7 @@ func TestEstablishedKernelErrors(t *testing.T) {
 			// An echo origin whose connections the test closes at its end:
 			// a leg cut off by the rule would otherwise wait for keepalive.
 			done := make(chan struct{})
-			origin := serve(t, func(c net.Conn) {
+			origin := testpeer.Serve(t, func(c net.Conn) {
 				go func() { <-done; c.Close() }()
 				_, _ = io.Copy(c, c)
 			})
@@ -80,7 +80,7 @@ func TestEstablishedKernelErrors(t *testing.T) {
 				}
 			}
 			echo("up")
-			conn := rec.expect(t, event.Connect, 0)
+			conn := rec.Expect(t, event.Connect, 0)
 
 			// Packets towards the leg: to the origin's port, or to the
 			// client's.
@@ -99,7 +99,7 @@ func TestEstablishedKernelErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			blocked := time.Now()
-			e := rec.terminal(t)
+			e := rec.Terminal(t)
 			t.Logf("%s %d after %v: %s", e.Type, e.Status, time.Since(blocked).Round(time.Millisecond), e.Detail)
 			if e.Type != event.Disconnect || e.Status != tc.status || e.CloseSide != tc.leg {
 				t.Fatalf("got %s %d on the %s leg (%s), want disconnect %d on the %s leg", e.Type, e.Status, e.CloseSide, e.Detail, tc.status, tc.leg)

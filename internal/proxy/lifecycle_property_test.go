@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -15,10 +14,11 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // TestPropertyRandomLifecycles drives random connections through apps that
@@ -42,9 +42,9 @@ func TestPropertyRandomLifecycles(t *testing.T) {
 	t.Logf("seed %d (PRISM_PROPERTY_SEED reruns it)", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	echo := echoServer(t)
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.test")
+	echo := testpeer.Echo(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.test"}})
 	yml := fmt.Sprintf(`node: {colo: TST, id: t1}
 apps:
   - {id: plain, listen: ["127.0.0.1:0"], origins: {addresses: ["%[1]s"]}}
@@ -59,21 +59,13 @@ apps:
     listen: ["127.0.0.1:0"]
     origins: {addresses: ["%[1]s"]}
     tls: {mode: flexible, certificates: [{cert: "%[3]s", key: "%[4]s"}]}
-`, echo, closedPort(t), cert, key)
+`, echo, testpeer.ClosedPort(t), edge.CertFile, edge.KeyFile)
 	cfg, err := config.Parse("property.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwc := firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.0.0.0/8"}}}
-	if err := cfgerr.Prepare(&fwc); err != nil {
-		t.Fatal(err)
-	}
-	fw, err := firewall.New(fwc, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fw.Close()
-	rec := newRecorder()
+	fw := blockLoopback(t)
+	rec := eventtest.New()
 	servers := startServers(t, cfg, rec, withFirewall("blocked", fw))
 	addr := map[string]string{}
 	for _, id := range []string{"plain", "trusted", "blocked", "refused", "metadata", "tls"} {
@@ -144,9 +136,7 @@ apps:
 		healthChecks += s.Stats().HealthChecks
 	}
 
-	rec.mu.Lock()
-	evs := append([]event.Event(nil), rec.evs...)
-	rec.mu.Unlock()
+	evs := rec.All()
 	type life struct{ types []event.Type }
 	lives := map[event.ID]*life{}
 	var order []event.ID

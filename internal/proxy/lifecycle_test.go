@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 func TestConnectAndNormalDisconnect(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
 	c := dial(t, addr)
 	if _, err := c.Write([]byte("hello")); err != nil {
@@ -26,7 +27,7 @@ func TestConnectAndNormalDisconnect(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
 		t.Fatalf("echo %q %v", buf, err)
 	}
-	conn := rec.expect(t, event.Connect, event.StatusConnect)
+	conn := rec.Expect(t, event.Connect, event.StatusConnect)
 	if conn.ClientAddr.String() != c.LocalAddr().String() || conn.OriginAddr.String() != origin {
 		t.Fatalf("connect addresses: client %v origin %v", conn.ClientAddr, conn.OriginAddr)
 	}
@@ -39,7 +40,7 @@ func TestConnectAndNormalDisconnect(t *testing.T) {
 		"OriginIP": oip, "OriginPort": oport, "ClientProto": "tcp", "OriginProto": "tcp", "ProxyProtocol": "off",
 		"Application": "app", "ColoCode": "TST", "ClientBytes": 0, "OriginBytes": 0})
 	c.Close()
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if d.SessionID != conn.SessionID {
 		t.Fatal("disconnect carries another SessionID")
 	}
@@ -62,7 +63,7 @@ func TestConnectAndNormalDisconnect(t *testing.T) {
 func TestHalfCloseKeepsOtherDirection(t *testing.T) {
 	// The origin reads until EOF, then answers: it only can if the client's
 	// FIN was propagated while the origin→client direction stayed open.
-	origin := serve(t, func(c net.Conn) {
+	origin := testpeer.Serve(t, func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		_, _ = c.Write([]byte("got " + string(b)))
 	})
@@ -74,8 +75,8 @@ func TestHalfCloseKeepsOtherDirection(t *testing.T) {
 	if err != nil || string(got) != "got abc" {
 		t.Fatalf("reply %q %v", got, err)
 	}
-	rec.expect(t, event.Connect, 0)
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	rec.Expect(t, event.Connect, 0)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if d.ClientBytes != 3 || d.OriginBytes != 7 {
 		t.Fatalf("bytes %d/%d", d.ClientBytes, d.OriginBytes)
 	}
@@ -83,10 +84,10 @@ func TestHalfCloseKeepsOtherDirection(t *testing.T) {
 }
 
 func TestOriginRefused521(t *testing.T) {
-	closed := closedPort(t)
+	closed := testpeer.ClosedPort(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closed+`"]}`))
 	c := dial(t, addr)
-	e := rec.expect(t, event.OriginError, event.StatusOriginConnRefused)
+	e := rec.Expect(t, event.OriginError, event.StatusOriginConnRefused)
 	if e.OriginAddr.String() != closed || e.CloseReason != event.ReasonCreatePeer {
 		t.Fatalf("origin error record: %+v", e)
 	}
@@ -102,16 +103,16 @@ func TestOriginRefused521(t *testing.T) {
 }
 
 func TestFailoverToNextOrigin(t *testing.T) {
-	good := echoServer(t)
-	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+closedPort(t)+`", "`+good+`"], balance: round_robin}`))
+	good := testpeer.Echo(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.ClosedPort(t)+`", "`+good+`"], balance: round_robin}`))
 	for range 2 { // whichever the balancer picks first, the connection reaches the live origin
 		c := dial(t, addr)
-		e := rec.expect(t, event.Connect, 0)
+		e := rec.Expect(t, event.Connect, 0)
 		if e.OriginAddr.String() != good {
 			t.Fatalf("connected to %v, want %v", e.OriginAddr, good)
 		}
 		c.Close()
-		rec.terminal(t)
+		rec.Terminal(t)
 	}
 }
 
@@ -150,7 +151,7 @@ func TestOriginConnectTimeout522(t *testing.T) {
 	target := fullBacklog(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+target+`"]}`, "timeouts: {connect: 300ms}"))
 	dial(t, addr)
-	e := rec.expect(t, event.OriginError, event.StatusOriginConnTimeout)
+	e := rec.Expect(t, event.OriginError, event.StatusOriginConnTimeout)
 	oip, oport := hostPort(t, target)
 	wantSpectrum(t, &e, map[string]any{"Event": "originError", "Status": 522, "OriginIP": oip, "OriginPort": oport})
 }
@@ -159,7 +160,7 @@ func TestOriginBlocked532(t *testing.T) {
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: localhost, port: "80"}}`,
 		`origin_block: ["127.0.0.0/8", "::1/128"]`))
 	dial(t, addr)
-	e := rec.expect(t, event.ResolveOrigin, event.StatusResolveBlocked)
+	e := rec.Expect(t, event.ResolveOrigin, event.StatusResolveBlocked)
 	if !e.OriginAddr.Addr().IsLoopback() {
 		t.Fatalf("blocked origin address not recorded: %v", e.OriginAddr)
 	}
@@ -168,16 +169,16 @@ func TestOriginBlocked532(t *testing.T) {
 }
 
 func TestOriginReset444(t *testing.T) {
-	origin := serve(t, func(c net.Conn) {
+	origin := testpeer.Serve(t, func(c net.Conn) {
 		c.Read(make([]byte, 1))
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close() // RST
 	})
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
 	c := dial(t, addr)
-	rec.expect(t, event.Connect, 0)
+	rec.Expect(t, event.Connect, 0)
 	c.Write([]byte("x"))
-	e := rec.expect(t, event.Disconnect, event.StatusOriginReset)
+	e := rec.Expect(t, event.Disconnect, event.StatusOriginReset)
 	if e.CloseSide != event.SideOrigin || e.CloseReason != event.ReasonPeerError {
 		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
 	}
@@ -186,13 +187,13 @@ func TestOriginReset444(t *testing.T) {
 }
 
 func TestClientReset499(t *testing.T) {
-	origin := sinkServer(t)
+	origin := testpeer.Sink(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
 	c := dial(t, addr)
-	rec.expect(t, event.Connect, 0)
+	rec.Expect(t, event.Connect, 0)
 	c.SetLinger(0)
 	c.Close()
-	e := rec.expect(t, event.Disconnect, event.StatusClientReset)
+	e := rec.Expect(t, event.Disconnect, event.StatusClientReset)
 	if e.CloseSide != event.SideClient {
 		t.Fatalf("side %s", e.CloseSide)
 	}
@@ -201,12 +202,12 @@ func TestClientReset499(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	origin := sinkServer(t)
+	origin := testpeer.Sink(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "timeouts: {idle: 300ms}"))
 	c := dial(t, addr)
 	c.Write([]byte("abcd"))
-	rec.expect(t, event.Connect, 0)
-	e := rec.expect(t, event.Disconnect, event.StatusOK)
+	rec.Expect(t, event.Connect, 0)
+	e := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonTimeout {
 		t.Fatalf("cause %s/%s", e.CloseSide, e.CloseReason)
 	}
@@ -217,25 +218,24 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestShutdownDrainsThenCloses(t *testing.T) {
-	origin := sinkServer(t)
+	origin := testpeer.Sink(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
 	dial(t, addr)
-	rec.expect(t, event.Connect, 0)
+	rec.Expect(t, event.Connect, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Shutdown returned only after the terminal record was emitted.
-	select {
-	case e := <-rec.ch:
-		if e.Type != event.Disconnect || e.Status != event.StatusOK || e.CloseReason != event.ReasonClosed || e.CloseSide != event.SideProxy {
-			t.Fatalf("got %s %d %s/%s", e.Type, e.Status, e.CloseSide, e.CloseReason)
-		}
-		wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 200})
-	default:
+	e, ok := rec.NextWithin(0)
+	if !ok {
 		t.Fatal("Shutdown returned before the terminal record")
 	}
+	if e.Type != event.Disconnect || e.Status != event.StatusOK || e.CloseReason != event.ReasonClosed || e.CloseSide != event.SideProxy {
+		t.Fatalf("got %s %d %s/%s", e.Type, e.Status, e.CloseSide, e.CloseReason)
+	}
+	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 200})
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Fatal("still accepting after Shutdown")
 	}
@@ -244,18 +244,7 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 func TestUnixListenerAndOrigin(t *testing.T) {
 	dir := t.TempDir()
 	originPath := filepath.Join(dir, "origin.sock")
-	ln, err := net.Listen("unix", originPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			io.Copy(c, c)
-			c.Close()
-		}
-	}()
+	testpeer.EchoUnix(t, originPath)
 	front := filepath.Join(dir, "front.sock")
 	_, rec, _ := startProxy(t, appYAML("unix:"+front, `{addresses: ["unix:`+originPath+`"]}`))
 	c, err := net.Dial("unix", front)
@@ -266,11 +255,11 @@ func TestUnixListenerAndOrigin(t *testing.T) {
 	buf := make([]byte, 4)
 	io.ReadFull(c, buf)
 	c.Close()
-	e := rec.expect(t, event.Connect, 0)
+	e := rec.Expect(t, event.Connect, 0)
 	if e.ClientProto != "unix" || e.OriginProto != "unix" || e.OriginPath != originPath {
 		t.Fatalf("protos %s/%s %s", e.ClientProto, e.OriginProto, e.OriginPath)
 	}
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if d.ClientBytes != 4 || d.OriginBytes != 4 {
 		t.Fatalf("bytes %d/%d", d.ClientBytes, d.OriginBytes)
 	}
@@ -298,17 +287,7 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 		origins = append(origins, ln)
 	}
 	for i, ln := range origins {
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Write([]byte{byte('A' + i)})
-				c.Close()
-			}
-		}()
-		defer ln.Close()
+		testpeer.ServeListener(t, ln, func(c net.Conn) { c.Write([]byte{byte('A' + i)}) })
 	}
 	lo := origins[0].Addr().(*net.TCPAddr).Port
 	ep := freePortPair(t)
@@ -320,9 +299,9 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 		if err != nil || b != byte('A'+i) {
 			t.Fatalf("edge port +%d reached origin %q (%v)", i, b, err)
 		}
-		rec.expect(t, event.Connect, 0)
+		rec.Expect(t, event.Connect, 0)
 		c.Close() // the origin already closed; end the client→origin half too
-		rec.terminal(t)
+		rec.Terminal(t)
 	}
 }
 
@@ -348,29 +327,22 @@ func freePortPair(t *testing.T) int {
 	return 0
 }
 
-func mustPort(addr string) int {
-	_, p, _ := net.SplitHostPort(addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
 func TestMaxConnectionsQueuesAndShutdownStillDrains(t *testing.T) {
-	origin := sinkServer(t)
+	origin := testpeer.Sink(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "max_connections: 1"))
 	first := dial(t, addr)
-	rec.expect(t, event.Connect, 0)
+	rec.Expect(t, event.Connect, 0)
 	// The second client completes the TCP handshake (kernel backlog) but is
 	// not accepted while the first holds the only slot.
 	second := dial(t, addr)
 	second.Write([]byte("x"))
-	select {
-	case e := <-rec.ch:
+	// Absence of an event: nothing to wait on but time.
+	if e, ok := rec.NextWithin(200 * time.Millisecond); ok {
 		t.Fatalf("second connection was handled at the limit: %s %d", e.Type, e.Status)
-	case <-time.After(200 * time.Millisecond): // absence of an event: nothing to wait on but time
 	}
 	first.Close()
-	rec.expect(t, event.Disconnect, event.StatusOK)
-	rec.expect(t, event.Connect, 0) // the slot freed, the queued client goes through
+	rec.Expect(t, event.Disconnect, event.StatusOK)
+	rec.Expect(t, event.Connect, 0) // the slot freed, the queued client goes through
 	// Shutdown must not hang on an accept loop waiting for a slot.
 	third := dial(t, addr)
 	_ = third
@@ -386,7 +358,7 @@ func TestMaxConnectionsQueuesAndShutdownStillDrains(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown hung with an accept loop at max_connections")
 	}
-	e := rec.expect(t, event.Disconnect, event.StatusOK)
+	e := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if e.CloseReason != event.ReasonClosed {
 		t.Fatalf("reason %s", e.CloseReason)
 	}
@@ -412,7 +384,7 @@ func TestUnixOriginDialErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["unix:`+tc.path+`"]}`))
 			dial(t, addr)
-			e := rec.expect(t, event.OriginError, tc.status)
+			e := rec.Expect(t, event.OriginError, tc.status)
 			if e.OriginPath != tc.path || e.OriginProto != event.ProtoUnix {
 				t.Fatalf("origin %s %q, want unix %q", e.OriginProto, e.OriginPath, tc.path)
 			}

@@ -2,8 +2,6 @@ package proxy_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
@@ -12,7 +10,10 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -43,13 +44,13 @@ func echoOnce(t *testing.T, c net.Conn) {
 // /24, and new connections per second; every refusal is one
 // clientFiltered 403 record naming the limit, and counted.
 func TestPerClientLimits(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"limits: {max_connections_per_client: 2, max_connections_per_prefix: 3, new_connections_per_second: 1, new_connections_burst: 3}"))
 	refused := func(src, limit string) {
 		t.Helper()
 		c := dialFrom(t, src, addr)
-		e := rec.terminal(t)
+		e := rec.Terminal(t)
 		if e.Type != event.ClientFiltered || e.Status != event.StatusFiltered || !strings.Contains(e.Detail, limit) ||
 			e.ClientAddr.Addr().String() != src || e.FirewallMatch != event.FirewallUnknown {
 			t.Fatalf("%s: %s %d %q (%s), want clientFiltered 403 naming %s", src, e.Type, e.Status, e.Detail, e.ClientAddr, limit)
@@ -70,7 +71,7 @@ func TestPerClientLimits(t *testing.T) {
 	// is refused by rate.
 	closeAndRelease := func(c net.Conn) {
 		c.Close()
-		rec.waitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
+		rec.WaitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 			if proxy.LimiterOf(s).Held(netip.MustParseAddr("127.7.0.1")) == 1 || time.Now().After(deadline) {
 				break // the slot is given back just after the record
@@ -93,11 +94,11 @@ func TestPerClientLimits(t *testing.T) {
 // together: at the limit no new connection is accepted (it waits in the
 // backlog) until one ends.
 func TestGlobalMaxConnections(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	yaml := "max_connections: 2\napps:\n" +
 		"  - id: app\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n" +
 		"  - id: other\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n"
-	rec := newRecorder()
+	rec := eventtest.New()
 	servers := startServers(t, parseConfig(t, yaml), rec)
 	addr, other := servers["app"].Addrs()[0].String(), servers["other"].Addrs()[0].String()
 	a := dial(t, addr)
@@ -113,7 +114,7 @@ func TestGlobalMaxConnections(t *testing.T) {
 		t.Fatalf("a third connection was relayed (%d bytes) over max_connections 2", n)
 	}
 	a.Close()
-	rec.waitFor(t, "the first disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
+	rec.WaitFor(t, "the first disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
 	_ = waiting.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b := make([]byte, 2)
 	if _, err := io.ReadFull(waiting, b); err != nil {
@@ -121,36 +122,18 @@ func TestGlobalMaxConnections(t *testing.T) {
 	}
 }
 
-// clientHelloBytes returns a real ClientHello record for sni.
-func clientHelloBytes(t *testing.T, sni string) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
-	hdr := make([]byte, 5)
-	if _, err := io.ReadFull(b, hdr); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
-	if _, err := io.ReadFull(b, body); err != nil {
-		t.Fatal(err)
-	}
-	return append(hdr, body...)
-}
-
 // TestTLSHandshakeLimit: with max_tls_handshakes 1, a client whose
 // handshake holds the slot makes another, whose deadline comes first, be
 // refused (clientFiltered 403) rather than handshake; once the slot is
 // free a real handshake (crypto/tls client) succeeds.
 func TestTLSHandshakeLimit(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+cert+", key: "+key+"}]}",
+		"tls: {mode: flexible, handshake_timeout: 1500ms, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}",
 		"limits: {max_tls_handshakes: 1}"))
-	hello := clientHelloBytes(t, "edge.example")
+	hello := tlstest.ClientHello(t, "edge.example")
 	late := dial(t, addr) // connects first, so its deadline comes first; says nothing yet
 	// The gap between the two deadlines is what the test is about: make it
 	// large against scheduling jitter.
@@ -166,16 +149,14 @@ func TestTLSHandshakeLimit(t *testing.T) {
 	if _, err := late.Write(hello); err != nil {
 		t.Fatal(err)
 	}
-	e := rec.terminal(t)
+	e := rec.Terminal(t)
 	if e.Type != event.ClientFiltered || e.Status != event.StatusFiltered || !strings.Contains(e.Detail, "max_tls_handshakes") {
 		t.Fatalf("first terminal record %s %d %q, want the late client refused (clientFiltered 403)", e.Type, e.Status, e.Detail)
 	}
-	if e := rec.terminal(t); e.Type != event.TLSError { // the holder never finished
+	if e := rec.Terminal(t); e.Type != event.TLSError { // the holder never finished
 		t.Fatalf("holder ended %s %d %q, want tlsError", e.Type, e.Status, e.Detail)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	tc := tls.Client(dial(t, addr), &tls.Config{ServerName: "edge.example", RootCAs: roots})
+	tc := tls.Client(dial(t, addr), &tls.Config{ServerName: "edge.example", RootCAs: ca.Pool()})
 	echoOnce(t, tc)
 	if n := s.LimitRefusals()["max_tls_handshakes"]; n != 1 {
 		t.Fatalf("%d handshake refusals counted, want 1", n)

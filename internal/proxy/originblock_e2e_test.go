@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -14,18 +13,11 @@ import (
 // (dnsmasq) that resolve to the metadata address written in other IPv6
 // forms, or to loopback, end as resolveOrigin 532, and nothing is dialed.
 func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
-	bin := testpeer.Need(t, "dnsmasq")
 	port := testpeer.FreePort(t)
-	p := testpeer.Start(t, bin, "-k", "-p", strconv.Itoa(port),
-		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-		"--conf-file=/dev/null", "--pid-file=", "--user=root",
-		"--address=/compat.test/::169.254.169.254", "--address=/nat64.test/64:ff9b::a9fe:a9fe",
-		"--address=/sixtofour.test/2002:a9fe:a9fe::1", "--address=/loop.test/127.0.0.1", "--address=/loop6.test/::1",
-		"--address=/zero.test/0.0.0.0")
-	server := "127.0.0.1:" + strconv.Itoa(port)
-	p.WaitTCP(t, server, 10*time.Second)
-	res := resolverFor(server)
-	origin := echoServer(t)
+	testpeer.Dnsmasq(t, port, "/compat.test/::169.254.169.254", "/nat64.test/64:ff9b::a9fe:a9fe",
+		"/sixtofour.test/2002:a9fe:a9fe::1", "/loop.test/127.0.0.1", "/loop6.test/::1", "/zero.test/0.0.0.0")
+	res := resolverFor("127.0.0.1:" + strconv.Itoa(port))
+	origin := testpeer.Echo(t)
 	_, oport := hostPort(t, origin)
 	ps := strconv.Itoa(oport)
 
@@ -41,7 +33,7 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`"}}`), withResolver(res))
 			c := dial(t, addr)
 			defer c.Close()
-			e := rec.next(t)
+			e := rec.Next(t)
 			if e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked || !strings.Contains(e.Detail, tc.detail) {
 				t.Fatalf("got %s %d (%s), want resolveOrigin 532 (%s)", e.Type, e.Status, e.Detail, tc.detail)
 			}
@@ -51,14 +43,14 @@ func TestOriginBlockNormalisedDnsmasq(t *testing.T) {
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: loop.test, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 	c := dial(t, addr)
 	defer c.Close()
-	if e := rec.next(t); e.Type != event.Connect {
+	if e := rec.Next(t); e.Type != event.Connect {
 		t.Fatalf("with allow_loopback: %s %d (%s), want connect", e.Type, e.Status, e.Detail)
 	}
 	// A literal origin in another IPv6 form of the metadata address.
 	_, rec, addr = startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["[::169.254.169.254]:80"]}`))
 	c2 := dial(t, addr)
 	defer c2.Close()
-	if e := rec.next(t); e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked {
+	if e := rec.Next(t); e.Type != event.ResolveOrigin || e.Status != event.StatusResolveBlocked {
 		t.Fatalf("literal [::169.254.169.254]: %s %d (%s), want resolveOrigin 532", e.Type, e.Status, e.Detail)
 	}
 }

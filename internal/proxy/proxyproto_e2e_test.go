@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,34 +26,13 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// startHAProxy writes cfg (with the common global/defaults sections in
-// front) and runs HAProxy in the foreground until the test ends, waiting
-// until probe accepts connections.
-func startHAProxy(t *testing.T, cfg, probe string) {
-	t.Helper()
-	hap := testpeer.Need(t, "haproxy")
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	full := `global
-  maxconn 64
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-` + cfg
-	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testpeer.Start(t, hap, "-f", path, "-db").WaitTCP(t, probe, 10*time.Second)
-}
-
 // proxiedEcho is a Go server that expects a PROXY header on every
 // connection, reports the source and destination addresses it carries
 // ("src dst"), and echoes the rest.
 func proxiedEcho(t *testing.T) (string, <-chan string) {
 	t.Helper()
 	srcs := make(chan string, 16)
-	addr := serve(t, func(c net.Conn) {
+	addr := testpeer.Serve(t, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
 		h, err := proxyproto.Read(br)
@@ -111,10 +88,10 @@ backend be
 			if got, want := nextHeader(t, srcs), c.LocalAddr().String()+" "+addr; got != want {
 				t.Fatalf("HAProxy passed on %q, want %q (client, prism listener)", got, want)
 			}
-			conn := rec.expect(t, event.Connect, 0)
+			conn := rec.Expect(t, event.Connect, 0)
 			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ProxyProtocol": v})
 			c.Close()
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"Event": "disconnect", "Status": 200, "ProxyProtocol": v,
 				"ClientBytes": len(msg), "OriginBytes": len(msg)})
 		})
@@ -125,29 +102,11 @@ backend be
 // connection with the client address from its PROXY header.
 func startNginxStreamOrigin(t *testing.T) string {
 	t.Helper()
-	nginx := testpeer.Need(t, "nginx")
-	mod := testpeer.NeedFile(t, "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx stream module (libnginx-mod-stream)")
-	dir := t.TempDir()
-	port := testpeer.FreePort(t)
-	conf := fmt.Sprintf(`load_module %[3]s;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-stream {
-  server {
-    listen 127.0.0.1:%[2]d proxy_protocol;
-    return "$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port";
-  }
-}
-`, dir, port, mod)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr", "-g", "daemon off;").WaitTCP(t, addr, 10*time.Second)
+	addr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	testpeer.NginxStream(t, `server {
+  listen `+addr+` proxy_protocol;
+  return "$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port";
+}`, addr)
 	return addr
 }
 
@@ -183,8 +142,8 @@ func TestProxyProtocolToNginx(t *testing.T) {
 				t.Fatalf("nginx read client and server as %q, want %q", got, want)
 			}
 			c.Close() // nginx closed its side; prism keeps the client→origin half open until the client closes too
-			rec.expect(t, event.Connect, 0)
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			rec.Expect(t, event.Connect, 0)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"ProxyProtocol": tc.v, "ClientIP": ap.Addr().String(),
 				"ClientPort": ap.Port(), "OriginBytes": len(want)})
 		})
@@ -235,7 +194,7 @@ backend be
 				}
 				break
 			}
-			conn := rec.waitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
+			conn := rec.WaitFor(t, "connect from "+client.String(), func(e *event.Event) bool {
 				return e.Type == event.Connect && e.ClientAddr == client
 			})
 			if conn.PeerAddr.Addr() != netip.MustParseAddr("127.0.0.1") || conn.PeerAddr == conn.ClientAddr {
@@ -243,7 +202,7 @@ backend be
 			}
 			wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ClientIP": "127.0.0.2", "ClientPort": client.Port()})
 			c.Close()
-			disc := rec.waitFor(t, "disconnect of the session", func(e *event.Event) bool {
+			disc := rec.WaitFor(t, "disconnect of the session", func(e *event.Event) bool {
 				return e.Type.Terminal() && e.SessionID == conn.SessionID
 			})
 			wantSpectrum(t, &disc, map[string]any{"Event": "disconnect", "Status": 200, "ClientIP": "127.0.0.2",
@@ -256,7 +215,7 @@ backend be
 func captureServer(t *testing.T) (string, <-chan []byte) {
 	t.Helper()
 	got := make(chan []byte, 16)
-	addr := serve(t, func(c net.Conn) {
+	addr := testpeer.Serve(t, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		b, _ := io.ReadAll(c)
 		got <- b
@@ -297,11 +256,11 @@ func TestInboundProxyUntrustedNotParsed(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("origin received nothing")
 			}
-			conn := rec.expect(t, event.Connect, 0)
+			conn := rec.Expect(t, event.Connect, 0)
 			if conn.ClientAddr != proxy.AddrPortOf(c.LocalAddr()) {
 				t.Fatalf("client %v, want the socket peer %v", conn.ClientAddr, c.LocalAddr())
 			}
-			d := rec.expect(t, event.Disconnect, event.StatusOK)
+			d := rec.Expect(t, event.Disconnect, event.StatusOK)
 			wantSpectrum(t, &d, map[string]any{"ClientIP": "127.0.0.1", "ClientPort": conn.ClientAddr.Port(),
 				"ClientBytes": len(tc.send)})
 		})

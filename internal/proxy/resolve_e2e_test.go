@@ -22,15 +22,9 @@ import (
 // resolver that sends every query there.
 func startDnsmasq(t *testing.T) *net.Resolver {
 	t.Helper()
-	bin := testpeer.Need(t, "dnsmasq")
-	port := testpeer.FreePort(t) // dnsmasq serves TCP and UDP on it; TCP is the readiness probe
-	p := testpeer.Start(t, bin, "-k", "-p", strconv.Itoa(port),
-		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-		"--conf-file=/dev/null", "--pid-file=", "--user=root",
-		"--address=/good.test/127.0.0.1", "--address=/missing.test/", "--address=/meta.test/169.254.169.254")
-	server := "127.0.0.1:" + strconv.Itoa(port)
-	p.WaitTCP(t, server, 10*time.Second)
-	return resolverFor(server)
+	port := testpeer.FreePort(t)
+	testpeer.Dnsmasq(t, port, "/good.test/127.0.0.1", "/missing.test/", "/meta.test/169.254.169.254")
+	return resolverFor("127.0.0.1:" + strconv.Itoa(port))
 }
 
 // resolverFor sends every query to the DNS server at addr.
@@ -43,7 +37,7 @@ func resolverFor(server string) *net.Resolver {
 
 func TestResolveOriginDnsmasq(t *testing.T) {
 	res := startDnsmasq(t)
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	_, port := hostPort(t, origin)
 	ps := strconv.Itoa(port)
 
@@ -62,7 +56,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{dns: {name: `+tc.name+`, port: "`+ps+`", allow_loopback: true}}`), withResolver(res))
 			c := dial(t, addr)
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			e := rec.next(t)
+			e := rec.Next(t)
 			if e.Type != tc.typ || e.Status != tc.status {
 				t.Fatalf("got %s %d (%s), want %s %d", e.Type, e.Status, e.Detail, tc.typ, tc.status)
 			}
@@ -81,7 +75,7 @@ func TestResolveOriginDnsmasq(t *testing.T) {
 					t.Fatalf("echo via resolved origin: %q %v", b, err)
 				}
 				c.Close()
-				d := rec.expect(t, event.Disconnect, event.StatusOK)
+				d := rec.Expect(t, event.Disconnect, event.StatusOK)
 				wantSpectrum(t, &d, map[string]any{"OriginIP": "127.0.0.1", "OriginPort": port, "ClientBytes": 3, "OriginBytes": 3})
 				return
 			}

@@ -3,23 +3,12 @@ package proxy_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,159 +18,40 @@ import (
 	"github.com/pires/go-proxyproto/tlvparse"
 
 	"github.com/prismproxy/prism/internal/event"
-	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
 )
-
-// e2eCA is a throwaway certificate authority for one test.
-type e2eCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	dir    string
-	file   string
-	serial int64
-}
-
-func newE2ECA(t *testing.T) *e2eCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "prism e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &e2eCA{cert: cert, key: key, dir: t.TempDir(), serial: 1}
-	ca.file = filepath.Join(ca.dir, "ca.pem")
-	e2eWritePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
-}
-
-// issue returns cert and key files for names, and the leaf's SHA-256.
-func (ca *e2eCA) issue(t *testing.T, names ...string) (certFile, keyFile, fingerprint string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca.serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
-		DNSNames: names, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(ca.dir, names[0]+"-"+strconv.FormatInt(ca.serial, 10))
-	e2eWritePEM(t, base+".pem", "CERTIFICATE", der)
-	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	e2eWritePEM(t, base+".key", "PRIVATE KEY", pk)
-	sum := sha256.Sum256(der)
-	return base + ".pem", base + ".key", hex.EncodeToString(sum[:])
-}
-
-func e2eWritePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// spectrumTLS renders e as a spectrum_events record and returns its TLS
-// fields and Event/Status.
-func spectrumTLS(t *testing.T, e *event.Event) map[string]any {
-	t.Helper()
-	enc, err := render.NewEncoder(render.Spectrum, render.Node{Colo: "TST", ID: "t1"}, render.Options{Fields: []string{
-		"Event", "Status", "OriginTlsMode",
-		"ClientTlsProtocol", "ClientTlsCipher", "ClientTlsStatus", "ClientTlsClientHelloServerName",
-		"OriginTlsProtocol", "OriginTlsCipher", "OriginTlsStatus", "OriginTlsFingerprint",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := enc.Append(nil, e)
-	m := map[string]any{}
-	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("rendering %q: %v", line, err)
-	}
-	return m
-}
-
-func checkFields(t *testing.T, what string, got, want map[string]any) {
-	t.Helper()
-	for k, v := range want {
-		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
-			t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
-		}
-	}
-}
-
-// startNginxOrigin runs nginx as an HTTPS origin answering "nginx-origin".
-func startNginxOrigin(t *testing.T, certFile, keyFile string) string {
-	t.Helper()
-	nginx := testpeer.Need(t, "nginx")
-	dir := t.TempDir()
-	port := testpeer.FreePort(t)
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
-    listen 127.0.0.1:%[2]d ssl;
-    ssl_certificate %[3]s;
-    ssl_certificate_key %[4]s;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / { return 200 "nginx-origin"; }
-  }
-}
-`, dir, port, certFile, keyFile)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr").WaitTCP(t, addr, 10*time.Second)
-	return addr
-}
 
 // TestTLSFlexibleOpenSSL: s_client → prism (flexible) → plaintext echo.
 // The connect and disconnect records carry every client TLS field, and the
 // origin leg says none.
 func TestTLSFlexibleOpenSSL(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 
 	// s_client sends stdin, and closes at its EOF (no -quiet: that implies -ign_eof).
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "edge.example", "-tls1_2",
-		"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", ca.file, "-verify_return_error")
+		"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", ca.CAFile, "-verify_return_error")
 	cmd.Stdin = strings.NewReader("ping\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
 		t.Fatalf("s_client: %v\n%s", err, out)
 	}
-	c := rec.expect(t, event.Connect, event.StatusConnect)
+	c := rec.Expect(t, event.Connect, event.StatusConnect)
 	want := map[string]any{"Event": "connect", "Status": 0, "OriginTlsMode": "flexible",
 		"ClientTlsProtocol": "TLSv1.2", "ClientTlsCipher": "ECDHE-ECDSA-AES128-GCM-SHA256", "ClientTlsStatus": "OK",
 		"ClientTlsClientHelloServerName": "edge.example",
 		"OriginTlsProtocol":              "none", "OriginTlsCipher": "UNK", "OriginTlsStatus": "UNKNOWN", "OriginTlsFingerprint": ""}
-	checkFields(t, "connect", spectrumTLS(t, &c), want)
-	d := rec.terminal(t)
+	wantSpectrum(t, &c, want)
+	d := rec.Terminal(t)
 	want["Event"], want["Status"] = "disconnect", 200
-	checkFields(t, "disconnect", spectrumTLS(t, &d), want)
+	wantSpectrum(t, &d, want)
 	if d.ClientBytes != 5 {
 		t.Errorf("ClientBytes %d, want the 5 plaintext bytes s_client sent", d.ClientBytes)
 	}
@@ -192,39 +62,40 @@ func TestTLSFlexibleOpenSSL(t *testing.T) {
 // originError 520 HANDSHAKE_FAILED with the refused certificate identified.
 func TestTLSStrictNginx(t *testing.T) {
 	curl := testpeer.Need(t, "curl")
-	ca := newE2ECA(t)
-	edgeCert, edgeKey, _ := ca.issue(t, "edge.example")
-	originCert, originKey, fp := ca.issue(t, "origin.example")
-	origin := startNginxOrigin(t, originCert, originKey)
-	other := newE2ECA(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	originLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"origin.example"}})
+	fp := originLeaf.Fingerprint()
+	origin := testpeer.NginxHTTPS(t, originLeaf.CertFile, originLeaf.KeyFile, "")
+	other := tlstest.NewCA(t, "prism e2e CA")
 
 	for _, tc := range []struct {
 		name   string
 		caFile string
 		ok     bool
-	}{{"right CA", ca.file, true}, {"wrong CA", other.file, false}} {
+	}{{"right CA", ca.CAFile, true}, {"wrong CA", other.CAFile, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 				"tls:",
 				"  mode: strict",
-				"  certificates: [{cert: "+edgeCert+", key: "+edgeKey+"}]",
+				"  certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]",
 				"  origin: {server_name: origin.example, ca_file: "+tc.caFile+"}"))
 			_, port, _ := net.SplitHostPort(addr)
-			out, err := testpeer.Run(t, 15*time.Second, curl, "-sS", "--max-time", "10", "--cacert", ca.file,
+			out, err := testpeer.Run(t, 15*time.Second, curl, "-sS", "--max-time", "10", "--cacert", ca.CAFile,
 				"--resolve", "edge.example:"+port+":127.0.0.1", "https://edge.example:"+port+"/")
 			if tc.ok {
 				if err != nil || out != "nginx-origin" {
 					t.Fatalf("curl through prism: %v %q", err, out)
 				}
-				c := rec.expect(t, event.Connect, event.StatusConnect)
-				checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{
+				c := rec.Expect(t, event.Connect, event.StatusConnect)
+				wantSpectrum(t, &c, map[string]any{
 					"OriginTlsMode": "strict", "ClientTlsProtocol": "TLSv1.3", "ClientTlsStatus": "OK",
 					"ClientTlsClientHelloServerName": "edge.example",
 					"OriginTlsProtocol":              "TLSv1.3", "OriginTlsStatus": "OK", "OriginTlsFingerprint": fp})
 				if !strings.HasPrefix(c.ClientTLS.Cipher, "AEAD-") || !strings.HasPrefix(c.OriginTLS.Cipher, "AEAD-") {
 					t.Errorf("ciphers %q / %q", c.ClientTLS.Cipher, c.OriginTLS.Cipher)
 				}
-				d := rec.terminal(t)
+				d := rec.Terminal(t)
 				if d.Type != event.Disconnect || d.OriginTLS != c.OriginTLS || d.ClientTLS != c.ClientTLS {
 					t.Errorf("disconnect %s %d lost TLS fields: %+v / %+v", d.Type, d.Status, d.ClientTLS, d.OriginTLS)
 				}
@@ -233,8 +104,8 @@ func TestTLSStrictNginx(t *testing.T) {
 			if err == nil {
 				t.Fatalf("curl succeeded through a strict origin with the wrong CA: %q", out)
 			}
-			e := rec.terminal(t)
-			checkFields(t, "originError", spectrumTLS(t, &e), map[string]any{
+			e := rec.Terminal(t)
+			wantSpectrum(t, &e, map[string]any{
 				"Event": "originError", "Status": 520, "OriginTlsMode": "strict", "ClientTlsStatus": "OK",
 				"OriginTlsStatus": "HANDSHAKE_FAILED", "OriginTlsProtocol": "unknown", "OriginTlsCipher": "UNK",
 				"OriginTlsFingerprint": fp})
@@ -245,9 +116,9 @@ func TestTLSStrictNginx(t *testing.T) {
 // TestTLSErrors: each edge failure is one tlsError record with its status.
 func TestTLSErrors(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	origin := testpeer.Echo(t)
 	tests := []struct {
 		name   string
 		tls    string
@@ -255,10 +126,10 @@ func TestTLSErrors(t *testing.T) {
 		status int
 		fields map[string]any
 	}{
-		{"SNI not allowed", "{mode: flexible, sni_allow: [edge.example], certificates: [{cert: " + cert + ", key: " + key + "}]}",
+		{"SNI not allowed", "{mode: flexible, sni_allow: [edge.example], certificates: [{cert: " + edge.CertFile + ", key: " + edge.KeyFile + "}]}",
 			[]string{"-servername", "other.example"}, 400,
 			map[string]any{"ClientTlsStatus": "INVALID_SNI", "ClientTlsClientHelloServerName": "other.example"}},
-		{"TLS 1.0", "{mode: flexible, certificates: [{cert: " + cert + ", key: " + key + "}]}",
+		{"TLS 1.0", "{mode: flexible, certificates: [{cert: " + edge.CertFile + ", key: " + edge.KeyFile + "}]}",
 			[]string{"-servername", "edge.example", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"}, 443,
 			map[string]any{"ClientTlsStatus": "HANDSHAKE_FAILED", "ClientTlsProtocol": "unknown"}},
 		{"no usable certificate", "{mode: flexible, certificates: [{cert: /nonexistent.pem, key: /nonexistent.key}]}",
@@ -269,9 +140,9 @@ func TestTLSErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, "tls: "+tc.tls))
 			testpeer.Run(t, 15*time.Second, openssl, append([]string{"s_client", "-connect", addr}, tc.args...)...)
-			e := rec.terminal(t)
+			e := rec.Terminal(t)
 			tc.fields["Event"], tc.fields["Status"] = "tlsError", tc.status
-			checkFields(t, tc.name, spectrumTLS(t, &e), tc.fields)
+			wantSpectrum(t, &e, tc.fields)
 		})
 	}
 }
@@ -280,26 +151,24 @@ func TestTLSErrors(t *testing.T) {
 // client sees the origin's certificate and the record names the SNI.
 func TestTLSPassthroughRoute(t *testing.T) {
 	openssl := testpeer.Need(t, "openssl")
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "routed.example")
-	port := testpeer.FreePort(t)
-	routed := "127.0.0.1:" + strconv.Itoa(port)
-	testpeer.Start(t, openssl, "s_server", "-accept", routed, "-cert", cert, "-key", key, "-www", "-quiet").WaitTCP(t, routed, 10*time.Second)
-	fallback := echoServer(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	routedLeaf := ca.Issue(t, tlstest.Leaf{Names: []string{"routed.example"}})
+	routed := testpeer.OpenSSLServer(t, routedLeaf.CertFile, routedLeaf.KeyFile)
+	fallback := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+fallback+`"]}`,
 		"tls:",
 		"  mode: \"off\"",
 		"  passthrough_routes: [{sni: \"*.example\", origins: {addresses: [\""+routed+"\"]}}]"))
 	out, err := testpeer.Run(t, 15*time.Second, openssl, "s_client", "-connect", addr, "-servername", "routed.example",
-		"-CAfile", ca.file, "-verify_return_error")
+		"-CAfile", ca.CAFile, "-verify_return_error")
 	if err != nil || !strings.Contains(out, "Verify return code: 0 (ok)") {
 		t.Fatalf("s_client through passthrough: %v\n%s", err, out)
 	}
-	c := rec.expect(t, event.Connect, event.StatusConnect)
+	c := rec.Expect(t, event.Connect, event.StatusConnect)
 	if c.OriginAddr.String() != routed {
 		t.Errorf("routed to %v, want %s", c.OriginAddr, routed)
 	}
-	checkFields(t, "connect", spectrumTLS(t, &c), map[string]any{"OriginTlsMode": "off",
+	wantSpectrum(t, &c, map[string]any{"OriginTlsMode": "off",
 		"ClientTlsProtocol": "unknown", "ClientTlsStatus": "UNKNOWN", "ClientTlsClientHelloServerName": "routed.example",
 		"OriginTlsProtocol": "none"})
 }
@@ -307,11 +176,11 @@ func TestTLSPassthroughRoute(t *testing.T) {
 // TestTLSErrorAfterConnect490: a forged record on an established, terminated
 // connection ends it as disconnect 490.
 func TestTLSErrorAfterConnect490(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
-	origin := echoServer(t)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	origin := testpeer.Echo(t)
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"tls: {mode: flexible, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 	raw := dial(t, addr)
 	tc := tls.Client(raw, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true})
 	if _, err := tc.Write([]byte("hi")); err != nil {
@@ -320,10 +189,10 @@ func TestTLSErrorAfterConnect490(t *testing.T) {
 	if _, err := io.ReadFull(tc, make([]byte, 2)); err != nil {
 		t.Fatal(err)
 	}
-	rec.expect(t, event.Connect, event.StatusConnect)
+	rec.Expect(t, event.Connect, event.StatusConnect)
 	raw.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x20})
 	raw.Write(make([]byte, 0x20))
-	d := rec.terminal(t)
+	d := rec.Terminal(t)
 	if d.Type != event.Disconnect || d.Status != event.StatusClientTLSError || d.CloseSide != event.SideClient {
 		t.Fatalf("got %s %d side %s (%s), want disconnect 490 from the client", d.Type, d.Status, d.CloseSide, d.Detail)
 	}
@@ -332,10 +201,10 @@ func TestTLSErrorAfterConnect490(t *testing.T) {
 // TestTLSProxyV2TLVs: PROXY v2 to the origin carries the SNI (AUTHORITY)
 // and the client's TLS version and cipher (SSL).
 func TestTLSProxyV2TLVs(t *testing.T) {
-	ca := newE2ECA(t)
-	cert, key, _ := ca.issue(t, "edge.example")
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
 	headers := make(chan *proxyproto.Header, 1)
-	origin := serve(t, func(c net.Conn) {
+	origin := testpeer.Serve(t, func(c net.Conn) {
 		h, err := proxyproto.Read(bufio.NewReader(c))
 		if err != nil {
 			headers <- nil
@@ -346,7 +215,7 @@ func TestTLSProxyV2TLVs(t *testing.T) {
 	})
 	_, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"proxy_protocol: v2",
-		"tls: {mode: flexible, proxy_protocol_tlvs: true, certificates: [{cert: "+cert+", key: "+key+"}]}"))
+		"tls: {mode: flexible, proxy_protocol_tlvs: true, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
 	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}})
 	if err != nil {
@@ -392,30 +261,9 @@ func TestTLSPassthroughSplices(t *testing.T) {
 		passthroughSpliceHelper(t)
 		return
 	}
-	strace := testpeer.Need(t, "strace")
-	out := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
-		os.Args[0], "-test.run=^TestTLSPassthroughSplices$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "PRISM_PEEK_SPLICE_HELPER=1")
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
-			t.Skipf("strace cannot trace here: %s", b)
-		}
-		t.Fatalf("helper under strace: %v\n%s", err, b)
-	}
-	if !strings.Contains(string(b), "--- PASS: TestTLSPassthroughSplices") {
-		t.Fatalf("helper did not pass:\n%s", b)
-	}
-	trace, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range strings.Split(string(trace), "\n") {
-		if strings.Contains(line, "splice(") && !strings.Contains(line, "= -1") {
-			n++
-		}
+	n, trace, out := testpeer.StraceSplices(t, "^TestTLSPassthroughSplices$", "PRISM_PEEK_SPLICE_HELPER=1")
+	if !strings.Contains(out, "--- PASS: TestTLSPassthroughSplices") {
+		t.Fatalf("helper did not pass:\n%s", out)
 	}
 	if n < 8 {
 		t.Fatalf("%d successful splice calls for 4 MiB through a peeking passthrough, want >= 8:\n%.2000s", n, trace)
@@ -426,33 +274,21 @@ func TestTLSPassthroughSplices(t *testing.T) {
 // client sends 4 MiB through a mode-off app with peek_sni to a Go TLS
 // origin, which answers with the byte count it read.
 func passthroughSpliceHelper(t *testing.T) {
-	ca := newE2ECA(t)
-	certFile, keyFile, _ := ca.issue(t, "bulk.example")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	ca := tlstest.NewCA(t, "prism e2e CA")
+	bulk := ca.Issue(t, tlstest.Leaf{Names: []string{"bulk.example"}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{bulk.TLS()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	testpeer.ServeListener(t, ln, func(c net.Conn) {
 		n, _ := io.Copy(io.Discard, c) // until the client's close_notify
 		fmt.Fprintf(c, "%d\n", n)
-	}()
+	})
 	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+ln.Addr().String()+`"]}`,
 		"tls:",
 		"  mode: \"off\"",
 		"  peek_sni: true"))
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "bulk.example", RootCAs: pool})
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "bulk.example", RootCAs: ca.Pool()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,11 +308,11 @@ func passthroughSpliceHelper(t *testing.T) {
 	// Read to the origin's close before closing: a close_notify sent while
 	// the origin is closing would be reset (498/499), not a clean 200.
 	_, _ = io.Copy(io.Discard, br)
-	conn := rec.expect(t, event.Connect, event.StatusConnect)
-	checkFields(t, "connect", spectrumTLS(t, &conn), map[string]any{"OriginTlsMode": "off",
+	conn := rec.Expect(t, event.Connect, event.StatusConnect)
+	wantSpectrum(t, &conn, map[string]any{"OriginTlsMode": "off",
 		"ClientTlsProtocol": "unknown", "ClientTlsClientHelloServerName": "bulk.example"})
 	c.Close()
-	d := rec.expect(t, event.Disconnect, event.StatusOK)
+	d := rec.Expect(t, event.Disconnect, event.StatusOK)
 	if d.ClientBytes < size {
 		t.Errorf("ClientBytes %d, want at least %d", d.ClientBytes, size)
 	}

@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 // The shutdown totals name the connections each limit refused.
 func TestShutdownTotalsNameLimitRefusals(t *testing.T) {
-	origin := echoServer(t)
+	origin := testpeer.Echo(t)
 	var logs bytes.Buffer
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
 		"limits: {max_connections_per_client: 1}"), withLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	echoOnce(t, dialFrom(t, "127.0.0.1", addr))
 	dialFrom(t, "127.0.0.1", addr)
-	if e := rec.terminal(t); e.Type != event.ClientFiltered {
+	if e := rec.Terminal(t); e.Type != event.ClientFiltered {
 		t.Fatalf("record %s %d, want clientFiltered", e.Type, e.Status)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

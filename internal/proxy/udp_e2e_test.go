@@ -7,67 +7,27 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prismproxy/prism/internal/config"
-	"github.com/prismproxy/prism/internal/daemon"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/spp/spptest"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// udpRecorder hands events to a test as they are emitted.
-type udpRecorder struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func (r *udpRecorder) Emit(e *event.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, *e)
-	r.mu.Unlock()
-	select {
-	case r.ch <- *e:
-	default:
-	}
-}
-
-func (r *udpRecorder) next(t *testing.T, app string, typ event.Type) event.Event {
-	t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case e := <-r.ch:
-			if e.App == app && e.Type == typ {
-				return e
-			}
-		case <-timer.C:
-			t.Fatalf("no %v event for app %s", typ, app)
-		}
-	}
-}
-
 func TestUDPAppsFromConfigFile(t *testing.T) {
-	dnsmasq := testpeer.Need(t, "dnsmasq")
+	testpeer.Need(t, "dnsmasq")
 	dig := testpeer.Need(t, "dig")
 	dir := t.TempDir()
 	dnsPort := testpeer.FreePort(t)
-	p := testpeer.Start(t, dnsmasq, "-k", fmt.Sprintf("-p%d", dnsPort), "--listen-address=127.0.0.1", "--bind-interfaces",
-		"--no-resolv", "--no-hosts", "--address=/test.example/192.0.2.1", "--conf-file=/dev/null",
-		"--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--user=root", "--log-facility=-")
-	p.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", dnsPort), 10*time.Second)
+	testpeer.Dnsmasq(t, dnsPort, "/test.example/192.0.2.1")
 	sppOrigin := spptest.Start(t)
 
 	logPath := filepath.Join(dir, "spectrum.log")
@@ -88,31 +48,8 @@ log_jobs:
     dataset: spectrum_events
     destination: {type: file, path: %s}
 `, dnsPort, sppOrigin.Addr(), logPath)
-	cfg, err := config.Parse("prism.yaml", []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &udpRecorder{ch: make(chan event.Event, 1024)}
-	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler), daemon.WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop)
+	rec := eventtest.New()
+	d, stop := runDaemon(t, yml, rec)
 
 	// dig → prism → dnsmasq.
 	dnsAddr := d.Addrs("dns")[0].(*net.UDPAddr)
@@ -120,7 +57,7 @@ log_jobs:
 	if err != nil || strings.TrimSpace(out) != "192.0.2.1" {
 		t.Fatalf("dig through prism: %v\n%s", err, out)
 	}
-	dnsConnect := rec.next(t, "dns", event.Connect)
+	dnsConnect := nextOfApp(t, rec, "dns", event.Connect)
 
 	// A Go client → prism (SPP) → the SPP origin; the session ends idle.
 	c, err := net.DialUDP("udp", nil, d.Addrs("game")[0].(*net.UDPAddr))
@@ -140,13 +77,16 @@ log_jobs:
 	if seen := <-sppOrigin.C(); seen.Client != c.LocalAddr().(*net.UDPAddr).AddrPort() {
 		t.Fatalf("the SPP origin saw client %v", seen.Client)
 	}
-	idle := rec.next(t, "game", event.Disconnect)
+	idle := nextOfApp(t, rec, "game", event.Disconnect)
 	if idle.Status != 200 || idle.CloseReason != event.ReasonTimeout || idle.ClientBytes != 10 || idle.OriginBytes != 10 {
 		t.Fatalf("idle disconnect %+v", idle)
 	}
 
-	stop() // ends the dns session (closed) and flushes the log job
-	closed := rec.next(t, "dns", event.Disconnect)
+	// Stopping ends the dns session (closed) and flushes the log job.
+	if err := stop(10 * time.Second); err != nil {
+		t.Error(err)
+	}
+	closed := nextOfApp(t, rec, "dns", event.Disconnect)
 	if closed.SessionID != dnsConnect.SessionID || closed.CloseReason != event.ReasonClosed {
 		t.Fatalf("dns disconnect %+v", closed)
 	}

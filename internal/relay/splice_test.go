@@ -6,9 +6,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,29 +25,10 @@ func TestSpliceUsed(t *testing.T) {
 	if os.Getenv("RELAY_SPLICE_HELPER") != "" {
 		t.Skip("helper mode")
 	}
-	strace := testpeer.Need(t, "strace")
+	testpeer.Need(t, "strace")
 	for _, mode := range []string{"splice", "copy", "auto", "auto-small"} {
 		t.Run(mode, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "trace")
-			cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", out,
-				os.Args[0], "-test.run=^TestSpliceHelper$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "RELAY_SPLICE_HELPER="+mode)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
-					t.Skipf("strace cannot trace here: %s", b)
-				}
-				t.Fatalf("helper under strace: %v\n%s", err, b)
-			}
-			trace, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for _, line := range strings.Split(string(trace), "\n") {
-				if strings.Contains(line, "splice(") && !strings.Contains(line, "= -1") {
-					n++
-				}
-			}
+			n, trace, _ := testpeer.StraceSplices(t, "^TestSpliceHelper$", "RELAY_SPLICE_HELPER="+mode)
 			switch {
 			case (mode == "splice" || mode == "auto") && n < 16:
 				// 8 MiB through 64 KiB pipes: at least 128 calls in and 128 out (the

@@ -9,8 +9,8 @@ import (
 )
 
 // The Go origins below stand in where no real program is needed: a TCP or
-// UDP server on a fresh loopback port that lives until the test ends
-// (cleanup closes it and waits for its goroutines).
+// UDP server on a fresh loopback port (or a unix socket) that lives until
+// the test ends (cleanup closes it and waits for its goroutines).
 
 // Serve runs handler for every connection to a fresh loopback TCP listener
 // and returns its address. The connection is closed when handler returns.
@@ -20,6 +20,13 @@ func Serve(t testing.TB, handler func(net.Conn)) string {
 	if err != nil {
 		t.Fatalf("testpeer: listen: %v", err)
 	}
+	ServeListener(t, ln, handler)
+	return ln.Addr().String()
+}
+
+// ServeListener runs handler for every connection accepted on ln until
+// the test ends; cleanup closes ln and waits for the handlers.
+func ServeListener(t testing.TB, ln net.Listener, handler func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -34,13 +41,22 @@ func Serve(t testing.TB, handler func(net.Conn)) string {
 			})
 		}
 	})
-	return ln.Addr().String()
 }
 
 // Echo is a TCP origin that echoes every connection until EOF, then closes.
 func Echo(t testing.TB) string {
 	t.Helper()
 	return Serve(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// EchoUnix is an echo origin listening on a unix socket at path.
+func EchoUnix(t testing.TB, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatalf("testpeer: listen: %v", err)
+	}
+	ServeListener(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
 }
 
 // Sink is a TCP origin that reads until EOF and never writes: it keeps its

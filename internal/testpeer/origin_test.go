@@ -3,6 +3,7 @@ package testpeer
 import (
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -58,5 +59,25 @@ func TestUDPEcho(t *testing.T) {
 	}
 	if got := <-o.Got; string(got) != "hi" {
 		t.Fatalf("Got %q", got)
+	}
+}
+
+func TestEchoUnix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "echo.sock")
+	EchoUnix(t, path)
+	for range 2 { // every connection, not only the first
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+			t.Fatalf("echo %q: %v", b, err)
+		}
+		c.Close()
 	}
 }

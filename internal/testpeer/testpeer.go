@@ -1,9 +1,12 @@
 // Package testpeer finds and runs the real programs that integration tests
-// talk to (HAProxy, nginx, openssl, dnsmasq, dig). A test that needs a peer
-// which is not installed is skipped with a message saying what to install;
-// in CI (CI=true) it fails instead, so a missing install step cannot turn a
-// red run green. Where no program is needed, or none exists, it also runs
-// small Go origins on loopback (TCP echo and sink, UDP echo) in origin.go.
+// talk to (HAProxy, nginx, openssl, dnsmasq, dig, strace), with ready-made
+// nginx origins (stream, HTTPS) in nginx.go, an openssl s_server, a dnsmasq
+// in dnsmasq.go and a splice(2) count under strace in strace.go. A test
+// that needs a peer which is not installed is skipped with a message saying
+// what to install; in CI (CI=true) it fails instead, so a missing install
+// step cannot turn a red run green. Where no program is needed, or none
+// exists, it also runs small Go origins on loopback (TCP echo and sink,
+// unix echo, UDP echo) in origin.go.
 package testpeer
 
 import (

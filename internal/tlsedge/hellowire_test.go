@@ -7,6 +7,8 @@ import (
 	"io"
 	"runtime"
 	"testing"
+
+	"github.com/prismproxy/prism/internal/tlstest"
 )
 
 // padHello returns the single-record ClientHello rec with a padding
@@ -66,7 +68,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // allocates a small multiple of it, while a real hello in 1-byte records,
 // and a large hello in full records, still pass.
 func TestClientHelloWireLimit(t *testing.T) {
-	real := captureClientHello(t, "wire.example")
+	real := tlstest.ClientHello(t, "wire.example")
 	if ch, _, err := readClientHello(bytes.NewReader(refragment(real, 1))); err != nil || ch.serverName != "wire.example" {
 		t.Fatalf("a real hello (%d bytes) in 1-byte records: %q %v", len(real), ch.serverName, err)
 	}

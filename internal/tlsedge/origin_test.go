@@ -2,13 +2,9 @@ package tlsedge
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,57 +18,14 @@ import (
 // returns its address.
 func startSServer(t *testing.T, c tlstest.Issued) netip.AddrPort {
 	t.Helper()
-	openssl := testpeer.Need(t, "openssl")
-	port := testpeer.FreePort(t)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p := testpeer.Start(t, openssl, "s_server", "-accept", addr, "-cert", c.CertFile, "-key", c.KeyFile, "-www", "-quiet")
-	p.WaitTCP(t, addr, 10*time.Second)
-	return netip.MustParseAddrPort(addr)
+	return netip.MustParseAddrPort(testpeer.OpenSSLServer(t, c.CertFile, c.KeyFile))
 }
 
 // startNginxTLS runs nginx as an HTTPS origin answering "nginx-origin".
 // With clientCA set it requires a client certificate signed by it.
 func startNginxTLS(t *testing.T, c tlstest.Issued, clientCA string) netip.AddrPort {
 	t.Helper()
-	nginx := testpeer.Need(t, "nginx")
-	dir := t.TempDir()
-	port := testpeer.FreePort(t)
-	verify := ""
-	if clientCA != "" {
-		verify = fmt.Sprintf("ssl_client_certificate %s; ssl_verify_client on;", clientCA)
-	}
-	conf := fmt.Sprintf(`
-daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
-    listen 127.0.0.1:%[2]d ssl;
-    ssl_certificate %[3]s;
-    ssl_certificate_key %[4]s;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    %[5]s
-    location / { return 200 "nginx-origin"; }
-  }
-}
-`, dir, port, c.CertFile, c.KeyFile, verify)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p := testpeer.Start(t, nginx, "-p", dir, "-c", cf, "-e", "stderr")
-	p.WaitTCP(t, addr, 10*time.Second)
-	return netip.MustParseAddrPort(addr)
+	return netip.MustParseAddrPort(testpeer.NginxHTTPS(t, c.CertFile, c.KeyFile, clientCA))
 }
 
 // dialOrigin dials addr and runs DialTLS with a fresh event.

@@ -3,7 +3,6 @@ package tlsedge
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/binary"
 	"io"
 	"net"
 	"strings"
@@ -90,7 +89,7 @@ func TestPeekPassthroughOpenSSL(t *testing.T) {
 
 // TestPeek covers the non-TLS and rejection paths.
 func TestPeek(t *testing.T) {
-	hello := captureClientHello(t, "a.example")
+	hello := tlstest.ClientHello(t, "a.example")
 	tests := []struct {
 		name       string
 		cfg        Config
@@ -177,24 +176,6 @@ func TestRouteFor(t *testing.T) {
 	}
 }
 
-// captureClientHello returns the first flight crypto/tls sends as a client.
-func captureClientHello(t testing.TB, sni string) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
-	hdr := make([]byte, 5)
-	if _, err := io.ReadFull(b, hdr); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
-	if _, err := io.ReadFull(b, body); err != nil {
-		t.Fatal(err)
-	}
-	return append(hdr, body...)
-}
-
 // refragment splits a single-record handshake into records of at most n
 // payload bytes, as a client may legally do.
 func refragment(rec []byte, n int) []byte {
@@ -215,7 +196,7 @@ type oneByteReader struct{ r io.Reader }
 func (o oneByteReader) Read(p []byte) (int, error) { return o.r.Read(p[:min(1, len(p))]) }
 
 func TestReadClientHello(t *testing.T) {
-	hello := captureClientHello(t, "Mixed.Case.example")
+	hello := tlstest.ClientHello(t, "Mixed.Case.example")
 	tests := []struct {
 		name    string
 		in      []byte
@@ -228,7 +209,7 @@ func TestReadClientHello(t *testing.T) {
 		{name: "split across records", in: refragment(hello, 100), wantSNI: "Mixed.Case.example"},
 		{name: "header split from body", in: refragment(hello, 2), wantSNI: "Mixed.Case.example"},
 		{name: "followed by more data", in: append(append([]byte{}, hello...), "early"...), wantSNI: "Mixed.Case.example"},
-		{name: "no SNI", in: captureClientHello(t, ""), wantSNI: ""},
+		{name: "no SNI", in: tlstest.ClientHello(t, ""), wantSNI: ""},
 		{name: "plain HTTP", in: []byte("GET / HTTP/1.1\r\n\r\n"), wantErr: errNotTLS},
 		{name: "SSLv2-style first byte", in: []byte{0x80, 0x2e, 0x01, 0x03, 0x01}, wantErr: errNotTLS},
 		{name: "wrong handshake type", in: []byte{0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00}, wantErr: errBadHello},
@@ -264,7 +245,7 @@ func TestReadClientHello(t *testing.T) {
 // FuzzReadClientHello: the parser never panics, never reads past what it
 // returns, and what it returns is always a prefix of the input.
 func FuzzReadClientHello(f *testing.F) {
-	h := captureClientHello(f, "fuzz.example")
+	h := tlstest.ClientHello(f, "fuzz.example")
 	f.Add(h)
 	f.Add(refragment(h, 50))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
@@ -302,7 +283,7 @@ func TestNameMatches(t *testing.T) {
 // TestWithPrefix: bytes read before Terminate (past an inbound PROXY
 // header) are part of the ClientHello.
 func TestWithPrefix(t *testing.T) {
-	hello := captureClientHello(t, "a.example")
+	hello := tlstest.ClientHello(t, "a.example")
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()

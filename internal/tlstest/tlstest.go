@@ -1,7 +1,8 @@
 // Package tlstest issues throwaway certificates for tests: a certificate
 // authority made for one test, leaves signed by it, written as PEM files
-// the way an operator's cert_file, key_file and ca_file are. It is
-// imported only by tests (tlsedge, relay, sinks, proxy end-to-end).
+// the way an operator's cert_file, key_file and ca_file are, and a real
+// ClientHello to feed a listener. It is imported only by tests (tlsedge,
+// relay, sinks, proxy end-to-end).
 package tlstest
 
 import (
@@ -14,8 +15,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -179,6 +182,26 @@ func (ca *CA) Issue(t testing.TB, o Leaf) Issued {
 func (ca *CA) Loopback(t testing.TB, names ...string) Issued {
 	t.Helper()
 	return ca.Issue(t, Leaf{Names: names, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}})
+}
+
+// ClientHello returns the first record crypto/tls sends as a client
+// offering sni (none if ""): a real ClientHello, for tests that feed one
+// to a peeking listener or hold a handshake open after it.
+func ClientHello(t testing.TB, sni string) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatalf("tlstest: read ClientHello header: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatalf("tlstest: read ClientHello: %v", err)
+	}
+	return append(hdr, body...)
 }
 
 // WritePEM writes der as one PEM block of type typ to path, mode 0600.

@@ -1,6 +1,7 @@
 package tlstest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -77,4 +78,22 @@ func handshake(t *testing.T, cert tls.Certificate, client *tls.Config) error {
 	c.Close()
 	<-done
 	return err
+}
+
+// TestClientHelloIsOneHandshakeRecord: ClientHello is one TLS handshake
+// record, of the length its header says, carrying the SNI asked for.
+func TestClientHelloIsOneHandshakeRecord(t *testing.T) {
+	h := ClientHello(t, "hello.example")
+	if len(h) < 5 || h[0] != 0x16 || h[5] != 0x01 {
+		t.Fatalf("not a ClientHello handshake record: % x", h[:min(len(h), 8)])
+	}
+	if n := int(h[3])<<8 | int(h[4]); n != len(h)-5 {
+		t.Fatalf("record says %d bytes, has %d", n, len(h)-5)
+	}
+	if !bytes.Contains(h, []byte("hello.example")) {
+		t.Fatal("no SNI in the ClientHello")
+	}
+	if bytes.Contains(ClientHello(t, ""), []byte("hello.example")) {
+		t.Fatal("SNI in a ClientHello offering none")
+	}
 }

@@ -16,9 +16,10 @@ const DefaultTimeout = 10 * time.Second
 
 // Recorder is an event.Emitter that keeps every event. Emit never blocks
 // and never drops: the data path under test is not slowed by the test.
-// The waiting methods (Next, NextOf, Terminal, Expect, WaitFor) read the
-// events in emission order through one cursor, each consuming what it
-// reads; All and Count look at every event, read or not.
+// The waiting methods (Next, NextOf, NextWithin, Terminal, Expect,
+// WaitFor, Take) read the events in emission order through one cursor,
+// each consuming what it reads; All and Count look at every event, read
+// or not.
 type Recorder struct {
 	// Timeout bounds each waiting method; zero means DefaultTimeout.
 	Timeout time.Duration
@@ -111,6 +112,25 @@ func (r *Recorder) Take(t testing.TB, n int, what string, match func(*event.Even
 		}
 	}
 	return out
+}
+
+// NextWithin returns the next event if one arrives within d, without
+// failing the test: for asserting an absence (nothing within d) or, with
+// d zero, that an event is already recorded.
+func (r *Recorder) NextWithin(d time.Duration) (event.Event, bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		if e, ok := r.pop(); ok {
+			return e, true
+		}
+		select {
+		case <-r.signal:
+		case <-timer.C:
+			// One last look: an event emitted just before the timer fired.
+			return r.pop()
+		}
+	}
 }
 
 // Next returns the next event.

@@ -99,3 +99,24 @@ func TestTakeCountsWithinOneTimeout(t *testing.T) {
 		t.Fatalf("message %q, want %q", f.msg, want)
 	}
 }
+
+func TestNextWithinReportsAbsenceAndPresence(t *testing.T) {
+	r := New()
+	if e, ok := r.NextWithin(0); ok {
+		t.Fatalf("NextWithin(0) on an empty recorder = %s", e.Type)
+	}
+	if e, ok := r.NextWithin(20 * time.Millisecond); ok {
+		t.Fatalf("NextWithin(20ms) on a quiet recorder = %s", e.Type)
+	}
+	emit(r, event.Connect, event.StatusConnect)
+	if e, ok := r.NextWithin(0); !ok || e.Type != event.Connect {
+		t.Fatalf("NextWithin(0) = %s %v, want the recorded connect", e.Type, ok)
+	}
+	go emit(r, event.Disconnect, event.StatusOK)
+	if e, ok := r.NextWithin(10 * time.Second); !ok || e.Type != event.Disconnect {
+		t.Fatalf("NextWithin(10s) = %s %v, want the disconnect emitted meanwhile", e.Type, ok)
+	}
+	if _, ok := r.NextWithin(0); ok {
+		t.Fatal("NextWithin consumed nothing")
+	}
+}

@@ -1,0 +1,4 @@
+package logjob
+
+// FileDest is fileDest for the external tests (proxyrate_test.go).
+var FileDest = fileDest
