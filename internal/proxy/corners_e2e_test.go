@@ -206,7 +206,6 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, addr)
-			start := time.Now()
 			for i, p := range tc.send {
 				if i > 0 {
 					time.Sleep(50 * time.Millisecond) // a second segment, well before the timeout
@@ -222,8 +221,11 @@ func TestInboundProxyBadHeaderIsClientFiltered(t *testing.T) {
 			if e.Type != event.ClientFiltered || e.Status != tc.status {
 				t.Fatalf("got %s %d (%s), want clientFiltered %d", e.Type, e.Status, e.Detail, tc.status)
 			}
-			if tc.status == event.StatusClientTimeout && time.Since(start) < 300*time.Millisecond {
-				t.Errorf("timed out after %v, before header_timeout", time.Since(start))
+			// Timed by the proxy's own clock (accept to record): the
+			// client's starts after dial returns, which under load can
+			// be well after the proxy accepted and set its deadline.
+			if waited := e.Time.Sub(e.StartTime); tc.status == event.StatusClientTimeout && waited < 300*time.Millisecond {
+				t.Errorf("timed out %v after accept, before header_timeout", waited)
 			}
 			reason := "down:net_exception_peer_error"
 			if tc.status == event.StatusClientTimeout {
