@@ -7,6 +7,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/geo"
 	"github.com/prismproxy/prism/internal/tlsedge"
 	"github.com/prismproxy/prism/internal/udpproxy"
 )
@@ -39,8 +40,11 @@ func (d *Daemon) newAdmin() error {
 		Reload:       func() (any, error) { return d.ReloadConfig() },
 		OriginHealth: d.OriginHealth,
 	}
-	if d.geo != nil {
-		p.Geo = d.geo.Builds
+	p.Geo = func() []geo.Build { // the databases of the last applied config
+		d.mu.Lock()
+		g := d.geo
+		d.mu.Unlock()
+		return g.Builds()
 	}
 	p.AppList = d.adminApps
 	s, err := admin.New(cfg.Admin, p, d.log.With("component", "admin"))

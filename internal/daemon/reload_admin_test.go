@@ -16,6 +16,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
+	"github.com/prismproxy/prism/internal/geo/geotest"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
@@ -108,5 +109,48 @@ func TestReloadShowsTheCurrentAppsInTheAdminAPI(t *testing.T) {
 	}
 	if !strings.Contains(metrics, fmt.Sprintf(`prism_sessions_opened_total{app="b",protocol="tcp"} %d`, n)) {
 		t.Errorf("opened sessions of b:\n%s", grepLines(metrics, "prism_sessions_opened_total"))
+	}
+}
+
+// TestReloadShowsTheCurrentGeoIPInMetrics: a reload that adds a GeoIP
+// database (none before) shows its build time in /metrics, read from the
+// database now in use rather than the one of the first config.
+func TestReloadShowsTheCurrentGeoIPInMetrics(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "country.mmdb")
+	geotest.Write(t, db, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "ZZ"})
+	path := filepath.Join(dir, "prism.yaml")
+	write := func(geoip string) {
+		y := "admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\n" + geoip + "apps:\n  - id: a\n    listen: [\"" + testpeer.ClosedPort(t) + "\"]\n    origins: {addresses: [\"127.0.0.1:9\"]}\n"
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, eventtest.New())
+	metrics := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + d.AdminAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	series := `prism_geoip_database_build_timestamp_seconds{kind="country",path="` + db + `"}`
+	if m := metrics(); strings.Contains(m, series) {
+		t.Fatalf("a GeoIP series before any database was configured:\n%s", m)
+	}
+	write("geoip: {country_db: \"" + db + "\"}\n")
+	if _, err := d.ReloadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if m := metrics(); !strings.Contains(m, series) {
+		t.Fatalf("after the reload, /metrics has no %s:\n%s", series, m)
 	}
 }
