@@ -16,6 +16,7 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/netspec"
+	"github.com/prismproxy/prism/internal/udpproxy"
 )
 
 // Limits of GET /api/v1/sessions.
@@ -358,8 +359,8 @@ func (s *Server) buildSummary(now time.Time) SummaryJSON {
 		}
 		if pa.UDP != nil {
 			st := pa.UDP()
-			for _, d := range udpDrops {
-				as.UDPDrops += d.get(st)
+			for _, d := range udpproxy.DropCauses {
+				as.UDPDrops += d.Count(st)
 			}
 		}
 		seen := map[string]bool{}

@@ -136,26 +136,6 @@ var jobDescs = func() map[string]*prometheus.Desc {
 	return m
 }()
 
-// udpDrops are the drop causes of udpproxy.Stats, as label values.
-var udpDrops = []struct {
-	cause string
-	get   func(udpproxy.Stats) int64
-}{
-	{"max_sessions", func(s udpproxy.Stats) int64 { return s.DropCapApp }},
-	{"max_sessions_per_client", func(s udpproxy.Stats) int64 { return s.DropCapClient }},
-	{"filtered", func(s udpproxy.Stats) int64 { return s.DropFiltered }},
-	{"pending_queue_full", func(s udpproxy.Stats) int64 { return s.DropPending }},
-	{"truncated", func(s udpproxy.Stats) int64 { return s.DropTruncated }},
-	{"bad_inbound_header", func(s udpproxy.Stats) int64 { return s.DropBadInbound }},
-	{"bad_spp_header", func(s udpproxy.Stats) int64 { return s.DropBadSPP }},
-	{"send_origin", func(s udpproxy.Stats) int64 { return s.DropSendOrigin }},
-	{"send_client", func(s udpproxy.Stats) int64 { return s.DropSendClient }},
-	{"no_session", func(s udpproxy.Stats) int64 { return s.DropNoSession }},
-	{"max_connections_per_client", func(s udpproxy.Stats) int64 { return s.DropLimitClient }},
-	{"max_connections_per_prefix", func(s udpproxy.Stats) int64 { return s.DropLimitPrefix }},
-	{"new_connections_per_second", func(s udpproxy.Stats) int64 { return s.DropLimitRate }},
-}
-
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dBuild, dOpened, dActive, dRecords, dBytes, dUDPDgrams, dUDPDrops, dUDPSessions,
 		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dAcceptErrs,
@@ -233,8 +213,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			st := a.UDP()
 			counter(dUDPDgrams, float64(st.ClientDatagrams), a.ID, "client")
 			counter(dUDPDgrams, float64(st.OriginDatagrams), a.ID, "origin")
-			for _, d := range udpDrops {
-				counter(dUDPDrops, float64(d.get(st)), a.ID, d.cause)
+			for _, d := range udpproxy.DropCauses {
+				counter(dUDPDrops, float64(d.Count(st)), a.ID, d.Name)
 			}
 			gauge(dUDPSessions, float64(st.Sessions), a.ID)
 			gauge(dUDPBlocked, float64(st.Blocked), a.ID)

@@ -9,24 +9,41 @@ import (
 // since its last report, by cause (as log jobs report theirs).
 const dropReportEvery = 10 * time.Second
 
-// dropCauses name the drop counters of Stats in log lines.
-var dropCauses = [...]string{
-	"max_sessions", "max_sessions_per_client", "firewall", "pending_queue_full",
-	"too_large", "bad_inbound_proxy_header", "bad_spp_reply", "send_to_origin", "send_to_client", "session_ending",
-	"limit_per_client", "limit_per_prefix", "limit_rate",
+// DropCauses name the drop counters of Stats, in one order, the same in
+// prism's log lines (the periodic drop report, the shutdown totals) and in
+// the admin listener's prism_udp_dropped_datagrams_total{cause}. The
+// limit causes are named as the limits are (see package limit).
+var DropCauses = [...]struct {
+	Name  string
+	Count func(Stats) int64
+}{
+	{"max_sessions", func(s Stats) int64 { return s.DropCapApp }},
+	{"max_sessions_per_client", func(s Stats) int64 { return s.DropCapClient }},
+	{"filtered", func(s Stats) int64 { return s.DropFiltered }},
+	{"pending_queue_full", func(s Stats) int64 { return s.DropPending }},
+	{"truncated", func(s Stats) int64 { return s.DropTruncated }},
+	{"bad_inbound_header", func(s Stats) int64 { return s.DropBadInbound }},
+	{"bad_spp_header", func(s Stats) int64 { return s.DropBadSPP }},
+	{"send_origin", func(s Stats) int64 { return s.DropSendOrigin }},
+	{"send_client", func(s Stats) int64 { return s.DropSendClient }},
+	{"no_session", func(s Stats) int64 { return s.DropNoSession }},
+	{"max_connections_per_client", func(s Stats) int64 { return s.DropLimitClient }},
+	{"max_connections_per_prefix", func(s Stats) int64 { return s.DropLimitPrefix }},
+	{"new_connections_per_second", func(s Stats) int64 { return s.DropLimitRate }},
 }
 
-// drops returns the drop counters in dropCauses order.
-func (st Stats) drops() [len(dropCauses)]int64 {
-	return [...]int64{st.DropCapApp, st.DropCapClient, st.DropFiltered, st.DropPending,
-		st.DropTruncated, st.DropBadInbound, st.DropBadSPP, st.DropSendOrigin, st.DropSendClient, st.DropNoSession,
-		st.DropLimitClient, st.DropLimitPrefix, st.DropLimitRate}
+// drops returns the drop counters in DropCauses order.
+func (st Stats) drops() (out [len(DropCauses)]int64) {
+	for i, c := range DropCauses {
+		out[i] = c.Count(st)
+	}
+	return out
 }
 
 // dropReporter remembers the counts already reported.
 type dropReporter struct {
 	next time.Time
-	last [len(dropCauses)]int64
+	last [len(DropCauses)]int64
 }
 
 // due reports drops since the last report when the period has passed.
@@ -52,7 +69,7 @@ func (r *dropReporter) report(s *Server) {
 		total += v
 		if d := v - r.last[i]; d > 0 {
 			n += d
-			attrs = append(attrs, slog.Int64(dropCauses[i], d))
+			attrs = append(attrs, slog.Int64(DropCauses[i].Name, d))
 		}
 	}
 	r.last = cur
@@ -70,7 +87,7 @@ func (s *Server) logTotals() {
 	for i, v := range st.drops() {
 		total += v
 		if v > 0 {
-			attrs = append(attrs, slog.Int64("dropped_"+dropCauses[i], v))
+			attrs = append(attrs, slog.Int64("dropped_"+DropCauses[i].Name, v))
 		}
 	}
 	s.log.Info("udp app totals", append(attrs, "dropped", total)...)

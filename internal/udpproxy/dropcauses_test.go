@@ -1,41 +1,39 @@
-package admin
+package udpproxy
 
 import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/prismproxy/prism/internal/udpproxy"
 )
 
-// TestUDPDropCausesCoverStats: every Drop* counter of udpproxy.Stats is a
+// TestUDPDropCausesCoverStats: every Drop* counter of Stats is a
 // cause of prism_udp_dropped_datagrams_total, read from its own field, so
 // that a drop cause added to the UDP proxy cannot be missing from /metrics.
 func TestUDPDropCausesCoverStats(t *testing.T) {
-	typ := reflect.TypeOf(udpproxy.Stats{})
+	typ := reflect.TypeOf(Stats{})
 	var fields []string
 	for i := 0; i < typ.NumField(); i++ {
 		if strings.HasPrefix(typ.Field(i).Name, "Drop") {
 			fields = append(fields, typ.Field(i).Name)
 		}
 	}
-	if len(fields) != len(udpDrops) {
-		t.Fatalf("udpproxy.Stats has %d drop counters %v, /metrics has %d causes", len(fields), fields, len(udpDrops))
+	if len(fields) != len(DropCauses) {
+		t.Fatalf("Stats has %d drop counters %v, DropCauses has %d", len(fields), fields, len(DropCauses))
 	}
 	causes := map[string]bool{}
 	for i, f := range fields {
-		var st udpproxy.Stats
+		var st Stats
 		reflect.ValueOf(&st).Elem().FieldByName(f).SetInt(int64(i + 1))
 		hits := 0
-		for _, d := range udpDrops {
-			if d.get(st) != 0 {
+		for _, d := range DropCauses {
+			if d.Count(st) != 0 {
 				hits++
-				if causes[d.cause] {
-					t.Errorf("cause %s reads more than one field", d.cause)
+				if causes[d.Name] {
+					t.Errorf("cause %s reads more than one field", d.Name)
 				}
-				causes[d.cause] = true
-				if d.get(st) != int64(i+1) {
-					t.Errorf("cause %s reads %d for %s", d.cause, d.get(st), f)
+				causes[d.Name] = true
+				if d.Count(st) != int64(i+1) {
+					t.Errorf("cause %s reads %d for %s", d.Name, d.Count(st), f)
 				}
 			}
 		}
