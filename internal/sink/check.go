@@ -25,24 +25,33 @@ func (c *Config) CheckWritable() error {
 	if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("log file %s cannot be opened for writing: %w", c.Path, err)
 	}
-	dir := filepath.Dir(c.Path)
+	if err := CheckCreatable(filepath.Dir(c.Path)); err != nil {
+		return fmt.Errorf("log file %s cannot be created: %w", c.Path, err)
+	}
+	return nil
+}
+
+// CheckCreatable reports whether this process could create dir (if
+// missing) and files in it, without creating anything: the nearest
+// existing of dir and its parents must be a directory it may create
+// entries in. Log file and spool directory checks share it.
+func CheckCreatable(dir string) error {
 	for {
 		st, err := os.Stat(dir)
-		if err == nil {
-			if !st.IsDir() {
-				return fmt.Errorf("log file %s cannot be created: %s is not a directory", c.Path, dir)
-			}
+		switch {
+		case err == nil && !st.IsDir():
+			return fmt.Errorf("%s is not a directory", dir)
+		case err == nil:
 			if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-				return fmt.Errorf("log file %s cannot be created: directory %s: %w", c.Path, dir, err)
+				return fmt.Errorf("directory %s: %w", dir, err)
 			}
 			return nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("log file %s cannot be created: %w", c.Path, err)
+		case !errors.Is(err, os.ErrNotExist):
+			return err
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return fmt.Errorf("log file %s cannot be created: no existing parent directory", c.Path)
+			return errors.New("no existing parent directory")
 		}
 		dir = parent
 	}
