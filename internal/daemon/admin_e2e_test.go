@@ -67,20 +67,7 @@ func startDaemon(t *testing.T, yaml string) (*Daemon, *records, string) {
 		t.Fatal(err)
 	}
 	rec := newRecords()
-	d, err := New(cfg, slog.New(slog.DiscardHandler), WithEmitter(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	d := start(t, cfg, rec)
 	return d, rec, d.AdminAddr().String()
 }
 

@@ -49,6 +49,8 @@ func writeConfig(t *testing.T, path, apps string) *config.Config {
 	return cfg
 }
 
+// start runs a daemon on cfg, emitting to em, and shuts it down (checking
+// the shutdown) when the test ends.
 func start(t *testing.T, cfg *config.Config, em event.Emitter) *Daemon {
 	t.Helper()
 	d, err := New(cfg, slog.New(slog.DiscardHandler), WithEmitter(em))
@@ -59,9 +61,11 @@ func start(t *testing.T, cfg *config.Config, em event.Emitter) *Daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = d.Shutdown(ctx)
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 	})
 	return d
 }
