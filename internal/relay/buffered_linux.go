@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,7 +76,7 @@ func (h *half) bufferedIn(fd uintptr) bool {
 		if h.buf == nil {
 			h.getSockBuf()
 		}
-		n, err := unix.Read(int(fd), *h.buf)
+		n, err := rawRead(int(fd), *h.buf)
 		switch err {
 		case nil:
 		case syscall.EINTR:
@@ -93,7 +94,7 @@ func (h *half) bufferedIn(fd uintptr) bool {
 		}
 		full := n == len(*h.buf)
 		h.count(int64(n), time.Now())
-		h.inN, h.off, h.pending = n, 0, n
+		h.inN, h.off, h.pending = int32(n), 0, int32(n)
 		h.adapt(n)
 		if !h.bufferedOutDst() || h.spliceNow {
 			h.counted = true
@@ -111,18 +112,18 @@ func (h *half) bufferedIn(fd uintptr) bool {
 // read callback (dst is open: the relay closes its conns only after both
 // directions finished). It returns false when the step must take over:
 // dst full (pending bytes stay) or an error (werr).
-func (h *half) bufferedOutDst() bool { return h.bufferedOut(uintptr(h.dstFD)) && h.werr == nil }
+func (h *half) bufferedOutDst() bool { return h.bufferedOut(uintptr(h.dstFD())) && h.werr == nil }
 
 // bufferedOut writes the buffer's pending bytes to the socket; false means
 // the socket buffer is full. An error is kept in werr and ends the write
 // (true). The buffer goes back to its pool as soon as it is empty.
 func (h *half) bufferedOut(fd uintptr) bool {
 	for h.pending > 0 {
-		n, err := unix.Write(int(fd), (*h.buf)[h.off:h.off+h.pending])
+		n, err := rawWrite(int(fd), (*h.buf)[h.off:h.off+h.pending])
 		switch err {
 		case nil:
-			h.off += n
-			h.pending -= n
+			h.off += int32(n)
+			h.pending -= int32(n)
 			continue
 		case syscall.EINTR:
 			continue
@@ -134,4 +135,29 @@ func (h *half) bufferedOut(fd uintptr) bool {
 	}
 	h.releaseBuf()
 	return true
+}
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// without telling the runtime a system call is under way (RawSyscall). Such
+// a call never blocks, and the bookkeeping it skips is what kept the
+// runtime's sysmon thread busy under interactive load: each entersyscall
+// after the process had been idle woke sysmon with a futex, and a write
+// that spent more than sysmon's 20 µs tick in the kernel (on loopback a
+// write also runs the receiver's softirq) had its P retaken, which reset
+// sysmon to polling every 20 µs. On the proxy's one CPU sysmon then took
+// about 10 % of the CPU of a keep-alive load (perf, docs/benchmarks.md).
+func rawRead(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }

@@ -26,10 +26,10 @@ func (h *half) connStep() int {
 		}
 	}
 	bp := getConnBuf()
-	n, rerr := h.src.Read(*bp)
+	n, rerr := h.src().Read(*bp)
 	if n > 0 {
 		h.count(int64(n), time.Now())
-		if _, werr := h.dst.Write((*bp)[:n]); werr != nil {
+		if _, werr := h.dst().Write((*bp)[:n]); werr != nil {
 			putConnBuf(bp)
 			h.writeErr(werr)
 			return stepDone

@@ -48,79 +48,125 @@ const (
 	stepDone            // EOF propagated, error recorded or relay ended
 )
 
-// half is one direction: bytes read from src are written to dst.
+// half is one direction: bytes read from src are written to dst. Its
+// fields are kept small (an idle connection holds two of them): what the
+// other direction or the Relay already holds (the conns, dst's RawConn
+// and descriptor, the Live counters) is reached through them.
 type half struct {
 	r                *Relay
-	src, dst         net.Conn
 	srcSide, dstSide event.Side
 
-	// srcRaw/dstRaw are set when the conn is a kernel socket (TCP or unix
-	// stream) the socket path can use (Linux only). Both set: the socket
+	// srcRaw is set when src is a kernel socket (TCP or unix stream) the
+	// socket path can use (Linux only). Both directions' set: the socket
 	// path (sockets_linux.go). Only srcRaw: the conn path (connpath.go),
 	// but the wait for data happens without holding a buffer (or a
 	// goroutine).
-	srcRaw, dstRaw syscall.RawConn
+	srcRaw syscall.RawConn
 	// rttRaw is the TCP socket under src (through NetConn() wrappers such
 	// as *tls.Conn) for TCP_INFO; nil when src is not TCP.
 	rttRaw syscall.RawConn
 
 	state atomic.Int32
 	// Poller registration of src (see poller_linux.go).
-	srcFD      int
+	srcFD      int32
 	token, gen int32
 	registered bool
 
-	bytes     int64         // total read from src; owned by the running goroutine
-	liveBytes *atomic.Int64 // Live counter for bytes, or nil
-	liveRTT   *atomic.Int64 // Live RTT of src, or nil
-	rtt       atomic.Int64  // last RTT sample of src, ns
-	rttAt     time.Time     // when rtt was sampled
-
 	// The socket path (sockets_linux.go): mode is the
 	// relay's Mode; spliceNow says the next read splices; smallRun counts
-	// small splices in a row; dstFD is dst's descriptor, for writes from
-	// inside src's read callback.
+	// small splices in a row.
 	mode      Mode
 	spliceNow bool
 	counted   bool // bufferedIn counted the chunk it hands to the step
 	smallRun  uint8
-	dstFD     int
+	again     bool // the last callback found the socket not ready
+	peekBuf   [1]byte
+
+	bytes     int64        // total read from src; owned by the running goroutine
+	rtt       atomic.Int64 // last RTT sample of src, ns
+	rttAt     int64        // when rtt was sampled, UnixNano
+	waitUntil int64        // src read deadline set for busy waits (UnixNano), 0 if none
 
 	// Chunk state, used by the RawConn callbacks below. The callbacks are
-	// bound once in init so that the per-chunk calls allocate nothing.
+	// bound once in init, and only those of the direction's path, so that
+	// the per-chunk calls allocate nothing.
 	pipe       *pipe
 	buf        *[]byte // buffered path: the buffer in flight
-	off        int     // buffered path: start of the pending bytes in buf
-	inN        int     // bytes moved into the pipe or buffer by the last read
-	pending    int     // bytes still in the pipe or buffer
-	again      bool    // the last callback found the socket not ready
+	off        int32   // buffered path: start of the pending bytes in buf
+	inN        int32   // bytes moved into the pipe or buffer by the last read
+	pending    int32   // bytes still in the pipe or buffer
 	rerr, werr error   // errors of the last read/write callback
 	readFn     func(fd uintptr) bool
 	writeFn    func(fd uintptr) bool
-	peekFn     func(fd uintptr) bool
+	peekFn     func(fd uintptr) bool // bound on first use
 	tryPeekFn  func(fd uintptr) bool
-	rttFn      func(fd uintptr)
 	pumpFn     func()
-	waitUntil  time.Time // src read deadline set for busy waits, zero if none
-	peekBuf    [1]byte
 }
 
-func (h *half) init(r *Relay, src, dst net.Conn, srcSide, dstSide event.Side) {
-	h.r, h.src, h.dst, h.srcSide, h.dstSide = r, src, dst, srcSide, dstSide
-	h.srcRaw = rawConn(src)
-	h.dstRaw = rawConn(dst)
-	h.rttRaw = tcpRawConn(src)
+func (h *half) init(r *Relay, srcRaw syscall.RawConn, srcSide, dstSide event.Side) {
+	h.r, h.srcSide, h.dstSide = r, srcSide, dstSide
+	h.srcRaw = srcRaw
 	h.srcFD = -1
-	h.bindSocketPath()
-	h.rttFn = h.tcpInfo
+	if srcRaw != nil {
+		_ = srcRaw.Control(func(fd uintptr) { h.srcFD = int32(fd) })
+	}
 	h.pumpFn = h.pumpAsync
-	h.dstFD = -1
-	if h.srcRaw != nil {
-		_ = h.srcRaw.Control(func(fd uintptr) { h.srcFD = int(fd) })
+}
+
+// bind picks the direction's path once both directions know their
+// sockets, and binds that path's callbacks.
+func (h *half) bind() {
+	if _, ok := h.src().(*net.TCPConn); ok && h.srcRaw != nil {
+		h.rttRaw = h.srcRaw // the same socket: no second RawConn
+	} else {
+		h.rttRaw = tcpRawConn(h.src())
 	}
-	if h.dstRaw != nil {
-		_ = h.dstRaw.Control(func(fd uintptr) { h.dstFD = int(fd) })
+	if h.sockets() {
+		h.bindSocketPath()
+	} else if h.srcRaw != nil {
+		h.tryPeekFn = h.peekTry
 	}
+}
+
+// src and dst are the conns this direction reads and writes.
+func (h *half) src() net.Conn { return h.r.conn(h.srcSide) }
+func (h *half) dst() net.Conn { return h.r.conn(h.dstSide) }
+
+// peer is the other direction; its src is this one's dst.
+func (h *half) peer() *half {
+	if h == &h.r.c2o {
+		return &h.r.o2c
+	}
+	return &h.r.c2o
+}
+
+// dstRaw is the RawConn of dst when it is a kernel socket, else nil.
+func (h *half) dstRaw() syscall.RawConn { return h.peer().srcRaw }
+
+// dstFD is dst's descriptor (-1 if it is not a kernel socket).
+func (h *half) dstFD() int { return int(h.peer().srcFD) }
+
+// liveBytes and liveRTT are the Live counters of src, nil without a Live.
+func (h *half) liveBytes() *atomic.Int64 {
+	l := h.r.opts.Live
+	switch {
+	case l == nil:
+		return nil
+	case h.srcSide == event.SideClient:
+		return &l.ClientBytes
+	}
+	return &l.OriginBytes
+}
+
+func (h *half) liveRTT() *atomic.Int64 {
+	l := h.r.opts.Live
+	switch {
+	case l == nil:
+		return nil
+	case h.srcSide == event.SideClient:
+		return &l.ClientRTT
+	}
+	return &l.OriginRTT
 }
 
 // tcpRawConn returns the RawConn of the TCP socket c is or wraps.
@@ -144,7 +190,7 @@ func tcpRawConn(c net.Conn) syscall.RawConn {
 // sockets reports whether this direction moves bytes between two kernel
 // sockets (the socket path of sockets_linux.go, with its splice and
 // buffered ways).
-func (h *half) sockets() bool { return h.srcRaw != nil && h.dstRaw != nil }
+func (h *half) sockets() bool { return h.srcRaw != nil && h.dstRaw() != nil }
 
 // begin starts the direction on a goroutine of its own. Its first read
 // waits for data right there (see busyWait): a first move on the caller's
@@ -185,18 +231,19 @@ func (h *half) pump() {
 // deadline is only earlier than it would be. It may run inside src's read
 // callback (SetReadDeadline takes no read lock).
 func (h *half) armBusy() {
-	if !h.waitUntil.IsZero() && time.Duration(h.waitUntil.UnixNano()-h.r.last.Load()) >= busyWait/2 {
+	if h.waitUntil != 0 && time.Duration(h.waitUntil-h.r.last.Load()) >= busyWait/2 {
 		return
 	}
-	h.waitUntil = time.Now().Add(busyWait)
-	if err := h.src.SetReadDeadline(h.waitUntil); err != nil {
+	until := time.Now().Add(busyWait)
+	h.waitUntil = until.UnixNano()
+	if err := h.src().SetReadDeadline(until); err != nil {
 		return // closed: the read says so
 	}
 	// end sets ended before it sets its past deadline: if the relay has
 	// not ended now, that deadline comes after ours and wins; if it has,
 	// ours may have replaced it, so put it back.
 	if h.r.isEnded() {
-		_ = h.src.SetReadDeadline(aLongTimeAgo)
+		_ = h.src().SetReadDeadline(aLongTimeAgo)
 	}
 }
 
@@ -204,17 +251,17 @@ func (h *half) armBusy() {
 // (not the end of the relay); it then clears the deadline so that src can
 // be read again.
 func (h *half) busyDeadline(err error) bool {
-	if h.waitUntil.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) || h.r.isEnded() {
+	if h.waitUntil == 0 || !errors.Is(err, os.ErrDeadlineExceeded) || h.r.isEnded() {
 		return false
 	}
-	h.waitUntil = time.Time{}
-	if h.src.SetReadDeadline(time.Time{}) != nil {
+	h.waitUntil = 0
+	if h.src().SetReadDeadline(time.Time{}) != nil {
 		return false
 	}
 	// The relay may have ended (and set its past deadline) just before
 	// we cleared it; then the deadline must stay past.
 	if h.r.isEnded() {
-		_ = h.src.SetReadDeadline(aLongTimeAgo)
+		_ = h.src().SetReadDeadline(aLongTimeAgo)
 		return false
 	}
 	return true
@@ -229,7 +276,7 @@ func (h *half) busyDeadline(err error) bool {
 func (h *half) park() bool {
 	h.r.quiet()
 	h.quietPath()
-	if p := getPoller(h.srcFD); p != nil {
+	if p := getPoller(int(h.srcFD)); p != nil {
 		if err := p.arm(h); err == nil {
 			if h.state.CompareAndSwap(stateRunning, stateParked) {
 				return true
@@ -237,6 +284,9 @@ func (h *half) park() bool {
 			h.state.Store(stateRunning) // woken meanwhile: look again
 			return false
 		}
+	}
+	if h.peekFn == nil {
+		h.peekFn = h.peekWait
 	}
 	_ = h.srcRaw.Read(h.peekFn) // errors show again at the next read
 	return false
@@ -270,7 +320,7 @@ func (h *half) resumeIfParked() { h.wake() }
 func (h *half) finish() {
 	h.dropHeld()
 	if h.registered {
-		getPoller(h.srcFD).unregister(h)
+		getPoller(int(h.srcFD)).unregister(h)
 	}
 	h.state.Store(stateDone)
 	if h.r.remaining.Add(-1) == 0 {
@@ -281,11 +331,12 @@ func (h *half) finish() {
 // count records n bytes read from src at time now.
 func (h *half) count(n int64, now time.Time) {
 	h.bytes += n
-	if h.liveBytes != nil {
-		h.liveBytes.Add(n)
+	if lb := h.liveBytes(); lb != nil {
+		lb.Add(n)
 	}
-	h.r.last.Store(now.UnixNano())
-	if now.Sub(h.rttAt) >= rttEvery {
+	ns := now.UnixNano()
+	h.r.last.Store(ns)
+	if time.Duration(ns-h.rttAt) >= rttEvery {
 		h.sampleRTT(now)
 	}
 }
@@ -294,7 +345,7 @@ func (h *half) count(n int64, now time.Time) {
 // while the other direction keeps flowing.
 func (h *half) eof() {
 	h.r.finished(h.srcSide)
-	if cw, ok := h.dst.(interface{ CloseWrite() error }); ok {
+	if cw, ok := h.dst().(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil && !h.r.isEnded() && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ENOTCONN) {
 			h.r.fail(err, h.dstSide, "shutdown "+h.dstSide.String())
 		}

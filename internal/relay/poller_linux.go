@@ -106,7 +106,7 @@ func (p *poller) arm(h *half) error {
 		p.mu.Unlock()
 		h.registered = true
 		ev := unix.EpollEvent{Events: armEvents, Fd: h.token, Pad: h.gen}
-		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.srcFD, &ev); err != nil {
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(h.srcFD), &ev); err != nil {
 			h.registered = false
 			p.release(h)
 			return err
@@ -114,13 +114,13 @@ func (p *poller) arm(h *half) error {
 		return nil
 	}
 	ev := unix.EpollEvent{Events: armEvents, Fd: h.token, Pad: h.gen}
-	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.srcFD, &ev)
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(h.srcFD), &ev)
 }
 
 // unregister removes h's socket from the set; it must run before the
 // socket is closed.
 func (p *poller) unregister(h *half) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.srcFD, nil)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(h.srcFD), nil)
 	h.registered = false
 	p.release(h)
 }

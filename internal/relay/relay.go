@@ -161,17 +161,21 @@ type cause struct {
 // New prepares a relay between client and origin. Nothing moves until Run.
 func New(client, origin net.Conn, opts Options) *Relay {
 	r := &Relay{client: client, origin: origin, opts: opts}
-	r.c2o.init(r, client, origin, event.SideClient, event.SideOrigin)
-	r.o2c.init(r, origin, client, event.SideOrigin, event.SideClient)
+	r.c2o.init(r, rawConn(client), event.SideClient, event.SideOrigin)
+	r.o2c.init(r, rawConn(origin), event.SideOrigin, event.SideClient)
+	r.c2o.bind()
+	r.o2c.bind()
 	r.c2o.setMode(opts.Mode)
 	r.o2c.setMode(opts.Mode)
-	if opts.Live != nil {
-		r.c2o.liveBytes = &opts.Live.ClientBytes
-		r.c2o.liveRTT = &opts.Live.ClientRTT
-		r.o2c.liveBytes = &opts.Live.OriginBytes
-		r.o2c.liveRTT = &opts.Live.OriginRTT
-	}
 	return r
+}
+
+// conn is the connection of side.
+func (r *Relay) conn(side event.Side) net.Conn {
+	if side == event.SideClient {
+		return r.client
+	}
+	return r.origin
 }
 
 // Run relays until both directions are done (each peer sent FIN), one side
@@ -209,6 +213,7 @@ func (r *Relay) Start(done func(Result)) {
 		if _, err := r.origin.Write(p); err != nil {
 			r.fail(err, event.SideOrigin, "origin write")
 		}
+		r.opts.ClientPrefix = nil // sent: an idle connection does not keep it
 	}
 	// Each direction runs on a goroutine of its own until it goes quiet
 	// and parks (then it holds none).

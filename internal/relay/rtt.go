@@ -28,9 +28,9 @@ const rttEvery = time.Second
 
 // sampleRTT refreshes the RTT sample of src (TCP only).
 func (h *half) sampleRTT(now time.Time) {
-	h.rttAt = now
+	h.rttAt = now.UnixNano()
 	if h.rttRaw != nil {
-		_ = h.rttRaw.Control(h.rttFn)
+		_ = h.rttRaw.Control(h.tcpInfo)
 	}
 }
 
@@ -43,18 +43,18 @@ func (h *half) startRTT(d time.Duration, now time.Time) {
 	}
 	// A caller's sample is kept even when this relay cannot reach the
 	// socket itself: a later sample never replaces a real one with 0.
-	h.rttAt = now
+	h.rttAt = now.UnixNano()
 	h.rtt.Store(int64(d))
-	if h.liveRTT != nil {
-		h.liveRTT.Store(int64(d))
+	if lr := h.liveRTT(); lr != nil {
+		lr.Store(int64(d))
 	}
 }
 
 func (h *half) tcpInfo(fd uintptr) {
 	if d := fdRTT(int(fd)); d > 0 {
 		h.rtt.Store(int64(d))
-		if h.liveRTT != nil {
-			h.liveRTT.Store(int64(d))
+		if lr := h.liveRTT(); lr != nil {
+			lr.Store(int64(d))
 		}
 	}
 }
@@ -63,7 +63,7 @@ func (h *half) tcpInfo(fd uintptr) {
 // conn is still open) unless the last sample is less than rttEvery old:
 // a short connection then costs no TCP_INFO read at its end.
 func (h *half) finalRTT() time.Duration {
-	if now := time.Now(); now.Sub(h.rttAt) >= rttEvery || h.rtt.Load() == 0 {
+	if now := time.Now(); time.Duration(now.UnixNano()-h.rttAt) >= rttEvery || h.rtt.Load() == 0 {
 		h.sampleRTT(now)
 	}
 	return time.Duration(h.rtt.Load())

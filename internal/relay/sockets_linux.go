@@ -123,11 +123,11 @@ func (h *half) sockStep() int {
 		default:
 			h.count(int64(h.inN), time.Now())
 			h.pending = h.inN
-			h.adapt(h.inN)
+			h.adapt(int(h.inN))
 		}
 	}
 	h.werr = nil
-	if err := h.dstRaw.Write(h.writeFn); err != nil {
+	if err := h.dstRaw().Write(h.writeFn); err != nil {
 		h.writeErr(err)
 		return stepDone
 	}
@@ -149,8 +149,6 @@ func (h *half) dropHeld() {
 func (h *half) bindSocketPath() {
 	h.readFn = h.sockIn
 	h.writeFn = h.sockOutWait
-	h.peekFn = h.peekWait
-	h.tryPeekFn = h.peekTry
 }
 
 // rawConn returns the RawConn of a kernel stream socket we may splice

@@ -92,7 +92,7 @@ func (h *half) spliceIn(fd uintptr) bool {
 		n, err := unix.Splice(int(fd), nil, h.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch err {
 		case nil:
-			h.inN = int(n)
+			h.inN = int32(n)
 			return true
 		case syscall.EINTR:
 			continue
@@ -109,10 +109,10 @@ func (h *half) spliceIn(fd uintptr) bool {
 // socket buffer is full.
 func (h *half) spliceOut(fd uintptr) bool {
 	for h.pending > 0 {
-		n, err := unix.Splice(h.pipe.r, nil, int(fd), nil, h.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, err := unix.Splice(h.pipe.r, nil, int(fd), nil, int(h.pending), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch err {
 		case nil:
-			h.pending -= int(n)
+			h.pending -= int32(n)
 			continue
 		case syscall.EINTR:
 			continue
