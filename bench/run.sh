@@ -22,10 +22,7 @@ echo
 go build -o "$bin/udpbench" ./bench/udpbench
 "$bin/udpbench" -rates 5000,10000,25000,50000,100000
 echo
-go build -o "$bin/tlsbench"
-echo
-go build -o "$bin/deliverbench" ./bench/deliverbench
-"$bin/deliverbench" ./bench/tlsbench
+go build -o "$bin/tlsbench" ./bench/tlsbench
 "$bin/tlsbench"
 echo
 go build -o "$bin/deliverbench" ./bench/deliverbench
