@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,31 +208,41 @@ func report(b *bench, ts []*target, ss []*section) {
 		usable = append(usable, t)
 	}
 	for _, s := range ss {
-		rows := map[string][]float64{}
+		runs := map[string][][]float64{} // target → one row per round
 		var order []string
-		for _, t := range usable {
-			if s.proxyOnly && t.name == "direct" {
-				continue
+		for round := range max(b.rounds, 1) {
+			ts := usable
+			if round%2 == 1 { // alternate the order: no target always runs right after the same one
+				ts = slices.Clone(usable)
+				slices.Reverse(ts)
 			}
-			fmt.Fprintf(os.Stderr, "%s: %s ...\n", s.name, t.name)
-			srv, err := t.start(b, origin.addr)
-			if err != nil {
-				fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
-				continue
+			for _, t := range ts {
+				if s.proxyOnly && t.name == "direct" {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "%s: %s (round %d of %d) ...\n", s.name, t.name, round+1, max(b.rounds, 1))
+				srv, err := t.start(b, origin.addr)
+				if err != nil {
+					fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
+					continue
+				}
+				vals, err := s.run(b, srv)
+				srv.stop()
+				if err != nil {
+					fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
+					continue
+				}
+				if strings.HasPrefix(t.name, "prism") {
+					b.noteRecords(t.name, s.name)
+				}
+				if runs[t.name] == nil {
+					order = append(order, t.name)
+				}
+				runs[t.name] = append(runs[t.name], vals)
 			}
-			vals, err := s.run(b, srv)
-			srv.stop()
-			if err != nil {
-				fmt.Printf("%s/%s: %v\n", s.name, t.name, err)
-				continue
-			}
-			if strings.HasPrefix(t.name, "prism") {
-				b.noteRecords(t.name, s.name)
-			}
-			rows[t.name] = vals
-			order = append(order, t.name)
 		}
-		printTable(s, order, rows)
+		slices.SortStableFunc(order, func(x, y string) int { return index(usable, x) - index(usable, y) })
+		printTable(s, order, runs)
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\nload average at end: %s\n", strings.TrimSpace(string(load)))
@@ -251,8 +262,26 @@ func (b *bench) noteRecords(target, section string) {
 	fmt.Printf("%s (%s): %d spectrum_events records written to its log file\n", target, section, bytes.Count(data, []byte("\n")))
 }
 
-func printTable(s *section, order []string, rows map[string][]float64) {
-	fmt.Printf("\n### %s\n\n| target |", s.title)
+// index is the position of the target named name in ts.
+func index(ts []*target, name string) int {
+	return slices.IndexFunc(ts, func(t *target) bool { return t.name == name })
+}
+
+// printTable prints one row per target. With one round a cell is that
+// run's value; with several it is the median and, in brackets, the range,
+// and a ratio is the median of the per-round ratios (each round's runs are
+// next to each other in time, so a ratio within a round is what the noise
+// of a shared machine disturbs least).
+func printTable(s *section, order []string, runs map[string][][]float64) {
+	rounds := 0
+	for _, r := range runs {
+		rounds = max(rounds, len(r))
+	}
+	fmt.Printf("\n### %s\n\n", s.title)
+	if rounds > 1 {
+		fmt.Printf("medians of %d rounds (range in brackets); ratios are medians of the per-round ratios\n\n", rounds)
+	}
+	fmt.Print("| target |")
 	sep := "|---|"
 	for _, m := range s.metrics {
 		fmt.Printf(" %s |", m.name)
@@ -264,23 +293,64 @@ func printTable(s *section, order []string, rows map[string][]float64) {
 	}
 	fmt.Println("\n" + sep)
 	for _, name := range order {
-		v := rows[name]
 		fmt.Printf("| %s |", name)
 		for i, m := range s.metrics {
-			fmt.Printf(" %s |", num(v[i]))
+			fmt.Printf(" %s |", cell(runs[name], i))
 			if m.ratio {
-				fmt.Printf(" %s | %s |", ratio(v[i], rows["direct"], i), ratio(v[i], rows["haproxy"], i))
+				fmt.Printf(" %s | %s |", ratio(runs[name], runs["direct"], i), ratio(runs[name], runs["haproxy"], i))
 			}
 		}
 		fmt.Println()
 	}
 }
 
-func ratio(v float64, base []float64, i int) string {
-	if base == nil || math.IsNaN(v) || math.IsNaN(base[i]) || base[i] == 0 {
+// column is metric i of every round, NaNs left out.
+func column(rows [][]float64, i int) []float64 {
+	var c []float64
+	for _, r := range rows {
+		if !math.IsNaN(r[i]) {
+			c = append(c, r[i])
+		}
+	}
+	return c
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// cell is one run's value, or the median and range of several.
+func cell(rows [][]float64, i int) string {
+	c := column(rows, i)
+	switch len(c) {
+	case 0:
+		return "-"
+	case 1:
+		return num(c[0])
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(median(c)), num(slices.Min(c)), num(slices.Max(c)))
+}
+
+// ratio is v/base for metric i, the median over the rounds both ran.
+func ratio(v, base [][]float64, i int) string {
+	var rs []float64
+	for r := 0; r < len(v) && r < len(base); r++ {
+		if x, y := v[r][i], base[r][i]; !math.IsNaN(x) && !math.IsNaN(y) && y != 0 {
+			rs = append(rs, x/y)
+		}
+	}
+	if len(rs) == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f×", v/base[i])
+	return fmt.Sprintf("%.2f×", median(rs))
 }
 
 func num(v float64) string {
