@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/gopool"
 	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -370,7 +371,9 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			continue
 		}
 		s.wg.Add(1)
-		go a.handle(l, c, a.connDone)
+		// On a kept goroutine: the handler's stack grows through the dial
+		// (see gopool).
+		gopool.Go(func() { a.handle(l, c, a.connDone) })
 	}
 }
 
