@@ -282,24 +282,29 @@ func waitLoop(l *clientLoop, n int64) {
 // TestUpgradeEchoesEveryDatagram: clients send numbered datagrams through
 // prism to a UDP echo, each waiting for its echo before the next (so no
 // socket buffer on the way can overflow), while prism upgrades itself
-// several times in a row (every process hands its sockets, udp.sockets of
-// them, to the next). Every datagram a client sent must come back: the
-// hand-over may not lose one, nor a reply.
+// several times in a row, every process handing its SO_REUSEPORT sockets
+// to the next: as many as the next one's udp.sockets, then fewer (the
+// kernel goes on hashing clients to every socket of the group, so the new
+// process must read the ones beyond its count too), then more. Every
+// datagram a client sent must come back: the hand-over may not lose one,
+// nor a reply.
 func TestUpgradeEchoesEveryDatagram(t *testing.T) {
-	const (
-		clients  = 32
-		upgrades = 3
-	)
+	const clients = 32
+	sockets := []int{4, 4, 2, 6} // the first process's, then each upgrade's
+	upgrades := len(sockets) - 1
 	origin := testpeer.QuietUDPEcho(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n"+
-		"  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: 4}\n",
-		listen, origin)
 	cfgPath := filepath.Join(dir, "prism.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+	writeConfig := func(sockets int) {
+		cfg := fmt.Sprintf("node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n"+
+			"  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: %d}\n",
+			listen, origin, sockets)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeConfig(sockets[0])
 	pidfile := filepath.Join(dir, "prism.pid")
 	logs, w := newProcLog(t)
 	first := exec.Command(prismBin, "run", "-c", cfgPath, "-pidfile", pidfile)
@@ -391,6 +396,7 @@ func TestUpgradeEchoesEveryDatagram(t *testing.T) {
 	}
 	waitRounds(10 * clients)
 	for i := 1; i <= upgrades; i++ {
+		writeConfig(sockets[i])
 		if code, out, stderr := runPrism(t, "upgrade", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
 			t.Fatalf("prism upgrade: exit %d\n%s%s", code, out, stderr)
 		}
