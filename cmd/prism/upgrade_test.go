@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -72,6 +73,12 @@ func (pl *procLog) text() string {
 // wait returns the first line matching re, failing after timeout.
 func (pl *procLog) wait(t *testing.T, re string, timeout time.Duration) string {
 	t.Helper()
+	return pl.waitN(t, re, 1, timeout)
+}
+
+// waitN returns the nth line matching re, failing after timeout.
+func (pl *procLog) waitN(t *testing.T, re string, nth int, timeout time.Duration) string {
+	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() { pl.mu.Lock(); pl.cond.Broadcast(); pl.mu.Unlock() })
@@ -79,13 +86,16 @@ func (pl *procLog) wait(t *testing.T, re string, timeout time.Duration) string {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	for {
+		seen := 0
 		for _, l := range pl.lines {
 			if rx.MatchString(l) {
-				return l
+				if seen++; seen == nth {
+					return l
+				}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %q within %v", re, timeout)
+			t.Fatalf("no log line %d matching %q within %v", nth, re, timeout)
 		}
 		pl.cond.Wait()
 	}
@@ -266,5 +276,174 @@ func waitLoop(l *clientLoop, n int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for l.sessions.Load() < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUpgradeEchoesEveryDatagram: clients send numbered datagrams through
+// prism to a UDP echo, each waiting for its echo before the next (so no
+// socket buffer on the way can overflow), while prism upgrades itself
+// several times in a row, every process handing its SO_REUSEPORT sockets
+// to the next: as many as the next one's udp.sockets, then fewer (the
+// kernel goes on hashing clients to every socket of the group, so the new
+// process must read the ones beyond its count too), then more. Every
+// datagram a client sent must come back: the hand-over may not lose one,
+// nor a reply.
+func TestUpgradeEchoesEveryDatagram(t *testing.T) {
+	const clients = 32
+	sockets := []int{4, 4, 2, 6} // the first process's, then each upgrade's
+	upgrades := len(sockets) - 1
+	origin := testpeer.QuietUDPEcho(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "prism.yaml")
+	writeConfig := func(sockets int) {
+		cfg := fmt.Sprintf("node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n"+
+			"  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: %d}\n",
+			listen, origin, sockets)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig(sockets[0])
+	pidfile := filepath.Join(dir, "prism.pid")
+	logs, w := newProcLog(t)
+	first := exec.Command(prismBin, "run", "-c", cfgPath, "-pidfile", pidfile)
+	first.Stderr, first.Stdout = w, w
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- first.Wait() }()
+	pids := []int{first.Process.Pid}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	logs.wait(t, fmt.Sprintf(`msg="prism started".*pid=%d`, first.Process.Pid), 20*time.Second)
+
+	// Each client counts its rounds (the clock of this test) and which of
+	// its datagrams came back.
+	var rounds atomic.Int64
+	stop := make(chan struct{})
+	stopClients := sync.OnceFunc(func() { close(stop) })
+	t.Cleanup(stopClients)
+	type result struct {
+		sent, lost, late int
+		err              error
+	}
+	results := make(chan result, clients)
+	for range clients {
+		go func() {
+			var r result
+			defer func() { results <- r }()
+			c, err := net.Dial("udp", listen)
+			if err != nil {
+				r.err = err
+				return
+			}
+			defer c.Close()
+			got := map[int]bool{}
+			buf := make([]byte, 64)
+			// read takes echoes until seq's came back or the deadline.
+			read := func(seq int, deadline time.Time) {
+				_ = c.SetReadDeadline(deadline)
+				for !got[seq] {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					var s int
+					if _, err := fmt.Sscanf(string(buf[:n]), "dgram-%d", &s); err != nil || s >= r.sent {
+						r.err = fmt.Errorf("unexpected echo %q", buf[:n])
+						continue
+					}
+					if s != seq {
+						r.late++ // an earlier datagram's echo, after its round ended
+					}
+					got[s] = true
+				}
+			}
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					// What is still on its way gets a last chance.
+					read(seq-1, time.Now().Add(5*time.Second))
+					for i := range r.sent {
+						if !got[i] {
+							r.lost++
+						}
+					}
+					return
+				default:
+				}
+				if _, err := fmt.Fprintf(c, "dgram-%d", seq); err != nil {
+					r.err = err
+					return
+				}
+				r.sent++
+				read(seq, time.Now().Add(time.Second))
+				rounds.Add(1)
+			}
+		}()
+	}
+	waitRounds := func(n int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for rounds.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitRounds(10 * clients)
+	for i := 1; i <= upgrades; i++ {
+		writeConfig(sockets[i])
+		if code, out, stderr := runPrism(t, "upgrade", "-config", cfgPath, "-pidfile", pidfile); code != 0 {
+			t.Fatalf("prism upgrade: exit %d\n%s%s", code, out, stderr)
+		}
+		logs.waitN(t, `upgrade: new process ready`, i, 60*time.Second)
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+		waitRounds(rounds.Load() + 10*clients)
+	}
+	stopClients()
+	var sent, lost, late int
+	for range clients {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("client: %v", r.err)
+		}
+		sent, lost, late = sent+r.sent, lost+r.lost, late+r.late
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d datagrams never came back across %d upgrades (%d came back late)", lost, sent, upgrades, late)
+	} else {
+		t.Logf("%d datagrams of %d clients across %d upgrades, every one echoed (%d late)", sent, clients, upgrades, late)
+	}
+	if err := syscall.Kill(pids[len(pids)-1], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for i, pid := range pids {
+		logs.wait(t, fmt.Sprintf(`msg=stopped .*pid=%d`, pid), 30*time.Second)
+		if i == 0 {
+			if err := <-firstDone; err != nil {
+				t.Errorf("first process: %v", err)
+			}
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// Each process's own count of what it could not deliver.
+	for _, l := range strings.Split(logs.text(), "\n") {
+		if strings.Contains(l, "udp app totals") && strings.Contains(l, "dropped_") {
+			t.Errorf("a process dropped datagrams: %s", l)
+		}
 	}
 }

@@ -186,7 +186,10 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 			wanted[k] = true
 		}
 	}
-	keep := func(k string) bool { return wanted[k] }
+	// Every SO_REUSEPORT socket of a UDP port that stays, even beyond the
+	// new udp.sockets: the kernel goes on hashing clients to each of them,
+	// and the new server reads them all.
+	keep := func(k string) bool { return wanted[k] || wanted[udpproxy.PortKey(k)] }
 	socks := &sockets{tcp: proxy.Listeners{}, udp: udpproxy.NewHandoff()}
 	for id := range fresh {
 		if p := d.apps[id]; p != nil {

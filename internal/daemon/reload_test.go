@@ -266,3 +266,51 @@ func TestOriginHealthInMetrics(t *testing.T) {
 		t.Fatalf("no %s in /metrics:\n%s", want, grepLines(body, "prism_origin_"))
 	}
 }
+
+// TestReloadToFewerUDPSockets: a reload that lowers udp.sockets hands over
+// every SO_REUSEPORT socket of the port, and the new server reads them
+// all. The kernel goes on hashing clients to each socket of the group; one
+// left with the replaced server, draining (it opens no session), would drop
+// every new client hashed to it until that server had ended.
+func TestReloadToFewerUDPSockets(t *testing.T) {
+	const clients = 64
+	origin := testpeer.QuietUDPEcho(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	app := func(sockets int) string {
+		return fmt.Sprintf("  - id: u\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {sockets: %d, idle_timeout: 2s}\n", addr, origin, sockets)
+	}
+	d := start(t, writeConfig(t, path, app(4)), eventtest.New())
+	// A session of the replaced server keeps it draining.
+	old, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	echoOn(t, old, "before")
+	writeConfig(t, path, app(2))
+	if _, err := d.ReloadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for i := range clients {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("client %d", i)
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, 64)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Read(b); err != nil || string(b[:n]) != msg {
+			lost++
+		}
+		c.Close()
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d new clients got no echo after the reload to fewer sockets", lost, clients)
+	}
+	echoOn(t, old, "after")
+}

@@ -63,7 +63,9 @@ func inheritedSockets(fs []upgrade.File) (*sockets, error) {
 }
 
 // ListenFiles duplicates every listening socket of every app, named by its
-// listen key, for a new process (binary upgrade). The caller closes them.
+// listen key, for a new process (binary upgrade). The caller closes them,
+// and hands them on through upgrade.Spawn: their Fd would put the sockets,
+// which this process still serves, in blocking mode.
 func (d *Daemon) ListenFiles() ([]upgrade.File, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

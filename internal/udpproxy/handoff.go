@@ -146,6 +146,17 @@ func socketKey(host string, port uint16, idx int) string {
 	return k
 }
 
+// PortKey is the key of the port's first socket for the key of any of its
+// sockets ("udp host:port#i" → "udp host:port"); other keys are returned
+// as they are. A reload hands over every socket of a port the new config
+// still listens on, however many udp.sockets it asks for.
+func PortKey(k string) string {
+	if base, _, ok := strings.Cut(k, "#"); ok && strings.HasPrefix(k, "udp ") {
+		return base
+	}
+	return k
+}
+
 // hasReuseport reports whether l's socket has SO_REUSEPORT set.
 func hasReuseport(l *listener) bool {
 	on := 0

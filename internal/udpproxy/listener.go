@@ -20,8 +20,12 @@ import (
 // key identifies a session on one listener: the socket peer, the real
 // client when a trusted front proxy named one (zero otherwise), and, on a
 // wildcard socket, the local address the client sent to (zero otherwise).
-// errRestartSys is the kernel's ERESTARTSYS (512), which a raw recvmmsg
-// interrupted by a signal can return.
+// errRestartSys is the kernel's ERESTARTSYS (512): a recvmmsg sleeping on
+// a blocking socket that a signal interrupts after some datagrams returns
+// those and leaves ERESTARTSYS as the socket's pending error, which the
+// next call on the socket (a receive or a send, in whichever process shares
+// the socket) returns instead of doing its work. prism's own calls never
+// sleep (MSG_DONTWAIT), but a process it shares a socket with may.
 const errRestartSys = syscall.Errno(512)
 
 type key struct {

@@ -11,7 +11,8 @@ import (
 // have no recvmmsg/sendmmsg: a batch moves one recvmsg(2) or sendmsg(2) per
 // datagram, with the same results as the batched calls (the number of
 // messages moved; an error only when none moved, the next call reports it
-// otherwise).
+// otherwise), and likewise with MSG_DONTWAIT: they never wait, whatever
+// the socket's blocking mode.
 
 func recvmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
 	return eachMsg(syscall.SYS_RECVMSG, fd, hs)
@@ -26,7 +27,7 @@ func sendmmsg(fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
 func eachMsg(trap, fd uintptr, hs []mmsghdr) (int, syscall.Errno) {
 	n := 0
 	for n < len(hs) {
-		r, _, e := syscall.Syscall(trap, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), 0)
+		r, _, e := syscall.Syscall(trap, fd, uintptr(unsafe.Pointer(&hs[n].Hdr)), syscall.MSG_DONTWAIT)
 		if e == syscall.EINTR {
 			continue
 		}

@@ -99,6 +99,13 @@ func (r *replier) send(fd uintptr) bool {
 		if e == unix.EAGAIN {
 			return false
 		}
+		if e == errRestartSys {
+			// Not about this message: the pending error a receive on the
+			// socket interrupted by a signal left (a process sharing the
+			// socket that reads it in blocking mode), returned by this
+			// send instead of sending. Send it again.
+			continue
+		}
 		if e != 0 {
 			r.sendDrop++
 			r.sendN++ // skip the message the kernel refused

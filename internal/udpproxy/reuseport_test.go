@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -80,4 +81,81 @@ func TestSharedTableAcrossSockets(t *testing.T) {
 	if n := s.Stats().Sessions; n != 1 {
 		t.Fatalf("%d sessions, want 1", n)
 	}
+}
+
+// TestInheritsEverySocketOfThePort: a server that takes over a port with
+// more SO_REUSEPORT sockets than its udp.sockets (a reload or binary
+// upgrade that lowered it) reads every one of them: the kernel goes on
+// hashing clients to all the sockets of the group, and one nobody reads
+// would hold their datagrams until it closed and dropped them. A port
+// with fewer takes them and binds the rest.
+func TestInheritsEverySocketOfThePort(t *testing.T) {
+	const clients = 64
+	o := testpeer.StartUDPEcho(t, "")
+	pool := staticPool(t, o.Addr().String())
+	listen := listenOn(t, fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))) // a port with a hand-over key
+	a := startServer(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: 4}}, nil, nil)
+	addr := addrOf(a, 0)
+	cs := make([]*net.UDPConn, clients)
+	for i := range cs {
+		cs[i] = dial(t, addr)
+	}
+	echoAll := func(round string) {
+		t.Helper()
+		for i, c := range cs {
+			msg := fmt.Sprintf("client %d %s", i, round)
+			if got := roundTrip(t, c, msg); got != msg {
+				t.Fatalf("client %d got %q, want %q", i, got, msg)
+			}
+		}
+	}
+	echoAll("before")
+	prev := a
+	for _, n := range []int{2, 6} {
+		h := prev.HandOff(func(string) bool { return true })
+		if h.Len() != len(prev.listeners) {
+			t.Fatalf("hand-over of %d sockets, want %d", h.Len(), len(prev.listeners))
+		}
+		want := max(n, h.Len())
+		b := startServerInheriting(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: n}}, h)
+		if len(b.listeners) != want || h.Len() != 0 {
+			t.Fatalf("udp.sockets %d over %d inherited sockets: %d read, %d left unread; want %d read", n, len(prev.listeners), len(b.listeners), h.Len(), want)
+		}
+		echoAll(fmt.Sprintf("udp.sockets %d", n))
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		if err := prev.Shutdown(ctx); err != nil { // its sessions end; the sockets are b's
+			t.Fatal(err)
+		}
+		cancel()
+		echoAll(fmt.Sprintf("udp.sockets %d, previous server gone", n))
+		for i, l := range b.listeners {
+			if l.received.Load() == 0 {
+				t.Errorf("udp.sockets %d: socket %d received no datagram from %d clients", n, i, clients)
+			}
+		}
+		prev = b
+	}
+}
+
+// startServerInheriting is startServer over the sockets of h.
+func startServerInheriting(t *testing.T, app App, h *Handoff) *Server {
+	t.Helper()
+	app = prepared(t, app)
+	app.ID = "udp-app"
+	s, err := New(app, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Inherit(h)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }

@@ -155,7 +155,15 @@ func (s *Server) Start() error {
 	for _, sp := range s.specs {
 		for p := int(sp.lo); p <= int(sp.hi); p++ {
 			var first *listener
-			for i := 0; i < n; i++ {
+			// Past n only the port's further inherited sockets: they are in
+			// the kernel's SO_REUSEPORT group, which goes on hashing clients
+			// to them whether or not anyone reads them, and closing one drops
+			// what it holds. The port keeps them (udp.sockets is a floor for
+			// inherited ports; a restart applies a lower count).
+			for i := 0; i < n || first != nil && s.inherit[socketKey(sp.host, uint16(p), i)] != nil; i++ {
+				if i == n {
+					s.log.Info("udp port inherited more sockets than udp.sockets; reading them all", "addr", first.local.String(), "udp.sockets", n)
+				}
 				port := uint16(p)
 				var t *table
 				if first != nil {
@@ -168,7 +176,7 @@ func (s *Server) Start() error {
 						break
 					}
 				}
-				l, err := s.bindOrInherit(sp.host, uint16(p), port, p-int(sp.lo), i, t, n > 1)
+				l, err := s.bindOrInherit(sp.host, uint16(p), port, p-int(sp.lo), i, t, n > 1 || i > 0)
 				if err != nil {
 					for _, l := range s.listeners {
 						if l.prev == nil {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Environment of a process started by Spawn.
@@ -97,6 +99,39 @@ func Ready() error {
 	return nil
 }
 
+// inheritable duplicates f, a socket this process goes on serving, for a
+// child's ExtraFiles. os/exec takes each file's Fd, and the Fd of a
+// net.Conn's File (what the servers hand over) puts the socket in blocking
+// mode: O_NONBLOCK belongs to the socket (the open file description every
+// duplicate, in either process, shares), not to one descriptor, so this
+// process's own listeners would turn blocking until the new process's
+// net.FilePacketConn or FileListener cleared it again. A UDP listener's
+// raw recvmmsg then sleeps in the kernel, and a signal that interrupts it
+// after a datagram leaves ERESTARTSYS as the socket's pending error, which
+// the next send on the socket returns instead of sending: a reply lost. A
+// duplicate made here (os.NewFile of a plain dup) has an Fd that leaves
+// the mode alone.
+func inheritable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("dup: %w", derr)
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
 // Child is a process started by Spawn.
 type Child struct {
 	Cmd    *exec.Cmd
@@ -121,7 +156,13 @@ func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	names := make([]string, len(fs))
 	for i, f := range fs {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f.File)
+		d, err := inheritable(f.File)
+		if err != nil {
+			w.Close()
+			closeFiles(cmd.ExtraFiles)
+			return nil, fmt.Errorf("upgrade: socket %s: %w", f.Key, err)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, d)
 		names[i] = f.Key
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
@@ -137,11 +178,11 @@ func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io
 		EnvFDs+"="+strconv.Itoa(len(fs)),
 		EnvNames+"="+strings.Join(names, "|"),
 		EnvReady+"="+strconv.Itoa(3+len(fs)))
-	if err := cmd.Start(); err != nil {
-		w.Close()
+	err = cmd.Start()
+	closeFiles(cmd.ExtraFiles) // the child holds its copies
+	if err != nil {
 		return nil, fmt.Errorf("upgrade: start %s: %w", exe, err)
 	}
-	w.Close() // the child holds its copy
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	ready := make(chan error, 1)

@@ -5,8 +5,11 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func listenerFile(t *testing.T) File {
@@ -73,5 +76,67 @@ func TestInheritedNone(t *testing.T) {
 	t.Setenv("LISTEN_FDS", "2")
 	if fs, err := Inherited(); err != nil || fs != nil {
 		t.Fatalf("LISTEN_PID of another process: %v %v", fs, err)
+	}
+}
+
+// nonBlocking reports whether the socket of c has O_NONBLOCK set.
+func nonBlocking(t *testing.T, c syscall.Conn) bool {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil {
+		t.Fatal(err)
+	}
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return flags&unix.O_NONBLOCK != 0
+}
+
+// TestSpawnKeepsSocketsNonBlocking: the sockets the running process hands
+// over are the ones it goes on serving until the new process is ready, and
+// O_NONBLOCK belongs to the socket (the open file description every
+// duplicate shares), not to one descriptor. Spawn must not clear it: on a
+// blocking socket the UDP listener's raw recvmmsg sleeps in the kernel, and
+// a signal that interrupts it after some datagrams leaves ERESTARTSYS as the
+// socket's pending error, which the next send on the socket (a reply to a
+// client) returns instead of sending. net.Conn.File's descriptor is one
+// whose Fd (what os/exec calls for ExtraFiles) puts the socket in blocking
+// mode.
+func TestSpawnKeepsSocketsNonBlocking(t *testing.T) {
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var fs []File
+	for _, c := range []interface{ File() (*os.File, error) }{uc, ln} {
+		f, err := c.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fs = append(fs, File{Key: "k", File: f})
+	}
+	c, err := Spawn("/bin/sh", []string{"-c", `eval "echo READY >&$PRISM_READY_FD"; exec sleep 30`}, nil, fs, nil, nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	_ = c.Cmd.Process.Kill()
+	_ = c.Wait()
+	if !nonBlocking(t, uc) {
+		t.Error("the UDP socket handed to the new process is in blocking mode in this one")
+	}
+	if !nonBlocking(t, ln) {
+		t.Error("the TCP listener handed to the new process is in blocking mode in this one")
 	}
 }
