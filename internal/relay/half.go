@@ -134,10 +134,10 @@ func (h *half) dst() net.Conn { return h.r.conn(h.dstSide) }
 
 // peer is the other direction; its src is this one's dst.
 func (h *half) peer() *half {
-	if h == &h.r.c2o {
-		return &h.r.o2c
+	if h == &h.r.d.c2o {
+		return &h.r.d.o2c
 	}
-	return &h.r.c2o
+	return &h.r.d.c2o
 }
 
 // dstRaw is the RawConn of dst when it is a kernel socket, else nil.

@@ -133,7 +133,10 @@ type Relay struct {
 	client, origin net.Conn
 	opts           Options
 
-	c2o, o2c half
+	// d holds the two directions of the goroutine path (nil on the loop
+	// path, loop_linux.go, which keeps its own smaller state in fl).
+	d  *dirs
+	fl *fdConn
 
 	// last is the time (UnixNano) a byte last moved, read by the idle timer.
 	last  atomic.Int64
@@ -145,10 +148,14 @@ type Relay struct {
 	keepAliveSet atomic.Bool // Options.KeepAlive was applied (or need not be)
 
 	mu       sync.Mutex
-	ended    bool // a cause was recorded; the halves are being interrupted
+	ended    bool        // a cause was recorded; the directions are being interrupted
+	endedA   atomic.Bool // ended, for reading without mu
 	cause    cause
 	firstFin atomic.Uint32 // event.Side of the first peer that sent FIN
 }
+
+// dirs are the two directions of a relay on the goroutine path.
+type dirs struct{ c2o, o2c half }
 
 // cause is the first reason the relay ended abnormally (error, idle, stop).
 type cause struct {
@@ -161,12 +168,17 @@ type cause struct {
 // New prepares a relay between client and origin. Nothing moves until Run.
 func New(client, origin net.Conn, opts Options) *Relay {
 	r := &Relay{client: client, origin: origin, opts: opts}
-	r.c2o.init(r, rawConn(client), event.SideClient, event.SideOrigin)
-	r.o2c.init(r, rawConn(origin), event.SideOrigin, event.SideClient)
-	r.c2o.bind()
-	r.o2c.bind()
-	r.c2o.setMode(opts.Mode)
-	r.o2c.setMode(opts.Mode)
+	crc, orc := rawConn(client), rawConn(origin)
+	if crc != nil && orc != nil && takeFDs(r, crc, orc) {
+		return r // the loop path: both sockets are now raw descriptors of r.fl
+	}
+	r.d = new(dirs)
+	r.d.c2o.init(r, crc, event.SideClient, event.SideOrigin)
+	r.d.o2c.init(r, orc, event.SideOrigin, event.SideClient)
+	r.d.c2o.bind()
+	r.d.o2c.bind()
+	r.d.c2o.setMode(opts.Mode)
+	r.d.o2c.setMode(opts.Mode)
 	return r
 }
 
@@ -199,17 +211,15 @@ func (r *Relay) Start(done func(Result)) {
 	r.remaining.Store(2)
 	now := time.Now()
 	r.last.Store(now.UnixNano())
-	r.c2o.startRTT(r.opts.ClientRTT, now)
-	r.o2c.startRTT(r.opts.OriginRTT, now)
-	if d := r.opts.IdleTimeout; d > 0 {
-		r.mu.Lock()
-		if !r.ended {
-			r.timer = time.AfterFunc(d, r.checkIdle)
-		}
-		r.mu.Unlock()
+	if r.fl != nil {
+		r.fl.start(now)
+		return
 	}
+	r.d.c2o.startRTT(r.opts.ClientRTT, now)
+	r.d.o2c.startRTT(r.opts.OriginRTT, now)
+	r.startIdleTimer()
 	if p := r.opts.ClientPrefix; len(p) > 0 {
-		r.c2o.count(int64(len(p)), now)
+		r.d.c2o.count(int64(len(p)), now)
 		if _, err := r.origin.Write(p); err != nil {
 			r.fail(err, event.SideOrigin, "origin write")
 		}
@@ -217,8 +227,19 @@ func (r *Relay) Start(done func(Result)) {
 	}
 	// Each direction runs on a goroutine of its own until it goes quiet
 	// and parks (then it holds none).
-	r.c2o.begin()
-	r.o2c.begin()
+	r.d.c2o.begin()
+	r.d.o2c.begin()
+}
+
+// startIdleTimer arms the idle timeout (Options.IdleTimeout).
+func (r *Relay) startIdleTimer() {
+	if d := r.opts.IdleTimeout; d > 0 {
+		r.mu.Lock()
+		if !r.ended {
+			r.timer = time.AfterFunc(d, r.checkIdle)
+		}
+		r.mu.Unlock()
+	}
 }
 
 // quiet is called when a direction parks for the first time: the
@@ -257,24 +278,31 @@ func (r *Relay) complete() {
 		r.timer.Stop()
 	}
 	r.ended = true // late Stop calls do nothing
+	r.endedA.Store(true)
 	c := r.cause
 	r.mu.Unlock()
 
 	res := Result{
-		ClientBytes: r.c2o.bytes,
-		OriginBytes: r.o2c.bytes,
-		ClientRTT:   r.c2o.finalRTT(),
-		OriginRTT:   r.o2c.finalRTT(),
+		ClientBytes: r.d.c2o.bytes,
+		OriginBytes: r.d.o2c.bytes,
+		ClientRTT:   r.d.c2o.finalRTT(),
+		OriginRTT:   r.d.o2c.finalRTT(),
 	}
 	_ = r.client.Close()
 	_ = r.origin.Close()
+	r.finishResult(&res, c)
+	r.onDone(res)
+}
+
+// finishResult fills in how the relay ended: the recorded cause, or a
+// clean close by the peer that sent FIN first.
+func (r *Relay) finishResult(res *Result, c cause) {
 	if c.status != 0 {
 		res.Status, res.Side, res.Reason, res.Detail = c.status, c.side, c.reason, c.detail
 	} else {
 		res.Status, res.Reason = event.StatusOK, event.ReasonPeerClose
 		res.Side = event.Side(r.firstFin.Load())
 	}
-	r.onDone(res)
 }
 
 // Stop ends the relay promptly from any goroutine. Unless the relay already
@@ -320,6 +348,7 @@ func (r *Relay) end(c cause) {
 		return
 	}
 	r.ended = true
+	r.endedA.Store(true)
 	r.cause = c
 	if r.timer != nil {
 		r.timer.Stop()
@@ -329,10 +358,26 @@ func (r *Relay) end(c cause) {
 }
 
 // isEnded reports whether a cause was recorded.
-func (r *Relay) isEnded() bool {
+func (r *Relay) isEnded() bool { return r.endedA.Load() }
+
+// record is fail for the loop path: it records the cause (unless the
+// relay ended already, and this error is only how the end showed) and
+// wakes nothing: the loop, its caller, completes the relay next.
+func (r *Relay) record(err error, side event.Side, op string) {
+	if r.isEnded() {
+		return
+	}
+	status, reason := errstatus.Flow(err, side)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ended
+	if !r.ended {
+		r.ended = true
+		r.endedA.Store(true)
+		r.cause = cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)}
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+	}
+	r.mu.Unlock()
 }
 
 // aLongTimeAgo is a deadline in the past: setting it wakes every blocked
@@ -369,7 +414,11 @@ func errText(err error) string {
 // fails every wait and the next read of a running direction; a parked
 // direction is resumed so that it sees the deadline and finishes.
 func (r *Relay) interrupt() {
+	if r.fl != nil {
+		r.fl.kick()
+		return
+	}
 	r.interruptConns()
-	r.c2o.resumeIfParked()
-	r.o2c.resumeIfParked()
+	r.d.c2o.resumeIfParked()
+	r.d.o2c.resumeIfParked()
 }

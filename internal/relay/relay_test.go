@@ -676,25 +676,42 @@ func TestBusyWaitDeadlines(t *testing.T) {
 }
 
 // TestKeepAliveWhenQuiet: Options.KeepAlive reaches both legs' sockets
-// once the connection goes quiet (a direction parks), not before.
+// once the connection lived a while (the loop path: one sweep; the
+// goroutine path: a direction parks), not before.
 func TestKeepAliveWhenQuiet(t *testing.T) {
 	if getPoller(0) == nil {
 		t.Skip("no epoll poller: directions never park")
 	}
 	ka := net.KeepAliveConfig{Enable: true, Idle: 77 * time.Second, Interval: 7 * time.Second, Count: 4}
 	g := newRig(t, legTCP, legTCP, Options{KeepAlive: ka})
-	idle := func(c net.Conn) int {
-		rc, err := c.(*net.TCPConn).SyscallConn()
-		if err != nil {
-			t.Fatal(err)
+	fdIdle := func(fd int) int {
+		if on, _ := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); on == 1 {
+			v, _ := syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+			return v
 		}
-		var v int
-		_ = rc.Control(func(fd uintptr) {
-			if on, _ := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); on == 1 {
-				v, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+		return 0
+	}
+	// idle returns TCP_KEEPIDLE of both legs (0: keepalive off).
+	idle := func() (v [2]int) {
+		if fl := g.relay.fl; fl != nil {
+			g.relay.mu.Lock()
+			defer g.relay.mu.Unlock()
+			for i := range 2 {
+				v[i] = fdIdle(int(fl.fd[i]))
 			}
-		})
+			return v
+		}
+		for i, c := range []net.Conn{g.relay.client, g.relay.origin} {
+			rc, err := c.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = rc.Control(func(fd uintptr) { v[i] = fdIdle(int(fd)) })
+		}
 		return v
+	}
+	if v := idle(); v[0] == 77 || v[1] == 77 {
+		t.Fatalf("keepalive set at the start (%v), want it only once the connection lived a while", v)
 	}
 	if _, err := g.client.Write([]byte("x")); err != nil {
 		t.Fatal(err)
@@ -702,14 +719,12 @@ func TestKeepAliveWhenQuiet(t *testing.T) {
 	if _, err := io.ReadFull(g.origin, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(busyWait + 5*time.Second)
-	for (idle(g.relay.client) != 77 || idle(g.relay.origin) != 77) && time.Now().Before(deadline) {
+	deadline := time.Now().Add(busyWait + sweepEvery + 5*time.Second)
+	for v := idle(); (v[0] != 77 || v[1] != 77) && time.Now().Before(deadline); v = idle() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, c := range []net.Conn{g.relay.client, g.relay.origin} {
-		if got := idle(c); got != 77 {
-			t.Errorf("%v: TCP_KEEPIDLE %d (0: keepalive off), want 77", c.LocalAddr(), got)
-		}
+	if v := idle(); v != [2]int{77, 77} {
+		t.Errorf("TCP_KEEPIDLE of the legs %v (0: keepalive off), want 77 each", v)
 	}
 	g.relay.Stop()
 	g.result(t)

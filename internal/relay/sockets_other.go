@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // The portable fallback of the Linux-only parts (sockets_linux.go,
@@ -60,3 +61,14 @@ func (*poller) unregister(*half) {}
 // they are never called.
 func (h *half) peekWait(uintptr) bool { return true }
 func (h *half) peekTry(uintptr) bool  { return true }
+
+// fdConn is the Linux loop path's relay state; there is no loop here,
+// and a Relay's fl stays nil. fd only lets shared tests compile.
+type fdConn struct{ fd [2]int32 }
+
+// sweepEvery is the Linux loop's keepalive sweep; no loop here.
+const sweepEvery = 0
+
+func takeFDs(*Relay, syscall.RawConn, syscall.RawConn) bool { return false }
+func (*fdConn) start(time.Time)                             {}
+func (*fdConn) kick()                                       {}

@@ -1,0 +1,718 @@
+//go:build !portable
+
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// The loop path, for a relay between two kernel stream sockets (TCP or
+// unix), the common case: in the spirit of HAProxy's and nginx's event
+// loops, the relay owns both sockets as raw descriptors (New duplicates
+// them and closes the net.Conns, so the runtime's netpoller forgets them)
+// and one event loop per core, on an edge-triggered epoll set, reads and
+// writes them when they are ready: no goroutine, pipe or buffer per
+// connection, a small message costs one read(2) and one write(2) on the
+// loop's goroutine, and one wake-up of the loop serves every socket that
+// became ready meanwhile. Bytes move the same ways as on the goroutine
+// path (Mode: small messages through a pooled 16 KiB buffer, bulk spliced
+// through a pooled pipe, ModeCopy through 64 KiB).
+//
+// The loop waits in the runtime netpoller on its epoll descriptor (see
+// poller for why not in epoll_wait itself), within one RawConn.Read call
+// for as long as events keep coming, so that a readiness edge that came
+// while the loop was busy is never lost. A read deadline on that
+// descriptor wakes it once a second to set TCP keepalive on connections
+// that have lived that long (Options.KeepAlive).
+//
+// A direction's state belongs to the loop goroutine. Other goroutines
+// (Stop, the idle timer) record the cause and shut both sockets down
+// (under the Relay's mutex, never after the loop closed them); the
+// shutdown wakes the loop, which completes the relay.
+
+// sweepEvery is how often a loop wakes without events, to set TCP
+// keepalive on the connections that lived that long.
+const sweepEvery = time.Second
+
+// evloop is one event loop: an epoll set, the relays registered in it by
+// slot, and the goroutine that serves them.
+type evloop struct {
+	epfd int
+	file *os.File // epfd, for waiting in the runtime netpoller
+	rc   syscall.RawConn
+
+	mu    sync.Mutex
+	slots []*fdConn // by slot; nil when free
+	free  []int32
+	gen   int32
+	ka    []*fdConn // started with Options.KeepAlive, not yet set
+
+	// Owned by the loop goroutine.
+	events [128]unix.EpollEvent
+	now    int64     // UnixNano at the last wake-up
+	busy   []*fdConn // relays whose budget ran out (see pumpBudget)
+	spare  []*fdConn
+	werr   error // epoll_wait failed
+	waitFn func(uintptr) bool
+}
+
+var theLoops struct {
+	once sync.Once
+	ls   []*evloop
+}
+
+// getLoop returns the loop for socket descriptor fd, starting one loop
+// per usable core on first use; nil if epoll is unavailable or the
+// environment turns it off (PRISM_RELAY_POLLER=off: every relay then
+// takes the goroutine path and waits in the runtime netpoller).
+func getLoop(fd int) *evloop {
+	theLoops.once.Do(func() {
+		if os.Getenv("PRISM_RELAY_POLLER") == "off" {
+			return
+		}
+		for range max(runtime.GOMAXPROCS(0), 1) {
+			l, err := newLoop()
+			if err != nil {
+				slog.Warn("relay: no event loop, relays take the goroutine path", "err", err)
+				break
+			}
+			theLoops.ls = append(theLoops.ls, l)
+			go l.run()
+		}
+	})
+	if n := len(theLoops.ls); n > 0 {
+		return theLoops.ls[uint(fd)%uint(n)]
+	}
+	return nil
+}
+
+func newLoop() (*evloop, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil { // so that os.NewFile registers it with the runtime poller
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	l := &evloop{epfd: fd, file: os.NewFile(uintptr(fd), "relay-loop")}
+	if l.rc, err = l.file.SyscallConn(); err != nil {
+		l.file.Close()
+		return nil, fmt.Errorf("epoll set not pollable: %w", err)
+	}
+	l.waitFn = l.serve
+	return l, nil
+}
+
+func (l *evloop) run() {
+	for {
+		_ = l.file.SetReadDeadline(time.Now().Add(sweepEvery))
+		err := l.rc.Read(l.waitFn) // returns only on the deadline or a failure
+		switch {
+		case l.werr != nil:
+			slog.Error("relay: epoll_wait failed; relays on this loop stall", "err", l.werr)
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.sweep()
+		case err != nil:
+			slog.Error("relay: waiting on the epoll set failed; relays on this loop stall", "err", err)
+			return
+		}
+	}
+}
+
+// serve is the RawConn.Read callback: it handles every ready event and
+// returns false to wait for the next edge within the same Read call.
+func (l *evloop) serve(uintptr) bool {
+	for {
+		n, err := epollWaitNow(l.epfd, l.events[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			l.werr = err
+			return true
+		case n == 0 && len(l.busy) == 0:
+			return false
+		}
+		l.now = time.Now().UnixNano()
+		if len(l.busy) > 0 {
+			busy := l.busy
+			l.busy = l.spare[:0]
+			for _, c := range busy {
+				c.queued = false
+				c.step()
+			}
+			clear(busy)
+			l.spare = busy
+		}
+		for i := range n {
+			ev := &l.events[i]
+			slot, side := ev.Fd>>1, ev.Fd&1
+			l.mu.Lock()
+			var c *fdConn
+			if int(slot) < len(l.slots) {
+				c = l.slots[slot]
+			}
+			l.mu.Unlock()
+			if c == nil || c.gen != ev.Pad {
+				continue // the slot was freed, or reused by another relay
+			}
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				c.rd[side] = true
+			}
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				c.hup[side] = true // read until EOF: no edge will follow the last bytes
+			}
+			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				c.wr[side] = true
+			}
+			c.step()
+		}
+		if n < len(l.events) && len(l.busy) == 0 {
+			return false
+		}
+	}
+}
+
+// later queues c for another turn (its budget ran out with bytes still
+// to move; no edge will say so).
+func (l *evloop) later(c *fdConn) {
+	if !c.queued {
+		c.queued = true
+		l.busy = append(l.busy, c)
+	}
+}
+
+// sweep sets TCP keepalive on the relays started with it that lived
+// through one sweep interval (Options.KeepAlive: only a connection that
+// stays open for a while needs it; a short one saves the system calls).
+func (l *evloop) sweep() {
+	l.mu.Lock()
+	ka := l.ka
+	l.ka = nil
+	l.mu.Unlock()
+	for _, c := range ka {
+		c.r.mu.Lock()
+		if !c.closed {
+			for i := range 2 {
+				if c.tcp[i] {
+					setKeepAlive(int(c.fd[i]), c.r.opts.KeepAlive)
+				}
+			}
+		}
+		c.r.mu.Unlock()
+	}
+}
+
+// add registers c's sockets (edge-triggered: every readiness change is
+// one event) under a fresh slot.
+func (l *evloop) add(c *fdConn) {
+	l.mu.Lock()
+	var slot int32
+	if n := len(l.free); n > 0 {
+		slot = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		slot = int32(len(l.slots))
+		l.slots = append(l.slots, nil)
+	}
+	l.gen++
+	c.slot, c.gen = slot, l.gen
+	l.slots[slot] = c
+	if c.r.opts.KeepAlive.Enable && (c.tcp[0] || c.tcp[1]) {
+		l.ka = append(l.ka, c)
+	}
+	l.mu.Unlock()
+	for side := range int32(2) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: c.gen}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
+			// Cannot happen for a connected socket short of ENOMEM; end
+			// the relay rather than leave a socket nobody watches.
+			c.r.end(cause{status: event.StatusInternal, side: event.SideProxy, reason: event.ReasonClosed, detail: "relay: epoll_ctl: " + err.Error()})
+		}
+	}
+}
+
+func (l *evloop) release(c *fdConn) {
+	l.mu.Lock()
+	if l.slots[c.slot] == c {
+		l.slots[c.slot] = nil
+		l.free = append(l.free, c.slot)
+	}
+	l.mu.Unlock()
+}
+
+// fdConn is a relay on the loop path.
+type fdConn struct {
+	r      *Relay
+	lp     *evloop
+	fd     [2]int32 // client, origin
+	slot   int32
+	gen    int32
+	tcp    [2]bool // the socket is TCP (TCP_INFO, keepalive)
+	rd, wr [2]bool // the socket may be readable / writable (from events)
+	hup    [2]bool // the peer shut down writing (or the socket failed)
+	done   bool    // completed (loop-owned)
+	queued bool    // in the loop's busy list
+
+	// Guarded by r.mu.
+	closed      bool // the descriptors are closed (or will be, see adding)
+	adding      bool // Start is registering the descriptors: closing waits
+	closeOnDone bool // completed while adding: Start closes them
+
+	prefix []byte // Options.ClientPrefix not yet written to the origin
+	d      [2]fdDir
+}
+
+// fdDir is one direction on the loop path: bytes read from fd[i] are
+// written to fd[1-i].
+type fdDir struct {
+	pipe      *pipe
+	buf       *[]byte
+	off       int32
+	pending   int32
+	bytes     int64
+	rtt       int64 // last RTT sample of the source, ns
+	rttAt     int64 // when it was taken, UnixNano
+	lastAt    int64 // when a byte last moved, UnixNano
+	spliceNow bool
+	smallRun  uint8
+	eof       bool // read EOF; propagate it once pending is written
+	done      bool // EOF propagated
+}
+
+// takeFDs moves r onto the loop path: both sockets become descriptors of
+// its own (the net.Conns are closed, which takes them out of the runtime
+// netpoller; the connection stays open through the duplicates). false
+// leaves r on the goroutine path (no loop, or no descriptor to spare).
+func takeFDs(r *Relay, crc, orc syscall.RawConn) bool {
+	var fds [2]int
+	dup := func(rc syscall.RawConn) (int, error) {
+		nfd, derr := -1, error(nil)
+		if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+			return -1, err
+		}
+		return nfd, derr
+	}
+	var err error
+	if fds[0], err = dup(crc); err != nil {
+		return false
+	}
+	lp := getLoop(fds[0])
+	if lp == nil {
+		unix.Close(fds[0])
+		return false
+	}
+	if fds[1], err = dup(orc); err != nil {
+		unix.Close(fds[0])
+		return false
+	}
+	c := &fdConn{r: r, lp: lp, fd: [2]int32{int32(fds[0]), int32(fds[1])}}
+	_, c.tcp[0] = r.client.(*net.TCPConn)
+	_, c.tcp[1] = r.origin.(*net.TCPConn)
+	_ = r.client.Close()
+	_ = r.origin.Close()
+	r.client, r.origin = nil, nil // closed: an idle connection keeps no net.Conn
+	r.fl = c
+	return true
+}
+
+// start is Relay.Start on the loop path.
+func (c *fdConn) start(now time.Time) {
+	r := c.r
+	ns := now.UnixNano()
+	for i, d := range [2]time.Duration{r.opts.ClientRTT, r.opts.OriginRTT} {
+		c.d[i].rttAt, c.d[i].lastAt = ns, ns
+		if d > 0 {
+			c.d[i].rtt = int64(d)
+		} else {
+			c.sampleRTT(i, ns)
+		}
+		c.publishRTT(i)
+	}
+	if p := r.opts.ClientPrefix; len(p) > 0 {
+		c.prefix = p
+		c.d[0].bytes = int64(len(p))
+		if l := r.opts.Live; l != nil {
+			l.ClientBytes.Add(int64(len(p)))
+		}
+		r.opts.ClientPrefix = nil
+	}
+	c.wr = [2]bool{true, true} // connected sockets take data until a write says EAGAIN
+	r.mu.Lock()
+	c.adding = true
+	r.mu.Unlock()
+	r.startIdleTimer()
+	c.lp.add(c)
+	r.mu.Lock()
+	c.adding = false
+	if c.closeOnDone {
+		c.closeFDs()
+	}
+	r.mu.Unlock()
+}
+
+// kick wakes the loop for a relay that ended off the loop (Stop, idle
+// timeout): shutting both sockets down makes them readable.
+func (c *fdConn) kick() {
+	c.r.mu.Lock()
+	if !c.closed {
+		_ = unix.Shutdown(int(c.fd[0]), unix.SHUT_RDWR)
+		_ = unix.Shutdown(int(c.fd[1]), unix.SHUT_RDWR)
+	}
+	c.r.mu.Unlock()
+}
+
+// closeFDs closes both descriptors (r.mu held); closing also takes them
+// out of the epoll set.
+func (c *fdConn) closeFDs() {
+	_ = unix.Close(int(c.fd[0]))
+	_ = unix.Close(int(c.fd[1]))
+}
+
+// step moves both directions as far as the sockets allow, and completes
+// the relay once both are done or it ended.
+func (c *fdConn) step() {
+	if c.done {
+		return
+	}
+	for i := range 2 {
+		if c.r.isEnded() {
+			break
+		}
+		if !c.d[i].done {
+			c.pump(i)
+		}
+	}
+	if (c.d[0].done && c.d[1].done) || c.r.isEnded() {
+		c.complete()
+	}
+}
+
+// sides of direction i: it reads side i and writes side 1-i.
+func sides(i int) (src, dst event.Side) {
+	if i == 0 {
+		return event.SideClient, event.SideOrigin
+	}
+	return event.SideOrigin, event.SideClient
+}
+
+// pumpBudget bounds the chunks one direction moves per turn (up to 1
+// MiB spliced), so that a bulk stream whose source never drains cannot
+// hold the loop from its other connections: the loop comes back to it
+// after serving the events that came meanwhile.
+const pumpBudget = 16
+
+// pump moves direction i until its source is drained, its destination is
+// full, it is done, or its budget is spent.
+func (c *fdConn) pump(i int) {
+	d := &c.d[i]
+	src, dst := int(c.fd[i]), int(c.fd[1-i])
+	srcSide, dstSide := sides(i)
+	for budget := pumpBudget; ; budget-- {
+		if budget == 0 {
+			c.lp.later(c)
+			return
+		}
+		if d.pending > 0 || (i == 0 && len(c.prefix) > 0) {
+			if !c.wr[1-i] {
+				return
+			}
+			full, err := c.flush(d, i, dst)
+			if err != nil {
+				c.r.record(err, dstSide, dstSide.String()+" write")
+				return
+			}
+			if full {
+				c.wr[1-i] = false
+				return
+			}
+		}
+		if d.eof {
+			d.done = true
+			c.r.finished(srcSide)
+			if err := unix.Shutdown(dst, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+				c.r.record(err, dstSide, "shutdown "+dstSide.String())
+			}
+			return
+		}
+		if !c.rd[i] {
+			return
+		}
+		if d.spliceNow && c.lp.now-d.lastAt > int64(busyWait) && c.r.opts.Mode == ModeAuto {
+			d.spliceNow, d.smallRun = false, 0 // quiet for a while: start small again
+		}
+		n, err := c.fill(d, src)
+		switch {
+		case err == unix.EAGAIN:
+			c.rd[i] = false
+			c.drop(d)
+			return
+		case err != nil:
+			c.r.record(err, srcSide, srcSide.String()+" read")
+			return
+		case n == 0:
+			if errno, _ := unix.GetsockoptInt(src, unix.SOL_SOCKET, unix.SO_ERROR); errno != 0 {
+				// An abort (timeout, reset) that read as EOF.
+				c.r.record(syscall.Errno(errno), srcSide, srcSide.String()+" read")
+				return
+			}
+			c.drop(d)
+			d.eof = true
+			continue
+		}
+		c.count(i, int64(n))
+		d.pending = int32(n)
+		if d.pipe == nil && n < len(*d.buf) && !c.hup[i] {
+			// A short read drained the socket (stream reads return short
+			// only then): the next edge says when there is more. Not after
+			// the peer's FIN: it may be queued behind these bytes already,
+			// and no edge would follow.
+			c.rd[i] = false
+		}
+		c.adapt(d, n)
+	}
+}
+
+// fill reads what src has queued into the direction's pipe or buffer.
+func (c *fdConn) fill(d *fdDir, src int) (int, error) {
+	for {
+		var n int
+		var err error
+		if d.spliceNow || c.r.opts.Mode == ModeSplice {
+			if d.pipe == nil {
+				if d.pipe, err = getPipe(); err != nil {
+					return 0, err
+				}
+			}
+			var n64 int64
+			n64, err = unix.Splice(src, nil, d.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n = int(n64)
+		} else {
+			if d.buf == nil {
+				bufsInUse.Add(1)
+				if c.r.opts.Mode == ModeCopy {
+					d.buf = copyBufs.Get().(*[]byte)
+				} else {
+					d.buf = smallBufs.Get().(*[]byte)
+				}
+			}
+			n, err = rawRead(src, *d.buf)
+			d.off = 0
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		return n, err
+	}
+}
+
+// flush writes direction i's pending bytes (the client prefix first) to
+// dst; full reports a full socket buffer.
+func (c *fdConn) flush(d *fdDir, i, dst int) (full bool, err error) {
+	for i == 0 && len(c.prefix) > 0 {
+		n, err := rawWrite(dst, c.prefix)
+		switch err {
+		case nil:
+			c.prefix = c.prefix[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return true, nil
+		default:
+			return false, err
+		}
+	}
+	c.prefix = nil
+	for d.pending > 0 {
+		var n int
+		var err error
+		if d.pipe != nil {
+			var n64 int64
+			n64, err = unix.Splice(d.pipe.r, nil, dst, nil, int(d.pending), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n = int(n64)
+		} else {
+			n, err = rawWrite(dst, (*d.buf)[d.off:d.off+d.pending])
+			d.off += int32(n)
+		}
+		switch err {
+		case nil:
+			d.pending -= int32(n)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return true, nil
+		default:
+			return false, err
+		}
+	}
+	if d.buf != nil && !c.rd[i] {
+		c.drop(d) // nothing more to read for now: hold no buffer while waiting
+	}
+	return false, nil
+}
+
+// drop gives back the direction's pipe or buffer once it is empty.
+func (c *fdConn) drop(d *fdDir) {
+	if d.pending != 0 {
+		return
+	}
+	if d.pipe != nil {
+		putPipe(d.pipe, true)
+		d.pipe = nil
+	}
+	if d.buf != nil {
+		bufsInUse.Add(-1)
+		if len(*d.buf) == copyBufSize {
+			copyBufs.Put(d.buf)
+		} else {
+			smallBufs.Put(d.buf)
+		}
+		d.buf = nil
+	}
+}
+
+// discard gives back the pipe and buffer at the end, whatever they
+// hold: a pipe that still holds bytes is closed, not pooled.
+func (c *fdConn) discard(d *fdDir) {
+	if d.pipe != nil {
+		putPipe(d.pipe, d.pending == 0)
+		d.pipe = nil
+	}
+	d.pending = 0
+	c.drop(d)
+}
+
+// adapt picks the path of the next read from the size of the last one
+// (ModeAuto only), as the goroutine path does (sockets_linux.go).
+func (c *fdConn) adapt(d *fdDir, n int) {
+	if c.r.opts.Mode != ModeAuto {
+		return
+	}
+	if !d.spliceNow {
+		if n == smallBufSize {
+			d.spliceNow, d.smallRun = true, 0
+		}
+		return
+	}
+	if n >= smallSplice {
+		d.smallRun = 0
+		return
+	}
+	if d.smallRun++; d.smallRun >= smallSplices {
+		d.spliceNow, d.smallRun = false, 0
+	}
+}
+
+// count records n bytes read from side i.
+func (c *fdConn) count(i int, n int64) {
+	d := &c.d[i]
+	d.bytes += n
+	if l := c.r.opts.Live; l != nil {
+		if i == 0 {
+			l.ClientBytes.Add(n)
+		} else {
+			l.OriginBytes.Add(n)
+		}
+	}
+	now := c.lp.now
+	d.lastAt = now
+	c.r.last.Store(now)
+	if time.Duration(now-d.rttAt) >= rttEvery {
+		c.sampleRTT(i, now)
+		c.publishRTT(i)
+	}
+}
+
+// sampleRTT reads the smoothed RTT of side i from TCP_INFO.
+func (c *fdConn) sampleRTT(i int, now int64) {
+	c.d[i].rttAt = now
+	if c.tcp[i] {
+		if v := fdRTT(int(c.fd[i])); v > 0 {
+			c.d[i].rtt = int64(v)
+		}
+	}
+}
+
+func (c *fdConn) publishRTT(i int) {
+	if l := c.r.opts.Live; l != nil && c.d[i].rtt > 0 {
+		if i == 0 {
+			l.ClientRTT.Store(c.d[i].rtt)
+		} else {
+			l.OriginRTT.Store(c.d[i].rtt)
+		}
+	}
+}
+
+// complete ends the relay on the loop: the Result, then the descriptors
+// closed and the callback.
+func (c *fdConn) complete() {
+	c.done = true
+	r := c.r
+	r.mu.Lock()
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.ended = true
+	r.endedA.Store(true)
+	cs := r.cause
+	r.mu.Unlock()
+	now := time.Now().UnixNano()
+	for i := range 2 {
+		if time.Duration(now-c.d[i].rttAt) >= rttEvery || c.d[i].rtt == 0 {
+			c.sampleRTT(i, now)
+		}
+		c.discard(&c.d[i]) // unwritten bytes die with the connection
+	}
+	res := Result{ClientBytes: c.d[0].bytes, OriginBytes: c.d[1].bytes, ClientRTT: time.Duration(c.d[0].rtt), OriginRTT: time.Duration(c.d[1].rtt)}
+	c.lp.release(c)
+	r.mu.Lock()
+	c.closed = true
+	if c.adding {
+		c.closeOnDone = true
+	} else {
+		c.closeFDs()
+	}
+	r.mu.Unlock()
+	r.finishResult(&res, cs)
+	r.onDone(res)
+}
+
+// setKeepAlive is net.TCPConn.SetKeepAliveConfig on a raw descriptor:
+// zero fields take Go's defaults (15 s idle, 15 s interval, 9 probes),
+// negative ones leave the system's.
+func setKeepAlive(fd int, ka net.KeepAliveConfig) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1) != nil {
+		return
+	}
+	secs := func(d, def time.Duration) int {
+		if d == 0 {
+			d = def
+		}
+		return int((d + time.Second - 1) / time.Second)
+	}
+	if ka.Idle >= 0 {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs(ka.Idle, 15*time.Second))
+	}
+	if ka.Interval >= 0 {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs(ka.Interval, 15*time.Second))
+	}
+	if ka.Count >= 0 {
+		n := ka.Count
+		if n == 0 {
+			n = 9
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
+	}
+}
