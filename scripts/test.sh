@@ -49,6 +49,9 @@ GOOS=darwin go vet ./...
 GOOS=linux GOARCH=arm64 go build ./...
 # The same fallbacks, run here: the build tag portable selects them on Linux.
 go test -race -count=1 -tags portable ./internal/relay ./internal/udpproxy
+# The relay's Linux fallback when it has no event loop or poller (no
+# epoll, or no descriptor to spare): sockets read through net.Conn.
+PRISM_RELAY_POLLER=off go test -race -count=1 ./internal/relay
 
 go test -race -count=1 -timeout 20m ./...
 

@@ -21,6 +21,10 @@ func (h *half) connStep() int {
 			h.readErr(err)
 			return stepDone
 		}
+		if h.peekErr != nil {
+			h.readErr(h.peekErr)
+			return stepDone
+		}
 		if h.again {
 			return stepWaitRead
 		}

@@ -452,7 +452,7 @@ func (c *fdConn) pump(i int) {
 		if !c.rd[i] {
 			return
 		}
-		if d.spliceNow && c.lp.now-d.lastAt > int64(busyWait) && c.r.opts.Mode == ModeAuto {
+		if d.spliceNow && c.lp.now-d.lastAt > int64(quietAfter) && c.r.opts.Mode == ModeAuto {
 			d.spliceNow, d.smallRun = false, 0 // quiet for a while: start small again
 		}
 		n, err := c.fill(d, src)

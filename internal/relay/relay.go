@@ -3,29 +3,37 @@
 // why the connection ended in vendor-neutral terms (event.Side, event.Reason
 // and a Spectrum status code).
 //
-// Between two kernel sockets (*net.TCPConn, *net.UnixConn) each direction
-// chooses its path as it goes (ModeAuto, the default, in the spirit of
-// HAProxy's splice-auto): small reads move with read(2)/write(2) through a
-// small buffer (sockets_linux.go, buffered_linux.go), and a direction that
-// fills that buffer switches to splice(2) through a pipe (splice_linux.go)
-// until it goes quiet or carries only small chunks again. ModeSplice and
-// ModeCopy pin one path. A pipe or buffer is borrowed from a pool only
-// while data is in flight: an idle connection holds no pipe or buffer,
-// only its two sockets. A direction with nothing to read waits briefly in
-// the runtime netpoller, then parks in one of the relay's epoll sets (one per core) without
-// a goroutine (poller_linux.go). Other connections (*tls.Conn, wrappers)
-// move through the net.Conn interface and pooled buffers (the conn path,
-// connpath.go). RTT samples come from TCP_INFO (rtt.go, rtt_linux.go).
+// Between two kernel sockets (*net.TCPConn, *net.UnixConn) on Linux, the
+// common case, a relay takes the loop path (loop_linux.go): New takes both
+// sockets over as raw descriptors (the net.Conns are closed) and one
+// edge-triggered epoll loop per core reads and writes them as they become
+// ready, as HAProxy's and nginx's loops do. Each direction chooses its way
+// as it goes (ModeAuto, the default, in the spirit of HAProxy's
+// splice-auto): small reads move with read(2)/write(2) through a small
+// pooled buffer (buffered_linux.go), and a direction that fills that
+// buffer switches to splice(2) through a pooled pipe (splice_linux.go)
+// until it goes quiet or carries only small chunks again (sockets_linux.go).
+// ModeSplice and ModeCopy pin one way. An idle connection holds no
+// goroutine, pipe, buffer or net.Conn: its two descriptors and a few
+// hundred bytes of state.
 //
-// The socket path, the poller and TCP_INFO are Linux-only. Elsewhere
-// (sockets_other.go) every connection takes the conn path, a direction
-// waiting for data holds its goroutine, and RTTs are 0. ModeSplice and
-// ModeCopy then behave as ModeAuto. The build tag portable selects this
-// fallback on Linux too (RTTs still from TCP_INFO), for its tests.
+// Other connections (*tls.Conn, wrappers) take the goroutine path
+// (half.go, connpath.go): each direction reads through the net.Conn
+// interface into a pooled buffer on a goroutine of its own; a direction
+// whose source is a kernel socket waits for data without a buffer, parked
+// in one of the relay's epoll sets without a goroutine (poller_linux.go).
+// RTT samples come from TCP_INFO (rtt.go, rtt_linux.go).
 //
-// Each direction propagates its end with a half-close (CloseWrite) and the
-// other direction keeps flowing; counters are exact per direction and are
-// published to an event.Live as every chunk moves.
+// The loop path, the poller and TCP_INFO are Linux-only. Elsewhere
+// (sockets_other.go) every relay takes the goroutine path, a direction
+// waiting for data holds its goroutine, and RTTs are 0; the Mode changes
+// nothing. The build tag portable selects this fallback on Linux too (RTTs
+// still from TCP_INFO), for its tests; so does PRISM_RELAY_POLLER=off, or
+// a process out of descriptors, for the sockets of one relay.
+//
+// Each direction propagates its end with a half-close (shutdown SHUT_WR)
+// and the other direction keeps flowing; counters are exact per direction
+// and are published to an event.Live as every chunk moves.
 package relay
 
 import (
@@ -58,12 +66,14 @@ type Options struct {
 	// TCP_INFO again; either way the samples are refreshed at most every
 	// second while bytes move, and at the end.
 	ClientRTT, OriginRTT time.Duration
-	// KeepAlive, when enabled, is set on the TCP socket under each leg the
-	// first time a direction goes quiet and parks (see busyWait), not when
-	// the relay starts: TCP keepalive only matters for a connection that
-	// stays idle for minutes, and the kernel counts its idle time from the
-	// last segment received anyway, so a short connection saves the four
-	// setsockopt calls per leg and a long one gets the same probes.
+	// KeepAlive, when enabled, is set on the TCP socket under each leg
+	// once the connection lived a while (the loop path: its next sweep,
+	// within a second; the goroutine path: the first time a direction
+	// parks), not when the relay starts: TCP keepalive only matters for a
+	// connection that stays idle for minutes, and the kernel counts its
+	// idle time from the last segment received anyway, so a short
+	// connection saves the four setsockopt calls per leg and a long one
+	// gets the same probes.
 	KeepAlive net.KeepAliveConfig
 	// Mode says how bytes move between two kernel sockets (see Mode).
 	Mode Mode
@@ -78,7 +88,7 @@ const (
 	// write(2) per message, no pipe) and splices it while it carries
 	// bulk: a read that fills the buffer switches the direction to
 	// splice(2); a run of small splices, or the direction going quiet
-	// (parking), switches it back. See sockets_linux.go.
+	// (quietAfter), switches it back. See sockets_linux.go.
 	ModeAuto Mode = iota
 	// ModeSplice always moves bytes with splice(2) through a pipe: the
 	// payload stays in the kernel (10-45 % less proxy CPU per byte on
@@ -177,8 +187,6 @@ func New(client, origin net.Conn, opts Options) *Relay {
 	r.d.o2c.init(r, orc, event.SideOrigin, event.SideClient)
 	r.d.c2o.bind()
 	r.d.o2c.bind()
-	r.d.c2o.setMode(opts.Mode)
-	r.d.o2c.setMode(opts.Mode)
 	return r
 }
 

@@ -10,36 +10,19 @@ import (
 	"time"
 )
 
-// The portable fallback of the Linux-only parts (sockets_linux.go,
-// buffered_linux.go, splice_linux.go, poller_linux.go): no
-// socket is taken for the socket path, so every direction moves on the
-// conn path (connpath.go), reading through net.Conn, which waits in the
-// runtime netpoller; an idle direction keeps its goroutine (there is no
-// poller to park in). The Mode is recorded but changes nothing. The build
-// tag portable selects this fallback on Linux too, so that its tests run
-// there (go test -tags portable).
+// The portable fallback of the Linux-only parts (loop_linux.go,
+// sockets_linux.go, buffered_linux.go, splice_linux.go, poller_linux.go):
+// no socket is taken for the loop path, so every relay takes the
+// goroutine path (connpath.go), reading through net.Conn, which waits in
+// the runtime netpoller; an idle direction keeps its goroutine (there is
+// no poller to park in). The Mode changes nothing. The build tag portable
+// selects this fallback on Linux too, so that its tests run there
+// (go test -tags portable).
 
-// rawConn is nil everywhere: there is no socket path here.
+// rawConn is nil everywhere: there is no loop path here.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 
-// bindSocketPath has no callbacks to bind.
-func (h *half) bindSocketPath() {}
-
-// setMode records the mode; there is only one path.
-func (h *half) setMode(m Mode) { h.mode = m }
-
-// sockStep is never called: sockets() is false without rawConn.
-func (h *half) sockStep() int { return h.connStep() }
-
-// quietPath and dropHeld have nothing to reset or give back: the conn
-// path holds a buffer only within connStep.
-func (h *half) quietPath() {}
-func (h *half) dropHeld()  {}
-
-// pipe is the splice pipe of the socket path; none is ever made here.
-type pipe struct{}
-
-// pipesInUse and bufsInUse count the pipes and buffers the socket path
+// pipesInUse and bufsInUse count the pipes and buffers the loop path
 // holds between chunks: none here (the conn path holds a buffer only
 // within connStep).
 var pipesInUse, bufsInUse atomic.Int64
@@ -66,8 +49,12 @@ func (h *half) peekTry(uintptr) bool  { return true }
 // and a Relay's fl stays nil. fd only lets shared tests compile.
 type fdConn struct{ fd [2]int32 }
 
-// sweepEvery is the Linux loop's keepalive sweep; no loop here.
-const sweepEvery = 0
+// sweepEvery and quietAfter are the Linux loop's keepalive sweep and
+// quiet spell; shared tests use them.
+const (
+	sweepEvery = 0
+	quietAfter = 50 * time.Millisecond
+)
 
 func takeFDs(*Relay, syscall.RawConn, syscall.RawConn) bool { return false }
 func (*fdConn) start(time.Time)                             {}

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// The splice path: socket → pipe → socket with splice(2), the payload
-// never entering user space. A direction borrows a pipe only while a
-// chunk is in flight.
+// The splice way (loop_linux.go): socket → pipe → socket with splice(2),
+// the payload never entering user space. A direction borrows a pipe only
+// while a chunk is in flight.
 
 // pipeSize is the capacity of each splice pipe: the kernel's default, so
 // a new pipe needs no F_SETPIPE_SZ. The standard library asks for 1 MiB,
@@ -74,61 +73,4 @@ func putPipe(p *pipe, empty bool) {
 	}
 	_ = unix.Close(p.r)
 	_ = unix.Close(p.w)
-}
-
-// spliceIn moves what is queued on the socket into the pipe. When
-// nothing is queued it gives the pipe back to its pool, so that a
-// direction waiting for data holds none, and waits.
-func (h *half) spliceIn(fd uintptr) bool {
-	if h.pipe == nil {
-		p, err := getPipe()
-		if err != nil {
-			h.rerr = err
-			return true
-		}
-		h.pipe = p
-	}
-	for {
-		n, err := unix.Splice(int(fd), nil, h.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		switch err {
-		case nil:
-			h.inN = int32(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			h.releasePipe()
-			return false // wait for the next edge, within this same read call
-		}
-		h.rerr = err
-		return true
-	}
-}
-
-// spliceOut moves the pipe's content to the socket; false means the
-// socket buffer is full.
-func (h *half) spliceOut(fd uintptr) bool {
-	for h.pending > 0 {
-		n, err := unix.Splice(h.pipe.r, nil, int(fd), nil, int(h.pending), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		switch err {
-		case nil:
-			h.pending -= int32(n)
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		h.werr = err
-		return true
-	}
-	return true
-}
-
-// releasePipe gives an empty pipe back to the pool.
-func (h *half) releasePipe() {
-	if h.pipe != nil {
-		putPipe(h.pipe, h.pending == 0)
-		h.pipe = nil
-	}
 }
