@@ -49,7 +49,8 @@ type bench struct {
 	wakeConns, wakeRounds int
 	wakeGap               time.Duration
 
-	rounds int // each section runs every target this many times, alternating the order
+	rounds  int    // each section runs every target this many times, alternating the order
+	baseBin string // the prism-base target's binary
 
 	prismBin, prismErr, prismLog string
 	stopExtra                    func() // a peer a prism variant started (the HTTP receiver)
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&b.wakeRounds, "wake-rounds", 20, "wake: exchanges per connection")
 	flag.DurationVar(&b.wakeGap, "wake-gap", 100*time.Millisecond, "wake: quiet time before each exchange (longer than the relay's 50 ms busy wait)")
 	flag.IntVar(&b.rounds, "rounds", 1, "run each section this many times per target, alternating the order, and print medians, ranges and median per-round ratios")
+	flag.StringVar(&b.baseBin, "base-prism", "", "a prism binary (say, built from an earlier commit) the prism-base target runs with prism's config, for before/after in one run")
 	flag.IntVar(&b.idle, "idle", 5000, "idle connections held open for the memory section")
 	flag.Parse()
 

@@ -40,6 +40,7 @@ func targets() []*target {
 		{name: "prism-admin", check: checkPrism, start: prismVariant(prismAdmin)},
 		{name: "prism-admin-idle", check: checkPrism, start: prismVariant(prismAdminIdle)},
 		{name: "prism-splice", check: checkPrism, start: prismVariant(prismSplice)},
+		{name: "prism-base", check: checkBase, start: prismVariant(prismBase)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
 		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
 		{name: "nginx", check: checkNginx, start: startNginx},
@@ -159,7 +160,19 @@ const (
 	prismAdmin              // spectrum_events job, the admin listener on and /metrics scraped every second
 	prismAdminIdle          // spectrum_events job, the admin listener on, nobody scraping
 	prismSplice             // spectrum_events job, relay_mode: splice (splice even small messages)
+	prismBase               // prism's setting, run by the -base-prism binary (an earlier build, for before/after)
 )
+
+// checkBase needs -base-prism.
+func checkBase(b *bench) string {
+	if b.baseBin == "" {
+		return "no -base-prism binary given"
+	}
+	if _, err := os.Stat(b.baseBin); err != nil {
+		return err.Error()
+	}
+	return ""
+}
 
 // fwRules is the size of the prism-fw block list.
 const fwRules = 100000
@@ -198,9 +211,13 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
     dataset: spectrum_events
     destination: {type: file, path: %s}
 `, filepath.Join(dir, "spectrum.log"))
+		bin := b.prismBin
 		switch variant {
 		case prismSpectrum:
 			jobs = spectrum
+		case prismBase:
+			jobs = spectrum
+			bin = b.baseBin
 		case prismCopy:
 			jobs = spectrum
 			app = "    relay_mode: copy\n"
@@ -274,7 +291,7 @@ func prismVariant(variant int) func(b *bench, origin string) (*server, error) {
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		srv, err := b.spawnPort("prism", port, b.prismBin, "run", "-config", path)
+		srv, err := b.spawnPort("prism", port, bin, "run", "-config", path)
 		stopRecv := b.stopExtra
 		b.stopExtra = nil
 		if err != nil {
