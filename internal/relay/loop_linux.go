@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,8 +35,9 @@ import (
 // poller for why not in epoll_wait itself), within one RawConn.Read call
 // for as long as events keep coming, so that a readiness edge that came
 // while the loop was busy is never lost. A read deadline on that
-// descriptor wakes it once a second to set TCP keepalive on connections
-// that have lived that long (Options.KeepAlive).
+// descriptor wakes it for the first idle deadline of its relays (a heap,
+// instead of a runtime timer per relay) and once a second to set TCP
+// keepalive on connections that have lived that long (Options.KeepAlive).
 //
 // A direction's state belongs to the loop goroutine. Other goroutines
 // (Stop, the idle timer) record the cause and shut both sockets down
@@ -57,7 +59,12 @@ type evloop struct {
 	slots []*fdConn // by slot; nil when free
 	free  []int32
 	gen   int32
-	ka    []*fdConn // started with Options.KeepAlive, not yet set
+	ka    []*fdConn // started with Options.KeepAlive since the last sweep
+	kaOld []*fdConn // started before it: the next sweep sets theirs
+	idle  idleHeap  // relays with an IdleTimeout, by deadline
+	// wakeAt is the deadline set on file (UnixNano): the next sweep or
+	// the first idle deadline, whichever is first.
+	wakeAt int64
 
 	// Owned by the loop goroutine.
 	events [128]unix.EpollEvent
@@ -117,19 +124,66 @@ func newLoop() (*evloop, error) {
 }
 
 func (l *evloop) run() {
+	tick := time.Now().UnixNano() + int64(sweepEvery)
 	for {
-		_ = l.file.SetReadDeadline(time.Now().Add(sweepEvery))
+		l.mu.Lock()
+		l.setWake(tick)
+		l.mu.Unlock()
 		err := l.rc.Read(l.waitFn) // returns only on the deadline or a failure
 		switch {
 		case l.werr != nil:
 			slog.Error("relay: epoll_wait failed; relays on this loop stall", "err", l.werr)
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			l.sweep()
+			now := time.Now().UnixNano()
+			l.now = now
+			l.expire(now)
+			if now >= tick {
+				l.sweep()
+				tick = now + int64(sweepEvery)
+			}
 		case err != nil:
 			slog.Error("relay: waiting on the epoll set failed; relays on this loop stall", "err", err)
 			return
 		}
+	}
+}
+
+// setWake sets the loop's deadline to the earlier of tick and the first
+// idle deadline (l.mu held, so that add and run never undo each other's).
+func (l *evloop) setWake(tick int64) {
+	at := tick
+	if len(l.idle) > 0 && l.idle[0].idleAt < at {
+		at = l.idle[0].idleAt
+	}
+	l.wakeAt = at
+	_ = l.file.SetReadDeadline(time.Unix(0, at))
+}
+
+// expire ends the relays whose idle timeout passed by now; one that moved
+// bytes meanwhile goes back into the heap with its new deadline.
+func (l *evloop) expire(now int64) {
+	for {
+		l.mu.Lock()
+		if len(l.idle) == 0 || l.idle[0].idleAt > now {
+			l.mu.Unlock()
+			return
+		}
+		c := heap.Pop(&l.idle).(*fdConn)
+		l.mu.Unlock()
+		if c.done {
+			continue
+		}
+		d := int64(c.r.opts.IdleTimeout)
+		if last := c.r.last.Load(); now-last < d {
+			l.mu.Lock()
+			c.idleAt = last + d
+			heap.Push(&l.idle, c)
+			l.mu.Unlock()
+			continue
+		}
+		c.r.setCause(idleCause)
+		c.complete()
 	}
 }
 
@@ -197,12 +251,13 @@ func (l *evloop) later(c *fdConn) {
 }
 
 // sweep sets TCP keepalive on the relays started with it that lived
-// through one sweep interval (Options.KeepAlive: only a connection that
-// stays open for a while needs it; a short one saves the system calls).
+// through a whole sweep interval (Options.KeepAlive: only a connection
+// that stays open for a while needs it; a short one saves the system
+// calls): those started before the previous sweep.
 func (l *evloop) sweep() {
 	l.mu.Lock()
-	ka := l.ka
-	l.ka = nil
+	ka := l.kaOld
+	l.kaOld, l.ka = l.ka, nil
 	l.mu.Unlock()
 	for _, c := range ka {
 		c.r.mu.Lock()
@@ -215,6 +270,31 @@ func (l *evloop) sweep() {
 		}
 		c.r.mu.Unlock()
 	}
+}
+
+// idleHeap orders the relays that have an idle timeout by their next
+// deadline (fdConn.idleAt; fdConn.hidx is the position), so that the loop
+// wakes for the first one: one entry per relay instead of a runtime timer.
+type idleHeap []*fdConn
+
+func (h idleHeap) Len() int           { return len(h) }
+func (h idleHeap) Less(i, j int) bool { return h[i].idleAt < h[j].idleAt }
+func (h idleHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = int32(i), int32(j)
+}
+func (h *idleHeap) Push(x any) {
+	c := x.(*fdConn)
+	c.hidx = int32(len(*h))
+	*h = append(*h, c)
+}
+func (h *idleHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	c.hidx = -1
+	return c
 }
 
 // add registers c's sockets (edge-triggered: every readiness change is
@@ -235,6 +315,14 @@ func (l *evloop) add(c *fdConn) {
 	if c.r.opts.KeepAlive.Enable && (c.tcp[0] || c.tcp[1]) {
 		l.ka = append(l.ka, c)
 	}
+	c.hidx = -1
+	if d := c.r.opts.IdleTimeout; d > 0 {
+		c.idleAt = c.r.last.Load() + int64(d)
+		heap.Push(&l.idle, c)
+		if c.idleAt < l.wakeAt {
+			l.setWake(l.wakeAt)
+		}
+	}
 	l.mu.Unlock()
 	for side := range int32(2) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: c.gen}
@@ -248,6 +336,9 @@ func (l *evloop) add(c *fdConn) {
 
 func (l *evloop) release(c *fdConn) {
 	l.mu.Lock()
+	if c.hidx >= 0 {
+		heap.Remove(&l.idle, int(c.hidx))
+	}
 	if l.slots[c.slot] == c {
 		l.slots[c.slot] = nil
 		l.free = append(l.free, c.slot)
@@ -267,6 +358,8 @@ type fdConn struct {
 	hup    [2]bool // the peer shut down writing (or the socket failed)
 	done   bool    // completed (loop-owned)
 	queued bool    // in the loop's busy list
+	hidx   int32   // position in the loop's idle heap, -1 if not in it (l.mu)
+	idleAt int64   // the idle deadline it is filed under (l.mu)
 
 	// Guarded by r.mu.
 	closed      bool // the descriptors are closed (or will be, see adding)
@@ -355,7 +448,6 @@ func (c *fdConn) start(now time.Time) {
 	r.mu.Lock()
 	c.adding = true
 	r.mu.Unlock()
-	r.startIdleTimer()
 	c.lp.add(c)
 	r.mu.Lock()
 	c.adding = false
@@ -487,12 +579,18 @@ func (c *fdConn) pump(i int) {
 	}
 }
 
-// fill reads what src has queued into the direction's pipe or buffer.
+// fill reads what src has queued into the direction's pipe or buffer
+// (nothing is pending: both are empty). Which one holds the chunk is what
+// flush goes by, so a direction that changed its way gives the other one
+// back first.
 func (c *fdConn) fill(d *fdDir, src int) (int, error) {
 	for {
 		var n int
 		var err error
 		if d.spliceNow || c.r.opts.Mode == ModeSplice {
+			if d.buf != nil {
+				c.drop(d) // back to splice: the buffer is empty
+			}
 			if d.pipe == nil {
 				if d.pipe, err = getPipe(); err != nil {
 					return 0, err
@@ -502,6 +600,10 @@ func (c *fdConn) fill(d *fdDir, src int) (int, error) {
 			n64, err = unix.Splice(src, nil, d.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			n = int(n64)
 		} else {
+			if d.pipe != nil {
+				putPipe(d.pipe, true) // back from splice: the pipe is empty
+				d.pipe = nil
+			}
 			if d.buf == nil {
 				bufsInUse.Add(1)
 				if c.r.opts.Mode == ModeCopy {

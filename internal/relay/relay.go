@@ -338,8 +338,11 @@ func (r *Relay) checkIdle() {
 		r.mu.Unlock()
 		return
 	}
-	r.end(cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonTimeout, detail: "idle timeout"})
+	r.end(idleCause)
 }
+
+// idleCause ends a relay whose IdleTimeout passed.
+var idleCause = cause{status: event.StatusOK, side: event.SideProxy, reason: event.ReasonTimeout, detail: "idle timeout"}
 
 // fail records err on side as the cause (if none yet) and ends the relay.
 func (r *Relay) fail(err error, side event.Side, op string) {
@@ -350,10 +353,18 @@ func (r *Relay) fail(err error, side event.Side, op string) {
 // end records c as the cause unless one was recorded already, and
 // interrupts both directions wherever they wait.
 func (r *Relay) end(c cause) {
+	if r.setCause(c) {
+		r.interrupt()
+	}
+}
+
+// setCause records c as the cause unless one was recorded already, and
+// reports whether it did.
+func (r *Relay) setCause(c cause) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ended {
-		r.mu.Unlock()
-		return
+		return false
 	}
 	r.ended = true
 	r.endedA.Store(true)
@@ -361,8 +372,7 @@ func (r *Relay) end(c cause) {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	r.mu.Unlock()
-	r.interrupt()
+	return true
 }
 
 // isEnded reports whether a cause was recorded.
@@ -376,16 +386,7 @@ func (r *Relay) record(err error, side event.Side, op string) {
 		return
 	}
 	status, reason := errstatus.Flow(err, side)
-	r.mu.Lock()
-	if !r.ended {
-		r.ended = true
-		r.endedA.Store(true)
-		r.cause = cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)}
-		if r.timer != nil {
-			r.timer.Stop()
-		}
-	}
-	r.mu.Unlock()
+	r.setCause(cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)})
 }
 
 // aLongTimeAgo is a deadline in the past: setting it wakes every blocked

@@ -728,3 +728,68 @@ func TestKeepAliveWhenQuiet(t *testing.T) {
 	g.relay.Stop()
 	g.result(t)
 }
+
+// TestBulkThenSmall: a direction that carried bulk (spliced under
+// ModeAuto) and then small messages (back to the buffered way) keeps
+// moving every byte, and so does one that turns to bulk again. (The loop
+// path once kept the pipe when it went back to the buffer, and then
+// waited for a writable edge that never came.)
+func TestBulkThenSmall(t *testing.T) {
+	for _, kind := range []legKind{legTCP, legUnix} {
+		for _, mode := range allModes {
+			t.Run(fmt.Sprintf("%s-%v", kind, mode), func(t *testing.T) {
+				g := newRig(t, kind, legTCP, Options{Mode: mode})
+				deadline := time.Now().Add(10 * time.Second)
+				_ = g.client.SetDeadline(deadline) // a stall fails the test instead of hanging it
+				_ = g.origin.SetDeadline(deadline)
+				bulk := func() {
+					t.Helper()
+					up := randBytes(2 << 20)
+					go func() { _, _ = g.client.Write(up) }()
+					got := make([]byte, len(up))
+					if _, err := io.ReadFull(g.origin, got); err != nil || !bytes.Equal(got, up) {
+						t.Fatalf("bulk: origin read %v, intact %v", err, bytes.Equal(got, up))
+					}
+				}
+				bulk()
+				pingPong(t, g, 20, 100) // more than smallSplices small chunks in a row
+				bulk()
+				pingPong(t, g, 5, 100)
+				closeWrite(t, g.client)
+				if _, err := io.ReadAll(g.origin); err != nil {
+					t.Fatal(err)
+				}
+				closeWrite(t, g.origin)
+				res := g.result(t)
+				check(t, res, event.StatusOK, event.SideClient, event.ReasonPeerClose)
+				if want := int64(2*(2<<20) + 25*100); res.ClientBytes != want {
+					t.Fatalf("client bytes %d, want %d", res.ClientBytes, want)
+				}
+			})
+		}
+	}
+}
+
+// pingPong sends n messages of size bytes from the client, each echoed
+// by the origin and read back before the next one.
+func pingPong(t testing.TB, g *rig, n, size int) {
+	t.Helper()
+	msg, got := randBytes(size), make([]byte, size)
+	for i := 0; i < n; i++ {
+		if _, err := g.client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.origin, got); err != nil {
+			t.Fatalf("origin read %d: %v", i, err)
+		}
+		if _, err := g.origin.Write(got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.client, got); err != nil {
+			t.Fatalf("client read %d: %v", i, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("message %d came back changed", i)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,26 +76,91 @@ func TestSpliceHelper(t *testing.T) {
 	}
 }
 
-// pingPong sends n messages of size bytes from the client, each echoed
-// by the origin and read back before the next one.
-func pingPong(t testing.TB, g *rig, n, size int) {
-	t.Helper()
-	msg, got := randBytes(size), make([]byte, size)
-	for i := 0; i < n; i++ {
-		if _, err := g.client.Write(msg); err != nil {
-			t.Fatal(err)
+// TestFillKeepsOneHolder: on the loop path flush moves a chunk out of
+// whichever of pipe and buffer the direction holds, so fill must give the
+// other one back when the direction changes its way. (It once kept the
+// pipe when ModeAuto went back to the buffer after small splices with
+// data still queued, and flush then spliced from the empty pipe, read
+// that as a full socket and waited for an edge that never came: a bulk
+// stream stalled with megabytes queued.)
+func TestFillKeepsOneHolder(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	c := &fdConn{r: &Relay{opts: Options{Mode: ModeAuto}}}
+	d := &c.d[0]
+	msg := []byte("small message")
+
+	// Back from splice: the pipe (empty) is still held.
+	p, err := getPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pipe = p
+	if _, err := syscall.Write(fds[1], msg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.fill(d, fds[0]); err != nil || n != len(msg) {
+		t.Fatalf("buffered fill: %d, %v", n, err)
+	}
+	if d.pipe != nil || d.buf == nil {
+		t.Fatalf("after a buffered fill: pipe %v, buffer %v; want only the buffer", d.pipe != nil, d.buf != nil)
+	}
+
+	// On to splice: the buffer (empty) is still held.
+	d.spliceNow = true
+	if _, err := syscall.Write(fds[1], msg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.fill(d, fds[0]); err != nil || n != len(msg) {
+		t.Fatalf("splice fill: %d, %v", n, err)
+	}
+	if d.pipe == nil || d.buf != nil {
+		t.Fatalf("after a splice fill: pipe %v, buffer %v; want only the pipe", d.pipe != nil, d.buf != nil)
+	}
+	d.pending = int32(len(msg))
+	c.discard(d)
+}
+
+// TestIdleHeap: on the loop path idle timeouts come from each loop's
+// heap, not a timer per relay. Relays with different timeouts end by
+// timeout, no sooner than their own; relays stopped first end by Stop; and
+// no relay stays in a heap once it ended (a finished relay left there
+// would keep its memory until its deadline).
+func TestIdleHeap(t *testing.T) {
+	if getLoop(0) == nil {
+		t.Skip("no event loop (PRISM_RELAY_POLLER=off)")
+	}
+	const n = 20
+	rigs := make([]*rig, n)
+	starts := make([]time.Time, n)
+	for i := range rigs {
+		starts[i] = time.Now()
+		rigs[i] = newRig(t, legTCP, legTCP, Options{IdleTimeout: time.Duration(100+20*i) * time.Millisecond})
+	}
+	for i := 0; i < n; i += 2 {
+		rigs[i].relay.Stop()
+	}
+	for i, g := range rigs {
+		res := g.result(t)
+		if i%2 == 0 {
+			check(t, res, event.StatusOK, event.SideProxy, event.ReasonClosed)
+			continue
 		}
-		if _, err := io.ReadFull(g.origin, got); err != nil {
-			t.Fatalf("origin read %d: %v", i, err)
+		check(t, res, event.StatusOK, event.SideProxy, event.ReasonTimeout)
+		if el, idle := time.Since(starts[i]), g.relay.opts.IdleTimeout; el < idle {
+			t.Errorf("relay %d ended after %v, before its idle timeout %v", i, el, idle)
 		}
-		if _, err := g.origin.Write(got); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(g.client, got); err != nil {
-			t.Fatalf("client read %d: %v", i, err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("message %d came back changed", i)
+	}
+	for _, l := range theLoops.ls {
+		l.mu.Lock()
+		left := len(l.idle)
+		l.mu.Unlock()
+		if left != 0 {
+			t.Errorf("%d ended relays still in a loop's idle heap", left)
 		}
 	}
 }
