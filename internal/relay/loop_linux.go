@@ -230,6 +230,9 @@ func (l *evloop) serve(uintptr) bool {
 			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				c.hup[side] = true // read until EOF: no edge will follow the last bytes
 			}
+			if ev.Events&unix.EPOLLERR != 0 {
+				c.soErr[side] = true
+			}
 			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				c.wr[side] = true
 			}
@@ -356,6 +359,7 @@ type fdConn struct {
 	tcp    [2]bool // the socket is TCP (TCP_INFO, keepalive)
 	rd, wr [2]bool // the socket may be readable / writable (from events)
 	hup    [2]bool // the peer shut down writing (or the socket failed)
+	soErr  [2]bool // epoll reported EPOLLERR: a socket error may wait in SO_ERROR
 	done   bool    // completed (loop-owned)
 	queued bool    // in the loop's busy list
 	hidx   int32   // position in the loop's idle heap, -1 if not in it (l.mu)
@@ -557,10 +561,14 @@ func (c *fdConn) pump(i int) {
 			c.r.record(err, srcSide, srcSide.String()+" read")
 			return
 		case n == 0:
-			if errno, _ := unix.GetsockoptInt(src, unix.SOL_SOCKET, unix.SO_ERROR); errno != 0 {
-				// An abort (timeout, reset) that read as EOF.
-				c.r.record(syscall.Errno(errno), srcSide, srcSide.String()+" read")
-				return
+			// An abort (keepalive or user timeout) reads as EOF once the
+			// kernel shut the socket down, the error waiting in SO_ERROR;
+			// epoll says EPOLLERR then, so a clean FIN costs no getsockopt.
+			if c.soErr[i] {
+				if errno, _ := unix.GetsockoptInt(src, unix.SOL_SOCKET, unix.SO_ERROR); errno != 0 {
+					c.r.record(syscall.Errno(errno), srcSide, srcSide.String()+" read")
+					return
+				}
 			}
 			c.drop(d)
 			d.eof = true
