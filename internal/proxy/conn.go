@@ -80,9 +80,14 @@ func (ss *session) setOrigin(c net.Conn) {
 }
 
 // setRelay publishes r; if the session was already stopped it stops r.
+// From now on the relay owns the conns (on its loop path it has closed
+// them and kept the sockets): the session lets go of them, so that an
+// idle connection does not keep two closed net.Conns alive (about 0.6 KiB
+// of netFD and addresses).
 func (ss *session) setRelay(r *relay.Relay) {
 	ss.mu.Lock()
 	ss.relay = r
+	ss.client, ss.origin = nil, nil
 	if ss.stopped {
 		r.StopWith(ss.detail)
 	}
