@@ -175,7 +175,10 @@ type cause struct {
 	detail string
 }
 
-// New prepares a relay between client and origin. Nothing moves until Run.
+// New prepares a relay between client and origin. Nothing moves until Run
+// or Start. The relay owns both conns from now on: the caller must not use
+// them again (on the loop path New has already closed them and keeps the
+// sockets open as descriptors of its own), and stops the relay with Stop.
 func New(client, origin net.Conn, opts Options) *Relay {
 	r := &Relay{client: client, origin: origin, opts: opts}
 	crc, orc := rawConn(client), rawConn(origin)
