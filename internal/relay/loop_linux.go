@@ -39,10 +39,11 @@ import (
 // instead of a runtime timer per relay) and once a second to set TCP
 // keepalive on connections that have lived that long (Options.KeepAlive).
 //
-// A direction's state belongs to the loop goroutine. Other goroutines
-// (Stop, the idle timer) record the cause and shut both sockets down
+// A direction's state belongs to the loop goroutine. Another goroutine
+// that ends a relay (Stop) records the cause and shuts both sockets down
 // (under the Relay's mutex, never after the loop closed them); the
-// shutdown wakes the loop, which completes the relay.
+// shutdown wakes the loop, which completes the relay. Idle timeouts
+// expire on the loop itself.
 
 // sweepEvery is how often a loop wakes without events, to set TCP
 // keepalive on the connections that lived that long.
