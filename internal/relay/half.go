@@ -12,11 +12,11 @@ import (
 
 // Direction states. A direction is owned by at most one goroutine at a
 // time: the one that started it or moved it from parked to running. Only
-// the owner arms the poller, so the socket is never touched after finish.
+// the owner arms the loop, so the socket is never touched after finish.
 const (
 	stateRunning int32 = iota // the owner is moving it
 	stateWoken                // running, and a wake-up came meanwhile: do not park
-	stateParked               // armed in the poller; no goroutine
+	stateParked               // armed in a loop's epoll set; no goroutine
 	stateDone                 // finished
 )
 
@@ -36,7 +36,7 @@ type half struct {
 	srcSide, dstSide event.Side
 
 	// srcRaw is set when src is a kernel socket (Linux): the wait for data
-	// then happens without holding a buffer (or, with the poller, a
+	// then happens without holding a buffer (or, parked in a loop, a
 	// goroutine).
 	srcRaw syscall.RawConn
 	// rttRaw is the TCP socket under src (through NetConn() wrappers such
@@ -44,7 +44,7 @@ type half struct {
 	rttRaw syscall.RawConn
 
 	state atomic.Int32
-	// Poller registration of src (see poller_linux.go).
+	// Registration of src in a loop's epoll set (loop_linux.go).
 	srcFD      int32
 	token, gen int32
 	registered bool
@@ -153,15 +153,15 @@ func (h *half) pump() {
 	}
 }
 
-// park waits for src to become readable. With the poller it arms src and
+// park waits for src to become readable. With a loop it arms src and
 // parks the direction, returning true: the calling goroutine is free and a
 // new one resumes the direction when data arrives. If a wake-up came while
-// it was arming, or without a poller (then it waits in the runtime
+// it was arming, or without a loop (then it waits in the runtime
 // netpoller, holding the goroutine but no pipe or buffer), it returns
 // false and the caller goes on.
 func (h *half) park() bool {
 	h.r.quiet()
-	if p := getPoller(int(h.srcFD)); p != nil {
+	if p := getLoop(int(h.srcFD)); p != nil {
 		if err := p.arm(h); err == nil {
 			if h.state.CompareAndSwap(stateRunning, stateParked) {
 				return true
@@ -177,7 +177,7 @@ func (h *half) park() bool {
 	return false
 }
 
-// wake is called by the poller when src became readable (or hung up), and
+// wake is called by the loop when src became readable (or hung up), and
 // by the relay when it ends. A parked direction gets a goroutine; a
 // running one is told not to park before it looked again.
 func (h *half) wake() {
@@ -204,7 +204,7 @@ func (h *half) resumeIfParked() { h.wake() }
 // finish ends the direction; the second one to finish completes the relay.
 func (h *half) finish() {
 	if h.registered {
-		getPoller(int(h.srcFD)).unregister(h)
+		getLoop(int(h.srcFD)).unregister(h)
 	}
 	h.state.Store(stateDone)
 	if h.r.remaining.Add(-1) == 0 {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -31,13 +32,22 @@ import (
 // path (Mode: small messages through a pooled 16 KiB buffer, bulk spliced
 // through a pooled pipe, ModeCopy through 64 KiB).
 //
-// The loop waits in the runtime netpoller on its epoll descriptor (see
-// poller for why not in epoll_wait itself), within one RawConn.Read call
-// for as long as events keep coming, so that a readiness edge that came
-// while the loop was busy is never lost. A read deadline on that
+// The loop waits in the runtime netpoller on its epoll descriptor (an
+// epoll set is readable while it has events), within one RawConn.Read
+// call for as long as events keep coming, so that a readiness edge that
+// came while the loop was busy is never lost, and collects the events with
+// a non-blocking epoll_wait. A thread blocked in epoll_wait would hold a P
+// in a system call: the runtime's sysmon would keep taking that P back
+// (handing it off costs thread wake-ups) and, with one CPU, poll every
+// 20 µs instead of backing off; that alone was about 15 % of the proxy's
+// CPU under short-connection load. A read deadline on that
 // descriptor wakes it for the first idle deadline of its relays (a heap,
 // instead of a runtime timer per relay) and once a second to set TCP
 // keepalive on connections that have lived that long (Options.KeepAlive).
+//
+// The same loops park the idle directions of the goroutine path (TLS and
+// wrapped conns, half.go): such a direction's source socket is armed
+// (EPOLLONESHOT), and its readiness starts a goroutine for it again.
 //
 // A direction's state belongs to the loop goroutine. Another goroutine
 // that ends a relay (Stop) records the cause and shuts both sockets down
@@ -49,7 +59,21 @@ import (
 // keepalive on the connections that lived that long.
 const sweepEvery = time.Second
 
-// evloop is one event loop: an epoll set, the relays registered in it by
+// entry is what a slot holds: a relay on the loop path (*fdConn) or a
+// parked direction of the goroutine path (*half). ready takes an event
+// of one of its sockets (side: 0 client, 1 origin) on the loop goroutine.
+type entry interface {
+	ready(side int32, events uint32)
+}
+
+// slot is one entry and its generation: an event carries both, so that
+// one for a freed slot, or a slot reused since, is dropped.
+type slot struct {
+	e   entry
+	gen int32
+}
+
+// evloop is one event loop: an epoll set, what is registered in it by
 // slot, and the goroutine that serves them.
 type evloop struct {
 	epfd int
@@ -57,7 +81,7 @@ type evloop struct {
 	rc   syscall.RawConn
 
 	mu    sync.Mutex
-	slots []*fdConn // by slot; nil when free
+	slots []slot // by the slot number in each event's data
 	free  []int32
 	gen   int32
 	ka    []*fdConn // started with Options.KeepAlive since the last sweep
@@ -84,7 +108,8 @@ var theLoops struct {
 // getLoop returns the loop for socket descriptor fd, starting one loop
 // per usable core on first use; nil if epoll is unavailable or the
 // environment turns it off (PRISM_RELAY_POLLER=off: every relay then
-// takes the goroutine path and waits in the runtime netpoller).
+// takes the goroutine path and waits in the runtime netpoller, and no
+// direction parks).
 func getLoop(fd int) *evloop {
 	theLoops.once.Do(func() {
 		if os.Getenv("PRISM_RELAY_POLLER") == "off" {
@@ -215,29 +240,16 @@ func (l *evloop) serve(uintptr) bool {
 		}
 		for i := range n {
 			ev := &l.events[i]
-			slot, side := ev.Fd>>1, ev.Fd&1
+			sn, side := ev.Fd>>1, ev.Fd&1
 			l.mu.Lock()
-			var c *fdConn
-			if int(slot) < len(l.slots) {
-				c = l.slots[slot]
+			var e entry
+			if int(sn) < len(l.slots) && l.slots[sn].gen == ev.Pad {
+				e = l.slots[sn].e // else freed, or reused by another
 			}
 			l.mu.Unlock()
-			if c == nil || c.gen != ev.Pad {
-				continue // the slot was freed, or reused by another relay
+			if e != nil {
+				e.ready(side, ev.Events)
 			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				c.rd[side] = true
-			}
-			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				c.hup[side] = true // read until EOF: no edge will follow the last bytes
-			}
-			if ev.Events&unix.EPOLLERR != 0 {
-				c.soErr[side] = true
-			}
-			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				c.wr[side] = true
-			}
-			c.step()
 		}
 		if n < len(l.events) && len(l.busy) == 0 {
 			return false
@@ -305,17 +317,8 @@ func (h *idleHeap) Pop() any {
 // one event) under a fresh slot.
 func (l *evloop) add(c *fdConn) {
 	l.mu.Lock()
-	var slot int32
-	if n := len(l.free); n > 0 {
-		slot = l.free[n-1]
-		l.free = l.free[:n-1]
-	} else {
-		slot = int32(len(l.slots))
-		l.slots = append(l.slots, nil)
-	}
-	l.gen++
-	c.slot, c.gen = slot, l.gen
-	l.slots[slot] = c
+	slot, gen := l.alloc(c)
+	c.slot = slot
 	if c.r.opts.KeepAlive.Enable && (c.tcp[0] || c.tcp[1]) {
 		l.ka = append(l.ka, c)
 	}
@@ -329,7 +332,7 @@ func (l *evloop) add(c *fdConn) {
 	}
 	l.mu.Unlock()
 	for side := range int32(2) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: c.gen}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: gen}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
 			// Cannot happen for a connected socket short of ENOMEM; end
 			// the relay rather than leave a socket nobody watches.
@@ -343,11 +346,97 @@ func (l *evloop) release(c *fdConn) {
 	if c.hidx >= 0 {
 		heap.Remove(&l.idle, int(c.hidx))
 	}
-	if l.slots[c.slot] == c {
-		l.slots[c.slot] = nil
-		l.free = append(l.free, c.slot)
-	}
+	l.freeSlot(c.slot, c)
 	l.mu.Unlock()
+}
+
+// alloc files e under a free slot with a new generation (l.mu held).
+func (l *evloop) alloc(e entry) (n, gen int32) {
+	if k := len(l.free); k > 0 {
+		n = l.free[k-1]
+		l.free = l.free[:k-1]
+	} else {
+		n = int32(len(l.slots))
+		l.slots = append(l.slots, slot{})
+	}
+	l.gen++
+	l.slots[n] = slot{e: e, gen: l.gen}
+	return n, l.gen
+}
+
+// freeSlot frees slot n if e still holds it (l.mu held).
+func (l *evloop) freeSlot(n int32, e entry) {
+	if l.slots[n].e == e {
+		l.slots[n] = slot{}
+		l.free = append(l.free, n)
+	}
+}
+
+// ready is an event of one of c's sockets.
+func (c *fdConn) ready(side int32, events uint32) {
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.rd[side] = true
+	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.hup[side] = true // read until EOF: no edge will follow the last bytes
+	}
+	if events&unix.EPOLLERR != 0 {
+		c.soErr[side] = true
+	}
+	if events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.wr[side] = true
+	}
+	c.step()
+}
+
+// Parking a direction of the goroutine path.
+
+const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// arm registers h's source socket (first time) or re-arms it; if the
+// socket is readable already, the event fires at once. Only h's owner
+// calls it.
+func (l *evloop) arm(h *half) error {
+	if !h.registered {
+		l.mu.Lock()
+		h.token, h.gen = l.alloc(h)
+		l.mu.Unlock()
+		h.registered = true
+		ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(h.srcFD), &ev); err != nil {
+			h.registered = false
+			l.mu.Lock()
+			l.freeSlot(h.token, h)
+			l.mu.Unlock()
+			return err
+		}
+		return nil
+	}
+	ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(h.srcFD), &ev)
+}
+
+// unregister removes h's socket from the set; it must run before the
+// socket is closed.
+func (l *evloop) unregister(h *half) {
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(h.srcFD), nil)
+	h.registered = false
+	l.mu.Lock()
+	l.freeSlot(h.token, h)
+	l.mu.Unlock()
+}
+
+// ready is the readiness of a parked direction's source socket.
+func (h *half) ready(int32, uint32) { h.wake() }
+
+// epollWaitNow collects ready events without blocking. It is a raw system
+// call: it never sleeps, so the runtime need not be told about it.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // fdConn is a relay on the loop path.
@@ -356,7 +445,6 @@ type fdConn struct {
 	lp     *evloop
 	fd     [2]int32 // client, origin
 	slot   int32
-	gen    int32
 	tcp    [2]bool // the socket is TCP (TCP_INFO, keepalive)
 	rd, wr [2]bool // the socket may be readable / writable (from events)
 	hup    [2]bool // the peer shut down writing (or the socket failed)

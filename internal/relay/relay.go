@@ -21,10 +21,10 @@
 // (half.go, connpath.go): each direction reads through the net.Conn
 // interface into a pooled buffer on a goroutine of its own; a direction
 // whose source is a kernel socket waits for data without a buffer, parked
-// in one of the relay's epoll sets without a goroutine (poller_linux.go).
+// in the epoll set of one of the event loops without a goroutine.
 // RTT samples come from TCP_INFO (rtt.go, rtt_linux.go).
 //
-// The loop path, the poller and TCP_INFO are Linux-only. Elsewhere
+// The loop path, parking and TCP_INFO are Linux-only. Elsewhere
 // (sockets_other.go) every relay takes the goroutine path, a direction
 // waiting for data holds its goroutine, and RTTs are 0; the Mode changes
 // nothing. The build tag portable selects this fallback on Linux too (RTTs

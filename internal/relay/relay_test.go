@@ -527,13 +527,13 @@ func testIdleHoldsNoPipe(t *testing.T, mode Mode) {
 		t.Fatalf("%d copy buffers borrowed by %d idle relays, want 0", u, n)
 	}
 	// One goroutine per relay: the one blocked in Run. No direction of an
-	// idle connection holds a goroutine (poller parking) once its busy wait
+	// idle connection holds a goroutine (parked in a loop) once its busy wait
 	// ran out; on the loop path no direction has one at all.
 	deadline = time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine()-goBefore > n+5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if g := runtime.NumGoroutine() - goBefore; g > n+5 && getPoller(0) != nil {
+	if g := runtime.NumGoroutine() - goBefore; g > n+5 && getLoop(0) != nil {
 		t.Errorf("%d goroutines for %d idle relays (each waits in Run), want about %d", g, n, n)
 	}
 	if extra := countPipes(t) - before; extra > 2*maxIdlePipes {
@@ -604,7 +604,7 @@ func TestStartAsync(t *testing.T) {
 	for runtime.NumGoroutine() > goBefore && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // the wake-up goroutine exits after parking again
 	}
-	if g := runtime.NumGoroutine() - goBefore; g > 0 && getPoller(0) != nil {
+	if g := runtime.NumGoroutine() - goBefore; g > 0 && getLoop(0) != nil {
 		t.Errorf("%d goroutines for one idle relay started with Start, want 0", g)
 	}
 	closeWrite(t, tc)
@@ -678,8 +678,8 @@ func TestQuietThenBusy(t *testing.T) {
 // once the connection lived a while (the loop path: one sweep; the
 // goroutine path: a direction parks), not before.
 func TestKeepAliveWhenQuiet(t *testing.T) {
-	if getPoller(0) == nil {
-		t.Skip("no epoll poller: directions never park")
+	if getLoop(0) == nil {
+		t.Skip("no event loop: directions never park")
 	}
 	ka := net.KeepAliveConfig{Enable: true, Idle: 77 * time.Second, Interval: 7 * time.Second, Count: 4}
 	g := newRig(t, legTCP, legTCP, Options{KeepAlive: ka})

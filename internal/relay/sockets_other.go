@@ -11,11 +11,11 @@ import (
 )
 
 // The portable fallback of the Linux-only parts (loop_linux.go,
-// sockets_linux.go, buffered_linux.go, splice_linux.go, poller_linux.go):
+// sockets_linux.go, buffered_linux.go, splice_linux.go, peek_linux.go):
 // no socket is taken for the loop path, so every relay takes the
 // goroutine path (connpath.go), reading through net.Conn, which waits in
 // the runtime netpoller; an idle direction keeps its goroutine (there is
-// no poller to park in). The Mode changes nothing. The build tag portable
+// no loop to park in). The Mode changes nothing. The build tag portable
 // selects this fallback on Linux too, so that its tests run there
 // (go test -tags portable).
 
@@ -30,14 +30,15 @@ var pipesInUse, bufsInUse atomic.Int64
 // maxIdlePipes bounds the spare pipes kept open: there are none here.
 const maxIdlePipes = 0
 
-// poller is the Linux parking set; there is none here.
-type poller struct{}
+// evloop is the Linux event loop, where directions also park; there is
+// none here.
+type evloop struct{}
 
-var errNoPoller = errors.New("relay: no poller on this platform")
+var errNoLoop = errors.New("relay: no event loop on this platform")
 
-func getPoller(int) *poller      { return nil }
-func (*poller) arm(*half) error  { return errNoPoller }
-func (*poller) unregister(*half) {}
+func getLoop(int) *evloop        { return nil }
+func (*evloop) arm(*half) error  { return errNoLoop }
+func (*evloop) unregister(*half) {}
 
 // peekWait and peekTry wait for or check src's readiness through its
 // RawConn on Linux; here no direction has a RawConn (srcRaw is nil), so
