@@ -85,6 +85,13 @@ func prepared(t testing.TB, app App) App {
 
 func startServer(t testing.TB, app App, em event.Emitter, reg *event.Registry) *Server {
 	t.Helper()
+	return startServerWith(t, app, em, reg, nil)
+}
+
+// startServerWith is startServer over the sockets of h when h is not nil
+// (a hand-over from another server).
+func startServerWith(t testing.TB, app App, em event.Emitter, reg *event.Registry, h *Handoff) *Server {
+	t.Helper()
 	app = prepared(t, app)
 	if app.ID == "" {
 		app.ID = "udp-app"
@@ -95,6 +102,9 @@ func startServer(t testing.TB, app App, em event.Emitter, reg *event.Registry) *
 	s, err := New(app, em, reg, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if h != nil {
+		s.Inherit(h)
 	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)

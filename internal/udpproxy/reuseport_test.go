@@ -117,7 +117,7 @@ func TestInheritsEverySocketOfThePort(t *testing.T) {
 			t.Fatalf("hand-over of %d sockets, want %d", h.Len(), len(prev.listeners))
 		}
 		want := max(n, h.Len())
-		b := startServerInheriting(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: n}}, h)
+		b := startServerWith(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: n}}, nil, nil, h)
 		if len(b.listeners) != want || h.Len() != 0 {
 			t.Fatalf("udp.sockets %d over %d inherited sockets: %d read, %d left unread; want %d read", n, len(prev.listeners), len(b.listeners), h.Len(), want)
 		}
@@ -137,25 +137,3 @@ func TestInheritsEverySocketOfThePort(t *testing.T) {
 	}
 }
 
-// startServerInheriting is startServer over the sockets of h.
-func startServerInheriting(t *testing.T, app App, h *Handoff) *Server {
-	t.Helper()
-	app = prepared(t, app)
-	app.ID = "udp-app"
-	s, err := New(app, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Inherit(h)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
-}
