@@ -136,4 +136,3 @@ func TestInheritsEverySocketOfThePort(t *testing.T) {
 		prev = b
 	}
 }
-
