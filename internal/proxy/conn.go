@@ -38,6 +38,7 @@ type tcpApp struct {
 	originTLS bool           // TLS to the origin (full, strict)
 	lim       *limit.Limiter // per-client limits; nil: none
 	dialTime  origin.Latency // how long dials took (all attempts of one connection)
+	raw       bool           // TCP listeners take the raw path (see newTCPApp)
 }
 
 // session is one connection being handled; Shutdown uses it to stop the
@@ -45,11 +46,12 @@ type tcpApp struct {
 type session struct {
 	id      event.ID
 	mu      sync.Mutex
-	client  net.Conn
-	origin  net.Conn
+	client  net.Conn // nil on the raw path
+	origin  net.Conn // nil on the raw path
 	relay   *relay.Relay
 	stopped bool
-	detail  string // why it was stopped, for the terminal record ("" at shutdown)
+	detail  string        // why it was stopped, for the terminal record ("" at shutdown)
+	stopc   chan struct{} // closed when stopped; made only for a raw dial that waits
 }
 
 func (ss *session) stop() { ss.stopWith("") }
@@ -57,6 +59,7 @@ func (ss *session) stop() { ss.stopWith("") }
 func (ss *session) stopWith(detail string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	was := ss.stopped
 	ss.stopped = true
 	ss.detail = detail
 	if ss.relay != nil {
@@ -64,10 +67,53 @@ func (ss *session) stopWith(detail string) {
 		return
 	}
 	// Not relaying yet: unblock whatever handshake or dial is in progress.
-	_ = ss.client.SetDeadline(time.Unix(1, 0))
+	if ss.client != nil {
+		_ = ss.client.SetDeadline(time.Unix(1, 0))
+	}
 	if ss.origin != nil {
 		_ = ss.origin.SetDeadline(time.Unix(1, 0))
 	}
+	if ss.stopc != nil && !was {
+		close(ss.stopc)
+	}
+}
+
+// stopChan is closed once the session is stopped: what a raw dial that
+// waits for its origin selects on.
+func (ss *session) stopChan() <-chan struct{} {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stopc == nil {
+		ss.stopc = make(chan struct{})
+		if ss.stopped {
+			close(ss.stopc)
+		}
+	}
+	return ss.stopc
+}
+
+// leg is one side of a connection as handle holds it: a net.Conn, or on
+// the raw path (a plain TCP app on Linux, see tcpApp.raw) a kernel socket
+// that the relay's event loop takes over, for which no net.Conn is made.
+type leg struct {
+	c net.Conn
+	s relay.Sock
+}
+
+func (g leg) close() {
+	if g.c != nil {
+		_ = g.c.Close()
+		return
+	}
+	_ = g.s.Close()
+}
+
+// rtt is the leg's TCP_INFO RTT (0 for unix sockets).
+func (g leg) rtt() time.Duration {
+	if g.c != nil {
+		return relay.RTT(g.c)
+	}
+	return g.s.RTT()
 }
 
 func (ss *session) setOrigin(c net.Conn) {
@@ -116,7 +162,10 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // both legs are up it hands the connection to the relay and returns, so an
 // idle connection holds no goroutine; done runs exactly once, when the
 // connection has ended and its terminal record was emitted.
-func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
+//
+// c is the accepted connection; on the raw path peer and local are its
+// addresses (from accept), on the net.Conn way they come from c.
+func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done func()) {
 	s := a.srv
 	handedOff := false
 	start := time.Now()
@@ -129,21 +178,24 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		ev.ClientPath = l.path
 	} else {
 		ev.ClientProto = event.ProtoTCP
-		ev.PeerAddr = addrPortOf(c.RemoteAddr())
+		if c.c != nil {
+			peer, local = addrPortOf(c.c.RemoteAddr()), addrPortOf(c.c.LocalAddr())
+		}
+		ev.PeerAddr = peer
 		ev.ClientAddr = ev.PeerAddr
-		ev.LocalAddr = addrPortOf(c.LocalAddr())
+		ev.LocalAddr = local
 	}
 
-	ss := &session{id: ev.SessionID, client: c}
+	ss := &session{id: ev.SessionID, client: c.c}
 	if !s.track(ss) {
-		c.Close()
+		c.close()
 		done()
 		return
 	}
 	defer func() {
 		if !handedOff {
-			c.Close()
-			s.untrack(ss)
+			s.untrack(ss) // before the close: no stop may reach a reused descriptor
+			c.close()
 			done()
 		}
 	}()
@@ -155,7 +207,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	var prefix []byte
 	if l.path == "" && pphdr.Trusted(a.cfg.Trusted, ev.PeerAddr.Addr()) {
 		var err error
-		prefix, err = a.readProxyHeader(c, &ev)
+		prefix, err = a.readProxyHeader(c.c, &ev) // never the raw path (tcpApp.raw)
 		if err != nil {
 			if errors.Is(err, errHealthCheck) {
 				s.healthChecks.Add(1)
@@ -187,13 +239,13 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	}
 
 	// 3. Edge TLS: terminate, or peek at the ClientHello for its SNI.
-	var clientConn net.Conn = c
+	clientConn := c.c
 	pool := a.pool
 	if a.edge != nil {
 		ev.TLSMode = a.edge.Mode()
 		switch {
 		case a.terminate:
-			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c, prefix), &ev)
+			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c.c, prefix), &ev)
 			if errors.Is(err, tlsedge.ErrHandshakeLimit) {
 				a.end(c, &ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, err.Error())
 				return
@@ -204,7 +256,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 			}
 			clientConn, prefix = tc, nil
 		case a.edge.NeedsPeek():
-			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c, prefix), &ev)
+			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c.c, prefix), &ev)
 			if err != nil {
 				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
@@ -228,7 +280,7 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 
 	// 5. Dial with failover.
 	dialStart := time.Now()
-	oc, target, status, err := a.dial(ctx, pool, targets)
+	oc, target, status, err := a.dial(ctx, ss, pool, targets, clientConn == nil)
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(&ev, target)
 	if err != nil {
@@ -239,11 +291,13 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 		a.end(c, &ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 		return
 	}
-	ss.setOrigin(oc)
+	if oc.c != nil {
+		ss.setOrigin(oc.c)
+	}
 	release := pool.Acquire(target)
 	defer func() {
 		if !handedOff {
-			oc.Close()
+			oc.close()
 			release()
 		}
 	}()
@@ -255,9 +309,9 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 			return
 		}
 	}
-	var originConn net.Conn = oc
+	originConn := oc.c
 	if a.originTLS {
-		tc, err := a.edge.DialTLS(ctx, oc, &ev)
+		tc, err := a.edge.DialTLS(ctx, oc.c, &ev)
 		if err != nil {
 			a.end(c, &ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 			return
@@ -269,16 +323,22 @@ func (a *tcpApp) handle(l *listener, c net.Conn, done func()) {
 	now := time.Now()
 	ev.ConnectTime, ev.Time = now, now
 	ev.Type, ev.Status = event.Connect, event.StatusConnect
-	ev.ClientRTT, ev.OriginRTT = relay.RTT(c), relay.RTT(oc) // from the handshakes
+	ev.ClientRTT, ev.OriginRTT = c.rtt(), oc.rtt() // from the handshakes
 	s.em.Emit(&ev)
 	live := event.NewLive(ev)
 	s.reg.Add(live)
 
 	// 7. Relay.
-	r := relay.New(clientConn, originConn, relay.Options{IdleTimeout: a.cfg.IdleTimeout, ClientPrefix: prefix, Live: live,
+	opts := relay.Options{IdleTimeout: a.cfg.IdleTimeout, ClientPrefix: prefix, Live: live,
 		ClientRTT: ev.ClientRTT, OriginRTT: ev.OriginRTT, // sampled above: the relay need not read TCP_INFO again
 		KeepAlive: relayKeepAlive, // set once the connection goes quiet, not per short connection
-		Mode:      a.cfg.RelayMode})
+		Mode:      a.cfg.RelayMode}
+	var r *relay.Relay
+	if clientConn == nil { // the raw path: both legs are sockets
+		r = relay.NewSocks(c.s, oc.s, opts)
+	} else {
+		r = relay.New(clientConn, originConn, opts)
+	}
 	ss.setRelay(r)
 	handedOff = true
 	r.Start(func(res relay.Result) {
@@ -317,9 +377,9 @@ func (a *tcpApp) setOrigin(ev *event.Event, t origin.Target) {
 // end emits the terminal record of a connection that ends before the
 // relay, with the client leg's RTT from TCP_INFO: every TCP record carries
 // one (spec §7.2). c is the accepted socket, still open.
-func (a *tcpApp) end(c net.Conn, ev *event.Event, typ event.Type, status int, side event.Side, reason event.Reason, detail string) {
+func (a *tcpApp) end(c leg, ev *event.Event, typ event.Type, status int, side event.Side, reason event.Reason, detail string) {
 	if ev.ClientProto == event.ProtoTCP && ev.ClientRTT == 0 {
-		ev.ClientRTT = relay.RTT(c)
+		ev.ClientRTT = c.rtt()
 	}
 	a.finish(ev, typ, status, side, reason, detail)
 }
@@ -392,7 +452,7 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	return rest, nil
 }
 
-func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
+func (a *tcpApp) writeProxyHeader(oc leg, ev *event.Event) error {
 	var tlvs []proxyproto.TLV
 	if a.ppVersion == 2 && a.edge != nil && a.edge.Config().ProxyProtocolTLVs {
 		var err error
@@ -405,16 +465,20 @@ func (a *tcpApp) writeProxyHeader(oc net.Conn, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	_ = oc.SetWriteDeadline(time.Now().Add(a.cfg.ConnectTimeout))
-	defer oc.SetWriteDeadline(time.Time{})
-	_, err = oc.Write(h)
+	if oc.c == nil {
+		return oc.s.Write(h) // a fresh socket has room for it
+	}
+	_ = oc.c.SetWriteDeadline(time.Now().Add(a.cfg.ConnectTimeout))
+	defer oc.c.SetWriteDeadline(time.Time{})
+	_, err = oc.c.Write(h)
 	return err
 }
 
 // dial tries the targets in order until one connects, telling pool how
 // each attempt went (passive ejection). On total failure it returns the
-// status of the last attempt's error.
-func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target) (net.Conn, origin.Target, int, error) {
+// status of the last attempt's error. raw dials raw sockets (the client
+// leg is one too).
+func (a *tcpApp) dial(ctx context.Context, ss *session, pool *origin.Pool, targets []origin.Target, raw bool) (leg, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
 	// No keepalive at dial time: the relay sets it on both legs once the
@@ -422,7 +486,13 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 	// origin TLS handshake have their own timeouts.
 	d := net.Dialer{Timeout: a.cfg.ConnectTimeout, KeepAlive: -1}
 	for i, t := range targets {
-		c, err := d.DialContext(ctx, t.Network("tcp"), t.String())
+		var c leg
+		var err error
+		if raw {
+			c.s, err = a.dialSock(ctx, ss, t)
+		} else {
+			c.c, err = d.DialContext(ctx, t.Network("tcp"), t.String())
+		}
 		if ctx.Err() == nil {
 			pool.Report(t, err) // a dial cut by shutdown says nothing about the origin
 		}
@@ -435,10 +505,29 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 			a.srv.log.Debug("origin dial failed, trying next", "app", a.cfg.ID, "origin", t.String(), "err", err)
 		}
 		if ctx.Err() != nil {
-			return nil, t, status, last
+			return leg{}, t, status, last
 		}
 	}
-	return nil, targets[len(targets)-1], status, last
+	return leg{}, targets[len(targets)-1], status, last
+}
+
+// dialSock connects to t on the raw path: at once for an origin that
+// answers within connect(2) (one on the same host), else waiting in an
+// event loop until connect_timeout, shutdown or the session's stop.
+func (a *tcpApp) dialSock(ctx context.Context, ss *session, t origin.Target) (relay.Sock, error) {
+	s, up, err := relay.Connect(t.Addr, t.Path)
+	if err != nil || up {
+		return s, err
+	}
+	var deadline time.Time
+	if a.cfg.ConnectTimeout > 0 {
+		deadline = time.Now().Add(a.cfg.ConnectTimeout)
+	}
+	if err := s.WaitConnected(ctx, t.Addr, t.Path, deadline, ss.stopChan()); err != nil {
+		s.Close()
+		return relay.Sock{}, err
+	}
+	return s, nil
 }
 
 func isTimeout(err error) bool { return errstatus.IsTimeout(err) }

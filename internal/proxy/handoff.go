@@ -60,9 +60,7 @@ func (s *Server) HandOff(keep func(key string) bool) Listeners {
 	}
 	close(s.handoff)
 	for _, l := range s.app.listeners {
-		if d, ok := l.ln.(deadliner); ok {
-			_ = d.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
-		}
+		l.interrupt(time.Unix(1, 0)) // wakes a blocked Accept
 	}
 	s.accepts.Wait()
 	for _, l := range s.app.listeners {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
@@ -14,7 +13,7 @@ import (
 // (clientFiltered 403, ClientMatchedIpFirewall left UNKNOWN since no rule
 // matched) and returns ok false; otherwise done is wrapped to give the
 // slot back when the connection ends.
-func (a *tcpApp) admitClient(c net.Conn, ev *event.Event, now time.Time, done *func()) bool {
+func (a *tcpApp) admitClient(c leg, ev *event.Event, now time.Time, done *func()) bool {
 	if a.lim == nil || ev.ClientProto != event.ProtoTCP {
 		return true
 	}

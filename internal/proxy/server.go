@@ -20,12 +20,16 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/gopool"
 	"github.com/prismproxy/prism/internal/netspec"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/tlsedge"
 )
 
@@ -123,6 +127,11 @@ func (s *Server) Start() error {
 		p.StartChecks(s.log.With("app", a.cfg.ID), "tcp")
 	}
 	for _, l := range a.listeners {
+		if a.raw && l.path == "" {
+			if err := l.useRaw(); err != nil {
+				s.log.Warn("listener stays on the net.Conn path", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "err", err)
+			}
+		}
 		s.accepts.Add(1)
 		go func() {
 			defer s.accepts.Done()
@@ -221,6 +230,75 @@ type listener struct {
 	key    string // netspec.ListenKey of the configured address
 
 	inherited bool // from WithListeners
+
+	// The raw path (tcpApp.raw, TCP listeners): accept(2) on a duplicate
+	// of the listening socket (a net.Listener offers no way to wait for
+	// it other than Accept), no net.Conn per connection. The accept loop
+	// closes rfile when it ends; interrupt wakes it.
+	rfile *os.File
+	rc    syscall.RawConn // rfile's
+	local netip.AddrPort  // the listener's address, every connection's local one
+	wild  bool            // local is a wildcard: ask each connection (getsockname)
+}
+
+// useRaw puts l on the raw path, or leaves it as it is and says why not.
+// Accepted sockets inherit TCP_NODELAY from the listener (as they inherit
+// keepalive, see listenTCP), so it is set once here rather than per
+// connection as the net package does.
+func (l *listener) useRaw() error {
+	tl, ok := l.ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("not a TCP listener (%T)", l.ln)
+	}
+	lrc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	dup, serr := -1, error(nil)
+	if err := lrc.Control(func(fd uintptr) {
+		if serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1); serr == nil {
+			dup, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	f := os.NewFile(uintptr(dup), "listener") // non-blocking: in the runtime netpoller
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.rfile, l.rc, l.local = f, rc, addrPortOf(tl.Addr())
+	l.wild = l.local.Addr().IsUnspecified()
+	return nil
+}
+
+// interrupt wakes an accept that waits, until the deadline is cleared
+// (HandOff, Shutdown).
+func (l *listener) interrupt(at time.Time) {
+	if d, ok := l.ln.(deadliner); ok {
+		_ = d.SetDeadline(at)
+	}
+	if l.rfile != nil {
+		_ = l.rfile.SetDeadline(at)
+	}
+}
+
+// accept takes the next connection: a raw socket on the raw path (with
+// its addresses), else a net.Conn.
+func (l *listener) accept() (c leg, peer, local netip.AddrPort, err error) {
+	if l.rc == nil {
+		c.c, err = l.ln.Accept()
+		return c, peer, local, err
+	}
+	c.s, peer, local, err = relay.AcceptSock(l.rc, l.wild)
+	if !l.wild {
+		local = l.local
+	}
+	return c, peer, local, err
 }
 
 func (a *tcpApp) listen() error {
@@ -299,12 +377,16 @@ func (a *tcpApp) closeListeners() {
 		if !l.handed {
 			_ = l.ln.Close()
 		}
+		l.interrupt(time.Unix(1, 0)) // the raw path's accept waits on its duplicate
 	}
 }
 
 func (a *tcpApp) acceptLoop(l *listener) {
 	s := a.srv
 	var errs acceptErrors
+	if l.rfile != nil {
+		defer l.rfile.Close()
+	}
 	defer func() {
 		if errs.since > 0 {
 			s.log.Warn("accept failed", "app", a.cfg.ID, "addr", l.ln.Addr().String(), "failures", errs.since, "note", "not logged before the listener closed")
@@ -323,7 +405,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 				return
 			}
 		}
-		c, err := l.ln.Accept()
+		c, peer, local, err := l.accept()
 		if err == nil && s.gsem != nil {
 			// At the global max_connections, likewise stop accepting. The
 			// slot is taken after Accept so that an idle listener never
@@ -331,7 +413,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			select {
 			case s.gsem <- struct{}{}:
 			case <-s.stopAccepting:
-				c.Close()
+				c.close()
 				if a.sem != nil {
 					<-a.sem
 				}
@@ -342,7 +424,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 				s.wg.Add(1)
 				go func() {
 					s.gsem <- struct{}{}
-					a.handle(l, c, a.connDone)
+					a.handle(l, c, peer, local, a.connDone)
 				}()
 				return
 			}
@@ -373,7 +455,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 		s.wg.Add(1)
 		// On a kept goroutine: the handler's stack grows through the dial
 		// (see gopool).
-		gopool.Go(func() { a.handle(l, c, a.connDone) })
+		gopool.Go(func() { a.handle(l, c, peer, local, a.connDone) })
 	}
 }
 
@@ -381,6 +463,11 @@ func (a *tcpApp) acceptLoop(l *listener) {
 func newTCPApp(s *Server, ac App) *tcpApp {
 	a := &tcpApp{srv: s, cfg: ac, pool: ac.Pool, routes: ac.Routes, fw: ac.Firewall, lim: ac.Limiter,
 		edge: ac.Edge, terminate: ac.Terminate, originTLS: ac.OriginTLS}
+	// The raw path: an app that only relays takes its TCP connections as
+	// kernel sockets straight to the relay's event loop (relay.Sock):
+	// nothing reads them before the relay (no TLS, no inbound PROXY
+	// header), so no net.Conn is needed.
+	a.raw = ac.Edge == nil && !ac.OriginTLS && len(ac.Trusted) == 0 && relay.SocksAvailable()
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
