@@ -628,7 +628,14 @@ func (c *fdConn) pump(i int) {
 		}
 		if d.eof {
 			d.done = true
+			c.drop(d)
 			c.r.finished(srcSide)
+			if c.d[1-i].done {
+				// The other way read its EOF already: the relay completes
+				// now, and closing dst sends its FIN (nothing is left
+				// unread in it), without a shutdown(2) first.
+				return
+			}
 			if err := unix.Shutdown(dst, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 				c.r.record(err, dstSide, "shutdown "+dstSide.String())
 			}
@@ -665,12 +672,20 @@ func (c *fdConn) pump(i int) {
 		}
 		c.count(i, int64(n))
 		d.pending = int32(n)
-		if d.pipe == nil && n < len(*d.buf) && !c.hup[i] {
+		if d.pipe == nil && n < len(*d.buf) {
 			// A short read drained the socket (stream reads return short
-			// only then): the next edge says when there is more. Not after
-			// the peer's FIN: it may be queued behind these bytes already,
-			// and no edge would follow.
-			c.rd[i] = false
+			// only then): the next edge says when there is more. After
+			// the peer's FIN no edge would follow; but the FIN came
+			// before this read (epoll said so), behind every byte the
+			// peer sent, so it is all that is left: an EOF, without a
+			// read(2) that returns 0 to say so. Not after an error
+			// (EPOLLERR): reading on says which.
+			switch {
+			case !c.hup[i]:
+				c.rd[i] = false
+			case !c.soErr[i]:
+				d.eof = true
+			}
 		}
 		c.adapt(d, n)
 	}
