@@ -236,7 +236,7 @@ type listener struct {
 	// it other than Accept), no net.Conn per connection. The accept loop
 	// closes rfile when it ends; interrupt wakes it.
 	rfile *os.File
-	rc    syscall.RawConn // rfile's
+	acc   *relay.Acceptor // on rfile
 	local netip.AddrPort  // the listener's address, every connection's local one
 	wild  bool            // local is a wildcard: ask each connection (getsockname)
 }
@@ -271,8 +271,9 @@ func (l *listener) useRaw() error {
 		f.Close()
 		return err
 	}
-	l.rfile, l.rc, l.local = f, rc, addrPortOf(tl.Addr())
+	l.rfile, l.local = f, addrPortOf(tl.Addr())
 	l.wild = l.local.Addr().IsUnspecified()
+	l.acc = relay.NewAcceptor(rc, l.wild)
 	return nil
 }
 
@@ -290,11 +291,11 @@ func (l *listener) interrupt(at time.Time) {
 // accept takes the next connection: a raw socket on the raw path (with
 // its addresses), else a net.Conn.
 func (l *listener) accept() (c leg, peer, local netip.AddrPort, err error) {
-	if l.rc == nil {
+	if l.acc == nil {
 		c.c, err = l.ln.Accept()
 		return c, peer, local, err
 	}
-	c.s, peer, local, err = relay.AcceptSock(l.rc, l.wild)
+	c.s, peer, local, err = l.acc.Accept()
 	if !l.wild {
 		local = l.local
 	}

@@ -333,7 +333,7 @@ func (l *evloop) add(c *fdConn) {
 	l.mu.Unlock()
 	for side := range int32(2) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: gen}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
+		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
 			// Cannot happen for a connected socket short of ENOMEM; end
 			// the relay rather than leave a socket nobody watches.
 			c.r.end(cause{status: event.StatusInternal, side: event.SideProxy, reason: event.ReasonClosed, detail: "relay: epoll_ctl: " + err.Error()})
@@ -403,7 +403,7 @@ func (l *evloop) arm(h *half) error {
 		l.mu.Unlock()
 		h.registered = true
 		ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(h.srcFD), &ev); err != nil {
+		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(h.srcFD), &ev); err != nil {
 			h.registered = false
 			l.mu.Lock()
 			l.freeSlot(h.token, h)
@@ -413,13 +413,13 @@ func (l *evloop) arm(h *half) error {
 		return nil
 	}
 	ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(h.srcFD), &ev)
+	return rawEpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(h.srcFD), &ev)
 }
 
 // unregister removes h's socket from the set; it must run before the
 // socket is closed.
 func (l *evloop) unregister(h *half) {
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(h.srcFD), nil)
+	_ = rawEpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(h.srcFD), nil)
 	h.registered = false
 	l.mu.Lock()
 	l.freeSlot(h.token, h)
@@ -555,8 +555,8 @@ func (c *fdConn) start(now time.Time) {
 func (c *fdConn) kick() {
 	c.r.mu.Lock()
 	if !c.closed {
-		_ = unix.Shutdown(int(c.fd[0]), unix.SHUT_RDWR)
-		_ = unix.Shutdown(int(c.fd[1]), unix.SHUT_RDWR)
+		_ = rawShutdown(int(c.fd[0]), unix.SHUT_RDWR)
+		_ = rawShutdown(int(c.fd[1]), unix.SHUT_RDWR)
 	}
 	c.r.mu.Unlock()
 }
@@ -564,8 +564,8 @@ func (c *fdConn) kick() {
 // closeFDs closes both descriptors (r.mu held); closing also takes them
 // out of the epoll set.
 func (c *fdConn) closeFDs() {
-	_ = unix.Close(int(c.fd[0]))
-	_ = unix.Close(int(c.fd[1]))
+	_ = rawClose(int(c.fd[0]))
+	_ = rawClose(int(c.fd[1]))
 }
 
 // step moves both directions as far as the sockets allow, and completes
@@ -636,7 +636,7 @@ func (c *fdConn) pump(i int) {
 				// unread in it), without a shutdown(2) first.
 				return
 			}
-			if err := unix.Shutdown(dst, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+			if err := rawShutdown(dst, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 				c.r.record(err, dstSide, "shutdown "+dstSide.String())
 			}
 			return

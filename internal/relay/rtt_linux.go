@@ -1,16 +1,12 @@
 package relay
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // fdRTT returns the smoothed RTT of a TCP socket (TCP_INFO reports µs).
 func fdRTT(fd int) time.Duration {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
+	rtt, ok := fdRTTRaw(fd)
+	if !ok {
 		return 0
 	}
-	return time.Duration(info.Rtt) * time.Microsecond
+	return time.Duration(rtt) * time.Microsecond
 }

@@ -42,7 +42,7 @@ func (s Sock) Close() error {
 	if !s.ok {
 		return nil
 	}
-	return unix.Close(int(s.fd))
+	return rawClose(int(s.fd))
 }
 
 // RTT is the TCP_INFO smoothed RTT of a TCP socket, 0 for others.
@@ -75,51 +75,57 @@ func (s Sock) Write(b []byte) error {
 // loop here (Linux, epoll, not turned off by PRISM_RELAY_POLLER=off).
 func SocksAvailable() bool { return getLoop(0) != nil }
 
-// AcceptSock accepts one connection on the listening socket of rc,
-// waiting in the runtime netpoller as net.Listener.Accept does (a
-// deadline or closing the listener ends the wait). It returns the socket,
-// non-blocking, with the peer's address; local is the socket's own
-// address when wantLocal (a listener on a wildcard address), else zero.
-func AcceptSock(rc syscall.RawConn, wantLocal bool) (s Sock, peer, local netip.AddrPort, err error) {
-	var nfd int
-	var sa unix.Sockaddr
-	var aerr error
-	rerr := rc.Read(func(fd uintptr) bool {
-		for {
-			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-			switch aerr {
-			case unix.EINTR, unix.ECONNABORTED:
-				continue // as the net package does: the next one
-			case unix.EAGAIN:
-				return false
-			}
-			return true
-		}
-	})
-	if rerr != nil {
-		return Sock{}, peer, local, &net.OpError{Op: "accept", Net: "tcp", Err: rerr}
-	}
-	if aerr != nil {
-		return Sock{}, peer, local, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", aerr)}
-	}
-	s = Sock{fd: int32(nfd), ok: true}
-	peer, s.tcp = sockaddrAddrPort(sa)
-	if wantLocal {
-		if lsa, err := unix.Getsockname(nfd); err == nil {
-			local, _ = sockaddrAddrPort(lsa)
-		}
-	}
-	return s, peer, local, nil
+// Acceptor accepts connections on one listening socket as Socks. It
+// waits in the runtime netpoller, as net.Listener.Accept does (a deadline
+// on, or closing, what rc belongs to ends the wait). One goroutine uses
+// it at a time; an accept allocates nothing.
+type Acceptor struct {
+	rc        syscall.RawConn
+	wantLocal bool
+	fn        func(uintptr) bool
+	sa        rawSockaddr
+	nfd       int
+	err       error
 }
 
-func sockaddrAddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), true
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), true
+// NewAcceptor accepts on rc, a pollable descriptor of a listening socket
+// (an *os.File's, say: a net.Listener's RawConn cannot wait). wantLocal
+// asks each connection for its own address (a listener on a wildcard
+// address); without it Accept returns no local address.
+func NewAcceptor(rc syscall.RawConn, wantLocal bool) *Acceptor {
+	a := &Acceptor{rc: rc, wantLocal: wantLocal}
+	a.fn = a.try
+	return a
+}
+
+func (a *Acceptor) try(fd uintptr) bool {
+	for {
+		a.nfd, a.err = rawAccept4(int(fd), &a.sa)
+		switch a.err {
+		case unix.EINTR, unix.ECONNABORTED:
+			continue // as the net package does: the next one
+		case unix.EAGAIN:
+			return false
+		}
+		return true
 	}
-	return netip.AddrPort{}, false
+}
+
+// Accept returns the next connection, non-blocking, with the peer's
+// address, and its own address if the Acceptor wants it.
+func (a *Acceptor) Accept() (s Sock, peer, local netip.AddrPort, err error) {
+	if rerr := a.rc.Read(a.fn); rerr != nil {
+		return Sock{}, peer, local, &net.OpError{Op: "accept", Net: "tcp", Err: rerr}
+	}
+	if a.err != nil {
+		return Sock{}, peer, local, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", a.err)}
+	}
+	s = Sock{fd: int32(a.nfd), ok: true}
+	peer, s.tcp = a.sa.addrPort()
+	if a.wantLocal && rawGetsockname(a.nfd, &a.sa) == nil {
+		local, _ = a.sa.addrPort()
+	}
+	return s, peer, local, nil
 }
 
 // Connect starts a connection to addr (TCP, with TCP_NODELAY) or, when
@@ -128,31 +134,28 @@ func sockaddrAddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
 // within connect(2), and a second connect(2) says so. Otherwise WaitConnected
 // waits for it. On error there is no socket.
 func Connect(addr netip.AddrPort, path string) (s Sock, connected bool, err error) {
-	var sa unix.Sockaddr
+	var sa rawSockaddr
 	family := unix.AF_UNIX
-	switch {
-	case path != "":
-		sa = &unix.SockaddrUnix{Name: path}
-	case addr.Addr().Is4():
-		family = unix.AF_INET
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
-	default:
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16(), ZoneId: zoneID(addr.Addr().Zone())}
+	if path != "" {
+		if !sa.setUnix(path) {
+			return Sock{}, false, dialError(addr, path, os.NewSyscallError("connect", unix.EINVAL))
+		}
+	} else {
+		family = sa.setInet(addr, zoneID(addr.Addr().Zone()))
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(family)
 	if err != nil {
 		return Sock{}, false, dialError(addr, path, os.NewSyscallError("socket", err))
 	}
 	s = Sock{fd: int32(fd), ok: true, tcp: path == ""}
 	if s.tcp {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			unix.Close(fd)
+		if err := rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			rawClose(fd)
 			return Sock{}, false, dialError(addr, path, os.NewSyscallError("setsockopt", err))
 		}
 	}
 	for {
-		err = unix.Connect(fd, sa)
+		err = rawConnect(fd, &sa)
 		if err != unix.EINTR {
 			break
 		}
@@ -165,14 +168,14 @@ func Connect(addr netip.AddrPort, path string) (s Sock, connected bool, err erro
 		// (its SYN-ACK waited in the socket's backlog until connect let
 		// go of the socket): a second connect returns 0 once the
 		// connection is up, EALREADY while it is still on its way.
-		switch err = unix.Connect(fd, sa); err {
+		switch err = rawConnect(fd, &sa); err {
 		case nil, unix.EISCONN:
 			return s, true, nil
 		case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
 			return s, false, nil
 		}
 	}
-	unix.Close(fd)
+	rawClose(fd)
 	return Sock{}, false, dialError(addr, path, os.NewSyscallError("connect", err))
 }
 
@@ -209,7 +212,7 @@ func (s Sock) WaitConnected(ctx context.Context, addr netip.AddrPort, path strin
 	slot, gen := lp.alloc(w)
 	lp.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLET, Fd: slot << 1, Pad: gen}
-	if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, int(s.fd), &ev); err != nil {
+	if err := rawEpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, int(s.fd), &ev); err != nil {
 		lp.mu.Lock()
 		lp.freeSlot(slot, w)
 		lp.mu.Unlock()
@@ -227,14 +230,14 @@ func (s Sock) WaitConnected(ctx context.Context, addr netip.AddrPort, path strin
 		werr = net.ErrClosed
 	}
 	t.Stop()
-	_ = unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, int(s.fd), nil)
+	_ = rawEpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, int(s.fd), nil)
 	lp.mu.Lock()
 	lp.freeSlot(slot, w)
 	lp.mu.Unlock()
 	if werr != nil {
 		return dialError(addr, path, werr)
 	}
-	n, err := unix.GetsockoptInt(int(s.fd), unix.SOL_SOCKET, unix.SO_ERROR)
+	n, err := rawGetsockoptInt(int(s.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 	if err == nil && n != 0 {
 		err = syscall.Errno(n)
 	}

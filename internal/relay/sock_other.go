@@ -25,7 +25,12 @@ func (Sock) Write([]byte) error                          { return errNoSocks }
 func SocksAvailable() bool                               { return false }
 func Connect(netip.AddrPort, string) (Sock, bool, error) { return Sock{}, false, errNoSocks }
 func NewSocks(Sock, Sock, Options) *Relay                { panic(errNoSocks) }
-func AcceptSock(syscall.RawConn, bool) (Sock, netip.AddrPort, netip.AddrPort, error) {
+
+// Acceptor accepts connections as Socks (Linux only).
+type Acceptor struct{}
+
+func NewAcceptor(syscall.RawConn, bool) *Acceptor { return &Acceptor{} }
+func (*Acceptor) Accept() (Sock, netip.AddrPort, netip.AddrPort, error) {
 	return Sock{}, netip.AddrPort{}, netip.AddrPort{}, errNoSocks
 }
 func (Sock) WaitConnected(context.Context, netip.AddrPort, string, time.Time, <-chan struct{}) error {

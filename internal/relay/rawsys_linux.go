@@ -1,0 +1,156 @@
+//go:build linux
+
+package relay
+
+import (
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// System calls that never sleep (on non-blocking sockets, an epoll set,
+// TCP_INFO), made raw: without the runtime's entersyscall/exitsyscall,
+// which cost about a tenth of a microsecond each and, after an idle
+// spell, wake sysmon (see buffered_linux.go). The short-connection path
+// makes about a dozen of them per connection.
+
+func errnoErr(e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+func rawClose(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+func rawShutdown(fd, how int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+	return errnoErr(e)
+}
+
+func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errnoErr(e)
+}
+
+// fdRTTRaw reads a TCP socket's smoothed RTT (µs) from TCP_INFO; the
+// TCPInfo stays on the stack.
+func fdRTTRaw(fd int) (uint32, bool) {
+	var info unix.TCPInfo
+	n := uint32(unix.SizeofTCPInfo)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return 0, false
+	}
+	return info.Rtt, true
+}
+
+func rawSocket(family int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	return int(r), errnoErr(e)
+}
+
+func rawSetsockoptInt(fd, level, opt, v int) error {
+	iv := int32(v)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&iv)), 4, 0)
+	return errnoErr(e)
+}
+
+func rawGetsockoptInt(fd, level, opt int) (int, error) {
+	var iv int32
+	n := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&iv)), uintptr(unsafe.Pointer(&n)), 0)
+	return int(iv), errnoErr(e)
+}
+
+// rawSockaddr is a socket address in the kernel's layout, built without
+// the allocations of unix.Sockaddr.
+type rawSockaddr struct {
+	any unix.RawSockaddrAny
+	len uint32
+}
+
+func (sa *rawSockaddr) setInet(ap netip.AddrPort, zone uint32) int {
+	a := ap.Addr()
+	if a.Is4() {
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.any))
+		p.Family = unix.AF_INET
+		setPort(&p.Port, ap.Port())
+		p.Addr = a.As4()
+		sa.len = unix.SizeofSockaddrInet4
+		return unix.AF_INET
+	}
+	p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa.any))
+	p.Family = unix.AF_INET6
+	setPort(&p.Port, ap.Port())
+	p.Addr = a.As16()
+	p.Scope_id = zone
+	sa.len = unix.SizeofSockaddrInet6
+	return unix.AF_INET6
+}
+
+func (sa *rawSockaddr) setUnix(path string) bool {
+	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(&sa.any))
+	if len(path) == 0 || len(path) >= len(p.Path) {
+		return false
+	}
+	p.Family = unix.AF_UNIX
+	for i := range len(path) {
+		p.Path[i] = int8(path[i])
+	}
+	if path[0] == '@' {
+		p.Path[0] = 0 // abstract
+		sa.len = uint32(2 + len(path))
+	} else {
+		p.Path[len(path)] = 0
+		sa.len = uint32(2 + len(path) + 1)
+	}
+	return true
+}
+
+// addrPort is the address in sa (IPv4, or IPv6 unmapped); ok is false
+// for other families.
+func (sa *rawSockaddr) addrPort() (netip.AddrPort, bool) {
+	switch sa.any.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.any))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), getPort(&p.Port)), true
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa.any))
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), getPort(&p.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// setPort and getPort store and load a port in network byte order,
+// whatever the host's.
+func setPort(p *uint16, v uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(v>>8), byte(v)
+}
+
+func getPort(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func rawConnect(fd int, sa *rawSockaddr) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.any)), uintptr(sa.len))
+	return errnoErr(e)
+}
+
+func rawAccept4(fd int, sa *rawSockaddr) (int, error) {
+	sa.len = unix.SizeofSockaddrAny
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&sa.any)), uintptr(unsafe.Pointer(&sa.len)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	return int(r), errnoErr(e)
+}
+
+func rawGetsockname(fd int, sa *rawSockaddr) error {
+	sa.len = unix.SizeofSockaddrAny
+	_, _, e := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa.any)), uintptr(unsafe.Pointer(&sa.len)))
+	return errnoErr(e)
+}
