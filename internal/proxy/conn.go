@@ -50,8 +50,7 @@ type session struct {
 	origin  net.Conn // nil on the raw path
 	relay   *relay.Relay
 	stopped bool
-	detail  string        // why it was stopped, for the terminal record ("" at shutdown)
-	stopc   chan struct{} // closed when stopped; made only for a raw dial that waits
+	detail  string // why it was stopped, for the terminal record ("" at shutdown)
 }
 
 func (ss *session) stop() { ss.stopWith("") }
@@ -59,7 +58,6 @@ func (ss *session) stop() { ss.stopWith("") }
 func (ss *session) stopWith(detail string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	was := ss.stopped
 	ss.stopped = true
 	ss.detail = detail
 	if ss.relay != nil {
@@ -73,23 +71,9 @@ func (ss *session) stopWith(detail string) {
 	if ss.origin != nil {
 		_ = ss.origin.SetDeadline(time.Unix(1, 0))
 	}
-	if ss.stopc != nil && !was {
-		close(ss.stopc)
-	}
-}
-
-// stopChan is closed once the session is stopped: what a raw dial that
-// waits for its origin selects on.
-func (ss *session) stopChan() <-chan struct{} {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.stopc == nil {
-		ss.stopc = make(chan struct{})
-		if ss.stopped {
-			close(ss.stopc)
-		}
-	}
-	return ss.stopc
+	// A dial in progress ends with the server's context, which Shutdown
+	// cancels right after stopping the sessions (a session is listed
+	// for CloseSession only once it is connected).
 }
 
 // leg is one side of a connection as handle holds it: a net.Conn, or on
@@ -280,7 +264,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 
 	// 5. Dial with failover.
 	dialStart := time.Now()
-	oc, target, status, err := a.dial(ctx, ss, pool, targets, clientConn == nil)
+	oc, target, status, err := a.dial(ctx, pool, targets, clientConn == nil)
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(&ev, target)
 	if err != nil {
@@ -478,7 +462,7 @@ func (a *tcpApp) writeProxyHeader(oc leg, ev *event.Event) error {
 // each attempt went (passive ejection). On total failure it returns the
 // status of the last attempt's error. raw dials raw sockets (the client
 // leg is one too).
-func (a *tcpApp) dial(ctx context.Context, ss *session, pool *origin.Pool, targets []origin.Target, raw bool) (leg, origin.Target, int, error) {
+func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target, raw bool) (leg, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
 	// No keepalive at dial time: the relay sets it on both legs once the
@@ -489,7 +473,7 @@ func (a *tcpApp) dial(ctx context.Context, ss *session, pool *origin.Pool, targe
 		var c leg
 		var err error
 		if raw {
-			c.s, err = a.dialSock(ctx, ss, t)
+			c.s, err = a.dialSock(ctx, t)
 		} else {
 			c.c, err = d.DialContext(ctx, t.Network("tcp"), t.String())
 		}
@@ -513,8 +497,8 @@ func (a *tcpApp) dial(ctx context.Context, ss *session, pool *origin.Pool, targe
 
 // dialSock connects to t on the raw path: at once for an origin that
 // answers within connect(2) (one on the same host), else waiting in an
-// event loop until connect_timeout, shutdown or the session's stop.
-func (a *tcpApp) dialSock(ctx context.Context, ss *session, t origin.Target) (relay.Sock, error) {
+// event loop until connect_timeout or shutdown (ctx).
+func (a *tcpApp) dialSock(ctx context.Context, t origin.Target) (relay.Sock, error) {
 	s, up, err := relay.Connect(t.Addr, t.Path)
 	if err != nil || up {
 		return s, err
@@ -523,7 +507,7 @@ func (a *tcpApp) dialSock(ctx context.Context, ss *session, t origin.Target) (re
 	if a.cfg.ConnectTimeout > 0 {
 		deadline = time.Now().Add(a.cfg.ConnectTimeout)
 	}
-	if err := s.WaitConnected(ctx, t.Addr, t.Path, deadline, ss.stopChan()); err != nil {
+	if err := s.WaitConnected(ctx, t.Addr, t.Path, deadline); err != nil {
 		s.Close()
 		return relay.Sock{}, err
 	}

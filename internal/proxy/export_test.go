@@ -15,3 +15,20 @@ func LimiterOf(s *Server) *limit.Limiter { return s.app.lim }
 
 // AddrPortOf is addrPortOf.
 var AddrPortOf = addrPortOf
+
+// RawListeners counts the server's listeners on the raw path.
+func RawListeners(s *Server) (n int) {
+	for _, l := range s.app.listeners {
+		if l.acc != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Tracked counts the connections the server is handling.
+func Tracked(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

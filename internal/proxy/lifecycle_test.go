@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
@@ -215,6 +218,57 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("closed after %v, before the 300ms idle timeout", d)
 	}
 	wantSpectrum(t, &e, map[string]any{"Event": "disconnect", "Status": 200, "ClientBytes": 4, "OriginBytes": 0})
+}
+
+// TestShutdownWhileDialing: a connection whose origin dial is still in
+// progress at the drain deadline is cut there (on the raw path the dial
+// waits in an event loop and the session's stop wakes it), with its
+// terminal record.
+func TestShutdownWhileDialing(t *testing.T) {
+	target := fullBacklog(t)
+	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+target+`"]}`, "timeouts: {connect: 30s}"))
+	dial(t, addr)
+	for end := time.Now().Add(5 * time.Second); proxy.Tracked(s) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the connection was not taken within 5s")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v: the dial was not cut at the drain deadline", d)
+	}
+	e, ok := rec.NextWithin(0)
+	if !ok {
+		t.Fatal("Shutdown returned before the terminal record")
+	}
+	if e.Type != event.OriginError || e.CloseSide != event.SideProxy || !strings.Contains(e.Detail, "shutdown while dialing") {
+		t.Fatalf("got %s %d %s %q", e.Type, e.Status, e.CloseSide, e.Detail)
+	}
+}
+
+// TestRawPathOnlyForPlainApps: a plain TCP app takes its connections as
+// raw sockets (relay.Sock); one that reads them first (TLS, an inbound
+// PROXY header) keeps net.Conns.
+func TestRawPathOnlyForPlainApps(t *testing.T) {
+	origin := testpeer.Sink(t)
+	want := 0
+	if relay.SocksAvailable() {
+		want = 1
+	}
+	s, _, _ := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`))
+	if n := proxy.RawListeners(s); n != want {
+		t.Errorf("plain app: %d raw listeners, want %d", n, want)
+	}
+	s, _, _ = startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"]}`))
+	if n := proxy.RawListeners(s); n != 0 {
+		t.Errorf("app with trusted fronts: %d raw listeners, want 0", n)
+	}
 }
 
 func TestShutdownDrainsThenCloses(t *testing.T) {

@@ -199,10 +199,11 @@ func dialError(addr netip.AddrPort, path string, err error) error {
 }
 
 // WaitConnected waits until the connection Connect started is up, failed,
-// deadline passed (an error that is a timeout), or ctx or stop is done.
+// deadline passed (an error that is a timeout; a zero deadline is none),
+// or ctx is done.
 // It waits in an event loop's epoll set, without a goroutine of its own
 // or the runtime netpoller. On error the caller still closes s.
-func (s Sock) WaitConnected(ctx context.Context, addr netip.AddrPort, path string, deadline time.Time, stop <-chan struct{}) error {
+func (s Sock) WaitConnected(ctx context.Context, addr netip.AddrPort, path string, deadline time.Time) error {
 	lp := getLoop(int(s.fd))
 	if lp == nil {
 		return dialError(addr, path, errors.New("no event loop to wait in"))
@@ -218,18 +219,20 @@ func (s Sock) WaitConnected(ctx context.Context, addr netip.AddrPort, path strin
 		lp.mu.Unlock()
 		return dialError(addr, path, os.NewSyscallError("epoll_ctl", err))
 	}
-	t := time.NewTimer(time.Until(deadline))
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
 	var werr error
 	select {
 	case <-w.ch:
-	case <-t.C:
+	case <-expired:
 		werr = os.ErrDeadlineExceeded
 	case <-ctx.Done():
 		werr = ctx.Err()
-	case <-stop:
-		werr = net.ErrClosed
 	}
-	t.Stop()
 	_ = rawEpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, int(s.fd), nil)
 	lp.mu.Lock()
 	lp.freeSlot(slot, w)

@@ -33,6 +33,6 @@ func NewAcceptor(syscall.RawConn, bool) *Acceptor { return &Acceptor{} }
 func (*Acceptor) Accept() (Sock, netip.AddrPort, netip.AddrPort, error) {
 	return Sock{}, netip.AddrPort{}, netip.AddrPort{}, errNoSocks
 }
-func (Sock) WaitConnected(context.Context, netip.AddrPort, string, time.Time, <-chan struct{}) error {
+func (Sock) WaitConnected(context.Context, netip.AddrPort, string, time.Time) error {
 	return errNoSocks
 }
