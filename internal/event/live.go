@@ -105,6 +105,8 @@ func (r *Registry) Range(f func(*Live) bool) {
 
 // Emitter takes events from the data path. Emit must never block and never
 // fail: an implementation that cannot take the event counts it as dropped.
+// It must not keep e after it returns (it copies what it keeps): the data
+// path reuses the Event.
 type Emitter interface {
 	Emit(e *Event)
 }

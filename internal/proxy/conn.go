@@ -153,7 +153,12 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	s := a.srv
 	handedOff := false
 	start := time.Now()
-	ev := event.New(a.cfg.ID, event.NewID(start))
+	// The record is built in place in the Live that will carry it while
+	// the connection is open: one allocation for both (the Live is
+	// garbage if the connection ends before its connect record).
+	live := new(event.Live)
+	ev := live.Base()
+	*ev = event.New(a.cfg.ID, event.NewID(start))
 	ev.StartTime, ev.Time = start, start
 	ev.ProxyProtocol = a.cfg.ProxyProtocol
 	ev.OriginProto = a.pool.Proto(event.ProtoTCP) // until an origin is chosen (spec §7.3)
@@ -191,7 +196,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	var prefix []byte
 	if l.path == "" && pphdr.Trusted(a.cfg.Trusted, ev.PeerAddr.Addr()) {
 		var err error
-		prefix, err = a.readProxyHeader(c.c, &ev) // never the raw path (tcpApp.raw)
+		prefix, err = a.readProxyHeader(c.c, ev) // never the raw path (tcpApp.raw)
 		if err != nil {
 			if errors.Is(err, errHealthCheck) {
 				s.healthChecks.Add(1)
@@ -202,23 +207,23 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 			if isTimeout(err) {
 				status, reason = event.StatusClientTimeout, event.ReasonTimeout
 			}
-			a.end(c, &ev, event.ClientFiltered, status, event.SideClient, reason, "inbound PROXY header: "+err.Error())
+			a.end(c, ev, event.ClientFiltered, status, event.SideClient, reason, "inbound PROXY header: "+err.Error())
 			return
 		}
 	}
 
 	// 2. IP firewall and geo.
-	if a.fw != nil && a.fw.Apply(ev.ClientAddr.Addr(), &ev) {
+	if a.fw != nil && a.fw.Apply(ev.ClientAddr.Addr(), ev) {
 		detail := "client matched " + ev.FirewallMatch
 		if ev.FirewallMatch == event.FirewallUnknown {
 			detail = "no rule matched (firewall default: block)"
 		}
-		a.end(c, &ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, detail) // refused by prism (spec §7.5)
+		a.end(c, ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, detail) // refused by prism (spec §7.5)
 		return
 	}
 
 	// Per-client limits (connections, prefix, rate), once the client is known.
-	if !a.admitClient(c, &ev, start, &done) {
+	if !a.admitClient(c, ev, start, &done) {
 		return
 	}
 
@@ -229,20 +234,20 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 		ev.TLSMode = a.edge.Mode()
 		switch {
 		case a.terminate:
-			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c.c, prefix), &ev)
+			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c.c, prefix), ev)
 			if errors.Is(err, tlsedge.ErrHandshakeLimit) {
-				a.end(c, &ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, err.Error())
+				a.end(c, ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, err.Error())
 				return
 			}
 			if err != nil {
-				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				a.end(c, ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
 			}
 			clientConn, prefix = tc, nil
 		case a.edge.NeedsPeek():
-			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c.c, prefix), &ev)
+			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c.c, prefix), ev)
 			if err != nil {
-				a.end(c, &ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
+				a.end(c, ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
 			}
 			prefix = peeked // includes the PROXY-header leftovers it replayed
@@ -258,7 +263,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	targets, fail := pool.Candidates(ctx, ev.ClientAddr.Addr(), l.offset)
 	if fail != nil {
 		ev.OriginAddr = fail.Addr
-		a.end(c, &ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
+		a.end(c, ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
 		return
 	}
 
@@ -266,13 +271,13 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	dialStart := time.Now()
 	oc, target, status, err := a.dial(ctx, pool, targets, clientConn == nil)
 	a.dialTime.Observe(time.Since(dialStart))
-	a.setOrigin(&ev, target)
+	a.setOrigin(ev, target)
 	if err != nil {
 		if ss.isStopped() {
-			a.end(c, &ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
+			a.end(c, ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
 			return
 		}
-		a.end(c, &ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+		a.end(c, ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 		return
 	}
 	if oc.c != nil {
@@ -288,16 +293,16 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 
 	// PROXY header to the origin, in the clear before any origin TLS.
 	if a.ppVersion != 0 {
-		if err := a.writeProxyHeader(oc, &ev); err != nil {
-			a.end(c, &ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, "write PROXY header: "+err.Error())
+		if err := a.writeProxyHeader(oc, ev); err != nil {
+			a.end(c, ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, "write PROXY header: "+err.Error())
 			return
 		}
 	}
 	originConn := oc.c
 	if a.originTLS {
-		tc, err := a.edge.DialTLS(ctx, oc.c, &ev)
+		tc, err := a.edge.DialTLS(ctx, oc.c, ev)
 		if err != nil {
-			a.end(c, &ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
+			a.end(c, ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 			return
 		}
 		originConn = tc
@@ -308,8 +313,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	ev.ConnectTime, ev.Time = now, now
 	ev.Type, ev.Status = event.Connect, event.StatusConnect
 	ev.ClientRTT, ev.OriginRTT = c.rtt(), oc.rtt() // from the handshakes
-	s.em.Emit(&ev)
-	live := event.NewLive(ev)
+	s.em.Emit(ev)
 	s.reg.Add(live)
 
 	// 7. Relay.
@@ -331,8 +335,10 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 		s.reg.Remove(live)
 		// The record is rebuilt from the Live's copy of the connect
 		// record, so that this callback does not keep a second copy
-		// alive for the whole life of an idle connection.
-		ev := *live.Base()
+		// alive for the whole life of an idle connection; in a pooled
+		// Event (Emit copies what it keeps).
+		ev := eventPool.Get().(*event.Event)
+		*ev = *live.Base()
 		ev.ClientBytes, ev.OriginBytes = res.ClientBytes, res.OriginBytes
 		if res.ClientRTT > 0 { // a later sample never replaces a real one with 0 (spec §7.2)
 			ev.ClientRTT = res.ClientRTT
@@ -340,12 +346,17 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 		if res.OriginRTT > 0 {
 			ev.OriginRTT = res.OriginRTT
 		}
-		a.finish(&ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
+		a.finish(ev, event.Disconnect, res.Status, res.Side, res.Reason, res.Detail)
+		*ev = event.Event{}
+		eventPool.Put(ev)
 		release()
 		s.untrack(ss)
 		done()
 	})
 }
+
+// eventPool holds the Events terminal records are built in.
+var eventPool = sync.Pool{New: func() any { return new(event.Event) }}
 
 func (a *tcpApp) setOrigin(ev *event.Event, t origin.Target) {
 	ev.OriginAddr = t.Addr
