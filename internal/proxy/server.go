@@ -378,7 +378,12 @@ func (a *tcpApp) closeListeners() {
 		if !l.handed {
 			_ = l.ln.Close()
 		}
-		l.interrupt(time.Unix(1, 0)) // the raw path's accept waits on its duplicate
+		if l.rfile != nil {
+			// The raw path's accept waits on its duplicate (closing ln
+			// does not wake it). Not l.interrupt: a handed ln is the next
+			// server's now, its deadline not ours to set.
+			_ = l.rfile.SetDeadline(time.Unix(1, 0))
+		}
 	}
 }
 

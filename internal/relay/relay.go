@@ -17,6 +17,11 @@
 // goroutine, pipe, buffer or net.Conn: its two descriptors and a few
 // hundred bytes of state.
 //
+// A caller that never reads a connection itself (the proxy's plain TCP
+// apps) can skip net.Conn altogether (sock_linux.go): an Acceptor
+// accepts a Sock, Connect dials one, and NewSocks puts the two on the
+// loop path without the duplicating and closing New does.
+//
 // Other connections (*tls.Conn, wrappers) take the goroutine path
 // (half.go, connpath.go): each direction reads through the net.Conn
 // interface into a pooled buffer on a goroutine of its own; a direction
