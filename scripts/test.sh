@@ -50,8 +50,9 @@ GOOS=linux GOARCH=arm64 go build ./...
 # The same fallbacks, run here: the build tag portable selects them on Linux.
 go test -race -count=1 -tags portable ./internal/relay ./internal/udpproxy
 # The relay's Linux fallback when it has no event loop or poller (no
-# epoll, or no descriptor to spare): sockets read through net.Conn.
-PRISM_RELAY_POLLER=off go test -race -count=1 ./internal/relay
+# epoll, or no descriptor to spare): sockets read through net.Conn, and
+# the proxy's plain apps accept and dial through net, not the raw path.
+PRISM_RELAY_POLLER=off go test -race -count=1 ./internal/relay ./internal/proxy
 
 go test -race -count=1 -timeout 20m ./...
 
