@@ -332,7 +332,7 @@ func (l *evloop) add(c *fdConn) {
 	}
 	l.mu.Unlock()
 	for side := range int32(2) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot<<1 | side, Pad: gen}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET, Fd: slot<<1 | side, Pad: gen}
 		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
 			// Cannot happen for a connected socket short of ENOMEM; end
 			// the relay rather than leave a socket nobody watches.
@@ -374,7 +374,7 @@ func (l *evloop) freeSlot(n int32, e entry) {
 
 // ready is an event of one of c's sockets.
 func (c *fdConn) ready(side int32, events uint32) {
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+	if events&(unix.EPOLLIN|unix.EPOLLPRI|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.rd[side] = true
 	}
 	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -382,6 +382,9 @@ func (c *fdConn) ready(side int32, events uint32) {
 	}
 	if events&unix.EPOLLERR != 0 {
 		c.soErr[side] = true
+	}
+	if events&unix.EPOLLPRI != 0 {
+		c.urg[side] = true
 	}
 	if events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.wr[side] = true
@@ -449,6 +452,7 @@ type fdConn struct {
 	rd, wr [2]bool // the socket may be readable / writable (from events)
 	hup    [2]bool // the peer shut down writing (or the socket failed)
 	soErr  [2]bool // epoll reported EPOLLERR: a socket error may wait in SO_ERROR
+	urg    [2]bool // epoll reported EPOLLPRI: TCP urgent data, where reads stop short
 	done   bool    // completed (loop-owned)
 	queued bool    // in the loop's busy list
 	hidx   int32   // position in the loop's idle heap, -1 if not in it (l.mu)
@@ -672,14 +676,15 @@ func (c *fdConn) pump(i int) {
 		}
 		c.count(i, int64(n))
 		d.pending = int32(n)
-		if d.pipe == nil && n < len(*d.buf) {
+		if d.pipe == nil && n < len(*d.buf) && !c.urg[i] {
 			// A short read drained the socket (stream reads return short
-			// only then): the next edge says when there is more. After
-			// the peer's FIN no edge would follow; but the FIN came
-			// before this read (epoll said so), behind every byte the
-			// peer sent, so it is all that is left: an EOF, without a
-			// read(2) that returns 0 to say so. Not after an error
-			// (EPOLLERR): reading on says which.
+			// only then, but at TCP's urgent mark: after EPOLLPRI the
+			// direction reads on until EAGAIN): the next edge says when
+			// there is more. After the peer's FIN no edge would follow;
+			// but the FIN came before this read (epoll said so), behind
+			// every byte the peer sent, so it is all that is left: an
+			// EOF, without a read(2) that returns 0 to say so. Not after
+			// an error (EPOLLERR): reading on says which.
 			switch {
 			case !c.hup[i]:
 				c.rd[i] = false

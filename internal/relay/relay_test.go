@@ -793,3 +793,58 @@ func pingPong(t testing.TB, g *rig, n, size int) {
 		}
 	}
 }
+
+// TestUrgentDataDoesNotEndTheStream: a read stops short at TCP's urgent
+// mark, so "a short read drained the socket" does not hold there; with
+// the peer's FIN already in, taking that short read for the end would
+// drop what follows the mark. Everything is queued before the relay
+// starts, so its first event carries data, urgent data and the FIN.
+func TestUrgentDataDoesNotEndTheStream(t *testing.T) {
+	tc, rc := tcpPair(t)
+	ro, to := tcpPair(t)
+	raw, _ := tc.(*net.TCPConn).SyscallConn()
+
+	var serr error
+	raw.Control(func(fd uintptr) {
+		if serr = unix.Send(int(fd), []byte("abc"), 0); serr == nil {
+			if serr = unix.Send(int(fd), []byte("X"), unix.MSG_OOB); serr == nil {
+				serr = unix.Send(int(fd), []byte("def"), 0)
+			}
+		}
+	})
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	tc.(*net.TCPConn).CloseWrite()
+	// Wait (bounded) until the relay's socket holds all of it and the FIN:
+	// the client's send queue is empty (acked; the FIN counts too).
+	for end := time.Now().Add(5 * time.Second); ; {
+		var n int
+		raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+		if n == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d bytes still unacked", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r := New(rc, ro, Options{})
+	done := make(chan Result, 1)
+	go func() { done <- r.Run() }()
+	to.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(to)
+	if err != nil {
+		t.Fatalf("origin read: %v (got %q)", err, got)
+	}
+	if string(got) != "abcdef" {
+		t.Fatalf("origin got %q, want %q (the urgent byte is out of band)", got, "abcdef")
+	}
+	to.Close()
+	tc.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end")
+	}
+}
