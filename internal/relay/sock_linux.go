@@ -35,9 +35,6 @@ type Sock struct {
 	tcp bool
 }
 
-// Valid reports whether s holds a descriptor.
-func (s Sock) Valid() bool { return s.ok }
-
 // Close closes the socket.
 func (s Sock) Close() error {
 	if !s.ok {

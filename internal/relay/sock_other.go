@@ -18,7 +18,6 @@ type Sock struct{}
 
 var errNoSocks = errors.New("relay: raw sockets need the Linux event loop")
 
-func (Sock) Valid() bool                                 { return false }
 func (Sock) Close() error                                { return nil }
 func (Sock) RTT() time.Duration                          { return 0 }
 func (Sock) Write([]byte) error                          { return errNoSocks }
