@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -445,4 +446,91 @@ func TestUnixOriginDialErrors(t *testing.T) {
 			wantSpectrum(t, &e, map[string]any{"Event": "originError", "Status": tc.status, "OriginProto": "unix", "OriginIP": ""})
 		})
 	}
+}
+
+// TestOriginSlowToConnect: an origin that does not answer at once (its
+// accept queue is full, so the first SYN is dropped and the connection
+// completes on the retransmit about a second later), as a remote origin
+// does not: the dial waits (on the raw path in a relay event loop, not
+// in connect(2)) and the connection then relays as any other.
+func TestOriginSlowToConnect(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	port := sa.(*syscall.SockaddrInet4).Port
+	target := net.JoinHostPort("127.0.0.1", itoa(port))
+	filler, err := net.DialTimeout("tcp", target, time.Second) // fills the queue of one
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+
+	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+target+`"]}`, "timeouts: {connect: 10s}"))
+	c := dial(t, addr)
+	// Wait (bounded) until the proxy's connect is in SYN_SENT: its SYN
+	// was dropped, so the dial is waiting.
+	for end := time.Now().Add(5 * time.Second); !synSentTo(t, port); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Skip("the origin's full accept queue did not hold the proxy's SYN back on this kernel")
+		}
+	}
+	if proxy.Tracked(s) != 1 {
+		t.Fatalf("%d connections handled, want 1", proxy.Tracked(s))
+	}
+	// Make room: take the filler off the queue; the retransmitted SYN gets
+	// through, and the origin echoes what arrives.
+	go func() {
+		for range 2 {
+			nfd, _, err := syscall.Accept(fd)
+			if err != nil {
+				return
+			}
+			f := os.NewFile(uintptr(nfd), "origin")
+			oc, _ := net.FileConn(f)
+			f.Close()
+			if oc != nil {
+				go func() { io.Copy(oc, oc); oc.Close() }()
+			}
+		}
+	}()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("slow")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "slow" {
+		t.Fatalf("echo through a slow origin: %q %v", buf, err)
+	}
+	e := rec.Expect(t, event.Connect, 0)
+	if d := e.ConnectTime.Sub(e.StartTime); d < 200*time.Millisecond {
+		t.Errorf("connected %v after accept: the dial did not wait for the retransmitted SYN", d)
+	}
+	c.Close()
+	rec.Expect(t, event.Disconnect, event.StatusOK)
+}
+
+// synSentTo reports whether a socket of this host is in SYN_SENT towards
+// 127.0.0.1:port (/proc/net/tcp: state 02).
+func synSentTo(t *testing.T, port int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skip("no /proc/net/tcp")
+	}
+	want := fmt.Sprintf("0100007F:%04X 02", port)
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 3 && strings.Contains(f[2]+" "+f[3], want) {
+			return true
+		}
+	}
+	return false
 }
