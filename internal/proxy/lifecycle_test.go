@@ -454,7 +454,7 @@ func TestUnixOriginDialErrors(t *testing.T) {
 // does not: the dial waits (on the raw path in a relay event loop, not
 // in connect(2)) and the connection then relays as any other.
 func TestOriginSlowToConnect(t *testing.T) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
