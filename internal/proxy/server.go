@@ -8,6 +8,11 @@
 // A Server runs one App, built of plain values and parts made elsewhere
 // (internal/daemon/appbuild): it imports no config and knows the canonical
 // event only; vendor field names live in internal/render.
+//
+// An app that only relays (no edge TLS, no inbound PROXY header) takes
+// the raw path on Linux: its connections are accepted and its origins
+// dialed as kernel sockets (relay.Sock) that go straight to the relay's
+// event loop, with no net.Conn made for them (see tcpApp.raw, leg).
 package proxy
 
 import (
