@@ -119,7 +119,7 @@ func runBulk(b *bench, srv *server, streams int) ([]float64, error) {
 }
 
 func runConn(b *bench, srv *server) ([]float64, error) {
-	connRate(srv.addr, 200, b.connConc, time.Second) // warm-up
+	connRate(srv.addr, b.connWarm, b.connConc, 5*time.Second) // warm-up
 	c0 := cpuOf(srv)
 	r := connRate(srv.addr, b.conns, b.connConc, b.connTime)
 	if r.n == 0 {
