@@ -53,6 +53,9 @@ go test -race -count=1 -tags portable ./internal/relay ./internal/udpproxy
 # epoll, or no descriptor to spare): sockets read through net.Conn, and
 # the proxy's plain apps accept and dial through net, not the raw path.
 PRISM_RELAY_POLLER=off go test -race -count=1 ./internal/relay ./internal/proxy
+# With one P the raw path's accept loops handle connections themselves
+# (proxy: inline): the proxy's tests that way too.
+GOMAXPROCS=1 go test -race -count=1 ./internal/proxy
 
 go test -race -count=1 -timeout 20m ./...
 

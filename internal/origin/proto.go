@@ -5,6 +5,9 @@ package origin
 // of the pool is a unix socket, transport otherwise. Records that end
 // before an origin was chosen (clientFiltered, tlsError, resolveOrigin)
 // carry it as their OriginProto (spec §7.3), so the field is never empty.
+// Resolves reports whether Candidates may wait for a DNS lookup.
+func (p *Pool) Resolves() bool { return p.cfg.DNS != nil }
+
 func (p *Pool) Proto(transport string) string {
 	if p.cfg.DNS == nil && len(p.static) > 0 {
 		unix := true

@@ -39,6 +39,7 @@ type tcpApp struct {
 	lim       *limit.Limiter // per-client limits; nil: none
 	dialTime  origin.Latency // how long dials took (all attempts of one connection)
 	raw       bool           // TCP listeners take the raw path (see newTCPApp)
+	inline    bool           // raw listeners' accept loops handle connections themselves (see newTCPApp)
 }
 
 // session is one connection being handled; Shutdown uses it to stop the
@@ -148,8 +149,10 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // connection has ended and its terminal record was emitted.
 //
 // c is the accepted connection; on the raw path peer and local are its
-// addresses (from accept), on the net.Conn way they come from c.
-func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done func()) {
+// addresses (from accept), on the net.Conn way they come from c. in is
+// the accept loop when it handles the connection itself (nil: handle has
+// a goroutine of its own); handle yields it before anything that may wait.
+func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done func(), in *inline) {
 	s := a.srv
 	handedOff := false
 	start := time.Now()
@@ -260,6 +263,9 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 
 	// 4. Resolve the origin.
 	ctx := s.ctx
+	if pool.Resolves() {
+		in.yield() // a DNS lookup may wait
+	}
 	targets, fail := pool.Candidates(ctx, ev.ClientAddr.Addr(), l.offset)
 	if fail != nil {
 		ev.OriginAddr = fail.Addr
@@ -269,7 +275,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 
 	// 5. Dial with failover.
 	dialStart := time.Now()
-	oc, target, status, err := a.dial(ctx, pool, targets, clientConn == nil)
+	oc, target, status, err := a.dial(ctx, pool, targets, clientConn == nil, in)
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(ev, target)
 	if err != nil {
@@ -473,7 +479,7 @@ func (a *tcpApp) writeProxyHeader(oc leg, ev *event.Event) error {
 // each attempt went (passive ejection). On total failure it returns the
 // status of the last attempt's error. raw dials raw sockets (the client
 // leg is one too).
-func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target, raw bool) (leg, origin.Target, int, error) {
+func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target, raw bool, in *inline) (leg, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
 	// No keepalive at dial time: the relay sets it on both legs once the
@@ -484,7 +490,7 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 		var c leg
 		var err error
 		if raw {
-			c.s, err = a.dialSock(ctx, t)
+			c.s, err = a.dialSock(ctx, t, in)
 		} else {
 			c.c, err = d.DialContext(ctx, t.Network("tcp"), t.String())
 		}
@@ -508,12 +514,14 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 
 // dialSock connects to t on the raw path: at once for an origin that
 // answers within connect(2) (one on the same host), else waiting in an
-// event loop until connect_timeout or shutdown (ctx).
-func (a *tcpApp) dialSock(ctx context.Context, t origin.Target) (relay.Sock, error) {
+// event loop until connect_timeout or shutdown (ctx), after handing
+// accepting on (in.yield).
+func (a *tcpApp) dialSock(ctx context.Context, t origin.Target, in *inline) (relay.Sock, error) {
 	s, up, err := relay.Connect(t.Addr, t.Path)
 	if err != nil || up {
 		return s, err
 	}
+	in.yield()
 	var deadline time.Time
 	if a.cfg.ConnectTimeout > 0 {
 		deadline = time.Now().Add(a.cfg.ConnectTimeout)

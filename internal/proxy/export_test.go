@@ -32,3 +32,12 @@ func Tracked(s *Server) int {
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
+
+// SetInlineHandlers makes the servers built from now on handle raw-path
+// connections on their accept loops (on) or on goroutines of their own,
+// whatever GOMAXPROCS; restore puts the default back. Not for parallel tests.
+func SetInlineHandlers(on bool) (restore func()) {
+	prev := inlineHandlers
+	inlineHandlers = func() bool { return on }
+	return func() { inlineHandlers = prev }
+}

@@ -452,8 +452,19 @@ func TestUnixOriginDialErrors(t *testing.T) {
 // accept queue is full, so the first SYN is dropped and the connection
 // completes on the retransmit about a second later), as a remote origin
 // does not: the dial waits (on the raw path in a relay event loop, not
-// in connect(2)) and the connection then relays as any other.
+// in connect(2)) and the connection then relays as any other. Meanwhile
+// the listener keeps accepting: an accept loop that handles connections
+// itself (one P) hands accepting on before it waits.
 func TestOriginSlowToConnect(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			defer proxy.SetInlineHandlers(inline)()
+			testOriginSlowToConnect(t)
+		})
+	}
+}
+
+func testOriginSlowToConnect(t *testing.T) {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -486,10 +497,17 @@ func TestOriginSlowToConnect(t *testing.T) {
 	if proxy.Tracked(s) != 1 {
 		t.Fatalf("%d connections handled, want 1", proxy.Tracked(s))
 	}
-	// Make room: take the filler off the queue; the retransmitted SYN gets
+	// The listener still accepts while that dial waits.
+	c2 := dial(t, addr)
+	for end := time.Now().Add(5 * time.Second); proxy.Tracked(s) < 2; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("a second client was not taken while the first one's dial waited")
+		}
+	}
+	// Make room: take the filler off the queue; the retransmitted SYNs get
 	// through, and the origin echoes what arrives.
 	go func() {
-		for range 2 {
+		for range 3 {
 			nfd, _, err := syscall.Accept(fd)
 			if err != nil {
 				return
@@ -514,7 +532,17 @@ func TestOriginSlowToConnect(t *testing.T) {
 	if d := e.ConnectTime.Sub(e.StartTime); d < 200*time.Millisecond {
 		t.Errorf("connected %v after accept: the dial did not wait for the retransmitted SYN", d)
 	}
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c2.Write([]byte("two!")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "two!" {
+		t.Fatalf("second client: %q %v", buf, err)
+	}
+	rec.Expect(t, event.Connect, 0)
 	c.Close()
+	c2.Close()
+	rec.Expect(t, event.Disconnect, event.StatusOK)
 	rec.Expect(t, event.Disconnect, event.StatusOK)
 }
 
