@@ -520,8 +520,8 @@ func newTCPApp(s *Server, ac App) *tcpApp {
 	// handles each connection itself until something would wait (see
 	// inline), and takes the next queued connection without a trip
 	// through the scheduler and netpoller. Measured on short
-	// connections: 86-111 → 75-90 µs of proxy CPU per connection
-	// (docs/benchmarks.md). With more Ps handlers run in parallel on
+	// connections, paired: 113 → 104 and 110 → 101 µs of proxy CPU per
+	// connection (docs/benchmarks.md). With more Ps handlers run in parallel on
 	// their own goroutines, so that one listener's connections are not
 	// handled one at a time.
 	a.inline = a.raw && inlineHandlers()
