@@ -33,11 +33,14 @@ func Tracked(s *Server) int {
 	return len(s.sessions)
 }
 
-// SetInlineHandlers makes the servers built from now on handle raw-path
-// connections on their accept loops (on) or on goroutines of their own,
-// whatever GOMAXPROCS; restore puts the default back. Not for parallel tests.
+// SetInlineHandlers makes raw-path accept loops handle connections
+// themselves (on) or on goroutines of their own, whatever GOMAXPROCS;
+// restore puts the default back. Not for parallel tests.
 func SetInlineHandlers(on bool) (restore func()) {
-	prev := inlineHandlers
-	inlineHandlers = func() bool { return on }
-	return func() { inlineHandlers = prev }
+	v := int32(2)
+	if on {
+		v = 1
+	}
+	prev := inlineForced.Swap(v)
+	return func() { inlineForced.Store(prev) }
 }

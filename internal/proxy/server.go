@@ -473,7 +473,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			continue
 		}
 		s.wg.Add(1)
-		if in != nil {
+		if in != nil && inlineHandlers() { // asked each time: GOMAXPROCS follows the CPU quota
 			a.handle(l, c, peer, local, a.connDone, in)
 			if in.yielded {
 				return
@@ -524,7 +524,7 @@ func newTCPApp(s *Server, ac App) *tcpApp {
 	// connection (docs/benchmarks.md). With more Ps handlers run in parallel on
 	// their own goroutines, so that one listener's connections are not
 	// handled one at a time.
-	a.inline = a.raw && inlineHandlers()
+	a.inline = a.raw
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
@@ -538,5 +538,16 @@ func newTCPApp(s *Server, ac App) *tcpApp {
 }
 
 // inlineHandlers says whether raw accept loops handle connections
-// themselves (one P); tests set it to run both ways.
-var inlineHandlers = func() bool { return runtime.GOMAXPROCS(0) == 1 }
+// themselves now: with one P, unless a test set inlineForced (1 on, 2
+// off) to run both ways.
+func inlineHandlers() bool {
+	switch inlineForced.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	return runtime.GOMAXPROCS(0) == 1
+}
+
+var inlineForced atomic.Int32
