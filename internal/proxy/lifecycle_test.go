@@ -120,9 +120,9 @@ func TestFailoverToNextOrigin(t *testing.T) {
 	}
 }
 
-// fullBacklog returns a listener address whose accept queue is full, so
-// that a further SYN is dropped and a connect times out.
-func fullBacklog(t *testing.T) string {
+// listenBacklog0 is a loopback listening socket with backlog 0 (its
+// accept queue holds one connection), closed at the end of the test.
+func listenBacklog0(t *testing.T) (fd, port int) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -136,7 +136,15 @@ func fullBacklog(t *testing.T) string {
 		t.Fatal(err)
 	}
 	sa, _ := syscall.Getsockname(fd)
-	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
+	return fd, sa.(*syscall.SockaddrInet4).Port
+}
+
+// fullBacklog returns a listener address whose accept queue is full, so
+// that a further SYN is dropped and a connect times out.
+func fullBacklog(t *testing.T) string {
+	t.Helper()
+	_, port := listenBacklog0(t)
+	addr := net.JoinHostPort("127.0.0.1", itoa(port))
 	// Fill the queue: with backlog 0 the kernel queues one connection.
 	for i := 0; i < 4; i++ {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -465,19 +473,7 @@ func TestOriginSlowToConnect(t *testing.T) {
 }
 
 func testOriginSlowToConnect(t *testing.T) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	port := sa.(*syscall.SockaddrInet4).Port
+	fd, port := listenBacklog0(t)
 	target := net.JoinHostPort("127.0.0.1", itoa(port))
 	filler, err := net.DialTimeout("tcp", target, time.Second) // fills the queue of one
 	if err != nil {
