@@ -5,9 +5,6 @@ package relay
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // The buffered way between two kernel sockets (loop_linux.go): read(2)
@@ -34,28 +31,3 @@ var (
 // bufsInUse counts copy and small buffers borrowed right now (tests use
 // it, as pipesInUse, to prove that idle connections hold none).
 var bufsInUse atomic.Int64
-
-// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
-// without telling the runtime a system call is under way (RawSyscall). Such
-// a call never blocks, and the bookkeeping it skips is what kept the
-// runtime's sysmon thread busy under interactive load: each entersyscall
-// after the process had been idle woke sysmon with a futex, and a write
-// that spent more than sysmon's 20 µs tick in the kernel (on loopback a
-// write also runs the receiver's softirq) had its P retaken, which reset
-// sysmon to polling every 20 µs. On the proxy's one CPU sysmon then took
-// about 10 % of the CPU of a keep-alive load (perf, docs/benchmarks.md).
-func rawRead(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -431,16 +430,6 @@ func (l *evloop) unregister(h *half) {
 
 // ready is the readiness of a parked direction's source socket.
 func (h *half) ready(int32, uint32) { h.wake() }
-
-// epollWaitNow collects ready events without blocking. It is a raw system
-// call: it never sleeps, so the runtime need not be told about it.
-func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
 
 // fdConn is a relay on the loop path.
 type fdConn struct {
@@ -883,8 +872,7 @@ func (c *fdConn) complete() {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	r.ended = true
-	r.endedA.Store(true)
+	r.ended.Store(true)
 	cs := r.cause
 	r.mu.Unlock()
 	now := time.Now().UnixNano()

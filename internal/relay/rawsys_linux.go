@@ -4,6 +4,7 @@ package relay
 
 import (
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,8 +13,43 @@ import (
 // System calls that never sleep (on non-blocking sockets, an epoll set,
 // TCP_INFO), made raw: without the runtime's entersyscall/exitsyscall,
 // which cost about a tenth of a microsecond each and, after an idle
-// spell, wake sysmon (see buffered_linux.go). The short-connection path
-// makes about a dozen of them per connection.
+// spell, wake sysmon (see rawRead). The short-connection path makes
+// about a dozen of them per connection, a small message two.
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// without telling the runtime a system call is under way (RawSyscall). Such
+// a call never blocks, and the bookkeeping it skips is what kept the
+// runtime's sysmon thread busy under interactive load: each entersyscall
+// after the process had been idle woke sysmon with a futex, and a write
+// that spent more than sysmon's 20 µs tick in the kernel (on loopback a
+// write also runs the receiver's softirq) had its P retaken, which reset
+// sysmon to polling every 20 µs. On the proxy's one CPU sysmon then took
+// about 10 % of the CPU of a keep-alive load (perf, docs/benchmarks.md).
+func rawRead(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// epollWaitNow collects ready events without blocking. It is a raw system
+// call: it never sleeps, so the runtime need not be told about it.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
 
 func errnoErr(e unix.Errno) error {
 	if e == 0 {
@@ -37,16 +73,16 @@ func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	return errnoErr(e)
 }
 
-// fdRTTRaw reads a TCP socket's smoothed RTT (µs) from TCP_INFO; the
-// TCPInfo stays on the stack.
-func fdRTTRaw(fd int) (uint32, bool) {
+// fdRTT returns the smoothed RTT of a TCP socket (TCP_INFO reports µs);
+// the TCPInfo stays on the stack.
+func fdRTT(fd int) time.Duration {
 	var info unix.TCPInfo
 	n := uint32(unix.SizeofTCPInfo)
 	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
 	if e != 0 {
-		return 0, false
+		return 0
 	}
-	return info.Rtt, true
+	return time.Duration(info.Rtt) * time.Microsecond
 }
 
 func rawSocket(family int) (int, error) {

@@ -27,7 +27,7 @@
 // interface into a pooled buffer on a goroutine of its own; a direction
 // whose source is a kernel socket waits for data without a buffer, parked
 // in the epoll set of one of the event loops without a goroutine.
-// RTT samples come from TCP_INFO (rtt.go, rtt_linux.go).
+// RTT samples come from TCP_INFO (rtt.go, rawsys_linux.go).
 //
 // The loop path, parking and TCP_INFO are Linux-only. Elsewhere
 // (sockets_other.go) every relay takes the goroutine path, a direction
@@ -163,8 +163,7 @@ type Relay struct {
 	keepAliveSet atomic.Bool // Options.KeepAlive was applied (or need not be)
 
 	mu       sync.Mutex
-	ended    bool        // a cause was recorded; the directions are being interrupted
-	endedA   atomic.Bool // ended, for reading without mu
+	ended    atomic.Bool // a cause was recorded (set under mu); the directions are being interrupted
 	cause    cause
 	firstFin atomic.Uint32 // event.Side of the first peer that sent FIN
 }
@@ -251,7 +250,7 @@ func (r *Relay) Start(done func(Result)) {
 func (r *Relay) startIdleTimer() {
 	if d := r.opts.IdleTimeout; d > 0 {
 		r.mu.Lock()
-		if !r.ended {
+		if !r.ended.Load() {
 			r.timer = time.AfterFunc(d, r.checkIdle)
 		}
 		r.mu.Unlock()
@@ -293,8 +292,7 @@ func (r *Relay) complete() {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	r.ended = true // late Stop calls do nothing
-	r.endedA.Store(true)
+	r.ended.Store(true) // late Stop calls do nothing
 	c := r.cause
 	r.mu.Unlock()
 
@@ -340,7 +338,7 @@ func (r *Relay) checkIdle() {
 	since := time.Duration(time.Now().UnixNano() - r.last.Load())
 	if since < d {
 		r.mu.Lock()
-		if !r.ended {
+		if !r.ended.Load() {
 			r.timer.Reset(d - since)
 		}
 		r.mu.Unlock()
@@ -371,11 +369,10 @@ func (r *Relay) end(c cause) {
 func (r *Relay) setCause(c cause) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended {
+	if r.ended.Load() {
 		return false
 	}
-	r.ended = true
-	r.endedA.Store(true)
+	r.ended.Store(true)
 	r.cause = c
 	if r.timer != nil {
 		r.timer.Stop()
@@ -384,7 +381,7 @@ func (r *Relay) setCause(c cause) bool {
 }
 
 // isEnded reports whether a cause was recorded.
-func (r *Relay) isEnded() bool { return r.endedA.Load() }
+func (r *Relay) isEnded() bool { return r.ended.Load() }
 
 // record is fail for the loop path: it records the cause (unless the
 // relay ended already, and this error is only how the end showed) and
