@@ -146,6 +146,20 @@ apps:
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#sessions tbody tr').length`)); err != nil || n != 0 {
 		t.Fatalf("sessions shown without a token: %d %v", n, err)
 	}
+	// Every answer arrives 400 ms late (more than the poll interval), so
+	// a request sent without the token is still in flight when the token
+	// is given and is refused after it: that refusal must not ask again
+	// (CI saw the form come back, once, when the race fell that way).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const f = window.fetch;
+		window.inflight = 0;
+		window.fetch = (...a) => { window.inflight++; return f(...a).then(r => new Promise(ok => setTimeout(() => { window.inflight--; ok(r); }, 400))); };
+		return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.inflight > 0`)); err != nil {
+		t.Fatalf("no request in flight: %v", err)
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Click(chromedp.CSS(`#tokenform button`)),

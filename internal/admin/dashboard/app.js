@@ -20,10 +20,17 @@ function el(tag, text, cls) {
 
 async function api(path, opts) {
   const o = Object.assign({ headers: {} }, opts || {});
-  if (token) o.headers["Authorization"] = "Bearer " + token;
+  const used = token;
+  if (used) o.headers["Authorization"] = "Bearer " + used;
   const r = await fetch(path, o);
-  if (r.status === 401) { $("tokenform").hidden = false; throw new Error("unauthorized"); }
+  // A request sent before the operator gave a token can answer 401 after
+  // they did: only a refusal of the token in use asks for it again.
+  if (r.status === 401) {
+    if (used === token) $("tokenform").hidden = false;
+    throw new Error("unauthorized");
+  }
   if (!r.ok) throw new Error(path + ": " + r.status);
+  if (used === token) $("tokenform").hidden = true;
   return r.json();
 }
 
@@ -179,6 +186,7 @@ $("tokenform").addEventListener("submit", (ev) => {
   token = $("token").value.trim();
   sessionStorage.setItem("prism-token", token);
   $("tokenform").hidden = true;
+  refreshSessions().catch(() => {});
 });
 $("sessfilter").addEventListener("submit", (ev) => {
   ev.preventDefault();
