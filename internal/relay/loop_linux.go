@@ -718,7 +718,7 @@ func (c *fdConn) fill(d *fdDir, src int) (int, error) {
 					d.buf = smallBufs.Get().(*[]byte)
 				}
 			}
-			n, err = rawRead(src, *d.buf)
+			n, err = rawRecv(src, *d.buf)
 			d.off = 0
 		}
 		if err == unix.EINTR {
@@ -732,7 +732,7 @@ func (c *fdConn) fill(d *fdDir, src int) (int, error) {
 // dst; full reports a full socket buffer.
 func (c *fdConn) flush(d *fdDir, i, dst int) (full bool, err error) {
 	for i == 0 && len(c.prefix) > 0 {
-		n, err := rawWrite(dst, c.prefix)
+		n, err := rawSend(dst, c.prefix)
 		switch err {
 		case nil:
 			c.prefix = c.prefix[n:]
@@ -752,7 +752,7 @@ func (c *fdConn) flush(d *fdDir, i, dst int) (full bool, err error) {
 			n64, err = unix.Splice(d.pipe.r, nil, dst, nil, int(d.pending), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			n = int(n64)
 		} else {
-			n, err = rawWrite(dst, (*d.buf)[d.off:d.off+d.pending])
+			n, err = rawSend(dst, (*d.buf)[d.off:d.off+d.pending])
 			d.off += int32(n)
 		}
 		switch err {

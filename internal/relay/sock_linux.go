@@ -55,7 +55,7 @@ func (s Sock) RTT() time.Duration {
 // into a fresh connection): it does not wait.
 func (s Sock) Write(b []byte) error {
 	for len(b) > 0 {
-		n, err := rawWrite(int(s.fd), b)
+		n, err := rawSend(int(s.fd), b)
 		switch {
 		case err == unix.EINTR:
 			continue
