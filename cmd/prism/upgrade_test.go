@@ -124,7 +124,8 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\nadmin: {listen: \"%s\"}\napps:\n", adminAddr)
 	fmt.Fprintf(&b, "  - id: web\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", s.stay, s.tcpOrigin)
-	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: 2}\n", s.udpChange, s.udpOrigin)
+	// Above the default per-client cap of 1,024 UDP sessions: the client loop, all from 127.0.0.1, can open more within an idle timeout.
+	fmt.Fprintf(&b, "  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: 2, max_sessions_per_client: 10000}\n", s.udpChange, s.udpOrigin)
 	fmt.Fprintf(&b, "log_jobs:\n")
 	for _, ds := range []string{"spectrum_events", "edgeone_l4", "cloudconnexa"} {
 		fmt.Fprintf(&b, "  - name: %s\n    dataset: %s\n    batch: {max_interval: 50ms}\n    destination: {type: file, path: %s}\n", ds, ds, s.logPath(ds))
@@ -298,7 +299,7 @@ func TestUpgradeEchoesEveryDatagram(t *testing.T) {
 	cfgPath := filepath.Join(dir, "prism.yaml")
 	writeConfig := func(sockets int) {
 		cfg := fmt.Sprintf("node: {colo: TST, id: test-1}\nshutdown: {drain_timeout: 20s}\napps:\n"+
-			"  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: %d}\n",
+			"  - id: udp\n    protocol: udp\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n    udp: {idle_timeout: 1s, sockets: %d, max_sessions_per_client: 10000}\n",
 			listen, origin, sockets)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
