@@ -107,6 +107,11 @@ type Deliverer struct {
 	// read only after it is closed.
 	spReady chan struct{}
 	spErr   error
+	// side, while the spool is awaited, is the side spool (spool.OpenSide)
+	// that makes the job's batches durable meanwhile; awaitSpool moves
+	// them into the spool once it is open (sideMu held for both).
+	sideMu sync.Mutex
+	side   *spool.Spool
 
 	ctx    context.Context // cancelled when Close gives up
 	cancel context.CancelFunc
@@ -144,8 +149,14 @@ func NewDeliverer(job string, snd sink.Sender, c Config, sp spool.Config, logger
 		case errors.Is(err, spool.ErrLocked) && SpoolLockWait > 0:
 			// The pipeline a reload replaces, or the process an upgrade
 			// replaces, still flushes into it: take it over once it lets go.
-			logger.Info("log job spool: waiting for the previous holder to flush and release it", "job", job, "dir", sp.Dir, "wait", SpoolLockWait.String())
 			d.spReady = make(chan struct{})
+			side, err := spool.OpenSide(sp)
+			if err != nil {
+				logger.Warn("log job spool: waiting for the previous holder to flush and release it; no side spool, so the job's queue holds the new records meanwhile", "job", job, "dir", sp.Dir, "wait", SpoolLockWait.String(), "err", err)
+			} else {
+				d.side = side
+				logger.Info("log job spool: waiting for the previous holder to flush and release it; new batches are spooled beside it meanwhile", "job", job, "dir", sp.Dir, "side", side.Dir(), "wait", SpoolLockWait.String())
+			}
 			go d.awaitSpool(sp)
 		case err != nil:
 			d.cancel()
@@ -163,8 +174,10 @@ func NewDeliverer(job string, snd sink.Sender, c Config, sp spool.Config, logger
 // another pipeline (the one a config reload replaces) or process (the one
 // a binary upgrade replaces) holds: that one flushes into it, lets go, and
 // the new job opens it with everything left in it. Meanwhile the job's
-// queue holds the new records (bounded: its drops are counted). 0: fail at
-// once.
+// batches go to a side spool (spool.OpenSide), moved in once it is open;
+// only if that cannot be made does the job's queue hold them (bounded:
+// its drops are counted). Past the wait, the job delivers from the side
+// spool. 0: fail at once.
 var SpoolLockWait = 5 * time.Minute
 
 // spoolRetry is how often a locked spool is tried again.
@@ -193,10 +206,34 @@ func (d *Deliverer) awaitSpool(c spool.Config) {
 		s, corrupt, err := spool.Open(c)
 		if err == nil {
 			d.adopt(s, corrupt)
-			d.logger.Info("log job spool: taken over", "job", d.job, "dir", c.Dir)
+			d.sideMu.Lock()
+			if d.side != nil {
+				n, err := s.Absorb(d.side)
+				if err != nil {
+					d.setErr(err)
+					d.logger.Error("log job spool: moving the side spool's batches in failed; the rest stay beside it for the next start", "job", d.job, "side", d.side.Dir(), "moved_records", n, "err", err)
+				}
+				d.side = nil
+				d.logger.Info("log job spool: taken over", "job", d.job, "dir", c.Dir, "side_records", n)
+			} else {
+				d.logger.Info("log job spool: taken over", "job", d.job, "dir", c.Dir)
+			}
+			d.sideMu.Unlock()
 			return
 		}
 		if !errors.Is(err, spool.ErrLocked) || time.Now().After(deadline) {
+			d.sideMu.Lock()
+			if side := d.side; side != nil {
+				// The holder never let go: deliver from the side spool (the
+				// next start of the job takes what is left into the spool).
+				d.side = nil
+				d.sideMu.Unlock()
+				d.sp = side
+				d.setErr(fmt.Errorf("log job %s: %w", d.job, err))
+				d.logger.Error("log job spool: the previous holder never let go; delivering from the side spool", "job", d.job, "dir", c.Dir, "side", side.Dir(), "err", err)
+				return
+			}
+			d.sideMu.Unlock()
 			d.spErr = fmt.Errorf("log job %s: %w", d.job, err)
 			d.setErr(d.spErr)
 			d.logger.Error("log job spool: could not be opened; the job's records are counted as write errors", "job", d.job, "err", err)
@@ -228,26 +265,26 @@ func (d *Deliverer) spoolNow() (*spool.Spool, bool) {
 // bounded memory queue. It never waits for the destination.
 func (d *Deliverer) Write(b *sink.Batch) error {
 	if d.spReady != nil {
-		<-d.spReady // bounded by SpoolLockWait; the job's queue holds meanwhile
+		select {
+		case <-d.spReady:
+		default:
+			d.sideMu.Lock()
+			if side := d.side; side != nil {
+				err := d.put(side, b) // delivered once the spool is taken over
+				d.sideMu.Unlock()
+				return err
+			}
+			d.sideMu.Unlock()
+			<-d.spReady // bounded by SpoolLockWait; the job's queue holds meanwhile
+		}
 		if d.spErr != nil {
 			return d.spErr
 		}
 	}
 	if d.sp != nil {
-		acc, evicted, err := d.sp.Put(b)
-		if evicted > 0 {
-			d.dropSpoolFull.Add(uint64(evicted))
-		}
-		if err != nil {
-			return fmt.Errorf("log job %s: %w", d.job, err)
-		}
-		if acc == 0 {
-			d.dropSpoolFull.Add(uint64(b.Records))
-			return nil
-		}
-		d.accepted.Add(uint64(acc))
+		err := d.put(d.sp, b)
 		d.signal()
-		return nil
+		return err
 	}
 	d.mu.Lock()
 	if len(d.mem) >= d.cfg.MemoryBatches {
@@ -268,6 +305,23 @@ func (d *Deliverer) Write(b *sink.Batch) error {
 	d.mu.Unlock()
 	d.accepted.Add(uint64(b.Records))
 	d.signal()
+	return nil
+}
+
+// put spools b in s, counting what it accepted and what the policy dropped.
+func (d *Deliverer) put(s *spool.Spool, b *sink.Batch) error {
+	acc, evicted, err := s.Put(b)
+	if evicted > 0 {
+		d.dropSpoolFull.Add(uint64(evicted))
+	}
+	if err != nil {
+		return fmt.Errorf("log job %s: %w", d.job, err)
+	}
+	if acc == 0 {
+		d.dropSpoolFull.Add(uint64(b.Records))
+		return nil
+	}
+	d.accepted.Add(uint64(acc))
 	return nil
 }
 
@@ -418,10 +472,16 @@ func (d *Deliverer) DeliveryStats() Stats {
 		DroppedMemoryFull: d.dropMemFull.Load(), DroppedShutdown: d.dropShutdown.Load(),
 		DroppedCorrupt: d.dropCorrupt.Load(), Restored: d.restored.Load(),
 	}
-	if sp, _ := d.spoolNow(); sp != nil { // (not yet while it is awaited)
+	sp, ready := d.spoolNow()
+	if !ready { // awaited: what waits is in the side spool, if there is one
+		d.sideMu.Lock()
+		sp = d.side
+		d.sideMu.Unlock()
+	}
+	if sp != nil {
 		ss := sp.Stats()
 		st.Pending, st.SpoolBytes, st.OldestUndelivered = ss.Records, ss.Bytes, ss.Oldest
-	} else {
+	} else if d.spReady == nil {
 		d.mu.Lock()
 		st.Pending = d.memRecs
 		if len(d.mem) > 0 {
@@ -450,6 +510,15 @@ func (d *Deliverer) Close() error {
 	if d.spReady != nil {
 		<-d.spReady // awaitSpool returns at once after cancel
 	}
+	d.sideMu.Lock()
+	if side := d.side; side != nil { // closed while still waiting
+		if st := side.Stats(); st.Batches > 0 {
+			d.logger.Warn("log job: batches stay in the side spool; the next start of the job takes them into its spool", "job", d.job, "batches", st.Batches, "records", st.Records, "dir", side.Dir())
+		}
+		_ = side.Close()
+		d.side = nil
+	}
+	d.sideMu.Unlock()
 	var err error
 	if d.sp != nil {
 		if st := d.sp.Stats(); st.Batches > 0 {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,6 +122,7 @@ const (
 	headSize  = len(magic) + 4*3 + 8*2 + 4*3
 	suffix    = ".batch"
 	deadDir   = "dead"
+	sideDir   = "incoming"
 	lockName  = "lock"
 	tmpPrefix = ".tmp-"
 )
@@ -135,6 +137,19 @@ var ErrLocked = errors.New("spool directory locked")
 // loads the index of spooled batches. Files that cannot be read are moved
 // to the dead-letter directory; their count is returned as corrupt.
 func Open(c Config) (s *Spool, corrupt int, err error) {
+	s, corrupt, err = openDir(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := s.absorbOrphans(c)
+	if err != nil {
+		s.Close()
+		return nil, 0, err
+	}
+	return s, corrupt + n, nil
+}
+
+func openDir(c Config) (s *Spool, corrupt int, err error) {
 	if err := os.MkdirAll(filepath.Join(c.Dir, deadDir), 0o700); err != nil {
 		return nil, 0, fmt.Errorf("spool: create %s: %w", c.Dir, err)
 	}
@@ -187,6 +202,116 @@ func Open(c Config) (s *Spool, corrupt int, err error) {
 	}
 	sort.Slice(s.entries, func(i, j int) bool { return s.entries[i].Seq < s.entries[j].Seq })
 	return s, corrupt, nil
+}
+
+// OpenSide opens a side spool of c's spool, for a job that finds c.Dir
+// locked by the pipeline or process it replaces (a reload, an upgrade):
+// its batches are made durable there, in a directory of their own under
+// c.Dir ("incoming/<pid>-<n>", locked as a spool is), until the holder
+// lets go and the main spool Absorbs them. The side spool has the main
+// one's bound and policy. One that is never absorbed (the process stopped
+// first) is taken into the main spool by the next Open of it.
+func OpenSide(c Config) (*Spool, error) {
+	dir := filepath.Join(c.Dir, sideDir, strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(sideSeq.Add(1), 10)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("spool: create %s: %w", filepath.Dir(dir), err)
+	}
+	sc := c
+	sc.Dir = dir
+	s, _, err := openDir(sc)
+	return s, err
+}
+
+var sideSeq atomic.Uint64
+
+// Absorb moves every batch of side (from OpenSide, no longer written to)
+// into s, after the batches s holds, and removes side's directory. It
+// returns the records moved. s may go over its bound by what side held;
+// the next Put makes room as the policy says.
+func (s *Spool) Absorb(side *Spool) (records int, err error) {
+	side.mu.Lock()
+	ents := side.entries
+	side.entries, side.bytes, side.records = nil, 0, 0
+	side.mu.Unlock()
+	records, err = s.take(side.dir, ents)
+	if err != nil {
+		return records, err
+	}
+	side.Close()
+	return records, removeSide(side.dir)
+}
+
+// take renames the batch files ents of directory dir (oldest first) into
+// s as its newest batches.
+func (s *Spool) take(dir string, ents []Entry) (records int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range ents {
+		seq := s.next
+		from := filepath.Join(dir, fmt.Sprintf("%020d%s", e.Seq, suffix))
+		if err := os.Rename(from, s.path(seq)); err != nil {
+			return records, fmt.Errorf("spool: take over %s: %w", from, err)
+		}
+		s.next++
+		e.Seq = seq
+		s.entries = append(s.entries, e)
+		s.bytes += e.Size
+		s.records += e.Records
+		records += e.Records
+	}
+	if len(ents) > 0 {
+		if err := s.dirf.Sync(); err != nil {
+			return records, fmt.Errorf("spool: sync %s: %w", s.dir, err)
+		}
+	}
+	return records, nil
+}
+
+// removeSide removes a side spool's directory once its batches are taken,
+// moving what its dead-letter directory holds to the main one first.
+func removeSide(dir string) error {
+	main := filepath.Dir(filepath.Dir(dir))
+	dead, _ := os.ReadDir(filepath.Join(dir, deadDir))
+	for _, de := range dead {
+		_ = os.Rename(filepath.Join(dir, deadDir, de.Name()), filepath.Join(main, deadDir, filepath.Base(dir)+"-"+de.Name()))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("spool: remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// absorbOrphans takes in the side spools that no job holds any more (their
+// process stopped before it could absorb them); one still locked belongs
+// to a job that waits for s and absorbs it itself. It returns the count
+// of unreadable files moved to the dead-letter directory.
+func (s *Spool) absorbOrphans(c Config) (corrupt int, err error) {
+	ents, err := os.ReadDir(filepath.Join(c.Dir, sideDir))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	for _, de := range ents {
+		if !de.IsDir() {
+			continue
+		}
+		sc := c
+		sc.Dir = filepath.Join(c.Dir, sideDir, de.Name())
+		side, n, err := openDir(sc)
+		if errors.Is(err, ErrLocked) {
+			continue
+		}
+		if err != nil {
+			return corrupt, err
+		}
+		corrupt += n
+		if _, err := s.Absorb(side); err != nil {
+			return corrupt, err
+		}
+	}
+	return corrupt, nil
 }
 
 func (s *Spool) path(seq uint64) string {
