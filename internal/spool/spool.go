@@ -227,17 +227,19 @@ var sideSeq atomic.Uint64
 // Absorb moves every batch of side (from OpenSide, no longer written to)
 // into s, after the batches s holds, and removes side's directory. It
 // returns the records moved. s may go over its bound by what side held;
-// the next Put makes room as the policy says.
+// the next Put makes room as the policy says. side is closed either way;
+// batches it could not move stay in its directory, and the next Open of
+// s takes them in.
 func (s *Spool) Absorb(side *Spool) (records int, err error) {
 	side.mu.Lock()
 	ents := side.entries
 	side.entries, side.bytes, side.records = nil, 0, 0
 	side.mu.Unlock()
 	records, err = s.take(side.dir, ents)
+	side.Close() // what take could not move stays for the next Open
 	if err != nil {
 		return records, err
 	}
-	side.Close()
 	return records, removeSide(side.dir)
 }
 
