@@ -56,6 +56,10 @@ PRISM_RELAY_POLLER=off go test -race -count=1 ./internal/relay ./internal/proxy
 # With one P the raw path's accept loops handle connections themselves
 # (proxy: inline): the proxy's tests that way too.
 GOMAXPROCS=1 go test -race -count=1 ./internal/proxy
+# A one-CPU machine or container (one P in the test and in every prism it
+# starts): a reload and an upgrade under load lose no flow and no spooled
+# record.
+GOMAXPROCS=1 go test -race -count=1 -run 'TestReloadWithoutDroppingAFlow|TestUpgradeWithoutAcceptGap' ./cmd/prism
 
 go test -race -count=1 -timeout 20m ./...
 
