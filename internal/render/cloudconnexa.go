@@ -130,7 +130,7 @@ func appendMicro(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		t = time.Unix(0, 0)
 	}
-	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	return appendUTCSeconds(b, t, true)
 }
 
 // small helpers that append `"key":value` pairs.

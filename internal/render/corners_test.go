@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -135,6 +136,39 @@ func TestEdgeOneFirewallRefusal(t *testing.T) {
 		e.CloseSide, e.CloseReason = event.SideProxy, event.ReasonClosed
 		if got := EdgeOneReason(&e); got != "down:net_exception_closed" {
 			t.Errorf("%s firewall refusal: %q, want down:net_exception_closed", proto, got)
+		}
+	}
+}
+
+// appendUTCSeconds writes what time.AppendFormat writes for the EdgeOne
+// and CloudConnexa layouts, for times across and beyond four-digit years,
+// in zones other than UTC, and at every boundary of the fields.
+func TestAppendUTCSecondsIsAppendFormat(t *testing.T) {
+	zone := time.FixedZone("x", -(9*3600 + 30*60))
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(0, 999_999_999), time.Unix(-1, 0),
+		time.Date(1999, 12, 31, 23, 59, 59, 999_999_000, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 1_000, time.UTC),
+		time.Date(2026, 12, 1, 18, 4, 5, 123_456_789, zone),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		times = append(times, time.Unix(rng.Int64N(1<<37)-1<<36, rng.Int64N(1e9)).In(zone))
+	}
+	for _, tm := range times {
+		for _, micro := range []bool{false, true} {
+			layout := "2006-01-02T15:04:05Z"
+			if micro {
+				layout = "2006-01-02T15:04:05.000000Z"
+			}
+			want := tm.UTC().AppendFormat([]byte("x"), layout)
+			if got := appendUTCSeconds([]byte("x"), tm, micro); string(got) != string(want) {
+				t.Fatalf("%v (micro %v): %q, want %q", tm, micro, got, want)
+			}
 		}
 	}
 }

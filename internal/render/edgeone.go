@@ -85,7 +85,7 @@ func appendISO(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return append(b, edgeoneEmpty...)
 	}
-	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
+	return appendUTCSeconds(b, t, false)
 }
 
 // appendUpperCode writes an ISO-3166 code in upper case (letters and digits
