@@ -9,6 +9,11 @@
 //
 // Batches a destination refused for good go to a dead-letter subdirectory
 // ("dead"), where an operator can look at them and resend them by hand.
+//
+// A job that finds the directory locked by the one it replaces (a reload's
+// old pipeline, an upgrade's old process) spools into a side spool under
+// it ("incoming/…", OpenSide) until the holder lets go, then moves those
+// batches in (Absorb); Open takes in side spools whose job stopped first.
 package spool
 
 import (
