@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 )
 
-// The buffered way between two kernel sockets (loop_linux.go): read(2)
-// into a pooled buffer, write(2) out of it. ModeCopy uses a 64 KiB buffer
+// The buffered way between two kernel sockets (loop_linux.go): recv(2)
+// into a pooled buffer, send(2) out of it. ModeCopy uses a 64 KiB buffer
 // for every chunk; ModeAuto uses a small one for the small messages of
 // interactive traffic (a read that fills it switches the direction to
 // splice). A direction borrows a buffer only while a chunk is in flight.

@@ -25,7 +25,7 @@ import (
 // them and closes the net.Conns, so the runtime's netpoller forgets them)
 // and one event loop per core, on an edge-triggered epoll set, reads and
 // writes them when they are ready: no goroutine, pipe or buffer per
-// connection, a small message costs one read(2) and one write(2) on the
+// connection, a small message costs one recv(2) and one send(2) on the
 // loop's goroutine, and one wake-up of the loop serves every socket that
 // became ready meanwhile. Bytes move the same ways as on the goroutine
 // path (Mode: small messages through a pooled 16 KiB buffer, bulk spliced
@@ -672,7 +672,7 @@ func (c *fdConn) pump(i int) {
 			// there is more. After the peer's FIN no edge would follow;
 			// but the FIN came before this read (epoll said so), behind
 			// every byte the peer sent, so it is all that is left: an
-			// EOF, without a read(2) that returns 0 to say so. Not after
+			// EOF, without a recv(2) that returns 0 to say so. Not after
 			// an error (EPOLLERR): reading on says which.
 			switch {
 			case !c.hup[i]:
