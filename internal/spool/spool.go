@@ -240,22 +240,22 @@ func (s *Spool) Absorb(side *Spool) (records int, err error) {
 	ents := side.entries
 	side.entries, side.bytes, side.records = nil, 0, 0
 	side.mu.Unlock()
-	records, err = s.take(side.dir, ents)
+	records, err = s.take(side, ents)
 	side.Close() // what take could not move stays for the next Open
 	if err != nil {
 		return records, err
 	}
-	return records, removeSide(side.dir)
+	return records, s.removeSide(side.dir)
 }
 
-// take renames the batch files ents of directory dir (oldest first) into
-// s as its newest batches.
-func (s *Spool) take(dir string, ents []Entry) (records int, err error) {
+// take renames side's batch files ents (oldest first) into s as its
+// newest batches.
+func (s *Spool) take(side *Spool, ents []Entry) (records int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range ents {
 		seq := s.next
-		from := filepath.Join(dir, fmt.Sprintf("%020d%s", e.Seq, suffix))
+		from := side.path(e.Seq)
 		if err := os.Rename(from, s.path(seq)); err != nil {
 			return records, fmt.Errorf("spool: take over %s: %w", from, err)
 		}
@@ -275,12 +275,11 @@ func (s *Spool) take(dir string, ents []Entry) (records int, err error) {
 }
 
 // removeSide removes a side spool's directory once its batches are taken,
-// moving what its dead-letter directory holds to the main one first.
-func removeSide(dir string) error {
-	main := filepath.Dir(filepath.Dir(dir))
+// moving what its dead-letter directory holds to s's first.
+func (s *Spool) removeSide(dir string) error {
 	dead, _ := os.ReadDir(filepath.Join(dir, deadDir))
 	for _, de := range dead {
-		_ = os.Rename(filepath.Join(dir, deadDir, de.Name()), filepath.Join(main, deadDir, filepath.Base(dir)+"-"+de.Name()))
+		_ = os.Rename(filepath.Join(dir, deadDir, de.Name()), filepath.Join(s.dir, deadDir, filepath.Base(dir)+"-"+de.Name()))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("spool: remove %s: %w", dir, err)
