@@ -142,3 +142,43 @@ func TestSideSpoolLeftBehindIsTakenInAtTheNextStart(t *testing.T) {
 		t.Errorf("%d batches still in a side spool", got)
 	}
 }
+
+// TestLockedSpoolWithoutSideSpoolHoldsWrites: when no side spool can be
+// made (here "incoming" is a dangling symlink), a job on a locked spool
+// holds its writes until the holder lets go, then delivers everything.
+func TestLockedSpoolWithoutSideSpoolHoldsWrites(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "incoming")); err != nil {
+		t.Fatal(err)
+	}
+	hc := spool.Config{Dir: dir}
+	if err := cfgerr.Prepare(&hc); err != nil {
+		t.Fatal(err)
+	}
+	holder, _, err := spool.Open(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDel(t, httpCfg(r.URL), spool.Config{Dir: dir})
+	wrote := make(chan error)
+	b := sinktest.Batch(t0, 1, 2, 3)
+	go func() { wrote <- d.Write(b) }()
+	select {
+	case err := <-wrote:
+		t.Fatalf("a write returned (%v) while the spool was held and no side spool could be made", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if !r.WaitRecords(b.Records, 20*time.Second) {
+		t.Fatalf("received %d of %d", len(r.Records()), b.Records)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
