@@ -106,9 +106,15 @@ func TestAcceptAtFDLimit(t *testing.T) {
 }
 
 func emfileChild(t *testing.T) {
-	origin := testpeer.Echo(t)
+	// The clients send nothing and the app waits for a PROXY header from
+	// them, so every accepted connection holds one descriptor and no
+	// origin is dialled: the accept is what meets the limit. (With an
+	// echo origin in this process the origin's own accept could meet it
+	// first, stop for good, and leave the proxy's dials to fail instead:
+	// the proxy never saw EMFILE on accept, as CI once showed.)
 	logger := slog.New(slog.NewTextHandler(os.Stdout, nil))
-	s, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`), withLogger(logger))
+	s, _, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.ClosedPort(t)+`"]}`,
+		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.0/8"], header_timeout: 60s}`), withLogger(logger))
 	lim := unix.Rlimit{Cur: 48, Max: 48}
 	var old unix.Rlimit
 	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &old)
