@@ -169,7 +169,7 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 			if err != nil {
 				logger.Error("SIGHUP reload", "err", err)
 			} else {
-				logger.Info("SIGHUP: log files reopened, GeoIP and firewall lists re-read")
+				logger.Info("SIGHUP: log files reopened, GeoIP databases, firewall lists and certificates re-read")
 			}
 			continue
 		case syscall.SIGUSR2:

@@ -236,9 +236,10 @@ func (d *Daemon) Stats() []logjob.Stats {
 }
 
 // Reload reopens the log jobs' files (after an external rotation) and
-// re-reads GeoIP databases and firewall list files now rather than at
-// their next poll; it counts as a reload. SIGHUP does this after re-reading
-// the config (Hangup). Certificates are re-read by their own watcher.
+// re-reads GeoIP databases, firewall list files and the apps'
+// certificate, key and CA files now rather than at their next poll; it
+// counts as a reload. SIGHUP does this after re-reading the config
+// (Hangup).
 func (d *Daemon) Reload() error {
 	err := d.reopenAll()
 	d.reloads.Record(err)
@@ -255,6 +256,9 @@ func (d *Daemon) reopenAll() error {
 	for _, id := range d.order {
 		if fw := d.apps[id].parts.Firewall; fw != nil {
 			errs = append(errs, fw.Reload(true))
+		}
+		if e := d.apps[id].parts.Edge; e != nil {
+			errs = append(errs, e.Reload(true))
 		}
 	}
 	return errors.Join(errs...)
