@@ -15,7 +15,7 @@ import (
 // metric is one column of a section's table.
 type metric struct {
 	name  string // column header, with its unit
-	ratio bool   // also print ×direct and ×haproxy for it
+	ratio bool   // also print ×direct, ×haproxy and ×nginx for it
 }
 
 // section is one measurement, run once per target on a fresh proxy.
@@ -287,8 +287,8 @@ func printTable(s *section, order []string, runs map[string][][]float64) {
 		fmt.Printf(" %s |", m.name)
 		sep += "---:|"
 		if m.ratio {
-			fmt.Printf(" ×direct | ×haproxy |")
-			sep += "---:|---:|"
+			fmt.Printf(" ×direct | ×haproxy | ×nginx |")
+			sep += "---:|---:|---:|"
 		}
 	}
 	fmt.Println("\n" + sep)
@@ -297,7 +297,7 @@ func printTable(s *section, order []string, runs map[string][][]float64) {
 		for i, m := range s.metrics {
 			fmt.Printf(" %s |", cell(runs[name], i))
 			if m.ratio {
-				fmt.Printf(" %s | %s |", ratio(runs[name], runs["direct"], i), ratio(runs[name], runs["haproxy"], i))
+				fmt.Printf(" %s | %s | %s |", ratio(runs[name], runs["direct"], i), ratio(runs[name], runs["haproxy"], i), ratio(runs[name], runs["nginx"], i))
 			}
 		}
 		fmt.Println()
