@@ -5,9 +5,6 @@ package origin
 // of the pool is a unix socket, transport otherwise. Records that end
 // before an origin was chosen (clientFiltered, tlsError, resolveOrigin)
 // carry it as their OriginProto (spec §7.3), so the field is never empty.
-// Resolves reports whether Candidates may wait for a DNS lookup.
-func (p *Pool) Resolves() bool { return p.cfg.DNS != nil }
-
 func (p *Pool) Proto(transport string) string {
 	if p.cfg.DNS == nil && len(p.static) > 0 {
 		unix := true
@@ -23,3 +20,6 @@ func (p *Pool) Proto(transport string) string {
 	}
 	return transport
 }
+
+// Resolves reports whether Candidates may wait for a DNS lookup.
+func (p *Pool) Resolves() bool { return p.cfg.DNS != nil }
