@@ -39,7 +39,6 @@ type tcpApp struct {
 	lim       *limit.Limiter // per-client limits; nil: none
 	dialTime  origin.Latency // how long dials took (all attempts of one connection)
 	raw       bool           // TCP listeners take the raw path (see newTCPApp)
-	inline    bool           // raw listeners' accept loops may handle connections themselves (see newTCPApp)
 }
 
 // session is one connection being handled; Shutdown uses it to stop the

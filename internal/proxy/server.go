@@ -397,7 +397,7 @@ func (a *tcpApp) acceptLoop(l *listener) {
 	s := a.srv
 	var errs acceptErrors
 	var in *inline
-	if a.inline && l.acc != nil {
+	if l.acc != nil { // the raw path: handlers may run inline (inlineHandlers)
 		in = &inline{a: a, l: l}
 	}
 	defer func() {
@@ -486,7 +486,8 @@ func (a *tcpApp) acceptLoop(l *listener) {
 	}
 }
 
-// inline is an accept loop handling a connection itself (tcpApp.inline).
+// inline is a raw accept loop handling a connection itself
+// (inlineHandlers).
 // Before anything that may wait (a DNS lookup, a dial that did not
 // complete within connect(2)) handle calls yield, which hands accepting
 // on l to a new goroutine: this one finishes the connection and ends, so
@@ -515,16 +516,6 @@ func newTCPApp(s *Server, ac App) *tcpApp {
 	// nothing reads them before the relay (no TLS, no inbound PROXY
 	// header), so no net.Conn is needed.
 	a.raw = ac.Edge == nil && !ac.OriginTLS && len(ac.Trusted) == 0 && relay.SocksAvailable()
-	// With one P (GOMAXPROCS=1: a one-CPU machine or container) a
-	// handler goroutine buys no parallelism: the raw path's accept loop
-	// handles each connection itself until something would wait (see
-	// inline), and takes the next queued connection without a trip
-	// through the scheduler and netpoller. Measured on short
-	// connections, paired: 113 → 104 and 110 → 101 µs of proxy CPU per
-	// connection (docs/benchmarks.md). With more Ps handlers run in parallel on
-	// their own goroutines, so that one listener's connections are not
-	// handled one at a time.
-	a.inline = a.raw
 	if ac.MaxConnections > 0 {
 		a.sem = make(chan struct{}, ac.MaxConnections)
 	}
@@ -539,7 +530,15 @@ func newTCPApp(s *Server, ac App) *tcpApp {
 
 // inlineHandlers says whether raw accept loops handle connections
 // themselves now: with one P, unless a test set inlineForced (1 on, 2
-// off) to run both ways.
+// off) to run both ways. With one P (GOMAXPROCS=1: a one-CPU machine or
+// container) a handler goroutine buys no parallelism: the raw path's
+// accept loop handles each connection itself until something would wait
+// (see inline), and takes the next queued connection without a trip
+// through the scheduler and netpoller. Measured on short connections,
+// paired: 113 → 104 and 110 → 101 µs of proxy CPU per connection
+// (docs/benchmarks.md). With more Ps handlers run in parallel on their
+// own goroutines, so that one listener's connections are not handled one
+// at a time.
 func inlineHandlers() bool {
 	switch inlineForced.Load() {
 	case 1:
