@@ -75,14 +75,7 @@ func TestLockedSpoolWaitIsBounded(t *testing.T) {
 	defer func() { SpoolLockWait = old }()
 	r := sinktest.NewReceiver(t)
 	dir := t.TempDir()
-	hc := spool.Config{Dir: dir}
-	if err := cfgerr.Prepare(&hc); err != nil {
-		t.Fatal(err)
-	}
-	holder, _, err := spool.Open(hc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := holdSpool(t, dir)
 	defer holder.Close()
 	d := newDel(t, httpCfg(r.URL), spool.Config{Dir: dir})
 	n := writeBatches(t, d, 0, 2)
@@ -152,14 +145,7 @@ func TestLockedSpoolWithoutSideSpoolHoldsWrites(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "incoming")); err != nil {
 		t.Fatal(err)
 	}
-	hc := spool.Config{Dir: dir}
-	if err := cfgerr.Prepare(&hc); err != nil {
-		t.Fatal(err)
-	}
-	holder, _, err := spool.Open(hc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := holdSpool(t, dir)
 	d := newDel(t, httpCfg(r.URL), spool.Config{Dir: dir})
 	wrote := make(chan error)
 	b := sinktest.Batch(t0, 1, 2, 3)
@@ -181,4 +167,19 @@ func TestLockedSpoolWithoutSideSpoolHoldsWrites(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdSpool opens the spool in dir, as the pipeline or process a job
+// replaces holds it.
+func holdSpool(t *testing.T, dir string) *spool.Spool {
+	t.Helper()
+	c := spool.Config{Dir: dir}
+	if err := cfgerr.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := spool.Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
