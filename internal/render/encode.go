@@ -9,13 +9,16 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// jsonSafe marks the ASCII bytes that appear in a JSON string unescaped.
-// It is encoding/json's safeSet: HTML characters (<, >, &) are NOT escaped.
-// That is a deliberate choice: log records are read by log tools and
-// people, not embedded in HTML, and "\u003c" in a ClientTlsClientHelloServerName
+// jsonSafe marks the bytes that appear in a JSON string unescaped: the
+// printable ASCII ones but the double quote and the backslash. It is
+// encoding/json's safeSet: HTML characters (<, >, &) are NOT escaped. That
+// is a deliberate choice: log records are read by log tools and people,
+// not embedded in HTML, and "\u003c" in a ClientTlsClientHelloServerName
 // would only confuse a grep. The output equals json.Encoder with
-// SetEscapeHTML(false), byte for byte (tested).
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+// SetEscapeHTML(false), byte for byte (tested). Bytes from utf8.RuneSelf up are not marked: they start or
+// continue a multi-byte sequence, which the slow path checks. The table
+// has 256 entries so that a byte indexes it without a bounds check.
+var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
@@ -24,10 +27,28 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 // AppendJSONString appends s as a quoted JSON string. Invalid UTF-8 becomes
 // U+FFFD and U+2028/U+2029 are escaped, as encoding/json does.
+//
+// Nearly every string in a record is short printable ASCII (an app id,
+// "tcp", "UNKNOWN", an address), so the first loop only looks for a byte
+// that needs care and the string goes out in one piece when there is
+// none.
 func AppendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !jsonSafe[s[i]] {
+			return appendJSONStringFrom(b, s, i)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONStringFrom is AppendJSONString for an s whose bytes before i
+// need no escaping.
+func appendJSONStringFrom(b []byte, s string, i int) []byte {
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if jsonSafe[c] {
