@@ -664,3 +664,41 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanMatchesFieldLoop checks that the pre-encoded field plan of a
+// fixed-key dataset writes what the general field loop writes, for the
+// full selection, a chosen order and a job's own delimiters.
+func TestPlanMatchesFieldLoop(t *testing.T) {
+	e := fullEvent()
+	e.App = "a\"pp\n\u2028é" // escapes on the slow path
+	dash, open, close := " | ", "<", ">\n"
+	for ds, two := range map[string][]string{Spectrum: {"Status", "ClientIP"}, EdgeOne: {"ClientRegion", "ClientRealIP"}} {
+		for _, opt := range []Options{
+			{},
+			{Fields: two},
+			{OutputOptions: OutputOptions{FieldDelimiter: &dash, RecordPrefix: &open, RecordSuffix: &close}},
+		} {
+			enc, err := NewEncoder(ds, testNode, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enc.plan == nil {
+				t.Fatalf("%s %+v: no plan", ds, opt)
+			}
+			got := string(enc.Append(nil, &e))
+			enc.plan = nil
+			if want := string(enc.Append(nil, &e)); got != want {
+				t.Errorf("%s %+v:\nplan  %s\nloop  %s", ds, opt, got, want)
+			}
+		}
+	}
+	for _, ds := range []string{CloudConnexa, OCSF} {
+		enc, err := NewEncoder(ds, testNode, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if enc.plan != nil {
+			t.Errorf("%s has renamed or omitted keys but got a plan", ds)
+		}
+	}
+}
