@@ -5,7 +5,9 @@ package relay
 import (
 	"bytes"
 	"io"
+	"net"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -162,5 +164,72 @@ func TestIdleHeap(t *testing.T) {
 		if left != 0 {
 			t.Errorf("%d ended relays still in a loop's idle heap", left)
 		}
+	}
+}
+
+// TestEndedRelayLeavesKeepAliveLists: a relay that ends before the sweep
+// that would set its keepalive is no longer referenced by the loop's
+// keepalive lists, whether it ended in the interval it started in or in
+// the next one. (The lists once held every relay of the last one to two
+// sweep intervals: at 10,000 short connections a second, 15,000 ended
+// sessions and 16 MB of heap that every GC cycle marked.)
+func TestEndedRelayLeavesKeepAliveLists(t *testing.T) {
+	if getLoop(0) == nil {
+		t.Skip("no event loop (PRISM_RELAY_POLLER=off)")
+	}
+	ka := net.KeepAliveConfig{Enable: true}
+	// listed reports which of the loop's lists hold c.
+	listed := func(c *fdConn) (inNew, inOld bool) {
+		c.lp.mu.Lock()
+		defer c.lp.mu.Unlock()
+		return slices.Contains(c.lp.ka, c), slices.Contains(c.lp.kaOld, c)
+	}
+	onLoop := func(g *rig) *fdConn {
+		t.Helper()
+		if _, err := g.client.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(g.origin, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if g.relay.fl == nil {
+			t.Skip("the relay is not on the loop path")
+		}
+		return g.relay.fl
+	}
+
+	young := newRig(t, legTCP, legTCP, Options{KeepAlive: ka})
+	c := onLoop(young)
+	if inNew, _ := listed(c); !inNew {
+		t.Fatal("a relay started with keepalive is not in the loop's list")
+	}
+	young.relay.Stop()
+	young.result(t)
+	if inNew, inOld := listed(c); inNew || inOld {
+		t.Errorf("ended relay still listed (this interval's list %v, the previous one's %v)", inNew, inOld)
+	}
+
+	// One interval on (the next sweep would set its keepalive): the
+	// test sweeps itself, and tries again when the loop's own sweep came
+	// between the start and the test's, which moves the relay on twice.
+	var old *rig
+	for range 5 {
+		g := newRig(t, legTCP, legTCP, Options{KeepAlive: ka})
+		c = onLoop(g)
+		c.lp.sweep()
+		if _, inOld := listed(c); inOld {
+			old = g
+			break
+		}
+		g.relay.Stop()
+		g.result(t)
+	}
+	if old == nil {
+		t.Fatal("a relay started with keepalive is not in the previous interval's list after a sweep")
+	}
+	old.relay.Stop()
+	old.result(t)
+	if inNew, inOld := listed(c); inNew || inOld {
+		t.Errorf("relay that ended a sweep interval on still listed (this interval's list %v, the previous one's %v)", inNew, inOld)
 	}
 }
