@@ -15,9 +15,10 @@ const hexDigits = "0123456789abcdef"
 // is a deliberate choice: log records are read by log tools and people,
 // not embedded in HTML, and "\u003c" in a ClientTlsClientHelloServerName
 // would only confuse a grep. The output equals json.Encoder with
-// SetEscapeHTML(false), byte for byte (tested). Bytes from utf8.RuneSelf up are not marked: they start or
-// continue a multi-byte sequence, which the slow path checks. The table
-// has 256 entries so that a byte indexes it without a bounds check.
+// SetEscapeHTML(false), byte for byte (tested). Bytes from utf8.RuneSelf
+// up are not marked: they start or continue a multi-byte sequence, which
+// the slow path checks. The table has 256 entries so that a byte indexes
+// it without a bounds check.
 var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
