@@ -364,11 +364,12 @@ func (l *evloop) release(c *fdConn) {
 		heap.Remove(&l.idle, int(c.hidx))
 	}
 	if c.kaIdx >= 0 {
-		switch c.kaGen {
-		case l.kaGen:
-			l.ka[c.kaIdx] = nil
-		case l.kaGen - 1:
-			l.kaOld[c.kaIdx] = nil
+		list := l.ka
+		if c.kaGen != l.kaGen {
+			list = l.kaOld
+		}
+		if int(c.kaIdx) < len(list) && list[c.kaIdx] == c {
+			list[c.kaIdx] = nil
 		}
 		c.kaIdx = -1
 	}
@@ -474,7 +475,7 @@ type fdConn struct {
 	hidx   int32   // position in the loop's idle heap, -1 if not in it (l.mu)
 	idleAt int64   // the idle deadline it is filed under (l.mu)
 	// The keepalive list it is in (l.mu): kaIdx in ka when kaGen is the
-	// loop's, in kaOld when one less; kaIdx is -1 when in neither.
+	// loop's, else in kaOld (a sweep takes it out of both: kaIdx -1).
 	kaIdx int32
 	kaGen uint32
 
