@@ -47,7 +47,7 @@ var (
 	dOriginActive = desc("prism_origin_active_connections", "Open sessions per origin address.", "app", "origin")
 	dGeoBuild     = desc("prism_geoip_database_build_timestamp_seconds", "When the GeoIP database in use was built (its metadata), Unix time.", "kind", "path")
 	dCertExpiry   = desc("prism_tls_certificate_expiry_timestamp_seconds", "When an edge certificate in use expires, Unix time.", "app", "name")
-	dReloads      = desc("prism_config_reload_total", "Reloads (SIGHUP: config re-read, log files reopened, GeoIP databases, firewall lists and certificates re-read), by result.", "result")
+	dReloads      = desc("prism_config_reload_total", "Reloads (SIGHUP or POST /api/v1/reload: config re-read, log files reopened, GeoIP databases, firewall lists and certificates re-read), by result.", "result")
 	dReloadOK     = desc("prism_config_last_reload_success_timestamp_seconds", "When the last successful reload finished, Unix time (0: none yet).")
 	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
 	dUnauth       = desc("prism_admin_unauthorized_requests_total", "Admin requests refused with 401 (wrong or missing token).")

@@ -38,8 +38,10 @@ type Parts struct {
 	// AcceptErrors returns how many TCP accepts failed (EMFILE and the
 	// like); nil: not reported.
 	AcceptErrors func() uint64
-	// Reload re-reads and applies the config file (POST /api/v1/reload);
-	// the result says what changed. nil: no reload offered.
+	// Reload is what SIGHUP does (POST /api/v1/reload): re-read and apply
+	// the config file, then reopen and re-read the files it names; the
+	// result says what changed, the error why the config did not load.
+	// nil: no reload offered.
 	Reload func() (any, error)
 	// OriginHealth returns, by app, the health of every checked origin
 	// address (apps with health checks or passive ejection). nil: none.

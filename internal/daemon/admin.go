@@ -37,7 +37,7 @@ func (d *Daemon) newAdmin() error {
 		Ready:        d.ready,
 		HealthChecks: d.healthChecks,
 		AcceptErrors: d.acceptErrors,
-		Reload:       func() (any, error) { return d.ReloadConfig() },
+		Reload:       d.adminReload,
 		OriginHealth: d.OriginHealth,
 	}
 	p.Geo = func() []geo.Build { // the databases of the last applied config
@@ -53,6 +53,31 @@ func (d *Daemon) newAdmin() error {
 	}
 	d.admin = s
 	return nil
+}
+
+// hangupAnswer is POST /api/v1/reload's answer: what the config reload
+// changed and, when reopening or re-reading a file failed after it, why.
+type hangupAnswer struct {
+	ReloadResult
+	ReopenError string `json:"reopen_error,omitempty"`
+}
+
+// adminReload is POST /api/v1/reload: what SIGHUP does (Hangup), so that a
+// certificate renewal hook or a rotation script may call either. A config
+// that does not load is the error (422, the running config stays); a file
+// that could not be reopened or re-read after a good config is reported
+// in the answer and logged, as SIGHUP logs it.
+func (d *Daemon) adminReload() (any, error) {
+	res, cerr, rerr := d.Hangup()
+	if cerr != nil {
+		return res, cerr
+	}
+	a := hangupAnswer{ReloadResult: res}
+	if rerr != nil {
+		a.ReopenError = rerr.Error()
+		d.log.Error("reload through the admin API: reopening and re-reading files", "err", rerr)
+	}
+	return a, nil
 }
 
 // adminApps is what the admin side shows of the apps running now: the

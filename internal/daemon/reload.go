@@ -38,8 +38,8 @@ func (d *Daemon) ReloadStats() ReloadStats {
 	return ReloadStats{OK: d.reloadsOK.Load(), Failed: d.reloadsFailed.Load()}
 }
 
-// ReloadConfig re-reads the config file and applies it (SIGHUP, `prism
-// reload`, POST /api/v1/reload). A file that does not load changes
+// ReloadConfig re-reads the config file and applies it (the first part
+// of Hangup: SIGHUP, `prism reload`, POST /api/v1/reload). A file that does not load changes
 // nothing: the error lists every problem as file:line: key: reason.
 // Otherwise apps added start listening; apps removed stop accepting and
 // drain for shutdown.drain_timeout; apps changed get a new server that
