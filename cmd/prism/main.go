@@ -211,12 +211,14 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 
 // status prints what a running prism is doing, read from its admin API.
 // The address and token come from -admin/-token, else from the admin
-// section of -config, else the default 127.0.0.1:9901; PRISM_ADMIN_TOKEN
-// also gives the token (kept out of the process list).
+// section of the config file (-config, -c or $PRISM_CONFIG, as for the
+// other commands), else the default 127.0.0.1:9901; PRISM_ADMIN_TOKEN
+// also gives the token (kept out of the process list). A file named only
+// by $PRISM_CONFIG is not read when -admin is given.
 func status(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("prism status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "read the admin address and token from this config file")
+	path := configFlag(fs) // the admin address and token are read from its admin section
 	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
 	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
 	cacert := fs.String("cacert", "", "https: CA bundle the admin certificate chains to")
@@ -225,6 +227,14 @@ func status(args []string, stdout, stderr io.Writer) int {
 	useTLS := false
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
+	}
+	named, addrGiven := false, false
+	fs.Visit(func(f *flag.Flag) {
+		named = named || f.Name == "config" || f.Name == "c"
+		addrGiven = addrGiven || f.Name == "admin"
+	})
+	if !named && addrGiven {
+		*path = "" // $PRISM_CONFIG's file is for when nothing else says where prism is
 	}
 	if *path != "" {
 		cfg, err := config.Load(*path)

@@ -58,6 +58,29 @@ log_jobs:
 		t.Error("status printed the token")
 	}
 
+	// -c is short for -config and $PRISM_CONFIG names the file, as for
+	// the other commands; -admin alone does not read $PRISM_CONFIG's file
+	// (here one without an admin listener).
+	if code, out, stderr := runPrism(t, "status", "-c", path); code != 0 || !strings.Contains(out, "live sessions: 1") {
+		t.Errorf("status -c: exit %d\n%s%s", code, out, stderr)
+	}
+	t.Setenv("PRISM_CONFIG", path)
+	if code, out, stderr := runPrism(t, "status"); code != 0 || !strings.Contains(out, "live sessions: 1") {
+		t.Errorf("status with $PRISM_CONFIG: exit %d\n%s%s", code, out, stderr)
+	}
+	noAdmin := filepath.Join(dir, "no-admin.yaml")
+	if err := os.WriteFile(noAdmin, []byte("node: {colo: TST}\napps:\n  - id: x\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PRISM_CONFIG", noAdmin)
+	if code, out, stderr := runPrism(t, "status", "-admin", adminAddr, "-token", token); code != 0 || !strings.Contains(out, "live sessions: 1") {
+		t.Errorf("status -admin with an unrelated $PRISM_CONFIG: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, _, stderr := runPrism(t, "status"); code != 1 || !strings.Contains(stderr, "no admin listener") {
+		t.Errorf("status with $PRISM_CONFIG naming a file without an admin listener: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("PRISM_CONFIG", "")
+
 	code, _, stderr = runPrism(t, "status", "-admin", adminAddr, "-token", "not-the-token")
 	if code != 1 || !strings.Contains(stderr, "401") {
 		t.Fatalf("wrong token: exit %d, stderr %q", code, stderr)
