@@ -43,7 +43,8 @@ type Config struct {
 	// datagram that would open one more is dropped and counted.
 	MaxSessions int `yaml:"max_sessions"`
 	// MaxSessionsPerClient caps the open sessions of one client IP (default
-	// 1024). A datagram that would open one more is dropped and counted.
+	// 1024, or MaxSessions when that is lower). A datagram that would open
+	// one more is dropped and counted.
 	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
 	// ProxyV2Placement is "first" (default) or "every"; it matters only when
 	// the app's proxy_protocol is v2.
@@ -78,7 +79,12 @@ func (c *Config) SetDefaults() {
 		c.MaxSessions = DefaultMaxSessions
 	}
 	if c.MaxSessionsPerClient == 0 {
+		// The default never exceeds the app's cap: max_sessions: 500 alone
+		// means 500 for one client too, not a refusal of the config.
 		c.MaxSessionsPerClient = DefaultMaxSessionsPerClient
+		if c.MaxSessions > 0 && c.MaxSessions < c.MaxSessionsPerClient {
+			c.MaxSessionsPerClient = c.MaxSessions
+		}
 	}
 	if c.ProxyV2Placement == "" {
 		c.ProxyV2Placement = PlacementFirst

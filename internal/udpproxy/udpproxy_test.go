@@ -565,6 +565,15 @@ func TestConfigValidate(t *testing.T) {
 	if c.IdleTimeout != DefaultIdleTimeout || c.ProxyV2Placement != PlacementFirst || c.MaxDatagramSize != DefaultMaxDatagramSize {
 		t.Fatalf("defaults %+v", c)
 	}
+	// A small max_sessions alone lowers the per-client default with it
+	// rather than making the defaulted config invalid.
+	for _, tt := range []struct{ max, perClient, want int }{{500, 0, 500}, {5000, 0, DefaultMaxSessionsPerClient}, {500, 100, 100}} {
+		c := Config{MaxSessions: tt.max, MaxSessionsPerClient: tt.perClient}
+		c.SetDefaults()
+		if errs := c.Validate(); len(errs) > 0 || c.MaxSessionsPerClient != tt.want {
+			t.Errorf("max_sessions %d, max_sessions_per_client %d: defaulted to %d (want %d), errors %v", tt.max, tt.perClient, c.MaxSessionsPerClient, tt.want, errs)
+		}
+	}
 }
 
 func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
