@@ -113,8 +113,10 @@ type App struct {
 	// timeoutsSet records whether the file set timeouts (before defaults),
 	// to tell a udp app's operator that they have no effect there.
 	timeoutsSet bool
-	// relayModeSet likewise for relay_mode.
-	relayModeSet bool
+	// relayModeSet likewise for relay_mode; udpSet for a udp section,
+	// tlsSet for any tls key but mode, headerTimeoutSet for
+	// inbound_proxy_protocol.header_timeout: each is for one protocol.
+	relayModeSet, udpSet, tlsSet, headerTimeoutSet bool
 
 	// Parsed forms, filled by Load.
 	ListenSpecs []netspec.Listen `yaml:"-"`
@@ -236,6 +238,11 @@ func (c *Config) setDefaults() {
 			a.RelayMode = "auto"
 		}
 		a.timeoutsSet = a.Timeouts != (Timeouts{})
+		a.udpSet = a.UDP != (udpproxy.Config{})
+		tlsKeys := a.TLS
+		tlsKeys.Mode = ""
+		a.tlsSet = !reflect.DeepEqual(tlsKeys, tlsedge.Config{})
+		a.headerTimeoutSet = a.InboundProxy.HeaderTimeout != 0
 		if a.Timeouts.Connect == 0 {
 			a.Timeouts.Connect = DefaultConnect
 		}
@@ -353,6 +360,14 @@ func (a *App) validate() []*cfgerr.Error {
 		if a.relayModeSet {
 			errs.Add("relay_mode", "relay_mode is for tcp apps; a udp app relays datagrams")
 		}
+		if a.tlsSet {
+			errs.Add("tls", "tls settings are for tcp apps; a udp app takes only tls.mode: off")
+		}
+		if a.headerTimeoutSet {
+			errs.Add("inbound_proxy_protocol.header_timeout", "header_timeout is for tcp apps; a udp app reads the header from each datagram")
+		}
+	} else if a.udpSet {
+		errs.Add("udp", "the udp section is for udp apps (protocol: udp); this app is %s", a.Protocol)
 	}
 	switch a.RelayMode {
 	case "auto", "splice", "copy":
