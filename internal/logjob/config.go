@@ -306,6 +306,13 @@ func (c *Config) Validate() []*cfgerr.Error {
 	if t := typeOr(c.Destination.Type); c.Spool.Enabled() && (t == sink.TypeStdout || t == sink.TypeFile) {
 		errs.Add("spool", "a spool is for http, s3 and kafka destinations (this job writes to %s)", typeOr(c.Destination.Type))
 	}
+	// A batch larger than the whole spool cannot be stored at all: it
+	// would fail as a write error and be lost, not counted as a full
+	// spool. A batch may pass batch.max_bytes by its last record and its
+	// framing, hence the factor of two.
+	if c.Spool.Enabled() && c.Spool.MaxBytes > 0 && c.Batch.MaxBytes > 0 && c.Spool.MaxBytes < 2*int64(c.Batch.MaxBytes) {
+		errs.Add("spool.max_bytes", "%d is less than twice batch.max_bytes (%d): a batch could be larger than the whole spool, and it would be lost; raise spool.max_bytes or lower batch.max_bytes", c.Spool.MaxBytes, c.Batch.MaxBytes)
+	}
 	if c.Destination.Type == deliver.TypeHTTP && c.Destination.HTTP.JSONRecords() && c.OutputType == "csv" {
 		errs.Add("destination.framing", "framing %s wraps JSON records: use output_type ndjson", c.Destination.HTTP.Framing)
 	}
