@@ -13,6 +13,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -257,6 +258,9 @@ type Encoder struct {
 	recPrefix, recSuffix, fieldDelim []byte
 	tmpl                             []tmplPart
 	jndi                             bool
+	// quoteDelim: a CSV job with a field delimiter other than "," quotes
+	// a cell that holds it (RFC 4180 quoting knows only the comma).
+	quoteDelim bool
 }
 
 // planField is one field of Encoder.plan.
@@ -455,9 +459,30 @@ func (enc *Encoder) appendCSV(b []byte) []byte {
 		if n > 0 {
 			b = append(b, enc.fieldDelim...)
 		}
+		start := len(b)
 		b = enc.appendValueCSV(b, &enc.ds.fields[i])
+		if enc.quoteDelim {
+			b = quoteCSVDelim(b, start, enc.fieldDelim)
+		}
 	}
 	return append(b, enc.recSuffix...)
+}
+
+// quoteCSVDelim quotes the cell b[start:] when it holds the job's own
+// field delimiter and is not quoted already (a cell that needed quoting
+// for RFC 4180's reasons starts with a quote; one that did not has no
+// quote in it to double). Without it a "|" or ";" inside a value, or the
+// colons of an address or a time with field_delimiter ":", would split
+// the row.
+func quoteCSVDelim(b []byte, start int, delim []byte) []byte {
+	cell := b[start:]
+	if len(cell) == 0 || cell[0] == '"' || !bytes.Contains(cell, delim) {
+		return b
+	}
+	b = append(b, 0)
+	copy(b[start+1:], b[start:len(b)-1])
+	b[start] = '"'
+	return append(b, '"')
 }
 
 func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {

@@ -702,3 +702,44 @@ func TestPlanMatchesFieldLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVQuotesTheJobsDelimiter: with a field_delimiter other than ",", a
+// cell holding it is quoted, so that a CSV reader splitting on that
+// delimiter gets back every cell: an app id with "|", and with ":" the
+// colons of an IPv6 address and of RFC 3339 times.
+func TestCSVQuotesTheJobsDelimiter(t *testing.T) {
+	e := fullEvent()
+	e.App = "a|b;c"
+	for _, delim := range []string{"|", ";", ":", "\t"} {
+		for _, ds := range []string{Spectrum, EdgeOne} {
+			opt := Options{Output: CSV, OutputOptions: OutputOptions{FieldDelimiter: &delim}}
+			if ds == Spectrum {
+				opt.TimestampFormat = RFC3339
+			}
+			enc, err := NewEncoder(ds, testNode, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, _ := FieldNames(ds)
+			r := csv.NewReader(bytes.NewReader(append(enc.Header(), enc.Append(nil, &e)...)))
+			r.Comma = rune(delim[0])
+			rows, err := r.ReadAll()
+			if err != nil {
+				t.Fatalf("%s, delimiter %q: %v", ds, delim, err)
+			}
+			if len(rows) != 2 || len(rows[0]) != len(names) || len(rows[1]) != len(names) {
+				t.Fatalf("%s, delimiter %q: rows %q, want a header and a record of %d cells", ds, delim, rows, len(names))
+			}
+			for i, name := range names {
+				if name == "Application" || name == "ClientIP" || name == "OriginIP" {
+					if rows[1][i] == "" {
+						t.Errorf("%s, delimiter %q: %s is empty", ds, delim, name)
+					}
+				}
+				if name == "Application" && rows[1][i] != e.App {
+					t.Errorf("%s, delimiter %q: Application %q, want %q", ds, delim, rows[1][i], e.App)
+				}
+			}
+		}
+	}
+}
