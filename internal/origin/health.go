@@ -26,7 +26,9 @@ const (
 
 // Defaults of an active health check: Spectrum's TCP monitor (interval
 // 30 s, timeout 5 s, 2 retries: a third failure in a row marks the origin
-// down); one good check brings it back, as Spectrum's monitor does.
+// down); one good check brings it back, as Spectrum's monitor does. An
+// unset timeout is DefaultCheckTimeout or the interval, whichever is
+// shorter.
 const (
 	DefaultCheckInterval      = 30 * time.Second
 	DefaultCheckTimeout       = 5 * time.Second
@@ -57,6 +59,11 @@ type HealthCheck struct {
 	// it proves to be (the app's origin TLS mode decides that for real
 	// connections).
 	ServerName string `yaml:"server_name"`
+
+	// typeDefaulted records that Type was unset and setDefaults made it
+	// tcp, so that a udp app is told to set it rather than told that tcp
+	// is wrong.
+	typeDefaulted bool
 }
 
 // PassiveEjection is `origins.passive_ejection:`: an origin whose dials
@@ -74,6 +81,10 @@ func (h *HealthCheck) setDefaults() {
 	}
 	if h.Timeout == 0 {
 		h.Timeout = DefaultCheckTimeout
+		if h.Interval > 0 {
+			// A short interval alone is valid: the timeout follows it.
+			h.Timeout = min(h.Timeout, h.Interval)
+		}
 	}
 	if h.UnhealthyThreshold == 0 {
 		h.UnhealthyThreshold = DefaultUnhealthyThreshold
@@ -83,6 +94,7 @@ func (h *HealthCheck) setDefaults() {
 	}
 	if h.Type == "" {
 		h.Type = CheckTCP
+		h.typeDefaulted = true
 	}
 }
 
@@ -106,7 +118,11 @@ func (h *HealthCheck) validate() []*cfgerr.Error {
 	switch h.Type {
 	case "", CheckTCP, CheckTLS:
 		if h.Send != "" || h.Expect != "" {
-			errs.Add("send", "send and expect are for type send_expect")
+			if h.typeDefaulted {
+				errs.Add("send", "send and expect are for type send_expect, and type defaults to tcp: set `type: send_expect`")
+			} else {
+				errs.Add("send", "send and expect are for type send_expect")
+			}
 		}
 	case CheckSendExpect:
 		if h.Expect == "" {
@@ -142,7 +158,11 @@ func (p *PassiveEjection) validate() []*cfgerr.Error {
 func (c *Config) ValidateFor(transport string) []*cfgerr.Error {
 	var errs cfgerr.List
 	if transport == "udp" {
-		if c.HealthCheck != nil && c.HealthCheck.Type != CheckSendExpect {
+		if c.HealthCheck != nil && c.HealthCheck.typeDefaulted {
+			// The type defaults to tcp before the transport is known
+			// (SetDefaults has no transport): ask for it by name.
+			errs.Add("health_check.type", "missing: a udp app's origins are checked with send_expect only (a datagram out, a reply back): set `type: send_expect` with `send` and `expect`")
+		} else if c.HealthCheck != nil && c.HealthCheck.Type != CheckSendExpect {
 			errs.Add("health_check.type", "a udp app's origins are checked with send_expect (a datagram out, a reply back); tcp and tls are for tcp apps")
 		} else if c.HealthCheck != nil && c.HealthCheck.Send == "" {
 			errs.Add("health_check.send", "missing: a udp check sends this datagram and expects a reply")
@@ -433,7 +453,10 @@ func (p *Pool) Close() {
 
 // checkTargets are the addresses an active check probes: the static ones
 // (a port range is checked at its first port), or the DNS name's current
-// addresses.
+// addresses. An address a real connection would refuse (the block list, or
+// a DNS name's loopback and unspecified addresses, see refusesLocal) is
+// never probed: the check would otherwise reach it, sending `send` to the
+// edge host's own services.
 func (p *Pool) checkTargets() []Target {
 	if p.cfg.DNS != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), p.health.check.Timeout)
@@ -446,6 +469,11 @@ func (p *Pool) checkTargets() []Target {
 		lo, _, _ := netspec.ParsePortRange(p.cfg.DNS.Port)
 		out := make([]Target, 0, len(addrs))
 		for _, a := range addrs {
+			if p.refusesLocal(a) {
+				p.health.log.Warn("health check: origin resolves to a loopback or unspecified address, not checked (set origins.dns.allow_loopback to allow it)",
+					"name", p.cfg.DNS.Name, "addr", a)
+				continue
+			}
 			if !p.blocked(a) {
 				ap := netip.AddrPortFrom(a, lo)
 				out = append(out, Target{Addr: ap, Name: p.cfg.DNS.Name, base: ap})

@@ -3,7 +3,10 @@ package origin
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +201,152 @@ func TestPortRangeIsOneOrigin(t *testing.T) {
 	ts, _ := p.Candidates(context.Background(), netip.Addr{}, 7)
 	if len(ts) != 1 || ts[0].String() != "127.0.0.2:4007" {
 		t.Fatalf("offset 7 with the first range down: %v", ts)
+	}
+}
+
+// TestDefaultTimeoutFollowsShortInterval: an interval under 5s alone is
+// valid, the timeout then defaulting to the interval; an explicit timeout
+// longer than the interval is still an error.
+func TestDefaultTimeoutFollowsShortInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval, timeout, want time.Duration
+	}{
+		{2 * time.Second, 0, 2 * time.Second},
+		{500 * time.Millisecond, 0, 500 * time.Millisecond},
+		{10 * time.Second, 0, 5 * time.Second},
+		{0, 0, 5 * time.Second},
+		{2 * time.Second, time.Second, time.Second},
+	} {
+		c := Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Interval: tc.interval, Timeout: tc.timeout}}
+		c.SetDefaults()
+		if errs := c.Validate(); len(errs) != 0 {
+			t.Errorf("interval %v timeout %v: %v, want valid", tc.interval, tc.timeout, errs)
+		}
+		if c.HealthCheck.Timeout != tc.want {
+			t.Errorf("interval %v timeout %v: timeout defaulted to %v, want %v", tc.interval, tc.timeout, c.HealthCheck.Timeout, tc.want)
+		}
+	}
+	c := Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Interval: 2 * time.Second, Timeout: 3 * time.Second}}
+	c.SetDefaults()
+	if errs := c.Validate(); len(errs) != 1 || errs[0].Key != "health_check.timeout" {
+		t.Errorf("explicit timeout 3s over interval 2s: %v, want one health_check.timeout error", errs)
+	}
+	c = Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Interval: -time.Second}}
+	c.SetDefaults()
+	if errs := c.Validate(); len(errs) != 1 || errs[0].Key != "health_check.interval" {
+		t.Errorf("negative interval: %v, want only the interval error", errs)
+	}
+}
+
+// TestUDPCheckWithoutType: a udp app whose health_check sets no type is
+// told to set type send_expect (the type defaults to tcp before the
+// transport is known); an explicit send_expect check is valid.
+func TestUDPCheckWithoutType(t *testing.T) {
+	for _, hc := range []HealthCheck{{}, {Send: "ping", Expect: "pong"}} {
+		c := Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &hc}
+		c.SetDefaults()
+		errs := append(c.Validate(), c.ValidateFor("udp")...)
+		if len(errs) == 0 {
+			t.Fatalf("%+v: valid for a udp app, want an error", hc)
+		}
+		for _, e := range errs {
+			if !strings.Contains(e.Msg, "type: send_expect") {
+				t.Errorf("%+v: %s: %q does not say to set type: send_expect", hc, e.Key, e.Msg)
+			}
+		}
+	}
+	c := Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Type: CheckSendExpect, Send: "ping", Expect: "pong"}}
+	c.SetDefaults()
+	if errs := append(c.Validate(), c.ValidateFor("udp")...); len(errs) != 0 {
+		t.Errorf("udp send_expect check: %v, want valid", errs)
+	}
+	// For a tcp app the unset type is tcp, as before.
+	c = Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{}}
+	c.SetDefaults()
+	if errs := append(c.Validate(), c.ValidateFor("tcp")...); len(errs) != 0 || c.HealthCheck.Type != CheckTCP {
+		t.Errorf("tcp app, no type: %v, type %q", errs, c.HealthCheck.Type)
+	}
+}
+
+// dnsPool is a pool of a DNS origin name resolving to addrs, with an empty
+// block list: only the loopback rule can refuse an address.
+func dnsPool(t *testing.T, allowLoopback bool, addrs ...netip.Addr) *Pool {
+	t.Helper()
+	cfg := prepared(t, Config{DNS: &DNSConfig{Name: "origin.test", Port: "80", AllowLoopback: allowLoopback},
+		HealthCheck: &HealthCheck{Type: CheckTCP}})
+	p, err := NewPool(cfg, []netip.Prefix{}, fakeResolver{"origin.test": addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCheckSkipsWhatConnectionsRefuse: a health check probes exactly the
+// addresses of a DNS origin that a real connection may use; loopback and
+// unspecified ones (in any IPv4-carrying form) only with allow_loopback.
+func TestCheckSkipsWhatConnectionsRefuse(t *testing.T) {
+	for _, s := range []string{"127.0.0.1", "127.9.9.9", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1",
+		"::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "192.0.2.10", "2001:db8::1"} {
+		for _, allow := range []bool{false, true} {
+			p := dnsPool(t, allow, netip.MustParseAddr(s))
+			_, f := p.Candidates(context.Background(), netip.Addr{}, 0)
+			checked := len(p.checkTargets()) == 1
+			if checked != (f == nil) {
+				t.Errorf("%s (allow_loopback %v): checked %v, but a connection may use it: %v", s, allow, checked, f == nil)
+			}
+			if local := isLocal(netip.MustParseAddr(s)); checked == (local && !allow) {
+				t.Errorf("%s (allow_loopback %v): checked %v", s, allow, checked)
+			}
+		}
+	}
+}
+
+// TestCheckDoesNotReachLoopbackByName: a DNS origin name pointed at
+// 127.0.0.1 does not make the checker connect to (and send to) a service
+// of the edge host, unless allow_loopback is set.
+func TestCheckDoesNotReachLoopbackByName(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	accepted := make(chan string, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b := make([]byte, len("SECRET"))
+			n, _ := io.ReadFull(c, b)
+			b = b[:n]
+			_, _ = c.Write([]byte("OK"))
+			c.Close()
+			accepted <- string(b)
+		}
+	}()
+	for _, allow := range []bool{false, true} {
+		cfg := prepared(t, Config{DNS: &DNSConfig{Name: "self.test", Port: port, AllowLoopback: allow},
+			HealthCheck: &HealthCheck{Type: CheckSendExpect, Send: "SECRET", Expect: "OK", Timeout: 2 * time.Second}})
+		p, err := NewPool(cfg, nil, fakeResolver{"self.test": {netip.MustParseAddr("127.0.0.1")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.checkAll("tcp") // synchronous: any connection is made before it returns
+		select {
+		case got := <-accepted:
+			if !allow {
+				t.Errorf("a check of a name resolving to 127.0.0.1 connected and sent %q", got)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if allow {
+				t.Error("with allow_loopback the check did not connect")
+			}
+		}
+		if h := p.Health(); allow && (len(h) != 1 || h[0].ChecksOK != 1) || !allow && len(h) != 0 {
+			t.Errorf("allow_loopback %v: Health() = %+v", allow, h)
+		}
 	}
 }

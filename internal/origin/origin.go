@@ -318,6 +318,13 @@ func ValidateBlock(cidrs []string) []*cfgerr.Error {
 
 func (p *Pool) blocked(a netip.Addr) bool { return inPrefixes(p.block, a) }
 
+// refusesLocal reports whether a, an address the DNS origin resolved to,
+// is refused as loopback or unspecified (Status 532 for a connection; not
+// probed by a health check) because origins.dns.allow_loopback is off.
+func (p *Pool) refusesLocal(a netip.Addr) bool {
+	return p.cfg.DNS != nil && !p.cfg.DNS.AllowLoopback && isLocal(a)
+}
+
 func mapPort(lo, hi uint16, offset int) uint16 {
 	if lo == hi || offset < 0 || offset > int(hi-lo) {
 		return lo
@@ -342,7 +349,7 @@ func (p *Pool) Candidates(ctx context.Context, client netip.Addr, portOffset int
 		var local netip.AddrPort
 		for _, a := range addrs {
 			ap := netip.AddrPortFrom(a, port)
-			if !p.cfg.DNS.AllowLoopback && isLocal(a) {
+			if p.refusesLocal(a) {
 				if !local.IsValid() {
 					local = ap
 				}
