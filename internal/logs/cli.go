@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/prismproxy/prism/internal/render"
@@ -66,6 +65,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			o.TimestampFormat = &f
 		}
+		// usage errors before the -o file is touched
+		if err := o.check(); err != nil {
+			return usageErr(stderr, cmd, err)
+		}
+		if err := checkOutput(*outFile, &c); err != nil {
+			return usageErr(stderr, cmd, err)
+		}
 		return withOutput(stdout, stderr, *outFile, func(w io.Writer) (Result, error) { return Convert(o, w) })
 	case "filter":
 		fs.StringVar(&c.From, "from", "", "dataset of the input: "+strings.Join(Datasets, ", "))
@@ -75,9 +81,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		c.Files = fs.Args()
+		if _, err := newDecoder(c.From); err != nil {
+			return usageErr(stderr, cmd, err)
+		}
 		if err := CheckFilter(c.From, *filter); err != nil {
 			fmt.Fprintf(stderr, "prism logs filter: filter: %v\n", err)
 			return 2
+		}
+		if err := checkOutput(*outFile, &c); err != nil {
+			return usageErr(stderr, cmd, err)
 		}
 		o := FilterOptions{Common: c, Filter: *filter}
 		return withOutput(stdout, stderr, *outFile, func(w io.Writer) (Result, error) { return Filter(o, w) })
@@ -171,23 +183,30 @@ func status(stderr io.Writer, cmd string, err error) int {
 	return 1
 }
 
+// withOutput runs run with stdout, or with the -o file when path is set.
+// The -o file is replaced only when the run read all of its input (bad
+// records included); a usage error, a write error or a --strict stop
+// leaves it as it was.
 func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Result, error)) int {
 	w := stdout
-	var f *os.File
+	var out *outFile
 	if path != "" {
 		var err error
-		// Records hold client addresses: not world-readable, like the
-		// log files prism writes (0640).
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640); err != nil {
+		if out, err = createOutput(path); err != nil {
 			fmt.Fprintf(stderr, "prism logs: %v\n", err)
 			return 1
 		}
-		w = f
+		w = out
 	}
 	res, err := run(w)
-	if f != nil {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = cerr
+	var werr error
+	kept := false
+	if out != nil {
+		if err == nil || errors.Is(err, ErrProblems) {
+			werr = out.commit()
+		} else {
+			out.abort()
+			kept = true
 		}
 	}
 	if err != nil && !errors.Is(err, ErrProblems) && !errors.Is(err, ErrStrict) && res.Records == 0 {
@@ -197,6 +216,10 @@ func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Resu
 	if res.Bad > 0 {
 		fmt.Fprintf(stderr, "prism logs: %d records read, %d written, %d bad\n", res.Records, res.Written, res.Bad)
 	}
+	if werr != nil {
+		fmt.Fprintf(stderr, "prism logs: %s: %v\n", path, werr)
+		return 1
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -204,5 +227,8 @@ func withOutput(stdout, stderr io.Writer, path string, run func(io.Writer) (Resu
 		return 1
 	}
 	fmt.Fprintf(stderr, "prism logs: %v\n", err)
+	if kept {
+		fmt.Fprintf(stderr, "prism logs: %s not written (left as it was)\n", path)
+	}
 	return 1
 }

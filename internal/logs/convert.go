@@ -182,6 +182,29 @@ func (es *encoders) get(k encKey) (*render.Encoder, error) {
 	return enc, nil
 }
 
+func (o *ConvertOptions) renderOptions() render.Options {
+	opt := render.Options{Fields: o.Fields}
+	if o.Output != nil {
+		opt.Output = *o.Output
+	}
+	return opt
+}
+
+// check returns the usage error of o, if any: what Convert refuses before
+// reading anything (the CLI checks it before it creates the -o file).
+func (o *ConvertOptions) check() error {
+	if _, err := newDecoder(o.From); err != nil {
+		return err
+	}
+	if _, err := render.NewEncoder(o.To, render.Node{}, o.renderOptions()); err != nil {
+		return err
+	}
+	if o.TimestampFormat != nil && !render.TimestampChoice(o.To) {
+		return fmt.Errorf("dataset %s has fixed timestamps; --timestamp-format does not apply", o.To)
+	}
+	return nil
+}
+
 // Convert reads records of c.From and writes them as c.To to w.
 func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 	var res Result
@@ -189,16 +212,10 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	opt := render.Options{Fields: o.Fields}
-	if o.Output != nil {
-		opt.Output = *o.Output
-	}
-	if _, err := render.NewEncoder(o.To, render.Node{}, opt); err != nil {
+	if err := o.check(); err != nil {
 		return res, err
 	}
-	if o.TimestampFormat != nil && !render.TimestampChoice(o.To) {
-		return res, fmt.Errorf("dataset %s has fixed timestamps; --timestamp-format does not apply", o.To)
-	}
+	opt := o.renderOptions()
 	if note := missingNote(o.From, o.To, o.Fields); note != "" {
 		fmt.Fprintln(o.Diag, note)
 	}

@@ -153,9 +153,14 @@ func (in *input) readCSVHeader() error {
 
 // readCSVRow reads one RFC 4180 row (a quoted cell may span lines) and
 // returns its cells and the line it started on. The cells stay valid until
-// the next call.
+// the next call. Blank lines between rows (empty, or only "\r") are
+// skipped, except under a header of one column, where an empty line is a
+// row with an empty cell (prism writes an empty value so).
 func (in *input) readCSVRow() ([][]byte, int, error) {
 	line, err := in.readLine()
+	for err == nil && len(in.header) != 1 && (len(line) == 0 || len(line) == 1 && line[0] == '\r') {
+		line, err = in.readLine()
+	}
 	if err != nil && line == nil {
 		return nil, 0, err
 	}

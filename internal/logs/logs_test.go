@@ -686,3 +686,62 @@ func TestBadFirstLine(t *testing.T) {
 		t.Errorf("%v %+v %q", err, res, diag)
 	}
 }
+
+// TestCSVBlankLines: blank lines of a CSV file (empty, or "\r") are
+// skipped like ndjson's, not reported as rows of one cell, and a quoted
+// cell may still hold an empty line; under a header of one column an empty
+// line is a row with an empty cell.
+func TestCSVBlankLines(t *testing.T) {
+	evs := noUnix(logstest.Sessions(40, 3))
+	for i := range evs {
+		if i%7 == 0 {
+			evs[i].App = "two\n\nlines"
+		}
+	}
+	in, err := logstest.Render(render.Spectrum, evs, render.Options{Output: render.CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(in, []byte("\"two\n\nlines\"")) {
+		t.Fatalf("no quoted cell spanning a blank line in %q", in[:min(len(in), 400)])
+	}
+	var data []byte
+	rows := bytes.SplitAfter(in, []byte("\n"))
+	for i, r := range rows {
+		data = append(data, r...)
+		if bytes.HasSuffix(r, []byte("\"two\n")) || string(r) == "\n" {
+			continue // inside the quoted cell: a line added would be in it
+		}
+		switch i % 3 {
+		case 0:
+			data = append(data, '\n')
+		case 1:
+			data = append(data, "\r\n"...)
+		}
+	}
+	data = append(append([]byte("\n\r\n"), data...), '\r')
+	file := writeFile(t, "blank.csv", data)
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{file}}, To: render.Spectrum})
+	if err != nil || res.Bad != 0 || !bytes.Equal(out, in) {
+		t.Fatalf("%v %+v %s\n%s", err, res, diag, firstDiff(in, out))
+	}
+	// a bad row after blank lines is reported at its own line
+	bad := append(append([]byte{}, data...), "\n\nx,y\n"...)
+	badFile := writeFile(t, "bad.csv", bad)
+	_, diag, res, _ = convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{badFile}}, To: render.Spectrum})
+	if n := bytes.Count(bad, []byte("\n")); res.Bad != 1 || fmt.Sprint(reportedLines(diag, badFile)) != fmt.Sprint([]int{n}) {
+		t.Errorf("bad row: %+v %q, want it at line %d", res, diag, n)
+	}
+
+	one, err := logstest.Render(render.Spectrum, evs, render.Options{Output: render.CSV, Fields: []string{"ClientCountry"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(one, []byte("\n\n")) {
+		t.Fatal("no empty ClientCountry")
+	}
+	out, diag, res, err = convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{writeFile(t, "one.csv", one)}}, To: render.Spectrum})
+	if err != nil || res.Bad != 0 || !bytes.Equal(out, one) {
+		t.Fatalf("one column: %v %+v %s\n%s", err, res, diag, firstDiff(one, out))
+	}
+}
