@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
+	"github.com/prismproxy/prism/internal/event"
 )
 
 const fsizeLimit = 10000 // bytes a file may grow to in the child
@@ -24,14 +25,25 @@ const fsizeLimit = 10000 // bytes a file may grow to in the child
 // appended to, and the whole batch was counted as lost. Now the file holds
 // only whole records, and the records counted as written are exactly the
 // lines in the file.
+//
+// The records of the second run hold a newline inside (as a CSV cell with a
+// line feed does, or a record_prefix of "\n"): a record ends where the
+// batch's Ends say, not at its first newline, which once left half a
+// record in the file and counted it as written.
 func TestShortWriteKeepsWholeRecords(t *testing.T) {
 	if path := os.Getenv("PRISM_SINK_FSIZE_CHILD"); path != "" {
-		fsizeChild(path)
+		fsizeChild(path, os.Getenv("PRISM_SINK_FSIZE_LINES") == "2")
 		return
 	}
+	for _, lines := range []string{"1", "2"} {
+		t.Run("lines-"+lines, func(t *testing.T) { testShortWrite(t, lines == "2") })
+	}
+}
+
+func testShortWrite(t *testing.T, twoLines bool) {
 	path := filepath.Join(t.TempDir(), "records.log")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestShortWriteKeepsWholeRecords$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PRISM_SINK_FSIZE_CHILD="+path)
+	cmd.Env = append(os.Environ(), "PRISM_SINK_FSIZE_CHILD="+path, fmt.Sprintf("PRISM_SINK_FSIZE_LINES=%d", map[bool]int{false: 1, true: 2}[twoLines]))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
@@ -44,17 +56,12 @@ func TestShortWriteKeepsWholeRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data) == 0 || data[len(data)-1] != '\n' {
-		t.Fatalf("file of %d bytes does not end on a record boundary: %q", len(data), data[max(0, len(data)-40):])
+	var want strings.Builder
+	for i := range written {
+		want.WriteString(record(i, twoLines))
 	}
-	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	for i, l := range lines {
-		if want := record(i); l+"\n" != want {
-			t.Fatalf("line %d is %q, want %q", i+1, l, want)
-		}
-	}
-	if len(lines) != written {
-		t.Fatalf("%d records in the file, %d counted as written", len(lines), written)
+	if string(data) != want.String() {
+		t.Fatalf("file of %d bytes is not the %d records counted as written (%d bytes); it ends %q", len(data), written, want.Len(), data[max(0, len(data)-60):])
 	}
 	if partial == 0 || failed == 0 || written+failed != 20*10 {
 		t.Fatalf("written %d + failed %d of 200, %d partial batches: the limit was not hit as planned", written, failed, partial)
@@ -72,13 +79,17 @@ func lastLine(out, prefix string) string {
 }
 
 // record is the i-th record: 97 bytes, so that batches of ten end off the
-// limit.
-func record(i int) string {
+// limit; with twoLines a newline sits in its middle.
+func record(i int, twoLines bool) string {
 	s := fmt.Sprintf("{\"n\":%d,\"pad\":\"", i)
-	return s + strings.Repeat("x", 97-len(s)-3) + "\"}\n"
+	r := s + strings.Repeat("x", 97-len(s)-3) + "\"}\n"
+	if twoLines {
+		r = r[:48] + "\n" + r[49:]
+	}
+	return r
 }
 
-func fsizeChild(path string) {
+func fsizeChild(path string, twoLines bool) {
 	signal.Ignore(syscall.SIGXFSZ) // EFBIG instead of being killed
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
@@ -104,7 +115,9 @@ func fsizeChild(path string) {
 	for range 20 {
 		var b Batch
 		for range 10 {
-			b.Data = append(b.Data, record(n)...)
+			b.Data = append(b.Data, record(n, twoLines)...)
+			b.Ends = append(b.Ends, uint32(len(b.Data)))
+			b.Keys = append(b.Keys, event.ID{})
 			b.Records++
 			n++
 		}
