@@ -74,6 +74,7 @@ func TestDestinationErrors(t *testing.T) {
 		{"csv with json framing", "    output_type: csv\n    destination:\n      type: http\n      url: \"https://h/\"\n      framing: json_array\n", `log_jobs[0].destination.framing: framing json_array wraps JSON records: use output_type ndjson`},
 		{"relative spool dir", "    destination: {type: http, url: \"https://h/\"}\n    spool: {dir: spool/x}\n", `bad.yaml:10: log_jobs[0].spool.dir: "spool/x" is relative`},
 		{"spool smaller than two batches", "    destination: {type: http, url: \"https://h/\"}\n    spool: {dir: /tmp/sp, max_bytes: 2097152}\n", `log_jobs[0].spool.max_bytes: 2097152 is less than twice batch.max_bytes (5242880)`},
+		{"rotation on stdout", "    destination: {type: stdout, max_size_mb: 10}\n", `log_jobs[0].destination.max_size_mb: is only valid for type file`},
 		{"bad when_full", "    destination: {type: http, url: \"https://h/\"}\n    spool: {dir: /tmp/sp, when_full: block}\n", `bad.yaml:10: log_jobs[0].spool.when_full: unknown policy "block"`},
 		{"unset env", "    destination:\n      type: http\n      url: \"https://h/\"\n      headers: {Authorization: \"${PRISM_SURELY_UNSET_VAR}\"}\n", `bad.yaml:12: log_jobs[0].destination.headers.Authorization: environment variable PRISM_SURELY_UNSET_VAR is not set`},
 		{"retry on file", "    destination: {type: file, path: /tmp/x.log, retry: {initial: 1s}}\n", `log_jobs[0].destination.retry: is only valid for http, s3 and kafka`},

@@ -149,6 +149,14 @@ func (c *Config) Validate() []*cfgerr.Error {
 		if c.Path != "" {
 			errs.Add("path", "is only valid for type file")
 		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"max_size_mb", c.MaxSizeMB != 0}, {"max_backups", c.MaxBackups != 0}, {"max_age_days", c.MaxAgeDays != 0}, {"compress", c.Compress}, {"mode", c.Mode != 0}} {
+			if k.set {
+				errs.Add(k.key, "is only valid for type file (stdout is not rotated)")
+			}
+		}
 	case TypeFile:
 		if c.Path == "" {
 			errs.Add("path", "is required for type file")
