@@ -238,7 +238,7 @@ func grepLines(s, sub string) string {
 func TestOriginHealthInMetrics(t *testing.T) {
 	dead := testpeer.ClosedPort(t) // nothing listens: every check fails
 	path := filepath.Join(t.TempDir(), "prism.yaml")
-	yaml := fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"%s\"], health_check: {interval: 50ms, timeout: 50ms, unhealthy_threshold: 2}}\n", dead)
+	yaml := fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"%s\"], health_check: {interval: 100ms, timeout: 100ms, unhealthy_threshold: 2}}\n", dead)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

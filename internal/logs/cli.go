@@ -50,6 +50,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		o := ConvertOptions{Common: c, To: *to}
 		if *fields != "" {
 			o.Fields = strings.Split(*fields, ",")
+			for i := range o.Fields {
+				o.Fields[i] = strings.TrimSpace(o.Fields[i]) // "Event, Status" as written in a shell
+			}
 		}
 		if *output != "" {
 			out, err := render.ParseOutput(*output)

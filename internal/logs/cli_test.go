@@ -158,3 +158,18 @@ func TestOutputLeftAsItWas(t *testing.T) {
 	}
 	noTemp(t, dir)
 }
+
+// TestFieldsTrimmed: --fields "Status, ClientIP" (as typed in a shell,
+// with a space after the comma) selects those two fields.
+func TestFieldsTrimmed(t *testing.T) {
+	in := writeFile(t, "in.ndjson", corpus(t, render.Spectrum, render.Options{}))
+	var out, diag bytes.Buffer
+	code := Main([]string{"convert", "--from", render.Spectrum, "--to", render.Spectrum, "--fields", "Status, ClientIP", in}, bytes.NewReader(nil), &out, &diag)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, diag.String())
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if !strings.HasPrefix(first, `{"Status":`) || !strings.Contains(first, `,"ClientIP":`) || strings.Count(first, `":`) != 2 {
+		t.Fatalf("first record %q, want Status and ClientIP only", first)
+	}
+}

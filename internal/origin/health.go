@@ -30,6 +30,8 @@ const (
 // unset timeout is DefaultCheckTimeout or the interval, whichever is
 // shorter.
 const (
+	// MinCheckInterval is the shortest interval a config may set.
+	MinCheckInterval          = 100 * time.Millisecond
 	DefaultCheckInterval      = 30 * time.Second
 	DefaultCheckTimeout       = 5 * time.Second
 	DefaultUnhealthyThreshold = 3
@@ -100,8 +102,13 @@ func (h *HealthCheck) setDefaults() {
 
 func (h *HealthCheck) validate() []*cfgerr.Error {
 	var errs cfgerr.List
-	if h.Interval < 0 {
+	switch {
+	case h.Interval < 0:
 		errs.Add("interval", "must not be negative")
+	case h.Interval > 0 && h.Interval < MinCheckInterval:
+		// A check is a connection (and maybe a handshake) to every origin
+		// address: below this the checker all but loops.
+		errs.Add("interval", "must be at least %v, got %v", MinCheckInterval, h.Interval)
 	}
 	if h.Timeout < 0 {
 		errs.Add("timeout", "must not be negative")

@@ -231,6 +231,11 @@ func TestDefaultTimeoutFollowsShortInterval(t *testing.T) {
 	if errs := c.Validate(); len(errs) != 1 || errs[0].Key != "health_check.timeout" {
 		t.Errorf("explicit timeout 3s over interval 2s: %v, want one health_check.timeout error", errs)
 	}
+	c = Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Interval: time.Millisecond}}
+	c.SetDefaults()
+	if errs := c.Validate(); len(errs) != 1 || errs[0].Key != "health_check.interval" {
+		t.Errorf("interval 1ms: %v, want only the interval error (at least %v)", errs, MinCheckInterval)
+	}
 	c = Config{Addresses: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheck{Interval: -time.Second}}
 	c.SetDefaults()
 	if errs := c.Validate(); len(errs) != 1 || errs[0].Key != "health_check.interval" {
