@@ -247,7 +247,7 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 		d.srcs = append(d.srcs, d.as)
 	}
 	for _, s := range d.srcs {
-		l, st, err := load(s.path)
+		l, st, err := load(s.path, s.kind)
 		if err != nil {
 			return nil, fmt.Errorf("open %s database: %w", s.kind, err)
 		}
@@ -259,8 +259,8 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 	return d, nil
 }
 
-// load reads, opens and verifies one database file.
-func load(path string) (*loaded, filewatch.Stamp, error) {
+// load reads, opens and verifies one database file of kind k.
+func load(path string, k kind) (*loaded, filewatch.Stamp, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, filewatch.Stamp{}, err
@@ -279,7 +279,7 @@ func load(path string) (*loaded, filewatch.Stamp, error) {
 	if err != nil {
 		return nil, st, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := smokeTest(r); err != nil {
+	if err := smokeTest(r, k); err != nil {
 		return nil, st, fmt.Errorf("%s: %w", path, err)
 	}
 	return &loaded{
@@ -293,18 +293,21 @@ func load(path string) (*loaded, filewatch.Stamp, error) {
 // file that opens but is corrupt (or of an unrelated layout) is refused
 // before it replaces a working one. Reader.Verify is not used: it also
 // rejects metadata quirks (an empty description) of databases that work.
-func smokeTest(r *maxminddb.Reader) error {
+func smokeTest(r *maxminddb.Reader, k kind) error {
 	if r.Metadata.NodeCount == 0 {
 		return errors.New("database has no networks")
 	}
-	n := 0
-	var rec record
+	n, useful := 0, 0
 	for res := range r.Networks() {
 		if err := res.Err(); err != nil {
 			return fmt.Errorf("walk networks: %w", err)
 		}
+		var rec record
 		if err := res.Decode(&rec); err != nil {
 			return fmt.Errorf("decode %s: %w", res.Prefix(), err)
+		}
+		if k == kindCountry && (rec.Country.ISOCode != "" || rec.CountryCode != "") || k == kindASN && rec.ASN != 0 {
+			useful++
 		}
 		if n++; n == 1000 {
 			break
@@ -312,6 +315,15 @@ func smokeTest(r *maxminddb.Reader) error {
 	}
 	if n == 0 {
 		return errors.New("database has no networks")
+	}
+	// The two paths swapped (an ASN database as country_db) open and
+	// decode fine, and every client would then be unknown: refuse a
+	// database none of whose first networks holds what it is for.
+	if useful == 0 {
+		if k == kindCountry {
+			return fmt.Errorf("none of its first %d networks has a country code: not a country database (%s)", n, r.Metadata.DatabaseType)
+		}
+		return fmt.Errorf("none of its first %d networks has an AS number: not an ASN database (%s)", n, r.Metadata.DatabaseType)
 	}
 	return nil
 }
@@ -466,7 +478,7 @@ func (d *DB) reloadSource(s *source, force bool) error {
 	if !force && now == s.seen {
 		return nil
 	}
-	l, st, err := load(s.path)
+	l, st, err := load(s.path, s.kind)
 	// Remember the version looked at even when it is refused, so a broken
 	// file is not re-read (and re-logged) every interval; the next change
 	// is tried again.

@@ -193,6 +193,30 @@ func TestOpenErrors(t *testing.T) {
 			t.Errorf("Open(%+v) succeeded, want error", cfg)
 		}
 	}
+	// The two paths swapped: each database opens and decodes, but holds
+	// nothing of what it is configured for (every client would be
+	// unknown), so it is refused with a reason.
+	country, asn := geotest.Shared(t, geotest.GeoLite2Country), geotest.Shared(t, geotest.GeoLite2ASN)
+	for _, tc := range []struct {
+		cfg  geo.Config
+		want string
+	}{
+		{geo.Config{CountryDB: asn}, "not a country database"},
+		{geo.Config{ASNDB: country}, "not an ASN database"},
+	} {
+		d, err := geo.Open(tc.cfg, quiet)
+		if err == nil {
+			d.Close()
+			t.Errorf("Open(%+v) succeeded, want %q", tc.cfg, tc.want)
+		} else if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%+v): %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if d, err := geo.Open(geo.Config{CountryDB: country, ASNDB: asn}, quiet); err != nil {
+		t.Errorf("the databases the right way round: %v", err)
+	} else {
+		d.Close()
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
