@@ -174,7 +174,7 @@ func New(c Config, csv bool) (*Sender, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
-	s := &Sender{cfg: c, url: c.URL, shown: Redact(c.URL), client: &http.Client{Transport: tr, Timeout: c.Timeout}}
+	s := &Sender{cfg: c, url: c.URL, shown: Redact(c.URL), client: &http.Client{Transport: tr, Timeout: c.Timeout, CheckRedirect: keepPost}}
 	switch {
 	case c.Framing == FramingLines && csv:
 		s.ctype = "text/csv"
@@ -250,6 +250,21 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 		return fmt.Errorf("http %s: %s", s.shown, resp.Status)
 	}
 	return sink.Rejected(fmt.Errorf("http %s: %s", s.shown, resp.Status))
+}
+
+// keepPost follows a redirect only when the batch goes with it (307 and
+// 308 repeat the POST and its body). After a 301, 302 or 303 the client
+// would send a GET without the records, and a 2xx to that GET would count
+// the batch as delivered: the 3xx is the answer instead, and a final 3xx
+// refuses the batch (see Send).
+func keepPost(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.Method != via[0].Method {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // retryAfter parses a Retry-After value: seconds or an HTTP date.

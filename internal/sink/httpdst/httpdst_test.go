@@ -223,3 +223,49 @@ func prepared(t testing.TB, c Config) Config {
 	}
 	return c
 }
+
+// TestRedirects: a 307 or 308 is followed with the POST and its body (the
+// batch arrives); after a 301, 302 or 303 the client would send a GET
+// without the records, and a 200 to that GET once counted the batch as
+// delivered: now the 3xx is the answer, and the batch is refused.
+func TestRedirects(t *testing.T) {
+	b := sinktest.Batch(t0, 3)
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		var mu sync.Mutex
+		var posted [][]byte
+		var gets int
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/old" {
+				http.Redirect(w, r, "/new", code)
+				return
+			}
+			raw, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			if r.Method == http.MethodPost {
+				posted = append(posted, raw)
+			} else {
+				gets++
+			}
+			mu.Unlock()
+		}))
+		err := send(t, Config{URL: srv.URL + "/old", Compression: "none"}, b)
+		srv.Close()
+		mu.Lock()
+		n, g := len(posted), gets
+		var body []byte
+		if n > 0 {
+			body = posted[0]
+		}
+		mu.Unlock()
+		switch code {
+		case 307, 308:
+			if err != nil || n != 1 || !bytes.Equal(body, b.Data) {
+				t.Errorf("%d: err %v, %d POSTs at the new URL (want 1 with the batch)", code, err, n)
+			}
+		default:
+			if err == nil || !sink.IsRejected(err) || n != 0 || g != 0 {
+				t.Errorf("%d: err %v (rejected %v), %d POSTs and %d GETs at the new URL; want the batch refused and nothing sent on", code, err, sink.IsRejected(err), n, g)
+			}
+		}
+	}
+}

@@ -6,7 +6,9 @@
 //
 // A batch is produced whole and Send waits for every record. When some
 // records fail, the whole batch is sent again by the delivery layer, so
-// the records that had landed are duplicated: at-least-once.
+// the records that had landed are duplicated: at-least-once. When the
+// first failure is one no retry can cure (a record too large, an invalid
+// record), the batch is rejected instead, landed records and all.
 package kafkadst
 
 import (
