@@ -209,6 +209,34 @@ apps:
 	}
 }
 
+// TestValidateWarnsOfUndecidableRules: country or ASN firewall rules with
+// no database to decide them are what a running prism warns of at load;
+// validate says so too (a warning line with the key, exit 0), where it
+// once printed only "ok".
+func TestValidateWarnsOfUndecidableRules(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fw.yaml")
+	if err := os.WriteFile(path, []byte(`node: {colo: SJC}
+apps:
+  - id: a
+    listen: ["127.0.0.1:1"]
+    origins: {addresses: ["127.0.0.1:2"]}
+    ip_firewall:
+      enabled: true
+      rules: [{action: block, country: cn}, {action: block, asn: 64500}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runPrism(t, "validate", "-config", path)
+	if code != 0 || !strings.Contains(stdout, ": ok (") {
+		t.Fatalf("exit %d, want 0 and ok\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	for _, want := range []string{"apps[0].ip_firewall: warning: country rules but no geoip.country_db", "apps[0].ip_firewall: warning: ASN rules but no geoip.asn_db"} {
+		if !strings.Contains(stderr, path+":6: "+want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
 // prismProc is a running `prism run`. Its stderr is scanned for prism's own
 // log lines, which are the readiness and reload signals.
 type prismProc struct {

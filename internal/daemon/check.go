@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
@@ -17,7 +19,8 @@ import (
 // the apps, the admin listener and remote log destinations. errs would stop New (prism run would
 // print "cannot start"); warns are TLS files that do not
 // load, which a running prism reports and keeps retrying (so validate may
-// run before a renewal has put them in place). Each problem carries its
+// run before a renewal has put them in place), and what a firewall warns
+// of at load (country or ASN rules without their database). Each problem carries its
 // key and line. Nothing is left open or running when Check returns.
 func Check(cfg *config.Config) (errs, warns []*config.Issue) {
 	quiet := slog.New(slog.DiscardHandler)
@@ -61,11 +64,15 @@ func Check(cfg *config.Config) (errs, warns []*config.Issue) {
 		if gerr == nil { // without the databases a country rule would fail for that reason alone
 			fc := a.IPFirewall
 			fc.ReloadInterval = -1
-			fw, err := firewall.New(fc, db, quiet)
+			var said warnings
+			fw, err := firewall.New(fc, db, slog.New(&said))
 			if err != nil {
 				errs = append(errs, cfg.Issue(key+".ip_firewall", "%v", err))
 			} else {
 				_ = fw.Close()
+			}
+			for _, w := range said {
+				warns = append(warns, cfg.Issue(key+".ip_firewall", "warning: %s", w))
 			}
 		}
 		if a.Protocol != "tcp" || len(a.TLS.Certificates) == 0 && !a.TLS.OriginTLS() {
@@ -85,3 +92,23 @@ func Check(cfg *config.Config) (errs, warns []*config.Issue) {
 	}
 	return errs, warns
 }
+
+// warnings is a slog.Handler that keeps the text of each warning (and
+// worse) logged to it, so that Check reports what a running prism would
+// log at load, such as country rules without a country database.
+type warnings []string
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += fmt.Sprintf(" %s=%v", a.Key, a.Value)
+		return true
+	})
+	*w = append(*w, msg)
+	return nil
+}
+
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
