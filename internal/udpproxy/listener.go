@@ -314,6 +314,7 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 		l.prev = nil // every replaced server is gone: stop looking (only this loop reads prev)
 	}
 	if l.srv.closing.Load() || l.srv.draining.Load() {
+		l.srv.c.draining.Add(1) // no new session: counted, as every drop is
 		return nil, false
 	}
 	client := k.peer

@@ -30,6 +30,8 @@ var DropCauses = [...]struct {
 	{"max_connections_per_client", func(s Stats) int64 { return s.DropLimitClient }},
 	{"max_connections_per_prefix", func(s Stats) int64 { return s.DropLimitPrefix }},
 	{"new_connections_per_second", func(s Stats) int64 { return s.DropLimitRate }},
+	{"draining", func(s Stats) int64 { return s.DropDraining }},
+	{"setup_failed", func(s Stats) int64 { return s.DropSetup }},
 }
 
 // drops returns the drop counters in DropCauses order.

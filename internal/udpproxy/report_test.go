@@ -2,9 +2,13 @@ package udpproxy
 
 import (
 	"context"
+	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/origin"
 	"github.com/prismproxy/prism/internal/slogtest"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -66,4 +70,55 @@ func TestDropsReported(t *testing.T) {
 		int64(tot[0]["client_datagrams"].(float64)) != st.ClientDatagrams || int64(tot[0]["dropped"].(float64)) != all {
 		t.Fatalf("shutdown totals %v, counters %+v", tot, st)
 	}
+}
+
+// gatedPool holds Candidates until gate is closed: a session stays in
+// setup, queueing what its client sends.
+type gatedPool struct {
+	Origins
+	gate chan struct{}
+}
+
+func (g gatedPool) Candidates(ctx context.Context, c netip.Addr, off int) ([]origin.Target, *origin.Failure) {
+	<-g.gate
+	return g.Origins.Candidates(ctx, c, off)
+}
+
+// TestDropsCountedWhenNoSessionCanHaveThem: datagrams that would open a
+// session while the app drains, and those queued for a session whose
+// origin flow never comes up, are dropped and counted (draining,
+// setup_failed); they once vanished with no counter.
+func TestDropsCountedWhenNoSessionCanHaveThem(t *testing.T) {
+	t.Run("setup failed", func(t *testing.T) {
+		em := newCollector()
+		gate := make(chan struct{})
+		pool := gatedPool{&fakePool{targets: []origin.Target{{Path: filepath.Join(t.TempDir(), "no.sock")}}}, gate}
+		s := startServer(t, App{Pool: pool}, em, nil)
+		c := dial(t, addrOf(s, 0))
+		for range 10 {
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "10 datagrams received", func() bool { return s.Stats().ClientDatagrams == 10 })
+		close(gate)
+		em.NextOf(t, event.OriginError)
+		eventually(t, "the queued datagrams counted", func() bool { return s.Stats().DropSetup == 10 })
+	})
+	t.Run("draining", func(t *testing.T) {
+		o := testpeer.StartUDPEcho(t, "")
+		s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), UDP: Config{IdleTimeout: time.Hour}}, newCollector(), nil)
+		roundTrip(t, dial(t, addrOf(s, 0)), "keeps the drain waiting")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { _ = s.Drain(ctx) }()
+		eventually(t, "draining", s.draining.Load)
+		c := dial(t, addrOf(s, 0))
+		for range 5 {
+			if _, err := c.Write([]byte("new flow")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "the new flow's datagrams counted", func() bool { return s.Stats().DropDraining == 5 })
+	})
 }

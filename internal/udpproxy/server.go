@@ -51,12 +51,15 @@ type Stats struct {
 	DropLimitClient int64 // would exceed limits.max_connections_per_client
 	DropLimitPrefix int64 // would exceed limits.max_connections_per_prefix
 	DropLimitRate   int64 // over limits.new_connections_per_second
+	DropDraining    int64 // would open a session while the app drains or shuts down
+	DropSetup       int64 // queued for a session that ended before its origin flow was up
 }
 
 type counters struct {
 	clientDgrams, originDgrams                         atomic.Int64
 	capApp, capClient, filtered, pending, truncated    atomic.Int64
 	badInbound, badSPP, sendOrigin, sendClient, noSess atomic.Int64
+	draining, setup                                    atomic.Int64
 	limit                                              [4]atomic.Int64 // by limit.Which
 }
 
@@ -244,6 +247,8 @@ func (s *Server) Stats() Stats {
 		DropLimitClient: s.c.limit[limit.PerClient].Load(),
 		DropLimitPrefix: s.c.limit[limit.PerPrefix].Load(),
 		DropLimitRate:   s.c.limit[limit.Rate].Load(),
+		DropDraining:    s.c.draining.Load(),
+		DropSetup:       s.c.setup.Load(),
 	}
 }
 

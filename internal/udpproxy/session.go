@@ -342,6 +342,11 @@ func (ss *session) finish(typ event.Type, status int, side event.Side, reason ev
 	}
 	ss.state.Store(stateEnded)
 	conn, release := ss.conn, ss.release
+	if prev == statePending && len(ss.queue) > 0 {
+		// The origin flow never came up (its record says why): what
+		// waited for it is dropped, and counted.
+		srv.c.setup.Add(int64(len(ss.queue)))
+	}
 	ss.queue = nil
 	var ev event.Event
 	if prev == statePending {
