@@ -43,6 +43,15 @@ func upgradeBinary(d *daemon.Daemon, logger *slog.Logger, pidfile string) bool {
 	logger.Info("upgrade: starting the new executable", "path", exePath, "sockets", len(files))
 	child, err := upgrade.Spawn(exePath, os.Args[1:], os.Environ(), files, os.Stdout, os.Stderr, upgradeReadyTimeout)
 	if err != nil {
+		if pidfile != "" {
+			// The new process wrote its pid there when it started, and
+			// removed the file when it failed (or was killed with its pid
+			// in it): this process is the one to signal again. Spawn
+			// returns only once the new process is gone.
+			if err := writePidfileFor(pidfile, os.Getpid()); err != nil {
+				logger.Error("upgrade: pid file", "err", err)
+			}
+		}
 		logger.Error("upgrade failed; still serving", "err", err)
 		return false
 	}

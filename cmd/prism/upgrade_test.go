@@ -448,3 +448,44 @@ func TestUpgradeEchoesEveryDatagram(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedUpgradeKeepsThePidfile: a new executable that cannot start
+// (its config now names a port another process holds) once took the pid
+// file with it: it wrote its own pid there, removed the file when it
+// failed, and the next `prism reload` found no file. The old process,
+// still serving, writes its pid back.
+func TestFailedUpgradeKeepsThePidfile(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, pidfile := filepath.Join(dir, "prism.yaml"), filepath.Join(dir, "prism.pid")
+	listen := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	origin := testpeer.Echo(t)
+	app := func(id, addr string) string {
+		return fmt.Sprintf("  - id: %s\n    listen: [%q]\n    origins: {addresses: [%q]}\n", id, addr, origin)
+	}
+	write := func(apps string) {
+		if err := os.WriteFile(cfgPath, []byte("node: {colo: TST}\napps:\n"+apps), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(app("a", listen))
+	d := startDaemonArgs(t, []string{"run", "-c", cfgPath, "-pidfile", pidfile}, "prism started", "upgrade failed; still serving")
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPid := strings.TrimSpace(string(b))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	write(app("a", listen) + app("b", busy.Addr().String()))
+	d.signal(t, syscall.SIGUSR2)
+	d.wait(t, "upgrade failed; still serving")
+	b, err = os.ReadFile(pidfile)
+	if err != nil || strings.TrimSpace(string(b)) != oldPid {
+		t.Fatalf("pid file after the failed upgrade: %q, %v; want the old process's %s", b, err, oldPid)
+	}
+	c := echoOnce(t, listen, "still serving\n")
+	c.Close()
+}
