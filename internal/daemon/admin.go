@@ -52,6 +52,7 @@ func (d *Daemon) newAdmin() error {
 		return err
 	}
 	d.admin = s
+	d.adminListen = cfg.Admin.Listen
 	return nil
 }
 

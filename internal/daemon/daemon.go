@@ -59,9 +59,12 @@ type Daemon struct {
 
 	slots chan struct{} // the config's global max_connections, shared by every tcp app; nil: none
 
-	tally   *admin.Tally  // nil when the admin listener is off
-	admin   *admin.Server // nil when off
-	reloads admin.Reloads
+	tally *admin.Tally  // nil when the admin listener is off
+	admin *admin.Server // nil when off
+	// adminListen is the admin.listen the admin listener was built for
+	// (a reload does not rebuild it).
+	adminListen string
+	reloads     admin.Reloads
 
 	started    atomic.Bool
 	upgraded   bool // HandedOver: Shutdown drains only

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,4 +315,46 @@ func TestReloadToFewerUDPSockets(t *testing.T) {
 		t.Errorf("%d of %d new clients got no echo after the reload to fewer sockets", lost, clients)
 	}
 	echoOn(t, old, "after")
+}
+
+// TestAdminChangeNeedsRestart: a reload that changes admin.listen leaves
+// the admin listener as it is, and an upgrade then hands its socket over
+// under the address it was bound for, so that the new process binds the
+// configured one (it once took the old socket for the new address, and
+// served admin where the config no longer said).
+func TestAdminChangeNeedsRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	origin := testpeer.Echo(t)
+	first, second := "127.0.0.1:"+strconv.Itoa(testpeer.FreePort(t)), "127.0.0.1:"+strconv.Itoa(testpeer.FreePort(t))
+	write := func(admin string) {
+		yaml := fmt.Sprintf("admin: {listen: %q}\nnode: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [%q]}\n", admin, origin)
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(first)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, eventtest.New())
+	write(second)
+	if _, err := d.ReloadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.AdminAddr().String(); got != first {
+		t.Fatalf("admin listening on %s after the reload, want %s still", got, first)
+	}
+	files, err := d.ListenFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, f := range files {
+		keys = append(keys, f.Key)
+		f.File.Close()
+	}
+	if !slices.Contains(keys, "admin "+first) || slices.Contains(keys, "admin "+second) {
+		t.Fatalf("handed-over sockets %q: want the admin one under %s, not %s", keys, first, second)
+	}
 }

@@ -99,7 +99,10 @@ func (d *Daemon) ListenFiles() ([]upgrade.File, error) {
 			return nil, err
 		}
 		if f != nil {
-			out = append(out, upgrade.File{Key: adminKey(d.cfg), File: f})
+			// Named by the address it was bound for, not by the config
+			// now: after a reload that changed admin.listen, the new
+			// process binds its own address instead of taking this one.
+			out = append(out, upgrade.File{Key: "admin " + d.adminListen, File: f})
 		}
 	}
 	return out, nil
