@@ -121,6 +121,12 @@ func (s *Server) bindOrInherit(host string, port, bindPort uint16, offset, idx i
 	delete(s.inherit, k)
 	l := &listener{srv: s, offset: offset, table: t, primary: t == nil, reuseport: reuseport,
 		conn: old.conn, v6: old.v6, pktinfo: old.pktinfo, local: old.local, key: k, prev: old, loopDone: make(chan struct{})}
+	// The socket is the same, its receive buffer this config's: a reload
+	// or an upgrade that changed udp.receive_buffer applies it (an
+	// inherited socket once kept the size it was bound with).
+	if err := l.conn.SetReadBuffer(s.app.UDP.ReceiveBuffer); err != nil {
+		s.log.Warn("cannot set the UDP receive buffer", "addr", l.local.String(), "bytes", s.app.UDP.ReceiveBuffer, "err", err)
+	}
 	if l.table == nil {
 		l.table = newTable()
 	}

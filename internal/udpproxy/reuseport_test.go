@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,5 +135,37 @@ func TestInheritsEverySocketOfThePort(t *testing.T) {
 			}
 		}
 		prev = b
+	}
+}
+
+// TestInheritedSocketTakesTheReceiveBuffer: a server that takes over a
+// port's socket (a reload or an upgrade) sets the receive buffer of its
+// own config on it; the socket once kept the size it was bound with.
+func TestInheritedSocketTakesTheReceiveBuffer(t *testing.T) {
+	o := testpeer.StartUDPEcho(t, "")
+	pool := staticPool(t, o.Addr().String())
+	listen := listenOn(t, fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t)))
+	rcvbuf := func(s *Server) (n int) {
+		t.Helper()
+		rc, err := s.listeners[0].conn.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.Control(func(fd uintptr) { n, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) })
+		return n
+	}
+	a := startServer(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: 1, ReceiveBuffer: 128 << 10}}, nil, nil)
+	before := rcvbuf(a)
+	h := a.HandOff(func(string) bool { return true })
+	b := startServerWith(t, App{Pool: pool, Listen: listen, UDP: Config{Sockets: 1, ReceiveBuffer: 96 << 10}}, nil, nil, h)
+	// The kernel doubles what it is asked for (and caps it at
+	// net.core.rmem_max): compare with what a fresh bind gets.
+	after := rcvbuf(b)
+	if after == before {
+		t.Fatalf("SO_RCVBUF %d before and after taking over the socket with another receive_buffer", before)
+	}
+	fresh := startServer(t, App{Pool: pool, Listen: listenOn(t, "127.0.0.1:0"), UDP: Config{Sockets: 1, ReceiveBuffer: 96 << 10}}, nil, nil)
+	if want := rcvbuf(fresh); after != want {
+		t.Fatalf("SO_RCVBUF %d after the take-over, want %d as a fresh socket with the same receive_buffer", after, want)
 	}
 }
