@@ -283,6 +283,14 @@ func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 	l.mu.RLock()
 	ss := l.alias[k.peer]
 	l.mu.RUnlock()
+	for p := l.prev; ss == nil && p != nil; p = p.prev {
+		// The front proxy's latest session may be one of the server this
+		// one replaced (a reload), which it goes on with: without this its
+		// header-less datagrams opened a session of the front proxy itself.
+		p.mu.RLock()
+		ss = p.alias[k.peer]
+		p.mu.RUnlock()
+	}
 	if ss != nil && ss.key.local == k.local {
 		return ss, ss.key, 0, true
 	}

@@ -592,3 +592,40 @@ func TestFirewallNegativeEntriesAreBounded(t *testing.T) {
 		t.Fatalf("%d lookups", n)
 	}
 }
+
+// TestInboundFollowUpAfterReload: after a reload hands the socket to a new
+// server, a trusted front proxy's header-less follow-up still belongs to
+// its proxied session, which goes on on the replaced server. The new
+// server once looked only at its own (empty) alias table and opened a
+// session of the front proxy itself.
+func TestInboundFollowUpAfterReload(t *testing.T) {
+	o := spptest.Start(t)
+	em := newCollector()
+	listen := listenOn(t, fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))) // a port with a hand-over key
+	app := App{Pool: staticPool(t, o.Addr().String()), Listen: listen, ProxyProtocol: ProxySimple,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, UDP: Config{Sockets: 1, IdleTimeout: time.Hour}}
+	a := startServer(t, app, em, nil)
+	front := dial(t, addrOf(a, 0))
+	real := netip.MustParseAddrPort("192.0.2.10:5555")
+	h := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(real), net.UDPAddrFromAddrPort(addrOf(a, 0)))
+	dg, err := h.FormatUDPDatagram([]byte("proxied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, front, string(dg)); got != "proxied" {
+		t.Fatalf("reply %q", got)
+	}
+	if seen := <-o.C(); seen.Client != real {
+		t.Fatalf("origin saw %+v", seen)
+	}
+	startServerWith(t, app, em, nil, a.HandOff(func(string) bool { return true }))
+	if got := roundTrip(t, front, "follow-up"); got != "follow-up" {
+		t.Fatalf("reply %q", got)
+	}
+	if seen := <-o.C(); seen.Client != real {
+		t.Fatalf("follow-up after the reload attributed to %v, want the real client %v", seen.Client, real)
+	}
+	if n := em.CountOf(event.Connect); n != 1 {
+		t.Fatalf("%d connect records, want 1: the follow-up opened another session", n)
+	}
+}
