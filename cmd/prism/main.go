@@ -161,10 +161,11 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 		switch sig {
 		case syscall.SIGHUP:
 			notifyReloading(logger)
-			_, cerr, err := d.Hangup() // the config part logs what it did or why not
-			if cerr == nil {
-				cfg = d.Config()
-			}
+			_, _, err := d.Hangup() // the config part logs what it did or why not
+			// The running config: the new one, also when one of its apps
+			// could not start (the others' changes applied), the old one
+			// when the file did not load.
+			cfg = d.Config()
 			notify(logger, "READY=1", fmt.Sprintf("STATUS=serving %d apps", len(cfg.Apps)))
 			if err != nil {
 				logger.Error("SIGHUP reload", "err", err)
@@ -187,6 +188,7 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 		break
 	}
 	notify(logger, "STOPPING=1", "STATUS=draining")
+	cfg = d.Config() // a reload through the admin API changes it too
 	logger.Info("shutting down: no new connections; draining", "drain_timeout", cfg.Shutdown.DrainTimeout.String(), "open", d.Registry().Len())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 	defer cancel()

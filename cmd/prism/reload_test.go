@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,5 +350,40 @@ func checkDatasets(t *testing.T, s *reloadSetup, want int) {
 	}
 	if len(flows) != want {
 		t.Errorf("cloudconnexa: %d sessions, want %d", len(flows), want)
+	}
+}
+
+// TestShutdownUsesTheReloadedDrainTimeout: a reload through the admin API
+// (not only SIGHUP) that changes shutdown.drain_timeout is what the next
+// SIGTERM drains for; main once kept the config it started with.
+func TestShutdownUsesTheReloadedDrainTimeout(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prism.yaml")
+	adminAddr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	write := func(drain string) {
+		cfg := fmt.Sprintf("node: {colo: TST}\nadmin: {listen: %q}\nshutdown: {drain_timeout: %s}\napps:\n  - id: a\n    listen: [\"127.0.0.1:%d\"]\n    origins: {addresses: [%q]}\n",
+			adminAddr, drain, testpeer.FreePort(t), testpeer.Echo(t))
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("7s")
+	d := startDaemon(t, path, "prism started", "shutting down")
+	write("3s")
+	resp, err := http.Post("http://"+adminAddr+"/api/v1/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /api/v1/reload: %s", resp.Status)
+	}
+	d.signal(t, syscall.SIGTERM)
+	d.wait(t, "shutting down")
+	if code := d.exit(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := d.output(); !strings.Contains(out, "drain_timeout=3s") {
+		t.Fatalf("shutdown did not use the reloaded drain_timeout 3s:\n%s", out)
 	}
 }
