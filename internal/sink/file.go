@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -112,7 +111,7 @@ func (fl *File) Write(b *Batch) error {
 		// A short write (a full disk) may end inside a record: keep the
 		// whole records and cut the rest off, so that the file never holds
 		// a partial record and the next batch starts on a record boundary.
-		whole, kept := wholeRecords(b, data, n)
+		whole, kept := wholeRecords(b, n)
 		start := fl.size
 		fl.size += int64(n)
 		if n > whole {
@@ -130,20 +129,15 @@ func (fl *File) Write(b *Batch) error {
 	return nil
 }
 
-// wholeRecords returns how many bytes of the first n of data (b's body)
-// are whole records, and how many records that is. Records end where
-// b.Ends says, which holds for a record with a newline inside (a CSV cell,
-// a record_prefix of "\n"); counting newlines did not. A batch without
-// Ends (not from a log job) counts lines. With the job's batch framing
-// (batch_prefix, batch_suffix, record_delimiter) nothing counts as whole,
-// and the batch's bytes are cut back entirely.
-func wholeRecords(b *Batch, data []byte, n int) (whole, kept int) {
+// wholeRecords returns how many bytes of the first n of b's body are
+// whole records, and how many records that is. Records end where b.Ends
+// says, which holds for a record with a newline inside (a CSV cell, a
+// record_prefix of "\n"); counting newlines did not. With the job's batch
+// framing (batch_prefix, batch_suffix, record_delimiter) nothing counts as
+// whole, and the batch's bytes are cut back entirely.
+func wholeRecords(b *Batch, n int) (whole, kept int) {
 	if len(b.Prefix) > 0 || len(b.Suffix) > 0 || len(b.Delim) > 0 {
 		return 0, 0
-	}
-	if len(b.Ends) != b.Records {
-		whole = bytes.LastIndexByte(data[:n], '\n') + 1
-		return whole, bytes.Count(data[:whole], []byte{'\n'})
 	}
 	kept = sort.Search(len(b.Ends), func(i int) bool { return int(b.Ends[i]) > n })
 	if kept > 0 {
