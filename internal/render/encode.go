@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"crypto/rand"
 	mrand "math/rand/v2"
 	"time"
@@ -100,7 +101,7 @@ func appendJSONStringFrom(b []byte, s string, i int) []byte {
 
 // csvNeedsQuote reports whether a CSV cell must be quoted (RFC 4180: it
 // contains a comma, a double quote or a line break), or starts with a space
-// (which some readers would trim).
+// or a tab (which some readers would trim).
 func csvNeedsQuote(s []byte) bool {
 	if len(s) == 0 {
 		return false
@@ -122,13 +123,16 @@ func csvNeedsQuote(s []byte) bool {
 func AppendCSVField(b []byte, s string) []byte {
 	start := len(b)
 	b = append(b, s...)
-	return quoteCSVInPlace(b, start)
+	return quoteCSVInPlace(b, start, nil)
 }
 
-// quoteCSVInPlace quotes the cell b[start:] if it needs quoting.
-func quoteCSVInPlace(b []byte, start int) []byte {
+// quoteCSVInPlace quotes the cell b[start:] if it needs quoting: for
+// csvNeedsQuote's reasons, or because it contains delim, a job's own field
+// delimiter (nil: the comma alone). Without that a "|" in an app id, or
+// the colons of an address with ":", would split the row.
+func quoteCSVInPlace(b []byte, start int, delim []byte) []byte {
 	cell := b[start:]
-	if !csvNeedsQuote(cell) {
+	if !csvNeedsQuote(cell) && (len(delim) == 0 || !bytes.Contains(cell, delim)) {
 		return b
 	}
 	quotes := 0

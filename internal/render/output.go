@@ -141,17 +141,17 @@ func (enc *Encoder) setOutput(o OutputOptions) error {
 		}
 	}
 	if enc.out == CSV && o.FieldDelimiter != nil && len(enc.header) > 0 {
-		enc.quoteDelim = string(enc.fieldDelim) != ","
+		if string(enc.fieldDelim) != "," {
+			enc.csvDelim = enc.fieldDelim
+		}
 		enc.header = enc.header[:0]
 		for n, i := range enc.sel {
 			if n > 0 {
 				enc.header = append(enc.header, enc.fieldDelim...)
 			}
 			start := len(enc.header)
-			enc.header = AppendCSVField(enc.header, enc.ds.fields[i].name)
-			if enc.quoteDelim {
-				enc.header = quoteCSVDelim(enc.header, start, enc.fieldDelim)
-			}
+			enc.header = append(enc.header, enc.ds.fields[i].name...)
+			enc.header = quoteCSVInPlace(enc.header, start, enc.csvDelim)
 		}
 		enc.header = append(enc.header, '\n')
 	}

@@ -13,7 +13,6 @@
 package render
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -258,9 +257,9 @@ type Encoder struct {
 	recPrefix, recSuffix, fieldDelim []byte
 	tmpl                             []tmplPart
 	jndi                             bool
-	// quoteDelim: a CSV job with a field delimiter other than "," quotes
-	// a cell that holds it (RFC 4180 quoting knows only the comma).
-	quoteDelim bool
+	// csvDelim is a CSV job's field delimiter when it is not the comma:
+	// a cell that holds it is quoted too (nil: RFC 4180's rules alone).
+	csvDelim []byte
 }
 
 // planField is one field of Encoder.plan.
@@ -459,30 +458,9 @@ func (enc *Encoder) appendCSV(b []byte) []byte {
 		if n > 0 {
 			b = append(b, enc.fieldDelim...)
 		}
-		start := len(b)
 		b = enc.appendValueCSV(b, &enc.ds.fields[i])
-		if enc.quoteDelim {
-			b = quoteCSVDelim(b, start, enc.fieldDelim)
-		}
 	}
 	return append(b, enc.recSuffix...)
-}
-
-// quoteCSVDelim quotes the cell b[start:] when it holds the job's own
-// field delimiter and is not quoted already (a cell that needed quoting
-// for RFC 4180's reasons starts with a quote; one that did not has no
-// quote in it to double). Without it a "|" or ";" inside a value, or the
-// colons of an address or a time with field_delimiter ":", would split
-// the row.
-func quoteCSVDelim(b []byte, start int, delim []byte) []byte {
-	cell := b[start:]
-	if len(cell) == 0 || cell[0] == '"' || !bytes.Contains(cell, delim) {
-		return b
-	}
-	b = append(b, 0)
-	copy(b[start+1:], b[start:len(b)-1])
-	b[start] = '"'
-	return append(b, '"')
 }
 
 func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {
@@ -490,21 +468,26 @@ func (enc *Encoder) appendValueCSV(b []byte, f *field) []byte {
 	if f.null != nil && f.null(r) || f.omit != nil && f.omit(r) {
 		return b // null or left out is an empty cell
 	}
+	start := len(b)
 	switch {
 	case f.str != nil:
-		return AppendCSVField(b, f.str(r))
-	case f.text != nil:
-		return f.text(r, b) // generated text never needs quoting
-	case f.num != nil:
-		return strconv.AppendInt(b, f.num(r), 10)
-	case f.bl != nil:
-		return strconv.AppendBool(b, f.bl(r))
-	case f.tm != nil:
-		return appendTime(b, f.tm(r), r.ts)
+		return quoteCSVInPlace(append(b, f.str(r)...), start, enc.csvDelim)
 	case f.obj != nil:
-		start := len(b)
-		b = f.obj(r, b)
-		return quoteCSVInPlace(b, start)
+		return quoteCSVInPlace(f.obj(r, b), start, enc.csvDelim)
+	case f.text != nil:
+		b = f.text(r, b)
+	case f.num != nil:
+		b = strconv.AppendInt(b, f.num(r), 10)
+	case f.bl != nil:
+		b = strconv.AppendBool(b, f.bl(r))
+	case f.tm != nil:
+		b = appendTime(b, f.tm(r), r.ts)
+	}
+	// Generated values (addresses, numbers, times) hold no comma, quote or
+	// line break; with a delimiter of the job's own they may hold that
+	// (the colons of an address with ":").
+	if enc.csvDelim != nil {
+		b = quoteCSVInPlace(b, start, enc.csvDelim)
 	}
 	return b
 }
