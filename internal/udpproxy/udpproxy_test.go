@@ -343,6 +343,18 @@ func TestFirewallNegativeEntry(t *testing.T) {
 	}
 }
 
+// proxiedDatagram is payload as a trusted front proxy sends it to the
+// listener at to: behind a PROXY v2 header naming client.
+func proxiedDatagram(t *testing.T, client, to netip.AddrPort, payload string) []byte {
+	t.Helper()
+	h := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(client), net.UDPAddrFromAddrPort(to))
+	dg, err := h.FormatUDPDatagram([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dg
+}
+
 func TestInboundProxyV2FromTrustedFront(t *testing.T) {
 	o := spptest.Start(t)
 	em := newCollector()
@@ -351,11 +363,7 @@ func TestInboundProxyV2FromTrustedFront(t *testing.T) {
 	front := dial(t, addrOf(s, 0))
 	frontAddr := front.LocalAddr().(*net.UDPAddr).AddrPort()
 	real := netip.MustParseAddrPort("192.0.2.10:5555")
-	h := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(real), net.UDPAddrFromAddrPort(addrOf(s, 0)))
-	dg, err := h.FormatUDPDatagram([]byte("proxied"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dg := proxiedDatagram(t, real, addrOf(s, 0), "proxied")
 	if got := roundTrip(t, front, string(dg)); got != "proxied" {
 		t.Fatalf("reply %q", got)
 	}
@@ -607,11 +615,7 @@ func TestInboundFollowUpAfterReload(t *testing.T) {
 	a := startServer(t, app, em, nil)
 	front := dial(t, addrOf(a, 0))
 	real := netip.MustParseAddrPort("192.0.2.10:5555")
-	h := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(real), net.UDPAddrFromAddrPort(addrOf(a, 0)))
-	dg, err := h.FormatUDPDatagram([]byte("proxied"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dg := proxiedDatagram(t, real, addrOf(a, 0), "proxied")
 	if got := roundTrip(t, front, string(dg)); got != "proxied" {
 		t.Fatalf("reply %q", got)
 	}
