@@ -145,6 +145,9 @@ func (s *Server) StartOn(ln net.Listener) error {
 	return nil
 }
 
+// Listen is the admin.listen the server was built for (as configured).
+func (s *Server) Listen() string { return s.cfg.Listen }
+
 // Addr is the bound address (after Start).
 func (s *Server) Addr() net.Addr {
 	if s.ln == nil {

@@ -52,7 +52,6 @@ func (d *Daemon) newAdmin() error {
 		return err
 	}
 	d.admin = s
-	d.adminListen = cfg.Admin.Listen
 	return nil
 }
 

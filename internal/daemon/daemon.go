@@ -59,12 +59,9 @@ type Daemon struct {
 
 	slots chan struct{} // the config's global max_connections, shared by every tcp app; nil: none
 
-	tally *admin.Tally  // nil when the admin listener is off
-	admin *admin.Server // nil when off
-	// adminListen is the admin.listen the admin listener was built for
-	// (a reload does not rebuild it).
-	adminListen string
-	reloads     admin.Reloads
+	tally   *admin.Tally  // nil when the admin listener is off
+	admin   *admin.Server // nil when off; built once, a reload does not rebuild it
+	reloads admin.Reloads
 
 	started    atomic.Bool
 	upgraded   bool // HandedOver: Shutdown drains only
@@ -195,8 +192,8 @@ func (d *Daemon) Start() error {
 	if d.admin != nil {
 		var ln net.Listener
 		if inh != nil {
-			ln = inh.tcp[adminKey(d.cfg)]
-			delete(inh.tcp, adminKey(d.cfg))
+			ln = inh.tcp[adminKey(d.cfg.Admin.Listen)]
+			delete(inh.tcp, adminKey(d.cfg.Admin.Listen))
 		}
 		if err := d.admin.StartOn(ln); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)

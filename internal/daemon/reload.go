@@ -254,7 +254,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		// The admin listener is built once, at start; say so rather than
 		// take the new settings in silence.
 		d.log.Warn("admin settings changed: they take effect at a restart or a binary upgrade; the admin listener serves as before",
-			"listening", d.adminListen, "configured", cfg.Admin.Listen)
+			"configured", cfg.Admin.Listen)
 	}
 	d.cfg = cfg
 	return res, errors.Join(startErrs...)

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/udpproxy"
 	"github.com/prismproxy/prism/internal/upgrade"
@@ -102,14 +101,15 @@ func (d *Daemon) ListenFiles() ([]upgrade.File, error) {
 			// Named by the address it was bound for, not by the config
 			// now: after a reload that changed admin.listen, the new
 			// process binds its own address instead of taking this one.
-			out = append(out, upgrade.File{Key: "admin " + d.adminListen, File: f})
+			out = append(out, upgrade.File{Key: adminKey(d.admin.Listen()), File: f})
 		}
 	}
 	return out, nil
 }
 
-// adminKey names the admin listener's socket among the inherited ones.
-func adminKey(cfg *config.Config) string { return "admin " + cfg.Admin.Listen }
+// adminKey names the admin listener's socket for admin.listen among the
+// inherited ones.
+func adminKey(listen string) string { return "admin " + listen }
 
 // HandedOver is what the old process does once the new one serves: stop
 // accepting and reading on every socket without closing any (the new
