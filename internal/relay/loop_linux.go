@@ -85,13 +85,12 @@ type evloop struct {
 	gen   int32
 	// ka holds the relays started with Options.KeepAlive since the last
 	// sweep, kaOld those started before it: the next sweep sets theirs.
-	// A relay that ends first is cleared from its list (fdConn.kaGen,
-	// kaIdx): the lists used to keep every relay of the last one to two
+	// A relay that ends first is cleared from its list (fdConn.kaIdx):
+	// the lists used to keep every relay of the last one to two
 	// sweep intervals reachable after it ended, 15,000 sessions and
 	// 16 MB of live heap at 10,000 short connections a second, which
 	// every GC cycle marked again.
 	ka, kaOld []*fdConn
-	kaGen     uint32   // sweeps so far: the generation of ka
 	idle      idleHeap // relays with an IdleTimeout, by deadline
 	// wakeAt is the deadline set on file (UnixNano): the next sweep or
 	// the first idle deadline, whichever is first.
@@ -280,7 +279,6 @@ func (l *evloop) sweep() {
 	l.mu.Lock()
 	ka := l.kaOld
 	l.kaOld, l.ka = l.ka, nil
-	l.kaGen++
 	for _, c := range ka {
 		if c != nil {
 			c.kaIdx = -1
@@ -336,7 +334,7 @@ func (l *evloop) add(c *fdConn) {
 	c.slot = slot
 	c.kaIdx = -1
 	if c.r.opts.KeepAlive.Enable && (c.tcp[0] || c.tcp[1]) {
-		c.kaIdx, c.kaGen = int32(len(l.ka)), l.kaGen
+		c.kaIdx = int32(len(l.ka))
 		l.ka = append(l.ka, c)
 	}
 	c.hidx = -1
@@ -363,13 +361,12 @@ func (l *evloop) release(c *fdConn) {
 	if c.hidx >= 0 {
 		heap.Remove(&l.idle, int(c.hidx))
 	}
-	if c.kaIdx >= 0 {
-		list := l.ka
-		if c.kaGen != l.kaGen {
-			list = l.kaOld
-		}
-		if int(c.kaIdx) < len(list) && list[c.kaIdx] == c {
-			list[c.kaIdx] = nil
+	if i := int(c.kaIdx); i >= 0 {
+		// At its index in one of the two lists (a sweep moved ka to kaOld).
+		for _, list := range [2][]*fdConn{l.ka, l.kaOld} {
+			if i < len(list) && list[i] == c {
+				list[i] = nil
+			}
 		}
 		c.kaIdx = -1
 	}
@@ -474,10 +471,9 @@ type fdConn struct {
 	queued bool    // in the loop's busy list
 	hidx   int32   // position in the loop's idle heap, -1 if not in it (l.mu)
 	idleAt int64   // the idle deadline it is filed under (l.mu)
-	// The keepalive list it is in (l.mu): kaIdx in ka when kaGen is the
-	// loop's, else in kaOld (a sweep takes it out of both: kaIdx -1).
+	// Its index in the loop's keepalive list, ka or kaOld (l.mu); -1 once
+	// a sweep took it out of both.
 	kaIdx int32
-	kaGen uint32
 
 	// Guarded by r.mu.
 	closed      bool // the descriptors are closed (or will be, see adding)
