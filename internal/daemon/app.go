@@ -51,14 +51,42 @@ func (d *Daemon) buildApp(a *config.App, g *geo.DB) (p *appPart, err error) {
 }
 
 func (p *appPart) start() error {
-	if p.udp != nil {
-		if err := p.udp.Start(); err != nil {
-			return err
-		}
-		p.parts.Pool.StartChecks(p.log, "udp")
-		return nil
+	if err := p.bind(); err != nil {
+		return err
 	}
-	return p.tcp.Start()
+	p.serve()
+	return nil
+}
+
+// bind binds the part's sockets (or takes the inherited ones) without
+// accepting or reading on any.
+func (p *appPart) bind() error {
+	if p.udp != nil {
+		return p.udp.Listen()
+	}
+	return p.tcp.Listen()
+}
+
+// serve starts accepting (reading) on what bind bound, and the origins'
+// health checks.
+func (p *appPart) serve() {
+	if p.udp != nil {
+		p.udp.Serve()
+		p.parts.Pool.StartChecks(p.log, "udp")
+		return
+	}
+	p.tcp.Serve()
+}
+
+// release undoes bind before serve: inherited sockets go back to the
+// hand-over, bound ones are closed; the edge's watching stops.
+func (p *appPart) release() {
+	if p.udp != nil {
+		p.udp.Release()
+	} else {
+		p.tcp.Release()
+	}
+	p.parts.CloseOrigins()
 }
 
 func (p *appPart) addrs() []net.Addr {

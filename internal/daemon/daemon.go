@@ -162,8 +162,11 @@ func (t tee) Emit(e *event.Event) {
 	}
 }
 
-// Start binds every listener (or takes the inherited ones). On failure
-// nothing is left listening.
+// Start binds every listener (or takes the inherited ones), then starts
+// serving on all of them. On failure nothing is left listening, and no app
+// accepted a connection or read a datagram: the new process of a binary
+// upgrade that cannot bind one app gives up before it takes anything from
+// the sockets it shares with the old one, which goes on serving it all.
 func (d *Daemon) Start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -176,16 +179,17 @@ func (d *Daemon) Start() error {
 		d.opts.inherited = nil
 		defer func() { inh.tcp.Close(); inh.udp.Close() }() // the ones no app took
 	}
+	release := func(ids []string) {
+		for _, id := range ids {
+			d.apps[id].release()
+		}
+	}
 	for i, id := range d.order {
 		if inh != nil {
 			d.apps[id].inherit(inh)
 		}
-		if err := d.apps[id].start(); err != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			for _, prev := range d.order[:i] {
-				_ = d.apps[prev].shutdown(ctx)
-			}
+		if err := d.apps[id].bind(); err != nil {
+			release(d.order[:i])
 			return fmt.Errorf("app %s: %w", id, err)
 		}
 	}
@@ -196,13 +200,12 @@ func (d *Daemon) Start() error {
 			delete(inh.tcp, adminKey(d.cfg.Admin.Listen))
 		}
 		if err := d.admin.StartOn(ln); err != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			for _, id := range d.order {
-				_ = d.apps[id].shutdown(ctx)
-			}
+			release(d.order)
 			return err
 		}
+	}
+	for _, id := range d.order {
+		d.apps[id].serve()
 	}
 	d.started.Store(true)
 	return nil

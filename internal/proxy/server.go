@@ -114,21 +114,51 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger, op
 // Registry is the set of open sessions (for periodic records).
 func (s *Server) Registry() *event.Registry { return s.reg }
 
-// Start binds every listener and starts accepting. If any listener cannot
-// be bound, the ones already bound are closed and the error names the
-// address.
+// Start binds every listener and starts accepting: Listen, then Serve. If
+// any listener cannot be bound, the ones already bound are closed and the
+// error names the address.
 func (s *Server) Start() error {
-	a := s.app
-	if err := a.listen(); err != nil {
-		for _, l := range a.listeners {
-			if l.inherited {
-				s.inherit[l.key] = l.ln // back to the caller's hand-over
-				l.handed = true
-			}
-		}
-		a.closeListeners()
+	if err := s.Listen(); err != nil {
 		return err
 	}
+	s.Serve()
+	return nil
+}
+
+// Listen binds every listener (or takes the inherited one) without
+// accepting on any, so that a daemon can bind all its apps before any of
+// them takes a connection: an app that fails to bind then leaves nothing
+// half started (a new process of a binary upgrade would otherwise accept
+// connections from the shared backlog and cut them when it gives up). On
+// failure the ones already bound are closed, the inherited ones given back
+// to the hand-over, and the error names the address.
+func (s *Server) Listen() error {
+	if err := s.app.listen(); err != nil {
+		s.Release()
+		return err
+	}
+	return nil
+}
+
+// Release undoes Listen before Serve: inherited sockets go back to the
+// hand-over given to Inherit (whose owner closes or keeps them), the
+// others are closed.
+func (s *Server) Release() {
+	a := s.app
+	for _, l := range a.listeners {
+		if l.inherited && !l.handed {
+			s.inherit[l.key] = l.ln // back to the caller's hand-over
+			l.handed = true
+		}
+	}
+	a.closeListeners()
+	a.listeners = nil
+}
+
+// Serve starts the origins' health checks and accepting on every listener
+// Listen bound.
+func (s *Server) Serve() {
+	a := s.app
 	for _, p := range a.pools() {
 		p.StartChecks(s.log.With("app", a.cfg.ID), "tcp")
 	}
@@ -142,7 +172,6 @@ func (s *Server) Start() error {
 		go a.acceptLoop(l)
 	}
 	s.serving.Store(true)
-	return nil
 }
 
 // Addrs returns the bound listener addresses, in config order.

@@ -150,10 +150,23 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 }
 
 // Start binds every listener (udp.sockets SO_REUSEPORT sockets per port,
-// each with its own receive loop and replier) and starts relaying. If one
-// cannot be bound, the ones already bound are closed and the error names
-// the address.
+// each with its own receive loop and replier) and starts relaying: Listen,
+// then Serve. If one cannot be bound, the ones already bound are closed
+// and the error names the address.
 func (s *Server) Start() error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.Serve()
+	return nil
+}
+
+// Listen binds every listener (or takes the inherited sockets) without
+// reading any, so that a daemon can bind all its apps before any of them
+// takes a datagram. On failure the ones already bound are closed, the
+// inherited ones given back to the hand-over, and the error names the
+// address.
+func (s *Server) Listen() error {
 	n := s.app.UDP.Sockets
 	for _, sp := range s.specs {
 		for p := int(sp.lo); p <= int(sp.hi); p++ {
@@ -181,15 +194,7 @@ func (s *Server) Start() error {
 				}
 				l, err := s.bindOrInherit(sp.host, uint16(p), port, p-int(sp.lo), i, t, n > 1 || i > 0)
 				if err != nil {
-					for _, l := range s.listeners {
-						if l.prev == nil {
-							_ = l.conn.Close()
-						} else {
-							s.inherit[l.key] = l.prev // back to the caller's hand-over
-						}
-						l.rep.close()
-					}
-					s.listeners = nil
+					s.Release()
 					return err
 				}
 				if first == nil {
@@ -199,6 +204,27 @@ func (s *Server) Start() error {
 			}
 		}
 	}
+	return nil
+}
+
+// Release undoes Listen before Serve: inherited sockets go back to the
+// hand-over given to Inherit (whose owner closes or keeps them), the
+// others are closed.
+func (s *Server) Release() {
+	for _, l := range s.listeners {
+		if l.prev == nil {
+			_ = l.conn.Close()
+		} else {
+			s.inherit[l.key] = l.prev // back to the caller's hand-over
+		}
+		l.rep.close()
+	}
+	s.listeners = nil
+}
+
+// Serve starts each socket's receive loop and replier, and the session
+// sweep.
+func (s *Server) Serve() {
 	for _, l := range s.listeners {
 		s.readers.Add(2)
 		go l.loop()
@@ -213,7 +239,6 @@ func (s *Server) Start() error {
 		changed = fwc.Changed()
 	}
 	go s.sweep(fwc, changed)
-	return nil
 }
 
 // Addrs returns the bound listener addresses in config order.
