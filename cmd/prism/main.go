@@ -15,7 +15,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,11 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := flag.NewFlagSet("prism "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	pidfile := pidfileFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if ok, code := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	if *path == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "prism %s: give exactly -config FILE (or -c FILE, or set %s)\n", args[0], configEnv)
@@ -219,7 +220,6 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 // by $PRISM_CONFIG is not read when -admin is given.
 func status(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("prism status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs) // the admin address and token are read from its admin section
 	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
 	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
@@ -227,7 +227,11 @@ func status(args []string, stdout, stderr io.Writer) int {
 	cert := fs.String("cert", "", "https: client certificate (admin.tls.client_ca)")
 	key := fs.String("key", "", "https: client certificate's key")
 	useTLS := false
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+	if ok, code := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "prism status: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	named, addrGiven := false, false
@@ -289,4 +293,24 @@ func newLogger(c config.Diagnostic, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseFlags parses args into fs. What the flag package prints goes to
+// stderr, but the usage asked for with -h (-help, --help) goes to stdout
+// and the command exits 0. It reports whether the command goes on and,
+// if not, its exit status.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (bool, int) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = stdout.Write(out.Bytes())
+		return false, 0
+	}
+	_, _ = stderr.Write(out.Bytes())
+	if err != nil {
+		return false, 2
+	}
+	return true, 0
 }

@@ -132,6 +132,24 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestHelpExitsZero: -h, -help and --help of every command print its
+// usage to stdout and exit 0 (they exited 2, as for a usage error, with
+// the usage on stderr); a bad flag is still a usage error.
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"run", "-h"}, {"validate", "--help"}, {"reload", "-help"}, {"upgrade", "-h"},
+		{"status", "-h"}, {"logs", "convert", "-h"}, {"logs", "filter", "--help"}, {"logs", "stats", "-h"}, {"logs", "verify", "-h"}} {
+		code, stdout, stderr := runPrism(t, args...)
+		if code != 0 || !strings.Contains(stdout, "Usage of prism") || stderr != "" {
+			t.Errorf("prism %v: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout", args, code, stdout, stderr)
+		}
+	}
+	for _, args := range [][]string{{"status", "-bogus"}, {"status", "extra"}, {"logs", "convert", "-bogus"}} {
+		if code, _, stderr := runPrism(t, args...); code != 2 || stderr == "" {
+			t.Errorf("prism %v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+}
+
 func TestValidateExample(t *testing.T) {
 	code, out, stderr := runPrism(t, "validate", "-config", "../../examples/prism.yaml")
 	if code != 0 || !strings.Contains(out, ": ok (") {

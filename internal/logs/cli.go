@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,14 +25,26 @@ Bad records are reported as FILE:LINE: reason and make the exit status 1.
 
 // Main runs `prism logs ARGS` and returns the exit status: 0, 1 when
 // records were bad (or verify found problems), 2 for a usage error.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, Usage)
 		return 2
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("prism logs "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// What the flag package prints goes to stderr, but for -h (-help,
+	// --help): that usage goes to stdout and the exit status is 0.
+	var flagOut bytes.Buffer
+	fs.SetOutput(&flagOut)
+	help := false
+	defer func() {
+		if help {
+			_, _ = stdout.Write(flagOut.Bytes())
+			code = 0
+			return
+		}
+		_, _ = stderr.Write(flagOut.Bytes())
+	}()
 	var c Common
 	c.Stdin, c.Diag = stdin, stderr
 	fs.BoolVar(&c.Strict, "strict", false, "stop at the first bad record")
@@ -43,7 +56,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		output := fs.String("output", "", "target encoding: ndjson or csv (default: the input's)")
 		tsf := fs.String("timestamp-format", "", "spectrum_events timestamps: unixnano, unix or rfc3339 (default: the source's, else unixnano)")
 		outFile := fs.String("o", "", "write to FILE instead of stdout")
-		if !parse(fs, args[1:]) || !need(stderr, cmd, "--from", c.From) || !need(stderr, cmd, "--to", *to) {
+		if !parse(fs, args[1:], &help) || !need(stderr, cmd, "--from", c.From) || !need(stderr, cmd, "--to", *to) {
 			return 2
 		}
 		c.Files = fs.Args()
@@ -80,7 +93,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.StringVar(&c.From, "from", "", "dataset of the input: "+strings.Join(Datasets, ", "))
 		filter := fs.String("filter", "", `Logpush filter, e.g. '{"where":{"key":"Status","operator":"geq","value":400}}'`)
 		outFile := fs.String("o", "", "write to FILE instead of stdout")
-		if !parse(fs, args[1:]) || !need(stderr, cmd, "--from", c.From) || !need(stderr, cmd, "--filter", *filter) {
+		if !parse(fs, args[1:], &help) || !need(stderr, cmd, "--from", c.From) || !need(stderr, cmd, "--filter", *filter) {
 			return 2
 		}
 		c.Files = fs.Args()
@@ -100,7 +113,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.StringVar(&c.From, "from", "", "dataset of the input: "+strings.Join(Datasets, ", "))
 		asJSON := fs.Bool("json", false, "write the report as JSON")
 		topN := fs.Int("top", 10, "how many clients, countries and ASNs to list")
-		if !parse(fs, args[1:]) || !need(stderr, cmd, "--from", c.From) {
+		if !parse(fs, args[1:], &help) || !need(stderr, cmd, "--from", c.From) {
 			return 2
 		}
 		c.Files = fs.Args()
@@ -121,7 +134,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status(stderr, cmd, err)
 	case "verify":
 		fs.StringVar(&c.From, "dataset", "", "vendor schema to check against: "+strings.Join(Datasets, ", "))
-		if !parse(fs, args[1:]) || !need(stderr, cmd, "--dataset", c.From) {
+		if !parse(fs, args[1:], &help) || !need(stderr, cmd, "--dataset", c.From) {
 			return 2
 		}
 		c.Files = fs.Args()
@@ -143,11 +156,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func parse(fs *flag.FlagSet, args []string) bool {
+// parse parses args into fs; flags may follow the files. A request for
+// help sets *help.
+func parse(fs *flag.FlagSet, args []string, help *bool) bool {
 	// flags may follow the files: parse again after each file name
 	var files []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			*help = errors.Is(err, flag.ErrHelp)
 			return false
 		}
 		args = fs.Args()
