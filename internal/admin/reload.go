@@ -7,8 +7,10 @@ import (
 
 // reload is POST /api/v1/reload: re-read the config file and apply it, as
 // SIGHUP does (Parts.Reload). 200 with what changed; 422 with the reason
-// (every file:line: key: reason of a file that does not validate) when the
-// running config stays; 404 when the daemon offers no reload.
+// and what applied: every file:line: key: reason of a file that does not
+// validate (the running config stays), or the apps that could not start
+// with their new settings (they serve with their old ones); 404 when the
+// daemon offers no reload.
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if s.p.Reload == nil {

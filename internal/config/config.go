@@ -57,6 +57,15 @@ type Config struct {
 	idx *index // key paths to lines, for problems found after Parse
 }
 
+// Unindexed is a copy of c without its key-to-line index, for comparing two
+// loads by value: reflect.DeepEqual follows the index, which differs as
+// soon as a line moves (a comment, an app added above).
+func (c *Config) Unindexed() Config {
+	x := *c
+	x.idx = nil
+	return x
+}
+
 // Issue returns an Issue for key with its line in the file (the line of
 // its nearest ancestor present), for checks made after Parse.
 func (c *Config) Issue(key, format string, args ...any) *Issue {

@@ -125,8 +125,9 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		d.slots = appbuild.GlobalSlots(cfg)
 	}
 	fresh := map[string]*appPart{}
+	swapped := false // past the build: an error then is an app that could not start, the rest applied
 	defer func() {
-		if err != nil {
+		if err != nil && !swapped {
 			d.slots = oldSlots
 			for _, p := range fresh {
 				p.close()
@@ -170,6 +171,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 
 	// 2. Swap. From here on nothing fails as a whole: an app that cannot
 	// start is logged and keeps running with its old settings.
+	swapped = true
 	if res.LogJobs {
 		oldPipe := d.pipe
 		d.em.swap(d.emitterFor(pipe))
@@ -203,10 +205,12 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		d.tally.Add(res.Added...) // before they start emitting
 	}
 	var startErrs []error
+	notApplied := map[string]bool{} // apps whose new settings could not start
 	for id, p := range fresh {
 		p.inherit(socks)
 		if serr := p.start(); serr != nil {
 			startErrs = append(startErrs, fmt.Errorf("app %s: %w", id, serr))
+			notApplied[id] = true
 			p.close()
 			delete(fresh, id)
 			if prev := d.apps[id]; prev != nil {
@@ -222,6 +226,9 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 				d.log.Error("reload: app stopped: neither its new nor its old settings could take its sockets", "app", id)
 			}
 		}
+	}
+	if len(notApplied) > 0 {
+		cfg = d.keepRunningSettings(cfg, notApplied, &res)
 	}
 	socks.tcp.Close()
 	socks.udp.Close()
@@ -260,6 +267,38 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	return res, errors.Join(startErrs...)
 }
 
+// keepRunningSettings is cfg as it runs after a reload in which the apps
+// of notApplied could not start with their new settings: each such app
+// that was running has its old entry back (it serves with those), one that
+// was new is left out, and the result lists neither as changed or added.
+// The API and `prism status` then show what serves, not what was asked.
+func (d *Daemon) keepRunningSettings(cfg *config.Config, notApplied map[string]bool, res *ReloadResult) *config.Config {
+	out := *cfg
+	out.Apps = make([]config.App, 0, len(cfg.Apps)) // a new array: running parts may point into the old one
+	for i := range cfg.Apps {
+		a := cfg.Apps[i]
+		if notApplied[a.ID] {
+			prev := d.apps[a.ID]
+			if prev == nil {
+				continue
+			}
+			a = prev.cfg
+		}
+		out.Apps = append(out.Apps, a)
+	}
+	drop := func(ids []string) []string {
+		var kept []string
+		for _, id := range ids {
+			if !notApplied[id] {
+				kept = append(kept, id)
+			}
+		}
+		return kept
+	}
+	res.Changed, res.Added = drop(res.Changed), drop(res.Added)
+	return &out
+}
+
 // retire drains p in the background: for up to timeout (0: until its
 // connections end by themselves), and at the latest when Shutdown's drain
 // deadline passes.
@@ -283,7 +322,7 @@ func (d *Daemon) retire(p *appPart, timeout time.Duration) {
 // differs: everything but the sections handled on their own.
 func globalsChanged(a, b *config.Config) bool {
 	strip := func(c *config.Config) config.Config {
-		x := *c
+		x := c.Unindexed() // the key-to-line index differs when a line moves
 		x.Apps, x.LogJobs, x.File = nil, nil, ""
 		x.Node, x.GeoIP, x.Shutdown, x.Log = config.Node{}, b.GeoIP, config.Shutdown{}, config.Diagnostic{}
 		x.Admin = b.Admin

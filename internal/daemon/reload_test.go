@@ -128,8 +128,17 @@ func TestReloadKeepsOldSettingsWhenTheNewCannotStart(t *testing.T) {
 	em := eventtest.New()
 	d := start(t, writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, origin)), em)
 	writeConfig(t, path, fmt.Sprintf("  - id: a\n    listen: [\"%s\", \"%s\"]\n    origins: {addresses: [\"%s\"]}\n", addr, taken.Addr(), origin))
-	if _, err := d.ReloadConfig(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+	res, err := d.ReloadConfig()
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("reload onto a taken address: %v", err)
+	}
+	// What the API and `prism status` show is what serves: the old entry,
+	// not listed as changed (they showed the new listen addresses).
+	if len(res.Changed) != 0 {
+		t.Errorf("result lists %v as changed; a's new settings did not apply", res.Changed)
+	}
+	if got := d.Config().Apps[0].Listen; len(got) != 1 {
+		t.Errorf("running config lists %d listen addresses for a, want its old 1", len(got))
 	}
 	if st := d.ReloadStats(); st.Failed != 1 || st.OK != 0 {
 		t.Errorf("ReloadStats %+v, want 1 failed", st)
@@ -356,5 +365,99 @@ func TestAdminChangeNeedsRestart(t *testing.T) {
 	}
 	if !slices.Contains(keys, "admin "+first) || slices.Contains(keys, "admin "+second) {
 		t.Fatalf("handed-over sockets %q: want the admin one under %s, not %s", keys, first, second)
+	}
+}
+
+// TestReloadThatMovesLinesKeepsUnchangedApps: a reload that adds an app
+// (and a comment) leaves the other app as it is, with its server, its
+// health state and its limits (docs/reload.md). It rebuilt every app: the
+// comparison of the top-level settings followed the config's key-to-line
+// index, which differs whenever a line moves, so an unchanged app's
+// max_connections count started again from zero and let in more
+// connections than its limit.
+func TestReloadThatMovesLinesKeepsUnchangedApps(t *testing.T) {
+	origin := testpeer.Echo(t)
+	addrA, addrB := testpeer.ClosedPort(t), testpeer.ClosedPort(t)
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	app := func(id, addr string) string {
+		return fmt.Sprintf("  - id: %s\n    listen: [%q]\n    max_connections: 1\n    origins: {addresses: [%q]}\n", id, addr, origin)
+	}
+	em := eventtest.New()
+	d := start(t, writeConfig(t, path, app("a", addrA)), em)
+	held, err := net.Dial("tcp", addrA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	echoOn(t, held, "holds a's one slot")
+
+	writeConfig(t, path, "  # a comment moves every line below it\n"+app("a", addrA)+app("b", addrB))
+	res, err := d.ReloadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Added, res.Changed, res.Unchanged, res.LogJobs) != "[b] [] [a] false" {
+		t.Fatalf("reload result %+v; want b added, a unchanged", res)
+	}
+	// a still counts the held connection: a second one waits in the
+	// backlog, not served.
+	c, err := net.Dial("tcp", addrA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("over the limit\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 64)); err == nil {
+		t.Errorf("a served a second connection (%d bytes) over its max_connections: 1 after the reload", n)
+	}
+	echoOn(t, held, "still served")
+}
+
+// TestPartlyFailedReloadKeepsTheStartedAppsWhole: a reload in which one app
+// cannot start (its new address is taken) still applies the others, and
+// they keep every part running. The reload's clean-up, meant for a build
+// that failed before anything changed, ran on any error: it closed the
+// parts of the apps that had just started (their health checks stopped,
+// their firewall lists and certificates no longer watched) and, had the
+// GeoIP section changed, the databases they read.
+func TestPartlyFailedReloadKeepsTheStartedAppsWhole(t *testing.T) {
+	dead := testpeer.ClosedPort(t) // nothing listens: every check fails
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	origin := testpeer.Echo(t)
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	a := func(threshold int) string {
+		return fmt.Sprintf("  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [%q], health_check: {interval: 100ms, timeout: 100ms, unhealthy_threshold: %d}}\n", dead, threshold)
+	}
+	d := start(t, writeConfig(t, path, a(2)), eventtest.New())
+	writeConfig(t, path, a(3)+fmt.Sprintf("  - id: b\n    listen: [%q]\n    origins: {addresses: [%q]}\n", taken.Addr(), origin))
+	res, err := d.ReloadConfig()
+	if err == nil || !strings.Contains(err.Error(), "app b") {
+		t.Fatalf("reload: %v; want app b's bind error", err)
+	}
+	if fmt.Sprint(res.Changed) != "[a]" {
+		t.Fatalf("reload result %+v; want a changed", res)
+	}
+	failed := func() int64 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		h := d.apps["a"].parts.Pool.Health() // lists an origin once it has been checked
+		if len(h) == 0 {
+			return 0
+		}
+		return h[0].ChecksFailed
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for failed() < 2 { // the checks run on their own clock (100 ms): poll, bounded
+		if time.Now().After(deadline) {
+			t.Fatalf("app a's health checks stopped at the reload: %d failed checks in 3 s", failed())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
