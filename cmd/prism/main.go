@@ -222,7 +222,10 @@ func status(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("prism status", flag.ContinueOnError)
 	path := configFlag(fs) // the admin address and token are read from its admin section
 	addr := fs.String("admin", "", "admin listener host:port or URL (default "+admin.DefaultListen+")")
-	token := fs.String("token", os.Getenv("PRISM_ADMIN_TOKEN"), "bearer token (default $PRISM_ADMIN_TOKEN)")
+	// Not the flag's default: the flag package prints a default in the
+	// usage (on -h or a mistyped flag), and the variable is there to keep
+	// the token out of sight.
+	token := fs.String("token", "", "bearer token (default $PRISM_ADMIN_TOKEN)")
 	cacert := fs.String("cacert", "", "https: CA bundle the admin certificate chains to")
 	cert := fs.String("cert", "", "https: client certificate (admin.tls.client_ca)")
 	key := fs.String("key", "", "https: client certificate's key")
@@ -233,6 +236,9 @@ func status(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "prism status: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *token == "" {
+		*token = os.Getenv("PRISM_ADMIN_TOKEN")
 	}
 	named, addrGiven := false, false
 	fs.Visit(func(f *flag.Flag) {

@@ -150,6 +150,20 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
+// TestStatusUsageHidesTheToken: $PRISM_ADMIN_TOKEN keeps the admin token
+// out of the process list; it was the -token flag's default, which the
+// usage printed on -h or any mistyped flag.
+func TestStatusUsageHidesTheToken(t *testing.T) {
+	const secret = "s3cr3t-token-0123456789abcdef"
+	t.Setenv("PRISM_ADMIN_TOKEN", secret)
+	for _, args := range [][]string{{"status", "-h"}, {"status", "-admn", "x"}} {
+		_, stdout, stderr := runPrism(t, args...)
+		if strings.Contains(stdout+stderr, secret) {
+			t.Errorf("prism %v printed the token:\n%s%s", args, stdout, stderr)
+		}
+	}
+}
+
 func TestValidateExample(t *testing.T) {
 	code, out, stderr := runPrism(t, "validate", "-config", "../../examples/prism.yaml")
 	if code != 0 || !strings.Contains(out, ": ok (") {
