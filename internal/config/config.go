@@ -208,6 +208,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	// values replace the references before defaults and validation.
 	issues = append(issues, envRefs(&root)...)
 	expandAll(reflect.ValueOf(cfg))
+	for i := range cfg.LogJobs {
+		cfg.LogJobs[i].Destination.Expanded()
+	}
 	cfg.setDefaults()
 	for _, ce := range cfg.validate() {
 		ce.Line = idx.line(ce.Key)

@@ -49,6 +49,46 @@ func TestDestinationsParse(t *testing.T) {
 	}
 }
 
+// TestDestinationConfFromTheEnvironment: a destination_conf that is one
+// ${NAME} reference (the whole Logpush string kept out of the file, keys
+// and all) is applied once expanded; it was parsed before the expansion
+// and refused as "is not a URL". So is one whose scheme or host is a
+// reference: the string is expanded, then read as a URL (its values
+// percent-encoded, as in Logpush). A reference only in a query value is
+// put in as it is, unescaped (TestDestinationsParse).
+func TestDestinationConfFromTheEnvironment(t *testing.T) {
+	t.Setenv("PRISM_TEST_DEST", "s3://logs/prism?region=us-east-1&access-key-id=AK&secret-access-key=S%2Bk")
+	t.Setenv("PRISM_TEST_BUCKET", "edge-logs")
+	t.Setenv("PRISM_TEST_SECRET", "a%2Bb/c")
+	cfg, err := Parse("ok.yaml", []byte(deliveryHead+`    destination:
+      destination_conf: "${PRISM_TEST_DEST}"
+  - name: host
+    dataset: spectrum_events
+    destination:
+      destination_conf: "s3://${PRISM_TEST_BUCKET}/p?region=eu-west-1&secret-access-key=${PRISM_TEST_SECRET}&access-key-id=AK"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.LogJobs[0].Destination
+	if s.Type != "s3" || s.S3.Bucket != "logs" || s.S3.Prefix != "prism" || s.S3.Region != "us-east-1" || s.S3.SecretAccessKey != "S+k" {
+		t.Errorf("destination_conf from one variable: type %q, %+v", s.Type, s.S3)
+	}
+	h := cfg.LogJobs[1].Destination
+	if h.Type != "s3" || h.S3.Bucket != "edge-logs" || h.S3.Region != "eu-west-1" {
+		t.Errorf("destination_conf with the bucket from a variable: type %q, %+v", h.Type, h.S3)
+	}
+	if h.S3.SecretAccessKey != "a+b/c" {
+		t.Errorf("secret from a variable: %q", h.S3.SecretAccessKey)
+	}
+	// Keys of the type beside such a reference were decoded before the
+	// type was known: refused, with the key named.
+	_, err = Parse("mix.yaml", []byte(deliveryHead+"    destination:\n      destination_conf: \"${PRISM_TEST_DEST}\"\n      region: eu-west-1\n"))
+	if err == nil || !strings.Contains(err.Error(), "mix.yaml:10: log_jobs[0].destination.destination_conf: is an ${NAME} reference") || !strings.Contains(err.Error(), "set region") {
+		t.Errorf("a reference with the type's keys beside it: %v", err)
+	}
+}
+
 func TestDestinationConfHTTPHeaders(t *testing.T) {
 	cfg, err := Parse("ok.yaml", []byte(deliveryHead+`    destination:
       destination_conf: "https://logs.example.com/in?header_Authorization=Basic%20abc&tag=edge"

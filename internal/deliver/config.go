@@ -57,7 +57,8 @@ type Config struct {
 	S3    s3dst.Config    `yaml:"-"`
 	Kafka kafkadst.Config `yaml:"-"`
 
-	confErr string // why DestinationConf did not parse
+	confErr   string // why DestinationConf did not parse
+	confLater bool   // DestinationConf is an ${NAME} reference: applied by Expanded
 }
 
 // RetryConfig is the backoff between delivery attempts.
@@ -119,13 +120,24 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	c.Type, c.DestinationConf, c.Retry, c.MemoryBatches, c.FlushTimeout = cm.Type, cm.DestinationConf, cm.Retry, cm.MemoryBatches, cm.FlushTimeout
 	if c.DestinationConf != "" {
-		t, err := c.applyConf(c.DestinationConf)
-		if err != nil {
-			c.confErr = err.Error()
-		} else if c.Type == "" {
-			c.Type = t
-		} else if c.Type != t {
-			c.confErr = fmt.Sprintf("is a %s destination but type is %s", t, c.Type)
+		if _, err := url.Parse(c.DestinationConf); err != nil || !strings.Contains(c.DestinationConf, "://") {
+			if strings.Contains(c.DestinationConf, "${") {
+				// The URL itself (or its scheme or host) is an ${NAME}
+				// reference: applied once the references are replaced
+				// (Expanded). References in query values are applied
+				// as they are and replaced afterwards, unescaped, like
+				// any other value.
+				c.confLater = true
+				if len(rn.Content) > 0 {
+					// Decoded for a type not known yet, and then
+					// overridden by the string: refuse the mix.
+					c.confErr = "is an ${NAME} reference, applied after the other keys were read: set " +
+						rn.Content[0].Value + " (and the type's other settings) in the variable's string too, or name only destination_conf and the delivery keys"
+				}
+			}
+		}
+		if !c.confLater {
+			c.setConf(c.DestinationConf)
 		}
 	}
 	var err error
@@ -148,6 +160,33 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		return &yaml.TypeError{Errors: msgs}
 	}
 	return nil
+}
+
+// setConf applies a destination_conf: the settings it carries and the type
+// it names, or why it cannot (reported by Validate).
+func (c *Config) setConf(conf string) {
+	t, err := c.applyConf(conf)
+	switch {
+	case err != nil:
+		c.confErr = err.Error()
+	case c.Type == "":
+		c.Type = t
+	case c.Type != t:
+		c.confErr = fmt.Sprintf("is a %s destination but type is %s", t, c.Type)
+	}
+}
+
+// Expanded is called once the config's ${NAME} references are replaced: a
+// destination_conf whose scheme or host is a reference (the whole Logpush
+// string in one variable) is applied now, read as a URL after the
+// expansion. Such a destination names no keys of its type beside it
+// (UnmarshalYAML refuses them): they would have been decoded before the
+// type was known.
+func (c *Config) Expanded() {
+	if c.confLater && c.confErr == "" {
+		c.confLater = false
+		c.setConf(c.DestinationConf)
+	}
 }
 
 // SetDefaults fills in the defaults of the type and of delivery.
