@@ -26,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -44,6 +48,12 @@ func TestConfigValidate(t *testing.T) {
 		{"missing token file", Config{Listen: "0.0.0.0:1", TokenFile: filepath.Join(dir, "nope")}, "token_file: open"},
 		{"empty token file", Config{Listen: "0.0.0.0:1", TokenFile: empty}, "token_file:"},
 		{"bad address", Config{Listen: "9901"}, "listen: bad address"},
+		// validate said ok and prism run failed at the bind, without the key
+		{"port not a number", Config{Listen: "127.0.0.1:abc"}, `listen: bad port "abc"`},
+		{"port out of range", Config{Listen: "127.0.0.1:99999"}, `listen: bad port "99999"`},
+		{"negative port", Config{Listen: "127.0.0.1:-1"}, `listen: bad port "-1"`},
+		{"any free port", Config{Listen: "127.0.0.1:0"}, ""},
+		{"short token from a file", Config{Listen: "127.0.0.1:9901", TokenFile: short}, "token_file: too short"},
 		{"token without listen", Config{Token: "0123456789abcdef"}, "listen: missing"},
 		{"pprof without listen", Config{Pprof: true}, "listen: missing"},
 		{"public with client certificates", Config{Listen: "192.0.2.1:9901", TLS: TLSConfig{Cert: good, Key: good, ClientCA: good}}, ""},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
@@ -58,6 +59,10 @@ func (c Config) Validate() []*cfgerr.Error {
 		errs.Add("listen", "bad address %q: want host:port, e.g. 127.0.0.1:9901", c.Listen)
 		return errs
 	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 || port != strconv.Itoa(p) {
+		errs.Add("listen", "bad port %q: want 1-65535 (or 0 for any free port)", port)
+		return errs
+	}
 	if t := c.TLS; t != (TLSConfig{}) {
 		if t.Cert == "" || t.Key == "" {
 			errs.Add("tls", "give both cert and key")
@@ -84,7 +89,11 @@ func (c Config) Validate() []*cfgerr.Error {
 		tok = t
 	}
 	if tok != "" && len(tok) < minTokenLen {
-		errs.Add("token", "too short: use at least %d characters (e.g. openssl rand -hex 32)", minTokenLen)
+		key := "token"
+		if c.TokenFile != "" {
+			key = "token_file" // the token it holds
+		}
+		errs.Add(key, "too short: use at least %d characters (e.g. openssl rand -hex 32)", minTokenLen)
 	}
 	if !IsLoopback(host) && tok == "" && c.TLS.ClientCA == "" {
 		errs.Add("listen", "%q is not a loopback address: a public admin listener needs token, token_file or tls.client_ca", c.Listen)

@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -301,7 +303,7 @@ func (c *Config) validate() []*cfgerr.Error {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
 	ids := map[string]int{}
-	binds := map[string]string{}
+	var binds bindSet
 	for i := range c.Apps {
 		key := cfgerr.Index("apps", i)
 		a := &c.Apps[i]
@@ -312,16 +314,82 @@ func (c *Config) validate() []*cfgerr.Error {
 		errs.Merge(key, a.validate())
 		for j, l := range a.ListenSpecs {
 			for p := int(l.Lo); l.Path == "" && l.Lo != 0 && p <= int(l.Hi); p++ {
-				b := fmt.Sprintf("%s/%s:%d", a.Protocol, l.Host, p)
-				if other, dup := binds[b]; dup {
+				if other := binds.add(a.Protocol, l.Host, p, fmt.Sprintf("apps[%d].listen", i)); other != "" {
 					errs.Add(cfgerr.Index(key+".listen", j), "port %d is already used by %s", p, other)
 					break
 				}
-				binds[b] = fmt.Sprintf("apps[%d].listen", i)
+			}
+		}
+	}
+	if host, port, err := net.SplitHostPort(c.Admin.Listen); err == nil {
+		if p, err := strconv.Atoi(port); err == nil && p > 0 {
+			if other := binds.add("tcp", host, p, "admin.listen"); other != "" {
+				errs.Add("admin.listen", "port %d is already used by %s", p, other)
 			}
 		}
 	}
 	return errs
+}
+
+// bindSet finds two listen addresses of the config that cannot both be
+// bound: the same protocol and port, and hosts that overlap — the same
+// address, or a wildcard and any address of its family ("" and "::" take
+// both families, as Go binds them, "0.0.0.0" IPv4's). validate once
+// compared the host strings, so ":443" beside "127.0.0.1:443" passed and
+// prism run failed at the bind; two UDP apps with SO_REUSEPORT sockets on
+// one port would both bind and split the port's clients between them.
+type bindSet map[string][]bindUse
+
+type bindUse struct{ host, where string }
+
+// add records host:port for proto and returns where an overlapping one was
+// configured, "" if none.
+func (bs *bindSet) add(proto, host string, port int, where string) string {
+	if *bs == nil {
+		*bs = bindSet{}
+	}
+	k := proto + "/" + strconv.Itoa(port)
+	for _, u := range (*bs)[k] {
+		if hostsOverlap(u.host, host) {
+			return u.where
+		}
+	}
+	(*bs)[k] = append((*bs)[k], bindUse{host, where})
+	return ""
+}
+
+func hostsOverlap(a, b string) bool {
+	kind := func(h string) (string, netip.Addr) {
+		h = strings.Trim(h, "[]")
+		if h == "localhost" {
+			h = "127.0.0.1"
+		}
+		ip, err := netip.ParseAddr(h)
+		switch {
+		case h == "" || err == nil && ip == netip.IPv6Unspecified():
+			return "any", ip
+		case err == nil && ip == netip.IPv4Unspecified():
+			return "any4", ip
+		case err == nil:
+			return "ip", ip.Unmap()
+		}
+		return "name:" + h, ip
+	}
+	ka, ia := kind(a)
+	kb, ib := kind(b)
+	switch {
+	case ka == "any" || kb == "any":
+		return true
+	case ka == "any4" && kb == "any4":
+		return true
+	case ka == "any4":
+		return kb == "ip" && ib.Is4()
+	case kb == "any4":
+		return ka == "ip" && ia.Is4()
+	case ka == "ip" && kb == "ip":
+		return ia == ib
+	}
+	return ka == kb // two names: the same name
 }
 
 func (a *App) validate() []*cfgerr.Error {

@@ -52,6 +52,11 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"missing colo", "apps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml: node.colo: missing"},
 		{"simple on tcp", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    proxy_protocol: simple\n", "bad.yaml:6: apps[0].proxy_protocol: simple"},
 		{"bad balance", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins:\n      addresses: [\"127.0.0.1:2\"]\n      balance: fastest\n", "bad.yaml:7: apps[0].origins.balance: unknown policy"},
+		// validate compared host strings: these passed and prism run failed at the bind
+		{"wildcard and an address", "node: {colo: X}\napps:\n  - id: a\n    listen: [\":1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used by apps[0].listen"},
+		{"ipv4 wildcard and an address", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"0.0.0.0:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used by apps[0].listen"},
+		{"udp apps on one port", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"[::]:53\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    protocol: udp\n    listen: [\"localhost:53\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:9: apps[1].listen[0]: port 53 is already used by apps[0].listen"},
+		{"admin on an app's port", "node: {colo: X}\nadmin: {listen: \"127.0.0.1:1\"}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1-3\"]\n    origins: {addresses: [\"127.0.0.1:9\"]}\n", "bad.yaml:2: admin.listen: port 1 is already used by apps[0].listen"},
 		{"duplicate port", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used"},
 		{"bad yaml", "node: [\n", "bad.yaml:"},
 		{"bad relay mode", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: zerocopy\n", "bad.yaml:6: apps[0].relay_mode: unknown value \"zerocopy\" (use auto, splice or copy)"},
@@ -80,6 +85,29 @@ func TestValidateReportsEverythingPastATypeError(t *testing.T) {
 	for _, want := range []string{`bad.yaml:4: apps[0].protocol: unknown protocol "sctp"`, `bad.yaml:5: apps[0].lisen: unknown key`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error\n%v\nlacks %q", err, want)
+		}
+	}
+}
+
+func TestHostsOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1", "127.0.0.1", true},
+		{"127.0.0.1", "127.0.0.2", false},
+		{"", "127.0.0.1", true},
+		{"::", "10.0.0.1", true}, // [::] takes both families
+		{"0.0.0.0", "127.0.0.1", true},
+		{"0.0.0.0", "::1", false},
+		{"0.0.0.0", "::", true},
+		{"::1", "[::1]", true},
+		{"localhost", "127.0.0.1", true},
+		{"edge.example", "edge.example", true},
+		{"edge.example", "127.0.0.1", false},
+	} {
+		if got := hostsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("hostsOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

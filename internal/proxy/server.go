@@ -345,7 +345,7 @@ func (a *tcpApp) listen() error {
 			_ = removeStaleSocket(spec.Path)
 			ln, err := net.Listen("unix", spec.Path)
 			if err != nil {
-				return fmt.Errorf("app %s: listen unix %s: %w", a.cfg.ID, spec.Path, err)
+				return fmt.Errorf("listen unix %s: %w", spec.Path, err) // the daemon names the app
 			}
 			a.listeners = append(a.listeners, &listener{ln: ln, path: spec.Path, key: key})
 			continue
@@ -359,7 +359,7 @@ func (a *tcpApp) listen() error {
 			}
 			ln, err := listenTCP(addr)
 			if err != nil {
-				return fmt.Errorf("app %s: %w", a.cfg.ID, err)
+				return err // "listen tcp ADDR: …"; the daemon names the app
 			}
 			a.listeners = append(a.listeners, &listener{ln: ln, offset: p - int(spec.Lo), key: key})
 		}
