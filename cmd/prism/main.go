@@ -105,9 +105,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d apps, %d log jobs)\n", *path, len(cfg.Apps), len(cfg.LogJobs))
 		return 0
 	case "reload":
-		return signalRunning(*pidfile, syscall.SIGHUP, stdout, stderr)
+		return signalRunning(*pidfile, *path, syscall.SIGHUP, stdout, stderr)
 	case "upgrade":
-		return signalRunning(*pidfile, syscall.SIGUSR2, stdout, stderr)
+		return signalRunning(*pidfile, *path, syscall.SIGUSR2, stdout, stderr)
 	}
 	logger := newLogger(cfg.Log, stderr)
 	if *pidfile != "" {

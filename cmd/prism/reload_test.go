@@ -387,3 +387,34 @@ func TestShutdownUsesTheReloadedDrainTimeout(t *testing.T) {
 		t.Fatalf("shutdown did not use the reloaded drain_timeout 3s:\n%s", out)
 	}
 }
+
+// TestReloadOfAnotherFileIsRefused: the running prism re-reads the file it
+// was started with. `prism reload -c other.yaml` checked other.yaml, said
+// "config ok; sent hangup", and the running prism re-read its own file:
+// other.yaml's changes never applied and the file it did read went
+// unchecked. It is refused now, naming the running file; the same file by
+// another path (relative, through a symlink) is accepted.
+func TestReloadOfAnotherFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, pidfile := filepath.Join(dir, "prism.yaml"), filepath.Join(dir, "prism.pid")
+	yaml := fmt.Sprintf("node: {colo: TST}\napps:\n  - id: a\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [%q]}\n", testpeer.Echo(t))
+	other := filepath.Join(dir, "other.yaml")
+	for _, p := range []string{cfgPath, other} {
+		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(cfgPath, link); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonArgs(t, []string{"run", "-c", cfgPath, "-pidfile", pidfile}, "prism started", "config reloaded")
+	code, _, stderr := runPrism(t, "reload", "-c", other, "-pidfile", pidfile)
+	if code != 1 || !strings.Contains(stderr, "was started with "+cfgPath) {
+		t.Fatalf("reload -c other.yaml: exit %d, stderr %q; want 1 naming %s", code, stderr, cfgPath)
+	}
+	if code, stdout, stderr := runPrism(t, "reload", "-config="+link, "-pidfile", pidfile); code != 0 {
+		t.Fatalf("reload through a symlink to the running file: exit %d\n%s%s", code, stdout, stderr)
+	}
+	d.wait(t, "config reloaded")
+}
