@@ -203,6 +203,14 @@ func Parse(name string, data []byte) (*Config, error) {
 		if !errors.As(err, &te) {
 			return nil, cfgerr.Fold(name, issues) // a syntax error: nothing more can be checked
 		}
+		for _, msg := range te.Errors {
+			if strings.Contains(msg, "already defined at line") {
+				// yaml.v3 leaves the whole sequence holding a duplicate
+				// key undecoded: checking the rest would report what is
+				// only missing from the decode ("no apps").
+				return nil, cfgerr.Fold(name, issues)
+			}
+		}
 		// Unknown keys and wrongly typed values leave the rest decoded:
 		// check it too, so one run of validate shows every problem.
 	}

@@ -57,6 +57,7 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 		{"ipv4 wildcard and an address", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"0.0.0.0:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used by apps[0].listen"},
 		{"udp apps on one port", "node: {colo: X}\napps:\n  - id: a\n    protocol: udp\n    listen: [\"[::]:53\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    protocol: udp\n    listen: [\"localhost:53\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:9: apps[1].listen[0]: port 53 is already used by apps[0].listen"},
 		{"admin on an app's port", "node: {colo: X}\nadmin: {listen: \"127.0.0.1:1\"}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1-3\"]\n    origins: {addresses: [\"127.0.0.1:9\"]}\n", "bad.yaml:2: admin.listen: port 1 is already used by apps[0].listen"},
+		{"duplicate key in an app", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    max_connections: 1\n    max_connections: 2\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:6: apps[0].max_connections: mapping key \"max_connections\" already defined at line 5"},
 		{"duplicate port", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n  - id: b\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n", "bad.yaml:7: apps[1].listen[0]: port 1 is already used"},
 		{"bad yaml", "node: [\n", "bad.yaml:"},
 		{"bad relay mode", "node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    origins: {addresses: [\"127.0.0.1:2\"]}\n    relay_mode: zerocopy\n", "bad.yaml:6: apps[0].relay_mode: unknown value \"zerocopy\" (use auto, splice or copy)"},
@@ -74,6 +75,16 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDuplicateKeyAlone: a duplicate key in an app is reported alone; the
+// sequence it is in is left undecoded by yaml.v3, and the checks after it
+// reported "no apps" as well.
+func TestDuplicateKeyAlone(t *testing.T) {
+	_, err := Parse("bad.yaml", []byte("node: {colo: X}\napps:\n  - id: a\n    listen: [\"127.0.0.1:1\"]\n    max_connections: 1\n    max_connections: 2\n    origins: {addresses: [\"127.0.0.1:2\"]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "already defined at line 5") || strings.Contains(err.Error(), "no apps") {
+		t.Errorf("duplicate key: %v", err)
 	}
 }
 
