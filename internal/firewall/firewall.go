@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -101,7 +102,7 @@ type Firewall struct {
 	cur     atomic.Pointer[tables]
 
 	mu      sync.Mutex    // serialises reloads
-	changed chan struct{} // closed after each reload check; guarded by mu
+	changed chan struct{} // closed when a reload changed the rules; guarded by mu
 
 	poll      *filewatch.Poller // nil when no list file is watched
 	closeOnce sync.Once
@@ -258,8 +259,12 @@ func outcome(v verdict, allow, block string) (string, bool) {
 	return block, true
 }
 
-// Changed returns a channel closed when the next reload check of the list
-// files ends. Take it before changing a file, then wait on it.
+// Changed returns a channel closed when a reload next changes the rules
+// (a list file re-read with entries other than the ones it had). A check
+// that finds nothing new does not close it: a UDP server ends every
+// negative entry when it is closed, and a periodic check that did so
+// would turn one blocked flow into a clientFiltered record per
+// reload_interval. Take it before changing a file, then wait on it.
 func (f *Firewall) Changed() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -267,7 +272,8 @@ func (f *Firewall) Changed() <-chan struct{} {
 }
 
 // Reload re-reads the list files that changed on disk (all of them with
-// force, e.g. on SIGHUP) and swaps in new tables. A file that cannot be read
+// force, e.g. on SIGHUP) and, when their entries differ from the ones in
+// use, swaps in new tables and closes Changed. A file that cannot be read
 // or has a bad line keeps its previous entries; the error says why.
 func (f *Firewall) Reload(force bool) error {
 	if f == nil || !f.enabled {
@@ -294,15 +300,20 @@ func (f *Firewall) Reload(force bool) error {
 			errs = append(errs, err)
 			continue
 		}
-		l.keys = keys
-		changed = true
+		// A file touched or rewritten with the same entries (and every
+		// file on a forced reload) leaves the rules as they were: only
+		// other entries are a change.
+		if !slices.Equal(l.keys, keys) {
+			l.keys = keys
+			changed = true
+		}
 		f.logger.Info("list file reloaded", "path", l.path, "entries", len(keys))
 	}
 	if changed {
 		f.cur.Store(f.build())
+		close(f.changed)
+		f.changed = make(chan struct{})
 	}
-	close(f.changed)
-	f.changed = make(chan struct{})
 	return errors.Join(errs...)
 }
 

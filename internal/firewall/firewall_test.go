@@ -334,12 +334,20 @@ cn
 	check(t, f, "127.4.0.1", want{event.FirewallBlockIP, true, "", 0})
 }
 
+// waitChanged waits until cond holds, checking it after every change of
+// the rules. The signal is taken before cond is checked: Changed is closed
+// by a change, not by every reload check, so one taken after a change that
+// cond missed would wait for the next change.
 func waitChanged(t *testing.T, f *firewall.Firewall, cond func() bool) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
-	for !cond() {
+	for {
+		ch := f.Changed()
+		if cond() {
+			return
+		}
 		select {
-		case <-f.Changed():
+		case <-ch:
 		case <-deadline:
 			t.Fatal("list change not picked up")
 		}
@@ -535,5 +543,58 @@ func BenchmarkReloadList(b *testing.B) {
 		if err := f.Reload(true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestChangedOnlyWhenRulesChange: Changed was closed by every reload check,
+// including the periodic ones that found no list file changed, and a UDP
+// server ends every negative entry when it is closed. A check that finds
+// nothing new, a forced re-read of unchanged files and a file rewritten
+// with the same entries leave it open; other entries close it.
+func TestChangedOnlyWhenRulesChange(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "block.txt")
+	writeFile(t, list, "127.4.0.0/16\n")
+	f := newFW(t, firewall.Config{
+		Lists:          []firewall.List{{Action: "block", Path: list}},
+		ReloadInterval: -1, // reloads by hand only
+	}, nil)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := f.Changed()
+	if err := f.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch) {
+		t.Fatal("Changed closed by a reload check that found no file changed")
+	}
+	if err := f.Reload(true); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch) {
+		t.Fatal("Changed closed by a forced re-read of unchanged files")
+	}
+	writeFile(t, list, "# same entry, new file\n127.4.0.0/16\n")
+	if err := f.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch) {
+		t.Fatal("Changed closed by a file rewritten with the same entries")
+	}
+	writeFile(t, list, "127.5.0.0/16\n")
+	if err := f.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ch) {
+		t.Fatal("Changed not closed when the list's entries changed")
+	}
+	check(t, f, "127.5.0.1", want{event.FirewallBlockIP, true, "", 0})
+	if closed(f.Changed()) {
+		t.Fatal("the next Changed is closed already")
 	}
 }

@@ -378,7 +378,9 @@ func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
 			for _, l := range s.ports() {
 				buf = l.snapshot(buf[:0])
 				for _, ss := range buf {
-					if ss.state.Load() == stateBlocked {
+					// A limit refusal is not the firewall's: it lasts until the
+					// flow falls silent, whatever the lists say.
+					if ss.state.Load() == stateBlocked && ss.refused == limit.None {
 						ss.finish(event.Disconnect, event.StatusOK, event.SideProxy, event.ReasonClosed, "firewall rules changed")
 					}
 				}
