@@ -251,7 +251,10 @@ func (l *listener) process(b *batch, n int) {
 			continue
 		}
 		start := headroom + off
-		if s.every {
+		// The session's own server says where its header goes: a session
+		// of a replaced server (reload) goes on with its old settings,
+		// and ss.hdr is the header those settings made.
+		if ss.srv.every {
 			start -= len(ss.hdr)
 			copy(b.buf(i)[start:], ss.hdr)
 		}

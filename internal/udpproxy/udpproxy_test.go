@@ -633,3 +633,40 @@ func TestInboundFollowUpAfterReload(t *testing.T) {
 		t.Fatalf("%d connect records, want 1: the follow-up opened another session", n)
 	}
 }
+
+// TestOldSessionKeepsHeaderPlacementAfterReload: after a reload hands the
+// socket over, a session of the replaced server goes on with its own
+// settings. Whether a datagram of it carried the PROXY v2 header was once
+// decided by the new server's placement, with the old session's header.
+func TestOldSessionKeepsHeaderPlacementAfterReload(t *testing.T) {
+	for _, tt := range []struct{ old, next string }{
+		{PlacementEvery, PlacementFirst}, // the old session's datagrams keep their header
+		{PlacementFirst, PlacementEvery}, // and gain none
+	} {
+		t.Run(tt.old+"_to_"+tt.next, func(t *testing.T) {
+			oa, seen := startV2Origin(t)
+			listen := listenOn(t, fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))) // a port with a hand-over key
+			app := App{Pool: staticPool(t, oa.String()), Listen: listen, ProxyProtocol: ProxyV2,
+				UDP: Config{Sockets: 1, IdleTimeout: time.Hour, ProxyV2Placement: tt.old}}
+			a := startServer(t, app, newCollector(), nil)
+			c := dial(t, addrOf(a, 0))
+			if got := roundTrip(t, c, "before"); got != "before" {
+				t.Fatalf("reply %q", got)
+			}
+			if sn := <-seen; sn.header == nil {
+				t.Fatal("the first datagram came without a header")
+			}
+			next := app
+			next.UDP.ProxyV2Placement = tt.next
+			startServerWith(t, next, newCollector(), nil, a.HandOff(func(string) bool { return true }))
+			if got := roundTrip(t, c, "after"); got != "after" {
+				t.Fatalf("reply %q", got)
+			}
+			want := tt.old == PlacementEvery
+			if sn := <-seen; sn.payload != "after" || (sn.header != nil) != want {
+				t.Fatalf("old session's datagram after the reload: payload %q header %v, want header %v (placement %s)",
+					sn.payload, sn.header != nil, want, tt.old)
+			}
+		})
+	}
+}
