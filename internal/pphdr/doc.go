@@ -12,7 +12,8 @@
 //     TCPSource is the client the header names.
 //   - Inbound over UDP: ParseUDP reads the header at the start of a
 //     datagram without allocating (v2; v1 too, which nginx sends even over
-//     UDP) and returns where the payload starts.
+//     UDP) and returns where the payload starts. It refuses what ReadTCP
+//     refuses, so a header means the same on both transports.
 //   - Outbound: TCPHeader (v1 or v2, with TLVs) and UDPHeader (v2, DGRAM)
 //     format the header for an origin. When the client and the proxy
 //     address are of different families both are written as IPv6 (the v4

@@ -1,9 +1,13 @@
 package pphdr
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pires/go-proxyproto"
@@ -90,19 +94,140 @@ func FuzzParseUDP(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"))
 	f.Add(spp.AppendHeader(nil, netip.AddrPort{}, netip.AddrPort{}))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add(v2Raw(0x20, 0x00, []byte{0x04, 0, 0}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		src, n, err := ParseUDP(in)
 		if err == nil && (n > len(in) || n < 0) {
 			t.Fatalf("header length %d of %d bytes", n, len(in))
 		}
-		// Whatever go-proxyproto accepts as v2 with an address, we read the same source.
-		if h, _, perr := proxyproto.ParseUDPDatagram(in); perr == nil && h.Version == 2 && err == nil && src.IsValid() {
-			if s, ok := h.SourceAddr.(*net.UDPAddr); ok {
-				ap := s.AddrPort()
-				if netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != src {
-					t.Fatalf("source %v, go-proxyproto says %v", src, ap)
-				}
-			}
+		// One header, one meaning: what the stream path accepts, and the
+		// source and length it reads, ParseUDP does too.
+		if ok, tsrc, tn := tcpVerdict(in); (err == nil) != ok || src != tsrc || n != tn {
+			t.Fatalf("ParseUDP(%q): src %v n %d err %v; ReadTCP: valid %v src %v n %d", in, src, n, err, ok, tsrc, tn)
 		}
 	})
+}
+
+// tcpVerdict is what the stream path makes of in: whether ReadTCP accepts
+// its header, the source address it names (of either transport; none for
+// LOCAL, UNKNOWN or AF_UNIX) and how many bytes the header took.
+func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int) {
+	br := bufio.NewReader(bytes.NewReader(in))
+	h, err := ReadTCP(br)
+	if err != nil {
+		return false, netip.AddrPort{}, 0
+	}
+	rest, _ := io.ReadAll(br)
+	if h.Command.IsProxy() {
+		var ap netip.AddrPort
+		switch a := h.SourceAddr.(type) {
+		case *net.TCPAddr:
+			ap = a.AddrPort()
+		case *net.UDPAddr:
+			ap = a.AddrPort()
+		}
+		if ap.IsValid() {
+			src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return true, src, len(in) - len(rest)
+}
+
+// v2Raw is a PROXY v2 header with the given version/command and family
+// bytes and body (address block and TLVs) verbatim.
+func v2Raw(verCmd, fam byte, body []byte) []byte {
+	b := append(append([]byte(nil), v2sig...), verCmd, fam, 0, 0)
+	binary.BigEndian.PutUint16(b[14:16], uint16(len(body)))
+	return append(b, body...)
+}
+
+// TestParseUDPAsStrictAsTCP: ParseUDP accepted headers the stream path
+// refuses (a v1 line with an unknown protocol token, an address of the
+// other family, a port out of range or with a leading zero, tabs or
+// double spaces; v2 family bytes the spec leaves undefined) and read a
+// client address from some of them. One header now means the same on both
+// transports: each case gets ReadTCP's verdict, source and length.
+func TestParseUDPAsStrictAsTCP(t *testing.T) {
+	ip4 := []byte{198, 51, 100, 7, 127, 0, 0, 1, 0x0f, 0xa0, 0, 53}
+	ip6 := make([]byte, 36)
+	copy(ip6, net.ParseIP("2001:db8::7"))
+	copy(ip6[16:], net.ParseIP("2001:db8::1"))
+	ip6[32], ip6[33] = 0x0f, 0xa0
+	unix := make([]byte, 216)
+	copy(unix, "/run/front.sock")
+	tlv := []byte{0x04, 0, 2, 'o', 'k'}
+	cases := []struct {
+		name  string
+		in    string
+		valid bool // what ReadTCP says; checked against it too
+	}{
+		{"v1 tcp4", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\r\n", true},
+		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 4000 53\r\n", true},
+		{"v1 tcp6 mapped", "PROXY TCP6 ::ffff:198.51.100.7 ::1 4000 53\r\n", true},
+		{"v1 port 0 and 65535", "PROXY TCP4 198.51.100.7 127.0.0.1 0 65535\r\n", true},
+		{"v1 unknown", "PROXY UNKNOWN\r\n", true},
+		{"v1 unknown with fields", "PROXY UNKNOWN 198.51.100.7 127.0.0.1 4000 53\r\n", true},
+		{"v1 longest line", "PROXY UNKNOWN " + strings.Repeat("f", 107-16) + "\r\n", true},
+		{"v1 a byte too long", "PROXY UNKNOWN " + strings.Repeat("f", 108-16) + "\r\n", false},
+		{"v1 garbage protocol", "PROXY GARBAGE 198.51.100.7 nonsense 4000 zzz\r\n", false},
+		{"v1 udp4 token", "PROXY UDP4 198.51.100.7 127.0.0.1 4000 53\r\n", false},
+		{"v1 tcp4 with ipv6 source", "PROXY TCP4 2001:db8::7 127.0.0.1 4000 53\r\n", false},
+		{"v1 tcp4 with mapped source", "PROXY TCP4 ::ffff:198.51.100.7 127.0.0.1 4000 53\r\n", false},
+		{"v1 tcp6 with ipv4 source", "PROXY TCP6 198.51.100.7 2001:db8::1 4000 53\r\n", false},
+		{"v1 tcp6 zoned", "PROXY TCP6 fe80::1%eth0 2001:db8::1 4000 53\r\n", false},
+		{"v1 bad destination", "PROXY TCP4 198.51.100.7 nonsense 4000 53\r\n", false},
+		{"v1 port too big", "PROXY TCP4 198.51.100.7 127.0.0.1 99999 53\r\n", false},
+		{"v1 port leading zero", "PROXY TCP4 198.51.100.7 127.0.0.1 04000 53\r\n", false},
+		{"v1 port signed", "PROXY TCP4 198.51.100.7 127.0.0.1 +4000 53\r\n", false},
+		{"v1 bad destination port", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 zzz\r\n", false},
+		{"v1 tab", "PROXY TCP4\t198.51.100.7 127.0.0.1 4000 53\r\n", false},
+		{"v1 double space", "PROXY TCP4  198.51.100.7 127.0.0.1 4000 53\r\n", false},
+		{"v1 trailing space", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 53 \r\n", false},
+		{"v1 seven fields", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 53 9\r\n", false},
+		{"v1 five fields", "PROXY TCP4 198.51.100.7 127.0.0.1 4000\r\n", false},
+		{"v1 lf without cr", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\n", false},
+		{"v1 lf before the crlf", "PROXY UNKNOWN\nx\r\n", false},
+		{"v1 no line end", "PROXY TCP4 198.51.100.7 127.0.0.1 4000 53", false},
+		{"v2 tcp4", string(v2Raw(0x21, 0x11, ip4)), true},
+		{"v2 udp4 with tlv", string(v2Raw(0x21, 0x12, append(ip4, tlv...))), true},
+		{"v2 tcp6", string(v2Raw(0x21, 0x21, ip6)), true},
+		{"v2 udp6", string(v2Raw(0x21, 0x22, ip6)), true},
+		{"v2 unix stream", string(v2Raw(0x21, 0x31, unix)), true},
+		{"v2 unix datagram", string(v2Raw(0x21, 0x32, unix)), true},
+		{"v2 local", string(v2Raw(0x20, 0x00, nil)), true},
+		{"v2 local with tlv", string(v2Raw(0x20, 0x00, tlv)), true},
+		{"v2 local with a short block", string(v2Raw(0x20, 0x11, ip4[:5])), true},
+		{"v2 local with addresses", string(v2Raw(0x20, 0x12, ip4)), true},
+		{"v2 local with a bad tlv", string(v2Raw(0x20, 0x00, []byte{0x04, 0, 9})), false},
+		{"v2 proxy unspec", string(v2Raw(0x21, 0x00, nil)), false},
+		{"v2 family 0x10", string(v2Raw(0x21, 0x10, ip4)), false},
+		{"v2 family 0x13", string(v2Raw(0x21, 0x13, ip4)), false},
+		{"v2 family 0x1f", string(v2Raw(0x21, 0x1f, ip4)), false},
+		{"v2 family 0x23", string(v2Raw(0x21, 0x23, ip6)), false},
+		{"v2 family 0x41", string(v2Raw(0x21, 0x41, ip6)), false},
+		{"v2 local family 0x13", string(v2Raw(0x20, 0x13, ip4)), false},
+		{"v2 command 2", string(v2Raw(0x22, 0x11, ip4)), false},
+		{"v2 version 1", string(v2Raw(0x11, 0x11, ip4)), false},
+		{"v2 short block", string(v2Raw(0x21, 0x11, ip4[:11])), false},
+		{"v2 short unix block", string(v2Raw(0x21, 0x31, unix[:215])), false},
+		{"v2 longer than MaxV2HeaderSize", string(v2Raw(0x21, 0x11, append(ip4, append([]byte{0x04, 0x10, 0x00}, make([]byte, 4096)...)...))), false},
+		{"v2 length past the end", string(v2Raw(0x21, 0x11, ip4))[:20], false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.in + "payload")
+			ok, tsrc, tn := tcpVerdict(in)
+			if ok != tc.valid {
+				t.Fatalf("ReadTCP says valid=%v, the case says %v", ok, tc.valid)
+			}
+			src, n, err := ParseUDP(in)
+			if (err == nil) != ok || src != tsrc || n != tn {
+				t.Fatalf("ParseUDP: src %v n %d err %v; ReadTCP: valid %v src %v n %d", src, n, err, ok, tsrc, tn)
+			}
+			if err == nil && string(in[n:]) != "payload" {
+				t.Fatalf("payload %q", in[n:])
+			}
+		})
+	}
 }
