@@ -49,7 +49,7 @@ var (
 	dCertExpiry   = desc("prism_tls_certificate_expiry_timestamp_seconds", "When an edge certificate in use expires, Unix time.", "app", "name")
 	dReloads      = desc("prism_config_reload_total", "Reloads (SIGHUP or POST /api/v1/reload: config re-read, log files reopened, GeoIP databases, firewall lists and certificates re-read), by result.", "result")
 	dReloadOK     = desc("prism_config_last_reload_success_timestamp_seconds", "When the last successful reload finished, Unix time (0: none yet).")
-	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
+	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections (UDP: datagrams) from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
 	dUnauth       = desc("prism_admin_unauthorized_requests_total", "Admin requests refused with 401 (wrong or missing token).")
 	dOriginUp     = desc("prism_origin_healthy", "1 while an origin address of an app with health checks or passive ejection is healthy, 0 while it is skipped.", "app", "origin")
 	dOriginChecks = desc("prism_origin_health_checks_total", "Active health checks of an origin address, by result.", "app", "origin", "result")

@@ -32,8 +32,8 @@ type Parts struct {
 	Close func(app string, id event.ID, detail string) bool
 	// Ready is nil when every listener is bound and every part loaded.
 	Ready func() error
-	// HealthChecks returns how many connections from trusted front proxies
-	// were health checks (they write no record).
+	// HealthChecks returns how many connections (UDP: datagrams) from
+	// trusted front proxies were health checks (they write no record).
 	HealthChecks func() int64
 	// AcceptErrors returns how many TCP accepts failed (EMFILE and the
 	// like); nil: not reported.

@@ -154,7 +154,9 @@ func (d *Daemon) adminApps() []admin.App {
 	return out
 }
 
-// healthChecks is how many trusted fronts' health checks the tcp apps saw.
+// healthChecks is how many trusted fronts' health checks the apps saw:
+// TCP connections and UDP datagrams (PROXY v2 LOCAL), one counter for
+// both, as both write no record.
 func (d *Daemon) healthChecks() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -162,6 +164,9 @@ func (d *Daemon) healthChecks() int64 {
 	for _, p := range d.apps {
 		if p.tcp != nil {
 			n += p.tcp.Stats().HealthChecks
+		}
+		if p.udp != nil {
+			n += p.udp.Stats().HealthChecks
 		}
 	}
 	return n

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pires/go-proxyproto"
+
 	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/admin/admintest"
 	"github.com/prismproxy/prism/internal/config"
@@ -611,4 +613,44 @@ log_jobs:
 	}
 	m.Want(t, 2*n, "prism_logjob_events_total", "log_job=local")
 	t.Run("promtool", func(t *testing.T) { promtoolCheck(t, m.Raw) })
+}
+
+// TestAdminUDPHealthChecksCounted: a trusted front's PROXY v2 LOCAL
+// datagram is its health check, as a LOCAL header is on TCP, and is in
+// prism_inbound_health_checks_total with the TCP ones (the daemon summed
+// the tcp apps' only).
+func TestAdminUDPHealthChecksCounted(t *testing.T) {
+	o := testpeer.StartUDPEcho(t, "")
+	d, rec, adm := startDaemon(t, fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: behind-front
+    protocol: udp
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.0/8"]}
+`, o.Addr()))
+	to := d.Addrs("behind-front")[0].(*net.UDPAddr)
+	front, err := net.DialUDP("udp", nil, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	local, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5555}
+	proxied, err := proxyproto.HeaderProxyFromAddrs(2, client, to).FormatUDPDatagram([]byte("client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dg := range [][]byte{local, proxied} {
+		if _, err := front.Write(dg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The socket is read in order: once the client's session connected,
+	// the health check before it has been counted.
+	rec.connects(t, 1)
+	admintest.Scrape(t, adm, "").Want(t, 1, "prism_inbound_health_checks_total")
 }

@@ -16,7 +16,7 @@ func BenchmarkParseUDPv2(b *testing.B) {
 	h, _ := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 2000}, &net.UDPAddr{IP: net.ParseIP("2001:db8::2"), Port: 53}).Format()
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _, _ = ParseUDP(h)
+		_, _, _, _ = ParseUDP(h)
 	}
 }
 

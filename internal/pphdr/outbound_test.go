@@ -136,7 +136,7 @@ func TestUDPHeaderBytes(t *testing.T) {
 			if err != nil || h.TransportProtocol.IsStream() {
 				t.Fatalf("go-proxyproto reads %+v, %v", h, err)
 			}
-			if src, n, err := ParseUDP(got); err != nil || n != len(got) || src != tc.client {
+			if src, n, local, err := ParseUDP(got); err != nil || n != len(got) || src != tc.client || local {
 				t.Fatalf("ParseUDP: %v %d %v", src, n, err)
 			}
 		})

@@ -27,8 +27,11 @@ func HasUDPHeader(b []byte) bool {
 // trusted front proxy, without allocating for v2. It returns the source
 // address it names, IPv4-mapped addresses unmapped (invalid for LOCAL /
 // UNKNOWN, or an address family without an IP: the front proxy itself
-// speaks), and the header length, where the payload starts. v1 is
-// accepted too, because nginx sends only v1, even over UDP.
+// speaks), the header length, where the payload starts, and whether the
+// header is a v2 LOCAL one: the front sent the datagram on its own behalf
+// (a health check), which the TCP path does not take for a client either.
+// A v1 UNKNOWN header is not LOCAL: the peer is the client, as on TCP.
+// v1 is accepted too, because nginx sends only v1, even over UDP.
 //
 // A header is valid by the rules ReadTCP applies to a stream (those of
 // go-proxyproto, and a v2 TLV vector of whole entries): one header means
@@ -42,11 +45,12 @@ func HasUDPHeader(b []byte) bool {
 // family's length (a shorter one is skipped for LOCAL) and a length of at
 // most proxyproto.MaxV2HeaderSize. Stream and datagram transports are
 // both accepted: nginx names its UDP clients TCP4 or TCP6.
-func ParseUDP(b []byte) (src netip.AddrPort, n int, err error) {
+func ParseUDP(b []byte) (src netip.AddrPort, n int, local bool, err error) {
 	if bytes.HasPrefix(b, v2sig) {
 		return parseV2(b)
 	}
-	return parseV1(b)
+	src, n, err = parseV1(b)
+	return src, n, false, err
 }
 
 // v2AddrLen is the length of the address block of each defined v2
@@ -62,15 +66,15 @@ var v2AddrLen = map[byte]int{
 	0x32: 216, // UNIX datagram
 }
 
-func parseV2(b []byte) (netip.AddrPort, int, error) {
+func parseV2(b []byte) (netip.AddrPort, int, bool, error) {
 	if len(b) < 16 {
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	verCmd, fam := b[12], b[13]
 	length := int(binary.BigEndian.Uint16(b[14:16]))
 	n := 16 + length
 	if n > len(b) || length > int(proxyproto.MaxV2HeaderSize) {
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	var local bool
 	switch verCmd {
@@ -78,32 +82,32 @@ func parseV2(b []byte) (netip.AddrPort, int, error) {
 		local = true
 	case 0x21: // PROXY
 	default:
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	alen, ok := v2AddrLen[fam]
 	if !ok || fam == 0x00 && !local {
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	a := b[16:n]
 	if len(a) < alen {
 		if local { // a LOCAL block is discarded, whatever its length
-			return netip.AddrPort{}, n, nil
+			return netip.AddrPort{}, n, true, nil
 		}
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	if !tlvsFit(a[alen:]) {
-		return netip.AddrPort{}, 0, ErrMalformed
+		return netip.AddrPort{}, 0, false, ErrMalformed
 	}
 	if local {
-		return netip.AddrPort{}, n, nil
+		return netip.AddrPort{}, n, true, nil
 	}
 	switch fam >> 4 {
 	case 0x1: // AF_INET
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:10])), n, nil
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:10])), n, false, nil
 	case 0x2: // AF_INET6
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:34])), n, nil
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:34])), n, false, nil
 	}
-	return netip.AddrPort{}, n, nil // AF_UNIX: no IP client
+	return netip.AddrPort{}, n, false, nil // AF_UNIX: no IP client
 }
 
 // tlvsFit reports whether b, the TLV vector after a v2 header's

@@ -40,7 +40,7 @@ func TestUDPTLVPastEnd(t *testing.T) {
 			b = append(b, tc.tlv...)
 			binary.BigEndian.PutUint16(b[14:16], uint16(len(b)-16))
 			in := append(b, "query"...)
-			_, n, err := ParseUDP(in)
+			_, n, _, err := ParseUDP(in)
 			if tc.ok != (err == nil) || tc.ok && n != len(b) {
 				t.Errorf("v6=%v TLV %x: n=%d err=%v, want ok=%v", v6, tc.tlv, n, err, tc.ok)
 			}
@@ -56,35 +56,36 @@ func TestParseUDP(t *testing.T) {
 	b6, _ := v6.Format()
 	bl, _ := local.Format()
 	tests := []struct {
-		name string
-		in   []byte
-		src  string
-		n    int
-		err  bool
+		name  string
+		in    []byte
+		src   string
+		n     int
+		local bool
+		err   bool
 	}{
-		{"v2 udp4", b4, "192.0.2.1:1000", len(b4), false},
-		{"v2 udp6", b6, "[2001:db8::1]:2000", len(b6), false},
-		{"v2 local", bl, "", len(bl), false},
-		{"v2 truncated", b4[:20], "", 0, true},
-		{"v1 tcp4", []byte("PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\r\npayload"), "198.51.100.7:4000", 43, false},
-		{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "", 15, false},
-		{"v1 garbage", []byte("PROXY TCP4 nope\r\n"), "", 0, true},
+		{"v2 udp4", b4, "192.0.2.1:1000", len(b4), false, false},
+		{"v2 udp6", b6, "[2001:db8::1]:2000", len(b6), false, false},
+		{"v2 local", bl, "", len(bl), true, false},
+		{"v2 truncated", b4[:20], "", 0, false, true},
+		{"v1 tcp4", []byte("PROXY TCP4 198.51.100.7 127.0.0.1 4000 53\r\npayload"), "198.51.100.7:4000", 43, false, false},
+		{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "", 15, false, false}, // the peer is the client, as on TCP
+		{"v1 garbage", []byte("PROXY TCP4 nope\r\n"), "", 0, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if !HasUDPHeader(tt.in) {
 				t.Fatal("not recognised as a PROXY header")
 			}
-			src, n, err := ParseUDP(tt.in)
-			if (err != nil) != tt.err || n != tt.n || (tt.src != "" && src != netip.MustParseAddrPort(tt.src)) || (tt.src == "" && src.IsValid()) {
-				t.Fatalf("src %v n %d err %v", src, n, err)
+			src, n, local, err := ParseUDP(tt.in)
+			if (err != nil) != tt.err || n != tt.n || local != tt.local || (tt.src != "" && src != netip.MustParseAddrPort(tt.src)) || (tt.src == "" && src.IsValid()) {
+				t.Fatalf("src %v n %d local %v err %v", src, n, local, err)
 			}
 		})
 	}
 	if HasUDPHeader([]byte("PROXYish query")) || HasUDPHeader(spp.AppendHeader(nil, netip.AddrPort{}, netip.AddrPort{})) {
 		t.Fatal("a plain datagram taken for a PROXY header")
 	}
-	if n := testing.AllocsPerRun(100, func() { _, _, _ = ParseUDP(b6) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _, _, _, _ = ParseUDP(b6) }); n != 0 {
 		t.Fatalf("v2 parse allocates %v", n)
 	}
 }
@@ -97,26 +98,27 @@ func FuzzParseUDP(f *testing.F) {
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add(v2Raw(0x20, 0x00, []byte{0x04, 0, 0}))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		src, n, err := ParseUDP(in)
+		src, n, local, err := ParseUDP(in)
 		if err == nil && (n > len(in) || n < 0) {
 			t.Fatalf("header length %d of %d bytes", n, len(in))
 		}
 		// One header, one meaning: what the stream path accepts, and the
-		// source and length it reads, ParseUDP does too.
-		if ok, tsrc, tn := tcpVerdict(in); (err == nil) != ok || src != tsrc || n != tn {
-			t.Fatalf("ParseUDP(%q): src %v n %d err %v; ReadTCP: valid %v src %v n %d", in, src, n, err, ok, tsrc, tn)
+		// source, length and LOCAL command it reads, ParseUDP does too.
+		if ok, tsrc, tn, tlocal := tcpVerdict(in); (err == nil) != ok || src != tsrc || n != tn || local != tlocal {
+			t.Fatalf("ParseUDP(%q): src %v n %d local %v err %v; ReadTCP: valid %v src %v n %d local %v", in, src, n, local, err, ok, tsrc, tn, tlocal)
 		}
 	})
 }
 
 // tcpVerdict is what the stream path makes of in: whether ReadTCP accepts
 // its header, the source address it names (of either transport; none for
-// LOCAL, UNKNOWN or AF_UNIX) and how many bytes the header took.
-func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int) {
+// LOCAL, UNKNOWN or AF_UNIX), how many bytes the header took and whether
+// it is a v2 LOCAL one (the TCP path's health check).
+func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int, local bool) {
 	br := bufio.NewReader(bytes.NewReader(in))
 	h, err := ReadTCP(br)
 	if err != nil {
-		return false, netip.AddrPort{}, 0
+		return false, netip.AddrPort{}, 0, false
 	}
 	rest, _ := io.ReadAll(br)
 	if h.Command.IsProxy() {
@@ -131,7 +133,7 @@ func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int) {
 			src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		}
 	}
-	return true, src, len(in) - len(rest)
+	return true, src, len(in) - len(rest), h.Version == 2 && h.Command.IsLocal()
 }
 
 // v2Raw is a PROXY v2 header with the given version/command and family
@@ -217,13 +219,13 @@ func TestParseUDPAsStrictAsTCP(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in + "payload")
-			ok, tsrc, tn := tcpVerdict(in)
+			ok, tsrc, tn, tlocal := tcpVerdict(in)
 			if ok != tc.valid {
 				t.Fatalf("ReadTCP says valid=%v, the case says %v", ok, tc.valid)
 			}
-			src, n, err := ParseUDP(in)
-			if (err == nil) != ok || src != tsrc || n != tn {
-				t.Fatalf("ParseUDP: src %v n %d err %v; ReadTCP: valid %v src %v n %d", src, n, err, ok, tsrc, tn)
+			src, n, local, err := ParseUDP(in)
+			if (err == nil) != ok || src != tsrc || n != tn || local != tlocal {
+				t.Fatalf("ParseUDP: src %v n %d local %v err %v; ReadTCP: valid %v src %v n %d local %v", src, n, local, err, ok, tsrc, tn, tlocal)
 			}
 			if err == nil && string(in[n:]) != "payload" {
 				t.Fatalf("payload %q", in[n:])

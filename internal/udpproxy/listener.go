@@ -3,6 +3,7 @@ package udpproxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -270,12 +271,23 @@ func (l *listener) process(b *batch, n int) {
 // inbound handles a datagram from a trusted front proxy: a PROXY header
 // names the real client (and is stripped); a datagram without one belongs
 // to the front peer's latest proxied session (header on the first datagram
-// only), or, if there is none, to the peer itself.
+// only), or, if there is none, to the peer itself. A v2 LOCAL header is
+// the front's health check (spec §7.1, as on TCP): counted, and dropped
+// with whatever payload follows it, before any session, record or origin
+// send. A payload after LOCAL is the front's own traffic, not a client's,
+// and prism has no client to relay it for.
 func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 	if pphdr.HasUDPHeader(data) {
-		src, n, err := pphdr.ParseUDP(data)
+		src, n, local, err := pphdr.ParseUDP(data)
 		if err != nil {
 			l.srv.c.badInbound.Add(1)
+			return nil, k, 0, false
+		}
+		if local {
+			l.srv.c.healthChecks.Add(1)
+			if l.srv.log.Enabled(context.Background(), slog.LevelDebug) { // as TCP logs it, without the cost when off
+				l.srv.log.Debug("health check from a trusted front", "peer", k.peer.String(), "detail", "PROXY v2 LOCAL header")
+			}
 			return nil, k, 0, false
 		}
 		if src.IsValid() {

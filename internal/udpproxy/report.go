@@ -84,7 +84,7 @@ func (r *dropReporter) report(s *Server) {
 // logTotals is the app's line in the shutdown totals.
 func (s *Server) logTotals() {
 	st := s.Stats()
-	attrs := []any{"client_datagrams", st.ClientDatagrams, "origin_datagrams", st.OriginDatagrams}
+	attrs := []any{"client_datagrams", st.ClientDatagrams, "origin_datagrams", st.OriginDatagrams, "health_checks", st.HealthChecks}
 	var total int64
 	for i, v := range st.drops() {
 		total += v

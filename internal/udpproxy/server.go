@@ -32,12 +32,18 @@ import (
 )
 
 // Stats are the server's counters since New. Drops are datagrams the proxy
-// received and did not forward.
+// received and did not forward; health checks are not drops: they were
+// not meant for an origin.
 type Stats struct {
 	Sessions        int64 // open sessions now (including ones being set up)
 	Blocked         int64 // firewall negative entries now
 	ClientDatagrams int64 // datagrams received from clients
 	OriginDatagrams int64 // datagrams received from origins
+	// HealthChecks counts datagrams from a trusted front (inbound PROXY
+	// protocol) with a PROXY v2 LOCAL header: the front's health checks,
+	// not clients. They open no session and write no record (spec §7.1),
+	// as proxy.Stats.HealthChecks counts the TCP ones.
+	HealthChecks    int64
 	DropCapApp      int64 // would exceed udp.max_sessions
 	DropCapClient   int64 // would exceed udp.max_sessions_per_client
 	DropFiltered    int64 // from a client the firewall blocked
@@ -60,6 +66,7 @@ type counters struct {
 	capApp, capClient, filtered, pending, truncated    atomic.Int64
 	badInbound, badSPP, sendOrigin, sendClient, noSess atomic.Int64
 	draining, setup                                    atomic.Int64
+	healthChecks                                       atomic.Int64
 	limit                                              [4]atomic.Int64 // by limit.Which
 }
 
@@ -259,6 +266,7 @@ func (s *Server) Stats() Stats {
 		Blocked:         s.nBlocked.Load(),
 		ClientDatagrams: s.c.clientDgrams.Load(),
 		OriginDatagrams: s.c.originDgrams.Load(),
+		HealthChecks:    s.c.healthChecks.Load(),
 		DropCapApp:      s.c.capApp.Load(),
 		DropCapClient:   s.c.capClient.Load(),
 		DropFiltered:    s.c.filtered.Load(),

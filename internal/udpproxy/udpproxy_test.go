@@ -670,3 +670,40 @@ func TestOldSessionKeepsHeaderPlacementAfterReload(t *testing.T) {
 		})
 	}
 }
+
+// TestInboundLocalHealthCheck (spec §7.1): a trusted front's PROXY v2
+// LOCAL datagram, its health check, opened a session of the front, wrote
+// connect and disconnect records and sent the origin an empty datagram.
+// It is counted as a health check now and dropped, with any payload after
+// the header, before a session exists: the next proxied datagram is the
+// first the origin and the records see.
+func TestInboundLocalHealthCheck(t *testing.T) {
+	o := testpeer.StartUDPEcho(t, "")
+	em := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()),
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, em, nil)
+	front := dial(t, addrOf(s, 0))
+	local, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dg := range [][]byte{local, append(local, "front's own bytes"...)} {
+		if _, err := front.Write(dg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real := netip.MustParseAddrPort("192.0.2.10:5555")
+	if got := roundTrip(t, front, string(proxiedDatagram(t, real, addrOf(s, 0), "client"))); got != "client" {
+		t.Fatalf("reply %q", got)
+	}
+	if got := <-o.Got; string(got) != "client" {
+		t.Fatalf("the origin's first datagram is %q, want the client's", got)
+	}
+	if e := em.Next(t); e.Type != event.Connect || e.ClientAddr != real {
+		t.Fatalf("first record %s for %v, want the client's connect", e.Type, e.ClientAddr)
+	}
+	st := s.Stats()
+	if st.HealthChecks != 2 || st.Sessions != 1 || st.DropBadInbound != 0 {
+		t.Fatalf("health checks %d sessions %d bad inbound %d, want 2 1 0", st.HealthChecks, st.Sessions, st.DropBadInbound)
+	}
+}
