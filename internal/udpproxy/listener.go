@@ -237,6 +237,12 @@ func (l *listener) process(b *batch, n int) {
 					run = nil
 					continue
 				}
+				if ss != nil && k.client.IsValid() {
+					// A header naming a client of an open session: the
+					// front's header-less datagrams belong to it from now
+					// (within a batch, last already is the one pointed at).
+					l.point(k.peer, ss)
+				}
 			}
 		}
 		if ss == nil {
@@ -298,6 +304,16 @@ func (l *listener) inbound(k key, data []byte) (*session, key, int, bool) {
 	l.mu.RLock()
 	ss := l.alias[k.peer]
 	l.mu.RUnlock()
+	if ss != nil && ss.state.Load() == stateEnded {
+		// A replaced server's session that a header pointed this table
+		// at (point): its end cleared only its own table's alias.
+		l.mu.Lock()
+		if l.alias[k.peer] == ss {
+			delete(l.alias, k.peer)
+		}
+		l.mu.Unlock()
+		ss = nil
+	}
 	for p := l.prev; ss == nil && p != nil; p = p.prev {
 		// The front proxy's latest session may be one of the server this
 		// one replaced (a reload), which it goes on with: without this its
@@ -368,6 +384,25 @@ func (l *listener) lookup(k key, now int64, payload []byte) (ss *session, opened
 	l.srv.sessWG.Add(1)
 	go ss.run()
 	return ss, true
+}
+
+// point makes ss the latest proxied session of the trusted front peer,
+// the one its header-less datagrams belong to, as a header naming its
+// client just came. The write lock is taken only when the alias changes
+// (a front that puts the header on every datagram of one client changes
+// nothing), and never for an ended session, which would stay pointed at.
+func (t *table) point(peer netip.AddrPort, ss *session) {
+	t.mu.RLock()
+	same := t.alias[peer] == ss
+	t.mu.RUnlock()
+	if same {
+		return
+	}
+	t.mu.Lock()
+	if ss.state.Load() != stateEnded { // finish sets it before remove takes the lock
+		t.alias[peer] = ss
+	}
+	t.mu.Unlock()
 }
 
 // remove takes ss out of the tables, if it is still there.

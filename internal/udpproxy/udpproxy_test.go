@@ -707,3 +707,70 @@ func TestInboundLocalHealthCheck(t *testing.T) {
 		t.Fatalf("health checks %d sessions %d bad inbound %d, want 2 1 0", st.HealthChecks, st.Sessions, st.DropBadInbound)
 	}
 }
+
+// TestInboundFollowUpGoesToLatestHeader: a trusted front's header-less
+// datagram belongs to the session whose header came last. The alias was
+// set only when a header opened a session, so after headers for a, b and
+// a again the follow-up went to b, the latest opened.
+func TestInboundFollowUpGoesToLatestHeader(t *testing.T) {
+	o := spptest.Start(t)
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()), ProxyProtocol: ProxySimple,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, newCollector(), nil)
+	front := dial(t, addrOf(s, 0))
+	a := netip.MustParseAddrPort("192.0.2.1:1111")
+	b := netip.MustParseAddrPort("192.0.2.2:2222")
+	for _, c := range []netip.AddrPort{a, b, a, b, a} {
+		if got := roundTrip(t, front, string(proxiedDatagram(t, c, addrOf(s, 0), "with header"))); got != "with header" {
+			t.Fatalf("reply %q", got)
+		}
+		if seen := <-o.C(); seen.Client != c {
+			t.Fatalf("origin saw %v, want %v", seen.Client, c)
+		}
+	}
+	if got := roundTrip(t, front, "follow-up"); got != "follow-up" {
+		t.Fatalf("reply %q", got)
+	}
+	if seen := <-o.C(); seen.Client != a {
+		t.Fatalf("follow-up after a's header went to %v, want %v", seen.Client, a)
+	}
+	if n := s.Stats().Sessions; n != 2 {
+		t.Fatalf("%d sessions, want 2", n)
+	}
+}
+
+// TestInboundFollowUpToOldSessionAfterReload: a header naming the client
+// of a session the replaced server opened points the front's header-less
+// datagrams at it, over a newer session of the new server; once it has
+// ended they are the front's own again, never sent to the ended session.
+func TestInboundFollowUpToOldSessionAfterReload(t *testing.T) {
+	o := spptest.Start(t)
+	em := newCollector()
+	listen := listenOn(t, fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort(t))) // a port with a hand-over key
+	app := App{Pool: staticPool(t, o.Addr().String()), Listen: listen, ProxyProtocol: ProxySimple,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, UDP: Config{Sockets: 1, IdleTimeout: time.Hour}}
+	old := startServer(t, app, em, nil)
+	front := dial(t, addrOf(old, 0))
+	a := netip.MustParseAddrPort("192.0.2.1:1111")
+	b := netip.MustParseAddrPort("192.0.2.2:2222")
+	send := func(payload []byte, want netip.AddrPort) {
+		t.Helper()
+		if got := roundTrip(t, front, string(payload)); got == "" {
+			t.Fatal("empty reply")
+		}
+		if seen := <-o.C(); seen.Client != want {
+			t.Fatalf("origin saw %v, want %v", seen.Client, want)
+		}
+	}
+	send(proxiedDatagram(t, a, addrOf(old, 0), "a on the old server"), a)
+	startServerWith(t, app, em, nil, old.HandOff(func(string) bool { return true }))
+	send(proxiedDatagram(t, b, addrOf(old, 0), "b on the new server"), b)
+	send(proxiedDatagram(t, a, addrOf(old, 0), "a again"), a)
+	send([]byte("follow-up"), a)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := old.Shutdown(ctx); err != nil { // a ends
+		t.Fatal(err)
+	}
+	frontAddr := front.LocalAddr().(*net.UDPAddr).AddrPort()
+	send([]byte("follow-up after a ended"), frontAddr)
+}
