@@ -29,6 +29,14 @@ const batchSize = 64
 // written in front of the payload without copying it.
 const headroom = 64
 
+// inboundRoom is the room a listener of an app with trusted front proxies
+// keeps past max_datagram_size for the inbound PROXY header they put in
+// front of a client's payload: max_datagram_size bounds the payload
+// relayed, and a payload of that size behind a header must not be cut.
+// It holds any v1 line (107 bytes) and a v2 header with IPv6 addresses
+// (52 bytes) and 460 bytes of TLVs, or AF_UNIX ones (232) and 280.
+const inboundRoom = 512
+
 // oobSize holds one IP_PKTINFO or IPV6_PKTINFO control message.
 const oobSize = 64
 
@@ -64,8 +72,11 @@ type batchPool struct {
 	p    sync.Pool
 }
 
-func newBatchPool(maxDatagram int) *batchPool {
-	bp := &batchPool{slot: headroom + maxDatagram + 1} // +1: a datagram that fills the slot was truncated
+// newBatchPool pools batches whose slots hold a received datagram of up to
+// maxDatagram bytes after the headroom, and room more bytes (inboundRoom
+// for an app with trusted fronts, else 0).
+func newBatchPool(maxDatagram, room int) *batchPool {
+	bp := &batchPool{slot: headroom + maxDatagram + room + 1} // +1: a datagram that fills the slot was truncated
 	bp.p.New = func() any {
 		return &batch{slab: make([]byte, batchSize*bp.slot), slot: bp.slot, prepSkip: -1}
 	}

@@ -50,9 +50,11 @@ type Config struct {
 	// the app's proxy_protocol is v2.
 	ProxyV2Placement string `yaml:"proxy_v2_placement"`
 	// MaxDatagramSize is the largest datagram relayed, in bytes (default
-	// 8192, at most 65535). Larger datagrams are truncated by the kernel and
-	// dropped (counted), never forwarded cut short. The receive buffers of
-	// a busy listener are 64 datagrams of this size.
+	// 8192, at most 65535): its payload, after the inbound PROXY header of
+	// a trusted front (which gets inboundRoom bytes more) or an origin's
+	// SPP header. Larger datagrams are truncated by the kernel and dropped
+	// (counted), never forwarded cut short. The receive buffers of a busy
+	// listener are 64 datagrams of this size.
 	MaxDatagramSize int `yaml:"max_datagram_size"`
 	// ReceiveBuffer is the SO_RCVBUF asked for on every listener socket, in
 	// bytes (default 4 MiB; the kernel caps it at net.core.rmem_max). A

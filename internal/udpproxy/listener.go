@@ -201,7 +201,7 @@ func (l *listener) process(b *batch, n int) {
 	var lastKey key
 	for i := 0; i < n; i++ {
 		h := &b.hs[i]
-		if h.Hdr.Flags&unix.MSG_TRUNC != 0 || int(h.Len) > s.app.UDP.MaxDatagramSize {
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			s.c.truncated.Add(1)
 			l.flush(b, run, runStart, i)
 			run = nil
@@ -225,6 +225,14 @@ func (l *listener) process(b *batch, n int) {
 			}
 		}
 		payload := data[off:]
+		if len(payload) > s.app.UDP.MaxDatagramSize {
+			// max_datagram_size bounds what is relayed: the payload, after
+			// a trusted front's header (the receive slot has room for one).
+			s.c.truncated.Add(1)
+			l.flush(b, run, runStart, i)
+			run = nil
+			continue
+		}
 		if ss == nil {
 			if last != nil && k == lastKey {
 				ss = last

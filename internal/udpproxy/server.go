@@ -109,6 +109,15 @@ type Server struct {
 	drops       dropReporter   // sweep goroutine, then Shutdown
 }
 
+// inboundRoomFor is the receive room an app keeps past max_datagram_size
+// for inbound PROXY headers: inboundRoom when it trusts front proxies.
+func inboundRoomFor(app App) int {
+	if len(app.Trusted) > 0 {
+		return inboundRoom
+	}
+	return 0
+}
+
 type listenSpec struct {
 	host   string
 	lo, hi uint16
@@ -135,7 +144,7 @@ func New(app App, em event.Emitter, reg *event.Registry, logger *slog.Logger) (*
 	}
 	s := &Server{
 		app: app, id: app.ID, em: em, reg: reg, log: logger.With("app", app.ID, "proto", "udp"),
-		pool:      newBatchPool(app.UDP.MaxDatagramSize),
+		pool:      newBatchPool(app.UDP.MaxDatagramSize, inboundRoomFor(app)),
 		every:     app.ProxyProtocol == ProxySimple || (app.ProxyProtocol == ProxyV2 && app.UDP.ProxyV2Placement == PlacementEvery),
 		perClient: map[netip.Addr]int{},
 

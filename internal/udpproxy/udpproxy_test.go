@@ -774,3 +774,58 @@ func TestInboundFollowUpToOldSessionAfterReload(t *testing.T) {
 	frontAddr := front.LocalAddr().(*net.UDPAddr).AddrPort()
 	send([]byte("follow-up after a ended"), frontAddr)
 }
+
+// TestMaxDatagramSizeIsThePayload: max_datagram_size bounds the payload
+// relayed. It was compared with the whole datagram, a trusted front's
+// inbound PROXY header included, so a payload of the maximum size from
+// behind a front was dropped as truncated. A longer payload still is,
+// with a header or without, from the front or from anyone else.
+func TestMaxDatagramSizeIsThePayload(t *testing.T) {
+	o := testpeer.StartUDPEcho(t, "")
+	const max = 512
+	s := startServer(t, App{Pool: staticPool(t, o.Addr().String()),
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, UDP: Config{MaxDatagramSize: max}}, newCollector(), nil)
+	from := func(src string) *net.UDPConn {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(src), 0)), net.UDPAddrFromAddrPort(addrOf(s, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	front, other := from("127.0.0.2"), from("127.0.0.1")
+	full, over := strings.Repeat("x", max), strings.Repeat("y", max+1)
+	real := netip.MustParseAddrPort("192.0.2.10:5555")
+	v1 := "PROXY TCP4 192.0.2.11 127.0.0.1 6666 53\r\n"
+	for _, tc := range []struct {
+		name string
+		c    *net.UDPConn
+		dg   string
+		ok   bool
+	}{
+		{"v2 header and a full payload", front, string(proxiedDatagram(t, real, addrOf(s, 0), full)), true},
+		{"v1 header and a full payload", front, v1 + full, true},
+		{"a full follow-up", front, full, true},
+		{"a full datagram from an untrusted peer", other, full, true},
+		{"v2 header and one byte too many", front, string(proxiedDatagram(t, real, addrOf(s, 0), over)), false},
+		{"v1 header and one byte too many", front, v1 + over, false},
+		{"a follow-up one byte too long", front, over, false},
+		{"an untrusted datagram one byte too long", other, over, false},
+		{"an untrusted datagram as long as header and payload", other, string(proxiedDatagram(t, real, addrOf(s, 0), full)), false},
+	} {
+		before := s.Stats()
+		if _, err := tc.c.Write([]byte(tc.dg)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.ok {
+			if got := read(t, tc.c); len(got) != max {
+				t.Fatalf("%s: reply of %d bytes, want %d", tc.name, len(got), max)
+			}
+			if st := s.Stats(); st.DropTruncated != before.DropTruncated {
+				t.Fatalf("%s: dropped as truncated", tc.name)
+			}
+			continue
+		}
+		eventually(t, tc.name+" dropped as truncated", func() bool { return s.Stats().DropTruncated == before.DropTruncated+1 })
+	}
+}
