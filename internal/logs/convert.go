@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
@@ -157,6 +159,10 @@ type encKey struct {
 	node render.Node
 	cc   render.CloudConnexaConfig
 	ts   render.TimestampFormat
+	// fields is the comma-joined field selection of an identity
+	// conversion ("": the options' own): each record keeps its own, since
+	// the files of several exports (Logpush jobs) select different fields.
+	fields string
 }
 
 func (es *encoders) get(k encKey) (*render.Encoder, error) {
@@ -167,6 +173,9 @@ func (es *encoders) get(k encKey) (*render.Encoder, error) {
 	if !ok {
 		opt := es.opt
 		opt.CloudConnexa = k.cc
+		if k.fields != "" {
+			opt.Fields = strings.Split(k.fields, ",")
+		}
 		if render.TimestampChoice(es.to) {
 			opt.TimestampFormat = k.ts
 		}
@@ -229,18 +238,40 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 	// (edgeone_l4) when the target has connect records
 	synth := !identity && o.From == render.EdgeOne && render.Wants(o.To, event.Connect)
 	skipped := 0
+	// the identity keeps each record's own field selection and order
+	// (lastOrder caches the joined names of the previous record's)
+	ownFields := identity && len(o.Fields) == 0
+	var lastOrder []int
+	lastFields := ""
+	// CSV output has one header: the field selection it names, and where
+	// it came from
+	headerFields, headerFrom := "", ""
 	err = r.walk(false, func(rec *record, _ []problem) error {
 		d := rec.dec
 		e := &d.Event
 		if o.Output == nil && rec.csv && len(es.m) == 0 {
 			es.opt.Output = render.CSV
 		}
-		if identity && len(o.Fields) == 0 && len(es.m) == 0 {
-			// the identity keeps the file's own field selection and order
-			es.opt.Fields = r.dec.recordFields()
+		k := encKey{node: d.Node}
+		if ownFields {
+			if lastOrder == nil || !slices.Equal(r.dec.order, lastOrder) {
+				lastOrder = append(lastOrder[:0:0], r.dec.order...)
+				lastFields = strings.Join(r.dec.recordFields(), ",")
+			}
+			k.fields = lastFields
+			if es.opt.Output == render.CSV {
+				if !headerDone {
+					headerFields, headerFrom = k.fields, fmt.Sprintf("%s:%d", rec.file, rec.line)
+				} else if k.fields != headerFields {
+					// a second header row would make the output two CSV
+					// files in one, and writing these fields under the
+					// first header would drop or invent values
+					return fmt.Errorf("%s:%d: the record's fields (%s) are not those of the CSV header written (%s, from %s): CSV output has one header; convert these files separately, or choose the fields with --fields",
+						rec.file, rec.line, k.fields, headerFields, headerFrom)
+				}
+			}
 		}
 		first := tr.update(e)
-		k := encKey{node: d.Node}
 		if o.To == render.CloudConnexa {
 			k.cc = d.CC
 		}

@@ -1,0 +1,68 @@
+package logs
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prismproxy/prism/internal/logs/logstest"
+	"github.com/prismproxy/prism/internal/render"
+)
+
+// TestIdentityFieldsPerRecord: the exports of two Logpush jobs that select
+// different fields, read together, convert to themselves record for
+// record: each record keeps its own field selection (the first record's
+// was used for all). CSV output has one header, so files under different
+// headers are refused, not written under the first header.
+func TestIdentityFieldsPerRecord(t *testing.T) {
+	evs := logstest.Sessions(40, 9)
+	a, err := logstest.Render(render.Spectrum, evs, render.Options{Fields: []string{"Event", "ClientIP"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := logstest.Render(render.Spectrum, evs, render.Options{Fields: []string{"Status", "ClientBytes", "OriginBytes", "Timestamp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the two jobs' records interleaved in one file, and in two files
+	var mixed []byte
+	al, bl := bytes.SplitAfter(a, []byte("\n")), bytes.SplitAfter(b, []byte("\n"))
+	for i := range al {
+		mixed = append(append(mixed, al[i]...), bl[i]...)
+	}
+	for name, files := range map[string][]string{
+		"two files": {writeFile(t, "a", a), writeFile(t, "b", b)},
+		"one file":  {writeFile(t, "m", mixed)},
+	} {
+		want := append(append([]byte{}, a...), b...)
+		if name == "one file" {
+			want = mixed
+		}
+		out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: files}, To: render.Spectrum})
+		if err != nil || res.Bad != 0 || !bytes.Equal(out, want) {
+			t.Fatalf("%s: %v %+v %s\n%s", name, err, res, diag, firstDiff(want, out))
+		}
+	}
+
+	ca, _ := logstest.Render(render.Spectrum, evs, render.Options{Output: render.CSV, Fields: []string{"Event", "ClientIP"}})
+	cb, _ := logstest.Render(render.Spectrum, evs, render.Options{Output: render.CSV, Fields: []string{"Status", "ClientIP"}})
+	// the same header in two files: one header, the rows of both
+	fa, fa2 := writeFile(t, "a.csv", ca), writeFile(t, "a2.csv", ca)
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{fa, fa2}}, To: render.Spectrum})
+	_, rows, _ := bytes.Cut(ca, []byte("\n"))
+	if want := append(append([]byte{}, ca...), rows...); err != nil || res.Bad != 0 || !bytes.Equal(out, want) {
+		t.Fatalf("same header: %v %+v %s\n%s", err, res, diag, firstDiff(want, out))
+	}
+	// different headers: refused, naming the record
+	fb := writeFile(t, "b.csv", cb)
+	_, diag, _, err = convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{fa, fb}}, To: render.Spectrum})
+	if err == nil || errors.Is(err, ErrProblems) || !strings.Contains(err.Error(), fb+":2:") || !strings.Contains(err.Error(), "--fields") {
+		t.Fatalf("different CSV headers: %v %s", err, diag)
+	}
+	// with --fields the user chose one header: accepted
+	_, diag, res, err = convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{fa, fb}}, To: render.Spectrum, Fields: []string{"ClientIP"}})
+	if err != nil || res.Bad != 0 {
+		t.Fatalf("--fields: %v %s", err, diag)
+	}
+}
