@@ -151,6 +151,18 @@ func (in *input) readCSVHeader() error {
 	return nil
 }
 
+// rowError is a CSV row that cannot be read. The row ends at the end of the
+// line where it went wrong (the lines read for it are consumed), so the
+// rows after it are read: one stray quote costs one record, not the rest
+// of the file. last marks a row cut by a broken stream, after which
+// nothing more can be read.
+type rowError struct {
+	msg  string
+	last bool
+}
+
+func (e *rowError) Error() string { return e.msg }
+
 // readCSVRow reads one RFC 4180 row (a quoted cell may span lines) and
 // returns its cells and the line it started on. The cells stay valid until
 // the next call. Blank lines between rows (empty, or only "\r") are
@@ -183,9 +195,9 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 					next, rerr := in.readLine()
 					if rerr != nil && next == nil {
 						if rerr == io.EOF {
-							return nil, start, fmt.Errorf("unterminated quoted CSV cell (truncated record?)")
+							return nil, start, &rowError{msg: "unterminated quoted CSV cell (truncated record?)"}
 						}
-						return nil, start, rerr
+						return nil, start, &rowError{msg: rerr.Error(), last: true}
 					}
 					in.cellB = append(in.cellB, '\n')
 					in.raw = append(append(in.raw, '\n'), next...)
@@ -208,12 +220,12 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 				i++
 			}
 			if i < len(line) && line[i] != ',' {
-				return nil, start, fmt.Errorf("CSV: text after a closing quote at column %d", i+1)
+				return nil, start, &rowError{msg: fmt.Sprintf("CSV: text after a closing quote at column %d", i+1)}
 			}
 		} else {
 			for i < len(line) && line[i] != ',' {
 				if line[i] == '"' {
-					return nil, start, fmt.Errorf("CSV: quote inside an unquoted cell at column %d", i+1)
+					return nil, start, &rowError{msg: fmt.Sprintf("CSV: quote inside an unquoted cell at column %d", i+1)}
 				}
 				in.cellB = append(in.cellB, line[i])
 				i++

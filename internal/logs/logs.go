@@ -151,6 +151,15 @@ func (r *reader) walkFile(name string, verify bool, fn func(rec *record, probs [
 		start := 0
 		if in.csv {
 			cells, start, rerr = in.readCSVRow()
+			if re, ok := rerr.(*rowError); ok {
+				// a malformed row is a record read and bad; the next
+				// row is read (a truncated last row ends the file anyway)
+				r.res.Records++
+				if err := r.bad(in.name, start, re.msg); err != nil || re.last {
+					return err
+				}
+				continue
+			}
 			if cells == nil && rerr != nil {
 				if rerr == io.EOF {
 					return nil

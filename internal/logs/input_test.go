@@ -1,0 +1,62 @@
+package logs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/prismproxy/prism/internal/logs/logstest"
+	"github.com/prismproxy/prism/internal/render"
+)
+
+// TestCSVBadRowContinues: a malformed CSV row (text after a closing quote,
+// a quote inside an unquoted cell, also in a cell spanning lines) is one
+// bad record: it is reported at its line and counted as read, and the rows
+// after it are read (the first one ended the file). An unterminated quote
+// at the end of the file is the last record, bad.
+func TestCSVBadRowContinues(t *testing.T) {
+	in, err := logstest.Render(render.Spectrum, noUnix(logstest.Sessions(30, 5)), render.Options{Output: render.CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := bytes.SplitAfter(in, []byte("\n"))
+	rows = rows[:len(rows)-1] // the empty string after the last "\n"
+	bad := []string{"app,1,\"x\"y,gb\n", "app,1,x\"y,gb\n", "\"two\nlines\"z,1\n"}
+	var data []byte
+	var wantLines []int
+	line := 0
+	for i, r := range rows {
+		data = append(data, r...)
+		line++
+		if i > 0 && i%10 == 0 && len(bad) > 0 {
+			data = append(data, bad[0]...)
+			wantLines = append(wantLines, line+1)
+			line += bytes.Count([]byte(bad[0]), []byte("\n"))
+			bad = bad[1:]
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatal("corpus too short")
+	}
+	file := writeFile(t, "bad.csv", data)
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{file}}, To: render.Spectrum})
+	if !errors.Is(err, ErrProblems) || !bytes.Equal(out, in) {
+		t.Fatalf("%v %s\n%s", err, diag, firstDiff(in, out))
+	}
+	if res.Bad != 3 || res.Records != len(rows)-1+3 || res.Written != len(rows)-1 {
+		t.Errorf("counts %+v, want %d read, %d written, 3 bad", res, len(rows)-1+3, len(rows)-1)
+	}
+	if got := reportedLines(diag, file); fmt.Sprint(got) != fmt.Sprint(wantLines) {
+		t.Errorf("reported at lines %v, want %v: %s", got, wantLines, diag)
+	}
+
+	// an unterminated quoted cell at the end: the last record, bad
+	trunc := append(append([]byte{}, in...), "app,\"no end\n"...)
+	tf := writeFile(t, "trunc.csv", trunc)
+	out, diag, res, err = convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{tf}}, To: render.Spectrum})
+	if !errors.Is(err, ErrProblems) || !bytes.Equal(out, in) || res.Bad != 1 || res.Records != len(rows) ||
+		fmt.Sprint(reportedLines(diag, tf)) != fmt.Sprint([]int{len(rows) + 1}) {
+		t.Errorf("unterminated: %v %+v %s", err, res, diag)
+	}
+}
