@@ -19,13 +19,17 @@ type input struct {
 	br   *bufio.Reader
 	gz   *gzip.Reader
 	line int // lines read so far
+	// crlf reports that the last line read ended in "\r\n": inside a
+	// quoted CSV cell the line break is the cell's text, kept as it was
+	crlf bool
 	csv  bool
 	// header holds the CSV column names.
 	header [][]byte
 	long   []byte // a line longer than the reader's buffer
 	cells  [][]byte
 	cellB  []byte
-	// raw is the text of the last CSV row (its lines joined by "\n"),
+	// raw is the text of the last CSV row (its lines joined by "\n", or
+	// "\r\n" inside a quoted cell where the file has it),
 	// headerRaw the header row's.
 	raw       []byte
 	headerRaw []byte
@@ -85,11 +89,14 @@ func (in *input) readLine() ([]byte, error) {
 		return nil, in.readErr(err)
 	}
 	in.line++
+	n := len(b)
+	b = trimEOL(b)
+	in.crlf = n-len(b) == 2
 	if err != nil && err != io.EOF {
 		// the bytes before a broken stream are reported as that line
-		return trimEOL(b), in.readErr(err)
+		return b, in.readErr(err)
 	}
-	return trimEOL(b), nil
+	return b, nil
 }
 
 func (in *input) readErr(err error) error {
@@ -191,7 +198,12 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 			i++
 			for {
 				if i >= len(line) {
-					// the quoted cell goes on on the next line
+					// the quoted cell goes on on the next line, after the
+					// line break this one ended with
+					eol := "\n"
+					if in.crlf {
+						eol = "\r\n"
+					}
 					next, rerr := in.readLine()
 					if rerr != nil && next == nil {
 						if rerr == io.EOF {
@@ -199,8 +211,8 @@ func (in *input) readCSVRow() ([][]byte, int, error) {
 						}
 						return nil, start, &rowError{msg: rerr.Error(), last: true}
 					}
-					in.cellB = append(in.cellB, '\n')
-					in.raw = append(append(in.raw, '\n'), next...)
+					in.cellB = append(in.cellB, eol...)
+					in.raw = append(append(in.raw, eol...), next...)
 					// line may alias the reader's buffer: keep it in long
 					in.long = append(in.long[:0], next...)
 					line, i = in.long, 0

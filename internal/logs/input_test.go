@@ -60,3 +60,26 @@ func TestCSVBadRowContinues(t *testing.T) {
 		t.Errorf("unterminated: %v %+v %s", err, res, diag)
 	}
 }
+
+// TestCSVQuotedCRLF: a CRLF inside a quoted cell is the cell's text and is
+// kept (it was read as LF), in the decoded value and in the row filter
+// writes; the CRLF that ends a row is still a row ending.
+func TestCSVQuotedCRLF(t *testing.T) {
+	data := []byte("Application,Status\r\n\"a\r\nb\",200\r\nplain,200\r\n\"c\nd\",200\r\n")
+	file := writeFile(t, "crlf.csv", data)
+	nd := render.NDJSON
+	out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{file}}, To: render.Spectrum,
+		Fields: []string{"Application"}, Output: &nd})
+	want := "{\"Application\":\"a\\r\\nb\"}\n{\"Application\":\"plain\"}\n{\"Application\":\"c\\nd\"}\n"
+	if err != nil || res.Bad != 0 || string(out) != want {
+		t.Fatalf("%v %+v %s\n%q, want %q", err, res, diag, out, want)
+	}
+	var f bytes.Buffer
+	if _, err := Filter(FilterOptions{Common: Common{From: render.Spectrum, Files: []string{file}},
+		Filter: `{"where":{"key":"Status","operator":"eq","value":200}}`}, &f); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Application,Status\n\"a\r\nb\",200\nplain,200\n\"c\nd\",200\n"; f.String() != want {
+		t.Errorf("filter: %q, want %q", f.String(), want)
+	}
+}
