@@ -89,6 +89,11 @@ func (in *input) readLine() ([]byte, error) {
 		return nil, in.readErr(err)
 	}
 	in.line++
+	if in.line == 1 {
+		// a UTF-8 BOM starts the text, not the first record (or header):
+		// detect looks past it, and so must the reading
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	}
 	n := len(b)
 	b = trimEOL(b)
 	in.crlf = n-len(b) == 2
@@ -152,7 +157,6 @@ func (in *input) readCSVHeader() error {
 	in.headerRaw = append([]byte(nil), in.raw...)
 	in.header = in.header[:0]
 	for _, c := range cells {
-		c = bytes.TrimPrefix(c, []byte("\xef\xbb\xbf"))
 		in.header = append(in.header, append([]byte(nil), c...))
 	}
 	return nil

@@ -83,3 +83,29 @@ func TestCSVQuotedCRLF(t *testing.T) {
 		t.Errorf("filter: %q, want %q", f.String(), want)
 	}
 }
+
+// TestBOM: a file that starts with a UTF-8 BOM, ndjson or CSV (its header
+// quoted or not), gzip or not, reads from its first record: the BOM was
+// passed on to the first ndjson line, which was then reported and lost.
+func TestBOM(t *testing.T) {
+	bom := []byte("\xef\xbb\xbf")
+	nd := corpus(t, render.EdgeOne, render.Options{})
+	csv := corpus(t, render.EdgeOne, render.Options{Output: render.CSV})
+	quoted := append([]byte(`"ClientRealIP",`), bytes.TrimPrefix(csv, []byte("ClientRealIP,"))...)
+	for name, in := range map[string][]byte{"ndjson": nd, "csv": csv, "quoted header": quoted} {
+		for _, z := range []bool{false, true} {
+			data := append(append([]byte{}, bom...), in...)
+			if z {
+				data = gz(data)
+			}
+			out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: render.EdgeOne, Files: []string{writeFile(t, "bom", data)}}, To: render.EdgeOne})
+			want := in
+			if name == "quoted header" {
+				want = csv
+			}
+			if err != nil || res.Bad != 0 || !bytes.Equal(out, want) {
+				t.Fatalf("%s gzip %v: %v %+v %s\n%s", name, z, err, res, diag, firstDiff(want, out))
+			}
+		}
+	}
+}
