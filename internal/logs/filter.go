@@ -2,7 +2,9 @@ package logs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 
 	"github.com/prismproxy/prism/internal/logjob"
@@ -84,8 +86,8 @@ func filterKeys(spec string) []string {
 }
 
 // Filter writes the records of the input that match o.Filter to w: ndjson
-// lines and CSV rows exactly as they were (CSV rows under their file's
-// header row).
+// lines and CSV rows exactly as they were (CSV rows under the header row of
+// their files, written once; files under different headers are refused).
 func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	var res Result
 	r, err := newReader(&o.Common, &res)
@@ -109,7 +111,13 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	filters := map[*render.Encoder]*logjob.Filter{}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
-	csvFile := ""
+	// The output is one ndjson or one CSV file: the header of the first
+	// CSV file a match comes from, once. A match from a CSV file under
+	// another header, or ndjson mixed with CSV, is refused rather than
+	// written into a file no reader would take as one.
+	csvFile := "" // the CSV file of the last match, whose header was checked
+	outCSV, outNDJSON := false, false
+	header, headerFrom := "", ""
 	err = r.walk(false, func(rec *record, _ []problem) error {
 		d := rec.dec
 		k := encKey{node: d.Node, cc: d.CC}
@@ -133,12 +141,25 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 		if !keep {
 			return nil
 		}
-		res.Written++
-		if rec.csv && csvFile != rec.file {
-			// the header of every CSV file a match comes from
+		switch {
+		case rec.csv && csvFile != rec.file:
+			h := string(bytes.Join(rec.header, []byte(",")))
+			switch {
+			case outNDJSON:
+				return fmt.Errorf("%s:%d: a CSV record after ndjson ones: the output would mix the two; filter the files separately", rec.file, rec.line)
+			case !outCSV:
+				outCSV, header, headerFrom = true, h, rec.file
+				buf = append(append(buf, rec.headerRaw...), '\n')
+			case h != header:
+				return fmt.Errorf("%s:%d: the file's CSV header (%s) is not the header written (%s, from %s): the output has one; filter the files separately", rec.file, rec.line, h, header, headerFrom)
+			}
 			csvFile = rec.file
-			buf = append(append(buf, rec.headerRaw...), '\n')
+		case !rec.csv && outCSV:
+			return fmt.Errorf("%s:%d: an ndjson record after CSV ones: the output would mix the two; filter the files separately", rec.file, rec.line)
+		case !rec.csv:
+			outNDJSON = true
 		}
+		res.Written++
 		buf = append(buf, rec.raw...)
 		buf = append(buf, '\n')
 		if len(buf) >= 64<<10 {
