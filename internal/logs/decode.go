@@ -325,6 +325,29 @@ func (d *decoder) recordFields() []string {
 	return out
 }
 
+// rawStrings sets raw[i] to the text of field i for each field of the last
+// record that is a string in the file (a CSV cell, unless an empty
+// cloudconnexa one, which is null), and returns the mask of those fields.
+// The texts stay valid until the next record is read.
+func (d *decoder) rawStrings(raw [][]byte) ([][]byte, uint64) {
+	if cap(raw) < len(d.names) {
+		raw = make([][]byte, len(d.names))
+	}
+	raw = raw[:len(d.names)]
+	var has uint64
+	if len(d.order) != len(d.ms) {
+		return raw, 0 // not a good record: every member marks a field
+	}
+	for j := range d.ms {
+		if v := &d.ms[j].val; v.kind == vString {
+			i := d.order[j]
+			raw[i] = v.b
+			has |= 1 << uint(i)
+		}
+	}
+	return raw, has
+}
+
 func (d *decoder) getStr(m *member) (string, bool) {
 	if m.val.kind != vString {
 		d.bad(string(m.key), "want a string, got %s", m.val.kind)

@@ -111,6 +111,7 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 	filters := map[*render.Encoder]*logjob.Filter{}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
+	var raw [][]byte
 	// The output is one ndjson or one CSV file: the header of the first
 	// CSV file a match comes from, once. A match from a CSV file under
 	// another header, or ndjson mixed with CSV, is refused rather than
@@ -136,6 +137,11 @@ func Filter(o FilterOptions, w io.Writer) (Result, error) {
 			filters[enc] = f
 		}
 		enc.Bind(&d.Event)
+		// string fields are matched on the file's text, not on the event
+		// rendered back (which is lossy for some values)
+		var has uint64
+		raw, has = r.dec.rawStrings(raw)
+		enc.BindRaw(raw, has)
 		keep := f.Match(enc)
 		enc.Unbind()
 		if !keep {

@@ -260,6 +260,10 @@ type Encoder struct {
 	// csvDelim is a CSV job's field delimiter when it is not the comma:
 	// a cell that holds it is quoted too (nil: RFC 4180's rules alone).
 	csvDelim []byte
+	// raw[i] is the text AppendText returns for field i when bit i of
+	// rawHas is set (BindRaw); live records never set it.
+	raw    [][]byte
+	rawHas uint64
 }
 
 // planField is one field of Encoder.plan.
@@ -545,8 +549,17 @@ func (enc *Encoder) Lookup(name string) (FieldRef, error) {
 // or the next Append. It lets a filter read several fields of one record.
 func (enc *Encoder) Bind(e *event.Event) { enc.bind(e) }
 
-// Unbind forgets the bound event.
-func (enc *Encoder) Unbind() { enc.r.e = nil }
+// BindRaw makes AppendText return raw[i], for each field i whose bit is
+// set in has, instead of the bound event's rendered value, until Unbind.
+// prism logs filter matches a record read from a file on the text the file
+// has: reading a record into an event and rendering it back is lossy for
+// some values (another vendor's session id is hashed, a country code's
+// case, the spelling of an address or of a time), and a filter must test
+// what the file says, as the records are written as they were.
+func (enc *Encoder) BindRaw(raw [][]byte, has uint64) { enc.raw, enc.rawHas = raw, has }
+
+// Unbind forgets the bound event (and BindRaw's values).
+func (enc *Encoder) Unbind() { enc.r.e, enc.raw, enc.rawHas = nil, nil, 0 }
 
 // Null reports whether the bound record's value of f is JSON null.
 func (enc *Encoder) Null(f FieldRef) bool {
@@ -585,6 +598,9 @@ func (enc *Encoder) Bool(f FieldRef) bool {
 
 // AppendText appends the bound record's value of a string field, unescaped.
 func (enc *Encoder) AppendText(dst []byte, f FieldRef) []byte {
+	if enc.rawHas&(1<<uint(f.idx)) != 0 {
+		return append(dst, enc.raw[f.idx]...)
+	}
 	fd := &enc.ds.fields[f.idx]
 	switch {
 	case fd.str != nil:
