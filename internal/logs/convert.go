@@ -67,8 +67,11 @@ func newTracker(from string, carry bool) *tracker {
 }
 
 // update adjusts e and reports whether it is the first record seen of its
-// session.
-func (t *tracker) update(e *event.Event) (first bool) {
+// session. kept says whether the target writes a record for e: the totals
+// a delta is taken from move only with a record written (as a live log
+// job's do), so that the bytes counted on a record the target has no form
+// for (a Spectrum connect, in edgeone_l4) go into the next one written.
+func (t *tracker) update(e *event.Event, kept bool) (first bool) {
 	s := t.m[e.SessionID]
 	if s == nil {
 		if len(t.m) >= maxSessions {
@@ -87,7 +90,9 @@ func (t *tracker) update(e *event.Event) (first bool) {
 	} else {
 		e.ClientBytesDelta = e.ClientBytes - s.client
 		e.OriginBytesDelta = e.OriginBytes - s.origin
-		s.client, s.origin = e.ClientBytes, e.OriginBytes
+		if kept {
+			s.client, s.origin = e.ClientBytes, e.OriginBytes
+		}
 	}
 	if t.carry {
 		c := &s.carry
@@ -271,7 +276,6 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 				}
 			}
 		}
-		first := tr.update(e)
 		if o.To == render.CloudConnexa {
 			k.cc = d.CC
 		}
@@ -285,6 +289,7 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 		if err != nil {
 			return err
 		}
+		first := tr.update(e, enc.Wants(e.Type))
 		if !headerDone {
 			buf = append(buf, enc.Header()...)
 			headerDone = true

@@ -114,7 +114,7 @@ func Stats(o StatsOptions) (*Report, Result, error) {
 	rep := &Report{Dataset: o.From}
 	err = r.walk(false, func(rec *record, _ []problem) error {
 		e := &rec.dec.Event
-		tr.update(e)
+		tr.update(e, true)
 		if e.Type != event.Interim {
 			events[ek{e.Type, e.Status}]++
 		}
