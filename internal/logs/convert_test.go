@@ -82,3 +82,23 @@ func TestConvertDeltasSkipUnwritten(t *testing.T) {
 		t.Fatalf("%v %+v %s\n got %q\nwant %q", err, res, diag, out, want)
 	}
 }
+
+// TestConvertNoOriginToCloudConnexa: EdgeOne has no origin, so its
+// sessions' flow-established records have an unknown destination ("" and
+// 0), not the edge address, which read back as the session's origin.
+func TestConvertNoOriginToCloudConnexa(t *testing.T) {
+	in := `{"ClientRealIP":"1.2.3.4","ClientRegion":"GB","ConnectTimeStamp":"2024-07-15T09:00:00Z","DisconnetReason":"down:net_exception_peer_close","DisconnetTimeStamp":"2024-07-15T09:01:30Z","EdgeIP":"5.6.7.8","ForwardPort":443,"ForwardProtocol":"TCP","LogTimeStamp":"2024-07-15T09:01:30Z","ReceivedBytes":10,"SentBytes":20,"ServiceID":"sid-1","SessionID":"2a8f9c0d1e2f3a4b5c6d7e8f"}
+`
+	cc, diag, _, err := convert(t, ConvertOptions{Common: Common{From: render.EdgeOne, Files: []string{writeFile(t, "e", []byte(in))}}, To: render.CloudConnexa})
+	if err != nil || !bytes.Contains(cc, []byte(`"destinationEntityIp":"","destinationPort":0,`)) || bytes.Contains(cc, []byte("5.6.7.8")) {
+		t.Fatalf("%v %s\n%s", err, diag, cc)
+	}
+	if !strings.Contains(diag, "log.destinationEntityIp/destinationPort (the origin address)") {
+		t.Errorf("the note does not name the destination: %s", diag)
+	}
+	sp, diag, _, err := convert(t, ConvertOptions{Common: Common{From: render.CloudConnexa, Files: []string{writeFile(t, "c", cc)}}, To: render.Spectrum,
+		Fields: []string{"Event", "OriginIP", "OriginPort"}})
+	if want := `{"Event":"connect","OriginIP":"","OriginPort":0}` + "\n" + `{"Event":"disconnect","OriginIP":"","OriginPort":0}` + "\n"; err != nil || string(sp) != want {
+		t.Errorf("read back: %v %s\n got %s\nwant %s", err, diag, sp, want)
+	}
+}

@@ -191,8 +191,13 @@ func appendCCFlow(r *rec, b []byte) []byte {
 	b = kvNull(b, "destinationParentType")
 	b = kvString(b, "destinationEntityId", e.App)
 	b = kvString(b, "destinationEntityType", "Application")
+	// The edge listener stands in only for a refused flow, which reached
+	// no origin (spec §5). An allowed flow's origin is always known live
+	// (an address, or a unix socket: "" and 0, §7.6); one converted from a
+	// source without it is unknown, "" and 0 too: the edge address there
+	// would be read back as an origin the session never had.
 	dst := e.OriginAddr
-	if e.Type == event.ClientFiltered || !dst.IsValid() && e.OriginPath == "" {
+	if e.Type == event.ClientFiltered {
 		dst = e.LocalAddr
 	}
 	b = kvAddr(b, "destinationEntityIp", dst.Addr())

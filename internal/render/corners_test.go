@@ -172,3 +172,33 @@ func TestAppendUTCSecondsIsAppendFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudConnexaDestinationUnknown (spec §5): the edge listener is the
+// destination of a refused flow only. An allowed flow without an origin (a
+// conversion from a source that has none) had the edge address written as
+// its destination, which reads back as an origin; it is "" and 0, as a
+// unix-socket origin's (§7.6). A live allowed flow keeps its origin.
+func TestCloudConnexaDestinationUnknown(t *testing.T) {
+	dest := func(e *event.Event) (any, any) {
+		var rec struct {
+			Log map[string]any `json:"log"`
+		}
+		if err := json.Unmarshal(render1(t, CloudConnexa, Options{}, e), &rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Log["destinationEntityIp"], rec.Log["destinationPort"]
+	}
+	e := fullEvent()
+	e.Type, e.Status, e.DisconnectTime = event.Connect, 0, time.Time{}
+	if ip, port := dest(&e); ip != e.OriginAddr.Addr().String() || port != float64(e.OriginAddr.Port()) {
+		t.Errorf("connect: destination %v:%v, want the origin %v", ip, port, e.OriginAddr)
+	}
+	e.OriginAddr = zeroAP
+	if ip, port := dest(&e); ip != "" || port != 0.0 {
+		t.Errorf("connect without an origin: destination %v:%v, want \"\" and 0 (not the edge %v)", ip, port, e.LocalAddr)
+	}
+	e.Type, e.Status = event.ClientFiltered, event.StatusFiltered
+	if ip, port := dest(&e); ip != e.LocalAddr.Addr().String() || port != float64(e.LocalAddr.Port()) {
+		t.Errorf("clientFiltered: destination %v:%v, want the edge listener %v", ip, port, e.LocalAddr)
+	}
+}
