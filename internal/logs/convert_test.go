@@ -102,3 +102,23 @@ func TestConvertNoOriginToCloudConnexa(t *testing.T) {
 		t.Errorf("read back: %v %s\n got %s\nwant %s", err, diag, sp, want)
 	}
 }
+
+// TestConvertUnknownProtocolToCloudConnexa: records that do not say their
+// transport (a Spectrum job that did not select ClientProto) convert to
+// CloudConnexa records prism's own verify passes: the transport is null
+// (sessionProtocol was "-", which verify rejects, and flow-established
+// said tcp/6).
+func TestConvertUnknownProtocolToCloudConnexa(t *testing.T) {
+	in, err := logstest.Render(render.Spectrum, logstest.Sessions(20, 3), render.Options{Fields: []string{"Event", "Status", "Timestamp", "ConnectTimestamp", "ClientIP", "Application", "ClientBytes", "OriginBytes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, diag, _, err := convert(t, ConvertOptions{Common: Common{From: render.Spectrum, Files: []string{writeFile(t, "s", in)}}, To: render.CloudConnexa})
+	if err != nil {
+		t.Fatalf("%v %s", err, diag)
+	}
+	verifyClean(t, "spectrum without ClientProto -> cloudconnexa", render.CloudConnexa, out)
+	if bytes.Contains(out, []byte(`"tcp"`)) || !bytes.Contains(out, []byte(`"sessionProtocol":null`)) || !bytes.Contains(out, []byte(`"protocolName":null,"protocol":null`)) {
+		t.Errorf("transport not null:\n%s", out[:min(len(out), 2000)])
+	}
+}

@@ -121,6 +121,7 @@ var logNeeds = []struct {
 	keys  string
 }{
 	{fSession, "log.clientSessionId"},
+	{fProto, "log.protocolName/protocol/sessionProtocol"},
 	{fOrigin, "log.destinationEntityIp/destinationPort"},
 	{fTotals, "log.sessionBytesIn/sessionBytesOut"},
 	{fEnd, "log.sessionEndTime"},

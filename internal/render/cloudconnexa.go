@@ -205,13 +205,19 @@ func appendCCFlow(r *rec, b []byte) []byte {
 	b = kvString(b, "destinationGatewayRegion", r.node.Colo)
 	b = kv(b, false, "allowed")
 	b = strconv.AppendBool(b, e.Type != event.ClientFiltered)
-	// tcp|udp only: a unix stream is reported as TCP (spec §7.6).
-	if e.ClientProto == event.ProtoUDP {
+	// tcp|udp only: a unix stream is reported as TCP (spec §7.6). A
+	// transport that is not known (a converted record without one; live
+	// records always have one) is null, not an invented tcp.
+	switch e.ClientProto {
+	case event.ProtoUDP:
 		b = kvString(b, "protocolName", event.ProtoUDP)
 		b = kvInt(b, "protocol", 17)
-	} else {
+	case event.ProtoTCP, event.ProtoUnix:
 		b = kvString(b, "protocolName", event.ProtoTCP)
 		b = kvInt(b, "protocol", 6)
+	default:
+		b = kvNull(b, "protocolName")
+		b = kvNull(b, "protocol")
 	}
 	b = kvString(b, "sourceGatewayRegionName", r.regionName())
 	b = kvString(b, "destinationGatewayRegionName", r.regionName())
@@ -235,7 +241,14 @@ func appendCCDisconnect(r *rec, b []byte) []byte {
 	b = kvString(b, "sessionDisconnectReason", CloudConnexaReason(e))
 	b = kvNull(b, "clientOsType")
 	b = kvNull(b, "clientOsVersion")
-	b = kvString(b, "sessionProtocol", edgeoneProto(e.ClientProto))
+	// TCP|UDP (seed 002 types it String); an unknown transport is null:
+	// EdgeOne's "-" (edgeoneProto) is no CloudConnexa value
+	switch e.ClientProto {
+	case event.ProtoTCP, event.ProtoUnix, event.ProtoUDP:
+		b = kvString(b, "sessionProtocol", edgeoneProto(e.ClientProto))
+	default:
+		b = kvNull(b, "sessionProtocol")
+	}
 	b = kvAddr(b, "clientPublicIp", e.ClientAddr.Addr())
 	b = kvInt(b, "sessionDurationSeconds", int64(e.Duration()/time.Second))
 	end := e.DisconnectTime

@@ -202,3 +202,30 @@ func TestCloudConnexaDestinationUnknown(t *testing.T) {
 		t.Errorf("clientFiltered: destination %v:%v, want the edge listener %v", ip, port, e.LocalAddr)
 	}
 }
+
+// TestCloudConnexaProtocolUnknown: a record without a known transport (one
+// converted from a file that does not say) has sessionProtocol,
+// protocolName and protocol null: sessionProtocol was EdgeOne's "-", which
+// is no CloudConnexa value (seed 002 has TCP|UDP), and flow-established
+// invented tcp/6.
+func TestCloudConnexaProtocolUnknown(t *testing.T) {
+	for _, typ := range []event.Type{event.Connect, event.Disconnect} {
+		e := fullEvent()
+		e.Type, e.ClientProto, e.OriginProto = typ, "", ""
+		var rec struct {
+			Log map[string]any `json:"log"`
+		}
+		if err := json.Unmarshal(render1(t, CloudConnexa, Options{}, &e), &rec); err != nil {
+			t.Fatal(err)
+		}
+		keys := []string{"protocolName", "protocol"}
+		if typ == event.Disconnect {
+			keys = []string{"sessionProtocol"}
+		}
+		for _, k := range keys {
+			if v, ok := rec.Log[k]; !ok || v != nil {
+				t.Errorf("%s: log.%s = %#v (present %v), want null", typ, k, v, ok)
+			}
+		}
+	}
+}

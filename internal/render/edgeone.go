@@ -68,7 +68,7 @@ var edgeoneFields = []field{
 }
 
 // edgeoneProto is EdgeOne's ForwardProtocol (and CloudConnexa's
-// sessionProtocol): TCP or UDP. Neither enumeration has unix sockets, so a
+// sessionProtocol, which writes null where this writes "-"): TCP or UDP. Neither enumeration has unix sockets, so a
 // unix stream is reported as the stream it is, TCP (spec §7.6).
 func edgeoneProto(p string) string {
 	switch p {
