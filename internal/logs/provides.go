@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
 )
 
@@ -195,7 +196,13 @@ func missingNote(from, to string, fields []string) string {
 		notes = append(notes, "prism logs convert: "+d+" (docs/logs-cli.md)")
 	}
 	if from != to && render.Periodic(to) && !render.Periodic(from) {
-		notes = append(notes, "prism logs convert: "+from+" has no periodic records; "+to+" gets each session's final record only")
+		// what the target gets is what it writes of the source's records:
+		// ocsf has connect records too, edgeone_l4 none
+		got := "each session's final record only"
+		if render.Wants(to, event.Connect) {
+			got = "each session's connect and final records only, no in-flight ones"
+		}
+		notes = append(notes, "prism logs convert: "+from+" has no periodic records; "+to+" gets "+got)
 	}
 	return strings.Join(notes, "\n")
 }

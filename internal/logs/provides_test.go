@@ -39,3 +39,20 @@ func TestMissingNamesCloudConnexaLogKeys(t *testing.T) {
 		t.Errorf("Missing without the log field = %q, want nothing", got)
 	}
 }
+
+// TestPeriodicNote: the note on a source without periodic records says
+// what the target gets: OCSF the connect and final records (it said the
+// final record only, and OCSF writes the connect too), EdgeOne the final
+// record only.
+func TestPeriodicNote(t *testing.T) {
+	for to, want := range map[string]string{
+		render.OCSF:    "ocsf gets each session's connect and final records only, no in-flight ones",
+		render.EdgeOne: "edgeone_l4 gets each session's final record only",
+	} {
+		for _, from := range []string{render.Spectrum, render.CloudConnexa} {
+			if n := missingNote(from, to, nil); !strings.Contains(n, from+" has no periodic records; "+want+"\n") && !strings.HasSuffix(n, want) {
+				t.Errorf("%s -> %s: %s\nwant %q", from, to, n, want)
+			}
+		}
+	}
+}
