@@ -71,14 +71,16 @@ func newTracker(from string, carry bool) *tracker {
 // a delta is taken from move only with a record written (as a live log
 // job's do), so that the bytes counted on a record the target has no form
 // for (a Spectrum connect, in edgeone_l4) go into the next one written.
-func (t *tracker) update(e *event.Event, kept bool) (first bool) {
-	s := t.m[e.SessionID]
+func (t *tracker) update(d *Decoded, kept bool) (first bool) {
+	e := &d.Event
+	key := d.sessionKey()
+	s := t.m[key]
 	if s == nil {
 		if len(t.m) >= maxSessions {
 			t.evictOldest()
 		}
 		s = &session{}
-		t.m[e.SessionID] = s
+		t.m[key] = s
 		first = true
 	}
 	t.seq++
@@ -117,7 +119,7 @@ func (t *tracker) update(e *event.Event, kept bool) (first bool) {
 		}
 	}
 	if e.Type.Terminal() {
-		delete(t.m, e.SessionID)
+		delete(t.m, key)
 	}
 	return first
 }
@@ -289,7 +291,7 @@ func Convert(o ConvertOptions, w io.Writer) (Result, error) {
 		if err != nil {
 			return err
 		}
-		first := tr.update(e, enc.Wants(e.Type))
+		first := tr.update(d, enc.Wants(e.Type))
 		if !headerDone {
 			buf = append(buf, enc.Header()...)
 			headerDone = true

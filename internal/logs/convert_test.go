@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -120,5 +121,49 @@ func TestConvertUnknownProtocolToCloudConnexa(t *testing.T) {
 	verifyClean(t, "spectrum without ClientProto -> cloudconnexa", render.CloudConnexa, out)
 	if bytes.Contains(out, []byte(`"tcp"`)) || !bytes.Contains(out, []byte(`"sessionProtocol":null`)) || !bytes.Contains(out, []byte(`"protocolName":null,"protocol":null`)) {
 		t.Errorf("transport not null:\n%s", out[:min(len(out), 2000)])
+	}
+}
+
+// TestConvertNoSessionID: EdgeOne records without a SessionID (a job that
+// did not select it) are told apart by session as Spectrum's are, by what
+// each record of a session carries (start, app, client): they all had the
+// zero id, so one session's bytes went into another's totals, and only the
+// first session got its connect record. stats counts them the same way.
+func TestConvertNoSessionID(t *testing.T) {
+	file := "testdata/edgeone_no_session_id.ndjson"
+	out, diag, _, err := convert(t, ConvertOptions{Common: Common{From: render.EdgeOne, Files: []string{file}}, To: render.Spectrum,
+		Fields: []string{"Event", "Application", "ClientBytes", "OriginBytes"}})
+	want := `{"Event":"connect","Application":"a","ClientBytes":0,"OriginBytes":0}
+{"Event":"connect","Application":"b","ClientBytes":0,"OriginBytes":0}
+{"Event":"disconnect","Application":"a","ClientBytes":101,"OriginBytes":202}
+{"Event":"disconnect","Application":"b","ClientBytes":1010,"OriginBytes":2020}
+`
+	if err != nil || string(out) != want {
+		t.Fatalf("%v %s\n got %s\nwant %s", err, diag, out, want)
+	}
+	rep, _, err := Stats(StatsOptions{Common: Common{From: render.EdgeOne, Files: []string{file}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Apps []struct {
+			App         string `json:"app"`
+			ClientBytes int64  `json:"client_bytes"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range got.Apps {
+		if w := map[string]int64{"a": 101, "b": 1010}[a.App]; a.ClientBytes != w {
+			t.Errorf("stats: app %s client bytes %d, want %d (%s)", a.App, a.ClientBytes, w, b.String())
+		}
+	}
+	if len(got.Apps) != 2 {
+		t.Errorf("stats: %s", b.String())
 	}
 }

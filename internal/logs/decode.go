@@ -719,6 +719,23 @@ func (d *decoder) spectrum(ms []member, out *Decoded) {
 	}
 }
 
+// sessionKey is what the records of one session share, for convert's and
+// stats' tracker: the record's session id, or, for a record without one (an
+// EdgeOne or CloudConnexa job that did not select it), one derived from
+// what every record of the session carries, as for Spectrum: its start, colo,
+// app and client. Without it all such records were one session, their
+// bytes summed together. The event's own id stays unknown: the key only
+// groups records (EdgeOne's ConnectTimeStamp is the same in each record of
+// a session; a CloudConnexa disconnect, which has no app, gets a key of
+// its own).
+func (d *Decoded) sessionKey() event.ID {
+	e := &d.Event
+	if d.sessionKnown || !e.SessionID.IsZero() {
+		return e.SessionID
+	}
+	return deriveID(e.StartTime, d.Node.Colo, e.App, e.ClientAddr)
+}
+
 // deriveID makes a session id from what every record of a Spectrum session
 // carries: 4 bytes of start seconds (ids sort by start, like prism's own),
 // then 8 bytes of FNV-1a over the start nanoseconds, colo, app and client.

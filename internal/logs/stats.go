@@ -83,8 +83,9 @@ type topAcc struct {
 }
 
 // Stats reads the input and summarises it. EdgeOne periodic records are
-// merged per SessionID: a session counts once, at its final record, with
-// the sum of its records' bytes.
+// merged per SessionID (or the key sessionKey derives without one): a
+// session counts once, at its final record, with the sum of its records'
+// bytes.
 func Stats(o StatsOptions) (*Report, Result, error) {
 	var res Result
 	r, err := newReader(&o.Common, &res)
@@ -114,7 +115,7 @@ func Stats(o StatsOptions) (*Report, Result, error) {
 	rep := &Report{Dataset: o.From}
 	err = r.walk(false, func(rec *record, _ []problem) error {
 		e := &rec.dec.Event
-		tr.update(e, true)
+		tr.update(rec.dec, true)
 		if e.Type != event.Interim {
 			events[ek{e.Type, e.Status}]++
 		}
