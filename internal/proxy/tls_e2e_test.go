@@ -321,3 +321,35 @@ func passthroughSpliceHelper(t *testing.T) {
 		t.Errorf("ClientBytes %d, want at least %d", d.ClientBytes, size)
 	}
 }
+
+// TestTLSLongSNIRefused: a ClientHello whose server name is longer than a
+// DNS name is refused with tlsError 400 before any origin is dialed, in
+// passthrough with sni_allow and with a route alike. Its first 255 bytes
+// end in ".example.com", which once let it pass sni_allow
+// ["*.example.com"] (and take the route), the origin receiving the whole
+// name.
+func TestTLSLongSNIRefused(t *testing.T) {
+	long := strings.Repeat("a", 255-len(".example.com")) + ".example.com" + "evil.attacker.net"
+	dialed := make(chan struct{}, 4)
+	origin := testpeer.Serve(t, func(c net.Conn) { dialed <- struct{}{} })
+	for _, tc := range []struct{ origins, tls string }{
+		{`{addresses: ["` + origin + `"]}`, `tls: {mode: "off", sni_allow: ["*.example.com"]}`},
+		{`{addresses: ["127.0.0.1:1"]}`, `tls: {mode: "off", passthrough_routes: [{sni: "*.example.com", origins: {addresses: ["` + origin + `"]}}]}`},
+	} {
+		_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", tc.origins, tc.tls))
+		c := dial(t, addr)
+		if _, err := c.Write(tlstest.ClientHello(t, long)); err != nil {
+			t.Fatal(err)
+		}
+		e := rec.Terminal(t)
+		if e.Type != event.TLSError || e.Status != event.StatusInvalidSNI || len(e.ClientTLS.ServerName) > 253 {
+			t.Fatalf("%s: %s %d (SNI %d bytes) %q, want tlsError 400", tc.tls, e.Type, e.Status, len(e.ClientTLS.ServerName), e.Detail)
+		}
+		wantSpectrum(t, &e, map[string]any{"ClientTlsStatus": "INVALID_SNI"})
+	}
+	select {
+	case <-dialed: // the records above come after any dial, so this does not race
+		t.Fatal("the origin was dialed for a refused name")
+	default:
+	}
+}

@@ -316,10 +316,20 @@ func sendAlert(w io.Writer, desc byte) {
 	_, _ = w.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc})
 }
 
+// refuseName ends a handshake over its server name: one that sni_allow
+// does not admit, or one that cannot be a host name (errInvalidSNI, sni
+// then cut for the log). Either is tlsError 400 INVALID_SNI, with the
+// unrecognized_name alert; it returns that status.
+func refuseName(conn net.Conn, ev *event.Event, sni string) int {
+	ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
+	sendAlert(conn, alertUnrecognizedName)
+	return event.StatusInvalidSNI
+}
+
 // Terminate reads the ClientHello and runs the server handshake (modes
 // flexible, full, strict) under the handshake timeout, filling ev.ClientTLS.
 // On failure it returns the Spectrum status of the tlsError event:
-// 400 INVALID_SNI (SNI not allowed), 443 HANDSHAKE_FAILED (not TLS, too old a
+// 400 INVALID_SNI (SNI not allowed, or longer than a DNS name), 443 HANDSHAKE_FAILED (not TLS, too old a
 // version, handshake error or timeout), 540 INVALID_CONFIG (no usable
 // certificate), 500 INTERNAL_ERROR. The caller closes conn on failure.
 func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error) {
@@ -334,6 +344,10 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: set handshake deadline: %w", err)
 	}
 	hello, peeked, err := readClientHello(conn)
+	sni := hello.serverName
+	if errors.Is(err, errInvalidSNI) {
+		return nil, refuseName(conn, ev, sni), fmt.Errorf("tls handshake: %w", err)
+	}
 	if err != nil {
 		ev.ClientTLS = failedTLS(StatusHandshakeFailed, "")
 		if errors.Is(err, errBadHello) {
@@ -341,11 +355,8 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 		}
 		return nil, event.StatusClientHandshake, fmt.Errorf("tls handshake: read ClientHello (%d bytes): %w", len(peeked), err)
 	}
-	sni := hello.serverName
 	if !e.sniAllowed(sni) {
-		ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
-		sendAlert(conn, alertUnrecognizedName)
-		return nil, event.StatusInvalidSNI, fmt.Errorf("tls handshake: server name %q is not in sni_allow", sni)
+		return nil, refuseName(conn, ev, sni), fmt.Errorf("tls handshake: server name %q is not in sni_allow", sni)
 	}
 	if hello.maxVersion < e.minVersion {
 		ev.ClientTLS = failedTLS(StatusHandshakeFailed, sni)
@@ -402,7 +413,8 @@ func versionText(v uint16) string {
 // before relaying the rest. Input that is not TLS, or a client that sends
 // nothing before the timeout, passes with sni "" and no error, unless
 // sni_allow is set: then, like a name that is not allowed, it ends with
-// 400 INVALID_SNI. A read error other than EOF or the timeout is 443.
+// 400 INVALID_SNI. A server name longer than a DNS name is 400 with or
+// without sni_allow. A read error other than EOF or the timeout is 443.
 func (e *Edge) Peek(conn net.Conn, ev *event.Event) (sni string, peeked []byte, status int, err error) {
 	ev.TLSMode = e.cfg.Mode
 	if err := conn.SetReadDeadline(time.Now().Add(e.cfg.HandshakeTimeout)); err != nil {
@@ -411,6 +423,9 @@ func (e *Edge) Peek(conn net.Conn, ev *event.Event) (sni string, peeked []byte, 
 	hello, peeked, rerr := readClientHello(conn)
 	if err := conn.SetReadDeadline(time.Time{}); err != nil {
 		return "", peeked, event.StatusInternal, fmt.Errorf("tls peek: clear deadline: %w", err)
+	}
+	if errors.Is(rerr, errInvalidSNI) { // refused whether or not sni_allow is set: no route may see a cut name
+		return "", peeked, refuseName(conn, ev, hello.serverName), fmt.Errorf("tls peek: %w", rerr)
 	}
 	if rerr == nil {
 		sni = hello.serverName
@@ -426,11 +441,10 @@ func (e *Edge) Peek(conn net.Conn, ev *event.Event) (sni string, peeked []byte, 
 		return "", peeked, event.StatusClientHandshake, fmt.Errorf("tls peek: read ClientHello: %w", rerr)
 	}
 	if !e.sniAllowed(sni) {
-		ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
 		if rerr == nil {
-			sendAlert(conn, alertUnrecognizedName)
-			return sni, peeked, event.StatusInvalidSNI, fmt.Errorf("tls peek: server name %q is not in sni_allow", sni)
+			return sni, peeked, refuseName(conn, ev, sni), fmt.Errorf("tls peek: server name %q is not in sni_allow", sni)
 		}
+		ev.ClientTLS = failedTLS(StatusInvalidSNI, sni)
 		return "", peeked, event.StatusInvalidSNI, fmt.Errorf("tls peek: no ClientHello to check against sni_allow: %w", rerr)
 	}
 	return sni, peeked, event.StatusConnect, nil

@@ -1,6 +1,7 @@
 package tlsedge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,7 +25,12 @@ const (
 	typeClientHello  = 0x01
 	extServerName    = 0
 	extSupportedVers = 43
-	maxServerNameLen = 255
+	// maxServerNameLen is the longest host name DNS allows in text form
+	// (255 octets on the wire), a trailing dot aside. A longer SNI names
+	// no host at all; it is refused (errInvalidSNI), never cut to fit: a
+	// cut name could match sni_allow or a route that the full name, which
+	// the origin still receives, does not.
+	maxServerNameLen = 253
 )
 
 var (
@@ -35,19 +41,26 @@ var (
 	// errHelloTooLarge: the ClientHello is not complete within maxHelloWire
 	// bytes on the wire. It is a malformed hello (errors.Is errBadHello).
 	errHelloTooLarge = fmt.Errorf("%w: not complete within %d bytes on the wire", errBadHello, maxHelloWire)
+	// errInvalidSNI: a well-formed ClientHello whose server name cannot be
+	// a host name (longer than maxServerNameLen). The edge refuses it
+	// with 400 INVALID_SNI in every mode. It is not an errBadHello, which
+	// passthrough lets through.
+	errInvalidSNI = fmt.Errorf("server name longer than the %d bytes of a DNS name", maxServerNameLen)
 )
 
 // clientHello is what the edge needs from a ClientHello before any
 // handshake: the SNI and the highest version offered.
 type clientHello struct {
-	serverName string // as sent (valid UTF-8, at most 255 bytes); "" none
+	serverName string // as sent (valid UTF-8, at most maxServerNameLen bytes but a trailing dot); "" none
 	maxVersion uint16 // highest version offered (supported_versions, else legacy_version)
 }
 
 // readClientHello reads from r until it holds one complete ClientHello, and
 // returns it with every byte read so far (to be replayed). On error the
 // bytes read so far are still returned: errNotTLS and errBadHello say the
-// stream is something else; any other error comes from r.
+// stream is something else; errInvalidSNI comes with the hello, its
+// serverName cut to maxServerNameLen bytes for the log only; any other
+// error comes from r.
 func readClientHello(r io.Reader) (clientHello, []byte, error) {
 	buf := make([]byte, 0, helloBufSize)
 	// need makes sure buf holds at least n bytes.
@@ -122,11 +135,11 @@ func readClientHello(r io.Reader) (clientHello, []byte, error) {
 			return clientHello{}, buf, errBadHello
 		}
 		if len(hs) >= 4+msgLen {
-			ch, ok := parseClientHello(hs[4 : 4+msgLen])
-			if !ok {
-				return clientHello{}, buf, errBadHello
+			ch, err := parseClientHello(hs[4 : 4+msgLen])
+			if err == errBadHello {
+				return clientHello{}, buf, err
 			}
-			return ch, buf, nil
+			return ch, buf, err
 		}
 	}
 }
@@ -142,64 +155,71 @@ func plausibleHeader(b []byte) bool {
 
 // parseClientHello parses the body of a ClientHello (after the 4-byte
 // handshake header). It checks every length against the bytes present.
-func parseClientHello(b []byte) (clientHello, bool) {
+// It returns errBadHello, or errInvalidSNI with the hello (see
+// readClientHello).
+func parseClientHello(b []byte) (clientHello, error) {
 	var ch clientHello
+	var sniErr error // errInvalidSNI, once the rest is known to be well formed
+	seenSNI := false
 	if len(b) < 2+32+1 {
-		return ch, false
+		return ch, errBadHello
 	}
 	ch.maxVersion = binary.BigEndian.Uint16(b)
 	b = b[2+32:]
 	// legacy_session_id
 	sid := int(b[0])
 	if len(b) < 1+sid+2 {
-		return ch, false
+		return ch, errBadHello
 	}
 	b = b[1+sid:]
 	// cipher_suites
 	cs := int(binary.BigEndian.Uint16(b))
 	if len(b) < 2+cs+1 {
-		return ch, false
+		return ch, errBadHello
 	}
 	b = b[2+cs:]
 	// legacy_compression_methods
 	cm := int(b[0])
 	if len(b) < 1+cm {
-		return ch, false
+		return ch, errBadHello
 	}
 	b = b[1+cm:]
 	if len(b) == 0 {
-		return ch, true // no extensions (SSLv3-era hello)
+		return ch, nil // no extensions (SSLv3-era hello)
 	}
 	if len(b) < 2 {
-		return ch, false
+		return ch, errBadHello
 	}
 	el := int(binary.BigEndian.Uint16(b))
 	b = b[2:]
 	if len(b) < el {
-		return ch, false
+		return ch, errBadHello
 	}
 	b = b[:el]
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return ch, false
+			return ch, errBadHello
 		}
 		typ := binary.BigEndian.Uint16(b)
 		n := int(binary.BigEndian.Uint16(b[2:]))
 		if len(b) < 4+n {
-			return ch, false
+			return ch, errBadHello
 		}
 		data := b[4 : 4+n]
 		b = b[4+n:]
 		switch typ {
 		case extServerName:
-			name, ok := parseServerName(data)
-			if !ok {
-				return ch, false
+			// A second server_name extension is malformed, as crypto/tls
+			// has it: an origin reading the other one would be routed by
+			// a name the edge did not check.
+			name, err := parseServerName(data)
+			if err == errBadHello || seenSNI {
+				return ch, errBadHello
 			}
-			ch.serverName = name
+			ch.serverName, sniErr, seenSNI = name, err, true
 		case extSupportedVers:
 			if len(data) < 1 || int(data[0]) != len(data)-1 || data[0]%2 != 0 {
-				return ch, false
+				return ch, errBadHello
 			}
 			var best uint16
 			for v := data[1:]; len(v) >= 2; v = v[2:] {
@@ -214,38 +234,46 @@ func parseClientHello(b []byte) (clientHello, bool) {
 			}
 		}
 	}
-	return ch, true
+	return ch, sniErr
 }
 
-// parseServerName returns the host_name entry of a server_name extension.
-func parseServerName(d []byte) (string, bool) {
+// parseServerName returns the host_name entry of a server_name extension
+// ("" none), or errBadHello, also for a second host_name (RFC 6066, and
+// crypto/tls, refuse one). A name longer than maxServerNameLen comes with
+// errInvalidSNI, cut to that length for the log.
+func parseServerName(d []byte) (string, error) {
 	if len(d) < 2 {
-		return "", false
+		return "", errBadHello
 	}
 	l := int(binary.BigEndian.Uint16(d))
 	d = d[2:]
 	if len(d) != l {
-		return "", false
+		return "", errBadHello
 	}
+	var name []byte
+	found := false
 	for len(d) > 0 {
 		if len(d) < 3 {
-			return "", false
+			return "", errBadHello
 		}
 		typ := d[0]
 		n := int(binary.BigEndian.Uint16(d[1:]))
 		if len(d) < 3+n {
-			return "", false
+			return "", errBadHello
 		}
 		if typ == 0 { // host_name
-			name := d[3 : 3+n]
-			if len(name) > maxServerNameLen {
-				name = name[:maxServerNameLen]
+			if found {
+				return "", errBadHello
 			}
-			return strings.ToValidUTF8(string(name), string(utf8.RuneError)), true
+			name, found = d[3:3+n], true
 		}
 		d = d[3+n:]
 	}
-	return "", true
+	var err error
+	if len(bytes.TrimSuffix(name, []byte("."))) > maxServerNameLen {
+		name, err = name[:maxServerNameLen], errInvalidSNI
+	}
+	return strings.ToValidUTF8(string(name), string(utf8.RuneError)), err
 }
 
 // normName is the form names are compared in: lower case, no trailing dot.

@@ -1,0 +1,96 @@
+package tlsedge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/prismproxy/prism/internal/tlstest"
+)
+
+// dupServerName returns the single-record ClientHello rec with its
+// server_name extension followed by a second one naming other.
+func dupServerName(t *testing.T, rec []byte, other string) []byte {
+	t.Helper()
+	body := append([]byte(nil), rec[5+4:]...)
+	p := 2 + 32
+	p += 1 + int(body[p])
+	p += 2 + int(binary.BigEndian.Uint16(body[p:]))
+	p += 1 + int(body[p])
+	extLen := int(binary.BigEndian.Uint16(body[p:]))
+	n := len(other)
+	ext := []byte{0, extServerName, byte((n + 5) >> 8), byte(n + 5), byte((n + 3) >> 8), byte(n + 3), 0, byte(n >> 8), byte(n)}
+	ext = append(ext, other...)
+	binary.BigEndian.PutUint16(body[p:], uint16(extLen+len(ext)))
+	body = append(body, ext...)
+	hs := append([]byte{typeClientHello, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{rec[0], rec[1], rec[2], byte(len(hs) >> 8), byte(len(hs))}, hs...)
+}
+
+// TestServerNameNeverCut: a server name longer than a DNS name is refused
+// (errInvalidSNI), not cut to 255 bytes before sni_allow and the routes
+// looked at it: "a"*243+".example.com"+"evil.attacker.net" once passed
+// sni_allow ["*.example.com"] while the origin got the whole name. A name
+// of exactly 253 bytes is whole; a second
+// server_name extension or host_name entry is malformed, as crypto/tls has
+// it, so no origin can be routed by a name the edge did not check.
+func TestServerNameNeverCut(t *testing.T) {
+	long := strings.Repeat("a", 255-len(".example.com")) + ".example.com" + "evil.attacker.net"
+	max := strings.Repeat("b", maxServerNameLen-len(".example.com")) + ".example.com"
+
+	ch, _, err := readClientHello(bytes.NewReader(tlstest.ClientHello(t, long)))
+	if err != errInvalidSNI || len(ch.serverName) > maxServerNameLen || !strings.HasPrefix(long, ch.serverName) {
+		t.Fatalf("%d-byte name: %q %v, want %v with the name cut for the log", len(long), ch.serverName, err, errInvalidSNI)
+	}
+	if ch, _, err := readClientHello(bytes.NewReader(tlstest.ClientHello(t, max))); err != nil || ch.serverName != max {
+		t.Errorf("%d-byte name: %q %v, want it whole", len(max), ch.serverName, err)
+	}
+	dup := dupServerName(t, tlstest.ClientHello(t, "evil.attacker.net"), "ok.example.com")
+	if _, _, err := readClientHello(bytes.NewReader(dup)); err != errBadHello {
+		t.Errorf("two server_name extensions: %v, want %v", err, errBadHello)
+	}
+
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"passthrough with sni_allow", Config{Mode: ModeOff, SNIAllow: []string{"*.example.com"}}},
+		{"passthrough with a route", Config{Mode: ModeOff, PassthroughRoutes: []Route{{SNI: "*.example.com", Origins: oneOrigin("127.0.0.1:1")}}}},
+		{"passthrough, peek_sni alone", Config{Mode: ModeOff, PeekSNI: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := mustEdge(t, tc.cfg)
+			addr, res := passthrough(t, e, "")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tlstest.ClientHello(t, long))
+			r := wait(t, res)
+			if r.status != 400 || r.err == nil || r.sni != "" || r.ev.ClientTLS.Status != StatusInvalidSNI ||
+				len(r.ev.ClientTLS.ServerName) > maxServerNameLen {
+				t.Fatalf("status %d sni %q ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.sni, r.ev.ClientTLS, r.err)
+			}
+		})
+	}
+
+	t.Run("terminate", func(t *testing.T) {
+		ca := tlstest.NewCA(t, "CA")
+		cert := ca.Issue(t, tlstest.Leaf{Names: []string{"*.example.com"}})
+		e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{cert.CertFile, cert.KeyFile}}})
+		addr, res := serveTerminate(t, e, nil)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(tlstest.ClientHello(t, long))
+		r := wait(t, res)
+		if r.status != 400 || r.err == nil || r.ev.ClientTLS.Status != StatusInvalidSNI {
+			t.Fatalf("status %d ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.ev.ClientTLS, r.err)
+		}
+	})
+}
