@@ -12,15 +12,18 @@ import (
 
 const (
 	recordHeaderLen   = 5
-	maxRecordPayload  = 16384 + 2048 // TLSCiphertext limit; plaintext hellos are ≤ 2^14
-	maxHandshakeBytes = 1 << 16      // crypto/tls refuses larger handshake messages too
-	helloBufSize      = 2048         // most ClientHellos (even with ML-KEM key shares) fit
+	maxPlaintext      = 1 << 14             // TLSPlaintext limit: what a client puts in one record
+	maxRecordPayload  = maxPlaintext + 2048 // TLSCiphertext limit, as crypto/tls reads records
+	maxHandshakeBytes = 1 << 16             // crypto/tls refuses larger handshake messages too
+	helloBufSize      = 2048                // most ClientHellos (even with ML-KEM key shares) fit
 	// maxHelloWire bounds the bytes a connection may send, record headers
-	// included, before its ClientHello is complete. Counting only
-	// handshake bytes let a hello sent as 1-byte records (6 wire bytes per
-	// byte) hold about 0.6 MB per connection. Real ClientHellos are a few
-	// KiB; this leaves room for large PSK and post-quantum key shares.
-	maxHelloWire     = 32 << 10
+	// included, before its ClientHello is complete: the largest hello
+	// crypto/tls takes (a 4-byte header and maxHandshakeBytes) in full
+	// records, as clients send them (65,565 bytes): the edge reads every
+	// such hello that crypto/tls would accept. Counting only handshake bytes let a hello sent as
+	// 1-byte records (6 wire bytes per byte) hold about 0.6 MB per
+	// connection.
+	maxHelloWire     = 4 + maxHandshakeBytes + recordHeaderLen*((4+maxHandshakeBytes+maxPlaintext-1)/maxPlaintext)
 	typeHandshake    = 0x16
 	typeClientHello  = 0x01
 	extServerName    = 0

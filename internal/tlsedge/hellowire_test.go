@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prismproxy/prism/internal/tlstest"
 )
@@ -93,4 +95,44 @@ func TestClientHelloWireLimit(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*maxHelloWire {
 		t.Fatalf("allocated %d bytes for one hello, want at most %d", alloc, 4*maxHelloWire)
 	}
+}
+
+// TestClientHelloUpTo64KiB: a ClientHello as large as crypto/tls takes (a
+// 64 KiB handshake message, in 16 KiB records) is read whole, and the
+// terminating edge hands it to crypto/tls, which answers with its
+// ServerHello. The limit was 32 KiB on the wire, below what crypto/tls
+// and docs/tls.md allow: a valid hello of 32–64 KiB was a malformed one
+// (443 when terminating; in passthrough "not TLS", with no SNI for the
+// routes and sni_allow).
+func TestClientHelloUpTo64KiB(t *testing.T) {
+	real := tlstest.ClientHello(t, "big.example")
+	for _, size := range []int{40000, 4 + maxHandshakeBytes} {
+		in := padHello(t, real, size)
+		if ch, buf, err := readClientHello(bytes.NewReader(in)); err != nil || ch.serverName != "big.example" || len(buf) != len(in) {
+			t.Fatalf("a %d-byte hello (%d on the wire): %q %v", size, len(in), ch.serverName, err)
+		}
+	}
+
+	ca := tlstest.NewCA(t, "CA")
+	cert := ca.Issue(t, tlstest.Leaf{Names: []string{"big.example"}})
+	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{{cert.CertFile, cert.KeyFile}}})
+	addr, res := serveTerminate(t, e, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(padHello(t, real, 4+maxHandshakeBytes)); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 6)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		t.Fatalf("no answer to a 64 KiB hello: %v", err)
+	}
+	if hdr[0] != typeHandshake || hdr[5] != 2 {
+		t.Fatalf("answer % x, want a ServerHello record (an alert 0x15 means the hello was refused)", hdr)
+	}
+	c.Close()
+	wait(t, res) // the handshake then fails: the client went away
 }
