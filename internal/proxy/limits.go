@@ -10,9 +10,11 @@ import (
 
 // admitClient applies the app's per-client limits to a connection that
 // passed the firewall. On refusal it writes the terminal record
-// (clientFiltered 403, ClientMatchedIpFirewall left UNKNOWN since no rule
-// matched) and returns ok false; otherwise done is wrapped to give the
-// slot back when the connection ends.
+// (clientFiltered 403) and returns ok false; otherwise done is wrapped to
+// give the slot back when the connection ends. The record keeps the
+// firewall's ClientMatchedIpFirewall (an allow rule's WHITELIST_*, else
+// UNKNOWN): the field says which rule the client matched (spec §3), and
+// the detail names the limit that refused it.
 func (a *tcpApp) admitClient(c leg, ev *event.Event, now time.Time, done *func()) bool {
 	if a.lim == nil || ev.ClientProto != event.ProtoTCP {
 		return true

@@ -162,3 +162,23 @@ func TestTLSHandshakeLimit(t *testing.T) {
 		t.Fatalf("%d handshake refusals counted, want 1", n)
 	}
 }
+
+// TestLimitRefusalKeepsFirewallMatch: a client that an allow rule matched
+// and a per-client limit then refused keeps the match on its
+// clientFiltered 403 (ClientMatchedIpFirewall WHITELIST_IP): the field
+// says which firewall rule the connection matched (spec §3, seeds 000 and
+// 001), not why it was refused; the detail names the limit.
+func TestLimitRefusalKeepsFirewallMatch(t *testing.T) {
+	origin := testpeer.Echo(t)
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+		"limits: {max_connections_per_client: 1}",
+		"ip_firewall: {rules: [{action: allow, cidr: 127.0.0.0/8}]}"))
+	echoOnce(t, dial(t, addr))
+	rec.Expect(t, event.Connect, event.StatusConnect)
+	dial(t, addr)
+	e := rec.Terminal(t)
+	if e.Type != event.ClientFiltered || e.Status != event.StatusFiltered || !strings.Contains(e.Detail, "max_connections_per_client") {
+		t.Fatalf("%s %d %q, want clientFiltered 403 naming the limit", e.Type, e.Status, e.Detail)
+	}
+	wantSpectrum(t, &e, map[string]any{"IpFirewall": true, "ClientMatchedIpFirewall": "WHITELIST_IP"})
+}
