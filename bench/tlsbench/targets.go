@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -82,7 +83,7 @@ func runEdgeProxy(args []string) {
 		go func() {
 			defer conn.Close()
 			ev := event.New("bench", event.ID{})
-			tc, _, err := edge.Terminate(conn, &ev)
+			tc, _, err := edge.Terminate(context.Background(), conn, &ev)
 			if err != nil {
 				return
 			}

@@ -43,6 +43,15 @@ type tcpApp struct {
 
 // session is one connection being handled; Shutdown uses it to stop the
 // connection at the drain deadline, whatever phase it is in.
+//
+// It is also the context.Context of the phases before the relay that
+// wait on the client (inbound PROXY header, edge TLS handshake, ClientHello
+// peek): done when the session is stopped. A stop wakes a wait on the
+// client with a past deadline, which a phase setting its own deadline
+// would undo; each phase checks Err right after it sets or clears its
+// deadline (see readProxyHeader, tlsedge.Edge.Terminate), so a stop is
+// never lost whenever it lands. Done is for waits that are not on the
+// socket (a handshake slot): its channel is made only when asked for.
 type session struct {
 	id      event.ID
 	mu      sync.Mutex
@@ -50,7 +59,8 @@ type session struct {
 	origin  net.Conn // nil on the raw path
 	relay   *relay.Relay
 	stopped bool
-	detail  string // why it was stopped, for the terminal record ("" at shutdown)
+	detail  string        // why it was stopped, for the terminal record ("" at shutdown)
+	done    chan struct{} // Done's, closed by stopWith; nil until asked for
 }
 
 func (ss *session) stop() { ss.stopWith("") }
@@ -60,6 +70,9 @@ func (ss *session) stopWith(detail string) {
 	defer ss.mu.Unlock()
 	ss.stopped = true
 	ss.detail = detail
+	if ss.done != nil {
+		close(ss.done)
+	}
 	if ss.relay != nil {
 		ss.relay.StopWith(detail)
 		return
@@ -72,8 +85,63 @@ func (ss *session) stopWith(detail string) {
 		_ = ss.origin.SetDeadline(time.Unix(1, 0))
 	}
 	// A dial in progress ends with the server's context, which Shutdown
-	// cancels right after stopping the sessions (a session is listed
-	// for CloseSession only once it is connected).
+	// cancels right after stopping the sessions (CloseSession does not:
+	// a dial it cuts short by no deadline ends at connect_timeout or
+	// connects, and setRelay stops the relay).
+}
+
+// stopState says whether the session was stopped, and the stop's detail.
+func (ss *session) stopState() (stopped bool, detail string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.stopped, ss.detail
+}
+
+// The context.Context of the session (see session).
+
+func (ss *session) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (ss *session) Value(any) any               { return nil }
+
+func (ss *session) Done() <-chan struct{} {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.done == nil {
+		ss.done = make(chan struct{})
+		if ss.stopped {
+			close(ss.done)
+		}
+	}
+	return ss.done
+}
+
+func (ss *session) Err() error {
+	if stopped, _ := ss.stopState(); stopped {
+		return errStopped
+	}
+	return nil
+}
+
+// errStopped is the session's context error: the proxy stopped it.
+var errStopped = fmt.Errorf("connection stopped by the proxy: %w", context.Canceled)
+
+// endIfStopped writes the terminal record of a connection that a stop
+// (the drain deadline, an operator's CloseSession) ended in a phase
+// before it was up, and reports whether it did. The phase woke to a past
+// deadline (or to the session's context), so what it saw, a timeout or a
+// cut handshake, is not the client's doing: the record is the phase's
+// event typ with status, written as a close by the proxy (side proxy,
+// reason closed: EdgeOne net_exception_closed, docs/logging.md), its
+// detail the stop's ("shutdown" when it has none) and the phase.
+func (a *tcpApp) endIfStopped(ss *session, c leg, ev *event.Event, typ event.Type, status int, phase string, err error) bool {
+	stopped, why := ss.stopState()
+	if !stopped {
+		return false
+	}
+	if why == "" {
+		why = "shutdown"
+	}
+	a.end(c, ev, typ, status, event.SideProxy, event.ReasonClosed, why+" while "+phase+": "+err.Error())
+	return true
 }
 
 // leg is one side of a connection as handle holds it: a net.Conn, or on
@@ -122,12 +190,6 @@ func (ss *session) setRelay(r *relay.Relay) {
 		r.StopWith(ss.detail)
 	}
 	ss.mu.Unlock()
-}
-
-func (ss *session) isStopped() bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.stopped
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -198,11 +260,14 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	var prefix []byte
 	if l.path == "" && pphdr.Trusted(a.cfg.Trusted, ev.PeerAddr.Addr()) {
 		var err error
-		prefix, err = a.readProxyHeader(c.c, ev) // never the raw path (tcpApp.raw)
+		prefix, err = a.readProxyHeader(ss, c.c, ev) // never the raw path (tcpApp.raw)
 		if err != nil {
 			if errors.Is(err, errHealthCheck) {
 				s.healthChecks.Add(1)
 				s.log.Debug("health check from a trusted front", "app", ev.App, "peer", ev.PeerAddr.String(), "detail", err.Error())
+				return
+			}
+			if a.endIfStopped(ss, c, ev, event.ClientFiltered, event.StatusInternal, "reading the inbound PROXY header", err) {
 				return
 			}
 			status, reason := event.StatusInternal, event.ReasonPeerError
@@ -236,7 +301,10 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 		ev.TLSMode = a.edge.Mode()
 		switch {
 		case a.terminate:
-			tc, status, err := a.edge.Terminate(tlsedge.WithPrefix(c.c, prefix), ev)
+			tc, status, err := a.edge.Terminate(ss, tlsedge.WithPrefix(c.c, prefix), ev)
+			if err != nil && a.endIfStopped(ss, c, ev, event.TLSError, event.StatusInternal, "in the edge TLS handshake", err) {
+				return
+			}
 			if errors.Is(err, tlsedge.ErrHandshakeLimit) {
 				a.end(c, ev, event.ClientFiltered, event.StatusFiltered, event.SideProxy, event.ReasonClosed, err.Error())
 				return
@@ -247,7 +315,10 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 			}
 			clientConn, prefix = tc, nil
 		case a.edge.NeedsPeek():
-			sni, peeked, status, err := a.edge.Peek(tlsedge.WithPrefix(c.c, prefix), ev)
+			sni, peeked, status, err := a.edge.Peek(ss, tlsedge.WithPrefix(c.c, prefix), ev)
+			if err != nil && a.endIfStopped(ss, c, ev, event.TLSError, event.StatusInternal, "reading the ClientHello", err) {
+				return
+			}
 			if err != nil {
 				a.end(c, ev, event.TLSError, status, event.SideClient, event.ReasonPeerError, err.Error())
 				return
@@ -278,8 +349,7 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(ev, target)
 	if err != nil {
-		if ss.isStopped() {
-			a.end(c, ev, event.OriginError, status, event.SideProxy, event.ReasonClosed, "shutdown while dialing the origin: "+err.Error())
+		if a.endIfStopped(ss, c, ev, event.OriginError, status, "dialing the origin", err) {
 			return
 		}
 		a.end(c, ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
@@ -406,11 +476,16 @@ var errHealthCheck = errors.New("health check")
 // any bytes read past the header, which belong to the client's stream.
 // A health check returns an error wrapping errHealthCheck; a header that
 // has not arrived whole by the timeout, an error that isTimeout accepts.
-func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
+// ctx is the session: a stop before the header's deadline was set, or
+// before it was cleared, would be undone by it, so it is checked after
+// each (see session).
+func (a *tcpApp) readProxyHeader(ctx context.Context, c net.Conn, ev *event.Event) ([]byte, error) {
 	timeout := a.cfg.HeaderTimeout
 	deadline := time.Now().Add(timeout)
 	_ = c.SetReadDeadline(deadline)
-	defer c.SetReadDeadline(time.Time{})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	br := bufio.NewReaderSize(c, 512)
 	if _, err := br.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -448,6 +523,10 @@ func (a *tcpApp) readProxyHeader(c net.Conn, ev *event.Event) ([]byte, error) {
 	if n := br.Buffered(); n > 0 {
 		rest, _ = br.Peek(n)
 		rest = append([]byte(nil), rest...)
+	}
+	_ = c.SetReadDeadline(time.Time{}) // on failure the connection ends: no need
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return rest, nil
 }

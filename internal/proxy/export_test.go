@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/origin"
 )
@@ -43,4 +44,15 @@ func SetInlineHandlers(on bool) (restore func()) {
 	}
 	prev := inlineForced.Swap(v)
 	return func() { inlineForced.Store(prev) }
+}
+
+// SessionIDs are the ids of the connections the server is handling.
+func SessionIDs(s *Server) []event.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []event.ID
+	for ss := range s.sessions {
+		ids = append(ids, ss.id)
+	}
+	return ids
 }

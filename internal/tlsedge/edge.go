@@ -332,16 +332,32 @@ func refuseName(conn net.Conn, ev *event.Event, sni string) int {
 // 400 INVALID_SNI (SNI not allowed, or longer than a DNS name), 443 HANDSHAKE_FAILED (not TLS, too old a
 // version, handshake error or timeout), 540 INVALID_CONFIG (no usable
 // certificate), 500 INTERNAL_ERROR. The caller closes conn on failure.
-func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error) {
+//
+// ctx is the connection's own: when it is done (the proxy stopped the
+// connection), a wait for a handshake slot ends, and Terminate fails with
+// 500 INTERNAL_ERROR, whatever else went wrong. The caller wakes the
+// handshake itself with a past deadline on conn; since Terminate sets and
+// clears conn's deadline, it checks ctx after each, so that no stop is
+// undone.
+func (e *Edge) Terminate(ctx context.Context, conn net.Conn, ev *event.Event) (tc *tls.Conn, status int, err error) {
 	ev.TLSMode = e.cfg.Mode
 	if e.serverConf == nil {
 		ev.ClientTLS = failedTLS(StatusInternalError, "")
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: mode %s does not terminate TLS", e.cfg.Mode)
 	}
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			ev.ClientTLS = failedTLS(StatusInternalError, ev.ClientTLS.ServerName)
+			tc, status, err = nil, event.StatusInternal, fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}()
 	deadline := time.Now().Add(e.cfg.HandshakeTimeout)
 	if err := conn.SetDeadline(deadline); err != nil {
 		ev.ClientTLS = failedTLS(StatusInternalError, "")
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: set handshake deadline: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, event.StatusInternal, fmt.Errorf("tls terminate: %w", err)
 	}
 	hello, peeked, err := readClientHello(conn)
 	sni := hello.serverName
@@ -374,7 +390,7 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 		ev.ClientTLS.ServerName = sni
 		return nil, event.StatusFiltered, err
 	}
-	tc := tls.Server(&prefixConn{Conn: conn, prefix: peeked}, e.serverConf)
+	tc = tls.Server(&prefixConn{Conn: conn, prefix: peeked}, e.serverConf)
 	err = tc.Handshake()
 	release()
 	if err != nil {
@@ -388,6 +404,10 @@ func (e *Edge) Terminate(conn net.Conn, ev *event.Event) (*tls.Conn, int, error)
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		ev.ClientTLS = failedTLS(StatusInternalError, sni)
 		return nil, event.StatusInternal, fmt.Errorf("tls terminate: clear deadline: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		ev.ClientTLS.ServerName = sni
+		return nil, event.StatusInternal, fmt.Errorf("tls terminate: after the handshake: %w", err)
 	}
 	st := tc.ConnectionState()
 	ev.ClientTLS = event.TLS{
@@ -415,14 +435,24 @@ func versionText(v uint16) string {
 // sni_allow is set: then, like a name that is not allowed, it ends with
 // 400 INVALID_SNI. A server name longer than a DNS name is 400 with or
 // without sni_allow. A read error other than EOF or the timeout is 443.
-func (e *Edge) Peek(conn net.Conn, ev *event.Event) (sni string, peeked []byte, status int, err error) {
+// ctx is the connection's own, as for Terminate: once it is done Peek
+// fails with 500 INTERNAL_ERROR (a peek cut short is no client's silence).
+func (e *Edge) Peek(ctx context.Context, conn net.Conn, ev *event.Event) (sni string, peeked []byte, status int, err error) {
 	ev.TLSMode = e.cfg.Mode
 	if err := conn.SetReadDeadline(time.Now().Add(e.cfg.HandshakeTimeout)); err != nil {
 		return "", nil, event.StatusInternal, fmt.Errorf("tls peek: set deadline: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		ev.ClientTLS = failedTLS(StatusInternalError, "")
+		return "", nil, event.StatusInternal, fmt.Errorf("tls peek: %w", err)
+	}
 	hello, peeked, rerr := readClientHello(conn)
 	if err := conn.SetReadDeadline(time.Time{}); err != nil {
 		return "", peeked, event.StatusInternal, fmt.Errorf("tls peek: clear deadline: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		ev.ClientTLS = failedTLS(StatusInternalError, hello.serverName)
+		return "", peeked, event.StatusInternal, fmt.Errorf("tls peek: read ClientHello (%v): %w", rerr, err)
 	}
 	if errors.Is(rerr, errInvalidSNI) { // refused whether or not sni_allow is set: no route may see a cut name
 		return "", peeked, refuseName(conn, ev, hello.serverName), fmt.Errorf("tls peek: %w", rerr)

@@ -1,6 +1,7 @@
 package tlsedge
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -50,6 +51,12 @@ type termResult struct {
 // on the TLS conn before the result is delivered.
 func serveTerminate(t testing.TB, e *Edge, handle func(*tls.Conn)) (string, <-chan termResult) {
 	t.Helper()
+	return serveTerminateCtx(t, context.Background(), e, handle)
+}
+
+// serveTerminateCtx is serveTerminate with ctx as the connection's context.
+func serveTerminateCtx(t testing.TB, ctx context.Context, e *Edge, handle func(*tls.Conn)) (string, <-chan termResult) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +70,7 @@ func serveTerminate(t testing.TB, e *Edge, handle func(*tls.Conn)) (string, <-ch
 			return
 		}
 		ev := event.New("app", event.NewID(time.Now()))
-		tc, st, err := e.Terminate(c, &ev)
+		tc, st, err := e.Terminate(ctx, c, &ev)
 		if err != nil {
 			c.Close()
 		} else if handle != nil {

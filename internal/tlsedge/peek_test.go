@@ -2,6 +2,7 @@ package tlsedge
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -27,6 +28,12 @@ type peekResult struct {
 // it, peeked bytes first, to originAddr: what the proxy does in mode off.
 func passthrough(t *testing.T, e *Edge, originAddr string) (string, <-chan peekResult) {
 	t.Helper()
+	return passthroughCtx(t, context.Background(), e, originAddr)
+}
+
+// passthroughCtx is passthrough with ctx as the connection's context.
+func passthroughCtx(t *testing.T, ctx context.Context, e *Edge, originAddr string) (string, <-chan peekResult) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +49,7 @@ func passthrough(t *testing.T, e *Edge, originAddr string) (string, <-chan peekR
 		}
 		defer c.Close()
 		ev := event.New("app", event.NewID(time.Now()))
-		sni, peeked, st, err := e.Peek(c, &ev)
+		sni, peeked, st, err := e.Peek(ctx, c, &ev)
 		ch <- peekResult{sni, peeked, st, err, ev}
 		if err != nil || originAddr == "" {
 			return

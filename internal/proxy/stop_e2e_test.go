@@ -1,0 +1,108 @@
+package proxy_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/testpeer"
+	"github.com/prismproxy/prism/internal/tlstest"
+)
+
+// waitTracked waits until s handles n connections.
+func waitTracked(t *testing.T, s *proxy.Server, n int) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); proxy.Tracked(s) < n; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d connections handled after 5s, want %d", proxy.Tracked(s), n)
+		}
+	}
+}
+
+// TestStopBeforeUp: a connection that the drain deadline, or an
+// operator's CloseSession, stops while prism waits on the client (a
+// trusted front's PROXY header, the edge TLS handshake, the passthrough
+// peek) ends at once with one record of its phase, Status 500, written as
+// a close by prism (CloseSide proxy, reason closed: EdgeOne
+// down:net_exception_closed), and no origin is dialed. It was a client
+// failure (443 side client; 497 "sent nothing within header_timeout"),
+// and a stopped peek went on to dial the origin (524, or connect and
+// disconnect). Every phase waits 30s here, so a stop that a phase's own
+// deadline undid would hold Shutdown that long.
+func TestStopBeforeUp(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	dialed := make(chan struct{}, 8)
+	origin := testpeer.Serve(t, func(net.Conn) { dialed <- struct{}{} })
+	phases := []struct {
+		name, extra string
+		typ         event.Type
+	}{
+		{"inbound PROXY header", `inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 30s}`, event.ClientFiltered},
+		{"edge TLS handshake", "tls: {mode: flexible, handshake_timeout: 30s, certificates: [{cert: " + edge.CertFile + ", key: " + edge.KeyFile + "}]}", event.TLSError},
+		{"passthrough peek", `tls: {mode: "off", peek_sni: true, handshake_timeout: 30s}`, event.TLSError},
+	}
+	for _, ph := range phases {
+		for _, how := range []string{"shutdown", "CloseSession"} {
+			t.Run(ph.name+"/"+how, func(t *testing.T) {
+				s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`, ph.extra))
+				c := dial(t, addr)
+				if strings.HasPrefix(ph.name, "edge TLS") { // the handshake proper, past the ClientHello
+					if _, err := c.Write(tlstest.ClientHello(t, "edge.example")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitTracked(t, s, 1)
+				start := time.Now()
+				var e event.Event
+				if how == "shutdown" {
+					ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+					defer cancel()
+					if err := s.Shutdown(ctx); err != nil {
+						t.Fatal(err)
+					}
+					var ok bool
+					if e, ok = rec.NextWithin(0); !ok {
+						t.Fatal("Shutdown returned before the terminal record")
+					}
+				} else {
+					if !s.CloseSession(proxy.SessionIDs(s)[0], "closed by an operator") {
+						t.Fatal("CloseSession found no session")
+					}
+					e = rec.Terminal(t)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Fatalf("the stop took %v: the phase waited for its own timeout", d)
+				}
+				if e.Type != ph.typ || e.Status != event.StatusInternal || e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed {
+					t.Fatalf("%s %d %s/%s %q, want %s 500 closed by the proxy", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail, ph.typ)
+				}
+				wantDetail := "shutdown while"
+				if how == "CloseSession" {
+					wantDetail = "closed by an operator while"
+				}
+				if !strings.HasPrefix(e.Detail, wantDetail) {
+					t.Errorf("detail %q, want it to start with %q", e.Detail, wantDetail)
+				}
+				if got := renderJSON(t, render.EdgeOne, &e)["DisconnetReason"]; got != "down:net_exception_closed" {
+					t.Errorf("EdgeOne DisconnetReason %v, want down:net_exception_closed", got)
+				}
+				if how == "shutdown" {
+					if e, ok := rec.NextWithin(0); ok {
+						t.Fatalf("a second record: %s %d %q", e.Type, e.Status, e.Detail)
+					}
+				}
+				select {
+				case <-dialed: // a dial comes before the record it would lead to
+					t.Fatal("the origin was dialed for a stopped connection")
+				default:
+				}
+			})
+		}
+	}
+}

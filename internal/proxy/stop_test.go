@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prismproxy/prism/internal/event"
+)
+
+// stopAfter is a session's context as a stop landing after the phase's
+// first look at it would make it: done from the n+1th Err on.
+type stopAfter struct {
+	context.Context
+	n     int32
+	calls atomic.Int32
+}
+
+func (c *stopAfter) Err() error {
+	if c.calls.Add(1) > c.n {
+		return errStopped
+	}
+	return nil
+}
+
+// TestProxyHeaderStopNeverUndone: readProxyHeader sets the header's read
+// deadline and clears it, which undid a stop (a past deadline) that came
+// before either: the read waited for header_timeout, or the connection
+// went on. Now it looks at the session after each.
+func TestProxyHeaderStopNeverUndone(t *testing.T) {
+	a := &tcpApp{cfg: App{HeaderTimeout: 30 * time.Second}}
+	stopped := &session{}
+	stopped.stop()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		send string
+	}{
+		{"stopped before", stopped, ""}, // the front says nothing: only the stop can end the wait
+		{"stopped during", &stopAfter{Context: context.Background(), n: 1}, "PROXY TCP4 198.51.100.7 127.0.0.1 4000 443\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			front, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer front.Close()
+			c, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if tc.send != "" {
+				if _, err := front.Write([]byte(tc.send)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := make(chan error, 1)
+			go func() {
+				ev := event.New("app", event.NewID(time.Now()))
+				_, err := a.readProxyHeader(tc.ctx, c, &ev)
+				res <- err
+			}()
+			select {
+			case err := <-res:
+				if !errors.Is(err, errStopped) {
+					t.Fatalf("err %v, want the stop (%v)", err, errStopped)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the header wait outlived the stop")
+			}
+		})
+	}
+}
