@@ -80,3 +80,27 @@ func TestProxyHeaderStopNeverUndone(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionContext: the session's Done is closed by its stop, whether
+// it was asked for before the stop or after, and Err says stopped from
+// then on.
+func TestSessionContext(t *testing.T) {
+	before := &session{}
+	done := before.Done()
+	if before.Err() != nil {
+		t.Fatal("Err before the stop")
+	}
+	before.stopWith("closed by an operator")
+	after := &session{}
+	after.stop()
+	for _, ch := range []<-chan struct{}{done, after.Done()} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("Done not closed after the stop")
+		}
+	}
+	if !errors.Is(before.Err(), context.Canceled) || !errors.Is(after.Err(), context.Canceled) {
+		t.Fatalf("Err %v / %v after the stop, want context.Canceled", before.Err(), after.Err())
+	}
+}

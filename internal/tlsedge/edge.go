@@ -385,7 +385,7 @@ func (e *Edge) Terminate(ctx context.Context, conn net.Conn, ev *event.Event) (t
 		sendAlert(conn, alertInternalError)
 		return nil, event.StatusEdgeTLSConfig, fmt.Errorf("tls handshake for %q: %w (%v)", sni, errNoCertificate, e.Ready())
 	}
-	release, err := e.acquireHandshake(deadline)
+	release, err := e.acquireHandshake(ctx, deadline)
 	if err != nil {
 		ev.ClientTLS.ServerName = sni
 		return nil, event.StatusFiltered, err

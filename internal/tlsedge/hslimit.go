@@ -1,7 +1,9 @@
 package tlsedge
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -10,9 +12,12 @@ import (
 // clientFiltered (403): the client was refused, not failed.
 var ErrHandshakeLimit = errors.New("tls handshake: every handshake slot (limits.max_tls_handshakes) stayed busy until the handshake timeout")
 
-// acquireHandshake waits for a handshake slot until deadline. release is
-// nil when there is no bound.
-func (e *Edge) acquireHandshake(deadline time.Time) (release func(), err error) {
+// acquireHandshake waits for a handshake slot until deadline, or until
+// ctx (the connection's) is done: a connection the proxy stops (drain
+// deadline, an operator) must not hold the drain for the rest of its
+// handshake_timeout. ctx's Done is asked for only when there is a wait.
+// release is nil on error.
+func (e *Edge) acquireHandshake(ctx context.Context, deadline time.Time) (release func(), err error) {
 	if e.hs == nil {
 		return func() {}, nil
 	}
@@ -31,6 +36,8 @@ func (e *Edge) acquireHandshake(deadline time.Time) (release func(), err error) 
 		return nil, ErrHandshakeLimit
 	case <-e.stop:
 		return nil, ErrHandshakeLimit
+	case <-ctx.Done():
+		return nil, fmt.Errorf("tls handshake: waiting for a handshake slot: %w", ctx.Err())
 	}
 }
 

@@ -99,3 +99,35 @@ func TestStopIsNeverUndone(t *testing.T) {
 		check(t, r.status, r.err, r.ev.ClientTLS.Status)
 	})
 }
+
+// TestHandshakeSlotWaitEndsWithTheConnection: with max_tls_handshakes
+// set and every slot busy, a connection waits for one until its
+// handshake deadline; a stop of the connection (its context) ends the
+// wait at once. It waited on its own timer only, so a drain deadline or
+// an operator's close was held for up to handshake_timeout.
+func TestHandshakeSlotWaitEndsWithTheConnection(t *testing.T) {
+	e, _ := mustEdge(t, Config{Mode: ModeOff, MaxHandshakes: 1})
+	release, err := e.acquireHandshake(context.Background(), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, stop := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		_, err := e.acquireHandshake(ctx, time.Now().Add(30*time.Second))
+		res <- err
+	}()
+	stop()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrHandshakeLimit) {
+			t.Fatalf("err %v, want the stop (not a refusal by the limit)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait for a handshake slot outlived the connection's stop")
+	}
+	if n := e.HandshakesRefused(); n != 0 {
+		t.Errorf("%d refusals counted for a stopped connection, want 0", n)
+	}
+}
