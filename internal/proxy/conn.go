@@ -241,6 +241,12 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 
 	ss := &session{id: ev.SessionID, client: c.c}
 	if !s.track(ss) {
+		// The drain deadline passed before handle began (the connection
+		// waited for a global slot, see awaitSlot, or for its goroutine):
+		// no stop can reach it now, and it was accepted, so it ends here
+		// with its record, as one stopped before it was up.
+		a.end(c, ev, event.ClientFiltered, event.StatusInternal, event.SideProxy, event.ReasonClosed,
+			"shutdown: the drain deadline passed before the connection was handled")
 		c.close()
 		done()
 		return

@@ -462,19 +462,10 @@ func (a *tcpApp) acceptLoop(l *listener) {
 			select {
 			case s.gsem <- struct{}{}:
 			case <-s.stopAccepting:
-				c.close()
-				if a.sem != nil {
-					<-a.sem
-				}
+				a.awaitSlot(l, c, peer, local)
 				return
 			case <-s.handoff:
-				// Handing the listener over (reload): this connection is
-				// ours already; serve it once a slot frees.
-				s.wg.Add(1)
-				go func() {
-					s.gsem <- struct{}{}
-					a.handle(l, c, peer, local, a.connDone, nil)
-				}()
+				a.awaitSlot(l, c, peer, local)
 				return
 			}
 		}
@@ -513,6 +504,31 @@ func (a *tcpApp) acceptLoop(l *listener) {
 		// (see gopool).
 		gopool.Go(func() { a.handle(l, c, peer, local, a.connDone, nil) })
 	}
+}
+
+// awaitSlot serves c, accepted while every global max_connections slot
+// was taken, once the accept loop stops (Shutdown, HandOff): the
+// connection is ours already, so it waits for a slot on a goroutine of
+// its own, a connection Shutdown drains like the others, until the drain
+// deadline (the server's context). Then handle, slot or not, finds the
+// server forced and writes the connection's terminal record: every
+// accepted connection gets one.
+func (a *tcpApp) awaitSlot(l *listener, c leg, peer, local netip.AddrPort) {
+	s := a.srv
+	s.wg.Add(1)
+	go func() {
+		select {
+		case s.gsem <- struct{}{}:
+			a.handle(l, c, peer, local, a.connDone, nil)
+		case <-s.ctx.Done():
+			a.handle(l, c, peer, local, func() { // no global slot to give back
+				if a.sem != nil {
+					<-a.sem
+				}
+				s.wg.Done()
+			}, nil)
+		}
+	}()
 }
 
 // inline is a raw accept loop handling a connection itself

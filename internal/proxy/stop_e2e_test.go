@@ -3,11 +3,13 @@ package proxy_test
 import (
 	"context"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
@@ -104,5 +106,69 @@ func TestStopBeforeUp(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// openFDs counts this process's open descriptors (the servers run in it).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// TestAcceptedAtGlobalLimitGetsItsRecord: a connection accepted while
+// every global max_connections slot is taken waits, accepted, for one.
+// When the server then stops accepting (Shutdown, or HandOff and a later
+// Shutdown) it still gets its terminal record at the drain deadline:
+// clientFiltered 500, a close by prism. At Shutdown it was closed with no
+// record; after HandOff it waited for a slot on a goroutine no stop could
+// reach, and handle, finding the server past its deadline, closed it with
+// no record either.
+func TestAcceptedAtGlobalLimitGetsItsRecord(t *testing.T) {
+	for _, how := range []string{"Shutdown", "HandOff"} {
+		t.Run(how, func(t *testing.T) {
+			origin := testpeer.Echo(t)
+			rec := eventtest.New()
+			yaml := "max_connections: 1\napps:\n  - id: app\n    listen: [\"127.0.0.1:0\"]\n    origins: {addresses: [\"" + origin + "\"]}\n"
+			s := startServers(t, parseConfig(t, yaml), rec)["app"]
+			addr := s.Addrs()[0].String()
+			echoOnce(t, dial(t, addr)) // holds the one slot
+			rec.Expect(t, event.Connect, event.StatusConnect)
+			fds := openFDs(t)
+			dial(t, addr)
+			// The accept loop takes it and waits for a slot: the
+			// accepted socket is one more descriptor beside the dialed one.
+			for end := time.Now().Add(5 * time.Second); openFDs(t) < fds+2; time.Sleep(2 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("the second connection was not accepted within 5s")
+				}
+			}
+			if how == "HandOff" {
+				s.HandOff(func(string) bool { return false })
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := map[event.Type]int{}
+			for {
+				e, ok := rec.NextWithin(0)
+				if !ok {
+					break
+				}
+				got[e.Type]++
+				if e.Type == event.ClientFiltered &&
+					(e.Status != event.StatusInternal || e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed) {
+					t.Errorf("waiting connection: %s %d %s/%s %q, want clientFiltered 500 closed by the proxy", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail)
+				}
+			}
+			if got[event.Disconnect] != 1 || got[event.ClientFiltered] != 1 {
+				t.Fatalf("records after Shutdown %v, want the holder's disconnect and the waiting connection's clientFiltered", got)
+			}
+		})
 	}
 }
