@@ -115,9 +115,13 @@ func codec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q (use zstd, lz4, snappy, gzip or none)", name)
 }
 
-// Sender produces batches.
+// Sender produces batches. It is not safe for concurrent use (the delivery
+// goroutine is its only caller).
 type Sender struct {
-	cfg    Config
+	cfg  Config
+	opts []kgo.Opt
+	// client is nil after a Send that had to close it (see Send); the next
+	// Send makes a new one from opts.
 	client *kgo.Client
 	recs   []kgo.Record
 	ptrs   []*kgo.Record
@@ -158,11 +162,30 @@ func New(c Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	return &Sender{cfg: c, client: cl}, nil
+	return &Sender{cfg: c, opts: opts, client: cl}, nil
 }
 
-// Send produces every record of b and waits until all are acknowledged.
+// Send produces every record of b and waits until all are acknowledged,
+// for at most the configured timeout and never past ctx.
+//
+// franz-go's ProduceSync stops waiting for a done ctx only for records not
+// yet written to a broker: with the idempotent producer, records in a
+// request that got no answer (a broker that accepted the connection and
+// hangs) are kept and retried for ever, and RecordDeliveryTimeout cannot
+// fail them either. So when ctx is done (or the timeout passes) before the
+// answer, Send closes the client, which fails every record it holds, and
+// the next Send makes a new client: a hung broker then costs one timeout
+// per attempt, and the delivery layer's Close is bounded by its flush
+// timeout instead of waiting for the broker. Records that had landed are
+// sent again with the retry (at-least-once, as for any failed batch).
 func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
+	if s.client == nil {
+		cl, err := kgo.NewClient(s.opts...)
+		if err != nil {
+			return fmt.Errorf("kafka topic %s: client: %w", s.cfg.Topic, err)
+		}
+		s.client = cl
+	}
 	n := b.Records
 	if cap(s.recs) < n {
 		s.recs = make([]kgo.Record, n)
@@ -181,7 +204,19 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 		s.recs[i] = kgo.Record{Key: s.keys[24*i : 24*i+24 : 24*i+24], Value: v}
 		s.ptrs[i] = &s.recs[i]
 	}
-	res := s.client.ProduceSync(ctx, s.ptrs...)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	cl := s.client
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cl.Close() // fails the records in flight: ProduceSync returns
+		close(closed)
+	})
+	res := cl.ProduceSync(ctx, s.ptrs...)
+	if !stop() {
+		<-closed // Close has run: no goroutine of it outlives Send
+		s.client = nil
+	}
 	failed := 0
 	var first error
 	for _, r := range res {
@@ -196,6 +231,9 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	if first == nil {
 		return nil
 	}
+	if s.client == nil {
+		first = fmt.Errorf("%w (gave up waiting for the broker's answer: %w)", first, context.Cause(ctx))
+	}
 	err := fmt.Errorf("kafka topic %s: %d of %d records not acknowledged: %w", s.cfg.Topic, failed, n, first)
 	if errors.Is(first, kerr.MessageTooLarge) || errors.Is(first, kerr.RecordListTooLarge) || errors.Is(first, kerr.InvalidRecord) {
 		return sink.Rejected(err)
@@ -205,6 +243,9 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 
 // Close closes the client.
 func (s *Sender) Close() error {
-	s.client.Close()
+	if s.client != nil {
+		s.client.Close()
+		s.client = nil
+	}
 	return nil
 }

@@ -3,11 +3,14 @@ package kafkadst
 import (
 	"context"
 	"encoding/json"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
@@ -135,6 +138,78 @@ func TestBrokerDownIsATemporaryError(t *testing.T) {
 	defer cancel()
 	if err := s.Send(ctx, sinktest.Batch(time.Now(), 1)); err == nil {
 		t.Fatal("no error with no broker")
+	}
+}
+
+// TestSendGivesUpOnAHungBroker: a broker that takes produce requests and
+// never answers them holds the records in franz-go's idempotent producer,
+// whatever the context says. Send returns once its ctx is done (Close of
+// the delivery layer) or its timeout has passed, and the next Send, on a
+// new client, delivers once the broker answers again.
+func TestSendGivesUpOnAHungBroker(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "prism"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var hang atomic.Bool
+	hang.Store(true)
+	produced := make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !hang.Load() {
+			return nil, nil, false // answered as usual
+		}
+		once.Do(func() { close(produced) })
+		return nil, nil, true // taken, never answered
+	})
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		cancel  bool
+	}{
+		{"ctx done", time.Minute, true},
+		{"timeout", time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(prepared(t, Config{Brokers: c.ListenAddrs(), Topic: "prism", Timeout: tc.timeout}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				go func() { <-produced; cancel() }() // once the request is in flight
+			}
+			sent := make(chan error, 1)
+			go func() { sent <- s.Send(ctx, sinktest.Batch(time.Now(), 1, 2, 3)) }()
+			select {
+			case err := <-sent:
+				if err == nil {
+					t.Fatal("Send succeeded against a broker that never answered")
+				}
+				t.Log(err)
+			case <-time.After(15 * time.Second):
+				t.Fatal("Send still waits for a hung broker after its ctx was done or its timeout passed")
+			}
+		})
+	}
+	hang.Store(false)
+	s, err := New(prepared(t, Config{Brokers: c.ListenAddrs(), Topic: "prism", Timeout: time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Send(ctx, sinktest.Batch(time.Now(), 7)); err == nil {
+		t.Fatal("Send with a done ctx succeeded")
+	}
+	// The client the done ctx closed is replaced: this Send delivers.
+	if err := s.Send(context.Background(), sinktest.Batch(time.Now(), 8)); err != nil {
+		t.Fatalf("Send after a cancelled one: %v", err)
 	}
 }
 
