@@ -164,8 +164,10 @@ func (fl *File) rotate() error {
 		slog.Warn("close rotated log file", "path", fl.cfg.Path, "err", err)
 	}
 	fl.f = nil
-	dir, prefix, ext := backupParts(fl.cfg.Path)
-	name := filepath.Join(dir, prefix+fl.now().UTC().Format(backupTimeFormat)+ext)
+	name, err := fl.backupName()
+	if err != nil {
+		return err
+	}
 	if err := os.Rename(fl.cfg.Path, name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("rotate log file %s: %w", fl.cfg.Path, err)
 	}
@@ -174,6 +176,40 @@ func (fl *File) rotate() error {
 	}
 	fl.wakeMill()
 	return nil
+}
+
+// maxBackupSteps bounds backupName's search for a free name.
+const maxBackupSteps = 100000
+
+// backupName is the name the current file is rotated to: its time now, or
+// the first millisecond after it that no backup has (compressed or not,
+// or being compressed). Names have millisecond resolution and rename
+// replaces its target, so two rotations in one millisecond (a batch larger
+// than max_size_mb rotates before every write) would otherwise replace the
+// earlier backup and lose records already counted as written. The stepped
+// name still parses as a backup time and sorts after the earlier ones.
+// Only this File makes backups of its path; the cleanup goroutine only
+// turns a backup into its .gz (the name is taken throughout) or removes it.
+func (fl *File) backupName() (string, error) {
+	dir, prefix, ext := backupParts(fl.cfg.Path)
+	t := fl.now().UTC()
+	for range maxBackupSteps {
+		name := filepath.Join(dir, prefix+t.Format(backupTimeFormat)+ext)
+		free := true
+		for _, p := range []string{name, name + ".gz", name + ".gz.tmp"} {
+			if _, err := os.Lstat(p); err == nil {
+				free = false
+				break
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("rotate log file %s: %w", fl.cfg.Path, err)
+			}
+		}
+		if free {
+			return name, nil
+		}
+		t = t.Add(time.Millisecond)
+	}
+	return "", fmt.Errorf("rotate log file %s: no free backup name within %d ms of %s", fl.cfg.Path, maxBackupSteps, fl.now().UTC().Format(backupTimeFormat))
 }
 
 // Rotate forces a rotation now.

@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -149,6 +150,57 @@ func TestFileRotation(t *testing.T) {
 		if n := strings.Count(body, "\n"); n%300 != 0 || len(s) > 1<<20 {
 			t.Errorf("%s: %d records, %d bytes: a batch was split or the size exceeded", name, n, len(s))
 		}
+	}
+}
+
+// TestFileRotationNeverReplacesABackup: rotations within one millisecond
+// (every write of a batch larger than max_size_mb rotates first) and a
+// compressed backup of that millisecond get backups of their own, named
+// a millisecond apart in the order written: no record is lost.
+func TestFileRotationNeverReplacesABackup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.csv")
+	clock := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	gz := filepath.Join(dir, "app-2026-11-22T04-00-00.000.csv.gz") // an earlier run's, compressed
+	if err := os.WriteFile(gz, []byte("earlier"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := OpenFile(prepared(t, Config{Type: TypeFile, Path: path, MaxSizeMB: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.now = func() time.Time { return clock } // every rotation in the same millisecond
+	const n = 6
+	big := strings.Repeat("z", 1<<20) // one record larger than max_size_mb
+	for i := range n {
+		if err := fl.Write(batch("", fmt.Sprintf("%d %s", i, big))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := os.ReadFile(gz); err != nil || string(p) != "earlier" {
+		t.Fatalf("the compressed backup was replaced (%v)", err)
+	}
+	bs, err := fl.backups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != n { // n-1 rotated files and the earlier .gz
+		t.Fatalf("%d backups, want %d: %v", len(bs), n, listBackups(t, dir))
+	}
+	for i := range n - 1 { // oldest first after the .gz; the last batch is in app.csv
+		b := bs[n-2-i]
+		if want := clock.Add(time.Duration(i+1) * time.Millisecond); !b.t.Equal(want) {
+			t.Errorf("backup %s: time %v, want %v", b.path, b.t, want)
+		}
+		if s := readAll(t, b.path); !strings.HasPrefix(s, fmt.Sprintf("%d ", i)) {
+			t.Errorf("backup %s holds batch %.3q, want %d", b.path, s, i)
+		}
+	}
+	if s := readAll(t, path); !strings.HasPrefix(s, fmt.Sprintf("%d ", n-1)) {
+		t.Errorf("current file holds %.3q, want batch %d", s, n-1)
 	}
 }
 
