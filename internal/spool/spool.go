@@ -175,6 +175,19 @@ func openDir(c Config) (s *Spool, corrupt int, err error) {
 		return nil, 0, fmt.Errorf("spool: %w", err)
 	}
 	s = &Spool{dir: c.Dir, max: c.MaxBytes, dropOldest: c.WhenFull != DropNewest, lock: lock, dirf: dirf, next: 1}
+	// Sequence numbers continue after the dead letters too: a clean
+	// shutdown leaves the main directory empty, and numbers started again
+	// from 1 would name a new dead letter like an earlier run's.
+	dead, err := os.ReadDir(filepath.Join(c.Dir, deadDir))
+	if err != nil {
+		s.Close()
+		return nil, 0, fmt.Errorf("spool: %w", err)
+	}
+	for _, de := range dead {
+		if seq, ok := batchSeq(de); ok {
+			s.next = max(s.next, seq+1)
+		}
+	}
 	ents, err := os.ReadDir(c.Dir)
 	if err != nil {
 		s.Close()
@@ -186,19 +199,15 @@ func openDir(c Config) (s *Spool, corrupt int, err error) {
 			_ = os.Remove(filepath.Join(c.Dir, name)) // never acknowledged
 			continue
 		}
-		seqStr, ok := strings.CutSuffix(name, suffix)
-		if !ok || de.IsDir() {
-			continue
-		}
-		seq, err := strconv.ParseUint(seqStr, 10, 64)
-		if err != nil {
+		seq, ok := batchSeq(de)
+		if !ok {
 			continue
 		}
 		s.next = max(s.next, seq+1)
 		e, err := s.stat(seq)
 		if err != nil {
 			corrupt++
-			_ = os.Rename(s.path(seq), filepath.Join(c.Dir, deadDir, name))
+			_ = s.moveDead(s.path(seq)) // if it fails, the next Open tries again
 			continue
 		}
 		s.entries = append(s.entries, e)
@@ -318,6 +327,16 @@ func (s *Spool) absorbOrphans(c Config) (corrupt int, err error) {
 		}
 	}
 	return corrupt, nil
+}
+
+// batchSeq is the sequence number of a batch file's directory entry.
+func batchSeq(de os.DirEntry) (uint64, bool) {
+	seqStr, ok := strings.CutSuffix(de.Name(), suffix)
+	if !ok || de.IsDir() {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	return seq, err == nil
 }
 
 func (s *Spool) path(seq uint64) string {
@@ -576,11 +595,39 @@ func (s *Spool) Remove(e Entry) error {
 // read) into the dead-letter directory.
 func (s *Spool) DeadLetter(e Entry) error {
 	s.forget(e)
-	name := filepath.Base(s.path(e.Seq))
-	if err := os.Rename(s.path(e.Seq), filepath.Join(s.dir, deadDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("spool: dead-letter: %w", err)
+	return s.moveDead(s.path(e.Seq))
+}
+
+// moveDead moves the batch file from into the dead-letter directory under
+// a name no dead letter has: an earlier one is never replaced.
+func (s *Spool) moveDead(from string) error {
+	name := filepath.Base(from)
+	dir := filepath.Join(s.dir, deadDir)
+	to, err := freeName(dir, name)
+	if err != nil {
+		return fmt.Errorf("spool: dead-letter %s: %w", name, err)
+	}
+	if err := os.Rename(from, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: dead-letter %s: %w", name, err)
 	}
 	return nil
+}
+
+// freeName is dir/name, or dir/<base>-<n><suffix> with the first n that
+// no file has. Only the spool's holder writes its dead-letter directory.
+func freeName(dir, name string) (string, error) {
+	base := strings.TrimSuffix(name, suffix)
+	p := filepath.Join(dir, name)
+	for n := 1; ; n++ {
+		_, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return p, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(dir, base+"-"+strconv.Itoa(n)+suffix)
+	}
 }
 
 func (s *Spool) forget(e Entry) {

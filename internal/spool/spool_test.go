@@ -175,3 +175,62 @@ func TestCorruptFileGoesToDeadLetter(t *testing.T) {
 	}
 	s.Close()
 }
+
+// deadFiles maps the names in dir's dead-letter directory to their bytes.
+func deadFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "dead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, de := range ents {
+		p, err := os.ReadFile(filepath.Join(dir, "dead", de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[de.Name()] = string(p)
+	}
+	return out
+}
+
+// TestDeadLettersAreNeverReplaced: sequence numbers continue after an
+// earlier run's dead letters (a clean shutdown leaves the main directory
+// empty), and a dead letter never replaces a file already in dead/.
+func TestDeadLettersAreNeverReplaced(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	s.Put(sinktest.Batch(t0, 1, 2, 3))
+	e, _ := s.Oldest()
+	if err := s.DeadLetter(e); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before := deadFiles(t, dir)
+
+	s = open(t, Config{Dir: dir}) // restart: the main directory is empty
+	defer s.Close()
+	s.Put(sinktest.Batch(t0, 9))
+	e2, _ := s.Oldest()
+	if e2.Seq <= e.Seq {
+		t.Errorf("sequence restarted after the dead letters: %d after %d", e2.Seq, e.Seq)
+	}
+	// A file in dead/ by the name the next dead letter would take.
+	taken := filepath.Base(s.path(e2.Seq))
+	if err := os.WriteFile(filepath.Join(dir, "dead", taken), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before[taken] = "kept"
+	if err := s.DeadLetter(e2); err != nil {
+		t.Fatal(err)
+	}
+	after := deadFiles(t, dir)
+	if len(after) != len(before)+1 {
+		t.Fatalf("dead/ holds %d files, want %d: %v", len(after), len(before)+1, after)
+	}
+	for name, data := range before {
+		if after[name] != data {
+			t.Errorf("dead letter %s was replaced", name)
+		}
+	}
+}
