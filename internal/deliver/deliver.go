@@ -363,7 +363,9 @@ func (d *Deliverer) loop() {
 					d.dropCorrupt.Add(uint64(e.Records))
 					d.setErr(err)
 					d.logger.Warn("log job spool: unreadable batch moved to the dead-letter directory", "job", d.job, "records", e.Records, "err", err)
-					_ = d.sp.DeadLetter(e)
+					if !d.deadLetter(e) {
+						return
+					}
 					continue
 				}
 				switch d.deliver(&d.cur) {
@@ -372,7 +374,9 @@ func (d *Deliverer) loop() {
 						d.setErr(err)
 					}
 				case outRejected:
-					_ = d.sp.DeadLetter(e)
+					if !d.deadLetter(e) {
+						return // stays spooled: sent again at the next start
+					}
 				case outStopped:
 					return // stays spooled for the next start
 				}
@@ -436,18 +440,50 @@ func (d *Deliverer) deliver(b *sink.Batch) outcome {
 			return outRejected
 		}
 		d.retries.Add(1)
-		wait := backoff/2 + rand.N(backoff/2+1) // jitter: half fixed, half random
+		wait := jitter(backoff)
 		if after, ok := sink.RetryAfter(err); ok {
 			wait = min(max(wait, after), 5*time.Minute)
 		}
 		backoff = min(backoff*2, d.cfg.Retry.Max)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-d.ctx.Done():
-			t.Stop()
+		if !d.sleep(wait) {
 			return outStopped
 		}
+	}
+}
+
+// deadLetter moves e (rejected, or unreadable) to the spool's dead-letter
+// directory. While that fails (the directory cannot be made, a full or
+// read-only disk) it tries again with backoff: the batch stays spooled and
+// the oldest, and is not sent again. It returns false when Close gives up
+// first; the batch then stays in the spool for the next start.
+func (d *Deliverer) deadLetter(e spool.Entry) bool {
+	backoff := d.cfg.Retry.Initial
+	for {
+		err := d.sp.DeadLetter(e)
+		if err == nil {
+			return true
+		}
+		d.setErr(fmt.Errorf("log job %s: %w", d.job, err))
+		d.logger.Error("log job spool: moving a batch to the dead-letter directory failed; trying again", "job", d.job, "records", e.Records, "err", err)
+		if !d.sleep(jitter(backoff)) {
+			return false
+		}
+		backoff = min(backoff*2, d.cfg.Retry.Max)
+	}
+}
+
+// jitter is a wait of about b: half fixed, half random.
+func jitter(b time.Duration) time.Duration { return b/2 + rand.N(b/2+1) }
+
+// sleep waits for wait, or until Close gives up (false).
+func (d *Deliverer) sleep(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.ctx.Done():
+		return false
 	}
 }
 

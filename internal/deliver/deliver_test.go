@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,3 +241,42 @@ func TestSpoolFullDropsCounted(t *testing.T) {
 }
 
 var _ sink.Destination = (*Deliverer)(nil)
+
+// TestRejectedBatchStaysSpooledUntilDeadLettered: while the dead-letter
+// directory cannot be made, a rejected batch stays in the spool (pending,
+// not sent again, counted as rejected once) and goes there once it can.
+func TestRejectedBatchStaysSpooledUntilDeadLettered(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	r.Fail(400, "")
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead")
+	d := newDel(t, httpCfg(r.URL), spool.Config{Dir: dir})
+	defer d.Close()
+	if err := os.Remove(dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dead, nil, 0o600); err != nil { // dead/ cannot be made
+		t.Fatal(err)
+	}
+	n := writeBatches(t, d, 0, 1)
+	waitStats(t, d, func(Stats) bool {
+		err := d.LastError()
+		return err != nil && strings.Contains(err.Error(), "dead-letter")
+	})
+	if st := d.DeliveryStats(); st.Rejected != uint64(n) || st.Pending != n {
+		t.Fatalf("while dead/ cannot be made: rejected %d, pending %d; want %d each", st.Rejected, st.Pending, n)
+	}
+	if err := os.Remove(dead); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStats(t, d, func(s Stats) bool { return s.Pending == 0 })
+	if st.Rejected != uint64(n) || st.Dropped() != 0 {
+		t.Fatalf("after the dead letter: %+v", st)
+	}
+	if got := r.Requests(); got != 1 {
+		t.Fatalf("%d requests for one rejected batch", got)
+	}
+	if ents, _ := os.ReadDir(dead); len(ents) != 1 {
+		t.Fatalf("dead/ holds %d files, want 1", len(ents))
+	}
+}

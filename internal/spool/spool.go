@@ -592,22 +592,36 @@ func (s *Spool) Remove(e Entry) error {
 }
 
 // DeadLetter moves a batch the destination refused (or that cannot be
-// read) into the dead-letter directory.
+// read) into the dead-letter directory. The batch leaves the spool's index
+// only once it is there (or its file is gone): on an error it is still the
+// oldest batch, and the caller tries again; a batch whose move failed would
+// otherwise be sent again at the next start.
 func (s *Spool) DeadLetter(e Entry) error {
+	if err := s.moveDead(s.path(e.Seq)); err != nil {
+		return err
+	}
 	s.forget(e)
-	return s.moveDead(s.path(e.Seq))
+	return nil
 }
 
-// moveDead moves the batch file from into the dead-letter directory under
-// a name no dead letter has: an earlier one is never replaced.
+// moveDead moves the batch file from into the dead-letter directory,
+// (re)creating it (an operator may have removed it), under a name no dead
+// letter has: an earlier one is never replaced. A file already gone is
+// not an error.
 func (s *Spool) moveDead(from string) error {
 	name := filepath.Base(from)
 	dir := filepath.Join(s.dir, deadDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("spool: dead-letter %s: %w", name, err)
+	}
 	to, err := freeName(dir, name)
 	if err != nil {
 		return fmt.Errorf("spool: dead-letter %s: %w", name, err)
 	}
-	if err := os.Rename(from, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Rename(from, to); err != nil {
+		if _, serr := os.Lstat(from); errors.Is(serr, os.ErrNotExist) {
+			return nil // already gone: nothing to keep
+		}
 		return fmt.Errorf("spool: dead-letter %s: %w", name, err)
 	}
 	return nil

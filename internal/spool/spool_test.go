@@ -234,3 +234,57 @@ func TestDeadLettersAreNeverReplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterKeepsTheBatchUntilItIsThere: a dead-letter directory an
+// operator removed is made again; one that cannot be made fails
+// DeadLetter and leaves the batch spooled (it was dropped from the index
+// while its file stayed, and was sent again at the next start).
+func TestDeadLetterKeepsTheBatchUntilItIsThere(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead")
+	s := open(t, Config{Dir: dir})
+	s.Put(sinktest.Batch(t0, 1, 2))
+	s.Put(sinktest.Batch(t0, 3))
+	e, _ := s.Oldest()
+	if err := os.RemoveAll(dead); err != nil { // an operator cleaned up
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(e); err != nil {
+		t.Fatal(err)
+	}
+	if got := deadFiles(t, dir); len(got) != 1 {
+		t.Fatalf("dead/ holds %d files, want 1", len(got))
+	}
+
+	e, _ = s.Oldest()
+	if err := os.RemoveAll(dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dead, nil, 0o600); err != nil { // dead/ cannot be made
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(e); err == nil {
+		t.Fatal("DeadLetter succeeded without a dead-letter directory")
+	}
+	if st := s.Stats(); st.Batches != 1 || st.Records != 1 {
+		t.Fatalf("after a failed DeadLetter the spool holds %+v, want the batch", st)
+	}
+	if e2, _ := s.Oldest(); e2.Seq != e.Seq {
+		t.Fatalf("oldest is %d, want %d", e2.Seq, e.Seq)
+	}
+	if err := os.Remove(dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(e); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, Config{Dir: dir})
+	defer s.Close()
+	if st := s.Stats(); st.Batches != 0 {
+		t.Fatalf("dead-lettered batches are back after a restart: %+v", st)
+	}
+	if got := deadFiles(t, dir); len(got) != 1 {
+		t.Fatalf("dead/ holds %d files, want 1", len(got))
+	}
+}
