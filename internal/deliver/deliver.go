@@ -49,7 +49,8 @@ type Stats struct {
 	Rejected uint64
 	// Dropped by cause: the spool was full (drop_oldest removed them, or
 	// drop_newest refused them); the memory bound was full (no spool);
-	// still in memory at shutdown (no spool); a spool file was unreadable.
+	// still in memory at shutdown (no spool); a spool file was corrupt
+	// (spool.ErrCorrupt: moved to the dead-letter directory).
 	DroppedSpoolFull  uint64
 	DroppedMemoryFull uint64
 	DroppedShutdown   uint64
@@ -352,6 +353,7 @@ func (d *Deliverer) loop() {
 			return
 		}
 	}
+	loadBackoff := d.cfg.Retry.Initial
 	for {
 		if d.ctx.Err() != nil {
 			return
@@ -360,14 +362,26 @@ func (d *Deliverer) loop() {
 			e, ok := d.sp.Oldest()
 			if ok {
 				if err := d.sp.Load(e, &d.cur); err != nil {
-					d.dropCorrupt.Add(uint64(e.Records))
-					d.setErr(err)
+					d.setErr(fmt.Errorf("log job %s: %w", d.job, err))
+					if !errors.Is(err, spool.ErrCorrupt) {
+						// Too many open files, an I/O error: the batch may
+						// well be good. It stays the oldest, loaded again
+						// after the backoff.
+						d.logger.Warn("log job spool: reading a batch failed; trying again", "job", d.job, "records", e.Records, "err", err)
+						if !d.sleep(jitter(loadBackoff)) {
+							return // stays spooled for the next start
+						}
+						loadBackoff = min(loadBackoff*2, d.cfg.Retry.Max)
+						continue
+					}
 					d.logger.Warn("log job spool: unreadable batch moved to the dead-letter directory", "job", d.job, "records", e.Records, "err", err)
 					if !d.deadLetter(e) {
 						return
 					}
+					d.dropCorrupt.Add(uint64(e.Records))
 					continue
 				}
+				loadBackoff = d.cfg.Retry.Initial
 				switch d.deliver(&d.cur) {
 				case outDelivered:
 					if err := d.sp.Remove(e); err != nil {

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -278,5 +279,72 @@ func TestRejectedBatchStaysSpooledUntilDeadLettered(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dead); len(ents) != 1 {
 		t.Fatalf("dead/ holds %d files, want 1", len(ents))
+	}
+}
+
+// gateSender takes a batch when the test lets it through gate, saying on
+// entered when a Send has begun.
+type gateSender struct {
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gateSender) Send(ctx context.Context, b *sink.Batch) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-g.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gateSender) Close() error { return nil }
+
+// TestTransientReadErrorKeepsTheBatch: a spooled batch that cannot be read
+// for a while (here its path leads to a directory: read fails with
+// EISDIR, as it would with EMFILE or EIO) is good: it stays spooled and is delivered
+// once it reads again, not dead-lettered and counted as corrupt.
+func TestTransientReadErrorKeepsTheBatch(t *testing.T) {
+	dir := t.TempDir()
+	c, sp := httpCfg("http://127.0.0.1:1/"), spool.Config{Dir: dir}
+	for _, s := range []cfgerr.Section{&c, &sp} {
+		if err := cfgerr.Prepare(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &gateSender{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	d, err := NewDeliverer("test", g, c, sp, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	n := writeBatches(t, d, 0, 2)
+	<-g.entered // the first batch is being sent; the second waits in the spool
+	second := filepath.Join(dir, "00000000000000000002.batch")
+	if err := os.Rename(second, filepath.Join(dir, "kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), second); err != nil { // restored by one rename
+		t.Fatal(err)
+	}
+	g.gate <- struct{}{} // the first is delivered; the second cannot be read
+	waitStats(t, d, func(Stats) bool {
+		err := d.LastError()
+		return err != nil && strings.Contains(err.Error(), "is a directory")
+	})
+	if err := os.Rename(filepath.Join(dir, "kept"), second); err != nil {
+		t.Fatal(err)
+	}
+	close(g.gate)
+	st := waitStats(t, d, func(s Stats) bool { return s.Delivered == uint64(n) || s.Dropped() > 0 })
+	if st.Delivered != uint64(n) || st.Dropped() != 0 || st.Pending != 0 {
+		t.Fatalf("a batch that could not be read for a while: %+v", st)
+	}
+	if dead, _ := os.ReadDir(filepath.Join(dir, "dead")); len(dead) != 0 {
+		t.Fatalf("dead/ holds %d files, want none", len(dead))
 	}
 }

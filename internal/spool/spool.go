@@ -561,11 +561,22 @@ func (s *Spool) Oldest() (Entry, bool) {
 	return s.entries[0], true
 }
 
+// ErrCorrupt is in Load's error when the batch file is not what Put wrote
+// (gone, shorter than it was, or failing its checksum or framing): it will
+// never load, and belongs in the dead-letter directory. Any other Load
+// error (too many open files, an I/O error) may pass: the batch is good,
+// and is loaded again later.
+var ErrCorrupt = errors.New("batch file is corrupt")
+
 // Load reads entry e into b. Only the delivery goroutine calls it (it
 // reuses one read buffer).
 func (s *Spool) Load(e Entry, b *sink.Batch) error {
+	name := filepath.Base(s.path(e.Seq))
 	f, err := os.Open(s.path(e.Seq))
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("spool: %s: %w: %w", name, ErrCorrupt, err)
+		}
 		return fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
@@ -574,10 +585,13 @@ func (s *Spool) Load(e Entry, b *sink.Batch) error {
 	}
 	p := s.rbuf[:e.Size]
 	if _, err := io.ReadFull(f, p); err != nil {
-		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("spool: %s: %w: shorter than the %d bytes spooled: %w", name, ErrCorrupt, e.Size, err)
+		}
+		return fmt.Errorf("spool: %s: %w", name, err)
 	}
 	if err := decode(p, b); err != nil {
-		return fmt.Errorf("spool: %s: %w", filepath.Base(s.path(e.Seq)), err)
+		return fmt.Errorf("spool: %s: %w: %w", name, ErrCorrupt, err)
 	}
 	return nil
 }
