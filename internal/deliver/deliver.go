@@ -544,9 +544,16 @@ func (d *Deliverer) DeliveryStats() Stats {
 
 // Close delivers what is pending for up to the flush timeout, then stops:
 // spooled batches stay for the next start; batches in memory are counted
-// as dropped at shutdown.
+// as dropped at shutdown. A deliverer still waiting for its spool stops at
+// once: it has nothing it could deliver (its batches are in the side
+// spool, on disk, which the next job to open the spool takes in; the
+// memory queue is not used with a spool), and the flush timeout would
+// only hold up the shutdown or reload that closes it.
 func (d *Deliverer) Close() error {
 	d.closing.Store(true)
+	if _, ready := d.spoolNow(); !ready {
+		d.cancel()
+	}
 	d.signal()
 	t := time.NewTimer(d.cfg.FlushTimeout)
 	select {

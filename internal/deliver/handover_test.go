@@ -183,3 +183,41 @@ func holdSpool(t *testing.T, dir string) *spool.Spool {
 	}
 	return s
 }
+
+// TestCloseWhileWaitingForTheSpoolIsPrompt: a job closed while another
+// holder still has its spool (a second reload before the first finished)
+// has nothing it could deliver, so Close does not wait out the flush
+// timeout; its batches stay in the side spool, and the next job to open
+// the spool delivers them.
+func TestCloseWhileWaitingForTheSpoolIsPrompt(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	dir := t.TempDir()
+	holder := holdSpool(t, dir)
+	c := httpCfg(r.URL)
+	c.FlushTimeout = 10 * time.Second
+	d := newDel(t, c, spool.Config{Dir: dir})
+	n := writeBatches(t, d, 0, 2)
+	start := time.Now()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el >= c.FlushTimeout/2 {
+		t.Fatalf("Close took %v waiting for a spool it could not have (flush_timeout %v)", el, c.FlushTimeout)
+	}
+	if got := sideBatches(t, dir); got != 2 {
+		t.Fatalf("%d batches left in the side spool, want 2", got)
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := newDel(t, c, spool.Config{Dir: dir})
+	if !r.WaitRecords(n, 20*time.Second) {
+		t.Fatalf("received %d of %d", len(r.Records()), n)
+	}
+	if err := next.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sessions(t, r.Records())); got != n {
+		t.Errorf("%d sessions delivered, want %d", got, n)
+	}
+}
