@@ -93,13 +93,17 @@ func (c *Config) SetDefaults() {
 func (c *Config) JSONRecords() bool { return c.Framing != "" && c.Framing != FramingLines }
 
 // Redact returns u without its query string and user info, for messages.
+// What url.Parse cannot take apart as scheme://host (an error, or a
+// scheme-less "key:secret@host:port", which parses as scheme "key" with
+// the rest opaque) loses everything from the first '?' or '#' and up to
+// the last '@': a secret may hold an '@' of its own.
 func Redact(u string) string {
 	p, err := url.Parse(u)
-	if err != nil {
+	if err != nil || p.Opaque != "" {
 		if i := strings.IndexAny(u, "?#"); i >= 0 {
 			u = u[:i]
 		}
-		if i := strings.Index(u, "@"); i >= 0 {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
 			u = u[i+1:]
 		}
 		return u

@@ -15,6 +15,7 @@ package s3dst
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/klauspost/compress/gzip"
 	"hash/fnv"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/sink"
+	"github.com/prismproxy/prism/internal/sink/httpdst"
 )
 
 // DefaultTimeout bounds one upload.
@@ -92,15 +94,25 @@ func (c *Config) endpoint() (string, bool, error) {
 	if e == "" {
 		return "s3.amazonaws.com", true, nil
 	}
+	// The endpoint is named without user info or query (httpdst.Redact):
+	// credentials pasted there (key:secret@host, ?X-Amz-Signature=) must
+	// not reach the validation error, and so prism's log.
+	bad := func(want string) error {
+		msg := fmt.Sprintf("%q is not %s", httpdst.Redact(e), want)
+		if strings.ContainsAny(e, "@?#") {
+			msg += " (shown without its user info and query; credentials go in access_key_id and secret_access_key)"
+		}
+		return errors.New(msg)
+	}
 	if !strings.Contains(e, "://") {
-		if strings.ContainsAny(e, "/?@ ") {
-			return "", false, fmt.Errorf("%q is not host[:port] or a URL", e)
+		if strings.ContainsAny(e, "/?@# ") {
+			return "", false, bad("host[:port] or a URL")
 		}
 		return e, true, nil
 	}
 	u, err := url.Parse(e)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
-		return "", false, fmt.Errorf("%q is not an http(s)://host[:port] URL", strings.SplitN(e, "?", 2)[0])
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", false, bad("an http(s)://host[:port] URL")
 	}
 	return u.Host, u.Scheme == "https", nil
 }

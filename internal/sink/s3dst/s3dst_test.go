@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,30 @@ func prepared(t testing.TB, c Config) Config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestEndpointErrorHidesCredentials: an endpoint refused for holding user
+// info or a query is named without them (the error reaches prism's log),
+// scheme-less or not, with an '@' in the secret too.
+func TestEndpointErrorHidesCredentials(t *testing.T) {
+	for _, e := range []string{
+		"AKIAXXX:SuperSecret@minio.local:9000",
+		"AKIAXXX:Super@Secret@minio.local:9000",
+		"minio.local:9000?X-Amz-Signature=SuperSecret",
+		"minio.local:9000#SuperSecret",
+		"https://AKIAXXX:SuperSecret@minio.local:9000",
+		"https://AKIAXXX:Super@Secret@minio.local:9000",
+		"https://minio.local:9000/?X-Amz-Signature=SuperSecret",
+		"https://AKIAXXX:Super/Secret@minio.local:9000",
+	} {
+		c := Config{Bucket: "logs", Endpoint: e}
+		err := cfgerr.Prepare(&c)
+		if err == nil {
+			t.Errorf("endpoint %q accepted", e)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "Secret") || strings.Contains(msg, "AKIAXXX") || !strings.Contains(msg, "minio.local") {
+			t.Errorf("endpoint %q: %s", e, msg)
+		}
+	}
 }
