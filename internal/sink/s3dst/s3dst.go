@@ -121,6 +121,7 @@ func (c *Config) endpoint() (string, bool, error) {
 type Sender struct {
 	cfg    Config
 	client *minio.Client
+	tr     *http.Transport // the client's own, closed by Close
 	buf    bytes.Buffer
 	gz     *gzip.Writer
 	key    []byte
@@ -157,7 +158,7 @@ func New(c Config) (*Sender, error) {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
 	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	return &Sender{cfg: c, client: cl, gz: gz}, nil
+	return &Sender{cfg: c, client: cl, tr: tr, gz: gz}, nil
 }
 
 // KeyTimeFormat is the start/end time in object names.
@@ -212,5 +213,11 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	return err
 }
 
-// Close releases the client's idle connections.
-func (s *Sender) Close() error { return nil }
+// Close releases the client's idle connections: a reload replaces the
+// sender, and the old one's keep-alive connections would otherwise stay
+// open until the transport's idle timeout (90 s), one set per reload.
+// Send is done when Close is called (the delivery goroutine has stopped).
+func (s *Sender) Close() error {
+	s.tr.CloseIdleConnections()
+	return nil
+}

@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +152,57 @@ func TestEndpointErrorHidesCredentials(t *testing.T) {
 		}
 		if msg := err.Error(); strings.Contains(msg, "Secret") || strings.Contains(msg, "AKIAXXX") || !strings.Contains(msg, "minio.local") {
 			t.Errorf("endpoint %q: %s", e, msg)
+		}
+	}
+}
+
+// TestCloseReleasesConnections: Close closes the sender's keep-alive
+// connections to the store (each reload makes a new sender; the old one's
+// stayed open until the idle timeout).
+func TestCloseReleasesConnections(t *testing.T) {
+	be := s3mem.New()
+	if err := be.CreateBucket("logs"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	open := 0
+	closed := make(chan struct{}, 16)
+	srv := httptest.NewUnstartedServer(gofakes3.New(be).Server())
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case http.StateNew:
+			open++
+		case http.StateClosed, http.StateHijacked:
+			open--
+			closed <- struct{}{}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s, err := New(prepared(t, Config{Bucket: "logs", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), sinktest.Batch(time.Now(), 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		mu.Lock()
+		n := open
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-closed:
+		case <-timeout:
+			t.Fatalf("%d connection(s) still open after Close", n)
 		}
 	}
 }
