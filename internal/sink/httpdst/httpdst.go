@@ -178,7 +178,8 @@ func New(c Config, csv bool) (*Sender, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
-	s := &Sender{cfg: c, url: c.URL, shown: Redact(c.URL), client: &http.Client{Transport: tr, Timeout: c.Timeout, CheckRedirect: keepPost}}
+	s := &Sender{cfg: c, url: c.URL, shown: Redact(c.URL)}
+	s.client = &http.Client{Transport: tr, Timeout: c.Timeout, CheckRedirect: s.checkRedirect}
 	switch {
 	case c.Framing == FramingLines && csv:
 		s.ctype = "text/csv"
@@ -267,6 +268,30 @@ func keepPost(req *http.Request, via []*http.Request) error {
 	}
 	if req.Method != via[0].Method {
 		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// checkRedirect follows a redirect as keepPost says, and sends the
+// configured headers (DD-API-KEY, X-Api-Key, a bearer token...) only to the
+// configured host and port, and never from https to http: Go's client
+// copies every header of the first request to the redirect's, dropping
+// only Authorization and Cookie, and only for another domain. Content-Type,
+// Content-Encoding and User-Agent stay (prism's own, or their override).
+func (s *Sender) checkRedirect(req *http.Request, via []*http.Request) error {
+	if err := keepPost(req, via); err != nil {
+		return err
+	}
+	first := via[0].URL
+	if strings.EqualFold(req.URL.Host, first.Host) && (first.Scheme != "https" || req.URL.Scheme == "https") {
+		return nil
+	}
+	for k := range s.cfg.Headers {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Encoding", "User-Agent":
+		default:
+			req.Header.Del(k)
+		}
 	}
 	return nil
 }

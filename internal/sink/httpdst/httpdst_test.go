@@ -269,3 +269,60 @@ func TestRedirects(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectToAnotherHostDropsTheHeaders: the configured headers (API
+// keys) go along a 307 or 308 to the same host, but not to another one
+// (here another port): Go's client drops only Authorization and Cookie,
+// and only for another domain.
+func TestRedirectToAnotherHostDropsTheHeaders(t *testing.T) {
+	b := sinktest.Batch(t0, 3)
+	var mu sync.Mutex
+	var seen []http.Header
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/new", http.StatusTemporaryRedirect)
+		case "/other":
+			http.Redirect(w, r, other.URL+"/new", http.StatusPermanentRedirect)
+		default:
+			io.Copy(io.Discard, r.Body)
+			mu.Lock()
+			seen = append(seen, r.Header.Clone())
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	headers := map[string]string{"DD-API-KEY": "dd-secret", "x-api-key": "key-secret", "Authorization": "Bearer tok-secret", "Content-Type": "text/plain"}
+	for _, tc := range []struct {
+		path string
+		kept bool
+	}{{"/same", true}, {"/other", false}} {
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
+		if err := send(t, Config{URL: srv.URL + tc.path, Compression: "none", Headers: headers}, b); err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		mu.Lock()
+		if len(seen) != 1 {
+			t.Fatalf("%s: %d requests at the new URL, want 1", tc.path, len(seen))
+		}
+		h := seen[0]
+		mu.Unlock()
+		for _, k := range []string{"DD-API-KEY", "X-Api-Key", "Authorization"} {
+			if got := h.Get(k) != ""; got != tc.kept {
+				t.Errorf("%s: header %s at the new URL: %v, want %v", tc.path, k, got, tc.kept)
+			}
+		}
+		if ct := h.Get("Content-Type"); ct != "text/plain" {
+			t.Errorf("%s: Content-Type %q at the new URL", tc.path, ct)
+		}
+	}
+}
