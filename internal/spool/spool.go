@@ -525,7 +525,14 @@ func (s *Spool) Put(b *sink.Batch) (accepted, evicted int, err error) {
 		return 0, evicted, fmt.Errorf("spool: %w", err)
 	}
 	if err := s.dirf.Sync(); err != nil {
-		return 0, evicted, fmt.Errorf("spool: sync %s: %w", s.dir, err)
+		// The batch's name may not survive a crash, so it is not accepted
+		// (the caller counts a write error). Its file goes too: left in
+		// place unindexed, the next start would deliver the batch counted
+		// as not written. If it cannot go, it is as durable as this disk
+		// allows now: it is kept and accepted, and delivered this run.
+		if rerr := os.Remove(s.path(seq)); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+			return 0, evicted, fmt.Errorf("spool: sync %s: %w", s.dir, err)
+		}
 	}
 	s.entries = append(s.entries, Entry{Seq: seq, Size: size, Records: b.Records, First: b.First})
 	s.bytes += size

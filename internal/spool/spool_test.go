@@ -289,3 +289,32 @@ func TestDeadLetterKeepsTheBatchUntilItIsThere(t *testing.T) {
 		t.Fatalf("dead/ holds %d files, want 1", len(got))
 	}
 }
+
+// TestPutWhoseDirectorySyncFailsLeavesNoFile: when the directory cannot be
+// fsynced after the rename, Put fails (the records are counted as a write
+// error) and takes the batch's file away: it was left unindexed, and the
+// next start delivered the batch as well.
+func TestPutWhoseDirectorySyncFailsLeavesNoFile(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	dirf := s.dirf
+	closed, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	s.dirf = closed // Sync fails: file already closed
+	if acc, _, err := s.Put(sinktest.Batch(t0, 1, 2)); err == nil || acc != 0 {
+		t.Fatalf("Put with a failing directory sync: accepted %d, err %v", acc, err)
+	}
+	s.dirf = dirf
+	if st := s.Stats(); st.Batches != 0 {
+		t.Fatalf("the failed batch is indexed: %+v", st)
+	}
+	s.Close()
+	s = open(t, Config{Dir: dir})
+	defer s.Close()
+	if st := s.Stats(); st.Batches != 0 {
+		t.Fatalf("a batch Put refused is back at the next start: %+v", st)
+	}
+}
