@@ -18,6 +18,7 @@ func BenchmarkRender(b *testing.B) {
 		{"edgeone/ndjson", EdgeOne, Options{}},
 		{"edgeone/csv", EdgeOne, Options{Output: CSV}},
 		{"cloudconnexa/ndjson", CloudConnexa, Options{}},
+		{"ocsf/ndjson", OCSF, Options{}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			enc, err := NewEncoder(bc.ds, testNode, bc.opt)
