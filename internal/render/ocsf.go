@@ -13,13 +13,15 @@ import (
 // Network Activity, uid 4) with the network_proxy and security_control
 // profiles. One record per lifecycle step, periodic records included:
 //
-//	connect                      activity 1 Open
-//	disconnect, normal close     activity 2 Close
-//	disconnect, RST/EPIPE/error  activity 3 Reset
+//	connect                        activity 1 Open
+//	disconnect, normal close,
+//	timeout, unreachable, refused  activity 2 Close
+//	disconnect, RST, EPIPE, TLS or
+//	other read/write error         activity 3 Reset
 //	tlsError, resolveOrigin,
-//	originError                  activity 4 Fail
-//	clientFiltered               activity 5 Refuse (disposition Blocked)
-//	interim                      activity 6 Traffic
+//	originError                    activity 4 Fail
+//	clientFiltered                 activity 5 Refuse (disposition Blocked)
+//	interim                        activity 6 Traffic
 //
 // The client is src_endpoint, the origin dst_endpoint, the edge listener
 // proxy_endpoint. traffic holds the bytes since the previous record of the
@@ -100,11 +102,28 @@ func OCSFActivity(e *event.Event) int {
 	return 0
 }
 
-// ocsfReset reports a disconnect caused by a reset or a broken pipe.
+// ocsfReset reports a disconnect that OCSF calls a Reset (the connection
+// was "abnormally terminated"), decided by the Spectrum status because the
+// close reason is too coarse: errstatus gives ReasonPeerError to a refused
+// or unreachable peer as well as to an RST.
+//
+//	444, 499 RST; 448, 498 EPIPE (the peer reset or   Reset
+//	abandoned the connection); 490 TLS error (a
+//	fatal alert aborted it)
+//	200; 445-447, 495-497 timed out, unreachable,     Close
+//	refused (the peer went away, nothing tore the
+//	connection down)
+//	anything else (500, 999)                          Reset when closed on a
+//	                                                  read/write error
 func ocsfReset(e *event.Event) bool {
 	switch e.Status {
-	case event.StatusOriginReset, event.StatusClientReset, event.StatusOriginPipe, event.StatusClientPipe:
+	case event.StatusOriginReset, event.StatusClientReset, event.StatusOriginPipe, event.StatusClientPipe,
+		event.StatusClientTLSError:
 		return true
+	case event.StatusOK, event.StatusOriginTimeout, event.StatusClientTimeout,
+		event.StatusOriginUnreachable, event.StatusClientUnreachable,
+		event.StatusOriginRefused, event.StatusClientRefused:
+		return false
 	}
 	return e.CloseReason == event.ReasonPeerError
 }

@@ -225,3 +225,64 @@ func BenchmarkRenderOCSF(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestOCSFDisconnectActivityByStatus: every Status a disconnect can carry
+// (spec §2, with the close reason errstatus gives it) maps to the activity
+// docs/logging.md's table says. Unreachable and refused peers are closes,
+// not resets, though their reason is ReasonPeerError like an RST's.
+func TestOCSFDisconnectActivityByStatus(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		status int
+		reason event.Reason
+		want   int
+	}{
+		{event.StatusOK, event.ReasonPeerClose, OCSFActivityClose},
+		{event.StatusOK, event.ReasonTimeout, OCSFActivityClose},
+		{event.StatusOK, event.ReasonClosed, OCSFActivityClose},
+		{event.StatusOK, event.ReasonChannelEOF, OCSFActivityClose},
+		{event.StatusOriginReset, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusOriginTimeout, event.ReasonTimeout, OCSFActivityClose},
+		{event.StatusOriginUnreachable, event.ReasonPeerError, OCSFActivityClose},
+		{event.StatusOriginRefused, event.ReasonPeerError, OCSFActivityClose},
+		{event.StatusOriginPipe, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusClientTLSError, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusClientRefused, event.ReasonPeerError, OCSFActivityClose},
+		{event.StatusClientUnreachable, event.ReasonPeerError, OCSFActivityClose},
+		{event.StatusClientTimeout, event.ReasonTimeout, OCSFActivityClose},
+		{event.StatusClientPipe, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusClientReset, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusInternal, event.ReasonPeerError, OCSFActivityReset},
+		{event.StatusInternal, event.ReasonClosed, OCSFActivityClose},
+		{event.StatusUnknown, event.ReasonPeerError, OCSFActivityReset},
+	} {
+		e := fullEvent()
+		e.Status, e.CloseReason = tc.status, tc.reason
+		out := render1(t, OCSF, Options{}, &e)
+		if probs := s.Validate(out); len(probs) > 0 {
+			t.Errorf("%d %v: %v", tc.status, tc.reason, probs)
+		}
+		var rec struct {
+			ActivityID int `json:"activity_id"`
+			SeverityID int `json:"severity_id"`
+			StatusID   int `json:"status_id"`
+		}
+		if err := json.Unmarshal(out, &rec); err != nil {
+			t.Fatal(err)
+		}
+		wantSev, wantStatus := 1, 2
+		if tc.want == OCSFActivityReset {
+			wantSev = 2
+		}
+		if tc.status == event.StatusOK {
+			wantStatus = 1
+		}
+		if rec.ActivityID != tc.want || rec.SeverityID != wantSev || rec.StatusID != wantStatus {
+			t.Errorf("disconnect %d (%v): activity %d severity %d status %d, want %d %d %d",
+				tc.status, tc.reason, rec.ActivityID, rec.SeverityID, rec.StatusID, tc.want, wantSev, wantStatus)
+		}
+	}
+}
