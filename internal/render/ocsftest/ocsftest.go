@@ -62,12 +62,17 @@ type dataType struct {
 	regex  *regexp.Regexp
 }
 
-// Schema is the loaded schema.
+// Schema is the loaded schema. It is safe for concurrent use: Load hands
+// every test the same Schema, and parallel tests validate at once.
 type Schema struct {
-	dict    map[string]json.RawMessage
-	types   map[string]dataType
+	dict  map[string]json.RawMessage
+	types map[string]dataType
+	class *object
+
+	// mu guards objects, the object definitions loaded as records first
+	// use them.
+	mu      sync.Mutex
 	objects map[string]*object
-	class   *object
 }
 
 var (
@@ -287,6 +292,8 @@ func addEnum(a *attr, e map[string]json.RawMessage) {
 }
 
 func (s *Schema) object(name string) (*object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if o, ok := s.objects[name]; ok {
 		return o, nil
 	}
