@@ -71,8 +71,10 @@ func ocsfCases() map[string]event.Event {
 		}
 		out[tc.name+"/unix"] = unix
 	}
+	// Everything unset but the time, which every event the proxy or a
+	// conversion produces carries (the validator wants epoch ms, not 0).
 	empty := event.New("", event.ID{})
-	empty.Type = event.Disconnect
+	empty.Type, empty.Time = event.Disconnect, base.Time
 	out["empty"] = empty
 	return out
 }
@@ -111,6 +113,20 @@ func TestOCSFValidatorCatchesProblems(t *testing.T) {
 		{`"metadata":{"version":"1.8.0",`, `"metadata":{`, "metadata.version: required"},
 		{`"direction_id":1,`, ``, "direction_id: required"},
 		{`"type_uid":400102`, `"type_uid":400101`, "type_uid"},
+		// timestamp_t is epoch ms: seconds and nanoseconds are caught.
+		{`"time":1795320690123`, `"time":1795320690`, "time: 1795320690 is not epoch milliseconds"},
+		{`"time":1795320690123`, `"time":1795320690123000000`, "time: 1795320690123000000 is not epoch milliseconds"},
+		{`"start_time":1795320600123`, `"start_time":1795320600123456`, "start_time: 1795320600123456 is not epoch"},
+		{`"metadata":{"version":"1.8.0"`, `"metadata":{"version":"1.1.0"`, `metadata.version: "1.1.0", want the schema's "1.8.0"`},
+		{`"profiles":["network_proxy","security_control"]`, `"profiles":[]`,
+			"proxy_endpoint: an attribute of profile network_proxy, which metadata.profiles does not list"},
+		{`"profiles":["network_proxy","security_control"]`, `"profiles":["network_proxy"]`,
+			"disposition_id: an attribute of profile security_control"},
+		{`"profiles":["network_proxy","security_control"]`, `"profiles":["network_proxy","security_control","no_such"]`,
+			"metadata.profiles[2]: no_such is not a profile of the schema"},
+		{`"severity_id":1,`, `"severity_id":4,"severity_id":1,`, "severity_id: duplicate key"},
+		{`"location":{"country":"GB"}`, `"location":{"country":"GB","country":"SE"}`, "src_endpoint.location.country: duplicate key"},
+		{"\n", `} trailing`, "(record): 10 bytes after the JSON object"},
 	} {
 		bad := strings.Replace(good, tc.from, tc.to, 1)
 		if bad == good {
@@ -120,6 +136,16 @@ func TestOCSFValidatorCatchesProblems(t *testing.T) {
 		if !strings.Contains(probs, tc.want) {
 			t.Errorf("%s -> %s: want a problem about %q, got %q", tc.from, tc.to, tc.want, probs)
 		}
+	}
+	line := strings.TrimSuffix(good, "\n")
+	if probs := s.Validate([]byte(line + line)); !strings.Contains(strings.Join(probs, "\n"), "bytes after the JSON object") {
+		t.Errorf("two records on one line: %v", probs)
+	}
+	if probs := s.Validate([]byte(line + "\n" + line + "\n")); len(probs) == 0 {
+		t.Errorf("two records: no problem")
+	}
+	if probs := s.Validate([]byte(line + " \r\n")); len(probs) > 0 {
+		t.Errorf("trailing white space: %v", probs)
 	}
 }
 

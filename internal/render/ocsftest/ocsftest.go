@@ -11,9 +11,20 @@
 // just_one constraints, and class_uid, category_uid and type_uid agree with
 // the class. An object whose definition is not vendored is reported, not
 // passed.
+//
+// The record itself is checked too, for what a JSON decoder would let
+// through: one JSON object and nothing after it but white space (no
+// second record on the line), no key twice in an object (decoders keep
+// either one), metadata.version the vendored schema's version
+// (version.json), metadata.profiles naming only profiles the schema has
+// and every profile whose attributes the record uses, and every
+// timestamp_t in epoch milliseconds between 2000 and 2200 (so a time in
+// seconds, microseconds or nanoseconds is caught: the schema itself only
+// says long_t).
 package ocsftest
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -68,6 +79,10 @@ type Schema struct {
 	dict  map[string]json.RawMessage
 	types map[string]dataType
 	class *object
+	// version is the schema's version (version.json); profiles are the
+	// names of its profiles.
+	version  string
+	profiles map[string]bool
 
 	// mu guards objects, the object definitions loaded as records first
 	// use them.
@@ -120,7 +135,28 @@ func readJSON(name string, v any) error {
 }
 
 func load() (*Schema, error) {
-	s := &Schema{types: map[string]dataType{}, objects: map[string]*object{}}
+	s := &Schema{types: map[string]dataType{}, objects: map[string]*object{}, profiles: map[string]bool{}}
+	var ver struct {
+		Version string `json:"version"`
+	}
+	if err := readJSON("version.json", &ver); err != nil {
+		return nil, err
+	}
+	if ver.Version == "" {
+		return nil, fmt.Errorf("version.json: no version")
+	}
+	s.version = ver.Version
+	profs, err := files.ReadDir("schema/profiles")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range profs {
+		var prof rawDef
+		if err := readJSON(path.Join("profiles", f.Name()), &prof); err != nil {
+			return nil, err
+		}
+		s.profiles[prof.Name] = true
+	}
 	var dict struct {
 		Attributes map[string]json.RawMessage `json:"attributes"`
 		Types      struct {
@@ -309,19 +345,28 @@ func (s *Schema) object(name string) (*object, error) {
 // returns every problem found, each prefixed with its attribute path.
 func (s *Schema) Validate(record []byte) []string {
 	var v map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(record)))
+	dec := json.NewDecoder(bytes.NewReader(record))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
 		return []string{"not a JSON object: " + err.Error()}
 	}
 	var probs []string
+	if rest := bytes.TrimSpace(record[dec.InputOffset():]); len(rest) > 0 {
+		probs = append(probs, fmt.Sprintf("(record): %d bytes after the JSON object (%.20q)", len(rest), rest))
+	}
+	probs = append(probs, dupKeys(record)...)
 	profiles := map[string]bool{}
 	if md, ok := v["metadata"].(map[string]any); ok {
+		if ver, ok := md["version"].(string); ok && ver != s.version {
+			probs = append(probs, fmt.Sprintf("metadata.version: %q, want the schema's %q", ver, s.version))
+		}
 		if list, ok := md["profiles"].([]any); ok {
-			for _, p := range list {
-				if name, ok := p.(string); ok {
-					profiles[name] = true
+			for i, p := range list {
+				name, _ := p.(string)
+				if !s.profiles[name] {
+					probs = append(probs, fmt.Sprintf("metadata.profiles[%d]: %v is not a profile of the schema", i, p))
 				}
+				profiles[name] = true
 			}
 		}
 	}
@@ -363,6 +408,9 @@ func (s *Schema) check(probs *[]string, at string, o *object, v map[string]any, 
 		if !ok {
 			*probs = append(*probs, p+": not an attribute of "+o.name)
 			continue
+		}
+		if a.profile != "" && !profiles[a.profile] {
+			*probs = append(*probs, fmt.Sprintf("%s: an attribute of profile %s, which metadata.profiles does not list", p, a.profile))
 		}
 		val := v[k]
 		if a.array {
@@ -482,6 +530,9 @@ func (s *Schema) value(probs *[]string, p string, a *attr, val any, profiles map
 		if dt.ranged && (float64(i) < dt.min || float64(i) > dt.max) {
 			*probs = append(*probs, fmt.Sprintf("%s: %d is outside %v..%v", p, i, dt.min, dt.max))
 		}
+		if a.typ == "timestamp_t" && (i < minTimestamp || i >= maxTimestamp) {
+			*probs = append(*probs, fmt.Sprintf("%s: %d is not epoch milliseconds between 2000 and 2200", p, i))
+		}
 		if len(a.enum) > 0 {
 			if _, ok := a.enum[n.String()]; !ok {
 				*probs = append(*probs, fmt.Sprintf("%s: %s is not in the enumeration", p, n))
@@ -499,4 +550,57 @@ func (s *Schema) value(probs *[]string, p string, a *attr, val any, profiles map
 	default:
 		*probs = append(*probs, fmt.Sprintf("%s: data type %s (%s) is not checked", p, a.typ, dt.base))
 	}
+}
+
+// The plausible window of a timestamp_t, epoch milliseconds: 2000-01-01
+// to 2200-01-01 UTC. A time of this century in seconds is below it, in
+// microseconds or nanoseconds above it.
+const (
+	minTimestamp = 946684800000
+	maxTimestamp = 7258118400000
+)
+
+// dupKeys returns a problem for every key that appears twice in one
+// object of the record: encoding/json keeps the last, other decoders the
+// first, so the record means different things to different readers.
+func dupKeys(record []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(record))
+	var probs []string
+	var walk func(at string) error
+	walk = func(at string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					probs = append(probs, join(at, k)+": duplicate key")
+				}
+				seen[k] = true
+				if err := walk(join(at, k)); err != nil {
+					return err
+				}
+			}
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", at, i)); err != nil {
+					return err
+				}
+			}
+		default:
+			return nil
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	_ = walk("") // a syntax error is Validate's to report
+	return probs
 }
