@@ -1,6 +1,7 @@
 package render
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -365,7 +366,9 @@ func appendOCSFProto(b []byte, proto string, v4, ip bool) []byte {
 
 // appendOCSFSrc writes the client: address and port (after an inbound PROXY
 // header), country and AS number; a unix-socket client is named by its
-// socket path.
+// socket path. autonomous_system.number is an integer_t (32-bit signed),
+// so an AS number above 2^31-1 (the private 4200000000-4294967294 range
+// among them) is left out here and written to unmapped.client_asn.
 func appendOCSFSrc(r *rec, b []byte) []byte {
 	e := r.e
 	b = append(b, '{')
@@ -386,7 +389,7 @@ func appendOCSFSrc(r *rec, b []byte) []byte {
 		b = appendUpperCode(b, e.Country, "")
 		b = append(b, '"', '}')
 	}
-	if e.ASN != 0 {
+	if e.ASN != 0 && e.ASN <= math.MaxInt32 {
 		b = kv(b, false, "autonomous_system")
 		b = append(b, `{"number":`...)
 		b = strconv.AppendUint(b, uint64(e.ASN), 10)
@@ -490,7 +493,8 @@ func appendOCSFMetadata(r *rec, b []byte) []byte {
 // appendOCSFUnmapped keeps the prism values that OCSF has no attribute for:
 // the Spectrum event name, the edge location code, the TLS mode, the PROXY
 // protocol sent to the origin, the firewall match, the TLS statuses, the
-// closing side and reason, and the round-trip times in nanoseconds.
+// closing side and reason, the round-trip times in nanoseconds, and the
+// client's AS number when it does not fit autonomous_system.number.
 func appendOCSFUnmapped(r *rec, b []byte) []byte {
 	e := r.e
 	b = append(b, `{"event":`...)
@@ -507,5 +511,8 @@ func appendOCSFUnmapped(r *rec, b []byte) []byte {
 	b = kvString(b, "close_reason", e.CloseReason.String())
 	b = kvInt(b, "client_tcp_rtt_ns", int64(e.ClientRTT))
 	b = kvInt(b, "origin_tcp_rtt_ns", int64(e.OriginRTT))
+	if e.ASN > math.MaxInt32 {
+		b = kvInt(b, "client_asn", int64(e.ASN))
+	}
 	return append(b, '}')
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -309,6 +310,53 @@ func TestOCSFDisconnectActivityByStatus(t *testing.T) {
 		if rec.ActivityID != tc.want || rec.SeverityID != wantSev || rec.StatusID != wantStatus {
 			t.Errorf("disconnect %d (%v): activity %d severity %d status %d, want %d %d %d",
 				tc.status, tc.reason, rec.ActivityID, rec.SeverityID, rec.StatusID, tc.want, wantSev, wantStatus)
+		}
+	}
+}
+
+// TestOCSFLargeASN: autonomous_system.number is integer_t (int32); a
+// 32-bit AS number above 2^31-1 (the private 4200000000+ range) would break
+// it, so it is left out of src_endpoint and kept in unmapped.client_asn.
+func TestOCSFLargeASN(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		asn      uint32
+		inSrc    bool
+		unmapped bool
+	}{
+		{29518, true, false},
+		{math.MaxInt32, true, false},
+		{math.MaxInt32 + 1, false, true},
+		{4200000001, false, true},
+		{math.MaxUint32, false, true},
+	} {
+		e := fullEvent()
+		e.ASN = tc.asn
+		out := render1(t, OCSF, Options{}, &e)
+		if probs := s.Validate(out); len(probs) > 0 {
+			t.Errorf("AS%d: %v", tc.asn, probs)
+		}
+		var rec struct {
+			Src struct {
+				AS *struct {
+					Number int64 `json:"number"`
+				} `json:"autonomous_system"`
+			} `json:"src_endpoint"`
+			Unmapped struct {
+				ASN *int64 `json:"client_asn"`
+			} `json:"unmapped"`
+		}
+		if err := json.Unmarshal(out, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if (rec.Src.AS != nil) != tc.inSrc || (tc.inSrc && rec.Src.AS.Number != int64(tc.asn)) {
+			t.Errorf("AS%d: src_endpoint.autonomous_system %+v", tc.asn, rec.Src.AS)
+		}
+		if (rec.Unmapped.ASN != nil) != tc.unmapped || (tc.unmapped && *rec.Unmapped.ASN != int64(tc.asn)) {
+			t.Errorf("AS%d: unmapped.client_asn %v", tc.asn, rec.Unmapped.ASN)
 		}
 	}
 }
