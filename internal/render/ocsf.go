@@ -221,10 +221,10 @@ var ocsfFields = []field{
 	}},
 	{name: "tls", kind: KindObject, nofilter: ocsfNoFilter,
 		obj:  func(r *rec, b []byte) []byte { return appendOCSFTLS(b, &r.e.ClientTLS) },
-		omit: func(r *rec) bool { return !ocsfSpokeTLS(&r.e.ClientTLS) }},
+		omit: func(r *rec) bool { return !ocsfTLSKnown(&r.e.ClientTLS) }},
 	{name: "proxy_tls", kind: KindObject, nofilter: ocsfNoFilter,
 		obj:  func(r *rec, b []byte) []byte { return appendOCSFTLS(b, &r.e.OriginTLS) },
-		omit: func(r *rec) bool { return !ocsfSpokeTLS(&r.e.OriginTLS) }},
+		omit: func(r *rec) bool { return !ocsfTLSKnown(&r.e.OriginTLS) }},
 	{name: "disposition_id", kind: KindInt, num: func(r *rec) int64 { return int64(ocsfDisposition(r.e)) }, omit: ocsfNoDisposition},
 	{name: "disposition", kind: KindString, str: func(r *rec) string { return ocsfDispositionNames[ocsfDisposition(r.e)] }, omit: ocsfNoDisposition},
 	{name: "action_id", kind: KindInt, num: func(r *rec) int64 { return int64(ocsfDisposition(r.e)) }, omit: ocsfNoDisposition},
@@ -235,8 +235,14 @@ var ocsfFields = []field{
 
 func ocsfHasOrigin(e *event.Event) bool { return e.OriginAddr.IsValid() || e.OriginPath != "" }
 
-func ocsfSpokeTLS(t *event.TLS) bool {
-	return t.Protocol != "" && t.Protocol != event.TLSProtocolNone
+// ocsfTLSKnown reports whether a leg gets a tls object: TLS was spoken and
+// its protocol version is known. tls.version is required and means the
+// negotiated version, so a leg whose version prism could not tell (a
+// failed handshake; a passthrough app, which only peeks the ClientHello)
+// has no tls object rather than one with the placeholder "unknown"; its
+// SNI and fingerprint go to unmapped (appendOCSFUnmappedTLS).
+func ocsfTLSKnown(t *event.TLS) bool {
+	return t.Protocol != "" && t.Protocol != event.TLSProtocolNone && t.Protocol != event.TLSProtocolUnknown
 }
 
 // ocsfStatusDetail is the detail text of the record, or what the Spectrum
@@ -493,8 +499,9 @@ func appendOCSFMetadata(r *rec, b []byte) []byte {
 // appendOCSFUnmapped keeps the prism values that OCSF has no attribute for:
 // the Spectrum event name, the edge location code, the TLS mode, the PROXY
 // protocol sent to the origin, the firewall match, the TLS statuses, the
-// closing side and reason, the round-trip times in nanoseconds, and the
-// client's AS number when it does not fit autonomous_system.number.
+// closing side and reason, the round-trip times in nanoseconds, the SNI
+// and fingerprint of a TLS leg that has no tls object, and the client's AS
+// number when it does not fit autonomous_system.number.
 func appendOCSFUnmapped(r *rec, b []byte) []byte {
 	e := r.e
 	b = append(b, `{"event":`...)
@@ -511,8 +518,27 @@ func appendOCSFUnmapped(r *rec, b []byte) []byte {
 	b = kvString(b, "close_reason", e.CloseReason.String())
 	b = kvInt(b, "client_tcp_rtt_ns", int64(e.ClientRTT))
 	b = kvInt(b, "origin_tcp_rtt_ns", int64(e.OriginRTT))
+	b = appendOCSFUnmappedTLS(b, &e.ClientTLS, "client_tls_sni", "")
+	b = appendOCSFUnmappedTLS(b, &e.OriginTLS, "origin_tls_sni", "origin_tls_fingerprint")
 	if e.ASN > math.MaxInt32 {
 		b = kvInt(b, "client_asn", int64(e.ASN))
 	}
 	return append(b, '}')
+}
+
+// appendOCSFUnmappedTLS keeps the SNI (and fingerprint) of a leg that has
+// no tls / proxy_tls object because its version is unknown, so that a
+// failed handshake or a passthrough connection still says which name the
+// client asked for or the edge sent.
+func appendOCSFUnmappedTLS(b []byte, t *event.TLS, sniKey, fpKey string) []byte {
+	if ocsfTLSKnown(t) {
+		return b
+	}
+	if t.ServerName != "" {
+		b = kvString(b, sniKey, t.ServerName)
+	}
+	if fpKey != "" && t.Fingerprint != "" {
+		b = kvString(b, fpKey, t.Fingerprint)
+	}
+	return b
 }

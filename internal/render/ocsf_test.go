@@ -360,3 +360,64 @@ func TestOCSFLargeASN(t *testing.T) {
 		}
 	}
 }
+
+// TestOCSFUnknownTLSVersion: tls.version is required and is the protocol
+// version; a leg whose version prism could not tell (tlsedge writes
+// "unknown" for a failed client handshake, a passthrough peek and a failed
+// origin handshake) gets no tls / proxy_tls object, and its SNI and
+// fingerprint are kept in unmapped instead.
+func TestOCSFUnknownTLSVersion(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := strings.Repeat("cd", 32)
+	unknown := func(status, sni, fp string) event.TLS {
+		return event.TLS{Protocol: event.TLSProtocolUnknown, Cipher: event.TLSCipherUnknown, Status: status, ServerName: sni, Fingerprint: fp}
+	}
+	tlsError := fullEvent()
+	tlsError.Type, tlsError.Status = event.TLSError, event.StatusClientHandshake
+	tlsError.OriginAddr, tlsError.OriginTLS = netip.AddrPort{}, event.NoTLS
+	tlsError.ClientTLS = unknown("HANDSHAKE_FAILED", "x.example", "")
+	passthrough := fullEvent()
+	passthrough.TLSMode, passthrough.OriginTLS = "off", event.NoTLS
+	passthrough.ClientTLS = unknown(event.TLSStatusUnknown, "ssh.example.com", "")
+	originError := fullEvent()
+	originError.Type, originError.Status = event.OriginError, event.StatusOriginUnknown
+	originError.OriginTLS = unknown("HANDSHAKE_FAILED", "origin.example", fp)
+	for name, tc := range map[string]struct {
+		e                       event.Event
+		tls, proxyTLS           bool
+		clientSNI, originSNI, f string
+	}{
+		"tlsError":    {e: tlsError, clientSNI: "x.example"},
+		"passthrough": {e: passthrough, clientSNI: "ssh.example.com"},
+		"originError": {e: originError, tls: true, originSNI: "origin.example", f: fp},
+		"known":       {e: fullEvent(), tls: true, proxyTLS: true},
+	} {
+		out := render1(t, OCSF, Options{}, &tc.e)
+		if probs := s.Validate(out); len(probs) > 0 {
+			t.Errorf("%s: %v", name, probs)
+		}
+		if strings.Contains(string(out), `"version":"unknown"`) {
+			t.Errorf("%s: a tls version \"unknown\": %s", name, out)
+		}
+		var rec struct {
+			TLS      map[string]any `json:"tls"`
+			ProxyTLS map[string]any `json:"proxy_tls"`
+			Unmapped map[string]any `json:"unmapped"`
+		}
+		if err := json.Unmarshal(out, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if (rec.TLS != nil) != tc.tls || (rec.ProxyTLS != nil) != tc.proxyTLS {
+			t.Errorf("%s: tls %v proxy_tls %v, want present %v %v", name, rec.TLS, rec.ProxyTLS, tc.tls, tc.proxyTLS)
+		}
+		for k, want := range map[string]string{"client_tls_sni": tc.clientSNI, "origin_tls_sni": tc.originSNI, "origin_tls_fingerprint": tc.f} {
+			got, ok := rec.Unmapped[k]
+			if want == "" && ok || want != "" && got != want {
+				t.Errorf("%s: unmapped.%s = %v, want %q", name, k, got, want)
+			}
+		}
+	}
+}
