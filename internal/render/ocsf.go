@@ -80,6 +80,7 @@ func init() {
 		periodic: true,
 		wants:    func(t event.Type) bool { return t != event.TypeNone },
 		fields:   ocsfFields,
+		required: ocsfRequired,
 	})
 }
 
@@ -178,6 +179,12 @@ func epochMilli(t time.Time) int64 {
 }
 
 const ocsfNoFilter = "it is a nested object"
+
+// ocsfRequired are the attributes OCSF requires of every Network Activity
+// record (base_event's, and src_endpoint for the class's at_least_one of
+// src_endpoint / dst_endpoint, dst_endpoint being absent when no origin
+// was chosen): written whatever fields a job selects.
+var ocsfRequired = []string{"activity_id", "category_uid", "class_uid", "type_uid", "severity_id", "time", "src_endpoint", "metadata"}
 
 var ocsfFields = []field{
 	{name: "activity_id", kind: KindInt, num: func(r *rec) int64 { return int64(OCSFActivity(r.e)) }},

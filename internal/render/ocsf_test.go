@@ -421,3 +421,46 @@ func TestOCSFUnknownTLSVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestOCSFFieldSelectionKeepsRequired: a job may select ocsf fields, but a
+// record without base_event's required attributes is not OCSF, so they are
+// written whatever the selection (after the selected ones), and every
+// selection of one field still validates, for every case.
+func TestOCSFFieldSelectionKeepsRequired(t *testing.T) {
+	s, err := ocsftest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := FieldNames(OCSF)
+	cases := ocsfCases()
+	for _, sel := range append([][]string{{"activity_id", "time", "src_endpoint"}}, func() (out [][]string) {
+		for _, n := range names {
+			out = append(out, []string{n})
+		}
+		return out
+	}()...) {
+		for name, e := range cases {
+			out := render1(t, OCSF, Options{Fields: sel}, &e)
+			if probs := s.Validate(out); len(probs) > 0 {
+				t.Errorf("fields %v, %s: %v\n%s", sel, name, probs, out)
+			}
+		}
+	}
+	e := fullEvent()
+	out := string(render1(t, OCSF, Options{Fields: []string{"time", "activity_name", "activity_id"}}, &e))
+	if !strings.HasPrefix(out, `{"time":1795320690123,"activity_name":"Close","activity_id":2,"category_uid":4,`) ||
+		strings.Count(out, `"activity_id"`) != 1 || strings.Count(out, `"time"`) != 1 || strings.Contains(out, `"unmapped"`) {
+		t.Errorf("selected fields first, then the required ones not selected, once each: %s", out)
+	}
+	enc, err := NewEncoder(OCSF, testNode, Options{Fields: []string{"activity_name"}, Output: CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := string(enc.Header()); h != "activity_name,activity_id,category_uid,class_uid,type_uid,severity_id,time,src_endpoint,metadata\n" {
+		t.Errorf("csv header %q", h)
+	}
+	// the vendor datasets write exactly what is selected
+	if out := string(render1(t, Spectrum, Options{Fields: []string{"Status"}}, &e)); out != `{"Status":200}`+"\n" {
+		t.Errorf("spectrum: %s", out)
+	}
+}

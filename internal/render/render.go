@@ -119,7 +119,9 @@ func ParseOutput(s string) (Output, error) {
 // Options are the per-job rendering choices.
 type Options struct {
 	// Fields to write, in this order; empty means every field in the
-	// dataset's documented order.
+	// dataset's documented order. The fields a dataset requires (ocsf's
+	// required attributes) are written even when not listed, after the
+	// listed ones.
 	Fields          []string
 	TimestampFormat TimestampFormat
 	Output          Output
@@ -178,6 +180,10 @@ type dataset struct {
 	wants    func(t event.Type) bool
 	timeFmt  bool // the job may choose the timestamp format
 	periodic bool // the dataset has interim (periodic) records
+	// required names the fields a record of the dataset is not valid
+	// without (ocsf: the attributes OCSF requires), in dataset order: a
+	// job's field selection cannot leave them out, NewEncoder adds them.
+	required []string
 	index    map[string]int
 }
 
@@ -187,6 +193,11 @@ func register(d *dataset) {
 	d.index = make(map[string]int, len(d.fields))
 	for i, f := range d.fields {
 		d.index[f.name] = i
+	}
+	for _, name := range d.required {
+		if _, ok := d.index[name]; !ok {
+			panic("render: dataset " + d.name + " requires unknown field " + name)
+		}
 	}
 	datasets[d.name] = d
 }
@@ -304,6 +315,15 @@ func NewEncoder(datasetName string, node Node, opt Options) (*Encoder, error) {
 			}
 			seen[name] = true
 			enc.sel = append(enc.sel, i)
+		}
+		// A selection that leaves out a required field would make records
+		// the dataset's consumers reject (an ocsf record without class_uid
+		// or metadata is not OCSF): those are written anyway, after the
+		// selected fields.
+		for _, name := range d.required {
+			if !seen[name] {
+				enc.sel = append(enc.sel, d.index[name])
+			}
 		}
 	}
 	for _, i := range enc.sel {
