@@ -199,8 +199,11 @@ func (r Rule) parse() (key, string, error) {
 	}
 }
 
-// prefixKey makes a prefix key; an IPv4-mapped IPv6 prefix becomes the IPv4
-// prefix it covers, because clients are matched by their unmapped address.
+// prefixKey makes a prefix key; an IPv4-mapped IPv6 prefix (/96 or longer)
+// becomes the IPv4 prefix it covers, because clients are matched by their
+// unmapped address. A shorter IPv6 prefix (::/0) stays IPv6 and so matches
+// no IPv4 client, though it contains ::ffff:0:0/96: docs/firewall.md says
+// so (0.0.0.0/0 is the IPv4 one), and TestPrefixFamilies pins it.
 func prefixKey(p netip.Prefix) key {
 	a := p.Addr()
 	if a.Is4In6() && p.Bits() >= 96 {

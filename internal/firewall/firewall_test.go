@@ -598,3 +598,46 @@ func TestChangedOnlyWhenRulesChange(t *testing.T) {
 		t.Fatal("the next Changed is closed already")
 	}
 }
+
+// TestPrefixFamilies pins what docs/firewall.md says about address
+// families: clients are matched by their unmapped address, so an IPv4
+// client (also one that arrives as ::ffff:a.b.c.d) is matched by IPv4
+// prefixes only, and an IPv4-mapped prefix of /96 or longer is the IPv4
+// prefix it covers. A shorter IPv6 prefix such as ::/0 or ::/8 stays IPv6
+// (covering ::ffff:0:0/96 does not make it match IPv4 clients); 0.0.0.0/0
+// or ::ffff:0:0/96 is "every IPv4 client". Rules and list files alike.
+func TestPrefixFamilies(t *testing.T) {
+	clients := []string{"127.4.0.1", "::ffff:127.4.0.1", "2001:db8::1"}
+	for _, tc := range []struct {
+		cidr    string
+		blocked []bool // per client
+	}{
+		{"::/0", []bool{false, false, true}},
+		{"::/8", []bool{false, false, false}},
+		{"::/1", []bool{false, false, true}},
+		{"::ffff:0:0/95", []bool{false, false, false}},
+		{"0.0.0.0/0", []bool{true, true, false}},
+		{"::ffff:0:0/96", []bool{true, true, false}},
+		{"::ffff:127.4.0.0/112", []bool{true, true, false}},
+		{"127.4.0.0/16", []bool{true, true, false}},
+	} {
+		list := filepath.Join(t.TempDir(), "list.txt")
+		writeFile(t, list, tc.cidr+"\n")
+		for _, cfg := range []firewall.Config{
+			{Rules: []firewall.Rule{{Action: "block", CIDR: tc.cidr}}},
+			{Lists: []firewall.List{{Action: "block", Path: list}}},
+		} {
+			f := newFW(t, cfg, nil)
+			for i, c := range clients {
+				e := event.New("app", event.ID{})
+				got := f.Apply(netip.MustParseAddr(c), &e)
+				if got != tc.blocked[i] {
+					t.Errorf("block %s (rule %v): %s blocked %v, want %v", tc.cidr, len(cfg.Rules) > 0, c, got, tc.blocked[i])
+				}
+				if got && e.FirewallMatch != event.FirewallBlockIP {
+					t.Errorf("block %s: %s matched %s", tc.cidr, c, e.FirewallMatch)
+				}
+			}
+		}
+	}
+}
