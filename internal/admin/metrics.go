@@ -10,6 +10,7 @@ import (
 	"github.com/prismproxy/prism/internal/deliver"
 	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/origin"
+	"github.com/prismproxy/prism/internal/tlsedge"
 	"github.com/prismproxy/prism/internal/udpproxy"
 )
 
@@ -46,7 +47,7 @@ var (
 	dOriginErrs   = desc("prism_origin_errors_total", "Sessions that failed at the origin: resolveOrigin and originError records, by Status.", "app", "event", "status")
 	dOriginActive = desc("prism_origin_active_connections", "Open sessions per origin address.", "app", "origin")
 	dGeoBuild     = desc("prism_geoip_database_build_timestamp_seconds", "When the GeoIP database in use was built (its metadata), Unix time.", "kind", "path")
-	dCertExpiry   = desc("prism_tls_certificate_expiry_timestamp_seconds", "When an edge certificate in use expires, Unix time.", "app", "name")
+	dCertExpiry   = desc("prism_tls_certificate_expiry_timestamp_seconds", "When an edge certificate in use expires, Unix time (certificates of one name and key type: the earliest).", "app", "name", "key_type")
 	dReloads      = desc("prism_config_reload_total", "Reloads (SIGHUP or POST /api/v1/reload: config re-read, log files reopened, GeoIP databases, firewall lists and certificates re-read), by result.", "result")
 	dReloadOK     = desc("prism_config_last_reload_success_timestamp_seconds", "When the last successful reload finished, Unix time (0: none yet).")
 	dHealthChecks = desc("prism_inbound_health_checks_total", "Connections (UDP: datagrams) from trusted front proxies that were health checks (closed before a byte, or PROXY v2 LOCAL); they write no record.")
@@ -225,8 +226,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		if a.Certs != nil {
-			for _, ct := range a.Certs() {
-				gauge(dCertExpiry, float64(ct.NotAfter.Unix()), a.ID, ct.Name)
+			for k, exp := range certExpiries(a.Certs()) {
+				gauge(dCertExpiry, float64(exp.Unix()), a.ID, k[0], k[1])
 			}
 		}
 	}
@@ -273,6 +274,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.unauth != nil {
 		counter(dUnauth, float64(c.unauth()))
 	}
+}
+
+// certExpiries is the earliest expiry of each name and key type among
+// certs. An edge may hold an RSA and an ECDSA certificate for one name
+// (the key type label tells them apart), and even two of one type: two
+// samples with one label set would make the registry fail the whole
+// scrape, and the earliest is the one an expiry alert is about.
+func certExpiries(certs []tlsedge.Certificate) map[[2]string]time.Time {
+	out := make(map[[2]string]time.Time, len(certs))
+	for _, ct := range certs {
+		k := [2]string{ct.Name, ct.KeyType}
+		if t, ok := out[k]; !ok || ct.NotAfter.Before(t) {
+			out[k] = ct.NotAfter
+		}
+	}
+	return out
 }
 
 // monotonic returns the byte totals of app, never less than last reported:

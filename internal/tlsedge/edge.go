@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -601,7 +602,11 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // Certificate is one edge certificate in use and when it expires.
 type Certificate struct {
-	Name     string // the leaf's first DNS name, else its common name
+	Name string // the leaf's first DNS name, else its common name
+	// KeyType is the leaf's public key algorithm (rsa, ecdsa, ed25519):
+	// what tells apart an RSA and an ECDSA certificate for one name,
+	// which an edge may serve side by side.
+	KeyType  string
 	NotAfter time.Time
 }
 
@@ -617,7 +622,7 @@ func (e *Edge) Certificates() []Certificate {
 		if len(c.Leaf.DNSNames) > 0 {
 			name = c.Leaf.DNSNames[0]
 		}
-		out = append(out, Certificate{Name: name, NotAfter: c.Leaf.NotAfter})
+		out = append(out, Certificate{Name: name, KeyType: strings.ToLower(c.Leaf.PublicKeyAlgorithm.String()), NotAfter: c.Leaf.NotAfter})
 	}
 	return out
 }
