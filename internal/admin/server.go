@@ -197,8 +197,24 @@ func (s *Server) auth(h http.Handler) http.Handler {
 // fed foreign scripts. Without a token it also refuses requests whose Host
 // is not a loopback name: a web page the operator visits cannot reach the
 // loopback API through a DNS name rebound to 127.0.0.1.
+//
+// It also refuses cross-origin state-changing requests (POST, DELETE):
+// the Host check does not stop them, as a page elsewhere may name
+// 127.0.0.1 itself, and a bodiless POST is a "simple" request that a
+// browser sends without a preflight, so without a token (or with
+// tls.client_ca, whose certificate the browser presents by itself) any
+// page the operator visits could reload the config. Browsers say where a
+// request comes from (Sec-Fetch-Site, else Origin); net/http's
+// CrossOriginProtection refuses one from another origin and lets through
+// the dashboard's own requests and those of clients that send neither
+// header (prism status, curl, scripts).
 func (s *Server) securityHeaders(h http.Handler) http.Handler {
+	csrf := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := csrf.Check(r); err != nil {
+			http.Error(w, "forbidden: a state-changing request from another origin (a web page elsewhere) is refused", http.StatusForbidden)
+			return
+		}
 		if s.token == nil && !s.mtls {
 			host := r.Host
 			if hst, _, err := net.SplitHostPort(host); err == nil {
