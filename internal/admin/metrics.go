@@ -173,8 +173,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The tally (ended sessions) is read before the walk over the open
+	// ones: a session that ends in between is then in neither, and the
+	// byte totals dip for one scrape (monotonic holds them). Read the
+	// other way round it was in both, and monotonic kept the inflated
+	// total for good.
+	apps := p.apps()
+	tallies := make([]AppCounts, len(apps))
+	tallied := make([]bool, len(apps))
+	for i, a := range apps {
+		tallies[i], tallied[i] = p.Tally.App(a.ID)
+	}
 	lv := c.live.get(p.Registry, time.Now(), 0, false)
-	for _, a := range p.apps() {
+	for i, a := range apps {
 		la := lv.apps[a.ID]
 		if la == nil {
 			la = &liveApp{}
@@ -183,7 +194,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for o, n := range la.originStrings() {
 			gauge(dOriginActive, float64(n), a.ID, o)
 		}
-		if ac, ok := p.Tally.App(a.ID); ok {
+		if ac, ok := tallies[i], tallied[i]; ok {
 			counter(dOpened, float64(ac.Opened), a.ID, a.Protocol)
 			for _, r := range ac.Records {
 				code := strconv.Itoa(r.Code)
@@ -293,8 +304,9 @@ func certExpiries(certs []tlsedge.Certificate) map[[2]string]time.Time {
 }
 
 // monotonic returns the byte totals of app, never less than last reported:
-// a session that ends between the tally read and the registry walk could
-// otherwise make a total dip for one scrape.
+// a session that ends between the tally read and the registry walk (which
+// comes after it) is in neither, and would otherwise make a total dip for
+// one scrape.
 func (c *collector) monotonic(app string, in, out uint64) [2]uint64 {
 	if c.lastSent == nil {
 		c.lastSent = map[string][2]uint64{}

@@ -4,9 +4,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prismproxy/prism/internal/event"
 
 	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/tlsedge"
@@ -65,4 +69,62 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// liveSession is an open session of app with the given byte counts, in
+// reg and counted by tl as connected.
+func liveSession(reg *event.Registry, tl *Tally, app string, now time.Time, fromClient, fromOrigin int64) *event.Live {
+	e := event.Event{Type: event.Connect, App: app, SessionID: event.NewID(now), StartTime: now, ConnectTime: now,
+		ClientAddr: netip.MustParseAddrPort("192.0.2.1:1000"), OriginAddr: netip.MustParseAddrPort("10.0.0.1:80")}
+	l := event.NewLive(e)
+	l.ClientBytes.Store(fromClient)
+	l.OriginBytes.Store(fromOrigin)
+	reg.Add(l)
+	tl.Emit(l.Base())
+	return l
+}
+
+// endSession ends l as the data path does: out of the registry, then its
+// terminal record (with its bytes) to the tally.
+func endSession(reg *event.Registry, tl *Tally, l *event.Live) {
+	reg.Remove(l)
+	e := *l.Base()
+	e.Type, e.Status = event.Disconnect, event.StatusOK
+	e.ClientBytes, e.OriginBytes = l.ClientBytes.Load(), l.OriginBytes.Load()
+	tl.Emit(&e)
+}
+
+// A session that ends during a scrape is counted once in the byte totals,
+// on that scrape and the next. The collector walked the open sessions
+// first and read the tally after: a session ending in between was counted
+// twice (open in the walk, ended in the tally), and monotonic kept the
+// double count.
+func TestScrapeDuringASessionEndCountsItsBytesOnce(t *testing.T) {
+	reg, tl := &event.Registry{}, NewTally([]string{"a"})
+	l := liveSession(reg, tl, "a", time.Now(), 1000, 2000)
+	var ended atomic.Bool
+	p := &Parts{Registry: reg, Tally: tl}
+	// The collector asks for the apps once per scrape (it was between the
+	// walk and the tally read); the first time, the session ends then.
+	p.AppList = func() []App {
+		if !ended.Swap(true) {
+			defer endSession(reg, tl, l)
+		}
+		return []App{{ID: "a", Protocol: "tcp"}}
+	}
+	s, err := New(Config{Listen: "127.0.0.1:0"}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		body := scrape(t, s)
+		for _, want := range []string{
+			`prism_transferred_bytes_total{app="a",direction="client_to_origin"} 1000`,
+			`prism_transferred_bytes_total{app="a",direction="origin_to_client"} 2000`,
+		} {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("scrape %d: no %s in\n%s", i, want, grepLines(body, "transferred_bytes"))
+			}
+		}
+	}
 }
