@@ -328,7 +328,9 @@ type RecordCount struct {
 const topLen = 10
 
 func (s *Server) buildSummary(now time.Time) SummaryJSON {
-	lv := s.live.get(s.p.Registry, now, liveTTL, true)
+	// Active, bytes and ended counts come from one view: the walk over the
+	// open sessions and the tally taken with it, cached together.
+	lv := s.live.get(s.p.Registry, s.p.Tally, now, liveTTL, true)
 	out := SummaryJSON{Version: s.p.Version, Time: now, UptimeSeconds: now.Sub(s.start).Seconds(), Ready: true,
 		Reloads: map[string]uint64{}, Jobs: s.jobList(), Apps: []AppSummary{}, Records: []RecordCount{}}
 	if s.p.Ready != nil {
@@ -346,7 +348,7 @@ func (s *Server) buildSummary(now time.Time) SummaryJSON {
 			la = &liveApp{}
 		}
 		as.Active = la.Active
-		if ac, ok := s.p.Tally.App(a.ID); ok {
+		if ac, ok := lv.tally[a.ID]; ok {
 			as.Started, as.Opened, as.Ended = ac.Started(), ac.Opened, ac.Terminal()
 			as.BytesFromClient = ac.ClientBytes + uint64(max(la.ClientBytes, 0))
 			as.BytesFromOrigin = ac.OriginBytes + uint64(max(la.OriginBytes, 0))

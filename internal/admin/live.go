@@ -18,6 +18,10 @@ type liveView struct {
 	withTop bool
 	apps    map[string]*liveApp
 	top     tops
+	// tally is the ended sessions' counts, by app, read just before the
+	// walk (the dashboard's view): a cached walk shown with a fresh tally
+	// counted a session that ended since the walk twice, open and ended.
+	tally map[string]AppCounts
 }
 
 type liveApp struct {
@@ -67,9 +71,9 @@ type liveCache struct {
 }
 
 // get returns a view no older than maxAge (0: walk now); withTop also
-// counts the top clients, countries and ASNs (the dashboard's, not the
-// metrics').
-func (c *liveCache) get(reg *event.Registry, now time.Time, maxAge time.Duration, withTop bool) *liveView {
+// counts the top clients, countries and ASNs and snapshots tl (the
+// dashboard's view, not the metrics').
+func (c *liveCache) get(reg *event.Registry, tl *Tally, now time.Time, maxAge time.Duration, withTop bool) *liveView {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.view != nil && now.Sub(c.view.at) < maxAge && (c.view.withTop || !withTop) {
@@ -78,6 +82,11 @@ func (c *liveCache) get(reg *event.Registry, now time.Time, maxAge time.Duration
 	v := &liveView{at: now, withTop: withTop, apps: map[string]*liveApp{}, top: tops{
 		clients: map[netip.Addr]int{}, countries: map[string]int{}, asns: map[uint32]int{},
 	}}
+	if withTop && tl != nil {
+		// Before the walk: a session ending in between is in neither
+		// (shown once the next view is taken), never in both.
+		v.tally = tl.Snapshot()
+	}
 	if reg != nil {
 		var a *liveApp
 		app := ""

@@ -184,7 +184,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i, a := range apps {
 		tallies[i], tallied[i] = p.Tally.App(a.ID)
 	}
-	lv := c.live.get(p.Registry, time.Now(), 0, false)
+	lv := c.live.get(p.Registry, nil, time.Now(), 0, false)
 	for i, a := range apps {
 		la := lv.apps[a.ID]
 		if la == nil {

@@ -128,3 +128,29 @@ func TestScrapeDuringASessionEndCountsItsBytesOnce(t *testing.T) {
 		}
 	}
 }
+
+// The summary's open sessions are cached for liveTTL; its ended-session
+// counts must come from the same moment. A session that ends while the
+// cached walk still shows it open was counted twice: bytes in the walk and
+// in a fresh tally, active and ended both 1.
+func TestSummaryCountsAnEndingSessionOnce(t *testing.T) {
+	reg, tl := &event.Registry{}, NewTally([]string{"a"})
+	now := time.Now()
+	l := liveSession(reg, tl, "a", now, 1000, 2000)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, &Parts{Apps: []App{{ID: "a", Protocol: "tcp"}}, Registry: reg, Tally: tl}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, at time.Time, active int, ended uint64) {
+		t.Helper()
+		a := s.buildSummary(at).Apps[0]
+		if a.BytesFromClient != 1000 || a.BytesFromOrigin != 2000 || a.Active != active || a.Ended != ended {
+			t.Errorf("%s: active %d ended %d bytes %d/%d, want active %d ended %d bytes 1000/2000",
+				when, a.Active, a.Ended, a.BytesFromClient, a.BytesFromOrigin, active, ended)
+		}
+	}
+	check("open", now, 1, 0)
+	endSession(reg, tl, l)
+	check("ended, the cached view", now.Add(liveTTL/5), 1, 0)
+	check("ended, a new view", now.Add(liveTTL+time.Millisecond), 0, 1)
+}

@@ -245,3 +245,13 @@ func (t *Tally) App(id string) (AppCounts, bool) {
 	}
 	return c, true
 }
+
+// Snapshot returns the counts of every app counted, by id.
+func (t *Tally) Snapshot() map[string]AppCounts {
+	tab := t.tab.Load()
+	out := make(map[string]AppCounts, len(tab.ids))
+	for _, id := range tab.ids {
+		out[id], _ = t.App(id)
+	}
+	return out
+}
