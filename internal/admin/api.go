@@ -382,7 +382,7 @@ func (s *Server) buildSummary(now time.Time) SummaryJSON {
 		out.Records = append(out.Records, RecordCount{Event: k[0].(string), Status: k[1].(int), Count: n})
 	}
 	sort.Slice(out.Records, func(i, j int) bool { return out.Records[i].Count > out.Records[j].Count })
-	out.TopClients = topN(lv.top.clients, topLen, netip.Addr.String)
+	out.TopClients = topN(lv.top.clients, topLen, clientKey.String)
 	out.TopCountries = topN(lv.top.countries, topLen, func(s string) string { return s })
 	out.TopASNs = topN(lv.top.asns, topLen, func(a uint32) string { return "AS" + strconv.FormatUint(uint64(a), 10) })
 	if r := s.p.Reloads; r != nil {

@@ -31,6 +31,22 @@ type liveApp struct {
 	Origins     map[originKey]int // origin → open sessions
 }
 
+// clientKey is a top-clients entry: the client's address, or for a
+// client of a unix-socket listener without one the socket's path, named
+// unix:PATH as the session list names it (an invalid address showed as
+// "invalid IP").
+type clientKey struct {
+	addr netip.Addr
+	path string
+}
+
+func (k clientKey) String() string {
+	if k.path != "" {
+		return "unix:" + k.path
+	}
+	return k.addr.String()
+}
+
 // originKey is an origin without formatting it (no allocation per session).
 type originKey struct {
 	addr netip.AddrPort
@@ -54,7 +70,7 @@ func (a *liveApp) originStrings() map[string]int {
 }
 
 type tops struct {
-	clients   map[netip.Addr]int
+	clients   map[clientKey]int
 	countries map[string]int
 	asns      map[uint32]int
 }
@@ -80,7 +96,7 @@ func (c *liveCache) get(reg *event.Registry, tl *Tally, now time.Time, maxAge ti
 		return c.view
 	}
 	v := &liveView{at: now, withTop: withTop, apps: map[string]*liveApp{}, top: tops{
-		clients: map[netip.Addr]int{}, countries: map[string]int{}, asns: map[uint32]int{},
+		clients: map[clientKey]int{}, countries: map[string]int{}, asns: map[uint32]int{},
 	}}
 	if withTop && tl != nil {
 		// Before the walk: a session ending in between is in neither
@@ -108,7 +124,14 @@ func (c *liveCache) get(reg *event.Registry, tl *Tally, now time.Time, maxAge ti
 			if !withTop {
 				return true
 			}
-			countTop(v.top.clients, b.ClientAddr.Addr())
+			// The address when there is one (a unix-socket listener's
+			// trusted PROXY header gives the real client's), else the
+			// socket's path.
+			ck := clientKey{addr: b.ClientAddr.Addr()}
+			if !ck.addr.IsValid() {
+				ck = clientKey{path: b.ClientPath}
+			}
+			countTop(v.top.clients, ck)
 			if b.Country != "" {
 				countTop(v.top.countries, b.Country)
 			}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -153,4 +154,31 @@ func TestSummaryCountsAnEndingSessionOnce(t *testing.T) {
 	endSession(reg, tl, l)
 	check("ended, the cached view", now.Add(liveTTL/5), 1, 0)
 	check("ended, a new view", now.Add(liveTTL+time.Millisecond), 0, 1)
+}
+
+// Clients of a unix-socket listener have no address: top_clients lists
+// them by the socket's path, as the session list does (it showed
+// "invalid IP"); one whose trusted PROXY header gave an address is listed
+// by it.
+func TestTopClientsOfAUnixSocketListener(t *testing.T) {
+	reg, tl := &event.Registry{}, NewTally([]string{"u"})
+	now := time.Now()
+	for i, client := range []string{"", "", "198.51.100.9:4000"} {
+		e := event.Event{Type: event.Connect, App: "u", SessionID: event.NewID(now.Add(time.Duration(i))), StartTime: now,
+			ConnectTime: now, ClientProto: event.ProtoUnix, ClientPath: "/run/prism/app.sock"}
+		if client != "" {
+			e.ClientAddr = netip.MustParseAddrPort(client)
+		}
+		l := event.NewLive(e)
+		reg.Add(l)
+		tl.Emit(l.Base())
+	}
+	s, err := New(Config{Listen: "127.0.0.1:0"}, &Parts{Apps: []App{{ID: "u", Protocol: "tcp"}}, Registry: reg, Tally: tl}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(s.buildSummary(now).TopClients)
+	if want := "[{unix:/run/prism/app.sock 2} {198.51.100.9 1}]"; got != want {
+		t.Fatalf("top clients %s, want %s", got, want)
+	}
 }
