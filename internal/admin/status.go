@@ -9,9 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultListen is the admin address of the example config, and where
@@ -77,7 +80,7 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("admin API %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("admin API %s: %s: %s", path, resp.Status, term(strings.TrimSpace(string(b))))
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("admin API %s: %w", path, err)
@@ -101,21 +104,21 @@ func (c *Client) PrintStatus(ctx context.Context, w io.Writer) error {
 	}
 	ready := "ready"
 	if !s.Ready {
-		ready = "NOT READY: " + s.NotReady
+		ready = "NOT READY: " + term(s.NotReady)
 	}
-	fmt.Fprintf(w, "prism %s, up %s, %s\n\n", s.Version, time.Duration(s.UptimeSeconds*float64(time.Second)).Round(time.Second), ready)
+	fmt.Fprintf(w, "prism %s, up %s, %s\n\n", term(s.Version), time.Duration(s.UptimeSeconds*float64(time.Second)).Round(time.Second), ready)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tPROTO\tLISTEN\tORIGINS\tACTIVE\tSESSIONS\tORIGIN ERRORS\tFROM CLIENT\tFROM ORIGIN")
 	for _, a := range s.Apps {
 		var origins []string
 		for _, o := range a.OriginState {
-			origins = append(origins, fmt.Sprintf("%s (%d open)", o.Origin, o.Active))
+			origins = append(origins, fmt.Sprintf("%s (%d open)", term(o.Origin), o.Active))
 		}
 		listen := a.Bound
 		if len(listen) == 0 {
 			listen = a.Listen
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", a.ID, a.Protocol, strings.Join(listen, ","),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", term(a.ID), term(a.Protocol), term(strings.Join(listen, ",")),
 			strings.Join(origins, ", "), a.Active, a.Started, a.OriginErrors, a.BytesFromClient, a.BytesFromOrigin)
 	}
 	tw.Flush()
@@ -124,7 +127,7 @@ func (c *Client) PrintStatus(ctx context.Context, w io.Writer) error {
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "EVENT\tSTATUS\tRECORDS")
 		for _, r := range s.Records {
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", r.Event, r.Status, r.Count)
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", term(r.Event), r.Status, r.Count)
 		}
 		tw.Flush()
 	}
@@ -138,7 +141,7 @@ func (c *Client) PrintStatus(ctx context.Context, w io.Writer) error {
 			lag = DeliveryLag(d, s.Time).Round(time.Millisecond).String()
 			dropped += d.Dropped()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", j.Job, j.Dataset, j.Emitted, j.Written, delivered, j.Queued, dropped, j.WriteErrors, lag)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", term(j.Job), term(j.Dataset), j.Emitted, j.Written, delivered, j.Queued, dropped, j.WriteErrors, lag)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nlive sessions: %d", ss.Matched)
@@ -150,12 +153,26 @@ func (c *Client) PrintStatus(ctx context.Context, w io.Writer) error {
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SESSION\tAPP\tCLIENT\tORIGIN\tCOUNTRY\tASN\tSNI\tAGE\tFROM CLIENT\tFROM ORIGIN")
 		for _, x := range ss.Sessions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\n", x.ID, x.App, x.Client, x.Origin, dash(x.Country), x.ASN, dash(x.SNI),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\n", term(x.ID), term(x.App), term(x.Client), term(x.Origin),
+				term(dash(x.Country)), x.ASN, term(dash(x.SNI)),
 				time.Duration(x.AgeSeconds*float64(time.Second)).Round(time.Second), x.BytesFromClient, x.BytesFromOrigin)
 		}
 		tw.Flush()
 	}
 	return nil
+}
+
+// term is s safe to print on a terminal: quoted, with escapes, when it
+// holds a control or other non-printing character or invalid UTF-8, as is
+// otherwise. Some fields come from clients (SNI above all) and the rest
+// from the config or the API's answer: printed raw, an escape sequence in
+// one could rewrite the operator's screen or title, or a tab or newline
+// break the table.
+func term(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func dash(s string) string {
