@@ -114,29 +114,14 @@ func (d *Daemon) adminApps() []admin.App {
 			continue
 		}
 		if ap.udp != nil {
-			pa.UDP = func() udpproxy.Stats {
-				if p := d.part(id); p != nil && p.udp != nil {
-					return p.udp.Stats()
-				}
-				return udpproxy.Stats{}
-			}
+			pa.UDP = func() udpproxy.Stats { return d.udpStats(id) }
 			if a.Limits.Enabled() {
-				pa.Refused = func() map[string]uint64 {
-					if p := d.part(id); p != nil && p.udp != nil {
-						return p.udp.LimitRefusals()
-					}
-					return nil
-				}
+				pa.Refused = func() map[string]uint64 { return d.refusals(id) }
 			}
 		} else {
 			pa.Dial = ap.tcp.DialLatency() // the current server's: a changed app starts afresh
 			if a.Limits.Enabled() || a.Limits.MaxTLSHandshakes > 0 {
-				pa.Refused = func() map[string]uint64 {
-					if p := d.part(id); p != nil && p.tcp != nil {
-						return p.tcp.LimitRefusals()
-					}
-					return nil
-				}
+				pa.Refused = func() map[string]uint64 { return d.refusals(id) }
 			}
 		}
 		if a.TLS.Terminates() {
@@ -154,36 +139,46 @@ func (d *Daemon) adminApps() []admin.App {
 	return out
 }
 
+// appCounts is what app id counted since start (every app when id is
+// ""): its running part's counters plus those a reload replaced or removed
+// (d.carry), so that a changed or removed app does not take its share
+// away. d.mu is held across both reads: a reload in between would
+// otherwise count a replaced part twice, or not at all.
+func (d *Daemon) appCounts(id string) partCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.carry.app(id)
+	for aid, p := range d.apps {
+		if id == "" || aid == id {
+			c.add(p.counts())
+		}
+	}
+	return c
+}
+
+// udpStats are the UDP counters of app id since start (Blocked: its
+// running server's).
+func (d *Daemon) udpStats(id string) udpproxy.Stats {
+	d.mu.Lock()
+	p := d.apps[id]
+	d.mu.Unlock()
+	st := d.appCounts(id).udp
+	if p != nil && p.udp != nil {
+		st.Blocked = p.udp.Stats().Blocked
+	}
+	return st
+}
+
+// refusals are the limit refusals of app id since start, by config key.
+func (d *Daemon) refusals(id string) map[string]uint64 { return d.appCounts(id).refused }
+
 // healthChecks is how many trusted fronts' health checks the apps saw:
 // TCP connections and UDP datagrams (PROXY v2 LOCAL), one counter for
 // both, as both write no record.
-func (d *Daemon) healthChecks() int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var n int64
-	for _, p := range d.apps {
-		if p.tcp != nil {
-			n += p.tcp.Stats().HealthChecks
-		}
-		if p.udp != nil {
-			n += p.udp.Stats().HealthChecks
-		}
-	}
-	return n
-}
+func (d *Daemon) healthChecks() int64 { return d.appCounts("").health }
 
-// acceptErrors is how many TCP accepts failed, every running tcp app.
-func (d *Daemon) acceptErrors() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var n uint64
-	for _, p := range d.apps {
-		if p.tcp != nil {
-			n += p.tcp.AcceptErrors()
-		}
-	}
-	return n
-}
+// acceptErrors is how many TCP accepts failed, every tcp app.
+func (d *Daemon) acceptErrors() uint64 { return d.appCounts("").accept }
 
 // closeSession ends one open session of app as a close by the proxy.
 func (d *Daemon) closeSession(app string, id event.ID, detail string) bool {

@@ -60,6 +60,7 @@ type Daemon struct {
 	slots chan struct{} // the config's global max_connections, shared by every tcp app; nil: none
 
 	tally   *admin.Tally  // nil when the admin listener is off
+	carry   carried       // counters of parts and log jobs a reload replaced
 	admin   *admin.Server // nil when off; built once, a reload does not rebuild it
 	reloads admin.Reloads
 
@@ -231,11 +232,12 @@ func (d *Daemon) Config() *config.Config {
 // Registry is the set of open sessions.
 func (d *Daemon) Registry() *event.Registry { return d.reg }
 
-// Stats are the log jobs' counters.
+// Stats are the log jobs' counters since start: a job's counters go on
+// across the reloads that rebuild the pipeline (by job name).
 func (d *Daemon) Stats() []logjob.Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.pipe.Stats()
+	return d.carry.jobStats(d.pipe.Stats())
 }
 
 // Reload reopens the log jobs' files (after an external rotation) and

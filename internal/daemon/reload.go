@@ -181,6 +181,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 			d.log.Error("reload: the replaced log jobs could not write everything they held", "err", err)
 		}
 		cancel()
+		d.carry.pipelineClosed(oldPipe.Stats()) // the new jobs count from zero
 	}
 	wanted := map[string]bool{}
 	for _, p := range fresh {
@@ -307,6 +308,7 @@ func (d *Daemon) retire(p *appPart, timeout time.Duration) {
 	if timeout > 0 {
 		ctx, cancel = context.WithTimeout(d.retireCtx, timeout)
 	}
+	d.carry.retiring(p) // its counters are read live while it drains
 	d.retired.Add(1)
 	go func() {
 		defer d.retired.Done()
@@ -314,6 +316,7 @@ func (d *Daemon) retire(p *appPart, timeout time.Duration) {
 		if err := p.drain(ctx); err != nil {
 			d.log.Warn("draining a replaced app", "app", p.id, "err", err)
 		}
+		d.carry.retired(p)
 		p.close()
 	}()
 }

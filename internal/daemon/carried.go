@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/prismproxy/prism/internal/logjob"
+	"github.com/prismproxy/prism/internal/udpproxy"
+)
+
+// carried keeps the counters of what a reload replaced or removed, so
+// that the totals the admin side reports never go down: Prometheus reads
+// a counter that drops as a reset, and a changed app (or any log_jobs
+// change, which rebuilds every job) took its share away. Like the admin
+// tally, which counts per app id across reloads, counts are kept per app
+// id and per log-job name: a retired app part's final counts once it has
+// drained, and while it drains its live counts (the sessions still on a
+// replaced UDP server go on receiving datagrams). Only the admin side and
+// reloads take mu; the data path never does.
+type carried struct {
+	mu       sync.Mutex
+	draining map[*appPart]struct{}
+	apps     map[string]*partCounts  // by app id: parts that have drained
+	jobs     map[string]logjob.Stats // by job name: replaced pipelines, counters only
+}
+
+// partCounts are one app part's counters.
+type partCounts struct {
+	udp     udpproxy.Stats // counters and Sessions; Blocked is left out
+	refused map[string]uint64
+	health  int64
+	accept  uint64
+}
+
+// counts reads p's counters now.
+func (p *appPart) counts() partCounts {
+	var c partCounts
+	if p.udp != nil {
+		c.udp = p.udp.Stats()
+		c.udp.Blocked = 0 // a gauge of the server's own table
+		c.health = c.udp.HealthChecks
+		c.refused = p.udp.LimitRefusals()
+		return c
+	}
+	c.health = p.tcp.Stats().HealthChecks
+	c.accept = p.tcp.AcceptErrors()
+	c.refused = p.tcp.LimitRefusals()
+	return c
+}
+
+// add adds o's counts to c.
+func (c *partCounts) add(o partCounts) {
+	addInts(&c.udp, &o.udp)
+	for k, n := range o.refused {
+		if c.refused == nil {
+			c.refused = map[string]uint64{}
+		}
+		c.refused[k] += n
+	}
+	c.health += o.health
+	c.accept += o.accept
+}
+
+// addInts adds every integer field of *src to *dst (same struct type), so
+// that a counter added to udpproxy.Stats, logjob.Stats or deliver.Stats
+// is carried without a change here. Other fields (names, pointers, times)
+// are left as dst has them.
+func addInts[T any](dst, src *T) {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for i := range d.NumField() {
+		switch f := d.Field(i); f.Kind() {
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + s.Field(i).Int())
+		case reflect.Uint64:
+			f.SetUint(f.Uint() + s.Field(i).Uint())
+		}
+	}
+}
+
+// retiring adds p, which stopped serving new clients, to the parts read
+// live.
+func (c *carried) retiring(p *appPart) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining == nil {
+		c.draining = map[*appPart]struct{}{}
+	}
+	c.draining[p] = struct{}{}
+}
+
+// retired moves p, drained (it counts nothing more), from the parts read
+// live to the final counts of its app id.
+func (c *carried) retired(p *appPart) {
+	final := p.counts()
+	final.udp.Sessions = 0
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.draining, p)
+	if c.apps == nil {
+		c.apps = map[string]*partCounts{}
+	}
+	if c.apps[p.id] == nil {
+		c.apps[p.id] = &partCounts{}
+	}
+	c.apps[p.id].add(final)
+}
+
+// app is what the replaced and removed parts of app id counted (all of
+// them when id is "").
+func (c *carried) app(id string) partCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out partCounts
+	for aid, pc := range c.apps {
+		if id == "" || aid == id {
+			out.add(*pc)
+		}
+	}
+	for p := range c.draining {
+		if id == "" || p.id == id {
+			out.add(p.counts())
+		}
+	}
+	return out
+}
+
+// pipelineClosed keeps the final counters of a replaced log pipeline, by
+// job name.
+func (c *carried) pipelineClosed(final []logjob.Stats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs == nil {
+		c.jobs = map[string]logjob.Stats{}
+	}
+	for _, st := range final {
+		acc := c.jobs[st.Job]
+		st.Queued = 0 // a gauge: what the running job holds now
+		addInts(&acc, &st)
+		if st.Delivery != nil {
+			d := *st.Delivery
+			d.Pending, d.SpoolBytes, d.OldestUndelivered = 0, 0, time.Time{} // gauges too
+			if acc.Delivery != nil {
+				addInts(&d, acc.Delivery)
+			}
+			acc.Delivery = &d
+		}
+		c.jobs[st.Job] = acc
+	}
+}
+
+// jobStats is cur, the running pipeline's counters, with what the
+// replaced pipelines' jobs of the same names counted added (delivery
+// counters only to a job that has a remote destination now).
+func (c *carried) jobStats(cur []logjob.Stats) []logjob.Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range cur {
+		old, ok := c.jobs[cur[i].Job]
+		if !ok {
+			continue
+		}
+		addInts(&cur[i], &old)
+		if cur[i].Delivery != nil && old.Delivery != nil {
+			d := *cur[i].Delivery
+			addInts(&d, old.Delivery)
+			cur[i].Delivery = &d
+		}
+	}
+	return cur
+}
