@@ -180,12 +180,22 @@ func (d *Daemon) healthChecks() int64 { return d.appCounts("").health }
 // acceptErrors is how many TCP accepts failed, every tcp app.
 func (d *Daemon) acceptErrors() uint64 { return d.appCounts("").accept }
 
-// closeSession ends one open session of app as a close by the proxy.
+// closeSession ends one open session of app as a close by the proxy: one
+// of its running part's, or of a part a reload replaced or removed that
+// still drains (the session list shows those too).
 func (d *Daemon) closeSession(app string, id event.ID, detail string) bool {
-	p := d.part(app)
-	if p == nil {
-		return false
+	if p := d.part(app); p != nil && p.closeSession(id, detail) {
+		return true
 	}
+	for _, p := range d.carry.drainingOf(app) {
+		if p.closeSession(id, detail) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *appPart) closeSession(id event.ID, detail string) bool {
 	if p.udp != nil {
 		return p.udp.CloseSession(id, detail)
 	}

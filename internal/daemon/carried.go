@@ -106,6 +106,19 @@ func (c *carried) retired(p *appPart) {
 	c.apps[p.id].add(final)
 }
 
+// drainingOf are the retired parts of app id still draining.
+func (c *carried) drainingOf(id string) []*appPart {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*appPart
+	for p := range c.draining {
+		if p.id == id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // app is what the replaced and removed parts of app id counted (all of
 // them when id is "").
 func (c *carried) app(id string) partCounts {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/prismproxy/prism/internal/admin"
 	"github.com/prismproxy/prism/internal/admin/admintest"
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/deliver"
@@ -157,5 +158,41 @@ func TestCarriedJobCountersLeaveGaugesOut(t *testing.T) {
 	}
 	if got[1].Emitted != 2 || len(got) != 2 {
 		t.Errorf("jobs: %+v", got)
+	}
+}
+
+// A session of an app that a reload changed is still listed (it goes on
+// with the replaced server): DELETE /api/v1/sessions/{id} closes it too,
+// with the operator's close record. It answered 404 "no open session".
+func TestCloseASessionOfAReplacedApp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	listen, origin := testpeer.ClosedPort(t), testpeer.Echo(t)
+	write := func(idle string) *config.Config {
+		y := fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nnode: {colo: TST}\napps:\n  - id: web\n    listen: [%q]\n    origins: {addresses: [%q]}\n    timeouts: {idle: %s}\n", listen, origin, idle)
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	rec := newRecords()
+	d := start(t, write("1m"), rec)
+	adm := d.AdminAddr().String()
+	held := roundTrip(t, listen, "hello\n")
+	defer held.Close()
+	id := rec.connects(t, 1)[0].SessionID.String()
+	write("2m")
+	if res, err := d.ReloadConfig(); err != nil || fmt.Sprint(res.Changed) != "[web]" {
+		t.Fatalf("reload: %v %v", res, err)
+	}
+	if code, body := admintest.Do(t, "DELETE", adm, "/api/v1/sessions/"+id, ""); code != 200 {
+		t.Fatalf("DELETE a session of the replaced server: %d %s", code, body)
+	}
+	e := rec.terminal(t, 1)[0]
+	if e.SessionID.String() != id || e.Detail != admin.CloseDetail {
+		t.Fatalf("terminal record %s %s %q, want the operator's close of %s", e.SessionID, e.Type, e.Detail, id)
 	}
 }
