@@ -544,15 +544,25 @@ func (d *Deliverer) DeliveryStats() Stats {
 
 // Close delivers what is pending for up to the flush timeout, then stops:
 // spooled batches stay for the next start; batches in memory are counted
-// as dropped at shutdown. A deliverer still waiting for its spool stops at
-// once: it has nothing it could deliver (its batches are in the side
+// as dropped at shutdown. A deliverer still waiting for its spool (after
+// one more try to open it) stops at once: it has nothing it could deliver (its batches are in the side
 // spool, on disk, which the next job to open the spool takes in; the
 // memory queue is not used with a spool), and the flush timeout would
 // only hold up the shutdown or reload that closes it.
 func (d *Deliverer) Close() error {
 	d.closing.Store(true)
 	if _, ready := d.spoolNow(); !ready {
-		d.cancel()
+		// The holder may just have let go: a reload closes the replaced
+		// job right before, and a shutdown may follow at once. The wait
+		// tries again every spoolRetry; give it that try, then deliver
+		// as usual, rather than leave the batches beside the spool.
+		t := time.NewTimer(2 * spoolRetry)
+		select {
+		case <-d.spReady:
+		case <-t.C:
+			d.cancel()
+		}
+		t.Stop()
 	}
 	d.signal()
 	t := time.NewTimer(d.cfg.FlushTimeout)
