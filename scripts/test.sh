@@ -21,14 +21,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing test peers: ${missing[*]}"
 	$sudo apt-get update -qq
 	# A temporary policy-rc.d keeps the packages' services (nginx on :80)
-	# from starting; an existing one is left alone.
+	# from starting; an existing one is left alone. The trap removes ours
+	# even when apt-get fails (set -e exits): left behind, it would keep
+	# every service on this machine from starting.
 	made_policy=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		$sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
 		made_policy=1
+		trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
 	fi
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	[ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+	if [ -n "$made_policy" ]; then
+		$sudo rm -f /usr/sbin/policy-rc.d
+		trap - EXIT # the fuzz runs below set their own
+	fi
 fi
 
 export GOTOOLCHAIN=local
