@@ -164,8 +164,31 @@ func TestStatusUsageHidesTheToken(t *testing.T) {
 	}
 }
 
+// exampleConfig writes examples/prism.yaml, its log files moved from /tmp
+// into a directory of the test's own, and returns its path. validate opens
+// each log file for writing, and the /tmp/prism-*.log that another user's
+// quick start left (root's, say) would be refused: permission denied.
+// Everything else is the example as it is.
+func exampleConfig(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/prism.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	yml := strings.ReplaceAll(string(b), "/tmp/prism-", dir+"/prism-")
+	if yml == string(b) {
+		t.Fatal("examples/prism.yaml writes no /tmp/prism-* file any more: update exampleConfig")
+	}
+	path := filepath.Join(dir, "prism.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestValidateExample(t *testing.T) {
-	code, out, stderr := runPrism(t, "validate", "-config", "../../examples/prism.yaml")
+	code, out, stderr := runPrism(t, "validate", "-config", exampleConfig(t))
 	if code != 0 || !strings.Contains(out, ": ok (") {
 		t.Fatalf("validate examples/prism.yaml: exit %d\nstdout %s\nstderr %s", code, out, stderr)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 func TestConfigFromShortFlagAndEnv(t *testing.T) {
-	const example = "../../examples/prism.yaml"
+	example := exampleConfig(t)
 	if code, out, stderr := runPrism(t, "validate", "-c", example); code != 0 || !strings.Contains(out, ": ok (") {
 		t.Errorf("validate -c: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
