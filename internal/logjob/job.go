@@ -53,8 +53,12 @@ type job struct {
 	st counters
 
 	// Owned by the run goroutine.
-	cur      event.Event
-	deltas   bool
+	cur    event.Event
+	deltas bool
+	// connects: the job walks the registry and its dataset writes a
+	// record at connect (ocsf). Its walks then skip a session until its
+	// connect event has come through the queue (see walk).
+	connects bool
 	last     map[event.ID]lastReport
 	gen      uint64
 	lives    []*event.Live
@@ -106,6 +110,17 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 	}
 	for t := range j.wants {
 		j.wants[t] = enc.Wants(event.Type(t))
+	}
+	j.connects = cfg.Interval > 0 && j.deltas && j.wants[event.Connect]
+	if j.connects {
+		// The sessions open now had their connect emitted before this job
+		// could receive it (Emit precedes Registry.Add, and the job is not
+		// reachable yet): it never comes, and they are walked from the
+		// start, with nothing reported yet.
+		reg.Range(func(l *event.Live) bool {
+			j.last[l.Base().SessionID] = lastReport{}
+			return true
+		})
 	}
 	rate := *cfg.SampleRate
 	if rate >= 1 {
@@ -201,6 +216,14 @@ func (j *job) drain() {
 
 // walk takes a periodic record of every open session. The registry's
 // shard locks are held only to collect the sessions.
+//
+// The data path emits a session's connect event before it adds the session
+// to the registry, so a walk can find a session whose connect is still in
+// this job's queue (it is backed up, or just not read yet). A job that
+// writes connect records skips such a session, which has no entry in
+// j.last yet: a periodic record written now would come before the connect
+// record, and the connect's delta would be negative. Sessions that were
+// open before the job was built are in j.last from the start (newJob).
 func (j *job) walk(now time.Time) {
 	j.gen++
 	j.reg.Range(func(l *event.Live) bool {
@@ -208,6 +231,11 @@ func (j *job) walk(now time.Time) {
 		return true
 	})
 	for _, l := range j.lives {
+		if j.connects {
+			if _, ok := j.last[l.Base().SessionID]; !ok {
+				continue
+			}
+		}
 		j.cur = l.Snapshot(now)
 		j.handle(&j.cur)
 	}
@@ -229,7 +257,9 @@ func (j *job) handle(e *event.Event) {
 		lr = j.last[e.SessionID]
 		e.ClientBytesDelta = e.ClientBytes - lr.client
 		e.OriginBytesDelta = e.OriginBytes - lr.origin
-		if e.Type == event.Interim {
+		if !terminal {
+			// Seen open now (a connect counts: walks skip the session, or
+			// miss it until the data path adds it to the registry).
 			lr.gen = j.gen
 		}
 	}
