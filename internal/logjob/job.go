@@ -21,7 +21,9 @@ const batchesInFlight = 4
 
 // pruneAfterWalks forgets a session's last-reported totals when the session
 // has been missing from the registry for this many walks without its final
-// record arriving (its terminal event was dropped).
+// record arriving (its terminal event was dropped). Only walks at which the
+// job had read everything queued at the previous walk count (see walk): a
+// terminal event still waiting in a backed-up queue keeps its baseline.
 const pruneAfterWalks = 3
 
 // counters are a job's statistics. dropped is written by the data path
@@ -37,7 +39,7 @@ type counters struct {
 // lastReport is what a job last reported for one open session.
 type lastReport struct {
 	client, origin int64  // totals at the last written record
-	gen            uint64 // walk generation that last saw the session open
+	gen            uint64 // j.gen when the session was last seen open
 }
 
 type job struct {
@@ -60,7 +62,8 @@ type job struct {
 	// connect event has come through the queue (see walk).
 	connects bool
 	last     map[event.ID]lastReport
-	gen      uint64
+	gen      uint64 // walks that count toward pruning
+	walkHead uint64 // the queue's head at the last walk
 	lives    []*event.Live
 	sample   uint64 // keep a session when hash(id) < sample; MaxUint64 keeps all
 	batch    *sink.Batch
@@ -224,12 +227,23 @@ func (j *job) drain() {
 // j.last yet: a periodic record written now would come before the connect
 // record, and the connect's delta would be negative. Sessions that were
 // open before the job was built are in j.last from the start (newJob).
+//
+// A walk counts toward forgetting sessions that left the registry without
+// a final record (pruneAfterWalks) only when the job has read every event
+// that was queued at the previous walk. A session leaves the registry just
+// before its terminal event is emitted; while the queue is behind, that
+// event may still be waiting in it, and forgetting the session's totals
+// would make the final delta its whole total again.
 func (j *job) walk(now time.Time) {
-	j.gen++
+	caughtUp := j.q.tail.Load() >= j.walkHead
+	if caughtUp {
+		j.gen++
+	}
 	j.reg.Range(func(l *event.Live) bool {
 		j.lives = append(j.lives, l)
 		return true
 	})
+	j.walkHead = j.q.head.Load()
 	for _, l := range j.lives {
 		if j.connects {
 			if _, ok := j.last[l.Base().SessionID]; !ok {
@@ -241,6 +255,9 @@ func (j *job) walk(now time.Time) {
 	}
 	clear(j.lives)
 	j.lives = j.lives[:0]
+	if !caughtUp {
+		return
+	}
 	for id, lr := range j.last {
 		if j.gen-lr.gen > pruneAfterWalks {
 			delete(j.last, id)

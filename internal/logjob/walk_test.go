@@ -2,12 +2,14 @@ package logjob
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/render"
+	"github.com/prismproxy/prism/internal/sink"
 )
 
 // ocsfRecords are the OCSF records of session id that d holds, in order:
@@ -98,6 +100,85 @@ func TestOCSFWalkWaitsForTheConnect(t *testing.T) {
 		msgs, out = ocsfRecords(t, d, early.SessionID)
 		if len(msgs) < 2 || msgs[0] != "interim" || out[0] != 7 {
 			t.Fatalf("records of the session open before the job: %v %v, want interim (7 bytes)…, disconnect", msgs, out)
+		}
+	})
+}
+
+// delayDest is a memDest whose every write takes delay (of the test's
+// clock: use it in a synctest bubble).
+type delayDest struct {
+	memDest
+	delay time.Duration
+}
+
+func (d *delayDest) Write(b *sink.Batch) error {
+	time.Sleep(d.delay)
+	return d.memDest.Write(b)
+}
+
+// TestBaselineKeptWhileTheTerminalIsQueued: a session leaves the registry
+// and its terminal event waits behind two thousand others for a slow
+// destination, while the job walks between chunks. The job forgot the
+// session's reported totals after three walks without it, and the final
+// record's delta was the whole total again (1000 bytes counted twice).
+// Now walks count toward forgetting only while the job keeps up with its
+// queue, and a session whose terminal event never comes is still
+// forgotten then.
+func TestBaselineKeptWhileTheTerminalIsQueued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &delayDest{delay: 10 * time.Millisecond}
+		old := newDestination
+		newDestination = func(*Config, *slog.Logger) (sink.Destination, error) { return d, nil }
+		defer func() { newDestination = old }()
+		reg := new(event.Registry)
+		p, err := newPipeline(node, prepared(t, []Config{{Name: "e", Dataset: render.EdgeOne, Interval: time.Second,
+			QueueSize: 4096, Batch: BatchConfig{MaxRecords: 1}}}), reg, nil, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, lost := session(7, event.Connect), session(8, event.Connect)
+		live, lostLive := event.NewLive(s), event.NewLive(lost)
+		reg.Add(live)
+		reg.Add(lostLive)
+		live.ClientBytes.Add(1000)
+		time.Sleep(1500 * time.Millisecond) // one walk: 1000 bytes reported
+		synctest.Wait()
+		reg.Remove(lostLive) // its terminal event is lost
+		for i := range 2000 {
+			e := session(i, event.Disconnect)
+			p.Emit(&e)
+		}
+		live.ClientBytes.Add(1)
+		reg.Remove(live)
+		fin := s
+		fin.Type, fin.Status, fin.ClientBytes = event.Disconnect, event.StatusOK, 1001
+		fin.Time, fin.DisconnectTime = time.Now(), time.Now()
+		p.Emit(&fin)
+		for p.Stats()[0].Queued > 0 { // about 20s of writes, walks between chunks
+			time.Sleep(time.Second)
+		}
+		time.Sleep(10 * time.Second) // walks of a job that keeps up
+		synctest.Wait()
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Stats()[0]; st.Dropped != 0 {
+			t.Fatalf("dropped %d", st.Dropped)
+		}
+		var sum float64
+		var deltas []float64
+		for _, r := range d.records(t) {
+			if r["SessionID"] == s.SessionID.String() {
+				v := r["ReceivedBytes"].(float64)
+				deltas = append(deltas, v)
+				sum += v
+			}
+		}
+		if sum != 1001 {
+			t.Fatalf("deltas %v sum to %v, want 1001", deltas, sum)
+		}
+		if n := len(p.jobs[0].last); n != 0 {
+			t.Fatalf("the job still tracks %d sessions; the one whose terminal event was lost should be forgotten", n)
 		}
 	})
 }
