@@ -270,8 +270,9 @@ func (j *job) handle(e *event.Event) {
 	j.st.received.Add(1)
 	terminal := e.Type.Terminal()
 	var lr lastReport
+	var had bool
 	if j.deltas {
-		lr = j.last[e.SessionID]
+		lr, had = j.last[e.SessionID]
 		e.ClientBytesDelta = e.ClientBytes - lr.client
 		e.OriginBytesDelta = e.OriginBytes - lr.origin
 		if !terminal {
@@ -282,14 +283,22 @@ func (j *job) handle(e *event.Event) {
 	}
 	keep := j.keep(e)
 	if j.deltas {
+		if keep && !terminal {
+			lr.client, lr.origin = e.ClientBytes, e.OriginBytes
+		}
 		switch {
 		case terminal:
 			delete(j.last, e.SessionID)
-		case keep:
-			lr.client, lr.origin = e.ClientBytes, e.OriginBytes
-			j.last[e.SessionID] = lr
+		case j.cfg.Interval == 0 && lr.client == 0 && lr.origin == 0:
+			// A job that does not walk never prunes: a session whose
+			// terminal event is dropped would stay in j.last for good.
+			// No entry is the same zero baseline, and connect events
+			// carry no bytes, so such a job keeps none for them.
+			if had {
+				delete(j.last, e.SessionID)
+			}
 		default:
-			j.last[e.SessionID] = lr // still open: keep it from being pruned
+			j.last[e.SessionID] = lr // still open (filtered out: keep it from being pruned)
 		}
 	}
 	if !keep {

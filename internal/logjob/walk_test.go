@@ -182,3 +182,30 @@ func TestBaselineKeptWhileTheTerminalIsQueued(t *testing.T) {
 		}
 	})
 }
+
+// TestJobWithoutIntervalKeepsNoBaselineOfAConnect: an ocsf job without
+// interval never walks, so nothing prunes the totals it keeps per open
+// session; it kept an entry for every connect, and the entry of a session
+// whose terminal event was dropped (full queue) stayed for good. A connect
+// carries no bytes: the job now keeps nothing for it.
+func TestJobWithoutIntervalKeepsNoBaselineOfAConnect(t *testing.T) {
+	d := &memDest{}
+	useDests(t, map[string]*memDest{"o": d})
+	p, err := newPrepared(t, node, []Config{{Name: "o", Dataset: render.OCSF}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		e := session(i, event.Connect) // the terminal events are lost
+		p.Emit(&e)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.records(t)); n != 100 {
+		t.Fatalf("%d records, want 100 connects", n)
+	}
+	if n := len(p.jobs[0].last); n != 0 {
+		t.Fatalf("the job keeps totals for %d sessions whose terminal events were lost", n)
+	}
+}
