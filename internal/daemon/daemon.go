@@ -98,7 +98,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 			built.abandon()
 		}
 	}()
-	if d.pipe, err = d.newPipeline(cfg); err != nil {
+	if d.pipe, err = d.newPipeline(cfg, nil); err != nil {
 		return nil, err
 	}
 	if cfg.Admin.Enabled() {
@@ -130,9 +130,20 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (d *Daemon, er
 	return d, nil
 }
 
-func (d *Daemon) newPipeline(cfg *config.Config) (*logjob.Pipeline, error) {
+// newPipeline builds the log pipeline of cfg. With prev (a reload), it
+// takes over prev's jobs that did not change (logjob.Pipeline.Next): they
+// keep their queues, counters and per-session byte totals, so the deltas
+// of sessions open across the reload stay exact. Start it once the servers
+// emit to it.
+func (d *Daemon) newPipeline(cfg *config.Config, prev *logjob.Pipeline) (*logjob.Pipeline, error) {
 	node := render.Node{Colo: cfg.Node.Colo, ID: cfg.Node.ID, RegionName: cfg.Node.RegionName}
-	p, err := logjob.New(node, cfg.LogJobs, d.reg, d.log)
+	var p *logjob.Pipeline
+	var err error
+	if prev != nil {
+		p, err = prev.Next(node, cfg.LogJobs, d.reg)
+	} else {
+		p, err = logjob.New(node, cfg.LogJobs, d.reg, d.log)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("log jobs: %w", err)
 	}

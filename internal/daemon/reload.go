@@ -21,7 +21,7 @@ type ReloadResult struct {
 	Changed   []string `json:"changed"`
 	Removed   []string `json:"removed"`
 	Unchanged []string `json:"unchanged"`
-	LogJobs   bool     `json:"log_jobs_rebuilt"` // the log pipeline was rebuilt
+	LogJobs   bool     `json:"log_jobs_rebuilt"` // log_jobs or node changed: the changed jobs were rebuilt
 	GeoIP     bool     `json:"geoip_reopened"`   // the GeoIP databases were reopened
 }
 
@@ -46,7 +46,8 @@ func (d *Daemon) ReloadStats() ReloadStats {
 // takes over the listening sockets of addresses that stayed (no refused
 // connection, no lost datagram) while the old one's connections and
 // sessions carry on until they end; unchanged apps are left alone. Log jobs
-// that changed get a new pipeline; the old one writes what it held first.
+// that changed (or all, when node changed) are rebuilt, the replaced ones
+// writing what they held first; the others keep running untouched.
 func (d *Daemon) ReloadConfig() (ReloadResult, error) {
 	res, err := d.reloadConfig()
 	d.reloads.Record(err)
@@ -164,7 +165,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	pipe := d.pipe
 	res.LogJobs = !reflect.DeepEqual(old.LogJobs, cfg.LogJobs) || old.Node != cfg.Node
 	if res.LogJobs {
-		if pipe, err = d.newPipeline(cfg); err != nil {
+		if pipe, err = d.newPipeline(cfg, d.pipe); err != nil {
 			return res, err
 		}
 	}
@@ -176,12 +177,16 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		oldPipe := d.pipe
 		d.em.swap(d.emitterFor(pipe))
 		d.pipe = pipe
+		// Only now: its new jobs' walks begin once they get every event,
+		// and it takes the unchanged jobs over, which oldPipe's Close
+		// then leaves running.
+		pipe.Start()
 		fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
 		if err := oldPipe.Close(fctx); err != nil {
 			d.log.Error("reload: the replaced log jobs could not write everything they held", "err", err)
 		}
 		cancel()
-		d.carry.pipelineClosed(oldPipe.Stats()) // the new jobs count from zero
+		d.carry.pipelineClosed(oldPipe.Stats()) // the jobs it retired: their successors count from zero; the ones pipe took over count on
 	}
 	wanted := map[string]bool{}
 	for _, p := range fresh {

@@ -36,6 +36,16 @@ type counters struct {
 	received, filtered, sampled, written, writeErrs atomic.Uint64
 }
 
+// reportState is what the drop reporter last logged for a job. It lives
+// with the job, not the pipeline, so that the pipeline that takes the job
+// over goes on from there rather than log the job's drops again.
+type reportState struct {
+	mu        sync.Mutex
+	dropped   uint64
+	writeErrs uint64
+	delivery  deliver.Stats
+}
+
 // lastReport is what a job last reported for one open session.
 type lastReport struct {
 	client, origin int64  // totals at the last written record
@@ -53,6 +63,15 @@ type job struct {
 
 	q  *queue
 	st counters
+
+	// stop ends the job (it drains its queue first); the pipeline that owns
+	// the job closes it. A reload's new pipeline takes over the jobs that
+	// did not change (Pipeline.Next), so a job may outlive the pipeline
+	// that started it.
+	stop     chan struct{}
+	stopOnce sync.Once
+	owner    atomic.Pointer[Pipeline]
+	rep      reportState
 
 	// Owned by the run goroutine.
 	cur    event.Event
@@ -110,6 +129,7 @@ func newJob(node render.Node, cfg *Config, reg *event.Registry, logger *slog.Log
 		batches: make(chan *sink.Batch, batchesInFlight),
 		free:    make(chan *sink.Batch, batchesInFlight+2),
 		done:    make(chan struct{}),
+		stop:    make(chan struct{}),
 	}
 	for t := range j.wants {
 		j.wants[t] = enc.Wants(event.Type(t))
@@ -144,7 +164,8 @@ var newDestination = func(cfg *Config, logger *slog.Logger) (sink.Destination, e
 // reads the queue in chunks, checking its timers between chunks so that a
 // busy queue does not starve periodic records or batch deadlines, and parks
 // only when the queue is empty.
-func (j *job) run(stop <-chan struct{}) {
+func (j *job) run() {
+	stop := j.stop
 	defer close(j.batches)
 	var tick <-chan time.Time
 	if j.cfg.Interval > 0 {
@@ -412,6 +433,9 @@ func (j *job) write() {
 		j.closeErr = err
 	}
 }
+
+// end tells the job to drain its queue, flush and stop.
+func (j *job) end() { j.stopOnce.Do(func() { close(j.stop) }) }
 
 func (j *job) lastWriteErr() error {
 	j.errMu.Lock()

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +35,18 @@ import (
 // Pipeline runs a node's log jobs. It implements event.Emitter.
 type Pipeline struct {
 	jobs   []*job
+	node   render.Node
 	logger *slog.Logger
+	// fresh are the jobs this pipeline built; the others it takes over from
+	// the pipeline it was built from (Next) when it starts.
+	fresh []*job
+
+	mu      sync.Mutex
+	started bool // under mu
+	closing bool // under mu
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	stop      chan struct{} // closed by Close: jobs drain and flush
 	repStop   chan struct{}
 	repDone   chan struct{}
 	// reportEvery is the drop-report period (10s; tests shorten it).
@@ -56,34 +64,102 @@ func New(node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logg
 }
 
 func newPipeline(node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger, reportEvery time.Duration) (*Pipeline, error) {
+	p, err := build(nil, node, jobs, reg, logger, reportEvery)
+	if err != nil {
+		return nil, err
+	}
+	p.Start()
+	return p, nil
+}
+
+// Next builds the pipeline that replaces p after a reload to jobs and
+// node, as New would, except that it takes over every job of p whose
+// config (and the node) did not change: the same job, with its queue, its
+// counters and the byte totals it last reported per open session, so that
+// it goes on as if there had been no reload (its deltas stay exact and its
+// Stats keep counting). The other jobs are new; those of p that changed or
+// went away stay p's.
+//
+// Next changes nothing in p, and the new pipeline does not run its new
+// jobs yet: make it the one the data path emits to, then call Start (which
+// takes the unchanged jobs over), then Close p, which then writes what its
+// remaining jobs hold and stops them only. A pipeline that is never
+// started can be closed: it closes the destinations it opened. p must not
+// be closed before Start.
+func (p *Pipeline) Next(node render.Node, jobs []Config, reg *event.Registry) (*Pipeline, error) {
+	return build(p, node, jobs, reg, p.logger, p.reportEvery)
+}
+
+func build(prev *Pipeline, node render.Node, jobs []Config, reg *event.Registry, logger *slog.Logger, reportEvery time.Duration) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	cfgs := make([]Config, len(jobs))
 	copy(cfgs, jobs)
 	p := &Pipeline{
+		node:        node,
 		logger:      logger,
-		stop:        make(chan struct{}),
 		repStop:     make(chan struct{}),
 		repDone:     make(chan struct{}),
 		reportEvery: reportEvery,
 	}
+	running := map[string]*job{}
+	if prev != nil && prev.node == node && !prev.closed.Load() {
+		for _, j := range prev.owned() {
+			running[j.cfg.Name] = j
+		}
+	}
 	for i := range cfgs {
+		if o := running[cfgs[i].Name]; o != nil && reflect.DeepEqual(*o.cfg, cfgs[i]) {
+			delete(running, cfgs[i].Name)
+			p.jobs = append(p.jobs, o)
+			continue
+		}
 		j, err := newJob(node, &cfgs[i], reg, logger)
 		if err != nil {
-			for _, o := range p.jobs {
+			for _, o := range p.fresh {
 				_ = o.dest.Close()
 			}
 			return nil, fmt.Errorf("log job %q: %w", cfgs[i].Name, err)
 		}
 		p.jobs = append(p.jobs, j)
+		p.fresh = append(p.fresh, j)
 	}
+	return p, nil
+}
+
+// Start runs the pipeline's new jobs and takes over the ones it shares with
+// the pipeline it was built from (see Next). New's pipeline is started
+// already. A job's periodic records begin here: call Start once the data
+// path emits to p, so that a job a reload changed does not walk the open
+// sessions while the old one still gets their events.
+func (p *Pipeline) Start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.closing {
+		return
+	}
+	p.started = true
 	for _, j := range p.jobs {
-		go j.run(p.stop)
+		j.owner.Store(p)
+	}
+	for _, j := range p.fresh {
+		go j.run()
 		go j.write()
 	}
 	go p.reporter()
-	return p, nil
+}
+
+// owned are the jobs p runs: all of them, except those a newer pipeline
+// took over, and none before Start.
+func (p *Pipeline) owned() []*job {
+	var out []*job
+	for _, j := range p.jobs {
+		if j.owner.Load() == p {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // Emit offers e to every job whose dataset wants its type. It copies e,
@@ -109,14 +185,32 @@ func (p *Pipeline) Emit(e *event.Event) {
 // flushes every batch to its destination and closes the destinations. Call
 // it after the data path has emitted its last event (at shutdown, after the
 // drain): events emitted later are counted as dropped. It returns an error
-// naming the jobs that could not finish before ctx ended.
+// naming the jobs that could not finish before ctx ended. Jobs a newer
+// pipeline took over (Next, Start) are that one's: they keep running.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
-		close(p.stop)
+		p.mu.Lock()
+		p.closing = true
+		started := p.started
+		p.mu.Unlock()
+		if !started {
+			for _, j := range p.fresh { // never ran
+				if err := j.dest.Close(); err != nil {
+					j.closeErr = err
+				}
+				close(j.done)
+			}
+			close(p.repStop)
+			close(p.repDone)
+			return
+		}
+		for _, j := range p.owned() {
+			j.end()
+		}
 	})
 	var errs []error
-	for _, j := range p.jobs {
+	for _, j := range p.owned() {
 		select {
 		case <-j.done:
 		case <-ctx.Done():
@@ -136,8 +230,8 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	case <-p.repStop:
 	default:
 		close(p.repStop)
-		<-p.repDone
 	}
+	<-p.repDone
 	return errors.Join(errs...)
 }
 
@@ -190,11 +284,20 @@ type deliveryStats interface {
 	LastError() error
 }
 
-// Stats returns every job's counters, in configuration order.
+// Stats returns every job's counters, in configuration order, except the
+// jobs a newer pipeline took over (Next, Start): those are its, and it
+// reports them. So after a reload the replaced pipeline's Stats are those
+// of the jobs it retired, and a job taken over is counted once.
 func (p *Pipeline) Stats() []Stats {
-	out := make([]Stats, len(p.jobs))
-	for i, j := range p.jobs {
-		out[i] = Stats{
+	p.mu.Lock()
+	started := p.started
+	p.mu.Unlock()
+	out := make([]Stats, 0, len(p.jobs))
+	for _, j := range p.jobs {
+		if started && j.owner.Load() != p {
+			continue
+		}
+		out = append(out, Stats{
 			Job:         j.cfg.Name,
 			Dataset:     j.cfg.Dataset,
 			Emitted:     j.st.received.Load() + uint64(j.q.len()) + j.st.dropped.Load(),
@@ -204,38 +307,26 @@ func (p *Pipeline) Stats() []Stats {
 			Written:     j.st.written.Load(),
 			WriteErrors: j.st.writeErrs.Load(),
 			Queued:      j.q.len(),
-		}
+		})
 		if ds, ok := j.dest.(deliveryStats); ok {
 			st := ds.DeliveryStats()
-			out[i].Delivery = &st
+			out[len(out)-1].Delivery = &st
 		}
 	}
 	return out
 }
 
 // reporter logs drops and write errors at most once per reportEvery, with
-// the count since the previous report, and once more at Close.
+// the count since the previous report, and once more at Close. It reports
+// the jobs p runs; a job taken over by a newer pipeline is reported by
+// that one's reporter, from where this one left off (job.rep).
 func (p *Pipeline) reporter() {
 	defer close(p.repDone)
 	t := time.NewTicker(p.reportEvery)
 	defer t.Stop()
-	last := make([][2]uint64, len(p.jobs))
-	lastDel := make([]deliver.Stats, len(p.jobs))
 	report := func() {
-		for i, j := range p.jobs {
-			d, w := j.st.dropped.Load(), j.st.writeErrs.Load()
-			if d > last[i][0] {
-				p.logger.Warn("log job dropped records: its queue was full",
-					"job", j.cfg.Name, "dropped", d-last[i][0], "dropped_total", d, "queue_size", j.q.cap())
-			}
-			if w > last[i][1] {
-				p.logger.Warn("log job lost records: the destination failed to write them",
-					"job", j.cfg.Name, "lost", w-last[i][1], "lost_total", w, "err", j.lastWriteErr())
-			}
-			last[i] = [2]uint64{d, w}
-			if ds, ok := j.dest.(deliveryStats); ok {
-				p.reportDelivery(j.cfg.Name, &lastDel[i], ds)
-			}
+		for _, j := range p.owned() {
+			p.report(j)
 		}
 	}
 	for {
@@ -243,7 +334,7 @@ func (p *Pipeline) reporter() {
 		case <-t.C:
 			report()
 		case <-p.repStop:
-			for _, j := range p.jobs {
+			for _, j := range p.owned() {
 				select {
 				case <-j.done:
 				case <-time.After(100 * time.Millisecond):
@@ -252,6 +343,26 @@ func (p *Pipeline) reporter() {
 			report()
 			return
 		}
+	}
+}
+
+// report logs what changed in j's counters since the last report.
+func (p *Pipeline) report(j *job) {
+	r := &j.rep
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, w := j.st.dropped.Load(), j.st.writeErrs.Load()
+	if d > r.dropped {
+		p.logger.Warn("log job dropped records: its queue was full",
+			"job", j.cfg.Name, "dropped", d-r.dropped, "dropped_total", d, "queue_size", j.q.cap())
+	}
+	if w > r.writeErrs {
+		p.logger.Warn("log job lost records: the destination failed to write them",
+			"job", j.cfg.Name, "lost", w-r.writeErrs, "lost_total", w, "err", j.lastWriteErr())
+	}
+	r.dropped, r.writeErrs = d, w
+	if ds, ok := j.dest.(deliveryStats); ok {
+		p.reportDelivery(j.cfg.Name, &r.delivery, ds)
 	}
 }
 
