@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prismproxy/prism/internal/filewatch"
 )
@@ -13,21 +14,34 @@ import (
 // certSet is an immutable snapshot of the usable edge certificates, indexed
 // by the names they cover. A reload builds a new set and swaps it in.
 type certSet struct {
-	all   []*tls.Certificate            // usable certificates in config order; all[0] is the default
-	exact map[string][]*tls.Certificate // normalised DNS name → certificates
-	wild  map[string][]*tls.Certificate // "b.example" → certificates for *.b.example
+	all   []*edgeCert            // usable certificates in config order; all[0] is the default
+	exact map[string][]*edgeCert // normalised DNS name → certificates
+	wild  map[string][]*edgeCert // "b.example" → certificates for *.b.example
+}
+
+// edgeCert is a certificate with its leaf's validity period, read once
+// when the set is built so that a handshake only compares two times.
+type edgeCert struct {
+	cert                *tls.Certificate
+	notBefore, notAfter time.Time
+}
+
+// validAt reports whether the leaf is within its validity period at now.
+func (c *edgeCert) validAt(now time.Time) bool {
+	return !now.Before(c.notBefore) && !now.After(c.notAfter)
 }
 
 func newCertSet(slots []*tls.Certificate) *certSet {
-	s := &certSet{exact: map[string][]*tls.Certificate{}, wild: map[string][]*tls.Certificate{}}
-	for _, c := range slots {
-		if c == nil {
+	s := &certSet{exact: map[string][]*edgeCert{}, wild: map[string][]*edgeCert{}}
+	for _, tc := range slots {
+		if tc == nil {
 			continue
 		}
+		c := &edgeCert{cert: tc, notBefore: tc.Leaf.NotBefore, notAfter: tc.Leaf.NotAfter}
 		s.all = append(s.all, c)
-		names := c.Leaf.DNSNames
-		if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
-			names = []string{c.Leaf.Subject.CommonName}
+		names := tc.Leaf.DNSNames
+		if len(names) == 0 && tc.Leaf.Subject.CommonName != "" {
+			names = []string{tc.Leaf.Subject.CommonName}
 		}
 		for _, n := range names {
 			n = normName(n)
@@ -50,7 +64,7 @@ func cutWildcard(n string) (string, bool) {
 
 // pick chooses the certificate for a ClientHello: an exact name match, then
 // a wildcard match, then the default. Among several candidates for a name
-// (say RSA and ECDSA) the first the client supports wins.
+// (say RSA and ECDSA, or an expired one and its renewal) see bestFor.
 func (s *certSet) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
 	if len(s.all) == 0 {
 		return nil
@@ -78,16 +92,34 @@ func cut(s string, sep byte) (string, string, bool) {
 	return s, "", false
 }
 
-func bestFor(hello *tls.ClientHelloInfo, cs []*tls.Certificate) *tls.Certificate {
+// bestFor chooses among the candidates cs (config order): the first the
+// client supports whose validity period covers now; else the first the
+// client supports; else cs[0]. Dates come first among supported ones so
+// that an expired (or not yet valid) certificate listed before its
+// renewal is not served to clients that verify: they would all fail.
+// An out-of-date certificate is still served when it is all there is
+// (docs/tls.md).
+func bestFor(hello *tls.ClientHelloInfo, cs []*edgeCert) *tls.Certificate {
 	if len(cs) == 1 {
-		return cs[0]
+		return cs[0].cert
 	}
+	now := time.Now()
+	var supported *tls.Certificate
 	for _, c := range cs {
-		if hello.SupportsCertificate(c) == nil {
-			return c
+		if hello.SupportsCertificate(c.cert) != nil {
+			continue
+		}
+		if c.validAt(now) {
+			return c.cert
+		}
+		if supported == nil {
+			supported = c.cert
 		}
 	}
-	return cs[0]
+	if supported != nil {
+		return supported
+	}
+	return cs[0].cert
 }
 
 // loadPair reads a certificate chain and key and checks that they belong

@@ -617,7 +617,8 @@ func (e *Edge) Certificates() []Certificate {
 		return nil
 	}
 	out := make([]Certificate, 0, len(set.all))
-	for _, c := range set.all {
+	for _, ec := range set.all {
+		c := ec.cert
 		name := c.Leaf.Subject.CommonName
 		if len(c.Leaf.DNSNames) > 0 {
 			name = c.Leaf.DNSNames[0]

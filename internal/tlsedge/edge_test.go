@@ -282,6 +282,59 @@ func TestCertificateBySNI(t *testing.T) {
 	}
 }
 
+// TestCertificatePrefersValid: of several certificates for one name, one
+// whose validity period covers now is served before an expired or not yet
+// valid one listed first (a renewal added after the old certificate), so
+// verifying clients succeed; what the client can use still comes first.
+func TestCertificatePrefersValid(t *testing.T) {
+	ca := tlstest.NewCA(t, "CA")
+	now := time.Now()
+	expired := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)})
+	future := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, NotBefore: now.Add(time.Hour), NotAfter: now.Add(48 * time.Hour)})
+	fresh := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
+	freshRSA := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, KeyType: tlstest.RSA})
+	ecdsaOnly := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+	tests := []struct {
+		name    string
+		certs   []tlstest.Issued
+		ciphers []uint16 // TLS 1.2 suites offered; nil: TLS 1.3 defaults
+		verify  bool
+		want    tlstest.Issued
+	}{
+		{"expired first", []tlstest.Issued{expired, fresh}, nil, true, fresh},
+		{"not yet valid first", []tlstest.Issued{future, fresh}, nil, true, fresh},
+		{"both out of date", []tlstest.Issued{expired, future}, nil, false, expired},
+		{"supported before valid", []tlstest.Issued{expired, freshRSA}, ecdsaOnly, false, expired},
+	}
+	for _, tc := range tests {
+		var files []CertFile
+		for _, c := range tc.certs {
+			files = append(files, CertFile{c.CertFile, c.KeyFile})
+		}
+		e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: files})
+		addr, res := serveTerminate(t, e, nil)
+		cfg := &tls.Config{ServerName: "a.example", RootCAs: ca.Pool(), InsecureSkipVerify: !tc.verify}
+		if tc.ciphers != nil {
+			cfg.MaxVersion = tls.VersionTLS12
+			cfg.CipherSuites = tc.ciphers
+		}
+		conn, err := tls.Dial("tcp", addr, cfg)
+		r := wait(t, res)
+		if r.tc != nil {
+			r.tc.Close()
+		}
+		if err != nil {
+			t.Errorf("%s: %v (edge: %d %v)", tc.name, err, r.status, r.err)
+			continue
+		}
+		got := conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if got.SerialNumber.Cmp(tc.want.Leaf.SerialNumber) != 0 {
+			t.Errorf("%s: served the certificate valid %v – %v, want %v – %v", tc.name, got.NotBefore, got.NotAfter, tc.want.Leaf.NotBefore, tc.want.Leaf.NotAfter)
+		}
+	}
+}
+
 // TestReloadCertificate replaces the certificate files under a live Edge:
 // a good new pair is served to the next handshake; a broken file keeps the
 // previous certificate and the log says why.
