@@ -62,25 +62,46 @@ func cutWildcard(n string) (string, bool) {
 	return "", false
 }
 
-// pick chooses the certificate for a ClientHello: an exact name match, then
-// a wildcard match, then the default. Among several candidates for a name
-// (say RSA and ECDSA, or an expired one and its renewal) see bestFor.
+// pick chooses the certificate for a ClientHello among those covering its
+// name, exact matches before wildcard ones (see bestFor); when the client
+// can use none of them, the first exact match, else the first wildcard
+// one; with no covering certificate (or no SNI), the default (see bestFor
+// over all). A wildcard is tried when the exact matches are unusable
+// (an RSA certificate for the name, an ECDSA client): serving one the
+// client cannot use fails the handshake while a covering one would do.
 func (s *certSet) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
 	if len(s.all) == 0 {
 		return nil
 	}
-	name := normName(hello.ServerName)
-	if name != "" {
-		if cs := s.exact[name]; cs != nil {
-			return bestFor(hello, cs)
-		}
+	if name := normName(hello.ServerName); name != "" {
+		exact := s.exact[name]
+		var wild []*edgeCert
 		if _, parent, ok := cut(name, '.'); ok {
-			if cs := s.wild[parent]; cs != nil {
-				return bestFor(hello, cs)
+			wild = s.wild[parent]
+		}
+		switch {
+		case len(exact)+len(wild) == 1: // the only candidate: nothing to weigh
+			if exact != nil {
+				return exact[0].cert
 			}
+			return wild[0].cert
+		case exact != nil || wild != nil:
+			if c := bestFor(hello, exact, wild); c != nil {
+				return c
+			}
+			if exact != nil {
+				return exact[0].cert
+			}
+			return wild[0].cert
 		}
 	}
-	return bestFor(hello, s.all)
+	if len(s.all) == 1 {
+		return s.all[0].cert
+	}
+	if c := bestFor(hello, s.all, nil); c != nil {
+		return c
+	}
+	return s.all[0].cert
 }
 
 func cut(s string, sep byte) (string, string, bool) {
@@ -92,34 +113,31 @@ func cut(s string, sep byte) (string, string, bool) {
 	return s, "", false
 }
 
-// bestFor chooses among the candidates cs (config order): the first the
-// client supports whose validity period covers now; else the first the
-// client supports; else cs[0]. Dates come first among supported ones so
-// that an expired (or not yet valid) certificate listed before its
-// renewal is not served to clients that verify: they would all fail.
-// An out-of-date certificate is still served when it is all there is
-// (docs/tls.md).
-func bestFor(hello *tls.ClientHelloInfo, cs []*edgeCert) *tls.Certificate {
-	if len(cs) == 1 {
-		return cs[0].cert
-	}
+// bestFor chooses among the candidates a, then b (each in config order):
+// the first the client supports whose validity period covers now; else
+// the first the client supports; else nil (pick falls back). Dates come
+// first among supported ones so that an expired (or not yet valid)
+// certificate listed before its renewal is not served to clients that
+// verify: they would all fail. An out-of-date certificate is still served
+// when it is all there is (docs/tls.md). Two lists, not one joined, so a
+// handshake allocates nothing here.
+func bestFor(hello *tls.ClientHelloInfo, a, b []*edgeCert) *tls.Certificate {
 	now := time.Now()
 	var supported *tls.Certificate
-	for _, c := range cs {
-		if hello.SupportsCertificate(c.cert) != nil {
-			continue
-		}
-		if c.validAt(now) {
-			return c.cert
-		}
-		if supported == nil {
-			supported = c.cert
+	for _, cs := range [2][]*edgeCert{a, b} {
+		for _, c := range cs {
+			if hello.SupportsCertificate(c.cert) != nil {
+				continue
+			}
+			if c.validAt(now) {
+				return c.cert
+			}
+			if supported == nil {
+				supported = c.cert
+			}
 		}
 	}
-	if supported != nil {
-		return supported
-	}
-	return cs[0].cert
+	return supported
 }
 
 // loadPair reads a certificate chain and key and checks that they belong

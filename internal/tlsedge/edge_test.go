@@ -335,6 +335,44 @@ func TestCertificatePrefersValid(t *testing.T) {
 	}
 }
 
+// TestCertificateWildcardWhenExactUnusable: when the client can use none
+// of the certificates whose name equals the SNI (an RSA one, an
+// ECDSA-only client), a wildcard that covers the name and that the client
+// can use is served, not the unusable exact match.
+func TestCertificateWildcardWhenExactUnusable(t *testing.T) {
+	ca := tlstest.NewCA(t, "CA")
+	exactRSA := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}, KeyType: tlstest.RSA})
+	wildEC := ca.Issue(t, tlstest.Leaf{Names: []string{"*.example"}})
+	e, _ := mustEdge(t, Config{Mode: ModeFlexible, Certificates: []CertFile{
+		{exactRSA.CertFile, exactRSA.KeyFile}, {wildEC.CertFile, wildEC.KeyFile},
+	}})
+	tests := []struct {
+		ciphers []uint16
+		want    tlstest.Issued
+	}{
+		{[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, wildEC},
+		{[]uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, exactRSA},
+	}
+	for _, tc := range tests {
+		addr, res := serveTerminate(t, e, nil)
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", RootCAs: ca.Pool(),
+			MaxVersion: tls.VersionTLS12, CipherSuites: tc.ciphers})
+		r := wait(t, res)
+		if r.tc != nil {
+			r.tc.Close()
+		}
+		if err != nil {
+			t.Errorf("ciphers %v: %v (edge: %d %v)", tc.ciphers, err, r.status, r.err)
+			continue
+		}
+		got := conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if got.SerialNumber.Cmp(tc.want.Leaf.SerialNumber) != 0 {
+			t.Errorf("ciphers %v: served %v %v, want %v", tc.ciphers, got.DNSNames, got.PublicKeyAlgorithm, tc.want.Leaf.DNSNames)
+		}
+	}
+}
+
 // TestReloadCertificate replaces the certificate files under a live Edge:
 // a good new pair is served to the next handshake; a broken file keeps the
 // previous certificate and the log says why.
