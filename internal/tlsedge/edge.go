@@ -330,7 +330,7 @@ func refuseName(conn net.Conn, ev *event.Event, sni string) int {
 // Terminate reads the ClientHello and runs the server handshake (modes
 // flexible, full, strict) under the handshake timeout, filling ev.ClientTLS.
 // On failure it returns the Spectrum status of the tlsError event:
-// 400 INVALID_SNI (SNI not allowed, or longer than a DNS name), 443 HANDSHAKE_FAILED (not TLS, too old a
+// 400 INVALID_SNI (SNI not allowed, longer than a DNS name, or not ASCII), 443 HANDSHAKE_FAILED (not TLS, too old a
 // version, handshake error or timeout), 540 INVALID_CONFIG (no usable
 // certificate), 500 INTERNAL_ERROR. The caller closes conn on failure.
 //
@@ -434,8 +434,8 @@ func versionText(v uint16) string {
 // before relaying the rest. Input that is not TLS, or a client that sends
 // nothing before the timeout, passes with sni "" and no error, unless
 // sni_allow is set: then, like a name that is not allowed, it ends with
-// 400 INVALID_SNI. A server name longer than a DNS name is 400 with or
-// without sni_allow. A read error other than EOF or the timeout is 443.
+// 400 INVALID_SNI. A server name longer than a DNS name, or not ASCII,
+// is 400 with or without sni_allow. A read error other than EOF or the timeout is 443.
 // ctx is the connection's own, as for Terminate: once it is done Peek
 // fails with 500 INTERNAL_ERROR (a peek cut short is no client's silence).
 func (e *Edge) Peek(ctx context.Context, conn net.Conn, ev *event.Event) (sni string, peeked []byte, status int, err error) {

@@ -45,16 +45,25 @@ var (
 	// bytes on the wire. It is a malformed hello (errors.Is errBadHello).
 	errHelloTooLarge = fmt.Errorf("%w: not complete within %d bytes on the wire", errBadHello, maxHelloWire)
 	// errInvalidSNI: a well-formed ClientHello whose server name cannot be
-	// a host name (longer than maxServerNameLen). The edge refuses it
-	// with 400 INVALID_SNI in every mode. It is not an errBadHello, which
-	// passthrough lets through.
-	errInvalidSNI = fmt.Errorf("server name longer than the %d bytes of a DNS name", maxServerNameLen)
+	// a host name (errSNITooLong, errSNINotASCII wrap it). The edge
+	// refuses it with 400 INVALID_SNI in every mode. It is not an
+	// errBadHello, which passthrough lets through.
+	errInvalidSNI = errors.New("server name cannot be a host name")
+	// errSNITooLong: the name is longer than maxServerNameLen.
+	errSNITooLong = fmt.Errorf("%w: longer than the %d bytes of a DNS name", errInvalidSNI, maxServerNameLen)
+	// errSNINotASCII: the name holds a byte that is not ASCII. RFC 6066
+	// host names are ASCII (an IDN is sent as its A-label, "xn--…"); a
+	// non-ASCII name would be matched after a Unicode case mapping
+	// (U+212A KELVIN SIGN folds to "k") by sni_allow, the routes or the
+	// certificates while the origin receives other bytes than the name
+	// checked.
+	errSNINotASCII = fmt.Errorf("%w: not ASCII (host names are sent as A-labels)", errInvalidSNI)
 )
 
 // clientHello is what the edge needs from a ClientHello before any
 // handshake: the SNI and the highest version offered.
 type clientHello struct {
-	serverName string // as sent (valid UTF-8, at most maxServerNameLen bytes but a trailing dot); "" none
+	serverName string // as sent (ASCII, at most maxServerNameLen bytes but a trailing dot; else errInvalidSNI, for the log); "" none
 	maxVersion uint16 // highest version offered (supported_versions, else legacy_version)
 }
 
@@ -62,8 +71,8 @@ type clientHello struct {
 // returns it with every byte read so far (to be replayed). On error the
 // bytes read so far are still returned: errNotTLS and errBadHello say the
 // stream is something else; errInvalidSNI comes with the hello, its
-// serverName cut to maxServerNameLen bytes for the log only; any other
-// error comes from r.
+// serverName (cut to maxServerNameLen bytes, valid UTF-8) for the log
+// only; any other error comes from r.
 func readClientHello(r io.Reader) (clientHello, []byte, error) {
 	buf := make([]byte, 0, helloBufSize)
 	// need makes sure buf holds at least n bytes.
@@ -243,7 +252,8 @@ func parseClientHello(b []byte) (clientHello, error) {
 // parseServerName returns the host_name entry of a server_name extension
 // ("" none), or errBadHello, also for a second host_name (RFC 6066, and
 // crypto/tls, refuse one). A name longer than maxServerNameLen comes with
-// errInvalidSNI, cut to that length for the log.
+// errSNITooLong, cut to that length for the log; a name that is not ASCII
+// with errSNINotASCII (invalid UTF-8 replaced, for the log).
 func parseServerName(d []byte) (string, error) {
 	if len(d) < 2 {
 		return "", errBadHello
@@ -274,14 +284,41 @@ func parseServerName(d []byte) (string, error) {
 	}
 	var err error
 	if len(bytes.TrimSuffix(name, []byte("."))) > maxServerNameLen {
-		name, err = name[:maxServerNameLen], errInvalidSNI
+		name, err = name[:maxServerNameLen], errSNITooLong
+	} else if !isASCII(name) {
+		err = errSNINotASCII
 	}
 	return strings.ToValidUTF8(string(name), string(utf8.RuneError)), err
 }
 
-// normName is the form names are compared in: lower case, no trailing dot.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// normName is the form names are compared in: ASCII lower case, no
+// trailing dot. Only A-Z are folded: strings.ToLower would also map
+// non-ASCII letters (U+212A KELVIN SIGN to "k"), so a name other than the
+// one matched could pass sni_allow or a route. It allocates only when
+// there is an upper-case letter to fold.
 func normName(s string) string {
-	return strings.ToLower(strings.TrimSuffix(s, "."))
+	s = strings.TrimSuffix(s, ".")
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // nameMatches reports whether name (normalised) matches pattern

@@ -41,8 +41,8 @@ func TestServerNameNeverCut(t *testing.T) {
 	max := strings.Repeat("b", maxServerNameLen-len(".example.com")) + ".example.com"
 
 	ch, _, err := readClientHello(bytes.NewReader(tlstest.ClientHello(t, long)))
-	if err != errInvalidSNI || len(ch.serverName) > maxServerNameLen || !strings.HasPrefix(long, ch.serverName) {
-		t.Fatalf("%d-byte name: %q %v, want %v with the name cut for the log", len(long), ch.serverName, err, errInvalidSNI)
+	if err != errSNITooLong || len(ch.serverName) > maxServerNameLen || !strings.HasPrefix(long, ch.serverName) {
+		t.Fatalf("%d-byte name: %q %v, want %v with the name cut for the log", len(long), ch.serverName, err, errSNITooLong)
 	}
 	if ch, _, err := readClientHello(bytes.NewReader(tlstest.ClientHello(t, max))); err != nil || ch.serverName != max {
 		t.Errorf("%d-byte name: %q %v, want it whole", len(max), ch.serverName, err)
@@ -88,6 +88,65 @@ func TestServerNameNeverCut(t *testing.T) {
 		}
 		defer c.Close()
 		c.Write(tlstest.ClientHello(t, long))
+		r := wait(t, res)
+		if r.status != 400 || r.err == nil || r.ev.ClientTLS.Status != StatusInvalidSNI {
+			t.Fatalf("status %d ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.ev.ClientTLS, r.err)
+		}
+	})
+}
+
+// TestServerNameNotASCII: a server name that is not ASCII is refused with
+// 400 INVALID_SNI in every mode. "\u212Aafka.example" (KELVIN SIGN) once
+// passed sni_allow ["kafka.example"], since strings.ToLower folds it to
+// "k", and the origin received the other bytes; normName folds ASCII only.
+func TestServerNameNotASCII(t *testing.T) {
+	const kelvin = "\u212Aafka.example"
+	if n := normName(kelvin); n == "kafka.example" {
+		t.Errorf("normName(%q) = %q: a non-ASCII letter was folded", kelvin, n)
+	}
+	if n := normName("KAFKA.Example."); n != "kafka.example" {
+		t.Errorf("normName(KAFKA.Example.) = %q, want kafka.example", n)
+	}
+	if _, _, err := readClientHello(bytes.NewReader(tlstest.ClientHello(t, kelvin))); err != errSNINotASCII {
+		t.Fatalf("%q: %v, want %v", kelvin, err, errSNINotASCII)
+	}
+
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"passthrough with sni_allow", Config{Mode: ModeOff, SNIAllow: []string{"kafka.example"}}},
+		{"passthrough with a route", Config{Mode: ModeOff, PassthroughRoutes: []Route{{SNI: "kafka.example", Origins: oneOrigin("127.0.0.1:1")}}}},
+		{"passthrough, peek_sni alone", Config{Mode: ModeOff, PeekSNI: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := mustEdge(t, tc.cfg)
+			addr, res := passthrough(t, e, "")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tlstest.ClientHello(t, kelvin))
+			r := wait(t, res)
+			if r.status != 400 || r.err == nil || r.sni != "" || r.ev.ClientTLS.Status != StatusInvalidSNI {
+				t.Fatalf("status %d sni %q ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.sni, r.ev.ClientTLS, r.err)
+			}
+		})
+	}
+
+	t.Run("terminate", func(t *testing.T) {
+		ca := tlstest.NewCA(t, "CA")
+		cert := ca.Issue(t, tlstest.Leaf{Names: []string{"kafka.example"}})
+		e, _ := mustEdge(t, Config{Mode: ModeFlexible, SNIAllow: []string{"kafka.example"},
+			Certificates: []CertFile{{cert.CertFile, cert.KeyFile}}})
+		addr, res := serveTerminate(t, e, nil)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(tlstest.ClientHello(t, kelvin))
 		r := wait(t, res)
 		if r.status != 400 || r.err == nil || r.ev.ClientTLS.Status != StatusInvalidSNI {
 			t.Fatalf("status %d ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.ev.ClientTLS, r.err)
