@@ -330,7 +330,8 @@ func refuseName(conn net.Conn, ev *event.Event, sni string) int {
 // Terminate reads the ClientHello and runs the server handshake (modes
 // flexible, full, strict) under the handshake timeout, filling ev.ClientTLS.
 // On failure it returns the Spectrum status of the tlsError event:
-// 400 INVALID_SNI (SNI not allowed, longer than a DNS name, or not ASCII), 443 HANDSHAKE_FAILED (not TLS, too old a
+// 400 INVALID_SNI (SNI not allowed, longer than a DNS name, not ASCII, or
+// ending in a dot), 443 HANDSHAKE_FAILED (not TLS, too old a
 // version, handshake error or timeout), 540 INVALID_CONFIG (no usable
 // certificate), 500 INTERNAL_ERROR. The caller closes conn on failure.
 //
@@ -371,6 +372,12 @@ func (e *Edge) Terminate(ctx context.Context, conn net.Conn, ev *event.Event) (t
 			sendAlert(conn, 50) // decode_error
 		}
 		return nil, event.StatusClientHandshake, fmt.Errorf("tls handshake: read ClientHello (%d bytes): %w", len(peeked), err)
+	}
+	if strings.HasSuffix(sni, ".") {
+		// RFC 6066 forbids the trailing dot and crypto/tls refuses such a
+		// hello with a bare decode_error (443 "error decoding message").
+		// Refused here, it says why, and as what it is: a bad name.
+		return nil, refuseName(conn, ev, sni), fmt.Errorf("tls handshake: server name %q ends in a dot, which TLS does not allow (RFC 6066)", sni)
 	}
 	if !e.sniAllowed(sni) {
 		return nil, refuseName(conn, ev, sni), fmt.Errorf("tls handshake: server name %q is not in sni_allow", sni)

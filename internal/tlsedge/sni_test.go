@@ -3,9 +3,11 @@ package tlsedge
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prismproxy/prism/internal/tlstest"
 )
@@ -152,4 +154,59 @@ func TestServerNameNotASCII(t *testing.T) {
 			t.Fatalf("status %d ClientTLS %+v err %v, want 400 INVALID_SNI", r.status, r.ev.ClientTLS, r.err)
 		}
 	})
+}
+
+// helloWithTrailingDot is a ClientHello naming name+"." (Go's client
+// strips the dot, OpenSSL's sends it): one asking for name+"x", that
+// last byte then turned into the dot.
+func helloWithTrailingDot(t *testing.T, name string) []byte {
+	t.Helper()
+	rec := tlstest.ClientHello(t, name+"x")
+	i := bytes.Index(rec, []byte(name+"x"))
+	if i < 0 {
+		t.Fatal("no server name in the ClientHello")
+	}
+	rec[i+len(name)] = '.'
+	return rec
+}
+
+// TestServerNameTrailingDot: a terminating app refuses an SNI with a
+// trailing dot before the handshake, as 400 INVALID_SNI with a detail that
+// says why; it used to reach crypto/tls, which refuses it with a bare
+// decode_error (443 "error decoding message"). Passthrough, where prism
+// only reads the name, still accepts it and matches it without the dot.
+func TestServerNameTrailingDot(t *testing.T) {
+	ca := tlstest.NewCA(t, "CA")
+	cert := ca.Issue(t, tlstest.Leaf{Names: []string{"a.example"}})
+	e, _ := mustEdge(t, Config{Mode: ModeFlexible, SNIAllow: []string{"a.example"},
+		Certificates: []CertFile{{cert.CertFile, cert.KeyFile}}})
+	addr, res := serveTerminate(t, e, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(helloWithTrailingDot(t, "a.example"))
+	r := wait(t, res)
+	if r.status != 400 || r.err == nil || !strings.Contains(r.err.Error(), "ends in a dot") ||
+		r.ev.ClientTLS.Status != StatusInvalidSNI || r.ev.ClientTLS.ServerName != "a.example." {
+		t.Fatalf("terminate: status %d ClientTLS %+v err %v, want 400 INVALID_SNI saying the name ends in a dot", r.status, r.ev.ClientTLS, r.err)
+	}
+	alert := make([]byte, 7)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, alert); err != nil || alert[0] != 0x15 || alert[6] != alertUnrecognizedName {
+		t.Errorf("terminate: client got % x (%v), want an unrecognized_name alert", alert, err)
+	}
+
+	p, _ := mustEdge(t, Config{Mode: ModeOff, SNIAllow: []string{"a.example"}})
+	paddr, pres := passthrough(t, p, "")
+	pc, err := net.Dial("tcp", paddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.Write(helloWithTrailingDot(t, "a.example"))
+	if pr := wait(t, pres); pr.err != nil || pr.sni != "a.example." {
+		t.Errorf("passthrough: sni %q status %d err %v, want it admitted", pr.sni, pr.status, pr.err)
+	}
 }
