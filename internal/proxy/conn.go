@@ -381,7 +381,16 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	}
 	originConn := oc.c
 	if a.originTLS {
+		// A stop wakes this handshake with the past deadline it sets on
+		// oc.c (ss.setOrigin above) and Shutdown by cancelling ctx; the
+		// session itself is not passed as the context, as DialTLS's
+		// timeout over a context of our own would cost a goroutine per
+		// handshake. Nothing here reports to the pool's passive ejection,
+		// which the dial already told of its success.
 		tc, err := a.edge.DialTLS(ctx, oc.c, ev)
+		if err != nil && a.endIfStopped(ss, c, ev, event.OriginError, event.StatusOriginConnInternal, "in the origin TLS handshake", err) {
+			return // prism's stop, not the origin's failure (docs/config.md: 524)
+		}
 		if err != nil {
 			a.end(c, ev, event.OriginError, event.StatusOriginUnknown, event.SideOrigin, event.ReasonCreatePeer, err.Error())
 			return

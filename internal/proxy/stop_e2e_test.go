@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -168,6 +170,72 @@ func TestAcceptedAtGlobalLimitGetsItsRecord(t *testing.T) {
 			}
 			if got[event.Disconnect] != 1 || got[event.ClientFiltered] != 1 {
 				t.Fatalf("records after Shutdown %v, want the holder's disconnect and the waiting connection's clientFiltered", got)
+			}
+		})
+	}
+}
+
+// TestStopDuringOriginTLS: a connection that the drain deadline, or an
+// operator's CloseSession, stops while prism runs the TLS handshake with
+// the origin (mode full; the origin never answers its ClientHello) ends
+// at once as originError 524 written as a close by prism (CloseSide
+// proxy, reason closed), as docs/config.md has it for a stop while the
+// origin leg is made. It was 520, side origin create_peer: the origin's
+// failure.
+func TestStopDuringOriginTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	edge := ca.Issue(t, tlstest.Leaf{Names: []string{"edge.example"}})
+	hello := make(chan struct{}, 8)
+	origin := testpeer.Serve(t, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, 5)); err == nil { // the ClientHello's record header
+			hello <- struct{}{}
+		}
+		_, _ = io.Copy(io.Discard, c) // never answers; ends when prism closes
+	})
+	for _, how := range []string{"shutdown", "CloseSession"} {
+		t.Run(how, func(t *testing.T) {
+			s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
+				"tls: {mode: full, handshake_timeout: 30s, certificates: [{cert: "+edge.CertFile+", key: "+edge.KeyFile+"}]}"))
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "edge.example", InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			select {
+			case <-hello:
+			case <-time.After(5 * time.Second):
+				t.Fatal("prism sent the origin no ClientHello")
+			}
+			start := time.Now()
+			var e event.Event
+			if how == "shutdown" {
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				if err := s.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var ok bool
+				if e, ok = rec.NextWithin(0); !ok {
+					t.Fatal("Shutdown returned before the terminal record")
+				}
+			} else {
+				if !s.CloseSession(proxy.SessionIDs(s)[0], "closed by an operator") {
+					t.Fatal("CloseSession found no session")
+				}
+				e = rec.Terminal(t)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("the stop took %v: the handshake waited for its own timeout", d)
+			}
+			if e.Type != event.OriginError || e.Status != event.StatusOriginConnInternal || e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed {
+				t.Fatalf("%s %d %s/%s %q, want originError 524 closed by the proxy", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail)
+			}
+			wantDetail := "shutdown while in the origin TLS handshake"
+			if how == "CloseSession" {
+				wantDetail = "closed by an operator while in the origin TLS handshake"
+			}
+			if !strings.HasPrefix(e.Detail, wantDetail) {
+				t.Errorf("detail %q, want it to start with %q", e.Detail, wantDetail)
 			}
 		})
 	}

@@ -510,7 +510,8 @@ func (e *Edge) originServerName(ev *event.Event) string {
 // ev.OriginTLS, including Fingerprint: the lowercase hex SHA-256 of the leaf
 // certificate, which is recorded even when strict verification rejects it.
 // On failure ev.OriginTLS.Status is HANDSHAKE_FAILED (INVALID_CONFIG when
-// the CA file never loaded) and the caller emits originError 520.
+// the CA file never loaded) and the caller emits originError 520 (524,
+// a close by the proxy, when the proxy stopped the connection).
 func (e *Edge) DialTLS(ctx context.Context, conn net.Conn, ev *event.Event) (*tls.Conn, error) {
 	ev.TLSMode = e.cfg.Mode
 	name := e.originServerName(ev)
