@@ -151,7 +151,7 @@ const (
 	// ReasonTimeout: a read/write/idle timeout.
 	ReasonTimeout
 	// ReasonClosed: the proxy closed the session (shutdown, drain deadline,
-	// max duration, reload), or refused it (the IP firewall, spec §7.5).
+	// reload, an operator's close), or refused it (the IP firewall, spec §7.5).
 	ReasonClosed
 	// ReasonCreatePeer: the origin leg could not be created (resolve, dial,
 	// origin TLS or PROXY header failure).

@@ -134,7 +134,7 @@ var edgeoneReasonText = func() (t [2][len(edgeoneReasons)]string) {
 // open.
 //
 // Direction: a close on the client leg is "down:", on the origin leg "up:".
-// A close by the proxy itself (idle timeout, shutdown drain, max duration)
+// A close by the proxy itself (idle timeout, shutdown drain, an operator)
 // is written "down:": from the edge's point of view it is the client-facing
 // connection that the edge ends, which is what EdgeOne reports for its own
 // closes. A record without a side or reason gets one from its event type:
