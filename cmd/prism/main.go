@@ -158,9 +158,33 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 	}
 	notify(logger, "READY=1", fmt.Sprintf("STATUS=serving %d apps", len(cfg.Apps)))
 
-	for sig := range sigs {
+	// An upgrade runs beside this loop (the new process may take up to
+	// upgradeReadyTimeout to be ready): SIGTERM cancels it at once.
+	var upgraded chan bool          // the running upgrade's outcome; nil when none runs
+	var cancelUpgrade chan struct{} // closed to kill the new process before it is ready
+loop:
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case ok := <-upgraded:
+			upgraded = nil
+			if ok {
+				break loop
+			}
+			continue // the new process did not start: keep serving
+		}
 		switch sig {
 		case syscall.SIGHUP:
+			if upgraded != nil {
+				// The new process reads the config when it starts: only reopen here.
+				if err := d.Reopen(); err != nil {
+					logger.Error("SIGHUP during an upgrade: reopen log files", "err", err)
+				} else {
+					logger.Info("SIGHUP during an upgrade: log files reopened; the config is not reloaded here (the new process reads it)")
+				}
+				continue
+			}
 			notifyReloading(logger)
 			_, _, err := d.Hangup() // the config part logs what it did or why not
 			// The running config: the new one, also when one of its apps
@@ -173,20 +197,28 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 			} else {
 				logger.Info("SIGHUP: log files reopened, GeoIP databases, firewall lists and certificates re-read")
 			}
-			continue
 		case syscall.SIGUSR2:
-			if !upgradeBinary(d, logger, pidfile) {
-				continue // the new process did not start: keep serving
+			if upgraded != nil {
+				logger.Warn("SIGUSR2: an upgrade is already in progress")
+				continue
 			}
+			upgraded, cancelUpgrade = make(chan bool, 1), make(chan struct{})
+			go func(res chan<- bool, cancel <-chan struct{}) { res <- upgradeBinary(d, logger, pidfile, cancel) }(upgraded, cancelUpgrade)
 		case syscall.SIGUSR1:
 			if err := d.Reopen(); err != nil {
 				logger.Error("SIGUSR1: reopen log files", "err", err)
 			} else {
 				logger.Info("SIGUSR1: log files reopened")
 			}
-			continue
+		default: // SIGTERM, SIGINT
+			if upgraded != nil {
+				logger.Info("stop during an upgrade: stopping the new process first", "signal", sig.String())
+				close(cancelUpgrade)
+				<-upgraded // the new process is gone (or took over just before)
+				upgraded = nil
+			}
+			break loop
 		}
-		break
 	}
 	notify(logger, "STOPPING=1", "STATUS=draining")
 	cfg = d.Config() // a reload through the admin API changes it too

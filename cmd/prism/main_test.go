@@ -312,7 +312,14 @@ func startDaemon(t *testing.T, cfgPath string, waitFor ...string) *prismProc {
 // startDaemonArgs is startDaemon with the command line given.
 func startDaemonArgs(t *testing.T, args []string, waitFor ...string) *prismProc {
 	t.Helper()
-	d := &prismProc{cmd: exec.Command(prismBin, args...), done: make(chan struct{}), seen: map[string]chan struct{}{}}
+	return startDaemonBin(t, prismBin, args, waitFor...)
+}
+
+// startDaemonBin is startDaemonArgs with the executable given (a copy of
+// prismBin that a test replaces, for an upgrade).
+func startDaemonBin(t *testing.T, bin string, args []string, waitFor ...string) *prismProc {
+	t.Helper()
+	d := &prismProc{cmd: exec.Command(bin, args...), done: make(chan struct{}), seen: map[string]chan struct{}{}}
 	for _, w := range waitFor {
 		d.seen[w] = make(chan struct{})
 	}

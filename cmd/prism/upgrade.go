@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,8 +29,10 @@ const upgradeReadyTimeout = 60 * time.Second
 // upgradeBinary is SIGUSR2: start the executable anew with every listening
 // socket, wait until it serves, then stop accepting here (the caller then
 // drains and exits). It reports whether the new process took over; if not,
-// this one goes on serving as before.
-func upgradeBinary(d *daemon.Daemon, logger *slog.Logger, pidfile string) bool {
+// this one goes on serving as before. Closing cancel (SIGTERM during the
+// upgrade) kills the new process if it is not ready yet and waits for it
+// to exit.
+func upgradeBinary(d *daemon.Daemon, logger *slog.Logger, pidfile string, cancel <-chan struct{}) bool {
 	files, err := d.ListenFiles()
 	if err != nil {
 		logger.Error("upgrade: cannot hand over the sockets; still serving", "err", err)
@@ -41,7 +44,7 @@ func upgradeBinary(d *daemon.Daemon, logger *slog.Logger, pidfile string) bool {
 		}
 	}()
 	logger.Info("upgrade: starting the new executable", "path", exePath, "sockets", len(files))
-	child, err := upgrade.Spawn(exePath, os.Args[1:], os.Environ(), files, os.Stdout, os.Stderr, upgradeReadyTimeout)
+	child, err := upgrade.Spawn(exePath, os.Args[1:], os.Environ(), files, os.Stdout, os.Stderr, upgradeReadyTimeout, cancel)
 	if err != nil {
 		if pidfile != "" {
 			// The new process wrote its pid there when it started, and
@@ -51,6 +54,10 @@ func upgradeBinary(d *daemon.Daemon, logger *slog.Logger, pidfile string) bool {
 			if err := writePidfileFor(pidfile, os.Getpid()); err != nil {
 				logger.Error("upgrade: pid file", "err", err)
 			}
+		}
+		if errors.Is(err, upgrade.ErrCanceled) {
+			logger.Warn("upgrade cancelled: the new process was killed before it was ready")
+			return false
 		}
 		logger.Error("upgrade failed; still serving", "err", err)
 		return false

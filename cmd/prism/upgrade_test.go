@@ -489,3 +489,69 @@ func TestFailedUpgradeKeepsThePidfile(t *testing.T) {
 	c := echoOnce(t, listen, "still serving\n")
 	c.Close()
 }
+
+// TestStopDuringUpgrade: while the old process waited (up to 60 s) for a
+// new executable to be ready, it read no signal: a SIGTERM waited for the
+// upgrade to time out, and was lost once four other signals had filled the
+// channel, leaving prism serving after a stop (under systemd, killed at
+// TimeoutStopSec without drain or flush). Now a second SIGUSR2 is answered
+// at once, SIGHUP/SIGUSR1 reopen the log files, and SIGTERM kills the
+// half-started process, waits for it, and drains as usual.
+func TestStopDuringUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	origin := testpeer.Echo(t)
+	logPath := filepath.Join(dir, "spectrum.log")
+	cfg, listen := writeRunConfig(t, origin, logPath, "1s")
+	bin := filepath.Join(dir, "prism")
+	if data, err := os.ReadFile(prismBin); err != nil || os.WriteFile(bin, data, 0o755) != nil {
+		t.Fatalf("copy binary: %v", err)
+	}
+	d := startDaemonBin(t, bin, []string{"run", "-c", cfg}, "prism started", "upgrade: starting the new executable",
+		"an upgrade is already in progress", "SIGUSR1: log files reopened", "SIGHUP during an upgrade: log files reopened",
+		"half-started child running", "stopping the new process first", "upgrade cancelled", "stopped")
+	c := echoOnce(t, listen, "before")
+	c.Close()
+	// The "new binary" never becomes ready; it notes its pid (exec keeps it).
+	childPid := filepath.Join(dir, "child.pid")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s\necho half-started child running >&2\nexec sleep 30\n", childPid)
+	if err := os.WriteFile(bin+".new", []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	d.signal(t, syscall.SIGUSR2)
+	d.wait(t, "half-started child running")
+	d.signal(t, syscall.SIGUSR2)
+	d.wait(t, "an upgrade is already in progress")
+	for range 4 { // as many as the signal channel holds
+		d.signal(t, syscall.SIGUSR1)
+	}
+	d.wait(t, "SIGUSR1: log files reopened")
+	d.signal(t, syscall.SIGHUP)
+	d.wait(t, "SIGHUP during an upgrade: log files reopened")
+	start := time.Now()
+	d.signal(t, syscall.SIGTERM)
+	if code := d.exit(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM during an upgrade, want 0", code)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("SIGTERM during an upgrade took %v to stop prism", took)
+	}
+	d.wait(t, "stopping the new process first")
+	d.wait(t, "upgrade cancelled")
+	d.wait(t, "stopped")
+	b, err := os.ReadFile(childPid)
+	if err != nil {
+		t.Fatalf("the new executable did not run: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the half-started process %d outlived the old one (kill 0: %v)", pid, err)
+	}
+	checkSession(t, "connection before the upgrade", recordsOf(readRecords(t, logPath), c), len("before"))
+}

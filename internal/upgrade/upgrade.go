@@ -142,11 +142,16 @@ type Child struct {
 // Cmd.Wait).
 func (c *Child) Wait() error { return <-c.exited }
 
+// ErrCanceled is Spawn's error when cancel closed before the child was ready.
+var ErrCanceled = errors.New("upgrade: cancelled before the new process was ready")
+
 // Spawn starts exe with args and the sockets of fs, and waits until it
-// calls Ready (then it returns the child) or exits or timeout passes (then
-// it returns an error, having killed the child). stdout and stderr are the
-// child's; env is the environment besides the hand-over variables.
-func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io.Writer, timeout time.Duration) (*Child, error) {
+// calls Ready (then it returns the child) or exits or timeout passes or
+// cancel is closed (then it returns an error, having killed the child and
+// waited for it to exit; ErrCanceled for cancel). stdout and stderr are
+// the child's; env is the environment besides the hand-over variables. A
+// nil cancel never fires.
+func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io.Writer, timeout time.Duration, cancel <-chan struct{}) (*Child, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
@@ -208,5 +213,9 @@ func Spawn(exe string, args []string, env []string, fs []File, stdout, stderr io
 		_ = cmd.Process.Kill()
 		<-exited
 		return nil, errors.New("upgrade: the new process was not ready within " + timeout.String())
+	case <-cancel:
+		_ = cmd.Process.Kill()
+		<-exited
+		return nil, ErrCanceled
 	}
 }

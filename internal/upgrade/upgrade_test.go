@@ -36,7 +36,7 @@ func TestSpawnReady(t *testing.T) {
 echo "fds=$PRISM_LISTEN_FDS names=$PRISM_LISTEN_FDNAMES"
 eval "echo READY >&$PRISM_READY_FD"
 exec sleep 30`
-	c, err := Spawn("/bin/sh", []string{"-c", script}, os.Environ(), []File{f}, &out, &out, 10*time.Second)
+	c, err := Spawn("/bin/sh", []string{"-c", script}, os.Environ(), []File{f}, &out, &out, 10*time.Second, nil)
 	if err != nil {
 		t.Fatalf("Spawn: %v (output %q)", err, out.String())
 	}
@@ -53,11 +53,11 @@ exec sleep 30`
 // nothing in time, is an error (and the old process keeps serving).
 func TestSpawnNotReady(t *testing.T) {
 	f := listenerFile(t)
-	if _, err := Spawn("/bin/sh", []string{"-c", "exit 0"}, nil, []File{f}, nil, nil, 10*time.Second); err == nil || !strings.Contains(err.Error(), "before it was ready") {
+	if _, err := Spawn("/bin/sh", []string{"-c", "exit 0"}, nil, []File{f}, nil, nil, 10*time.Second, nil); err == nil || !strings.Contains(err.Error(), "before it was ready") {
 		t.Errorf("child exiting at once: %v", err)
 	}
 	start := time.Now()
-	if _, err := Spawn("/bin/sh", []string{"-c", "sleep 30"}, nil, []File{f}, nil, nil, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "not ready within") {
+	if _, err := Spawn("/bin/sh", []string{"-c", "sleep 30"}, nil, []File{f}, nil, nil, 300*time.Millisecond, nil); err == nil || !strings.Contains(err.Error(), "not ready within") {
 		t.Errorf("silent child: %v", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -127,7 +127,7 @@ func TestSpawnKeepsSocketsNonBlocking(t *testing.T) {
 		defer f.Close()
 		fs = append(fs, File{Key: "k", File: f})
 	}
-	c, err := Spawn("/bin/sh", []string{"-c", `eval "echo READY >&$PRISM_READY_FD"; exec sleep 30`}, nil, fs, nil, nil, 10*time.Second)
+	c, err := Spawn("/bin/sh", []string{"-c", `eval "echo READY >&$PRISM_READY_FD"; exec sleep 30`}, nil, fs, nil, nil, 10*time.Second, nil)
 	if err != nil {
 		t.Fatalf("Spawn: %v", err)
 	}
