@@ -162,6 +162,7 @@ func serve(cfg *config.Config, logger *slog.Logger, stderr io.Writer, pidfile st
 	// upgradeReadyTimeout to be ready): SIGTERM cancels it at once.
 	var upgraded chan bool          // the running upgrade's outcome; nil when none runs
 	var cancelUpgrade chan struct{} // closed to kill the new process before it is ready
+	handedOver := false             // a new process took the sockets over: this one only drains
 loop:
 	for {
 		var sig os.Signal
@@ -170,6 +171,7 @@ loop:
 		case ok := <-upgraded:
 			upgraded = nil
 			if ok {
+				handedOver = true
 				break loop
 			}
 			continue // the new process did not start: keep serving
@@ -214,19 +216,27 @@ loop:
 			if upgraded != nil {
 				logger.Info("stop during an upgrade: stopping the new process first", "signal", sig.String())
 				close(cancelUpgrade)
-				<-upgraded // the new process is gone (or took over just before)
+				handedOver = <-upgraded // the new process is gone (or took over just before)
 				upgraded = nil
 			}
 			break loop
 		}
 	}
-	notify(logger, "STOPPING=1", "STATUS=draining")
+	if !handedOver {
+		// After MAINPID= the service is the new process's: this one's
+		// STOPPING=1 would say the service stops.
+		notify(logger, "STOPPING=1", "STATUS=draining")
+	}
 	cfg = d.Config() // a reload through the admin API changes it too
 	logger.Info("shutting down: no new connections; draining", "drain_timeout", cfg.Shutdown.DrainTimeout.String(), "open", d.Registry().Len())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 	defer cancel()
 	start := time.Now()
+	drained, handled := make(chan struct{}), make(chan struct{})
+	go func() { defer close(handled); drainSignals(d, logger, sigs, drained) }()
 	err = d.Shutdown(ctx)
+	close(drained)
+	<-handled
 	for _, st := range d.Stats() {
 		logger.Info("log job totals", "job", st.Job, "emitted", st.Emitted, "written", st.Written, "dropped", st.Dropped, "write_errors", st.WriteErrors)
 		if dl := st.Delivery; dl != nil {
@@ -242,6 +252,33 @@ loop:
 	}
 	logger.Info("stopped", "took", time.Since(start).String(), "pid", os.Getpid())
 	return 0
+}
+
+// drainSignals handles the signals that arrive while d drains (after
+// SIGTERM, or after an upgrade handed the sockets over, which can last
+// shutdown.drain_timeout), until drained is closed. The drain still writes
+// records, so SIGUSR1 and SIGHUP reopen the log files (logrotate moved
+// them); SIGHUP reloads no config (the new process's, or none: stopping).
+// SIGTERM, SIGINT and SIGUSR2 change nothing: the drain is already the
+// graceful stop, bounded by its deadline.
+func drainSignals(d *daemon.Daemon, logger *slog.Logger, sigs <-chan os.Signal, drained <-chan struct{}) {
+	for {
+		select {
+		case <-drained:
+			return
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1, syscall.SIGHUP:
+				if err := d.Reopen(); err != nil {
+					logger.Error("draining: reopen log files", "signal", sig.String(), "err", err)
+				} else {
+					logger.Info("draining: log files reopened", "signal", sig.String())
+				}
+			default:
+				logger.Info("draining: signal ignored, already stopping", "signal", sig.String())
+			}
+		}
+	}
 }
 
 // status prints what a running prism is doing, read from its admin API.

@@ -555,3 +555,81 @@ func TestStopDuringUpgrade(t *testing.T) {
 	}
 	checkSession(t, "connection before the upgrade", recordsOf(readRecords(t, logPath), c), len("before"))
 }
+
+// TestUpgradeDrainReopensLogs: after an upgrade the old process drains
+// for up to shutdown.drain_timeout, writing the records of its remaining
+// connections, but it stopped reading signals once it handed over: SIGUSR1
+// no longer reopened its log files, and those records went to the file
+// logrotate had moved away. It also sent STOPPING=1 after naming its
+// successor in MAINPID=. Now SIGUSR1 reopens the files during the drain,
+// and only the new process says STOPPING=1 (when it stops).
+func TestUpgradeDrainReopensLogs(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	logPath := filepath.Join(dir, "spectrum.log")
+	cfg, listen := writeRunConfig(t, testpeer.Echo(t), logPath, "30s")
+	d := startDaemon(t, cfg, "prism started", "new process ready; no longer accepting here, draining",
+		"draining: log files reopened", "stopped")
+	long := echoOnce(t, listen, "long")
+	d.signal(t, syscall.SIGUSR2)
+	d.wait(t, "new process ready; no longer accepting here, draining")
+	m := regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(d.output())
+	if m == nil {
+		t.Fatal("no new_pid in the upgrade's log line")
+	}
+	newPid, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { _ = syscall.Kill(newPid, syscall.SIGKILL) })
+
+	if err := os.Rename(logPath, logPath+".1"); err != nil { // logrotate
+		t.Fatal(err)
+	}
+	d.signal(t, syscall.SIGUSR1)
+	d.wait(t, "draining: log files reopened")
+	long.Close()
+	// Drained: its last connection ended. (Its exit status is known once
+	// the new process, which shares the stderr pipe, has exited too.)
+	d.wait(t, "stopped")
+	recs := recordsOf(readRecords(t, logPath), long)
+	if len(recs) != 1 || recs[0]["Event"] != "disconnect" {
+		t.Errorf("records of the connection that ended during the drain, in the reopened file: %v", recs)
+	}
+
+	// The new process stops: its STOPPING=1 must be the only one.
+	if err := syscall.Kill(newPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	buf := make([]byte, 4096)
+	for len(msgs) < 50 {
+		_ = ln.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := ln.Read(buf)
+		if err != nil {
+			t.Fatalf("notifications %q: %v", msgs, err)
+		}
+		msgs = append(msgs, string(buf[:n]))
+		if strings.HasPrefix(msgs[len(msgs)-1], "STOPPING=1") {
+			break
+		}
+	}
+	mainpid, stopping := 0, 0
+	for _, msg := range msgs {
+		if strings.HasPrefix(msg, "MAINPID=") {
+			mainpid++
+		}
+		if strings.HasPrefix(msg, "STOPPING=1") {
+			stopping++
+		}
+	}
+	if mainpid != 1 || stopping != 1 {
+		t.Errorf("notifications %q: want MAINPID= then only the new process's STOPPING=1", msgs)
+	}
+	if code := d.exit(t, 20*time.Second); code != 0 {
+		t.Errorf("old process exit %d", code)
+	}
+}

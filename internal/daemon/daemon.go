@@ -44,7 +44,8 @@ type Daemon struct {
 
 	mu     sync.Mutex // serialises Start, ReloadConfig and Shutdown
 	cfg    *config.Config
-	pipe   *logjob.Pipeline
+	pipe   *logjob.Pipeline // written under both mu and pipeMu
+	pipeMu sync.Mutex       // pipe for Reopen, which must not wait for mu: Shutdown holds it for the whole drain
 	geo    *geo.DB
 	apps   map[string]*appPart
 	order  []string  // app ids in config order
@@ -281,10 +282,12 @@ func (d *Daemon) reopenAll() error {
 }
 
 // Reopen is what SIGUSR1 does: reopen the log jobs' files only.
+// It does not wait for a drain (Shutdown) in progress.
 func (d *Daemon) Reopen() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.pipe.Reopen()
+	d.pipeMu.Lock()
+	p := d.pipe
+	d.pipeMu.Unlock()
+	return p.Reopen()
 }
 
 // Shutdown stops accepting, drains connections and sessions until ctx is

@@ -176,7 +176,9 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	if res.LogJobs {
 		oldPipe := d.pipe
 		d.em.swap(d.emitterFor(pipe))
+		d.pipeMu.Lock()
 		d.pipe = pipe
+		d.pipeMu.Unlock()
 		// Only now: its new jobs' walks begin once they get every event,
 		// and it takes the unchanged jobs over, which oldPipe's Close
 		// then leaves running.
