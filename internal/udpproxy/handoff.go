@@ -24,12 +24,17 @@ type Handoff struct {
 	ls map[string]*listener
 }
 
-// Len is how many sockets the hand-over holds.
+// Len is how many sockets the hand-over holds (a socket Adopt gave two
+// names counts once).
 func (h *Handoff) Len() int {
 	if h == nil {
 		return 0
 	}
-	return len(h.ls)
+	seen := map[*listener]bool{}
+	for _, l := range h.ls {
+		seen[l] = true
+	}
+	return len(seen)
 }
 
 func listenKey(host string, port uint16) string {
@@ -118,7 +123,11 @@ func (s *Server) bindOrInherit(host string, port, bindPort uint16, offset, idx i
 		}
 		return l, err
 	}
-	delete(s.inherit, k)
+	for ok, v := range s.inherit { // k and its other names (Adopt): Handoff.Close must not close it
+		if v == old {
+			delete(s.inherit, ok)
+		}
+	}
 	l := &listener{srv: s, offset: offset, table: t, primary: t == nil, reuseport: reuseport,
 		conn: old.conn, v6: old.v6, pktinfo: old.pktinfo, local: old.local, key: k, prev: old, loopDone: make(chan struct{})}
 	// The socket is the same, its receive buffer this config's: a reload
@@ -187,7 +196,7 @@ func (h *Handoff) Merge(o *Handoff) {
 // replies: for a hand-over whose new server could not start.
 func (h *Handoff) Close() {
 	for k, l := range h.ls {
-		_ = l.conn.Close()
+		_ = l.conn.Close() // a second name of a closed socket: a harmless error
 		delete(h.ls, k)
 	}
 }
@@ -214,7 +223,8 @@ func (s *Server) Files() (map[string]*os.File, error) {
 
 // Adopt makes a hand-over of inherited UDP sockets (binary upgrade,
 // systemd socket activation) by key; a key of "" is made from the
-// socket's address.
+// socket's address, and a wildcard address (0.0.0.0, ::) is also named
+// "udp :port".
 func Adopt(conns map[*net.UDPConn]string) (*Handoff, error) {
 	h := NewHandoff()
 	for c, k := range conns {
@@ -224,6 +234,12 @@ func Adopt(conns map[*net.UDPConn]string) (*Handoff, error) {
 		host := ap.Addr().Unmap().String()
 		if k == "" {
 			k = listenKey(host, ap.Port())
+			if ap.Addr().IsUnspecified() {
+				// A wildcard socket also serves ":port", as for TCP
+				// (proxy.FileListeners); whichever name a server takes,
+				// bindOrInherit removes the other.
+				h.ls[listenKey("", ap.Port())] = l
+			}
 		}
 		if h2, _, err := net.SplitHostPort(strings.TrimPrefix(k, "udp ")); err == nil && (h2 == "" || h2 == "0.0.0.0" || h2 == "::") {
 			l.pktinfo = true
