@@ -1,18 +1,20 @@
 // Package limit bounds what one client may take of an app: concurrent
 // connections (TCP) or sessions (UDP) per client address and per client
-// prefix, and new ones per second per client address (a token bucket). The
+// prefix, and new ones per second per client prefix (a token bucket). The
 // proxy asks Admit before it spends anything on a new connection and calls
 // the returned release when the connection has ended. A refusal says which
 // limit it hit, and is counted by limit.
 //
 // Addresses are compared unmapped (an IPv4-mapped IPv6 client counts as
 // its IPv4 address). The state is a few maps under one mutex: one lock per
-// new connection, nothing per byte. Rate buckets of clients that have been
+// new connection, nothing per byte. Rate buckets of prefixes that have been
 // quiet long enough to be full again are forgotten, so the maps hold only
-// clients that are connected or were recently active.
+// clients that are connected or were recently active; the rate buckets are
+// also capped (MaxRateBuckets, least recently used evicted first).
 package limit
 
 import (
+	"container/list"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -31,8 +33,11 @@ type Config struct {
 	MaxPerPrefix int `yaml:"max_connections_per_prefix"`
 	PrefixV4     int `yaml:"prefix_v4"` // default 24
 	PrefixV6     int `yaml:"prefix_v6"` // default 64
-	// RatePerClient bounds new connections per second of one client
-	// address, with bursts of up to Burst (default: RatePerClient).
+	// RatePerClient bounds new connections per second of all clients in
+	// one prefix of PrefixV4 / PrefixV6 bits (one address: 32 / 128), with
+	// bursts of up to Burst (default: RatePerClient). Per address, a
+	// client rotating through the addresses of its IPv6 /64 would get a
+	// fresh bucket for each.
 	RatePerClient int `yaml:"new_connections_per_second"`
 	Burst         int `yaml:"new_connections_burst"`
 	// MaxTLSHandshakes bounds concurrent edge TLS handshakes of the app
@@ -121,9 +126,16 @@ func (w Which) Key() string {
 // sweepEvery is how often Admit forgets rate buckets that are full again.
 const sweepEvery = 10 * time.Second
 
+// MaxRateBuckets caps the rate buckets one Limiter holds (a few MB): a new
+// prefix past it evicts the least recently used bucket (counted by
+// Evicted), whose prefix starts again with a full burst when it returns.
+const MaxRateBuckets = 65536
+
 type bucket struct {
+	key    netip.Prefix
 	tokens float64
 	last   time.Time
+	el     *list.Element
 }
 
 // Limiter applies one Config. A nil *Limiter admits everything.
@@ -133,10 +145,13 @@ type Limiter struct {
 	mu        sync.Mutex
 	perClient map[netip.Addr]int
 	perPrefix map[netip.Prefix]int
-	buckets   map[netip.Addr]*bucket
+	buckets   map[netip.Prefix]*bucket
+	lru       list.List // of *bucket, most recently used first
+	maxBkts   int       // MaxRateBuckets (tests lower it)
 	lastSweep time.Time
 
 	refused [nWhich]atomic.Uint64
+	evicted atomic.Uint64
 }
 
 // New returns a Limiter for c (defaulted and validated, by package config
@@ -145,7 +160,7 @@ func New(c Config) *Limiter {
 	if !c.Enabled() {
 		return nil
 	}
-	return &Limiter{cfg: c, perClient: map[netip.Addr]int{}, perPrefix: map[netip.Prefix]int{}, buckets: map[netip.Addr]*bucket{}}
+	return &Limiter{cfg: c, perClient: map[netip.Addr]int{}, perPrefix: map[netip.Prefix]int{}, buckets: map[netip.Prefix]*bucket{}, maxBkts: MaxRateBuckets}
 }
 
 func (l *Limiter) prefix(a netip.Addr) netip.Prefix {
@@ -191,13 +206,24 @@ func (l *Limiter) AdmitAddr(a netip.Addr, now time.Time) Which {
 		if now.Sub(l.lastSweep) >= sweepEvery {
 			l.sweep(now)
 		}
-		b := l.buckets[a]
+		b := l.buckets[p]
 		if b == nil {
-			b = &bucket{tokens: float64(l.cfg.Burst), last: now}
-			l.buckets[a] = b
-		} else if d := now.Sub(b.last); d > 0 {
-			b.tokens = min(float64(l.cfg.Burst), b.tokens+d.Seconds()*float64(l.cfg.RatePerClient))
-			b.last = now
+			if len(l.buckets) >= l.maxBkts {
+				l.sweep(now)
+			}
+			if len(l.buckets) >= l.maxBkts {
+				l.drop(l.lru.Back().Value.(*bucket))
+				l.evicted.Add(1)
+			}
+			b = &bucket{key: p, tokens: float64(l.cfg.Burst), last: now}
+			b.el = l.lru.PushFront(b)
+			l.buckets[p] = b
+		} else {
+			if d := now.Sub(b.last); d > 0 {
+				b.tokens = min(float64(l.cfg.Burst), b.tokens+d.Seconds()*float64(l.cfg.RatePerClient))
+				b.last = now
+			}
+			l.lru.MoveToFront(b.el)
 		}
 		if b.tokens < 1 {
 			return l.refuse(Rate)
@@ -235,15 +261,34 @@ func (l *Limiter) ReleaseAddr(a netip.Addr) {
 	}
 }
 
-// sweep forgets the buckets that have refilled (l.mu held).
+// sweep forgets the buckets that have refilled (l.mu held): from the
+// least recently used on, so it stops at the first one still refilling
+// and costs what it removes, not the size of the table.
 func (l *Limiter) sweep(now time.Time) {
 	l.lastSweep = now
 	full := time.Duration(float64(l.cfg.Burst) / float64(l.cfg.RatePerClient) * float64(time.Second))
-	for a, b := range l.buckets {
-		if now.Sub(b.last) >= full {
-			delete(l.buckets, a)
+	for e := l.lru.Back(); e != nil; {
+		b := e.Value.(*bucket)
+		if now.Sub(b.last) < full {
+			break
 		}
+		e = e.Prev()
+		l.drop(b)
 	}
+}
+
+func (l *Limiter) drop(b *bucket) {
+	l.lru.Remove(b.el)
+	delete(l.buckets, b.key)
+}
+
+// Evicted returns how many rate buckets were evicted, still refilling,
+// because MaxRateBuckets prefixes were tracked.
+func (l *Limiter) Evicted() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.evicted.Load()
 }
 
 // Refused returns how many connections each limit refused.
