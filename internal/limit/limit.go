@@ -33,11 +33,13 @@ type Config struct {
 	MaxPerPrefix int `yaml:"max_connections_per_prefix"`
 	PrefixV4     int `yaml:"prefix_v4"` // default 24
 	PrefixV6     int `yaml:"prefix_v6"` // default 64
-	// RatePerClient bounds new connections per second of all clients in
-	// one prefix of PrefixV4 / PrefixV6 bits (one address: 32 / 128), with
-	// bursts of up to Burst (default: RatePerClient). Per address, a
-	// client rotating through the addresses of its IPv6 /64 would get a
-	// fresh bucket for each.
+	// RatePerClient bounds new connections per second of one IPv4
+	// address, or of one IPv6 prefix of PrefixV6 bits (128: one
+	// address), with bursts of up to Burst (default: RatePerClient). An
+	// IPv6 host holds a whole /64: per address, a client rotating through
+	// its addresses would get a fresh bucket for each. An IPv4 address is
+	// one client, often many users behind one NAT: a bucket per /24 would
+	// make them share one rate.
 	RatePerClient int `yaml:"new_connections_per_second"`
 	Burst         int `yaml:"new_connections_burst"`
 	// MaxTLSHandshakes bounds concurrent edge TLS handshakes of the app
@@ -206,7 +208,11 @@ func (l *Limiter) AdmitAddr(a netip.Addr, now time.Time) Which {
 		if now.Sub(l.lastSweep) >= sweepEvery {
 			l.sweep(now)
 		}
-		b := l.buckets[p]
+		rk := p
+		if a.Is4() {
+			rk = netip.PrefixFrom(a, 32) // IPv4: per address (see RatePerClient)
+		}
+		b := l.buckets[rk]
 		if b == nil {
 			if len(l.buckets) >= l.maxBkts {
 				l.sweep(now)
@@ -215,9 +221,9 @@ func (l *Limiter) AdmitAddr(a netip.Addr, now time.Time) Which {
 				l.drop(l.lru.Back().Value.(*bucket))
 				l.evicted.Add(1)
 			}
-			b = &bucket{key: p, tokens: float64(l.cfg.Burst), last: now}
+			b = &bucket{key: rk, tokens: float64(l.cfg.Burst), last: now}
 			b.el = l.lru.PushFront(b)
-			l.buckets[p] = b
+			l.buckets[rk] = b
 		} else {
 			if d := now.Sub(b.last); d > 0 {
 				b.tokens = min(float64(l.cfg.Burst), b.tokens+d.Seconds()*float64(l.cfg.RatePerClient))

@@ -120,10 +120,18 @@ func TestRatePerPrefix(t *testing.T) {
 	if _, w := l.Admit(addr("2001:db8:0:1::1"), t0); w != None {
 		t.Error("a client of another /64 is limited too")
 	}
-	one := newLimiter(t, Config{RatePerClient: 10, Burst: 1, PrefixV4: 32, PrefixV6: 128})
-	for _, a := range []string{"10.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2"} {
+	one := newLimiter(t, Config{RatePerClient: 10, Burst: 1, PrefixV6: 128})
+	for _, a := range []string{"2001:db8::1", "2001:db8::2"} {
 		if _, w := one.Admit(addr(a), t0); w != None {
-			t.Errorf("prefix_v4 32 / prefix_v6 128: %s shares a bucket", a)
+			t.Errorf("prefix_v6 128: %s shares a bucket", a)
+		}
+	}
+	// IPv4: one bucket per address, whatever prefix_v4 (the users of one
+	// NAT address are already one client; a /24 would be many of them).
+	v4 := newLimiter(t, Config{RatePerClient: 10, Burst: 1})
+	for _, a := range []string{"10.0.0.1", "10.0.0.2", "::ffff:10.0.0.3"} {
+		if _, w := v4.Admit(addr(a), t0); w != None {
+			t.Errorf("IPv4 %s shares a bucket with another address of its /24", a)
 		}
 	}
 }

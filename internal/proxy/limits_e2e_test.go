@@ -41,12 +41,12 @@ func echoOnce(t *testing.T, c net.Conn) {
 }
 
 // TestPerClientLimits: concurrent connections per client address and per
-// /24, and new connections per second per /24; every refusal is one
+// /24, and new connections per second; every refusal is one
 // clientFiltered 403 record naming the limit, and counted.
 func TestPerClientLimits(t *testing.T) {
 	origin := testpeer.Echo(t)
 	s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+origin+`"]}`,
-		"limits: {max_connections_per_client: 2, max_connections_per_prefix: 3, new_connections_per_second: 1, new_connections_burst: 4}"))
+		"limits: {max_connections_per_client: 2, max_connections_per_prefix: 3, new_connections_per_second: 1, new_connections_burst: 3}"))
 	refused := func(src, limit string) {
 		t.Helper()
 		c := dialFrom(t, src, addr)
@@ -66,9 +66,9 @@ func TestPerClientLimits(t *testing.T) {
 	b1 := dialFrom(t, "127.7.0.2", addr)
 	echoOnce(t, b1)
 	refused("127.7.0.3", "max_connections_per_prefix")
-	// A client that closes gets its slot back; with the fourth connection
-	// of its /24 (refusals take no token) the prefix's rate bucket (burst
-	// 4) is spent, so the next within the second is refused by rate.
+	// A client that closes gets its slot back; with its third connection
+	// its rate bucket (burst 3) is spent, so the fourth within the second
+	// is refused by rate.
 	closeAndRelease := func(c net.Conn) {
 		c.Close()
 		rec.WaitFor(t, "a disconnect", func(e *event.Event) bool { return e.Type == event.Disconnect })
