@@ -42,8 +42,9 @@ func (h *half) connStep() int {
 	putConnBuf(bp)
 	switch {
 	case rerr == io.EOF:
+		h.lastAtEOF = h.r.last.Load() // before the FIN goes on: the other peer may answer it
 		h.eof()
-		return stepDone
+		return stepEOF
 	case rerr != nil:
 		h.readErr(rerr)
 		return stepDone

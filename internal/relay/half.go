@@ -17,14 +17,23 @@ const (
 	stateRunning int32 = iota // the owner is moving it
 	stateWoken                // running, and a wake-up came meanwhile: do not park
 	stateParked               // armed in a loop's epoll set; no goroutine
-	stateDone                 // finished
+	// The source sent its EOF (propagated), and its socket is armed in a
+	// loop's epoll set for errors only (see watch); no goroutine. Whoever
+	// moves it back to running finishes it.
+	stateWatch
+	// The source sent its EOF and the direction's goroutine waits in the
+	// runtime netpoller for an error on its socket (no loop); a past read
+	// deadline stops the wait.
+	stateWatchWait
+	stateDone // finished
 )
 
 // Outcomes of one step of a direction.
 const (
 	stepMoved    = iota // moved a chunk; go on
 	stepWaitRead        // nothing queued on src: park
-	stepDone            // EOF propagated, error recorded or relay ended
+	stepDone            // error recorded or relay ended
+	stepEOF             // EOF propagated: watch, then finish
 )
 
 // half is one direction of the goroutine path: bytes read from src are
@@ -51,6 +60,13 @@ type half struct {
 	again      bool  // the last peek found the socket not ready
 	peekErr    error // a socket error a peek found (and so consumed)
 	peekBuf    [1]byte
+	// watchRaw is the socket under src watched for errors once src sent
+	// its EOF (srcRaw, or the TCP socket under a wrapper); nil: none.
+	watchRaw syscall.RawConn
+	// lastAtEOF is the relay's last when src sent its EOF: a later socket
+	// error tells by it whether the relay wrote to that peer since (only
+	// the other direction moves bytes then; afterFIN).
+	lastAtEOF int64
 
 	bytes int64        // total read from src; owned by the running goroutine
 	rtt   atomic.Int64 // last RTT sample of src, ns
@@ -61,6 +77,7 @@ type half struct {
 	peekFn    func(fd uintptr) bool // bound on first use
 	tryPeekFn func(fd uintptr) bool
 	pumpFn    func()
+	errFn     func(fd uintptr) bool // bound on first watch
 }
 
 func (h *half) init(r *Relay, srcRaw syscall.RawConn, srcSide, dstSide event.Side) {
@@ -82,6 +99,13 @@ func (h *half) bind() {
 	}
 	if h.srcRaw != nil {
 		h.tryPeekFn = h.peekTry
+	}
+	h.watchRaw = h.srcRaw
+	if h.watchRaw == nil && h.rttRaw != nil && canWatch {
+		// TLS over TCP: a loop can watch the socket under it once src
+		// sent its EOF, when nothing else reads it.
+		h.watchRaw = h.rttRaw
+		_ = h.rttRaw.Control(func(fd uintptr) { h.srcFD = int32(fd) })
 	}
 }
 
@@ -149,6 +173,11 @@ func (h *half) pump() {
 		case stepDone:
 			h.finish()
 			return
+		case stepEOF:
+			if !h.watch() {
+				h.finish()
+			}
+			return
 		}
 	}
 }
@@ -162,7 +191,7 @@ func (h *half) pump() {
 func (h *half) park() bool {
 	h.r.quiet()
 	if p := getLoop(int(h.srcFD)); p != nil {
-		if err := p.arm(h); err == nil {
+		if err := p.arm(h, armEvents); err == nil {
 			if h.state.CompareAndSwap(stateRunning, stateParked) {
 				return true
 			}
@@ -192,7 +221,11 @@ func (h *half) wake() {
 			if h.state.CompareAndSwap(s, stateWoken) {
 				return
 			}
-		default: // woken already, or done
+		case stateWatch: // an error event, or the relay ended
+			h.stopWatch()
+			return
+		default: // woken already, done, or waiting in the netpoller
+			// (the relay's end sets the deadline that stops that wait)
 			return
 		}
 	}
@@ -209,7 +242,118 @@ func (h *half) finish() {
 	h.state.Store(stateDone)
 	if h.r.remaining.Add(-1) == 0 {
 		h.r.complete()
+		return
 	}
+	h.other().stopWatch() // nothing is left to watch for: the relay completes
+}
+
+// other is the opposite direction of the same relay.
+func (h *half) other() *half {
+	if h == &h.r.d.c2o {
+		return &h.r.d.o2c
+	}
+	return &h.r.d.c2o
+}
+
+// atEOF reports whether the direction's source sent its EOF (it is
+// watching, or done).
+func (h *half) atEOF() bool {
+	s := h.state.Load()
+	return s == stateWatch || s == stateWatchWait || s == stateDone
+}
+
+// watch keeps a direction whose source sent its EOF (propagated) watching
+// that socket for an error while the other direction still flows: a peer
+// that half-closed and then reset is read by nobody, and without this the
+// relay would end only with the other peer or the idle timeout
+// (timeouts.idle, an hour by default), and say 200 instead of the reset.
+// With a loop the socket is armed for errors only (EPOLLERR, EPOLLHUP; no
+// goroutine); without one the direction's goroutine waits in the runtime
+// netpoller. It returns false when there is nothing to watch (no socket,
+// the relay ended, the other direction is at its EOF too): the caller
+// finishes the direction. Otherwise the direction is finished by watch
+// itself or by whoever stops the watch (stopWatch: an error event, the
+// other direction finishing, the end of the relay).
+//
+// Each direction sets its own state before it looks at the other's
+// (atEOF), so of two that reach their EOF together at least one sees the
+// other and finishes, which stops the other's watch.
+func (h *half) watch() bool {
+	if h.watchRaw == nil || !canWatch || h.r.isEnded() || h.other().atEOF() {
+		return false
+	}
+	if p := getLoop(int(h.srcFD)); p != nil && h.srcFD >= 0 && p.arm(h, watchEvents) == nil {
+		for tries := 0; !h.state.CompareAndSwap(stateRunning, stateWatch); tries++ {
+			// Woken meanwhile (the relay ended, or an error event came).
+			h.state.Store(stateRunning)
+			if tries == 2 || h.r.isEnded() || p.arm(h, watchEvents) != nil {
+				h.endWatch()
+				return true
+			}
+		}
+		if h.other().atEOF() || h.r.isEnded() {
+			h.stopWatch() // the other reached its EOF meanwhile
+		}
+		return true
+	}
+	h.state.Store(stateWatchWait)
+	h.peekErr = nil
+	if h.errFn == nil {
+		h.errFn = h.errCheck
+	}
+	if !h.other().atEOF() && !h.r.isEnded() && h.watchRaw.Read(h.errFn) == nil {
+		h.state.Store(stateRunning)
+		h.watchErr()
+		h.finish()
+		return true
+	}
+	// A deadline (the relay ended, or the other direction finished), or
+	// an error event the netpoller reports as such: look once more.
+	h.state.Store(stateRunning)
+	h.endWatch()
+	return true
+}
+
+// stopWatch ends the watch of a direction that is watching: the caller
+// that moves it from stateWatch back to running has it finished, on a
+// goroutine of its own (the caller may be the loop); one waiting in the
+// netpoller is woken by a past read deadline and finishes itself.
+func (h *half) stopWatch() {
+	switch h.state.Load() {
+	case stateWatch:
+		if h.state.CompareAndSwap(stateWatch, stateRunning) {
+			go h.endWatch()
+		}
+	case stateWatchWait:
+		_ = h.src().SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// endWatch finishes a watching direction (running again), recording the
+// error its socket holds, if any, as the cause.
+func (h *half) endWatch() {
+	h.peekErr = nil
+	if h.watchRaw.Control(func(fd uintptr) { h.errCheck(fd) }) == nil && h.peekErr != nil {
+		h.watchErr()
+	}
+	h.finish()
+}
+
+// watchErr records the error the watch found (peekErr) as the cause.
+func (h *half) watchErr() {
+	if h.r.isEnded() {
+		return
+	}
+	err, op := afterFIN(h.peekErr, h.srcSide, h.r.last.Load() != h.lastAtEOF)
+	h.r.fail(err, h.srcSide, op)
+}
+
+// errCheck takes the socket error of fd into peekErr (the direction read
+// its EOF, nothing else uses peekErr now) and reports whether there was
+// one: as a RawConn.Read callback it waits until there is.
+func (h *half) errCheck(fd uintptr) bool {
+	h.peekErr = peerError(int(fd))
+	return h.peekErr != nil
 }
 
 // count records n bytes read from src at time now.

@@ -406,6 +406,17 @@ func (c *fdConn) ready(side int32, events uint32) {
 	}
 	if events&unix.EPOLLERR != 0 {
 		c.soErr[side] = true
+		if c.d[side].eof && !c.r.isEnded() {
+			// The peer sent its FIN, so no direction reads this socket
+			// any more and no read would report the error; the relay
+			// would wait for the other peer or the idle timeout. Only
+			// this event says the peer reset (or the socket failed).
+			if err := peerError(int(c.fd[side])); err != nil {
+				src, _ := sides(int(side))
+				err, op := afterFIN(err, src, c.d[1-side].bytes != c.d[side].outAtEOF)
+				c.r.record(err, src, op)
+			}
+		}
 	}
 	if events&unix.EPOLLPRI != 0 {
 		c.urg[side] = true
@@ -420,16 +431,21 @@ func (c *fdConn) ready(side int32, events uint32) {
 
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
-// arm registers h's source socket (first time) or re-arms it; if the
-// socket is readable already, the event fires at once. Only h's owner
-// calls it.
-func (l *evloop) arm(h *half) error {
+// watchEvents arms a direction whose source sent its EOF (half.watch):
+// the socket stays readable (EOF) for good, so only EPOLLERR and
+// EPOLLHUP, which epoll always reports, may wake it.
+const watchEvents = unix.EPOLLONESHOT
+
+// arm registers h's source socket (first time) or re-arms it for events
+// (armEvents, watchEvents); if the socket is ready already, the event
+// fires at once. Only h's owner calls it.
+func (l *evloop) arm(h *half, events uint32) error {
 	if !h.registered {
 		l.mu.Lock()
 		h.token, h.gen = l.alloc(h)
 		l.mu.Unlock()
 		h.registered = true
-		ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
+		ev := unix.EpollEvent{Events: events, Fd: h.token << 1, Pad: h.gen}
 		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(h.srcFD), &ev); err != nil {
 			h.registered = false
 			l.mu.Lock()
@@ -439,7 +455,7 @@ func (l *evloop) arm(h *half) error {
 		}
 		return nil
 	}
-	ev := unix.EpollEvent{Events: armEvents, Fd: h.token << 1, Pad: h.gen}
+	ev := unix.EpollEvent{Events: events, Fd: h.token << 1, Pad: h.gen}
 	return rawEpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(h.srcFD), &ev)
 }
 
@@ -498,7 +514,11 @@ type fdDir struct {
 	spliceNow bool
 	smallRun  uint8
 	eof       bool // read EOF; propagate it once pending is written
-	done      bool // EOF propagated
+	// outAtEOF is the other direction's byte count when this one read its
+	// EOF: a later socket error tells by it whether the relay wrote to
+	// that peer since (afterFIN).
+	outAtEOF int64
+	done     bool // EOF propagated
 }
 
 // takeFDs moves r onto the loop path: both sockets become descriptors of
@@ -682,13 +702,14 @@ func (c *fdConn) pump(i int) {
 			// kernel shut the socket down, the error waiting in SO_ERROR;
 			// epoll says EPOLLERR then, so a clean FIN costs no getsockopt.
 			if c.soErr[i] {
-				if errno, _ := unix.GetsockoptInt(src, unix.SOL_SOCKET, unix.SO_ERROR); errno != 0 {
-					c.r.record(syscall.Errno(errno), srcSide, srcSide.String()+" read")
+				if err := peerError(src); err != nil {
+					err, op := afterFIN(err, srcSide, false)
+					c.r.record(err, srcSide, op)
 					return
 				}
 			}
 			c.drop(d)
-			d.eof = true
+			d.eof, d.outAtEOF = true, c.d[1-i].bytes
 			continue
 		}
 		c.count(i, int64(n))
@@ -706,7 +727,7 @@ func (c *fdConn) pump(i int) {
 			case !c.hup[i]:
 				c.rd[i] = false
 			case !c.soErr[i]:
-				d.eof = true
+				d.eof, d.outAtEOF = true, c.d[1-i].bytes
 			}
 		}
 		c.adapt(d, n)

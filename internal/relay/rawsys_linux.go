@@ -111,6 +111,20 @@ func rawGetsockoptInt(fd, level, opt int) (int, error) {
 	return int(iv), errnoErr(e)
 }
 
+// canWatch: a direction whose source sent its EOF can watch that socket
+// for an error (half.watch), through peerError.
+const canWatch = true
+
+// peerError takes the pending error of socket fd (SO_ERROR, which
+// reading clears), nil if there is none.
+func peerError(fd int) error {
+	v, err := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil || v == 0 {
+		return nil
+	}
+	return unix.Errno(v)
+}
+
 // rawSockaddr is a socket address in the kernel's layout, built without
 // the allocations of unix.Sockaddr.
 type rawSockaddr struct {

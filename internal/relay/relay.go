@@ -394,6 +394,23 @@ func (r *Relay) record(err error, side event.Side, op string) {
 	r.setCause(cause{status: status, side: side, reason: reason, detail: op + ": " + errText(err)})
 }
 
+// afterFIN says what err, found pending on the socket of side (SO_ERROR)
+// after that peer's FIN, means, and under which operation to report it.
+// The kernel stores an RST that comes after the FIN (CLOSE_WAIT) as EPIPE
+// (tcp_reset), not ECONNRESET. If the relay sent that peer bytes since
+// (wrote), the RST may answer them, a peer that closed altogether: the
+// EPIPE a write there gets, reported as one (448/498). Otherwise the peer
+// reset on its own: a reset (444/499).
+func afterFIN(err error, side event.Side, wrote bool) (error, string) {
+	if errors.Is(err, syscall.EPIPE) {
+		if wrote {
+			return err, side.String() + " write"
+		}
+		err = syscall.ECONNRESET
+	}
+	return err, side.String() + " read"
+}
+
 // aLongTimeAgo is a deadline in the past: setting it wakes every blocked
 // read and write on a conn with os.ErrDeadlineExceeded.
 var aLongTimeAgo = time.Unix(1, 0)

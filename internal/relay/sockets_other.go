@@ -36,9 +36,11 @@ type evloop struct{}
 
 var errNoLoop = errors.New("relay: no event loop on this platform")
 
-func getLoop(int) *evloop        { return nil }
-func (*evloop) arm(*half) error  { return errNoLoop }
-func (*evloop) unregister(*half) {}
+func getLoop(int) *evloop               { return nil }
+func (*evloop) arm(*half, uint32) error { return errNoLoop }
+func (*evloop) unregister(*half)        {}
+
+const armEvents, watchEvents = 0, 0
 
 // peekWait and peekTry wait for or check src's readiness through its
 // RawConn on Linux; here no direction has a RawConn (srcRaw is nil), so
