@@ -161,6 +161,19 @@ func (h *half) begin() {
 
 func (h *half) pumpAsync() { h.pump() }
 
+// pumpPrefix runs the client→origin direction, the ClientPrefix (counted
+// by Start) first.
+func (h *half) pumpPrefix() {
+	p := h.r.opts.ClientPrefix
+	h.r.opts.ClientPrefix = nil // sent: an idle connection does not keep it
+	if _, err := h.dst().Write(p); err != nil {
+		h.writeErr(err)
+		h.finish()
+		return
+	}
+	h.pump()
+}
+
 // pump moves the direction forward until it parks or finishes.
 func (h *half) pump() {
 	for {

@@ -780,19 +780,24 @@ func (c *fdConn) fill(d *fdDir, src int) (int, error) {
 // flush writes direction i's pending bytes (the client prefix first) to
 // dst; full reports a full socket buffer.
 func (c *fdConn) flush(d *fdDir, i, dst int) (full bool, err error) {
-	for i == 0 && len(c.prefix) > 0 {
-		n, err := rawSend(dst, c.prefix)
-		switch err {
-		case nil:
-			c.prefix = c.prefix[n:]
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return true, nil
-		default:
-			return false, err
+	// The prefix belongs to direction 0 alone: the other direction's
+	// flush must not touch it, or the rest of a prefix the origin could
+	// not take yet is lost (and was counted as sent).
+	if i == 0 && c.prefix != nil {
+		for len(c.prefix) > 0 {
+			n, err := rawSend(dst, c.prefix)
+			switch err {
+			case nil:
+				c.prefix = c.prefix[n:]
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return true, nil
+			default:
+				return false, err
+			}
 		}
+		c.prefix = nil // sent: an idle connection does not keep it
 	}
-	c.prefix = nil
 	for d.pending > 0 {
 		var n int
 		var err error

@@ -233,16 +233,18 @@ func (r *Relay) Start(done func(Result)) {
 	r.d.c2o.startRTT(r.opts.ClientRTT, now)
 	r.d.o2c.startRTT(r.opts.OriginRTT, now)
 	r.startIdleTimer()
+	// Each direction runs on a goroutine of its own until it goes quiet
+	// and parks (then it holds none). The client→origin one sends the
+	// ClientPrefix first: written here, before the directions start, it
+	// blocked Start's caller while the origin did not read, and an origin
+	// that speaks first (and reads only after the client answered) never
+	// got its greeting to the client: a deadlock.
 	if p := r.opts.ClientPrefix; len(p) > 0 {
 		r.d.c2o.count(int64(len(p)), now)
-		if _, err := r.origin.Write(p); err != nil {
-			r.fail(err, event.SideOrigin, "origin write")
-		}
-		r.opts.ClientPrefix = nil // sent: an idle connection does not keep it
+		go r.d.c2o.pumpPrefix()
+	} else {
+		r.d.c2o.begin()
 	}
-	// Each direction runs on a goroutine of its own until it goes quiet
-	// and parks (then it holds none).
-	r.d.c2o.begin()
 	r.d.o2c.begin()
 }
 
