@@ -688,7 +688,7 @@ func (c *fdConn) pump(i int) {
 		if d.spliceNow && c.lp.now-d.lastAt > int64(quietAfter) && c.r.opts.Mode == ModeAuto {
 			d.spliceNow, d.smallRun = false, 0 // quiet for a while: start small again
 		}
-		n, err := c.fill(d, src)
+		n, err := c.fill(d, src, c.urg[i])
 		switch {
 		case err == unix.EAGAIN:
 			c.rd[i] = false
@@ -738,11 +738,18 @@ func (c *fdConn) pump(i int) {
 // (nothing is pending: both are empty). Which one holds the chunk is what
 // flush goes by, so a direction that changed its way gives the other one
 // back first.
-func (c *fdConn) fill(d *fdDir, src int) (int, error) {
+//
+// urg (EPOLLPRI came: TCP urgent data) makes it recv(2) even where it
+// would splice: splice stops at the urgent mark for good, saying EAGAIN
+// there (0, an early EOF, once the FIN is in) with no edge to follow, so
+// the bytes after the mark were never forwarded. recv steps over it (the
+// urgent byte itself is out of band). The direction stays on recv: urgent
+// data is rare (telnet, rlogin) and another mark may follow.
+func (c *fdConn) fill(d *fdDir, src int, urg bool) (int, error) {
 	for {
 		var n int
 		var err error
-		if d.spliceNow || c.r.opts.Mode == ModeSplice {
+		if (d.spliceNow || c.r.opts.Mode == ModeSplice) && !urg {
 			if d.buf != nil {
 				c.drop(d) // back to splice: the buffer is empty
 			}

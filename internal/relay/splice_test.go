@@ -105,7 +105,7 @@ func TestFillKeepsOneHolder(t *testing.T) {
 	if _, err := syscall.Write(fds[1], msg); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := c.fill(d, fds[0]); err != nil || n != len(msg) {
+	if n, err := c.fill(d, fds[0], false); err != nil || n != len(msg) {
 		t.Fatalf("buffered fill: %d, %v", n, err)
 	}
 	if d.pipe != nil || d.buf == nil {
@@ -117,7 +117,7 @@ func TestFillKeepsOneHolder(t *testing.T) {
 	if _, err := syscall.Write(fds[1], msg); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := c.fill(d, fds[0]); err != nil || n != len(msg) {
+	if n, err := c.fill(d, fds[0], false); err != nil || n != len(msg) {
 		t.Fatalf("splice fill: %d, %v", n, err)
 	}
 	if d.pipe == nil || d.buf != nil {
