@@ -109,7 +109,18 @@ func Dial(err error) int {
 //	deadline exceeded         200 ReasonTimeout (a proxy timeout)
 //	net.ErrClosed             200 ReasonClosed (the proxy closed it)
 //	TLS error (client leg)    490 ReasonPeerError
+//	io.ErrUnexpectedEOF       490 client / 444 origin, ReasonPeerError
 //	anything else             500 ReasonPeerError
+//
+// io.ErrUnexpectedEOF is a stream that ended inside a frame of the
+// protocol over TCP; on an established leg that is TLS: crypto/tls
+// returns it, bare, for a connection closed in the middle of a record
+// (at a record boundary without close_notify it says io.EOF). On the
+// client leg that is a client TLS error on an established connection,
+// 490, not an internal error. On the origin leg the origin cut its
+// stream short, an abrupt close by the origin: 444, the origin leg's
+// disconnect status for that, and not 520, which is an originError
+// status (the origin leg could not be created), never a disconnect.
 func Flow(err error, side event.Side) (status int, reason event.Reason) {
 	client := side == event.SideClient
 	if err == nil || errors.Is(err, io.EOF) {
@@ -128,6 +139,11 @@ func Flow(err error, side event.Side) (status int, reason event.Reason) {
 		return event.StatusOK, event.ReasonClosed
 	case client && IsTLS(err):
 		return event.StatusClientTLSError, event.ReasonPeerError
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		if client {
+			return event.StatusClientTLSError, event.ReasonPeerError
+		}
+		return event.StatusOriginReset, event.ReasonPeerError
 	}
 	return event.StatusInternal, event.ReasonPeerError
 }

@@ -47,6 +47,10 @@ func TestFlow(t *testing.T) {
 		{&net.OpError{Op: "remote error", Err: tls.AlertError(40)}, event.SideClient, 490, event.ReasonPeerError},
 		{tls.AlertError(20), event.SideClient, 490, event.ReasonPeerError},
 		{tls.RecordHeaderError{Msg: "x"}, event.SideOrigin, 500, event.ReasonPeerError},
+		// crypto/tls: the connection ended in the middle of a record.
+		{io.ErrUnexpectedEOF, event.SideClient, 490, event.ReasonPeerError},
+		{&net.OpError{Op: "read", Err: io.ErrUnexpectedEOF}, event.SideClient, 490, event.ReasonPeerError},
+		{io.ErrUnexpectedEOF, event.SideOrigin, 444, event.ReasonPeerError},
 		{os.ErrDeadlineExceeded, event.SideClient, 200, event.ReasonTimeout},
 		{&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, event.SideOrigin, 200, event.ReasonTimeout},
 		{net.ErrClosed, event.SideOrigin, 200, event.ReasonClosed},
