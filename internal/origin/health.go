@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -212,6 +213,8 @@ type health struct {
 	checksOK     int64
 	checksFailed int64
 	transitions  int64
+
+	goneAt time.Time // when its address left the DNS set, zero if in it (healthState.mu; Pool.forget)
 }
 
 // OriginHealth is one origin address's health, for logs and metrics.
@@ -315,13 +318,23 @@ func (h *healthState) report(t Target, err error) {
 	if h.passive == nil {
 		return
 	}
+	if err == nil {
+		// Nothing to reset without an entry: a dial that went well
+		// creates none (one to an address that just left a DNS set
+		// would otherwise stay behind, see Pool.forget).
+		h.mu.RLock()
+		o := h.origins[keyOf(t)]
+		h.mu.RUnlock()
+		if o != nil {
+			o.mu.Lock()
+			o.dialFails = 0
+			o.mu.Unlock()
+		}
+		return
+	}
 	o := h.get(t)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err == nil {
-		o.dialFails = 0
-		return
-	}
 	o.dialFails++
 	o.lastErr = err.Error()
 	if o.dialFails >= h.passive.ConsecutiveFailures && !o.down.Load() {
@@ -362,15 +375,22 @@ func (p *Pool) Report(t Target, err error) {
 }
 
 // Health is the state of every origin address the pool has checked or
-// dialled, sorted by address; nil when the app has no health checks.
+// dialled, sorted by address; nil when the app has no health checks. A
+// DNS origin's are its current addresses only: an entry a check or dial
+// in flight made for an address that left the set is not reported (the
+// next change of the set drops it, see Pool.forget).
 func (p *Pool) Health() []OriginHealth {
 	h := p.health
 	if h == nil {
 		return nil
 	}
+	cur := p.currentAddrs() // before h.mu: forget takes p.mu, then h.mu
 	h.mu.RLock()
 	out := make([]OriginHealth, 0, len(h.origins))
-	for _, o := range h.origins {
+	for k, o := range h.origins {
+		if cur != nil && k.path == "" && !slices.Contains(cur, k.ap.Addr()) {
+			continue
+		}
 		o.mu.Lock()
 		out = append(out, OriginHealth{Origin: o.target.String(), Healthy: !o.down.Load(), LastError: o.lastErr,
 			Since: o.changed, ChecksOK: o.checksOK, ChecksFailed: o.checksFailed, Transitions: o.transitions})

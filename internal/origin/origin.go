@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -491,7 +492,76 @@ func (p *Pool) resolve(ctx context.Context) ([]netip.Addr, *Failure) {
 		addrs[i] = addrs[i].Unmap()
 	}
 	p.mu.Lock()
+	prev := p.cached
 	p.cached, p.cachedAt = addrs, time.Now()
+	if prev != nil && !sameAddrs(prev, addrs) {
+		p.forget(addrs) // under p.mu: two changes never prune for each other
+	}
 	p.mu.Unlock()
 	return addrs, nil
+}
+
+// sameAddrs reports whether a and b hold the same addresses, in any order
+// (a name's answers often rotate). Answers are short; a lookup costs far
+// more than the comparison.
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// forget drops the least_conn counters and health entries of addresses
+// that left the DNS origin's set (addrs, just resolved): kept, every
+// address a name with rotating IPs ever resolved to stayed in memory for
+// good, and in Health() and the prism_origin_* metrics. A counter with
+// active connections stays (its releases still count it down, and the
+// address may come back) until a later change finds it idle; an idle one
+// goes (a new one starts at the same 0). A health entry goes once its
+// address has been out of the set for three TTLs (at once with a
+// negative TTL): a name that answers with a changing subset of its
+// addresses keeps an ejected one's state while it comes and goes. It runs
+// only when the set changed, so Candidates stays cheap.
+func (p *Pool) forget(addrs []netip.Addr) {
+	p.active.Range(func(k, v any) bool {
+		ap, err := netip.ParseAddrPort(k.(string))
+		if err == nil && !slices.Contains(addrs, ap.Addr()) && v.(*atomic.Int64).Load() == 0 {
+			p.active.CompareAndDelete(k, v)
+		}
+		return true
+	})
+	if h := p.health; h != nil {
+		grace := 3 * max(p.cfg.DNS.TTL, 0)
+		now := h.now()
+		h.mu.Lock()
+		for k, o := range h.origins {
+			switch {
+			case k.path != "":
+			case slices.Contains(addrs, k.ap.Addr()):
+				o.goneAt = time.Time{}
+			case o.goneAt.IsZero() && grace > 0:
+				o.goneAt = now
+			case o.goneAt.IsZero() || now.Sub(o.goneAt) >= grace:
+				delete(h.origins, k)
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// currentAddrs returns the DNS origin's addresses as last resolved (never
+// modified once stored), nil for static origins or before a resolution:
+// then every entry is current.
+func (p *Pool) currentAddrs() []netip.Addr {
+	if p.cfg.DNS == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cached
 }
