@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 )
 
 // outFile is the file named by -o. A regular file is written to a
@@ -55,7 +53,8 @@ func checkOutput(path string, c *Common) error {
 
 // createOutput opens the -o file: a new file is created 0640 (records hold
 // client addresses, like the log files prism writes), an existing one
-// keeps its permissions.
+// keeps its permissions. A regular file is written to a temporary file
+// beside it (os.CreateTemp), renamed over it by commit.
 func createOutput(path string) (*outFile, error) {
 	target := path
 	if p, err := filepath.EvalSymlinks(path); err == nil {
@@ -75,27 +74,20 @@ func createOutput(path string) (*outFile, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	dir, base := filepath.Split(target)
-	for i := 0; ; i++ {
-		tmp := filepath.Join(dir, "."+base+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-		if errors.Is(err, fs.ErrExist) && i < 100 {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot write %s: %w", path, err)
-		}
-		if mode != 0 {
-			// keep the mode of the file replaced (a new one is 0640 less
-			// the umask)
-			if err := f.Chmod(mode); err != nil {
-				_ = f.Close()
-				_ = os.Remove(tmp)
-				return nil, fmt.Errorf("cannot write %s: %w", path, err)
-			}
-		}
-		return &outFile{f: f, target: target}, nil
+	if mode == 0 {
+		mode = 0o640
 	}
+	dir, base := filepath.Split(target)
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp") // 0600 until the Chmod
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return &outFile{f: f, target: target}, nil
 }
 
 // Write writes to the file.
