@@ -575,10 +575,15 @@ func TestUpgradeDrainReopensLogs(t *testing.T) {
 	logPath := filepath.Join(dir, "spectrum.log")
 	cfg, listen := writeRunConfig(t, testpeer.Echo(t), logPath, "30s")
 	d := startDaemon(t, cfg, "prism started", "new process ready; no longer accepting here, draining",
-		"draining: log files reopened", "stopped")
+		"shutting down: no new connections; draining", "draining: log files reopened", "stopped")
 	long := echoOnce(t, listen, "long")
 	d.signal(t, syscall.SIGUSR2)
 	d.wait(t, "new process ready; no longer accepting here, draining")
+	// The upgrade logs "new process ready" before its main loop learns the
+	// outcome: a signal sent then is still the serving loop's (CI saw
+	// "SIGUSR1: log files reopened" once). The drain has begun when it
+	// says so; a signal from then on waits for the drain's handler.
+	d.wait(t, "shutting down: no new connections; draining")
 	m := regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(d.output())
 	if m == nil {
 		t.Fatal("no new_pid in the upgrade's log line")
