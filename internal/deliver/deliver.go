@@ -50,7 +50,8 @@ type Stats struct {
 	// Dropped by cause: the spool was full (drop_oldest removed them, or
 	// drop_newest refused them); the memory bound was full (no spool);
 	// still in memory at shutdown (no spool); a spool file was corrupt
-	// (spool.ErrCorrupt: moved to the dead-letter directory).
+	// (spool.ErrCorrupt) or kept failing to read (maxLoadAttempts), and
+	// was moved to the dead-letter directory.
 	DroppedSpoolFull  uint64
 	DroppedMemoryFull uint64
 	DroppedShutdown   uint64
@@ -354,6 +355,7 @@ func (d *Deliverer) loop() {
 		}
 	}
 	loadBackoff := d.cfg.Retry.Initial
+	loadFails := 0 // reads of the oldest batch that failed with an error of its file
 	for {
 		if d.ctx.Err() != nil {
 			return
@@ -361,27 +363,39 @@ func (d *Deliverer) loop() {
 		if d.sp != nil {
 			e, ok := d.sp.Oldest()
 			if ok {
-				if err := d.sp.Load(e, &d.cur); err != nil {
+				if err := loadBatch(d.sp, e, &d.cur); err != nil {
 					d.setErr(fmt.Errorf("log job %s: %w", d.job, err))
 					if !errors.Is(err, spool.ErrCorrupt) {
 						// Too many open files, an I/O error: the batch may
 						// well be good. It stays the oldest, loaded again
-						// after the backoff.
-						d.logger.Warn("log job spool: reading a batch failed; trying again", "job", d.job, "records", e.Records, "err", err)
-						if !d.sleep(jitter(loadBackoff)) {
-							return // stays spooled for the next start
+						// after the backoff: for as long as a shortage
+						// lasts (every batch would fail the same way), up
+						// to maxLoadAttempts reads for an error of its
+						// file (a bad sector), lest it hold up every batch
+						// behind it until the spool is full.
+						if !spool.IsShortage(err) {
+							loadFails++
 						}
-						loadBackoff = min(loadBackoff*2, d.cfg.Retry.Max)
-						continue
+						if loadFails < maxLoadAttempts {
+							d.logger.Warn("log job spool: reading a batch failed; trying again", "job", d.job, "file", d.sp.Path(e), "records", e.Records, "err", err)
+							if !d.sleep(jitter(loadBackoff)) {
+								return // stays spooled for the next start
+							}
+							loadBackoff = min(loadBackoff*2, d.cfg.Retry.Max)
+							continue
+						}
+						d.logger.Error("log job spool: a batch that could not be read moved to the dead-letter directory", "job", d.job, "file", d.sp.Path(e), "records", e.Records, "attempts", loadFails, "err", err)
+					} else {
+						d.logger.Warn("log job spool: unreadable batch moved to the dead-letter directory", "job", d.job, "file", d.sp.Path(e), "records", e.Records, "err", err)
 					}
-					d.logger.Warn("log job spool: unreadable batch moved to the dead-letter directory", "job", d.job, "records", e.Records, "err", err)
 					if !d.deadLetter(e) {
 						return
 					}
 					d.dropCorrupt.Add(uint64(e.Records))
+					loadFails = 0
 					continue
 				}
-				loadBackoff = d.cfg.Retry.Initial
+				loadBackoff, loadFails = d.cfg.Retry.Initial, 0
 				switch d.deliver(&d.cur) {
 				case outDelivered:
 					if err := d.sp.Remove(e); err != nil {
@@ -426,6 +440,17 @@ func (d *Deliverer) loop() {
 		}
 	}
 }
+
+// loadBatch is Spool.Load. A test replaces it to make a read fail as a
+// disk can (EIO, EMFILE), which no file a test can make does.
+var loadBatch = (*spool.Spool).Load
+
+// maxLoadAttempts bounds the reads of a spooled batch whose file fails to
+// read with an error of its own (not corrupt, not a shortage: see
+// spool.IsShortage): the first and 4 more after the backoff (7.5 to 15 s
+// with the default retry), then it is moved to the dead-letter directory
+// and counted as corrupt, and delivery goes on with the next batch.
+const maxLoadAttempts = 5
 
 type outcome int
 

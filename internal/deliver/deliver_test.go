@@ -1,12 +1,14 @@
 package deliver
 
 import (
-	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/prismproxy/prism/internal/sink"
 	"github.com/prismproxy/prism/internal/sink/httpdst"
 	"github.com/prismproxy/prism/internal/sink/sinktest"
+	"github.com/prismproxy/prism/internal/slogtest"
 	"github.com/prismproxy/prism/internal/spool"
 )
 
@@ -25,12 +28,18 @@ func httpCfg(url string) Config {
 
 func newDel(t *testing.T, c Config, sp spool.Config) *Deliverer {
 	t.Helper()
+	return newDelLog(t, c, sp, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+}
+
+// newDelLog is newDel logging to logger.
+func newDelLog(t *testing.T, c Config, sp spool.Config, logger *slog.Logger) *Deliverer {
+	t.Helper()
 	for _, s := range []cfgerr.Section{&c, &sp} {
 		if err := cfgerr.Prepare(s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	d, err := New("test", c, sp, false, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	d, err := New("test", c, sp, false, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,69 +291,207 @@ func TestRejectedBatchStaysSpooledUntilDeadLettered(t *testing.T) {
 	}
 }
 
-// gateSender takes a batch when the test lets it through gate, saying on
-// entered when a Send has begun.
-type gateSender struct {
-	entered chan struct{}
-	gate    chan struct{}
+// failLoads makes loadBatch fail for the spooled batch with sequence
+// number seq: fail(n) is the error of its nth load (from 1), nil to load
+// it. It returns the count of that batch's loads.
+func failLoads(t *testing.T, seq uint64, fail func(n int) error) *atomic.Int32 {
+	t.Helper()
+	var loads atomic.Int32
+	orig := loadBatch
+	loadBatch = func(s *spool.Spool, e spool.Entry, b *sink.Batch) error {
+		if e.Seq == seq {
+			if err := fail(int(loads.Add(1))); err != nil {
+				return fmt.Errorf("spool: %w", err) // as Load wraps them
+			}
+		}
+		return orig(s, e, b)
+	}
+	t.Cleanup(func() { loadBatch = orig }) // after the deferred Close: the loop is done
+	return &loads
 }
 
-func (g *gateSender) Send(ctx context.Context, b *sink.Batch) error {
-	select {
-	case g.entered <- struct{}{}:
-	default:
-	}
-	select {
-	case <-g.gate:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// batchPath is the file of the spooled batch seq in dir.
+func batchPath(dir string, seq uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d.batch", seq))
 }
 
-func (g *gateSender) Close() error { return nil }
-
-// TestTransientReadErrorKeepsTheBatch: a spooled batch that cannot be read
-// for a while (here its path leads to a directory: read fails with
-// EISDIR, as it would with EMFILE or EIO) is good: it stays spooled and is delivered
-// once it reads again, not dead-lettered and counted as corrupt.
-func TestTransientReadErrorKeepsTheBatch(t *testing.T) {
-	dir := t.TempDir()
-	c, sp := httpCfg("http://127.0.0.1:1/"), spool.Config{Dir: dir}
-	for _, s := range []cfgerr.Section{&c, &sp} {
-		if err := cfgerr.Prepare(s); err != nil {
-			t.Fatal(err)
+// checkReceived checks that r received the sessions of want once each and
+// nothing else.
+func checkReceived(t *testing.T, r *sinktest.Receiver, want []uint32) {
+	t.Helper()
+	if !r.WaitRecords(len(want), 20*time.Second) {
+		t.Fatalf("received %d of %d records", len(r.Records()), len(want))
+	}
+	got := sessions(t, r.Records())
+	for _, s := range want {
+		if c := got[sinktest.Session(s).String()]; c != 1 {
+			t.Errorf("session %d received %d times, want once", s, c)
 		}
 	}
-	g := &gateSender{entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	d, err := NewDeliverer("test", g, c, sp, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if len(got) != len(want) || len(r.Records()) != len(want) {
+		t.Errorf("received %d records of %d sessions, want %d", len(r.Records()), len(got), len(want))
+	}
+}
+
+// span is the sessions from..to-1.
+func span(from, to uint32) []uint32 {
+	var out []uint32
+	for s := from; s < to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// deadRecords is the count of records in the batches of dir's dead-letter
+// directory (read through a spool of their own) and the count of its files.
+func deadRecords(t *testing.T, dir string) (records, files int) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "dead"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	n := writeBatches(t, d, 0, 2)
-	<-g.entered // the first batch is being sent; the second waits in the spool
-	second := filepath.Join(dir, "00000000000000000002.batch")
-	if err := os.Rename(second, filepath.Join(dir, "kept")); err != nil {
-		t.Fatal(err)
+	cp := t.TempDir()
+	for _, de := range ents {
+		p, err := os.ReadFile(filepath.Join(dir, "dead", de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, de.Name()), p, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Symlink(t.TempDir(), second); err != nil { // restored by one rename
-		t.Fatal(err)
+	s, corrupt, err := spool.Open(spool.Config{Dir: cp, MaxBytes: spool.DefaultMaxBytes})
+	if err != nil || corrupt != 0 {
+		t.Fatalf("reading the dead letters: %d corrupt, %v", corrupt, err)
 	}
-	g.gate <- struct{}{} // the first is delivered; the second cannot be read
-	waitStats(t, d, func(Stats) bool {
-		err := d.LastError()
-		return err != nil && strings.Contains(err.Error(), "is a directory")
+	defer s.Close()
+	return s.Stats().Records, len(ents)
+}
+
+const (
+	msgReadRetry  = "log job spool: reading a batch failed; trying again"
+	msgReadGaveUp = "log job spool: a batch that could not be read moved to the dead-letter directory"
+)
+
+// TestTransientReadErrorKeepsTheBatch: a spooled batch that cannot be read
+// for a while is good: it stays spooled and is delivered once it reads
+// again, not dead-lettered and counted as corrupt. A shortage (too many
+// open files) is read again however often it fails (every batch would
+// fail the same way); an error of the file itself (EIO) as long as it
+// fails fewer than maxLoadAttempts times.
+func TestTransientReadErrorKeepsTheBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		errno syscall.Errno
+		fails int
+	}{
+		{"EMFILE past the bound", syscall.EMFILE, maxLoadAttempts + 2},
+		{"EIO within the bound", syscall.EIO, maxLoadAttempts - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sinktest.NewReceiver(t)
+			dir := t.TempDir()
+			loads := failLoads(t, 2, func(n int) error {
+				if n <= tc.fails {
+					return &os.PathError{Op: "read", Path: batchPath(dir, 2), Err: tc.errno}
+				}
+				return nil
+			})
+			logger, logs := slogtest.JSON(t)
+			d := newDelLog(t, httpCfg(r.URL), spool.Config{Dir: dir}, logger)
+			defer d.Close()
+			n := writeBatches(t, d, 0, 3)
+			st := waitStats(t, d, func(s Stats) bool { return s.Pending == 0 })
+			if st.Delivered != uint64(n) || st.Dropped() != 0 {
+				t.Fatalf("a batch that could not be read for a while: %+v", st)
+			}
+			checkReceived(t, r, span(0, 30))
+			if got := loads.Load(); got != int32(tc.fails+1) {
+				t.Errorf("the batch was loaded %d times, want %d", got, tc.fails+1)
+			}
+			if recs, files := deadRecords(t, dir); files != 0 {
+				t.Fatalf("dead/ holds %d files (%d records), want none", files, recs)
+			}
+			if got := len(logs.Records(msgReadRetry)); got != tc.fails {
+				t.Errorf("%d %q lines, want %d", got, msgReadRetry, tc.fails)
+			}
+		})
+	}
+}
+
+// TestUnreadableBatchIsDeadLetteredAfterBoundedReads: a spooled batch whose
+// file keeps failing to read with an error of its own (EIO from a bad
+// sector; EISDIR, the real thing, from a path that leads to a directory)
+// is read maxLoadAttempts times, then moved to dead/ and counted as
+// DroppedCorrupt, with one error line naming the file, and the batches
+// after it are delivered. It was read again for ever, and every batch
+// behind it waited until the spool was full.
+func TestUnreadableBatchIsDeadLetteredAfterBoundedReads(t *testing.T) {
+	t.Run("EIO", func(t *testing.T) {
+		r := sinktest.NewReceiver(t)
+		dir := t.TempDir()
+		loads := failLoads(t, 1, func(int) error {
+			return &os.PathError{Op: "read", Path: batchPath(dir, 1), Err: syscall.EIO}
+		})
+		logger, logs := slogtest.JSON(t)
+		d := newDelLog(t, httpCfg(r.URL), spool.Config{Dir: dir}, logger)
+		defer d.Close()
+		n := writeBatches(t, d, 0, 3)
+		st := waitStats(t, d, func(s Stats) bool { return s.Pending == 0 })
+		if st.Accepted != uint64(n) || st.Delivered != 20 || st.DroppedCorrupt != 10 || st.Dropped() != 10 || st.Rejected != 0 {
+			t.Fatalf("after an unreadable batch: %+v; want 20 delivered, 10 dropped_corrupt", st)
+		}
+		checkReceived(t, r, span(10, 30))
+		if got := loads.Load(); got != maxLoadAttempts {
+			t.Errorf("the batch was read %d times, want %d", got, maxLoadAttempts)
+		}
+		// Nothing lost silently: the dead letter holds the batch, whole.
+		if recs, files := deadRecords(t, dir); recs != 10 || files != 1 {
+			t.Errorf("dead/ holds %d files of %d records, want 1 of 10", files, recs)
+		}
+		checkGaveUpLog(t, logs, batchPath(dir, 1))
+		if got := len(logs.Records(msgReadRetry)); got != maxLoadAttempts-1 {
+			t.Errorf("%d %q lines, want %d", got, msgReadRetry, maxLoadAttempts-1)
+		}
 	})
-	if err := os.Rename(filepath.Join(dir, "kept"), second); err != nil {
-		t.Fatal(err)
+	t.Run("EISDIR", func(t *testing.T) {
+		r := sinktest.NewReceiver(t)
+		r.Down()
+		dir := t.TempDir()
+		logger, logs := slogtest.JSON(t)
+		d := newDelLog(t, httpCfg(r.URL), spool.Config{Dir: dir}, logger)
+		defer d.Close()
+		n := writeBatches(t, d, 0, 3)
+		waitStats(t, d, func(s Stats) bool { return s.Retries >= 1 }) // the first is being sent
+		second := batchPath(dir, 2)
+		if err := os.Remove(second); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(t.TempDir(), second); err != nil {
+			t.Fatal(err)
+		}
+		r.Up()
+		st := waitStats(t, d, func(s Stats) bool { return s.Pending == 0 })
+		if st.Accepted != uint64(n) || st.Delivered != 20 || st.DroppedCorrupt != 10 || st.Dropped() != 10 {
+			t.Fatalf("after an unreadable batch: %+v; want 20 delivered, 10 dropped_corrupt", st)
+		}
+		checkReceived(t, r, append(span(0, 10), span(20, 30)...))
+		if dead, _ := os.ReadDir(filepath.Join(dir, "dead")); len(dead) != 1 {
+			t.Errorf("dead/ holds %d files, want 1", len(dead))
+		}
+		checkGaveUpLog(t, logs, second)
+	})
+}
+
+// checkGaveUpLog checks for the one error line of a batch that could not
+// be read, naming its file.
+func checkGaveUpLog(t *testing.T, logs *slogtest.Buffer, file string) {
+	t.Helper()
+	recs := logs.Records(msgReadGaveUp)
+	if len(recs) != 1 {
+		t.Fatalf("%d %q lines, want 1", len(recs), msgReadGaveUp)
 	}
-	close(g.gate)
-	st := waitStats(t, d, func(s Stats) bool { return s.Delivered == uint64(n) || s.Dropped() > 0 })
-	if st.Delivered != uint64(n) || st.Dropped() != 0 || st.Pending != 0 {
-		t.Fatalf("a batch that could not be read for a while: %+v", st)
-	}
-	if dead, _ := os.ReadDir(filepath.Join(dir, "dead")); len(dead) != 0 {
-		t.Fatalf("dead/ holds %d files, want none", len(dead))
+	if l := recs[0]; l["level"] != "ERROR" || l["file"] != file || l["records"] != 10.0 || l["attempts"] != float64(maxLoadAttempts) {
+		t.Errorf("log line %v: want level ERROR, file %s, records 10, attempts %d", l, file, maxLoadAttempts)
 	}
 }

@@ -571,9 +571,27 @@ func (s *Spool) Oldest() (Entry, bool) {
 // ErrCorrupt is in Load's error when the batch file is not what Put wrote
 // (gone, shorter than it was, or failing its checksum or framing): it will
 // never load, and belongs in the dead-letter directory. Any other Load
-// error (too many open files, an I/O error) may pass: the batch is good,
-// and is loaded again later.
+// error may pass: a shortage (IsShortage) surely does; an error of the
+// file itself (an I/O error, a path that is not a regular file) may.
 var ErrCorrupt = errors.New("batch file is corrupt")
+
+// IsShortage reports whether a Load error is a shortage of the process or
+// the system (too many open files, no memory or buffers, an interrupted
+// or would-block call) rather than a fault of the batch's file. Every
+// batch would fail to load the same way meanwhile, so moving this one
+// aside would help nothing: it is good, and is loaded again later however
+// often that fails. Any other error that is not ErrCorrupt (EIO from a bad
+// sector, EISDIR) is about this file: worth a few more reads, then the
+// batch belongs in the dead-letter directory, or it holds up every batch
+// behind it.
+func IsShortage(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOBUFS, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
 
 // Load reads entry e into b. Only the delivery goroutine calls it (it
 // reuses one read buffer).
@@ -701,6 +719,9 @@ func (s *Spool) Stats() Stats {
 	}
 	return st
 }
+
+// Path is the file of the spooled batch e, for log lines.
+func (s *Spool) Path(e Entry) string { return s.path(e.Seq) }
 
 // Dir is the spool directory.
 func (s *Spool) Dir() string { return s.dir }

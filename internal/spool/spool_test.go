@@ -3,8 +3,10 @@ package spool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,6 +177,42 @@ func TestCorruptFileGoesToDeadLetter(t *testing.T) {
 		t.Fatalf("truncated file: corrupt=%d err=%v", corrupt, err)
 	}
 	s.Close()
+}
+
+// TestLoadErrorClasses: Load's error says what the caller does with the
+// batch: ErrCorrupt, a dead letter at once; a shortage (IsShortage: too
+// many open files), load it again however often it fails; any other (an
+// error of the file: EISDIR here, the real thing; EIO from a bad sector),
+// a few more loads, then a dead letter.
+func TestLoadErrorClasses(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	defer s.Close()
+	s.Put(sinktest.Batch(t0, 1))
+	e, _ := s.Oldest()
+	p := s.Path(e)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), p); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Load(e, new(sink.Batch))
+	if !errors.Is(err, syscall.EISDIR) || errors.Is(err, ErrCorrupt) || IsShortage(err) {
+		t.Fatalf("a path that leads to a directory: Load says %v; want EISDIR, neither corrupt nor a shortage", err)
+	}
+	for errno, want := range map[syscall.Errno]bool{
+		syscall.EMFILE: true, syscall.ENFILE: true, syscall.ENOMEM: true, syscall.ENOBUFS: true,
+		syscall.EIO: false, syscall.EACCES: false, syscall.EISDIR: false,
+	} {
+		err := fmt.Errorf("spool: %w", &os.PathError{Op: "open", Path: p, Err: errno}) // as Load wraps it
+		if got := IsShortage(err); got != want {
+			t.Errorf("IsShortage(%v) = %v, want %v", err, got, want)
+		}
+	}
+	if IsShortage(fmt.Errorf("spool: %w: checksum mismatch", ErrCorrupt)) {
+		t.Error("a corrupt file is a shortage")
+	}
 }
 
 // deadFiles maps the names in dir's dead-letter directory to their bytes.
