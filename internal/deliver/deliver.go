@@ -399,7 +399,10 @@ func (d *Deliverer) loop() {
 				switch d.deliver(&d.cur) {
 				case outDelivered:
 					if err := d.sp.Remove(e); err != nil {
-						d.setErr(err)
+						// Not sent again in this run (it left the index);
+						// the file left behind is, at the next start.
+						d.setErr(fmt.Errorf("log job %s: %w", d.job, err))
+						d.logger.Error("log job spool: a delivered batch's file could not be removed; it is sent again at the next start", "job", d.job, "file", d.sp.Path(e), "records", e.Records, "err", err)
 					}
 				case outRejected:
 					if !d.deadLetter(e) {

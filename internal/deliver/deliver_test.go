@@ -371,6 +371,7 @@ func deadRecords(t *testing.T, dir string) (records, files int) {
 const (
 	msgReadRetry  = "log job spool: reading a batch failed; trying again"
 	msgReadGaveUp = "log job spool: a batch that could not be read moved to the dead-letter directory"
+	msgNotRemoved = "log job spool: a delivered batch's file could not be removed; it is sent again at the next start"
 )
 
 // TestTransientReadErrorKeepsTheBatch: a spooled batch that cannot be read
@@ -493,5 +494,38 @@ func checkGaveUpLog(t *testing.T, logs *slogtest.Buffer, file string) {
 	}
 	if l := recs[0]; l["level"] != "ERROR" || l["file"] != file || l["records"] != 10.0 || l["attempts"] != float64(maxLoadAttempts) {
 		t.Errorf("log line %v: want level ERROR, file %s, records 10, attempts %d", l, file, maxLoadAttempts)
+	}
+}
+
+// TestDeliveredBatchWhoseFileStaysIsLogged: a delivered batch whose file
+// cannot be removed (here a non-empty directory has taken its place) is
+// not sent again in this run, and delivery goes on; the failure is logged
+// as an error naming the file (the next start would send it again). It
+// was only in LastError.
+func TestDeliveredBatchWhoseFileStaysIsLogged(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	r.Down()
+	dir := t.TempDir()
+	logger, logs := slogtest.JSON(t)
+	d := newDelLog(t, httpCfg(r.URL), spool.Config{Dir: dir}, logger)
+	defer d.Close()
+	n := writeBatches(t, d, 0, 2)
+	waitStats(t, d, func(s Stats) bool { return s.Retries >= 1 }) // the first is loaded and being sent
+	first := batchPath(dir, 1)
+	if err := os.Remove(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(first, "x"), 0o700); err != nil { // unlink and rmdir fail
+		t.Fatal(err)
+	}
+	r.Up()
+	st := waitStats(t, d, func(s Stats) bool { return s.Pending == 0 })
+	if st.Delivered != uint64(n) || st.Dropped() != 0 {
+		t.Fatalf("%+v", st)
+	}
+	checkReceived(t, r, span(0, 20))
+	recs := logs.Records(msgNotRemoved)
+	if len(recs) != 1 || recs[0]["level"] != "ERROR" || recs[0]["file"] != first {
+		t.Fatalf("%q lines: %v; want one error naming %s", msgNotRemoved, recs, first)
 	}
 }

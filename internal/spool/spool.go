@@ -621,7 +621,12 @@ func (s *Spool) Load(e Entry, b *sink.Batch) error {
 	return nil
 }
 
-// Remove deletes a delivered batch.
+// Remove deletes a delivered batch. The batch leaves the index first,
+// whatever the removal does: it was delivered, and kept in the index it
+// would be the oldest again and sent again at once, for as long as the
+// file stays (a read-only disk). A file that cannot be removed stays on
+// disk unindexed, and the next Open takes it in and sends it again: one
+// duplicate, which at-least-once allows. The caller logs the error.
 func (s *Spool) Remove(e Entry) error {
 	s.forget(e)
 	if err := os.Remove(s.path(e.Seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
