@@ -65,9 +65,14 @@ type session struct {
 
 func (ss *session) stop() { ss.stopWith("") }
 
+// stopWith stops the session, the first time only: its first stop says
+// why it ended (as the relay keeps its first cause).
 func (ss *session) stopWith(detail string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.stopped {
+		return
+	}
 	ss.stopped = true
 	ss.detail = detail
 	if ss.done != nil {

@@ -104,3 +104,18 @@ func TestSessionContext(t *testing.T) {
 		t.Fatalf("Err %v / %v after the stop, want context.Canceled", before.Err(), after.Err())
 	}
 }
+
+// TestSessionStopTwice: a second stop (a second DELETE of the session, or
+// the drain deadline after an operator's close) changes nothing: the
+// first stop's detail stays, as the relay keeps its first cause. It
+// closed Done's channel a second time, a panic.
+func TestSessionStopTwice(t *testing.T) {
+	ss := &session{}
+	done := ss.Done()
+	ss.stopWith("closed by an operator")
+	ss.stop()
+	<-done
+	if _, detail := ss.stopState(); detail != "closed by an operator" {
+		t.Fatalf("detail %q after a later shutdown stop, want the first stop's", detail)
+	}
+}
