@@ -44,23 +44,35 @@ type tcpApp struct {
 // session is one connection being handled; Shutdown uses it to stop the
 // connection at the drain deadline, whatever phase it is in.
 //
-// It is also the context.Context of the phases before the relay that
-// wait on the client (inbound PROXY header, edge TLS handshake, ClientHello
-// peek): done when the session is stopped. A stop wakes a wait on the
+// It is also the context.Context of the phases before the relay: those
+// that wait on the client (inbound PROXY header, edge TLS handshake,
+// ClientHello peek) and those that make the origin leg (origin lookup,
+// dial, origin TLS handshake): done when the session is stopped, by
+// Shutdown or an operator's CloseSession. A stop wakes a wait on the
 // client with a past deadline, which a phase setting its own deadline
 // would undo; each phase checks Err right after it sets or clears its
 // deadline (see readProxyHeader, tlsedge.Edge.Terminate), so a stop is
 // never lost whenever it lands. Done is for waits that are not on the
-// socket (a handshake slot): its channel is made only when asked for.
+// socket (a handshake slot, a lookup, a dial in a relay event loop): its
+// channel is made only when asked for. AfterFunc lets a context made
+// over the session (the dial's and handshakes' timeouts) follow its stop
+// without a goroutine of its own.
 type session struct {
 	id      event.ID
 	mu      sync.Mutex
+	stopped bool     // next to mu: the struct stays in the 96-byte size class
 	client  net.Conn // nil on the raw path
 	origin  net.Conn // nil on the raw path
 	relay   *relay.Relay
-	stopped bool
 	detail  string        // why it was stopped, for the terminal record ("" at shutdown)
 	done    chan struct{} // Done's, closed by stopWith; nil until asked for
+	after   *afterFunc    // AfterFunc's, run by stopWith
+}
+
+// afterFunc is a function registered with session.AfterFunc, in a list.
+type afterFunc struct {
+	f    func()
+	next *afterFunc
 }
 
 func (ss *session) stop() { ss.stopWith("") }
@@ -69,8 +81,8 @@ func (ss *session) stop() { ss.stopWith("") }
 // why it ended (as the relay keeps its first cause).
 func (ss *session) stopWith(detail string) {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	if ss.stopped {
+		ss.mu.Unlock()
 		return
 	}
 	ss.stopped = true
@@ -78,21 +90,24 @@ func (ss *session) stopWith(detail string) {
 	if ss.done != nil {
 		close(ss.done)
 	}
+	after := ss.after
+	ss.after = nil
 	if ss.relay != nil {
 		ss.relay.StopWith(detail)
-		return
+	} else {
+		// Not relaying yet: unblock whatever handshake is in progress; a
+		// lookup or dial ends with the session as its context.
+		if ss.client != nil {
+			_ = ss.client.SetDeadline(time.Unix(1, 0))
+		}
+		if ss.origin != nil {
+			_ = ss.origin.SetDeadline(time.Unix(1, 0))
+		}
 	}
-	// Not relaying yet: unblock whatever handshake or dial is in progress.
-	if ss.client != nil {
-		_ = ss.client.SetDeadline(time.Unix(1, 0))
+	ss.mu.Unlock()
+	for ; after != nil; after = after.next {
+		go after.f() // as context.AfterFunc; f may look at the session (Err)
 	}
-	if ss.origin != nil {
-		_ = ss.origin.SetDeadline(time.Unix(1, 0))
-	}
-	// A dial in progress ends with the server's context, which Shutdown
-	// cancels right after stopping the sessions (CloseSession does not:
-	// a dial it cuts short by no deadline ends at connect_timeout or
-	// connects, and setRelay stops the relay).
 }
 
 // stopState says whether the session was stopped, and the stop's detail.
@@ -124,6 +139,34 @@ func (ss *session) Err() error {
 		return errStopped
 	}
 	return nil
+}
+
+// AfterFunc arranges for f to run on a goroutine of its own once the
+// session is stopped (at once if it is already), and returns a stop that
+// undoes that, reporting whether it did so before f was started. It is
+// context's hook for contexts that are not its own: context.WithTimeout,
+// WithCancel and AfterFunc over the session register with it instead of
+// starting a goroutine that waits on Done (context.go, propagateCancel).
+func (ss *session) AfterFunc(f func()) (stop func() bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stopped {
+		go f()
+		return func() bool { return false }
+	}
+	n := &afterFunc{f: f, next: ss.after}
+	ss.after = n
+	return func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		for p := &ss.after; *p != nil; p = &(*p).next {
+			if *p == n {
+				*p = n.next
+				return true
+			}
+		}
+		return false // run by the stop, or stopped before
+	}
 }
 
 // errStopped is the session's context error: the proxy stopped it.
@@ -342,25 +385,29 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 		}
 	}
 
-	// 4. Resolve the origin.
-	ctx := s.ctx
+	// 4. Resolve the origin. From here the session is the context of
+	// what makes the origin leg: a stop (Shutdown, CloseSession) cuts a
+	// lookup, a dial or the origin TLS handshake in progress.
 	if pool.Resolves() {
 		in.yield() // a DNS lookup may wait
 	}
-	targets, fail := pool.Candidates(ctx, ev.ClientAddr.Addr(), l.offset)
+	targets, fail := pool.Candidates(ss, ev.ClientAddr.Addr(), l.offset)
 	if fail != nil {
 		ev.OriginAddr = fail.Addr
+		if a.endIfStopped(ss, c, ev, event.ResolveOrigin, event.StatusResolveInternal, "resolving the origin", errors.New(fail.Detail)) {
+			return
+		}
 		a.end(c, ev, event.ResolveOrigin, fail.Status, event.SideOrigin, event.ReasonCreatePeer, fail.Detail)
 		return
 	}
 
 	// 5. Dial with failover.
 	dialStart := time.Now()
-	oc, target, status, err := a.dial(ctx, pool, targets, clientConn == nil, in)
+	oc, target, status, err := a.dial(ss, pool, targets, clientConn == nil, in)
 	a.dialTime.Observe(time.Since(dialStart))
 	a.setOrigin(ev, target)
 	if err != nil {
-		if a.endIfStopped(ss, c, ev, event.OriginError, status, "dialing the origin", err) {
+		if a.endIfStopped(ss, c, ev, event.OriginError, event.StatusOriginConnInternal, "dialing the origin", err) {
 			return
 		}
 		a.end(c, ev, event.OriginError, status, event.SideOrigin, event.ReasonCreatePeer, err.Error())
@@ -387,12 +434,11 @@ func (a *tcpApp) handle(l *listener, c leg, peer, local netip.AddrPort, done fun
 	originConn := oc.c
 	if a.originTLS {
 		// A stop wakes this handshake with the past deadline it sets on
-		// oc.c (ss.setOrigin above) and Shutdown by cancelling ctx; the
-		// session itself is not passed as the context, as DialTLS's
-		// timeout over a context of our own would cost a goroutine per
-		// handshake. Nothing here reports to the pool's passive ejection,
-		// which the dial already told of its success.
-		tc, err := a.edge.DialTLS(ctx, oc.c, ev)
+		// oc.c (ss.setOrigin above), and through the session as its
+		// context (DialTLS's timeout over it takes no goroutine: see
+		// session.AfterFunc). Nothing here reports to the pool's passive
+		// ejection, which the dial already told of its success.
+		tc, err := a.edge.DialTLS(ss, oc.c, ev)
 		if err != nil && a.endIfStopped(ss, c, ev, event.OriginError, event.StatusOriginConnInternal, "in the origin TLS handshake", err) {
 			return // prism's stop, not the origin's failure (docs/config.md: 524)
 		}
@@ -576,7 +622,10 @@ func (a *tcpApp) writeProxyHeader(oc leg, ev *event.Event) error {
 // dial tries the targets in order until one connects, telling pool how
 // each attempt went (passive ejection). On total failure it returns the
 // status of the last attempt's error. raw dials raw sockets (the client
-// leg is one too).
+// leg is one too). ctx is the session: once it is stopped no attempt
+// counts, not even one that connected as the stop landed (the raw path's
+// connect(2) does not look at ctx): the connection ends with the stop's
+// record, not a connect.
 func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.Target, raw bool, in *inline) (leg, origin.Target, int, error) {
 	var last error
 	status := event.StatusOriginUnknown
@@ -592,9 +641,15 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 		} else {
 			c.c, err = d.DialContext(ctx, t.Network("tcp"), t.String())
 		}
-		if ctx.Err() == nil {
-			pool.Report(t, err) // a dial cut by shutdown says nothing about the origin
+		if cerr := ctx.Err(); cerr != nil {
+			// Cut by a stop: says nothing about the origin.
+			if err == nil {
+				c.close()
+				err = cerr
+			}
+			return leg{}, t, errstatus.Dial(err), fmt.Errorf("dial origin %s: %w", t, err)
 		}
+		pool.Report(t, err)
 		if err == nil {
 			return c, t, 0, nil
 		}
@@ -603,17 +658,14 @@ func (a *tcpApp) dial(ctx context.Context, pool *origin.Pool, targets []origin.T
 		if i+1 < len(targets) {
 			a.srv.log.Debug("origin dial failed, trying next", "app", a.cfg.ID, "origin", t.String(), "err", err)
 		}
-		if ctx.Err() != nil {
-			return leg{}, t, status, last
-		}
 	}
 	return leg{}, targets[len(targets)-1], status, last
 }
 
 // dialSock connects to t on the raw path: at once for an origin that
 // answers within connect(2) (one on the same host), else waiting in an
-// event loop until connect_timeout or shutdown (ctx), after handing
-// accepting on (in.yield).
+// event loop until connect_timeout or the session's stop (ctx), after
+// handing accepting on (in.yield).
 func (a *tcpApp) dialSock(ctx context.Context, t origin.Target, in *inline) (relay.Sock, error) {
 	s, up, err := relay.Connect(t.Addr, t.Path)
 	if err != nil || up {

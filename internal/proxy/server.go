@@ -54,7 +54,7 @@ type Server struct {
 
 	app *tcpApp
 
-	ctx    context.Context // cancelled when the drain deadline passes
+	ctx    context.Context // cancelled when the drain deadline passes, once every session is stopped (awaitSlot's wait)
 	cancel context.CancelFunc
 
 	stopAccepting chan struct{} // closed when Shutdown starts

@@ -3,8 +3,10 @@ package proxy_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/proxy"
+	"github.com/prismproxy/prism/internal/relay"
 	"github.com/prismproxy/prism/internal/render"
 	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/tlstest"
@@ -236,6 +239,123 @@ func TestStopDuringOriginTLS(t *testing.T) {
 			}
 			if !strings.HasPrefix(e.Detail, wantDetail) {
 				t.Errorf("detail %q, want it to start with %q", e.Detail, wantDetail)
+			}
+		})
+	}
+}
+
+// waitSynSent waits until a socket of this network namespace is in
+// SYN_SENT towards port (/proc/net/tcp): prism's dial of an origin whose
+// accept queue is full (fullBacklog) has begun and waits for an answer
+// that will not come. Nothing else signals that the dial is under way.
+func waitSynSent(t *testing.T, port int) {
+	t.Helper()
+	suffix := fmt.Sprintf(":%04X", port)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Skipf("no /proc/net/tcp to see the dial in: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" { // rem_address, st: TCP_SYN_SENT
+				return
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no dial of port %d in progress within 5s", port)
+		}
+	}
+}
+
+// stuckResolver is a DNS origin's resolver that never answers: a lookup
+// ends only with its context, and says on started that it began.
+type stuckResolver struct{ started chan struct{} }
+
+func (r stuckResolver) LookupNetIP(ctx context.Context, _, host string) ([]netip.Addr, error) {
+	r.started <- struct{}{}
+	<-ctx.Done()
+	return nil, fmt.Errorf("lookup %s: %w", host, ctx.Err())
+}
+
+// TestCloseSessionWhileMakingTheOriginLeg: an operator's CloseSession of
+// a connection whose origin dial is still in progress (the origin's
+// accept queue is full, connect_timeout 30s), or whose DNS origin lookup
+// is, ends it at once with one record, a close by prism: originError 524
+// "… while dialing the origin" (resolveOrigin 530 "… while resolving the
+// origin"), CloseSide proxy, reason closed, the operator's detail; no
+// connect record, and nothing told to passive ejection. The dial went on:
+// it ended at connect_timeout as the stop's record (or, had the origin
+// answered, with a connect and a disconnect 200), and the lookup never.
+// Both ways to the origin: the raw path (a plain app) and net.Conn (an
+// app with a trusted front, which reads the inbound PROXY header first).
+func TestCloseSessionWhileMakingTheOriginLeg(t *testing.T) {
+	target := fullBacklog(t)
+	_, port := hostPort(t, target)
+	const front = `inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"]}`
+	for _, tc := range []struct {
+		name, origins, extra string
+		resolver             stuckResolver
+		typ                  event.Type
+		status               int
+		phase                string
+	}{
+		{name: "dial/raw path", origins: `{addresses: ["` + target + `"], passive_ejection: {consecutive_failures: 1, eject_for: 1m}}`,
+			typ: event.OriginError, status: event.StatusOriginConnInternal, phase: "dialing the origin"},
+		{name: "dial/net.Conn path", origins: `{addresses: ["` + target + `"], passive_ejection: {consecutive_failures: 1, eject_for: 1m}}`, extra: front,
+			typ: event.OriginError, status: event.StatusOriginConnInternal, phase: "dialing the origin"},
+		{name: "lookup/raw path", origins: `{dns: {name: stuck.test, port: "80"}}`, resolver: stuckResolver{make(chan struct{}, 1)},
+			typ: event.ResolveOrigin, status: event.StatusResolveInternal, phase: "resolving the origin"},
+		{name: "lookup/net.Conn path", origins: `{dns: {name: stuck.test, port: "80"}}`, resolver: stuckResolver{make(chan struct{}, 1)}, extra: front,
+			typ: event.ResolveOrigin, status: event.StatusResolveInternal, phase: "resolving the origin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []startOpt
+			if tc.resolver.started != nil {
+				opts = append(opts, withResolver(tc.resolver))
+			}
+			s, rec, addr := startProxy(t, appYAML("127.0.0.1:0", tc.origins, "timeouts: {connect: 30s}", tc.extra), opts...)
+			if raw := proxy.RawListeners(s) == 1; raw != (tc.extra == "" && relay.SocksAvailable()) {
+				t.Fatalf("raw path %v, want it only for the plain app", raw)
+			}
+			c := dial(t, addr)
+			if tc.extra != "" {
+				if _, err := c.Write([]byte("PROXY TCP4 198.51.100.7 127.0.0.1 4000 443\r\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.resolver.started != nil {
+				select {
+				case <-tc.resolver.started:
+				case <-time.After(5 * time.Second):
+					t.Fatal("no origin lookup within 5s")
+				}
+			} else {
+				waitSynSent(t, port)
+			}
+			ids := proxy.SessionIDs(s)
+			if len(ids) != 1 {
+				t.Fatalf("%d sessions, want 1", len(ids))
+			}
+			rec.Timeout = 5 * time.Second // well under connect_timeout
+			if !s.CloseSession(ids[0], "closed by an operator") {
+				t.Fatal("CloseSession found no session")
+			}
+			e := rec.Next(t)
+			t.Logf("%s %d: %s", e.Type, e.Status, e.Detail)
+			if e.Type != tc.typ || e.Status != tc.status || e.CloseSide != event.SideProxy || e.CloseReason != event.ReasonClosed {
+				t.Fatalf("%s %d %s/%s %q, want %s %d closed by the proxy", e.Type, e.Status, e.CloseSide, e.CloseReason, e.Detail, tc.typ, tc.status)
+			}
+			if want := "closed by an operator while " + tc.phase + ": "; !strings.HasPrefix(e.Detail, want) {
+				t.Errorf("detail %q, want it to start with %q", e.Detail, want)
+			}
+			if n := rec.Len(); n != 1 {
+				t.Errorf("%d records, want the stop's only", n)
+			}
+			for _, h := range s.OriginHealth() {
+				if !h.Healthy || h.LastError != "" {
+					t.Errorf("origin health %+v: the stopped dial was reported as the origin's failure", h)
+				}
 			}
 		})
 	}

@@ -119,3 +119,48 @@ func TestSessionStopTwice(t *testing.T) {
 		t.Fatalf("detail %q after a later shutdown stop, want the first stop's", detail)
 	}
 }
+
+// TestSessionAfterFunc: a context made over the session registers with
+// its AfterFunc (no goroutine of its own waits on Done), is cancelled by
+// the stop with the session's error, and lets go of the session when it
+// ends first; AfterFunc on a stopped session runs f at once.
+func TestSessionAfterFunc(t *testing.T) {
+	ss := &session{}
+	ctx, cancel := context.WithCancel(ss)
+	if ss.after == nil {
+		t.Fatal("WithCancel over the session did not register with its AfterFunc")
+	}
+	cancel()
+	if ss.after != nil {
+		t.Fatal("a cancelled child stays registered with the session")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("cancel did not cancel the child")
+	}
+
+	ctx, cancel = context.WithTimeout(ss, time.Minute)
+	defer cancel()
+	ss.stopWith("closed by an operator")
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stop did not cancel a context made over the session")
+	}
+	if !errors.Is(ctx.Err(), errStopped) {
+		t.Fatalf("child Err %v, want the session's (%v)", ctx.Err(), errStopped)
+	}
+	if ss.after != nil {
+		t.Fatal("the stop kept its AfterFuncs")
+	}
+
+	ran := make(chan struct{})
+	stop := ss.AfterFunc(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterFunc on a stopped session did not run f")
+	}
+	if stop() {
+		t.Fatal("stop reported that it stopped f, which ran")
+	}
+}
