@@ -42,8 +42,10 @@ func targets() []*target {
 		{name: "prism-splice", check: checkPrism, start: prismVariant(prismSplice)},
 		{name: "prism-base", check: checkBase, start: prismVariant(prismBase)},
 		{name: "relay", check: func(*bench) string { return "" }, start: startRelay},
-		{name: "haproxy", check: checkProgram("haproxy"), start: startHAProxy},
-		{name: "nginx", check: checkNginx, start: startNginx},
+		{name: "haproxy", check: checkProgram("haproxy"), start: func(b *bench, o string) (*server, error) { return startHAProxy(b, o, false) }},
+		{name: "nginx", check: checkNginx, start: func(b *bench, o string) (*server, error) { return startNginx(b, o, false) }},
+		{name: "haproxy-log", check: checkHAProxyLog, start: func(b *bench, o string) (*server, error) { return startHAProxy(b, o, true) }},
+		{name: "nginx-log", check: checkNginx, start: func(b *bench, o string) (*server, error) { return startNginx(b, o, true) }},
 	}
 }
 
@@ -65,30 +67,51 @@ func checkProgram(name string) func(*bench) string {
 	}
 }
 
-func startHAProxy(b *bench, origin string) (*server, error) {
+func checkHAProxyLog(b *bench) string {
+	if s := checkProgram("haproxy")(b); s != "" {
+		return s
+	}
+	return checkProgram("sh")(b)
+}
+
+// startHAProxy runs HAProxy in front of origin; with logging, it writes
+// one `option tcplog` line per connection to a file (haproxy-log). HAProxy
+// logs only to syslog targets or its stdout: stdout it is, redirected to
+// the file by a shell that then becomes HAProxy (exec), so that the
+// process measured is HAProxy's.
+func startHAProxy(b *bench, origin string, logging bool) (*server, error) {
 	bin, _ := proc.LookPath("haproxy")
 	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	dir := b.tempDir("haproxy")
+	global, defaults := "", ""
+	if logging {
+		global = "    log stdout format raw local0\n"
+		defaults = "    log global\n    option tcplog\n"
+	}
 	cfg := fmt.Sprintf(`global
     maxconn 9500
     nbthread 1
-defaults
+%sdefaults
     mode tcp
     timeout connect 5s
     timeout client 1h
     timeout server 1h
-frontend bench
+%sfrontend bench
     bind 127.0.0.1:%d
     default_backend origin
 backend origin
     server o1 %s
-`, port, origin)
+`, global, defaults, port, origin)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
+	}
+	if logging {
+		sh, _ := proc.LookPath("sh")
+		return b.spawnPort("haproxy-log", port, sh, "-c", `exec "$0" -db -f "$1" >"$2"`, bin, path, filepath.Join(dir, "access.log"))
 	}
 	return b.spawnPort("haproxy", port, bin, "-db", "-f", path)
 }
@@ -105,13 +128,22 @@ func checkNginx(b *bench) string {
 	return ""
 }
 
-func startNginx(b *bench, origin string) (*server, error) {
+// startNginx runs nginx's stream proxy in front of origin; with logging,
+// it writes one access-log line per connection to a file through a 64 KiB
+// buffer flushed every second (nginx-log), as prism's file job batches.
+func startNginx(b *bench, origin string, logging bool) (*server, error) {
 	bin, _ := proc.LookPath("nginx")
 	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	dir := b.tempDir("nginx")
+	accessLog := ""
+	if logging {
+		accessLog = fmt.Sprintf(`    log_format l4 '$remote_addr:$remote_port [$time_iso8601] $protocol $status $bytes_sent $bytes_received $session_time "$upstream_addr" $upstream_bytes_sent $upstream_bytes_received $upstream_connect_time';
+    access_log %s/access.log l4 buffer=64k flush=1s;
+`, dir)
+	}
 	cfg := fmt.Sprintf(`load_module %s;
 daemon off;
 master_process off;
@@ -121,14 +153,14 @@ pid %s/nginx.pid;
 error_log %s/error.log error;
 events { worker_connections 30000; }
 stream {
-    server {
+%s    server {
         listen 127.0.0.1:%d;
         proxy_pass %s;
         proxy_timeout 1h;
         proxy_half_close on;
     }
 }
-`, nginxStream, dir, dir, port, origin)
+`, nginxStream, dir, dir, accessLog, port, origin)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
