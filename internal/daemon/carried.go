@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"maps"
 	"reflect"
 	"sync"
 	"time"
@@ -16,13 +17,17 @@ import (
 // tally, which counts per app id across reloads, counts are kept per app
 // id and per log-job name: a retired app part's final counts once it has
 // drained, and while it drains its live counts (the sessions still on a
-// replaced UDP server go on receiving datagrams). Only the admin side and
-// reloads take mu; the data path never does.
+// replaced UDP server go on receiving datagrams). Likewise a replaced log
+// pipeline's jobs are read live while they flush (a reload does that after
+// the swap, outside the daemon's lock), and their final counts kept once
+// it is closed: a job is in one place or the other, never both. Only the
+// admin side and reloads take mu; the data path never does.
 type carried struct {
 	mu       sync.Mutex
 	draining map[*appPart]struct{}
-	apps     map[string]*partCounts  // by app id: parts that have drained
-	jobs     map[string]logjob.Stats // by job name: replaced pipelines, counters only
+	apps     map[string]*partCounts        // by app id: parts that have drained
+	flushing map[*logjob.Pipeline]struct{} // replaced pipelines still writing what they hold
+	jobs     map[string]logjob.Stats       // by job name: replaced pipelines, counters only
 }
 
 // partCounts are one app part's counters.
@@ -138,38 +143,67 @@ func (c *carried) app(id string) partCounts {
 	return out
 }
 
-// pipelineClosed keeps the final counters of a replaced log pipeline, by
-// job name.
-func (c *carried) pipelineClosed(final []logjob.Stats) {
+// pipelineFlushing adds p, a pipeline a reload replaced (its successor
+// started: p's Stats are the jobs it retired), to those read live until
+// pipelineFlushed.
+func (c *carried) pipelineFlushing(p *logjob.Pipeline) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.flushing == nil {
+		c.flushing = map[*logjob.Pipeline]struct{}{}
+	}
+	c.flushing[p] = struct{}{}
+}
+
+// pipelineFlushed moves p, closed (its jobs count nothing more), from the
+// pipelines read live to the final counts of its jobs, in one step under
+// mu so that no jobStats sees them twice or not at all.
+func (c *carried) pipelineFlushed(p *logjob.Pipeline) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.flushing, p)
 	if c.jobs == nil {
 		c.jobs = map[string]logjob.Stats{}
 	}
-	for _, st := range final {
-		acc := c.jobs[st.Job]
+	addJobCounts(c.jobs, p.Stats())
+}
+
+// addJobCounts adds the counters of sts to acc, by job name; gauges are
+// left out (they are the running job's).
+func addJobCounts(acc map[string]logjob.Stats, sts []logjob.Stats) {
+	for _, st := range sts {
+		a := acc[st.Job]
 		st.Queued = 0 // a gauge: what the running job holds now
-		addInts(&acc, &st)
+		addInts(&a, &st)
 		if st.Delivery != nil {
 			d := *st.Delivery
 			d.Pending, d.SpoolBytes, d.OldestUndelivered = 0, 0, time.Time{} // gauges too
-			if acc.Delivery != nil {
-				addInts(&d, acc.Delivery)
+			if a.Delivery != nil {
+				addInts(&d, a.Delivery)
 			}
-			acc.Delivery = &d
+			a.Delivery = &d // a new value: a's old one may be shared (jobStats' copy)
 		}
-		c.jobs[st.Job] = acc
+		acc[st.Job] = a
 	}
 }
 
 // jobStats is cur, the running pipeline's counters, with what the
 // replaced pipelines' jobs of the same names counted added (delivery
-// counters only to a job that has a remote destination now).
+// counters only to a job that has a remote destination now), those of
+// the replaced pipelines still flushing read now.
 func (c *carried) jobStats(cur []logjob.Stats) []logjob.Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	jobs := c.jobs
+	if len(c.flushing) > 0 {
+		jobs = make(map[string]logjob.Stats, len(c.jobs))
+		maps.Copy(jobs, c.jobs)
+		for p := range c.flushing {
+			addJobCounts(jobs, p.Stats())
+		}
+	}
 	for i := range cur {
-		old, ok := c.jobs[cur[i].Job]
+		old, ok := jobs[cur[i].Job]
 		if !ok {
 			continue
 		}

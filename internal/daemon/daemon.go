@@ -42,7 +42,14 @@ type Daemon struct {
 	opts options
 	em   *swapEmitter // what every server emits to: the current pipeline (and the test emitter)
 
-	mu     sync.Mutex // serialises Start, ReloadConfig and Shutdown
+	// reloadMu serialises reloads, each from its build to the end of the
+	// replaced log jobs' flush, and Shutdown, which waits for that flush.
+	// Taken before mu, never while holding it.
+	reloadMu sync.Mutex
+	// mu guards the running parts: Start, a reload's swap, Shutdown, and
+	// the admin side's reads (metrics, summary, status), which must not
+	// wait for a flush: a reload holds it only while it swaps.
+	mu     sync.Mutex
 	cfg    *config.Config
 	pipe   *logjob.Pipeline // written under both mu and pipeMu
 	pipeMu sync.Mutex       // pipe for Reopen, which must not wait for mu: Shutdown holds it for the whole drain
@@ -293,8 +300,11 @@ func (d *Daemon) Reopen() error {
 // Shutdown stops accepting, drains connections and sessions until ctx is
 // done (then closes the rest, each with its terminal record), and flushes
 // every log job. Parts still draining after a reload end by the same
-// deadline.
+// deadline. A reload in progress ends first, its replaced log jobs
+// flushed.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.reloadMu.Lock() // a reload's replaced jobs write what they hold first
+	defer d.reloadMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	stop := context.AfterFunc(ctx, d.retireCancel)

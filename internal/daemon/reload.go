@@ -11,6 +11,7 @@ import (
 	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/daemon/appbuild"
 	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/logjob"
 	"github.com/prismproxy/prism/internal/proxy"
 	"github.com/prismproxy/prism/internal/udpproxy"
 )
@@ -48,7 +49,14 @@ func (d *Daemon) ReloadStats() ReloadStats {
 // sessions carry on until they end; unchanged apps are left alone. Log jobs
 // that changed (or all, when node changed) are rebuilt, the replaced ones
 // writing what they held first; the others keep running untouched.
+//
+// Reloads run one at a time. The admin side's reads wait only for the
+// swap, not for the replaced jobs' flush (up to FlushTimeout, when a
+// destination is slow or down), which runs after it: ReloadConfig
+// returns once that flush is done.
 func (d *Daemon) ReloadConfig() (ReloadResult, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	res, err := d.reloadConfig()
 	d.reloads.Record(err)
 	return res, err
@@ -57,6 +65,8 @@ func (d *Daemon) ReloadConfig() (ReloadResult, error) {
 // Hangup is what SIGHUP does: ReloadConfig, then Reload's reopening and
 // re-reading, counted as one reload. The config error comes first.
 func (d *Daemon) Hangup() (ReloadResult, error, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	res, cerr := d.reloadConfig()
 	rerr := d.reopenAll()
 	d.reloads.Record(errors.Join(cerr, rerr))
@@ -80,7 +90,7 @@ func (d *Daemon) reloadConfig() (ReloadResult, error) {
 		}
 		return ReloadResult{}, err
 	}
-	res, err := d.Apply(cfg)
+	res, err := d.apply(cfg)
 	if err != nil {
 		d.reloadsFailed.Add(1)
 		d.log.Error("config reload failed", "err", err)
@@ -101,11 +111,37 @@ func (d *Daemon) reloadConfig() (ReloadResult, error) {
 
 // Apply makes cfg the running config (see ReloadConfig). Every new part
 // is built before anything running changes: an error there changes nothing.
-func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
+func (d *Daemon) Apply(cfg *config.Config) (ReloadResult, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	return d.apply(cfg)
+}
+
+// apply is Apply with reloadMu held: swap under mu, then, with mu
+// released, flush and close the log pipeline the swap replaced (if any).
+// Its jobs' counters are read live meanwhile (d.carry), so the admin
+// side's totals neither dip during the flush nor count them twice after.
+func (d *Daemon) apply(cfg *config.Config) (ReloadResult, error) {
+	res, replaced, err := d.swap(cfg)
+	if replaced != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+		if ferr := replaced.Close(fctx); ferr != nil {
+			d.log.Error("reload: the replaced log jobs could not write everything they held", "err", ferr)
+		}
+		cancel()
+		d.carry.pipelineFlushed(replaced) // the jobs it retired: their successors count from zero; the ones the new pipeline took over count on
+	}
+	return res, err
+}
+
+// swap builds cfg's parts and puts them in place of the running ones,
+// under mu. It returns the log pipeline it replaced, still to be flushed
+// and closed (nil when log_jobs and node did not change).
+func (d *Daemon) swap(cfg *config.Config) (res ReloadResult, replaced *logjob.Pipeline, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.started.Load() {
-		return res, errors.New("reload before start")
+		return res, nil, errors.New("reload before start")
 	}
 	old := d.cfg
 
@@ -113,7 +149,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	g := d.geo
 	if !reflect.DeepEqual(old.GeoIP, cfg.GeoIP) {
 		if g, err = geo.Open(cfg.GeoIP, d.log); err != nil {
-			return res, fmt.Errorf("geoip: %w", err)
+			return res, nil, fmt.Errorf("geoip: %w", err)
 		}
 		res.GeoIP = true
 	}
@@ -146,7 +182,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 		}
 		p, err := d.buildApp(a, g)
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		fresh[a.ID] = p
 		if d.apps[a.ID] != nil {
@@ -166,7 +202,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	res.LogJobs = !reflect.DeepEqual(old.LogJobs, cfg.LogJobs) || old.Node != cfg.Node
 	if res.LogJobs {
 		if pipe, err = d.newPipeline(cfg, d.pipe); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
 
@@ -174,21 +210,16 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 	// start is logged and keeps running with its old settings.
 	swapped = true
 	if res.LogJobs {
-		oldPipe := d.pipe
+		replaced = d.pipe
 		d.em.swap(d.emitterFor(pipe))
 		d.pipeMu.Lock()
 		d.pipe = pipe
 		d.pipeMu.Unlock()
 		// Only now: its new jobs' walks begin once they get every event,
-		// and it takes the unchanged jobs over, which oldPipe's Close
-		// then leaves running.
+		// and it takes the unchanged jobs over, which the replaced one's
+		// Close (apply, once mu is released) then leaves running.
 		pipe.Start()
-		fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
-		if err := oldPipe.Close(fctx); err != nil {
-			d.log.Error("reload: the replaced log jobs could not write everything they held", "err", err)
-		}
-		cancel()
-		d.carry.pipelineClosed(oldPipe.Stats()) // the jobs it retired: their successors count from zero; the ones pipe took over count on
+		d.carry.pipelineFlushing(replaced) // counted live, from now (Stats takes mu), until it is flushed
 	}
 	wanted := map[string]bool{}
 	for _, p := range fresh {
@@ -272,7 +303,7 @@ func (d *Daemon) Apply(cfg *config.Config) (res ReloadResult, err error) {
 			"configured", cfg.Admin.Listen)
 	}
 	d.cfg = cfg
-	return res, errors.Join(startErrs...)
+	return res, replaced, errors.Join(startErrs...)
 }
 
 // keepRunningSettings is cfg as it runs after a reload in which the apps

@@ -136,14 +136,14 @@ apps:
 // same name, delivery counters included; its gauges (queue, pending,
 // spool size, oldest undelivered) are not: they are the running job's.
 func TestCarriedJobCountersLeaveGaugesOut(t *testing.T) {
-	var c carried
+	c := carried{jobs: map[string]logjob.Stats{}}
 	old := time.Unix(1700000000, 0)
-	c.pipelineClosed([]logjob.Stats{
+	addJobCounts(c.jobs, []logjob.Stats{
 		{Job: "r", Dataset: "d", Emitted: 10, Written: 9, Dropped: 1, Queued: 3,
 			Delivery: &deliver.Stats{Accepted: 9, Delivered: 7, Pending: 2, SpoolBytes: 100, OldestUndelivered: old, Restored: 1}},
 		{Job: "gone", Emitted: 5},
 	})
-	c.pipelineClosed([]logjob.Stats{{Job: "r", Dataset: "d", Emitted: 1, Delivery: &deliver.Stats{Delivered: 2}}})
+	addJobCounts(c.jobs, []logjob.Stats{{Job: "r", Dataset: "d", Emitted: 1, Delivery: &deliver.Stats{Delivered: 2}}})
 	now := time.Unix(1700000100, 0)
 	got := c.jobStats([]logjob.Stats{
 		{Job: "r", Dataset: "d", Emitted: 4, Written: 4, Queued: 1, Delivery: &deliver.Stats{Accepted: 4, Delivered: 1, Pending: 3, SpoolBytes: 7, OldestUndelivered: now}},
