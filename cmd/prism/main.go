@@ -87,7 +87,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "prism %s: give exactly -config FILE (or -c FILE, or set %s)\n", args[0], configEnv)
 		return 2
 	}
-	cfg, err := config.Load(*path)
+	load := config.Load
+	if args[0] == "reload" || args[0] == "upgrade" {
+		// The running prism reads the token and list files as its own
+		// user; the one who signals it may not be allowed to.
+		load = config.LoadFileOnly
+	}
+	cfg, err := load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -418,3 +418,54 @@ func TestReloadOfAnotherFileIsRefused(t *testing.T) {
 	}
 	d.wait(t, "config reloaded")
 }
+
+// TestSignallingReadsNoFileTheConfigNames: `prism reload` and `prism
+// upgrade` check the config, then signal; the running prism reads the
+// files the config names, as its own user. They read admin.token_file
+// and the ip_firewall list files while loading the config, so a user who
+// may signal prism but not read those (a token file 0600 for the prism
+// user) got their error and no signal was sent. Here the files are gone
+// after the start: both commands still signal (the running prism
+// answers), while `prism run` names each file's key and line as before.
+func TestSignallingReadsNoFileTheConfigNames(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, pidfile := filepath.Join(dir, "prism.yaml"), filepath.Join(dir, "prism.pid")
+	token, list := filepath.Join(dir, "admin.token"), filepath.Join(dir, "block.txt")
+	for p, content := range map[string]string{token: "0123456789abcdef0123\n", list: "192.0.2.0/24\n"} {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := fmt.Sprintf(`node: {colo: TST}
+admin: {listen: "127.0.0.1:0", token_file: %q}
+apps:
+  - id: a
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    ip_firewall:
+      lists:
+        - {action: block, path: %q}
+`, token, testpeer.Echo(t), list)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonArgs(t, []string{"run", "-c", cfgPath, "-pidfile", pidfile}, "prism started", "config reload refused", "upgrade failed")
+	for _, p := range []string{token, list} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ cmd, answer string }{{"reload", "config reload refused"}, {"upgrade", "upgrade failed"}} {
+		code, stdout, stderr := runPrism(t, c.cmd, "-c", cfgPath, "-pidfile", pidfile)
+		if code != 0 || !strings.Contains(stdout, "config ok; sent") {
+			t.Fatalf("prism %s with the token and list files unreadable: exit %d\n%s%s", c.cmd, code, stdout, stderr)
+		}
+		d.wait(t, c.answer) // the running prism got the signal (and reads the files itself)
+	}
+	code, _, stderr := runPrism(t, "run", "-c", cfgPath)
+	for _, want := range []string{cfgPath + ":2: admin.token_file: ", cfgPath + ":9: apps[0].ip_firewall.lists[0].path: "} {
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("prism run without the files: exit %d, stderr %q; want 1 and %q", code, stderr, want)
+		}
+	}
+}

@@ -46,7 +46,15 @@ func (c Config) Enabled() bool { return c.Listen != "" }
 
 // Validate checks the section. It does not read TokenFile's content beyond
 // checking that it yields a token.
-func (c Config) Validate() []*cfgerr.Error {
+func (c Config) Validate() []*cfgerr.Error { return c.validate(true) }
+
+// ValidateUnread is Validate without reading TokenFile, for the commands
+// that only signal a running prism (which reads it as its own user; they
+// may not be allowed to): a token_file counts as a token, whatever it
+// holds.
+func (c Config) ValidateUnread() []*cfgerr.Error { return c.validate(false) }
+
+func (c Config) validate(readTokenFile bool) []*cfgerr.Error {
 	var errs cfgerr.List
 	if c.Listen == "" {
 		if c.Token != "" || c.TokenFile != "" || c.Pprof {
@@ -78,6 +86,9 @@ func (c Config) Validate() []*cfgerr.Error {
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		errs.Add("token_file", "give token or token_file, not both")
+	}
+	if c.TokenFile != "" && !readTokenFile {
+		return errs // it holds a token: what it holds is not checked
 	}
 	tok := c.Token
 	if c.TokenFile != "" {

@@ -168,8 +168,19 @@ type Issue = cfgerr.Error
 // addresses belong in ip_firewall list files, which are read line by line.
 const MaxConfigBytes = 1 << 20
 
-// Load reads, decodes, defaults and validates the file at path.
-func Load(path string) (*Config, error) {
+// Load reads, decodes, defaults and validates the file at path, reading
+// the files it names whose content validation checks: admin.token_file
+// and the ip_firewall list files.
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// LoadFileOnly is Load without reading any file the config names (the
+// token file and list files Load reads): for `prism reload` and `prism
+// upgrade`, which only need the pid file and signal a running prism that
+// reads those files as its own user, and which the user who runs them may
+// not be allowed to read. Every other check is Load's.
+func LoadFileOnly(path string) (*Config, error) { return load(path, false) }
+
+func load(path string, readNamed bool) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -179,11 +190,15 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return parse(path, data, readNamed)
 }
 
 // Parse is Load for bytes already read; name is used in messages.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return parse(name, data, true) }
+
+// parse is Parse; readNamed reads the files the config names (Load and
+// LoadFileOnly).
+func parse(name string, data []byte, readNamed bool) (*Config, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, cfgerr.Fold(name, []*Issue{{Msg: fmt.Sprintf(
 			"config is larger than %d bytes (%d KiB): put long address lists in ip_firewall list files", MaxConfigBytes, MaxConfigBytes>>10)}})
@@ -222,7 +237,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		cfg.LogJobs[i].Destination.Expanded()
 	}
 	cfg.setDefaults()
-	for _, ce := range cfg.validate() {
+	for _, ce := range cfg.validate(readNamed) {
 		ce.Line = idx.line(ce.Key)
 		issues = append(issues, ce)
 	}
@@ -282,7 +297,7 @@ func (c *Config) setDefaults() {
 	}
 }
 
-func (c *Config) validate() []*cfgerr.Error {
+func (c *Config) validate(readNamed bool) []*cfgerr.Error {
 	var errs cfgerr.List
 	if c.Node.Colo == "" {
 		errs.Add("node.colo", "missing: this node's location code (IATA style, e.g. SJC), written as ColoCode in every record")
@@ -306,7 +321,11 @@ func (c *Config) validate() []*cfgerr.Error {
 		errs.Add("max_connections", "must not be negative (0 means no limit)")
 	}
 
-	errs.Merge("admin", c.Admin.Validate())
+	if readNamed {
+		errs.Merge("admin", c.Admin.Validate())
+	} else {
+		errs.Merge("admin", c.Admin.ValidateUnread())
+	}
 	if len(c.Apps) == 0 {
 		errs.Add("apps", "no apps: configure at least one app to proxy")
 	}
@@ -319,7 +338,7 @@ func (c *Config) validate() []*cfgerr.Error {
 			errs.Add(key+".id", "duplicate app id %q (also apps[%d])", a.ID, prev)
 		}
 		ids[a.ID] = i
-		errs.Merge(key, a.validate())
+		errs.Merge(key, a.validate(readNamed))
 		for j, l := range a.ListenSpecs {
 			for p := int(l.Lo); l.Path == "" && l.Lo != 0 && p <= int(l.Hi); p++ {
 				if other := binds.add(a.Protocol, l.Host, p, fmt.Sprintf("apps[%d].listen", i)); other != "" {
@@ -400,7 +419,7 @@ func hostsOverlap(a, b string) bool {
 	return ka == kb // two names: the same name
 }
 
-func (a *App) validate() []*cfgerr.Error {
+func (a *App) validate(readNamed bool) []*cfgerr.Error {
 	var errs cfgerr.List
 	if a.ID == "" {
 		errs.Add("id", "missing: every app needs an id (written as Application/ServiceID)")
@@ -432,7 +451,11 @@ func (a *App) validate() []*cfgerr.Error {
 	errs.Merge("origins", a.Origins.Validate())
 	errs.Merge("origins", a.Origins.ValidateFor(a.Protocol))
 	errs.Merge("tls", a.TLS.Validate())
-	errs.Merge("ip_firewall", a.IPFirewall.Validate())
+	if readNamed {
+		errs.Merge("ip_firewall", a.IPFirewall.Validate())
+	} else {
+		errs.Merge("ip_firewall", a.IPFirewall.ValidateUnread())
+	}
 	errs.Merge("limits", a.Limits.Validate())
 	if a.Limits.MaxTLSHandshakes > 0 && !a.TLS.Terminates() {
 		errs.Add("limits.max_tls_handshakes", "only applies to a tcp app that terminates TLS (tls.mode flexible, full or strict)")

@@ -89,7 +89,14 @@ func (c Config) IsEnabled() bool {
 // Validate checks every rule, reads and parses every list file (so a bad
 // line is reported before the proxy starts) and refuses an inline rule
 // that both allows and blocks the same key.
-func (c Config) Validate() []*cfgerr.Error {
+func (c Config) Validate() []*cfgerr.Error { return c.validate(true) }
+
+// ValidateUnread is Validate without reading the list files, for the
+// commands that only signal a running prism (which reads them as its own
+// user; they may not be allowed to).
+func (c Config) ValidateUnread() []*cfgerr.Error { return c.validate(false) }
+
+func (c Config) validate(readLists bool) []*cfgerr.Error {
 	var errs cfgerr.List
 	switch c.Default {
 	case "", ActionAllow, ActionBlock:
@@ -122,6 +129,9 @@ func (c Config) Validate() []*cfgerr.Error {
 		}
 		if l.Path == "" {
 			errs.Add(cfgerr.Join(k, "path"), "is required")
+			continue
+		}
+		if !readLists {
 			continue
 		}
 		if _, err := readList(l.Path); err != nil {
