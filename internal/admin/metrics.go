@@ -39,6 +39,7 @@ var (
 	dUDPDrops     = desc("prism_udp_dropped_datagrams_total", "UDP datagrams received and not forwarded, by cause.", "app", "cause")
 	dUDPSessions  = desc("prism_udp_sessions", "UDP sessions now, including ones being set up.", "app")
 	dLimitRefused = desc("prism_limit_refusals_total", "Connections (UDP: sessions) refused by a limit of the app's limits: section, by its config key; each wrote one clientFiltered record.", "app", "limit")
+	dLimitEvicted = desc("prism_limit_rate_buckets_evicted_total", "Rate buckets (new_connections_per_second) the app's limiter evicted, still refilling, because it tracked its maximum of client prefixes; an evicted prefix starts again with a full burst.", "app")
 	dAcceptErrs   = desc("prism_accept_errors_total", "TCP accepts that failed (EMFILE, ENFILE and the like); prism backs off and keeps serving.")
 	dUDPBlocked   = desc("prism_udp_blocked_clients", "UDP clients the firewall blocked that are remembered now (their datagrams are dropped without a lookup).", "app")
 	dFirewall     = desc("prism_firewall_decisions_total", "IP firewall decisions (one per session of an app with a firewall), by match.", "app", "match")
@@ -139,7 +140,7 @@ var jobDescs = func() map[string]*prometheus.Desc {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dBuild, dOpened, dActive, dRecords, dBytes, dUDPDgrams, dUDPDrops, dUDPSessions,
-		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dAcceptErrs,
+		dUDPBlocked, dFirewall, dTLS, dDial, dOriginErrs, dOriginActive, dGeoBuild, dCertExpiry, dReloads, dReloadOK, dHealthChecks, dUnauth, dLimitRefused, dLimitEvicted, dAcceptErrs,
 		dOriginUp, dOriginChecks, dOriginFlaps} {
 		ch <- d
 	}
@@ -235,6 +236,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for k, n := range a.Refused() {
 				counter(dLimitRefused, float64(n), a.ID, k)
 			}
+		}
+		if a.Evicted != nil {
+			counter(dLimitEvicted, float64(a.Evicted()), a.ID)
 		}
 		if a.Certs != nil {
 			for k, exp := range certExpiries(a.Certs()) {

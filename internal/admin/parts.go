@@ -68,6 +68,9 @@ type App struct {
 	// Refused returns how many connections (UDP: sessions) each limit of
 	// the app's `limits:` refused, by config key; nil: no limit set.
 	Refused func() map[string]uint64
+	// Evicted returns how many rate buckets the app's limiter evicted
+	// because its table was full; nil: no new_connections_per_second.
+	Evicted func() uint64
 }
 
 // Reloads counts configuration reloads (SIGHUP) by result.

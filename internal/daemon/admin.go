@@ -124,6 +124,9 @@ func (d *Daemon) adminApps() []admin.App {
 				pa.Refused = func() map[string]uint64 { return d.refusals(id) }
 			}
 		}
+		if a.Limits.RatePerClient > 0 {
+			pa.Evicted = func() uint64 { return d.appCounts(id).evicted }
+		}
 		if a.TLS.Terminates() {
 			pa.Certs = func() []tlsedge.Certificate {
 				if p := d.part(id); p != nil && p.tcp != nil {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prismproxy/prism/internal/admin/admintest"
+	"github.com/prismproxy/prism/internal/config"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -89,4 +91,60 @@ apps:
 	m.Want(t, 1, "prism_limit_refusals_total", "app=dns", "limit=max_connections_per_client")
 	m.Want(t, 1, "prism_udp_dropped_datagrams_total", "app=dns", "cause=max_connections_per_client")
 	m.Want(t, 0, "prism_udp_dropped_datagrams_total", "app=dns", "cause=new_connections_per_second")
+}
+
+// Rate buckets the limiter evicts because its table is full (a wide-source
+// flood) are a metric per app, carried across a reload that rebuilds the
+// app with its limiter. They were counted (limit.Limiter.Evicted) but not
+// exported: an operator could not see that returning prefixes were getting
+// a full burst again.
+func TestAdminRateBucketEvictionsCounted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prism.yaml")
+	origin, addr := testpeer.Echo(t), testpeer.ClosedPort(t)
+	write := func(burst int) *config.Config {
+		y := fmt.Sprintf(`node: {colo: TST}
+shutdown: {drain_timeout: 300ms}
+admin: {listen: "127.0.0.1:0"}
+apps:
+  - id: web
+    listen: [%q]
+    origins: {addresses: [%q]}
+    limits: {new_connections_per_second: 1, new_connections_burst: %d}
+`, addr, origin, burst)
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := write(100) // a bucket refills in 100 s: none is swept meanwhile
+	const buckets, clients = 2, 6
+	cfg.Apps[0].Limits.RateBuckets = buckets
+	d := start(t, cfg, newRecords())
+	adm := d.AdminAddr().String()
+	// Each client its own loopback address, so its own rate bucket.
+	for i := range clients {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
+		c, err := (&net.Dialer{LocalAddr: local, Timeout: waitFor}).Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoOn(t, c, "admitted") // past the limiter: its bucket is in the table
+		c.Close()
+	}
+	m := admintest.Scrape(t, adm, "")
+	m.Want(t, clients-buckets, "prism_limit_rate_buckets_evicted_total", "app=web")
+	m.Want(t, 0, "prism_limit_refusals_total", "app=web", "limit=new_connections_per_second")
+	t.Run("promtool", func(t *testing.T) { promtoolCheck(t, m.Raw) })
+
+	write(101)
+	if res, err := d.ReloadConfig(); err != nil || fmt.Sprint(res.Changed) != "[web]" {
+		t.Fatalf("reload: %v %v", res, err)
+	}
+	m = admintest.Scrape(t, adm, "")
+	m.Want(t, clients-buckets, "prism_limit_rate_buckets_evicted_total", "app=web")
 }

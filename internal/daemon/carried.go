@@ -34,6 +34,7 @@ type carried struct {
 type partCounts struct {
 	udp     udpproxy.Stats // counters and Sessions; Blocked is left out
 	refused map[string]uint64
+	evicted uint64 // rate buckets the limiter evicted
 	health  int64
 	accept  uint64
 }
@@ -46,11 +47,13 @@ func (p *appPart) counts() partCounts {
 		c.udp.Blocked = 0 // a gauge of the server's own table
 		c.health = c.udp.HealthChecks
 		c.refused = p.udp.LimitRefusals()
+		c.evicted = p.udp.RateBucketsEvicted()
 		return c
 	}
 	c.health = p.tcp.Stats().HealthChecks
 	c.accept = p.tcp.AcceptErrors()
 	c.refused = p.tcp.LimitRefusals()
+	c.evicted = p.tcp.RateBucketsEvicted()
 	return c
 }
 
@@ -63,6 +66,7 @@ func (c *partCounts) add(o partCounts) {
 		}
 		c.refused[k] += n
 	}
+	c.evicted += o.evicted
 	c.health += o.health
 	c.accept += o.accept
 }

@@ -45,6 +45,10 @@ type Config struct {
 	// MaxTLSHandshakes bounds concurrent edge TLS handshakes of the app
 	// (tcp apps that terminate TLS); see tlsedge.Config.MaxHandshakes.
 	MaxTLSHandshakes int `yaml:"max_tls_handshakes"`
+	// RateBuckets caps the rate buckets (0: MaxRateBuckets). It is not a
+	// config key: tests of the packages that build limiters lower it to
+	// see evictions without 65,536 clients.
+	RateBuckets int `yaml:"-"`
 }
 
 // Defaults.
@@ -149,7 +153,7 @@ type Limiter struct {
 	perPrefix map[netip.Prefix]int
 	buckets   map[netip.Prefix]*bucket
 	lru       list.List // of *bucket, most recently used first
-	maxBkts   int       // MaxRateBuckets (tests lower it)
+	maxBkts   int       // Config.RateBuckets, else MaxRateBuckets
 	lastSweep time.Time
 
 	refused [nWhich]atomic.Uint64
@@ -162,7 +166,11 @@ func New(c Config) *Limiter {
 	if !c.Enabled() {
 		return nil
 	}
-	return &Limiter{cfg: c, perClient: map[netip.Addr]int{}, perPrefix: map[netip.Prefix]int{}, buckets: map[netip.Prefix]*bucket{}, maxBkts: MaxRateBuckets}
+	l := &Limiter{cfg: c, perClient: map[netip.Addr]int{}, perPrefix: map[netip.Prefix]int{}, buckets: map[netip.Prefix]*bucket{}, maxBkts: MaxRateBuckets}
+	if c.RateBuckets > 0 {
+		l.maxBkts = c.RateBuckets
+	}
+	return l
 }
 
 func (l *Limiter) prefix(a netip.Addr) netip.Prefix {

@@ -44,3 +44,8 @@ func (s *Server) LimitRefusals() map[string]uint64 {
 	}
 	return m
 }
+
+// RateBucketsEvicted returns how many rate buckets of the app's limiter
+// were evicted, still refilling, because its table was full (see
+// limit.MaxRateBuckets): each gave a returning prefix a full burst again.
+func (s *Server) RateBucketsEvicted() uint64 { return s.app.lim.Evicted() }

@@ -10,3 +10,8 @@ func (s *Server) LimitRefusals() map[string]uint64 {
 	}
 	return out
 }
+
+// RateBucketsEvicted returns how many rate buckets of the app's limiter
+// were evicted, still refilling, because its table was full (see
+// limit.MaxRateBuckets): each gave a returning prefix a full burst again.
+func (s *Server) RateBucketsEvicted() uint64 { return s.lim.Evicted() }
