@@ -102,9 +102,10 @@ type Firewall struct {
 	cur     atomic.Pointer[tables]
 
 	mu      sync.Mutex    // serialises reloads
-	changed chan struct{} // closed when a reload changed the rules; guarded by mu
+	changed chan struct{} // closed when a reload changed the rules or the GeoIP data; guarded by mu
 
 	poll      *filewatch.Poller // nil when no list file is watched
+	geoStop   chan struct{}     // ends watchGeo; nil when there is no database
 	closeOnce sync.Once
 }
 
@@ -156,7 +157,38 @@ func New(cfg Config, db *geo.DB, logger *slog.Logger) (*Firewall, error) {
 	if len(f.lists) > 0 {
 		f.poll = filewatch.Start(cfg.ReloadInterval, func() { _ = f.Reload(false) })
 	}
+	if db != nil {
+		// Taken here, not in the goroutine: a database replaced before its
+		// first run would be missed.
+		f.geoStop = make(chan struct{})
+		go f.watchGeo(db.Replaced(), f.geoStop)
+	}
 	return f, nil
+}
+
+// watchGeo passes a replaced GeoIP database on as a change (Changed) while
+// the rules have ASN or country entries: their verdicts read what the
+// database says of an address, so a UDP server's negative entries made
+// from them may be wrong now. Rules of addresses only do not depend on it.
+func (f *Firewall) watchGeo(replaced <-chan struct{}, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-replaced:
+		}
+		// The next signal is taken before this one is passed on, so a
+		// database replaced meanwhile is passed on too.
+		replaced = f.db.Replaced()
+		if t := f.cur.Load(); len(t.asns) == 0 && t.nCountry == 0 {
+			continue
+		}
+		f.mu.Lock()
+		close(f.changed)
+		f.changed = make(chan struct{})
+		f.mu.Unlock()
+		f.logger.Info("GeoIP database replaced: country and ASN rules decide afresh")
+	}
 }
 
 func newTables() *tables { return &tables{asns: make(map[uint32]verdict)} }
@@ -260,8 +292,10 @@ func outcome(v verdict, allow, block string) (string, bool) {
 }
 
 // Changed returns a channel closed when a reload next changes the rules
-// (a list file re-read with entries other than the ones it had). A check
-// that finds nothing new does not close it: a UDP server ends every
+// (a list file re-read with entries other than the ones it had) or, while
+// there are ASN or country rules, the GeoIP database is replaced by one
+// with other contents (geo.DB.Replaced). A check that finds nothing new
+// does not close it: a UDP server ends every
 // negative entry when it is closed, and a periodic check that did so
 // would turn one blocked flow into a clientFiltered record per
 // reload_interval. Take it before changing a file, then wait on it.
@@ -323,6 +357,11 @@ func (f *Firewall) Close() error {
 	if f == nil {
 		return nil
 	}
-	f.closeOnce.Do(f.poll.Close)
+	f.closeOnce.Do(func() {
+		f.poll.Close()
+		if f.geoStop != nil {
+			close(f.geoStop)
+		}
+	})
 	return nil
 }

@@ -641,3 +641,36 @@ func TestPrefixFamilies(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedWhenTheGeoIPDatabaseIsReplaced: Changed is closed by a GeoIP
+// database replaced with other data while the rules have a country or ASN
+// entry (their verdicts read it: a UDP server's negative entries must end,
+// as on a list change), not for rules of addresses only.
+func TestChangedWhenTheGeoIPDatabaseIsReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "country.mmdb")
+	geotest.Write(t, path, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "FR"})
+	db, err := geo.Open(geo.Config{CountryDB: path, ReloadInterval: -1}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	byCountry := newFW(t, firewall.Config{Rules: []firewall.Rule{{Action: "block", Country: "FR"}}}, db)
+	byAddress := newFW(t, firewall.Config{Rules: []firewall.Rule{{Action: "block", CIDR: "127.9.0.0/16"}}}, db)
+	check(t, byCountry, "127.0.0.1", want{event.FirewallBlockCountry, true, "FR", 0})
+	country, address := byCountry.Changed(), byAddress.Changed()
+	geotest.Write(t, path, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "NL"})
+	if err := db.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-country:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Changed of a firewall with a country rule not closed when the database was replaced")
+	}
+	check(t, byCountry, "127.0.0.1", want{event.FirewallUnknown, false, "NL", 0})
+	select { // absence: its watcher passes a replacement on within microseconds
+	case <-address:
+		t.Fatal("Changed of a firewall with address rules only closed by a GeoIP replacement")
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -13,6 +13,7 @@
 package geo
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -163,7 +164,8 @@ func (k kind) String() string {
 // cache it is immutable.
 type loaded struct {
 	r      *maxminddb.Reader
-	ipv4   bool // IPv4-only tree
+	raw    []byte // the file's contents (the reader's memory)
+	ipv4   bool   // IPv4-only tree
 	dbType string
 	// cache maps a record's data offset to the one value this source
 	// provides (a country index or an AS number). Many networks share one
@@ -215,8 +217,9 @@ type DB struct {
 	cc     *source   // country source or nil
 	as     *source   // ASN source or nil
 
-	mu      sync.Mutex    // serialises reloads
-	changed chan struct{} // closed after each reload check; guarded by mu
+	mu       sync.Mutex    // serialises reloads
+	changed  chan struct{} // closed after each reload check; guarded by mu
+	replaced chan struct{} // closed when a reload put other contents in use; guarded by mu
 
 	poll      *filewatch.Poller
 	closeOnce sync.Once
@@ -235,8 +238,9 @@ func Open(cfg Config, logger *slog.Logger) (*DB, error) {
 		logger = slog.Default()
 	}
 	d := &DB{
-		logger:  logger.With("component", "geo"),
-		changed: make(chan struct{}),
+		logger:   logger.With("component", "geo"),
+		changed:  make(chan struct{}),
+		replaced: make(chan struct{}),
 	}
 	if cfg.CountryDB != "" {
 		d.cc = &source{kind: kindCountry, path: cfg.CountryDB}
@@ -284,6 +288,7 @@ func load(path string, k kind) (*loaded, filewatch.Stamp, error) {
 	}
 	return &loaded{
 		r:      r,
+		raw:    buf,
 		ipv4:   r.Metadata.IPVersion == 4,
 		dbType: r.Metadata.DatabaseType,
 	}, st, nil
@@ -448,6 +453,23 @@ func (d *DB) Changed() <-chan struct{} {
 	return d.changed
 }
 
+// Replaced returns a channel closed when a reload next puts in use a
+// database whose contents differ from the one it replaces: the country or
+// AS number of an address may have changed, and with them the verdicts of
+// country and ASN firewall rules. A check that finds no file changed, a
+// forced re-read of the same file and a refused file leave it open (a UDP
+// server ends its firewall negative entries when the firewall passes this
+// on). A nil DB's never closes. Take it before replacing a file, then
+// wait on it.
+func (d *DB) Replaced() <-chan struct{} {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.replaced
+}
+
 // Reload re-reads every configured file whose modification time, size or
 // inode changed since it was loaded; force re-reads them all (SIGHUP). A file
 // that fails to load keeps the version in use; the error says why.
@@ -458,25 +480,35 @@ func (d *DB) Reload(force bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
+	replaced := false
 	for _, s := range d.srcs {
-		if err := d.reloadSource(s, force); err != nil {
+		r, err := d.reloadSource(s, force)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		replaced = replaced || r
+	}
+	if replaced {
+		close(d.replaced)
+		d.replaced = make(chan struct{})
 	}
 	close(d.changed)
 	d.changed = make(chan struct{})
 	return errors.Join(errs...)
 }
 
-func (d *DB) reloadSource(s *source, force bool) error {
+// reloadSource re-reads s if it changed on disk (always with force) and
+// reports whether the version now in use has other contents than the one
+// it replaced.
+func (d *DB) reloadSource(s *source, force bool) (replaced bool, err error) {
 	now, err := filewatch.Stat(s.path)
 	if err != nil {
 		// A file being replaced may be briefly absent; keep what we have.
 		d.logger.Warn("GeoIP database not readable; keeping the loaded version", "db", s.kind.String(), "path", s.path, "err", err)
-		return fmt.Errorf("reload %s database: %w", s.kind, err)
+		return false, fmt.Errorf("reload %s database: %w", s.kind, err)
 	}
 	if !force && now == s.seen {
-		return nil
+		return false, nil
 	}
 	l, st, err := load(s.path, s.kind)
 	// Remember the version looked at even when it is refused, so a broken
@@ -485,13 +517,13 @@ func (d *DB) reloadSource(s *source, force bool) error {
 	s.seen = st
 	if err != nil {
 		d.logger.Error("GeoIP database changed but cannot be used; keeping the loaded version", "db", s.kind.String(), "path", s.path, "err", err)
-		return fmt.Errorf("reload %s database: %w", s.kind, err)
+		return false, fmt.Errorf("reload %s database: %w", s.kind, err)
 	}
 	// The old reader is not closed: lookups in flight may still use it, and
 	// as it reads from memory the garbage collector frees it.
-	s.cur.Store(l)
+	old := s.cur.Swap(l)
 	d.logger.Info("GeoIP database reloaded", "db", s.kind.String(), "path", s.path, "type", l.dbType)
-	return nil
+	return old == nil || !bytes.Equal(old.raw, l.raw), nil
 }
 
 // Close stops watching the files. Lookups after Close answer

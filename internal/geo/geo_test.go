@@ -416,3 +416,57 @@ func BenchmarkLookup(b *testing.B) {
 		i++
 	}
 }
+
+// TestReplacedOnlyWhenContentsChange: Replaced, which the firewall passes on
+// to UDP servers to end their negative entries, closes when a reload puts
+// other data in use, and not on a check that finds no file changed, a
+// forced re-read of the same file (SIGHUP) or a file that is refused.
+func TestReplacedOnlyWhenContentsChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "country.mmdb")
+	geotest.Write(t, path, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "FR"})
+	d := open(t, geo.Config{CountryDB: path, ReloadInterval: -1})
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := d.Replaced()
+	if err := d.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(true); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch) {
+		t.Fatal("Replaced closed by reloads of the same file")
+	}
+	if err := os.WriteFile(path+".tmp", []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(false); err == nil {
+		t.Fatal("Reload of a bad file returned nil")
+	}
+	if closed(ch) {
+		t.Fatal("Replaced closed by a refused file")
+	}
+	geotest.Write(t, path, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "NL"})
+	if err := d.Reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ch) {
+		t.Fatal("Replaced not closed when another database was put in use")
+	}
+	if closed(d.Replaced()) {
+		t.Fatal("the next Replaced is closed already")
+	}
+	var none *geo.DB
+	if none.Replaced() != nil {
+		t.Fatal("a nil DB's Replaced is not nil")
+	}
+}

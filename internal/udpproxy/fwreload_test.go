@@ -12,6 +12,8 @@ import (
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
 	"github.com/prismproxy/prism/internal/firewall"
+	"github.com/prismproxy/prism/internal/geo"
+	"github.com/prismproxy/prism/internal/geo/geotest"
 	"github.com/prismproxy/prism/internal/limit"
 	"github.com/prismproxy/prism/internal/testpeer"
 )
@@ -167,5 +169,65 @@ func TestFirewallChangeKeepsLimitRefusals(t *testing.T) {
 	eventually(t, "the refused flow's datagram dropped by its entry", func() bool { return s.Stats().DropLimitRate == 2 })
 	if n := col.CountOf(event.ClientFiltered); n != 2 {
 		t.Fatalf("%d clientFiltered records, want 2", n)
+	}
+}
+
+// TestGeoIPReplaceExpiresNegativeEntries: a client blocked by a country
+// rule stayed blocked after the GeoIP database was replaced by one that
+// places it elsewhere, until its flow fell silent: only a change of the
+// list files ended the negative entries, though the rule's verdict reads
+// the database too. The new database ends them as a list change does; a
+// re-read of the same database (SIGHUP) keeps them.
+func TestGeoIPReplaceExpiresNegativeEntries(t *testing.T) {
+	ccPath := filepath.Join(t.TempDir(), "country.mmdb")
+	geotest.Write(t, ccPath, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "XX"})
+	gcfg := geo.Config{CountryDB: ccPath, ReloadInterval: -1}
+	if err := cfgerr.Prepare(&gcfg); err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(gcfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := firewall.Config{Rules: []firewall.Rule{{Action: "block", Country: "XX"}}}
+	if err := cfgerr.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := firewall.New(cfg, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	origin := testpeer.StartUDPEcho(t, "")
+	col := newCollector()
+	s := startServer(t, App{Pool: staticPool(t, origin.Addr().String()), Firewall: fw, UDP: Config{IdleTimeout: time.Minute}}, col, nil)
+	c := dial(t, addrOf(s, 0))
+	if _, err := c.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if e := col.NextOf(t, event.ClientFiltered); e.FirewallMatch != event.FirewallBlockCountry {
+		t.Fatalf("match %s", e.FirewallMatch)
+	}
+	if err := db.Reload(true); err != nil { // SIGHUP: the same database again
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if s.Stats().Blocked != 1 {
+			t.Fatal("the negative entry ended at a re-read of the same database")
+		}
+	}
+	geotest.Write(t, ccPath, geotest.Options{}, geotest.Net{CIDR: "127.0.0.0/8", Country: "NL"})
+	if err := db.Reload(true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "negative entry expired after the GeoIP database was replaced", func() bool {
+		return s.Stats().Blocked == 0
+	})
+	if got := roundTrip(t, c, "two"); got != "two" {
+		t.Fatalf("echo %q", got)
+	}
+	if e := col.NextOf(t, event.Connect); e.Country != "NL" {
+		t.Fatalf("session's country %q, want NL", e.Country)
 	}
 }

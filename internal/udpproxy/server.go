@@ -372,8 +372,9 @@ func (s *Server) ports() []*listener {
 
 // sweep ends sessions idle for longer than the idle timeout and expires
 // firewall negative entries the same way.
-// changer is a firewall that can say when its rules changed (list files
-// reloaded).
+// changer is a firewall that can say when its verdicts may have changed
+// (list files reloaded with other entries, or, under country and ASN
+// rules, the GeoIP database replaced).
 type changer interface{ Changed() <-chan struct{} }
 
 func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
@@ -383,9 +384,10 @@ func (s *Server) sweep(fwc changer, changed <-chan struct{}) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var buf []*session
-	// A firewall that can say when its rules changed gets its negative
-	// entries expired at once, so a client that is no longer blocked is not
-	// refused until it falls silent.
+	// A firewall that can say when its rules (or the GeoIP data its country
+	// and ASN rules read) changed gets its negative entries expired at once,
+	// so a client that is no longer blocked is not refused until it falls
+	// silent. Sessions it allowed stay: a change does not re-check them.
 	for {
 		select {
 		case <-s.sweepStop:
