@@ -9,7 +9,8 @@
 //   - Inbound over TCP: BufferV1 and ReadTCP read a v1 or v2 header from a
 //     connection's reader, with go-proxyproto's parser and a check it does
 //     not make (a v2 TLV that runs past the header's end is malformed);
-//     TCPSource is the client the header names.
+//     TCPSource is the client the header names (of a TCP or a UDP family,
+//     as ParseUDP reads them).
 //   - Inbound over UDP: ParseUDP reads the header at the start of a
 //     datagram without allocating (v2; v1 too, which nginx sends even over
 //     UDP) and returns where the payload starts. It refuses what ReadTCP

@@ -54,14 +54,25 @@ func ReadTCP(br *bufio.Reader) (*proxyproto.Header, error) {
 // address, IPv4-mapped addresses unmapped. ok is false for a LOCAL or
 // UNKNOWN header and for one without an IP source (AF_UNIX): the peer
 // speaks for itself.
+//
+// A v2 header of a UDP family (DGRAM) names its client as a TCP one does:
+// its address block is the same, and ParseUDP reads both kinds too, so one
+// header names one client on both transports. Falling back to the socket
+// peer (the spec's UNSPEC mode, which PROXY with UNSPEC itself does not
+// get: ReadTCP refuses it) made the front the client of every connection
+// it relayed, without a word.
 func TCPSource(h *proxyproto.Header) (src netip.AddrPort, ok bool) {
 	if !h.Command.IsProxy() {
 		return netip.AddrPort{}, false
 	}
-	a, ok := h.SourceAddr.(*net.TCPAddr)
-	if !ok {
+	var ap netip.AddrPort
+	switch a := h.SourceAddr.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
 		return netip.AddrPort{}, false
 	}
-	ap := a.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }

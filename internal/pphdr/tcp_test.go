@@ -50,8 +50,13 @@ func TestTCPTLVPastEnd(t *testing.T) {
 }
 
 // TestReadTCP: the client a header names, and the stream left just after it.
+// A v2 header of a UDP family (DGRAM) names its client too, as it does on
+// a UDP listener (ParseUDP): TCPSource read only TCP families, so over TCP
+// the front proxy silently became the client.
 func TestReadTCP(t *testing.T) {
 	local, _ := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	udp4, _ := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 4000}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}).Format()
+	udp6, _ := proxyproto.HeaderProxyFromAddrs(2, &net.UDPAddr{IP: net.ParseIP("::ffff:198.51.100.7"), Port: 4000}, &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443}).Format()
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -62,6 +67,8 @@ func TestReadTCP(t *testing.T) {
 		{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), ""},
 		{"v2 tcp4", v2WithTLV(nil), "127.0.0.9:4000"},
 		{"v2 local", local, ""},
+		{"v2 udp4", udp4, "198.51.100.7:4000"},
+		{"v2 udp6 mapped", udp6, "198.51.100.7:4000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			br := bufio.NewReader(bytes.NewReader(append(tc.in, "payload"...)))

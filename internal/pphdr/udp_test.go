@@ -111,9 +111,9 @@ func FuzzParseUDP(f *testing.F) {
 }
 
 // tcpVerdict is what the stream path makes of in: whether ReadTCP accepts
-// its header, the source address it names (of either transport; none for
-// LOCAL, UNKNOWN or AF_UNIX), how many bytes the header took and whether
-// it is a v2 LOCAL one (the TCP path's health check).
+// its header, the client TCPSource reads from it (of either transport
+// family; none for LOCAL, UNKNOWN or AF_UNIX), how many bytes the header
+// took and whether it is a v2 LOCAL one (the TCP path's health check).
 func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int, local bool) {
 	br := bufio.NewReader(bytes.NewReader(in))
 	h, err := ReadTCP(br)
@@ -121,18 +121,7 @@ func tcpVerdict(in []byte) (ok bool, src netip.AddrPort, n int, local bool) {
 		return false, netip.AddrPort{}, 0, false
 	}
 	rest, _ := io.ReadAll(br)
-	if h.Command.IsProxy() {
-		var ap netip.AddrPort
-		switch a := h.SourceAddr.(type) {
-		case *net.TCPAddr:
-			ap = a.AddrPort()
-		case *net.UDPAddr:
-			ap = a.AddrPort()
-		}
-		if ap.IsValid() {
-			src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
+	src, _ = TCPSource(h)
 	return true, src, len(in) - len(rest), h.Version == 2 && h.Command.IsLocal()
 }
 

@@ -266,3 +266,36 @@ func TestInboundProxyUntrustedNotParsed(t *testing.T) {
 		})
 	}
 }
+
+// TestInboundProxyV2UDPFamilyOverTCP: a trusted front's PROXY v2 header
+// of a UDP family (DGRAM) on a TCP connection names the client, as the
+// same header does on a UDP app. prism read only TCP families over TCP,
+// and silently took the front for the client: the firewall, the limits
+// and the records saw the front's address.
+func TestInboundProxyV2UDPFamilyOverTCP(t *testing.T) {
+	client := netip.MustParseAddrPort("198.51.100.7:4000")
+	v2, err := proxyproto.HeaderProxyFromAddrs(2, net.UDPAddrFromAddrPort(client),
+		&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2[13] != byte(proxyproto.UDPv4) {
+		t.Fatalf("family byte %#x, want UDP over IPv4", v2[13])
+	}
+	_, rec, addr := startProxy(t, appYAML("127.0.0.1:0", `{addresses: ["`+testpeer.Echo(t)+`"]}`,
+		`inbound_proxy_protocol: {trusted_cidrs: ["127.0.0.1/32"], header_timeout: 2s}`))
+	c := dial(t, addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(append(v2, "hello"...)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("hello"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	conn := rec.Expect(t, event.Connect, 0)
+	if conn.ClientAddr != client || conn.PeerAddr != proxy.AddrPortOf(c.LocalAddr()) {
+		t.Fatalf("client %v peer %v, want client %v (the header's) and the front as peer", conn.ClientAddr, conn.PeerAddr, client)
+	}
+	wantSpectrum(t, &conn, map[string]any{"Event": "connect", "ClientIP": "198.51.100.7", "ClientPort": 4000})
+}
