@@ -624,7 +624,11 @@ func (d *Deliverer) Close() error {
 		d.mu.Lock()
 		if d.memRecs > 0 {
 			d.dropShutdown.Add(uint64(d.memRecs))
-			err = fmt.Errorf("log job %s: %d records not delivered before the flush timeout (no spool): %v", d.job, d.memRecs, d.LastError())
+			why := "the destination had not answered" // slow, not failing: no error to name
+			if le := d.LastError(); le != nil {
+				why = le.Error()
+			}
+			err = fmt.Errorf("log job %s: %d records not delivered before the flush timeout (no spool): %s", d.job, d.memRecs, why)
 			d.mem, d.memRecs = nil, 0
 		}
 		d.mu.Unlock()

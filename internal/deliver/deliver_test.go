@@ -197,6 +197,27 @@ func TestMemoryBoundAndShutdownDrops(t *testing.T) {
 	}
 }
 
+// TestShutdownDropWhileTheDestinationIsSlow: records still in memory at
+// the flush timeout because the destination is slow (not failing) were
+// reported with the last delivery error, which there is none of: the
+// message ended in ": <nil>".
+func TestShutdownDropWhileTheDestinationIsSlow(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	r.Throttle(1) // one byte a second: the batch is still being read at Close
+	c := httpCfg(r.URL)
+	c.FlushTimeout = 100 * time.Millisecond
+	d := newDel(t, c, spool.Config{})
+	writeBatches(t, d, 0, 1)
+	waitStats(t, d, func(Stats) bool { return r.Requests() >= 1 })
+	err := d.Close()
+	if err == nil {
+		t.Fatal("Close with undelivered records and no spool reported nothing")
+	}
+	if msg := err.Error(); strings.Contains(msg, "<nil>") || !strings.Contains(msg, "had not answered") {
+		t.Fatalf("Close: %q, want the destination named as not answering", msg)
+	}
+}
+
 func TestSpoolSurvivesCloseAndIsDeliveredAfterRestart(t *testing.T) {
 	r := sinktest.NewReceiver(t)
 	r.Down()
