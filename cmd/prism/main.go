@@ -324,7 +324,9 @@ func status(args []string, stdout, stderr io.Writer) int {
 		*path = "" // $PRISM_CONFIG's file is for when nothing else says where prism is
 	}
 	if *path != "" {
-		cfg, err := config.Load(*path)
+		// Only the admin section is wanted: no file the config names is
+		// read but the token file, and that only when no token is given.
+		cfg, err := config.LoadFileOnly(*path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -461,6 +462,15 @@ apps:
 			t.Fatalf("prism %s with the token and list files unreadable: exit %d\n%s%s", c.cmd, code, stdout, stderr)
 		}
 		d.wait(t, c.answer) // the running prism got the signal (and reads the files itself)
+	}
+	// prism status needs the token (given here) and nothing else the file
+	// names: an unreadable list file does not stop it either.
+	m := regexp.MustCompile(`msg="admin listening" addr=(\S+)`).FindStringSubmatch(d.output())
+	if m == nil {
+		t.Fatal("no admin address in prism's log")
+	}
+	if code, stdout, stderr := runPrism(t, "status", "-c", cfgPath, "-admin", m[1], "-token", "0123456789abcdef0123"); code != 0 || !strings.Contains(stdout, "a ") {
+		t.Fatalf("prism status with the list file unreadable: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr := runPrism(t, "run", "-c", cfgPath)
 	for _, want := range []string{cfgPath + ":2: admin.token_file: ", cfgPath + ":9: apps[0].ip_firewall.lists[0].path: "} {
