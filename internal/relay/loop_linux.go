@@ -192,7 +192,8 @@ func (l *evloop) setWake(tick int64) {
 }
 
 // expire ends the relays whose idle timeout passed by now; one that moved
-// bytes meanwhile goes back into the heap with its new deadline.
+// bytes meanwhile (read them, or had the kernel deliver what it wrote
+// earlier: kernelDeadline) goes back into the heap with its new deadline.
 func (l *evloop) expire(now int64) {
 	for {
 		l.mu.Lock()
@@ -205,10 +206,16 @@ func (l *evloop) expire(now int64) {
 		if c.done {
 			continue
 		}
-		d := int64(c.r.opts.IdleTimeout)
-		if last := c.r.last.Load(); now-last < d {
+		d := c.r.opts.IdleTimeout
+		next := c.r.last.Load() + int64(d)
+		if next <= now {
+			if q, ok := c.kernelQuiet(); ok {
+				next = max(next, kernelDeadline(now, d, q))
+			}
+		}
+		if next > now {
 			l.mu.Lock()
-			c.idleAt = last + d
+			c.idleAt = next
 			heap.Push(&l.idle, c)
 			l.mu.Unlock()
 			continue
@@ -902,6 +909,22 @@ func (c *fdConn) count(i int, n int64) {
 		c.sampleRTT(i, now)
 		c.publishRTT(i)
 	}
+}
+
+// kernelQuiet is how long the kernel has moved no bytes on either TCP leg
+// of c (the shorter of the two fdQuiet); ok is false when neither leg is
+// TCP. Only the loop calls it, while c is not done: the descriptors are
+// open.
+func (c *fdConn) kernelQuiet() (q time.Duration, ok bool) {
+	for i := range 2 {
+		if !c.tcp[i] {
+			continue
+		}
+		if v, vok := fdQuiet(int(c.fd[i])); vok && (!ok || v < q) {
+			q, ok = v, true
+		}
+	}
+	return q, ok
 }
 
 // sampleRTT reads the smoothed RTT of side i from TCP_INFO.

@@ -93,6 +93,25 @@ func fdRTT(fd int) time.Duration {
 	return time.Duration(info.Rtt) * time.Microsecond
 }
 
+// fdQuiet returns how long the kernel has moved no bytes of TCP socket fd
+// on its own, without the relay: since the later of the last data segment
+// it sent (tcpi_last_data_sent) and the last acknowledgment its peer sent
+// back (tcpi_last_ack_recv), in the milliseconds TCP_INFO counts them in
+// (jiffies underneath: up to idleGrain coarse). Both are needed: a peer
+// that stopped reading keeps acknowledging the kernel's zero-window probes
+// (which carry no data), and the retransmissions to a peer that is gone
+// are data nobody acknowledges; only a peer that takes bytes makes both
+// recent. ok is false when TCP_INFO cannot be read (a closed socket).
+func fdQuiet(fd int) (quiet time.Duration, ok bool) {
+	var info unix.TCPInfo
+	n := uint32(unix.SizeofTCPInfo)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return 0, false
+	}
+	return time.Duration(max(info.Last_data_sent, info.Last_ack_recv)) * time.Millisecond, true
+}
+
 func rawSocket(family int) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	return int(r), errnoErr(e)

@@ -57,7 +57,12 @@ import (
 type Options struct {
 	// IdleTimeout ends the relay when no byte moved in either direction for
 	// this long (Side=SideProxy, Reason=ReasonTimeout, Status 200). Zero
-	// means no idle timeout.
+	// means no idle timeout. A byte moved when the relay read it from
+	// either peer, or when, on a TCP leg, the kernel sent the peer data the
+	// relay had written earlier and the peer acknowledged it (a download
+	// still draining from the socket buffers to a slow reader, with
+	// nothing left for the relay to do); a peer that stopped reading, or
+	// is gone, does not count (see kernelDeadline).
 	IdleTimeout time.Duration
 	// ClientPrefix holds bytes already read from the client (after a PROXY
 	// header or a ClientHello peek). They are sent to the origin first and
@@ -337,16 +342,73 @@ func (r *Relay) StopWith(detail string) {
 // touch the timer; they only store a timestamp.
 func (r *Relay) checkIdle() {
 	d := r.opts.IdleTimeout
-	since := time.Duration(time.Now().UnixNano() - r.last.Load())
-	if since < d {
+	now := time.Now().UnixNano()
+	next := r.last.Load() + int64(d)
+	if next <= now {
+		if q, ok := r.d.kernelQuiet(); ok {
+			next = max(next, kernelDeadline(now, d, q))
+		}
+	}
+	if next > now {
 		r.mu.Lock()
 		if !r.ended.Load() {
-			r.timer.Reset(d - since)
+			r.timer.Reset(time.Duration(next - now))
 		}
 		r.mu.Unlock()
 		return
 	}
 	r.end(idleCause)
+}
+
+// The idle timeout counts the relay's reads (Relay.last), which cost
+// nothing to keep, and, once those say the relay is idle, the kernel's own
+// work: after the origin sent a download and the relay wrote all of it
+// into the client's socket, the kernel goes on delivering it from the
+// socket buffers (megabytes, autotuned) to a client that reads slowly,
+// for as long as the client takes, and the relay reads and writes nothing
+// meanwhile. Only at the deadline, and only on TCP legs (a unix socket
+// has no TCP_INFO: its relay counts reads alone), the relay asks the
+// kernel when it last moved bytes (fdQuiet) and, if that was less than
+// IdleTimeout ago, moves its deadline to IdleTimeout after it. No state is
+// kept for it, and the data path makes no extra system call. (TCP_INFO's
+// byte counters, tcpi_bytes_acked, would need the value at the relay's
+// last read to compare with, which only a system call on the data path
+// could take: compared between two looks at the deadline instead, they
+// would keep a peer that stopped reading for two idle timeouts.)
+
+// idleGrain is how coarse fdQuiet is (a jiffy: 10 ms at HZ=100, the
+// coarsest kernel clock) with some room: kernel activity that would move
+// the deadline by less than this is the relay's own last write seen
+// through that clock, not bytes moving without the relay, and does not
+// postpone the end (else every idle relay would be looked at twice).
+const idleGrain = 20 * time.Millisecond
+
+// kernelDeadline is the idle deadline (UnixNano) that the kernel's last
+// activity, quiet ago, gives a relay whose reads say it is idle by now:
+// IdleTimeout after that activity, or now itself (the relay is idle) when
+// that is not more than idleGrain away.
+func kernelDeadline(now int64, d, quiet time.Duration) int64 {
+	if at := now - int64(quiet) + int64(d); at > now+int64(idleGrain) {
+		return at
+	}
+	return now
+}
+
+// kernelQuiet is, on the goroutine path, how long the kernel has moved no
+// bytes on either TCP leg (the shorter of the two fdQuiet); ok is false
+// when neither leg is TCP (or TCP_INFO cannot be read).
+func (ds *dirs) kernelQuiet() (q time.Duration, ok bool) {
+	for _, rc := range [2]syscall.RawConn{ds.c2o.rttRaw, ds.o2c.rttRaw} {
+		if rc == nil {
+			continue
+		}
+		var v time.Duration
+		var vok bool
+		if rc.Control(func(fd uintptr) { v, vok = fdQuiet(int(fd)) }) == nil && vok && (!ok || v < q) {
+			q, ok = v, true
+		}
+	}
+	return q, ok
 }
 
 // idleCause ends a relay whose IdleTimeout passed.
