@@ -42,6 +42,6 @@ type App struct {
 	Trusted        []netip.Prefix
 	HeaderTimeout  time.Duration
 	ConnectTimeout time.Duration // origin dial, per attempt
-	IdleTimeout    time.Duration // no bytes either way
+	IdleTimeout    time.Duration // no bytes either way (relay.Options.IdleTimeout says what counts)
 	RelayMode      relay.Mode
 }
