@@ -206,10 +206,14 @@ func (p *appPart) closeSession(id event.ID, detail string) bool {
 }
 
 // ready is nil once every listener is bound and every certificate and CA
-// file loaded.
+// file loaded, until a stop begins: the admin listener answers during the
+// drain, when prism no longer accepts connections.
 func (d *Daemon) ready() error {
 	if !d.started.Load() {
 		return errors.New("listeners not bound yet")
+	}
+	if d.stopping.Load() {
+		return errors.New("stopping: no longer accepting connections, draining")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -227,10 +231,14 @@ func (d *Daemon) ready() error {
 	return errors.Join(errs...)
 }
 
-// AdminAddr is the bound admin address, nil when the admin listener is off.
+// AdminAddr is the bound admin address, nil when the admin listener is
+// off (or, after HandedOver, the new process's).
 func (d *Daemon) AdminAddr() net.Addr {
-	if d.admin == nil {
+	d.mu.Lock()
+	adm := d.admin
+	d.mu.Unlock()
+	if adm == nil {
 		return nil
 	}
-	return d.admin.Addr()
+	return adm.Addr()
 }

@@ -43,16 +43,17 @@ type Daemon struct {
 	em   *swapEmitter // what every server emits to: the current pipeline (and the test emitter)
 
 	// reloadMu serialises reloads, each from its build to the end of the
-	// replaced log jobs' flush, and Shutdown, which waits for that flush.
-	// Taken before mu, never while holding it.
+	// replaced log jobs' flush, and Shutdown, which waits for that flush
+	// and holds it to the end. Taken before mu, never while holding it.
 	reloadMu sync.Mutex
 	// mu guards the running parts: Start, a reload's swap, Shutdown, and
 	// the admin side's reads (metrics, summary, status), which must not
-	// wait for a flush: a reload holds it only while it swaps.
+	// wait for a flush or a drain: a reload holds it only while it swaps,
+	// Shutdown only to read the parts and, at the end, to close them.
 	mu     sync.Mutex
 	cfg    *config.Config
 	pipe   *logjob.Pipeline // written under both mu and pipeMu
-	pipeMu sync.Mutex       // pipe for Reopen, which must not wait for mu: Shutdown holds it for the whole drain
+	pipeMu sync.Mutex       // pipe for Reopen (SIGUSR1), which must not wait for mu
 	geo    *geo.DB
 	apps   map[string]*appPart
 	order  []string  // app ids in config order
@@ -73,7 +74,8 @@ type Daemon struct {
 	reloads admin.Reloads
 
 	started    atomic.Bool
-	upgraded   bool // HandedOver: Shutdown drains only
+	stopping   atomic.Bool // Shutdown has begun: /readyz is not ready
+	upgraded   bool        // HandedOver: Shutdown drains only
 	pipeClosed bool
 }
 
@@ -302,41 +304,57 @@ func (d *Daemon) Reopen() error {
 // every log job. Parts still draining after a reload end by the same
 // deadline. A reload in progress ends first, its replaced log jobs
 // flushed.
+//
+// The drain (shutdown.drain_timeout) and the flush (up to FlushTimeout)
+// run without mu: the admin listener goes on answering meanwhile — the
+// sessions still open, the counters as they move, /readyz not ready — and
+// is closed once the log jobs are flushed. Nothing else changes the
+// running parts then: a reload waits for reloadMu, and HandedOver (an
+// upgrade) came before.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopping.Store(true)
 	d.reloadMu.Lock() // a reload's replaced jobs write what they hold first
 	defer d.reloadMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	upgraded, adm, pipe := d.upgraded, d.admin, d.pipe
+	parts := make([]*appPart, len(d.order))
+	for i, id := range d.order {
+		parts[i] = d.apps[id]
+	}
+	d.mu.Unlock()
+
 	stop := context.AfterFunc(ctx, d.retireCancel)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make([]error, len(d.order))
-	for i, id := range d.order {
+	errs := make([]error, len(parts))
+	for i, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if d.upgraded {
-				errs[i] = d.apps[id].drain(ctx) // the sockets are the new process's
+			if upgraded {
+				errs[i] = p.drain(ctx) // the sockets are the new process's
 			} else {
-				errs[i] = d.apps[id].shutdown(ctx)
+				errs[i] = p.shutdown(ctx)
 			}
 		}()
 	}
 	wg.Wait()
 	d.retired.Wait()
 	err := errors.Join(errs...)
-	if d.admin != nil {
+	fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+	defer cancel()
+	if ferr := pipe.Close(fctx); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("flush log jobs: %w", ferr))
+	}
+	if adm != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
-		if aerr := d.admin.Shutdown(actx); aerr != nil {
+		if aerr := adm.Shutdown(actx); aerr != nil {
 			err = errors.Join(err, fmt.Errorf("admin: %w", aerr))
 		}
 		acancel()
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
-	defer cancel()
-	if ferr := d.pipe.Close(fctx); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("flush log jobs: %w", ferr))
-	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.pipeClosed = true
 	for _, p := range d.apps {
 		p.close()

@@ -116,9 +116,12 @@ func adminKey(listen string) string { return "admin " + listen }
 // process owns them now), so that Shutdown only drains. UDP sessions go
 // on until they end or the drain deadline, their replies still reaching
 // their clients; new datagrams of their clients reach the new process.
+//
+// The old process's admin listener stops at once: the new process serves
+// the admin API on the same socket. Requests already in flight here get a
+// second to finish, without mu held: most of them read under it.
 func (d *Daemon) HandedOver() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	all := func(string) bool { return true }
 	for _, id := range d.order {
 		p := d.apps[id]
@@ -128,12 +131,13 @@ func (d *Daemon) HandedOver() {
 			_ = p.tcp.HandOff(all) // the sockets stay open in this process too, unused
 		}
 	}
-	if d.admin != nil {
-		// The new process serves the admin API on the same socket.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = d.admin.Shutdown(ctx)
-		cancel()
-		d.admin = nil
-	}
+	adm := d.admin
+	d.admin = nil
 	d.upgraded = true
+	d.mu.Unlock()
+	if adm != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = adm.Shutdown(ctx)
+		cancel()
+	}
 }
