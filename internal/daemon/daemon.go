@@ -74,7 +74,7 @@ type Daemon struct {
 	reloads admin.Reloads
 
 	started    atomic.Bool
-	stopping   atomic.Bool // Shutdown has begun: /readyz is not ready
+	stopping   atomic.Bool // Shutdown has begun: reloads are refused, /readyz is not ready
 	upgraded   bool        // HandedOver: Shutdown drains only
 	pipeClosed bool
 }
@@ -303,14 +303,14 @@ func (d *Daemon) Reopen() error {
 // done (then closes the rest, each with its terminal record), and flushes
 // every log job. Parts still draining after a reload end by the same
 // deadline. A reload in progress ends first, its replaced log jobs
-// flushed.
+// flushed; a later one is refused (lockReload).
 //
 // The drain (shutdown.drain_timeout) and the flush (up to FlushTimeout)
 // run without mu: the admin listener goes on answering meanwhile — the
 // sessions still open, the counters as they move, /readyz not ready — and
 // is closed once the log jobs are flushed. Nothing else changes the
-// running parts then: a reload waits for reloadMu, and HandedOver (an
-// upgrade) came before.
+// running parts then: reloads are refused, and HandedOver (an upgrade)
+// came before.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.stopping.Store(true)
 	d.reloadMu.Lock() // a reload's replaced jobs write what they hold first

@@ -54,8 +54,12 @@ func (d *Daemon) ReloadStats() ReloadStats {
 // swap, not for the replaced jobs' flush (up to FlushTimeout, when a
 // destination is slow or down), which runs after it: ReloadConfig
 // returns once that flush is done.
+//
+// Once Shutdown has begun, a reload is refused (errStopping).
 func (d *Daemon) ReloadConfig() (ReloadResult, error) {
-	d.reloadMu.Lock()
+	if err := d.lockReload(); err != nil {
+		return ReloadResult{}, err
+	}
 	defer d.reloadMu.Unlock()
 	res, err := d.reloadConfig()
 	d.reloads.Record(err)
@@ -63,9 +67,13 @@ func (d *Daemon) ReloadConfig() (ReloadResult, error) {
 }
 
 // Hangup is what SIGHUP does: ReloadConfig, then Reload's reopening and
-// re-reading, counted as one reload. The config error comes first.
+// re-reading, counted as one reload. The config error comes first. Once
+// Shutdown has begun it only reopens the log files, as SIGHUP does while
+// prism drains, and the config error is errStopping (not counted).
 func (d *Daemon) Hangup() (ReloadResult, error, error) {
-	d.reloadMu.Lock()
+	if err := d.lockReload(); err != nil {
+		return ReloadResult{}, err, d.Reopen()
+	}
 	defer d.reloadMu.Unlock()
 	res, cerr := d.reloadConfig()
 	rerr := d.reopenAll()
@@ -112,9 +120,31 @@ func (d *Daemon) reloadConfig() (ReloadResult, error) {
 // Apply makes cfg the running config (see ReloadConfig). Every new part
 // is built before anything running changes: an error there changes nothing.
 func (d *Daemon) Apply(cfg *config.Config) (ReloadResult, error) {
-	d.reloadMu.Lock()
+	if err := d.lockReload(); err != nil {
+		return ReloadResult{}, err
+	}
 	defer d.reloadMu.Unlock()
 	return d.apply(cfg)
+}
+
+// errStopping is a reload asked for once Shutdown has begun.
+var errStopping = errors.New("prism is stopping: no config is reloaded while it drains")
+
+// lockReload takes reloadMu for a reload, unless Shutdown has begun: then
+// it refuses at once, rather than wait for the drain and the flush (which
+// Shutdown holds reloadMu through) and then change a stopped daemon. A
+// reload that got reloadMu before Shutdown runs to its end; Shutdown
+// waits for it.
+func (d *Daemon) lockReload() error {
+	if d.stopping.Load() {
+		return errStopping
+	}
+	d.reloadMu.Lock()
+	if d.stopping.Load() { // Shutdown began while this one waited
+		d.reloadMu.Unlock()
+		return errStopping
+	}
+	return nil
 }
 
 // apply is Apply with reloadMu held: swap under mu, then, with mu

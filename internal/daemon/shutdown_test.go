@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -305,3 +307,86 @@ log_jobs:
 type closerFunc func()
 
 func (f closerFunc) Close() error { f(); return nil }
+
+// TestReloadDuringShutdownIsRefused: POST /api/v1/reload while prism
+// drains. Shutdown holds reloadMu to the end, so the reload waited for
+// the whole drain and the flush (its request hung), and then ran on the
+// stopped daemon: it would have started the apps the file added, after
+// Shutdown returned. Now a reload is refused as soon as a stop has begun,
+// at once (422, "stopping"), and only reopens the log files, as SIGHUP
+// does while prism drains; nothing the file adds ever listens.
+func TestReloadDuringShutdownIsRefused(t *testing.T) {
+	origin, listen, added := testpeer.Echo(t), testpeer.ClosedPort(t), testpeer.ClosedPort(t)
+	udpOrigin := testpeer.StartUDPEcho(t, "")
+	path := filepath.Join(t.TempDir(), "prism.yaml")
+	write := func(apps string) {
+		t.Helper()
+		y := fmt.Sprintf(`node: {colo: TST}
+admin: {listen: "127.0.0.1:0"}
+shutdown: {drain_timeout: 1h}
+apps:
+  - id: web
+    listen: [%q]
+    origins: {addresses: [%q]}
+  - id: dns
+    protocol: udp
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    udp: {idle_timeout: 1h}
+`, listen, origin, udpOrigin.Addr()) + apps
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecords()
+	d, err := New(cfg, slog.New(slog.DiscardHandler), WithEmitter(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	adm := d.AdminAddr().String()
+	c := roundTrip(t, listen, "hello\n")
+	u, err := net.Dial("udp", d.Addrs("dns")[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	echoOn(t, u, "ping")
+	rec.connects(t, 2)
+
+	stop := shutdownInBackground(t, d, c)
+	// The stop has begun: it ended the UDP session; the TCP connection
+	// holds the drain.
+	if e := rec.terminal(t, 1)[0]; e.App != "dns" {
+		t.Fatalf("first record of the stop: %s %s, want the UDP session's", e.App, e.Type)
+	}
+	write(fmt.Sprintf("  - id: late\n    listen: [%q]\n    origins: {addresses: [%q]}\n", added, origin))
+	r := adminDuringShutdown(t, http.MethodPost, adm, "/api/v1/reload", "during the drain")
+	if r.code != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "stopping") {
+		t.Errorf("POST /api/v1/reload during the drain: %d %s; want 422, stopping", r.code, r.body)
+	}
+	if _, err := d.ReloadConfig(); err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Errorf("ReloadConfig during the drain: %v; want refused, stopping", err)
+	}
+
+	echoOn(t, c, "still open\n")
+	c.Close()
+	stop.wait(t)
+	if a, err := net.Dial("tcp", added); err == nil {
+		a.Close()
+		t.Error("an app the reload during the drain added listens after Shutdown")
+	}
+	if st := d.ReloadStats(); st.OK != 0 {
+		t.Errorf("reload stats %+v: a reload ran during the stop", st)
+	}
+	if got := d.Config(); len(got.Apps) != 2 {
+		t.Errorf("running config after the stop has %d apps, want its 2", len(got.Apps))
+	}
+}
