@@ -27,8 +27,10 @@ type appPart struct {
 
 // buildApp builds app a's parts (appbuild) and the server of its
 // protocol, which gets them as plain values.
-func (d *Daemon) buildApp(a *config.App, g *geo.DB) (p *appPart, err error) {
-	p = &appPart{cfg: *a, geo: g, id: a.ID, log: d.log.With("app", a.ID)}
+func (d *Daemon) buildApp(a *config.App, g *geo.DB) (_ *appPart, err error) {
+	// p is not the named result: an error return sets that to nil before
+	// the cleanup runs, which must close the parts built so far.
+	p := &appPart{cfg: *a, geo: g, id: a.ID, log: d.log.With("app", a.ID)}
 	defer func() {
 		if err != nil {
 			p.close()

@@ -461,3 +461,56 @@ func TestPartlyFailedReloadKeepsTheStartedAppsWhole(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestFailedAppBuildIsAnError: an app whose parts cannot be built (here
+// its ip_firewall list file is gone between the config's load, which read
+// it, and the build: a list rotated by delete-and-recreate) is an error
+// of New and of a reload, the running config staying. buildApp's cleanup
+// closed its named result, which the error return had just set to nil:
+// the daemon panicked (nil pointer dereference) instead, on a SIGHUP too.
+func TestFailedAppBuildIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	list, path := filepath.Join(dir, "block.txt"), filepath.Join(dir, "prism.yaml")
+	origin := testpeer.Echo(t)
+	base := fmt.Sprintf(`node: {colo: TST}
+shutdown: {drain_timeout: 300ms}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+`, origin)
+	withList := base + fmt.Sprintf(`  - id: fw
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+    ip_firewall: {lists: [{action: block, path: %q}]}
+`, origin, list)
+	load := func(y string) *config.Config {
+		t.Helper()
+		if err := os.WriteFile(list, []byte("192.0.2.0/24\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(list); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+
+	if _, err := New(load(withList), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ip_firewall") {
+		t.Fatalf("New with an app that cannot be built: %v, want its ip_firewall error", err)
+	}
+
+	d := start(t, load(base), eventtest.New())
+	if _, err := d.Apply(load(withList)); err == nil || !strings.Contains(err.Error(), "ip_firewall") {
+		t.Fatalf("reload adding an app that cannot be built: %v, want its ip_firewall error", err)
+	}
+	if got := d.Config(); len(got.Apps) != 1 {
+		t.Fatalf("running config has %d apps after the failed reload, want its 1", len(got.Apps))
+	}
+}
