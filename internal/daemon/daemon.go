@@ -74,7 +74,7 @@ type Daemon struct {
 	reloads admin.Reloads
 
 	started    atomic.Bool
-	stopping   atomic.Bool // Shutdown has begun: reloads are refused, /readyz is not ready
+	stopping   atomic.Bool // Shutdown (or HandedOver) has begun: reloads are refused, /readyz is not ready
 	upgraded   bool        // HandedOver: Shutdown drains only
 	pipeClosed bool
 }

@@ -127,7 +127,8 @@ func (d *Daemon) Apply(cfg *config.Config) (ReloadResult, error) {
 	return d.apply(cfg)
 }
 
-// errStopping is a reload asked for once Shutdown has begun.
+// errStopping is a reload asked for once Shutdown has begun, or after
+// HandedOver (the old process of a binary upgrade only drains).
 var errStopping = errors.New("prism is stopping: no config is reloaded while it drains")
 
 // lockReload takes reloadMu for a reload, unless Shutdown has begun: then
@@ -172,6 +173,11 @@ func (d *Daemon) swap(cfg *config.Config) (res ReloadResult, replaced *logjob.Pi
 	defer d.mu.Unlock()
 	if !d.started.Load() {
 		return res, nil, errors.New("reload before start")
+	}
+	if d.upgraded {
+		// A reload that passed lockReload before HandedOver: the sockets
+		// are the new process's, which reads the config itself.
+		return res, nil, errStopping
 	}
 	old := d.cfg
 

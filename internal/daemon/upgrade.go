@@ -119,8 +119,10 @@ func adminKey(listen string) string { return "admin " + listen }
 //
 // The old process's admin listener stops at once: the new process serves
 // the admin API on the same socket. Requests already in flight here get a
-// second to finish, without mu held: most of them read under it.
+// second to finish, without mu held: most of them read under it. A
+// reload among them is refused (errStopping), as during a Shutdown.
 func (d *Daemon) HandedOver() {
+	d.stopping.Store(true) // the old process only drains now: no reload (lockReload, swap)
 	d.mu.Lock()
 	all := func(string) bool { return true }
 	for _, id := range d.order {

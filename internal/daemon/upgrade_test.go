@@ -2,15 +2,20 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prismproxy/prism/internal/config"
+	"github.com/prismproxy/prism/internal/event/eventtest"
 	"github.com/prismproxy/prism/internal/netspec"
+	"github.com/prismproxy/prism/internal/testpeer"
 	"github.com/prismproxy/prism/internal/upgrade"
 )
 
@@ -143,5 +148,55 @@ apps:
 	}
 	if e, ok := rec.NextWithin(100 * time.Millisecond); ok {
 		t.Errorf("the daemon that failed to start emitted a record (%s %d, client %s): it took a connection or a datagram", e.Type, e.Status, e.ClientAddr)
+	}
+}
+
+// TestReloadAfterHandedOverIsRefused: once a binary upgrade handed the
+// sockets over, the old process only drains. A reload reaching it then (a
+// POST /api/v1/reload in flight when HandedOver shut its admin listener
+// down, which gives such requests a second) was applied: an app the file
+// added was bound and served by the old process, beside the new one that
+// serves it too (SO_REUSEPORT shares the port between them) and after the
+// old one had given its sockets up. It is refused as during a Shutdown.
+func TestReloadAfterHandedOverIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prism.yaml")
+	origin, added := testpeer.Echo(t), testpeer.ClosedPort(t)
+	base := fmt.Sprintf(`node: {colo: TST}
+shutdown: {drain_timeout: 300ms}
+apps:
+  - id: web
+    listen: ["127.0.0.1:0"]
+    origins: {addresses: [%q]}
+`, origin)
+	if err := os.WriteFile(path, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, eventtest.New())
+	d.HandedOver()
+	late := base + fmt.Sprintf("  - id: late\n    listen: [%q]\n    origins: {addresses: [%q]}\n", added, origin)
+	if err := os.WriteFile(path, []byte(late), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ReloadConfig(); !errors.Is(err, errStopping) {
+		t.Errorf("ReloadConfig after HandedOver: %v, want %v", err, errStopping)
+	}
+	lcfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.swap(lcfg); !errors.Is(err, errStopping) { // one that passed lockReload before HandedOver
+		t.Errorf("a swap after HandedOver: %v, want %v", err, errStopping)
+	}
+	if c, err := net.Dial("tcp", added); err == nil {
+		c.Close()
+		t.Error("the handed-over process listens for an app a reload added")
+	}
+	if got := d.Config(); len(got.Apps) != 1 {
+		t.Errorf("running config has %d apps, want its 1", len(got.Apps))
 	}
 }
