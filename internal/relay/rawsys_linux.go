@@ -94,9 +94,10 @@ func fdRTT(fd int) time.Duration {
 }
 
 // fdQuiet returns how long the kernel has moved no bytes of TCP socket fd
-// on its own, without the relay: since the later of the last data segment
-// it sent (tcpi_last_data_sent) and the last acknowledgment its peer sent
-// back (tcpi_last_ack_recv), in the milliseconds TCP_INFO counts them in
+// on its own, without the relay: since the earlier of the last data
+// segment it sent (tcpi_last_data_sent) and the last acknowledgment its
+// peer sent back (tcpi_last_ack_recv), the longer of the two times, in the
+// milliseconds TCP_INFO counts them in
 // (jiffies underneath: up to idleGrain coarse). Both are needed: a peer
 // that stopped reading keeps acknowledging the kernel's zero-window probes
 // (which carry no data), and the retransmissions to a peer that is gone
