@@ -40,6 +40,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	prismBin = filepath.Join(dir, "prism")
+	if raceBuild() {
+		// The race runtime sleeps atexit_sleep_ms (1 s unless GORACE says
+		// otherwise) in every process that exits 0, to give goroutines
+		// still running a last chance to report: the tests here wait for
+		// dozens of prism processes to exit. A race found still fails the
+		// process (exit 66, which the tests see); GORACE from the
+		// environment comes after, so it can set its own.
+		os.Setenv("GORACE", strings.TrimSpace("atexit_sleep_ms=0 "+os.Getenv("GORACE")))
+	}
 	if err := buildPrism(prismBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
