@@ -30,8 +30,13 @@ import (
 	"github.com/prismproxy/prism/internal/testpeer"
 )
 
-// prismBin is the binary built by TestMain.
-var prismBin string
+// prismBin is the binary built by TestMain; upgradedBin is the same
+// command built as version v9.9.9-upgraded, the new executable
+// TestUpgradeWithoutAcceptGap installs over a running prism's. Both are
+// built at once: built in that test, the second link took seconds on a
+// 2-CPU machine while the test's client loop made thousands of sessions
+// before the upgrade, all to be checked after it.
+var prismBin, upgradedBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "prism-bin-")
@@ -39,7 +44,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	prismBin = filepath.Join(dir, "prism")
+	prismBin, upgradedBin = filepath.Join(dir, "prism"), filepath.Join(dir, "prism-upgraded")
 	if raceBuild() {
 		// The race runtime sleeps atexit_sleep_ms (1 s unless GORACE says
 		// otherwise) in every process that exits 0, to give goroutines
@@ -49,7 +54,13 @@ func TestMain(m *testing.M) {
 		// environment comes after, so it can set its own.
 		os.Setenv("GORACE", strings.TrimSpace("atexit_sleep_ms=0 "+os.Getenv("GORACE")))
 	}
-	if err := buildPrism(prismBin); err != nil {
+	upgraded := make(chan error, 1)
+	go func() { upgraded <- buildPrism(upgradedBin, "-ldflags", "-X main.version=v9.9.9-upgraded") }()
+	err = buildPrism(prismBin)
+	if uerr := <-upgraded; err == nil {
+		err = uerr
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -61,13 +72,13 @@ func TestMain(m *testing.M) {
 
 // buildPrism builds this command into out, with the race detector when the
 // test binary itself has it (so `go test -race` also checks the daemon's
-// signal and shutdown paths).
-func buildPrism(out string) error {
+// signal and shutdown paths), and with the build flags given.
+func buildPrism(out string, flags ...string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	args := []string{"build", "-o", out}
+	args := append([]string{"build", "-o", out}, flags...)
 	if raceBuild() {
 		args = append(args, "-race")
 	}

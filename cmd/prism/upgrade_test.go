@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,21 +100,6 @@ func (pl *procLog) waitN(t *testing.T, re string, nth int, timeout time.Duration
 	}
 }
 
-func buildVersion(t *testing.T, out, version string) {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	args := []string{"build", "-o", out, "-ldflags", "-X main.version=" + version}
-	if raceBuild() {
-		args = append(args, "-race")
-	}
-	if b, err := exec.Command(goBin, append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-}
-
 func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	s := &reloadSetup{tcpOrigin: testpeer.Echo(t), udpOrigin: testpeer.QuietUDPEcho(t).String(), dir: t.TempDir()}
 	s.stay = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
@@ -173,9 +157,12 @@ func TestUpgradeWithoutAcceptGap(t *testing.T) {
 	loop := runClientLoop(stop, 20000, []string{s.stay}, s.udpChange, longUDP.LocalAddr().(*net.UDPAddr).Port)
 	waitLoop(loop, 50)
 
-	// The new version goes where the old binary was, as an install does.
+	// The new version (built by TestMain) goes where the old binary was,
+	// as an install does.
 	next := bin + ".new"
-	buildVersion(t, next, "v9.9.9-upgraded")
+	if data, err := os.ReadFile(upgradedBin); err != nil || os.WriteFile(next, data, 0o755) != nil {
+		t.Fatalf("copy the new version: %v", err)
+	}
 	if err := os.Rename(next, bin); err != nil {
 		t.Fatal(err)
 	}
