@@ -30,7 +30,7 @@ func TestAcceptAtFDLimit(t *testing.T) {
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAcceptAtFDLimit$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "PRISM_EMFILE_CHILD=1")
+	cmd.Env = testpeer.ReRunEnv("PRISM_EMFILE_CHILD=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

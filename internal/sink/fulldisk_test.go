@@ -14,6 +14,7 @@ import (
 
 	"github.com/prismproxy/prism/internal/cfgerr"
 	"github.com/prismproxy/prism/internal/event"
+	"github.com/prismproxy/prism/internal/testpeer"
 )
 
 const fsizeLimit = 10000 // bytes a file may grow to in the child
@@ -43,7 +44,7 @@ func TestShortWriteKeepsWholeRecords(t *testing.T) {
 func testShortWrite(t *testing.T, twoLines bool) {
 	path := filepath.Join(t.TempDir(), "records.log")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestShortWriteKeepsWholeRecords$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PRISM_SINK_FSIZE_CHILD="+path, fmt.Sprintf("PRISM_SINK_FSIZE_LINES=%d", map[bool]int{false: 1, true: 2}[twoLines]))
+	cmd.Env = testpeer.ReRunEnv("PRISM_SINK_FSIZE_CHILD="+path, fmt.Sprintf("PRISM_SINK_FSIZE_LINES=%d", map[bool]int{false: 1, true: 2}[twoLines]))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)

@@ -48,7 +48,7 @@ func InNetNS(t *testing.T) bool {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, unshare, "-n", os.Args[0],
 		"-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.count", "1", "-test.v", "-test.timeout", "170s")
-	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name())
+	cmd.Env = ReRunEnv(netnsEnv + "=" + t.Name())
 	out, err := cmd.CombinedOutput()
 	switch {
 	case err != nil:

@@ -21,7 +21,7 @@ func StraceSplices(t testing.TB, run, env string) (n int, trace, out string) {
 	path := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", path,
 		os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = ReRunEnv(env)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
