@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,9 @@ import (
 // namespace.
 const netnsEnv = "PRISM_TEST_NETNS"
 
+// netnsParallel is the -test.parallel of a re-run in a network namespace.
+const netnsParallel = 8
+
 // InNetNS runs the calling top-level test in a network namespace of its
 // own, so that it may change what the kernel does on that namespace's
 // loopback (sysctls such as net.ipv4.tcp_retries2, iptables rules) without
@@ -22,6 +26,10 @@ const netnsEnv = "PRISM_TEST_NETNS"
 // under `unshare -n` and returns false: the caller returns at once, and
 // the test passes, fails or skips as the re-run did. In the re-run, with
 // the namespace's loopback up, it returns true and the caller goes on.
+//
+// The re-run runs up to netnsParallel parallel subtests at once, not
+// -test.parallel's GOMAXPROCS: a test in a namespace of its own waits on
+// the kernel (retransmission timers give up after seconds), not on CPU.
 //
 // It needs root and unshare(1), ip(8); without them (or where namespaces
 // are not allowed) the test is skipped with a message, and fails in CI.
@@ -47,7 +55,8 @@ func InNetNS(t *testing.T) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, unshare, "-n", os.Args[0],
-		"-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.count", "1", "-test.v", "-test.timeout", "170s")
+		"-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.count", "1", "-test.v", "-test.timeout", "170s",
+		"-test.parallel", strconv.Itoa(netnsParallel))
 	cmd.Env = ReRunEnv(netnsEnv + "=" + t.Name())
 	out, err := cmd.CombinedOutput()
 	switch {
