@@ -77,6 +77,7 @@ func TestIdentity(t *testing.T) {
 	for _, c := range cases {
 		name := fmt.Sprintf("%s/%v/%v/%d", c.ds, c.opt.Output, c.opt.TimestampFormat, len(c.opt.Fields))
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // CPU only, each case its own corpus and files
 			in := corpus(t, c.ds, c.opt)
 			for _, z := range []bool{false, true} {
 				data := in
@@ -173,26 +174,31 @@ func TestConvertEveryPair(t *testing.T) {
 			if to == from {
 				continue
 			}
-			out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: from, Files: []string{file}}, To: to})
-			if err != nil || res.Bad != 0 {
-				t.Fatalf("%s -> %s: %v\n%s", from, to, err, diag)
-			}
-			what := from + " -> " + to
-			if to == render.OCSF {
-				if n := validateOCSF(t, what, out); n != res.Written || n == 0 {
-					t.Errorf("%s: %d OCSF lines, %d written", what, n, res.Written)
+			// Each pair reads the file and checks its own output: the
+			// pairs (CPU only, seconds each under -race) run in parallel.
+			t.Run(from+"->"+to, func(t *testing.T) {
+				t.Parallel()
+				out, diag, res, err := convert(t, ConvertOptions{Common: Common{From: from, Files: []string{file}}, To: to})
+				if err != nil || res.Bad != 0 {
+					t.Fatalf("%s -> %s: %v\n%s", from, to, err, diag)
 				}
-			} else {
-				verifyClean(t, what, to, out)
-			}
-			// every session has exactly one final record in every target
-			finals := countFinals(t, to, out)
-			if finals != len(sessions) {
-				t.Errorf("%s: %d final records, want %d (one per session)", what, finals, len(sessions))
-			}
-			if !strings.Contains(diag, "cannot provide") {
-				t.Errorf("%s: convert did not say which fields the source cannot provide: %q", what, diag)
-			}
+				what := from + " -> " + to
+				if to == render.OCSF {
+					if n := validateOCSF(t, what, out); n != res.Written || n == 0 {
+						t.Errorf("%s: %d OCSF lines, %d written", what, n, res.Written)
+					}
+				} else {
+					verifyClean(t, what, to, out)
+				}
+				// every session has exactly one final record in every target
+				finals := countFinals(t, to, out)
+				if finals != len(sessions) {
+					t.Errorf("%s: %d final records, want %d (one per session)", what, finals, len(sessions))
+				}
+				if !strings.Contains(diag, "cannot provide") {
+					t.Errorf("%s: convert did not say which fields the source cannot provide: %q", what, diag)
+				}
+			})
 		}
 	}
 }
