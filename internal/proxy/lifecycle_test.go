@@ -333,22 +333,7 @@ func TestUnixListenerAndOrigin(t *testing.T) {
 
 func TestPortRangeMapsByOffset(t *testing.T) {
 	// Two origin listeners on consecutive ports, and a two-port edge range.
-	var origins []net.Listener
-	for len(origins) < 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(origins) == 1 && ln.Addr().(*net.TCPAddr).Port != origins[0].Addr().(*net.TCPAddr).Port+1 {
-			ln.Close()
-			p := origins[0].Addr().(*net.TCPAddr).Port + 1
-			ln, err = net.Listen("tcp", "127.0.0.1:"+itoa(p))
-			if err != nil {
-				t.Skip("no consecutive free ports")
-			}
-		}
-		origins = append(origins, ln)
-	}
+	origins := listenPair(t)
 	for i, ln := range origins {
 		testpeer.ServeListener(t, ln, func(c net.Conn) { c.Write([]byte{byte('A' + i)}) })
 	}
@@ -371,6 +356,26 @@ func TestPortRangeMapsByOffset(t *testing.T) {
 // freePortPair returns p such that p and p+1 were both free on 127.0.0.1 a
 // moment ago (checked by binding both; a single closed port says nothing
 // about its neighbour, which another test's peer may hold).
+// listenPair listens on two consecutive loopback ports. It tries 20 pairs:
+// with the other tests of the package running beside it, the port after a
+// free one is often taken, and one try made the test skip in the suite.
+func listenPair(t *testing.T) []net.Listener {
+	t.Helper()
+	for range 20 {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := net.Listen("tcp", "127.0.0.1:"+itoa(a.Addr().(*net.TCPAddr).Port+1))
+		if err == nil {
+			return []net.Listener{a, b}
+		}
+		a.Close()
+	}
+	t.Skip("no two consecutive free ports in 20 tries")
+	return nil
+}
+
 func freePortPair(t *testing.T) int {
 	t.Helper()
 	for range 20 {
