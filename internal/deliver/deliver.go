@@ -355,7 +355,8 @@ func (d *Deliverer) loop() {
 		}
 	}
 	loadBackoff := d.cfg.Retry.Initial
-	loadFails := 0 // reads of the oldest batch that failed with an error of its file
+	loadFails := 0     // reads of batch loadSeq that failed with an error of its file
+	var loadSeq uint64 // the batch loadFails counts for: the oldest may change meanwhile (drop_oldest evicts it)
 	for {
 		if d.ctx.Err() != nil {
 			return
@@ -373,6 +374,9 @@ func (d *Deliverer) loop() {
 						// to maxLoadAttempts reads for an error of its
 						// file (a bad sector), lest it hold up every batch
 						// behind it until the spool is full.
+						if e.Seq != loadSeq {
+							loadSeq, loadFails = e.Seq, 0
+						}
 						if !spool.IsShortage(err) {
 							loadFails++
 						}

@@ -505,6 +505,43 @@ func TestUnreadableBatchIsDeadLetteredAfterBoundedReads(t *testing.T) {
 	})
 }
 
+// TestReadAttemptsArePerBatch: the reads that failed are counted for the
+// batch that failed them. The oldest batch can leave the spool between two
+// reads (drop_oldest evicts it when the spool is full); the next one, just
+// as unreadable, inherited the count and was dead-lettered after fewer
+// reads than maxLoadAttempts.
+func TestReadAttemptsArePerBatch(t *testing.T) {
+	r := sinktest.NewReceiver(t)
+	dir := t.TempDir()
+	eio := func(seq uint64) error {
+		return fmt.Errorf("spool: %w", &os.PathError{Op: "read", Path: batchPath(dir, seq), Err: syscall.EIO})
+	}
+	var first, second atomic.Int32
+	orig := loadBatch
+	loadBatch = func(s *spool.Spool, e spool.Entry, b *sink.Batch) error {
+		switch e.Seq {
+		case 1:
+			if first.Add(1) == maxLoadAttempts-2 {
+				_ = s.Remove(e) // gone from the spool before its last reads, as drop_oldest does
+			}
+			return eio(1)
+		case 2:
+			second.Add(1)
+			return eio(2)
+		}
+		return orig(s, e, b)
+	}
+	t.Cleanup(func() { loadBatch = orig })
+	d := newDel(t, httpCfg(r.URL), spool.Config{Dir: dir})
+	defer d.Close()
+	writeBatches(t, d, 0, 3)
+	waitStats(t, d, func(s Stats) bool { return s.DroppedCorrupt == 10 && s.Delivered == 10 }) // the second dead-lettered, the third delivered
+	checkReceived(t, r, span(20, 30))
+	if got := second.Load(); got != maxLoadAttempts {
+		t.Errorf("the second unreadable batch was read %d times before it was dead-lettered, want %d (the first's %d failed reads counted for it)", got, maxLoadAttempts, first.Load())
+	}
+}
+
 // checkGaveUpLog checks for the one error line of a batch that could not
 // be read, naming its file.
 func checkGaveUpLog(t *testing.T, logs *slogtest.Buffer, file string) {
