@@ -9,18 +9,31 @@
 // the records that had landed are duplicated: at-least-once. When the
 // first failure is one no retry can cure (a record too large, an invalid
 // record), the batch is rejected instead, landed records and all.
+//
+// franz-go retries a broker whose connection cannot be set up (refused,
+// TLS handshake, SASL) until the records time out, and what the records
+// then fail with often no longer says why. A hook on each client
+// remembers each broker's last setup failure, and an attempt whose records
+// got no answer names it first (see connHook).
 package kafkadst
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -123,6 +136,7 @@ type Sender struct {
 	// client is nil after a Send that had to close it (see Send); the next
 	// Send makes a new one from opts.
 	client *kgo.Client
+	hook   *connHook // client's: its brokers' connection failures
 	recs   []kgo.Record
 	ptrs   []*kgo.Record
 	keys   []byte
@@ -158,11 +172,137 @@ func New(c Config) (*Sender, error) {
 	case "scram-sha-512":
 		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
+	s := &Sender{cfg: c, opts: opts}
+	if err := s.newClient(); err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	return &Sender{cfg: c, opts: opts, client: cl}, nil
+	return s, nil
+}
+
+// newClient makes the client from opts, with a hook of its own: a closed
+// client's connection errors (its own Close cutting them) must not become
+// the cause of the next client's failures.
+func (s *Sender) newClient() error {
+	h := &connHook{sasl: saslDesc(s.cfg.SASL)}
+	cl, err := kgo.NewClient(append(s.opts[:len(s.opts):len(s.opts)], kgo.WithHooks(h))...)
+	if err != nil {
+		return err
+	}
+	s.client, s.hook = cl, h
+	return nil
+}
+
+// saslDesc is how SASL failures name the credentials: the mechanism and
+// the user (a typo in either is the usual cause), never the password.
+func saslDesc(c SASLConfig) string {
+	if c.Mechanism == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s, user %q", c.Mechanism, c.Username)
+}
+
+// connHook remembers, per broker (host:port), why the client's last
+// attempt to set up a connection to it failed, until one succeeds. The
+// records of an attempt against a broker that refuses the credentials or
+// the certificate only time out: depending on which of the record
+// timeout, Send's ctx and the client's Close comes first, they fail with
+// "records have timed out ..., last err: ...", "context deadline
+// exceeded" or "client closed", and the last err of the first one is only
+// EOF when the broker just closes the connection on bad credentials (old
+// brokers, kfake). The hook sees the failure itself.
+type connHook struct {
+	sasl    string      // saslDesc; "" without SASL
+	closing atomic.Bool // set before Close: errors from then on are Close's own
+	mu      sync.Mutex
+	seq     uint64
+	brokers map[string]connFailure
+}
+
+type connFailure struct {
+	err error  // the described failure; nil while only saslRead is known
+	seq uint64 // of err: the most recent failure is the cause reported
+	// saslRead is the error reading the answer to a SASL request: when
+	// the connection's setup then fails with it, the broker cut the
+	// connection during the SASL exchange.
+	saslRead error
+}
+
+var (
+	_ kgo.HookBrokerConnect = (*connHook)(nil)
+	_ kgo.HookBrokerRead    = (*connHook)(nil)
+)
+
+func brokerAddr(m kgo.BrokerMetadata) string {
+	return net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port)))
+}
+
+// OnBrokerRead notes a failed read of the answer to SaslHandshake or
+// SaslAuthenticate (any other read returns at once).
+func (h *connHook) OnBrokerRead(m kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err == nil || key != int16(kmsg.SASLHandshake) && key != int16(kmsg.SASLAuthenticate) || h.closing.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.brokers == nil {
+		h.brokers = make(map[string]connFailure)
+	}
+	addr := brokerAddr(m)
+	f := h.brokers[addr]
+	f.saslRead = err
+	h.brokers[addr] = f
+}
+
+// OnBrokerConnect is called once per connection attempt, after the dial
+// (with TLS, the handshake), ApiVersions and the SASL exchange, with the
+// error of whichever failed.
+func (h *connHook) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if h.closing.Load() || errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) {
+		return
+	}
+	addr := brokerAddr(m)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.brokers, addr)
+		return
+	}
+	if h.brokers == nil {
+		h.brokers = make(map[string]connFailure)
+	}
+	f := h.brokers[addr]
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.IllegalSaslState):
+		f.err = fmt.Errorf("broker %s: SASL authentication failed (%s): %w", addr, h.sasl, err)
+	case f.saslRead != nil && errors.Is(err, f.saslRead) && errors.Is(err, io.EOF):
+		f.err = fmt.Errorf("broker %s: SASL authentication failed (%s): the broker closed the connection (wrong user, password or mechanism?): %w", addr, h.sasl, err)
+	case f.saslRead != nil && errors.Is(err, f.saslRead):
+		f.err = fmt.Errorf("broker %s: SASL authentication failed (%s): %w", addr, h.sasl, err)
+	case errors.As(err, &verify) || errors.As(err, &alert):
+		f.err = fmt.Errorf("broker %s: TLS handshake failed: %w", addr, err)
+	default:
+		f.err = fmt.Errorf("broker %s: connection failed: %w", addr, err)
+	}
+	f.saslRead = nil
+	h.seq++
+	f.seq = h.seq
+	h.brokers[addr] = f
+}
+
+// cause is the most recent setup failure of a broker that has not
+// connected since, or nil.
+func (h *connHook) cause() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var last connFailure
+	for _, f := range h.brokers {
+		if f.err != nil && f.seq > last.seq {
+			last = f
+		}
+	}
+	return last.err
 }
 
 // Send produces every record of b and waits until all are acknowledged,
@@ -180,11 +320,9 @@ func New(c Config) (*Sender, error) {
 // sent again with the retry (at-least-once, as for any failed batch).
 func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	if s.client == nil {
-		cl, err := kgo.NewClient(s.opts...)
-		if err != nil {
+		if err := s.newClient(); err != nil {
 			return fmt.Errorf("kafka topic %s: client: %w", s.cfg.Topic, err)
 		}
-		s.client = cl
 	}
 	n := b.Records
 	if cap(s.recs) < n {
@@ -206,9 +344,10 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	cl := s.client
+	cl, hook := s.client, s.hook
 	closed := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		hook.closing.Store(true)
 		cl.Close() // fails the records in flight: ProduceSync returns
 		close(closed)
 	})
@@ -231,11 +370,20 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 	if first == nil {
 		return nil
 	}
-	if s.client == nil {
+	rejected := errors.Is(first, kerr.MessageTooLarge) || errors.Is(first, kerr.RecordListTooLarge) || errors.Is(first, kerr.InvalidRecord)
+	gaveUp := s.client == nil
+	if gaveUp {
 		first = fmt.Errorf("%w (gave up waiting for the broker's answer: %w)", first, context.Cause(ctx))
 	}
+	// Records that got no answer: a broker whose connection cannot be set
+	// up is the likely reason, and the only place its error is kept.
+	if gaveUp || errors.Is(first, kgo.ErrRecordTimeout) || errors.Is(first, kgo.ErrClientClosed) {
+		if cause := hook.cause(); cause != nil {
+			first = fmt.Errorf("%w; %w", cause, first)
+		}
+	}
 	err := fmt.Errorf("kafka topic %s: %d of %d records not acknowledged: %w", s.cfg.Topic, failed, n, first)
-	if errors.Is(first, kerr.MessageTooLarge) || errors.Is(first, kerr.RecordListTooLarge) || errors.Is(first, kerr.InvalidRecord) {
+	if rejected {
 		return sink.Rejected(err)
 	}
 	return err
@@ -244,8 +392,9 @@ func (s *Sender) Send(ctx context.Context, b *sink.Batch) error {
 // Close closes the client.
 func (s *Sender) Close() error {
 	if s.client != nil {
+		s.hook.closing.Store(true)
 		s.client.Close()
-		s.client = nil
+		s.client, s.hook = nil, nil
 	}
 	return nil
 }

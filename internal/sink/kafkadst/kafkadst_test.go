@@ -3,6 +3,7 @@ package kafkadst
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,8 +137,13 @@ func TestBrokerDownIsATemporaryError(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.Send(ctx, sinktest.Batch(time.Now(), 1)); err == nil {
+	err = s.Send(ctx, sinktest.Batch(time.Now(), 1))
+	if err == nil {
 		t.Fatal("no error with no broker")
+	}
+	// The records only time out; the error says why (connHook).
+	if want := "broker 127.0.0.1:1: connection failed: "; !strings.Contains(err.Error(), want) {
+		t.Errorf("error does not name the cause %q:\n%v", want, err)
 	}
 }
 
