@@ -85,12 +85,18 @@ func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 // the TCPInfo stays on the stack.
 func fdRTT(fd int) time.Duration {
 	var info unix.TCPInfo
-	n := uint32(unix.SizeofTCPInfo)
-	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
-	if e != 0 {
+	if !tcpInfo(fd, &info) {
 		return 0
 	}
 	return time.Duration(info.Rtt) * time.Microsecond
+}
+
+// tcpInfo reads TCP_INFO of socket fd into info; false when it cannot
+// (not TCP, closed).
+func tcpInfo(fd int, info *unix.TCPInfo) bool {
+	n := uint32(unix.SizeofTCPInfo)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(info)), uintptr(unsafe.Pointer(&n)), 0)
+	return e == 0
 }
 
 // fdQuiet returns how long the kernel has moved no bytes of TCP socket fd
@@ -105,9 +111,7 @@ func fdRTT(fd int) time.Duration {
 // recent. ok is false when TCP_INFO cannot be read (a closed socket).
 func fdQuiet(fd int) (quiet time.Duration, ok bool) {
 	var info unix.TCPInfo
-	n := uint32(unix.SizeofTCPInfo)
-	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO, uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
-	if e != 0 {
+	if !tcpInfo(fd, &info) {
 		return 0, false
 	}
 	return time.Duration(max(info.Last_data_sent, info.Last_ack_recv)) * time.Millisecond, true
