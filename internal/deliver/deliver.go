@@ -355,8 +355,11 @@ func (d *Deliverer) loop() {
 		}
 	}
 	loadBackoff := d.cfg.Retry.Initial
-	loadFails := 0     // reads of batch loadSeq that failed with an error of its file
-	var loadSeq uint64 // the batch loadFails counts for: the oldest may change meanwhile (drop_oldest evicts it)
+	// loadFails counts the reads of batch loadSeq that failed with an error
+	// of its file; a batch read or moved aside leaves the spool, so another
+	// oldest starts the count again (as does one drop_oldest put first).
+	loadFails := 0
+	var loadSeq uint64
 	for {
 		if d.ctx.Err() != nil {
 			return
@@ -396,10 +399,9 @@ func (d *Deliverer) loop() {
 						return
 					}
 					d.dropCorrupt.Add(uint64(e.Records))
-					loadFails = 0
 					continue
 				}
-				loadBackoff, loadFails = d.cfg.Retry.Initial, 0
+				loadBackoff = d.cfg.Retry.Initial
 				switch d.deliver(&d.cur) {
 				case outDelivered:
 					if err := d.sp.Remove(e); err != nil {
